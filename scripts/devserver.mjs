@@ -1,0 +1,91 @@
+// Starts the built worker on workerd through `wrangler dev`, with real local KV, D1 and
+// Durable Objects persisted under a state directory. Used by `npm start`, the end-to-end
+// tests and the benchmark.
+import { spawn, spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { ROOT, nodeBin, buildEnv } from "./tools.mjs";
+
+/** Values of the local demo (README "Local demo"). Never used by the production deploy. */
+export const DEV_VARS = {
+  USER_JWT_HS256_SECRET: "dev-user-jwt-secret",
+};
+
+function wrangler(args, { quiet = true } = {}) {
+  const r = spawnSync(nodeBin("wrangler"), args, {
+    cwd: ROOT,
+    env: buildEnv(),
+    encoding: "utf8",
+    stdio: quiet ? "pipe" : "inherit",
+  });
+  if (r.status !== 0) {
+    throw new Error(`wrangler ${args.join(" ")} failed:\n${r.stdout ?? ""}${r.stderr ?? ""}`);
+  }
+  return r.stdout;
+}
+
+/** Applies migrations/ and (optionally) the local-only demo seed to the local D1 in `persistDir`. */
+export function prepareState(persistDir, { seed = true, config = "wrangler.toml" } = {}) {
+  const common = ["--local", "--persist-to", persistDir, "--config", config];
+  wrangler(["d1", "migrations", "apply", "DB", ...common]);
+  if (seed) wrangler(["d1", "execute", "DB", ...common, "--file", join(ROOT, "seed", "dev.sql")]);
+}
+
+/**
+ * Starts `wrangler dev` and resolves once it answers HTTP.
+ * Returns { url, stop(), proc }.
+ */
+export async function startDevServer({
+  port,
+  persistDir,
+  config = "wrangler.toml",
+  vars = {},
+  inherit = false,
+  timeoutMs = 120_000,
+} = {}) {
+  const args = ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port)];
+  if (persistDir) args.push("--persist-to", persistDir);
+  args.push("--inspector-port", "0", "--show-interactive-dev-session=false", "--log-level", "warn");
+  for (const [k, v] of Object.entries({ ...DEV_VARS, ...vars })) args.push("--var", `${k}:${v}`);
+  const proc = spawn(nodeBin("wrangler"), args, {
+    cwd: ROOT,
+    env: buildEnv(),
+    stdio: inherit ? "inherit" : ["ignore", "pipe", "pipe"],
+    detached: !inherit,
+  });
+  let log = "";
+  if (!inherit) {
+    proc.stdout.on("data", (d) => (log += d));
+    proc.stderr.on("data", (d) => (log += d));
+  }
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + timeoutMs;
+  let exited = null;
+  proc.on("exit", (code) => (exited = code));
+  for (;;) {
+    if (exited !== null) throw new Error(`wrangler dev exited (${exited}):\n${log}`);
+    try {
+      await fetch(`${url}/.well-known/oauth-authorization-server`);
+      break;
+    } catch {
+      if (Date.now() > deadline) {
+        proc.kill("SIGKILL");
+        throw new Error(`wrangler dev did not come up on ${url}:\n${log}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  const stop = async () => {
+    if (exited !== null) return;
+    const done = new Promise((r) => proc.on("exit", r));
+    try {
+      if (inherit) proc.kill("SIGTERM");
+      else process.kill(-proc.pid, "SIGTERM");
+    } catch {}
+    const t = setTimeout(() => {
+      try { process.kill(-proc.pid, "SIGKILL"); } catch {}
+    }, 5000);
+    await done;
+    clearTimeout(t);
+  };
+  return { url, stop, proc, log: () => log };
+}

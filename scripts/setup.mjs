@@ -1,0 +1,2 @@
+import { ensureTools } from "./tools.mjs";
+ensureTools();

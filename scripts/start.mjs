@@ -1,0 +1,17 @@
+// `npm start`: install what is missing, build, migrate and seed the local D1, serve on :8787.
+import { build } from "./build.mjs";
+import { prepareState, startDevServer } from "./devserver.mjs";
+import { ensureTools, ROOT } from "./tools.mjs";
+import { join } from "node:path";
+
+ensureTools();
+build();
+const persistDir = join(ROOT, ".wrangler", "state");
+prepareState(persistDir);
+console.log("[start] migrations and demo seed applied to the local D1 in .wrangler/state");
+const server = await startDevServer({ port: 8787, persistDir, inherit: true, timeoutMs: 300_000 });
+console.log(`[start] patgate is serving on ${server.url} (Ctrl-C to stop)`);
+console.log("[start] get a user token with: npm run dev-token -- alice");
+const stop = async () => { await server.stop(); process.exit(0); };
+process.on("SIGINT", stop);
+process.on("SIGTERM", stop);

@@ -1,0 +1,131 @@
+//! State that lives as long as the isolate (a Worker instance): small caches that keep D1 and
+//! Durable Objects off the hot path. Nothing here is needed for correctness; losing it (a new
+//! isolate) only costs reads.
+
+use crate::model::{ApiResource, Client};
+use crate::token::TokenHash;
+use crate::user_auth::Jwks;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// Bound on every map below; past it the map is cleared (cheap, and rare).
+const MAX_ENTRIES: usize = 10_000;
+/// Negative answers (hash unknown to D1, or revoked/expired there) are final: remember them.
+const NEGATIVE_TTL_SECS: i64 = 600;
+/// How long a fetched JWKS is trusted.
+pub const JWKS_TTL_SECS: i64 = 600;
+
+#[derive(Default)]
+pub struct IsolateState {
+    resources: RefCell<HashMap<String, (i64, Option<Rc<ApiResource>>)>>,
+    clients: RefCell<HashMap<String, (i64, Option<Rc<Client>>)>>,
+    inactive: RefCell<HashMap<TokenHash, i64>>,
+    last_use: RefCell<HashMap<String, UseWindow>>,
+    jwks: RefCell<Option<(i64, Rc<Jwks>)>>,
+}
+
+struct UseWindow {
+    last_sent: i64,
+    pending: u32,
+}
+
+fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, k: K, v: V) {
+    if map.len() >= MAX_ENTRIES {
+        map.clear();
+    }
+    map.insert(k, v);
+}
+
+impl IsolateState {
+    pub fn cached_resource(&self, id: &str, now: i64, ttl: i64) -> Option<Option<Rc<ApiResource>>> {
+        let map = self.resources.borrow();
+        let (at, v) = map.get(id)?;
+        (now - at < ttl).then(|| v.clone())
+    }
+
+    pub fn store_resource(&self, id: &str, now: i64, v: Option<Rc<ApiResource>>) {
+        bounded_insert(&mut self.resources.borrow_mut(), id.to_owned(), (now, v));
+    }
+
+    pub fn cached_client(&self, id: &str, now: i64, ttl: i64) -> Option<Option<Rc<Client>>> {
+        let map = self.clients.borrow();
+        let (at, v) = map.get(id)?;
+        (now - at < ttl).then(|| v.clone())
+    }
+
+    pub fn store_client(&self, id: &str, now: i64, v: Option<Rc<Client>>) {
+        bounded_insert(&mut self.clients.borrow_mut(), id.to_owned(), (now, v));
+    }
+
+    pub fn is_known_inactive(&self, hash: &TokenHash, now: i64) -> bool {
+        self.inactive
+            .borrow()
+            .get(hash)
+            .is_some_and(|at| now - at < NEGATIVE_TTL_SECS)
+    }
+
+    pub fn mark_inactive(&self, hash: TokenHash, now: i64) {
+        bounded_insert(&mut self.inactive.borrow_mut(), hash, now);
+    }
+
+    /// Counts a use; returns `Some(uses)` when the isolate should tell the Durable Object now
+    /// (first use, or `window` seconds since the last report), carrying the uses since then.
+    pub fn note_use(&self, token_id: &str, now: i64, window: i64) -> Option<u32> {
+        let mut map = self.last_use.borrow_mut();
+        if let Some(w) = map.get_mut(token_id) {
+            w.pending = w.pending.saturating_add(1);
+            if now - w.last_sent >= window {
+                let uses = w.pending;
+                w.pending = 0;
+                w.last_sent = now;
+                return Some(uses);
+            }
+            return None;
+        }
+        bounded_insert(
+            &mut map,
+            token_id.to_owned(),
+            UseWindow {
+                last_sent: now,
+                pending: 0,
+            },
+        );
+        Some(1)
+    }
+
+    pub fn cached_jwks(&self, now: i64) -> Option<Rc<Jwks>> {
+        let j = self.jwks.borrow();
+        let (at, v) = j.as_ref()?;
+        (now - at < JWKS_TTL_SECS).then(|| v.clone())
+    }
+
+    pub fn store_jwks(&self, now: i64, jwks: Rc<Jwks>) {
+        *self.jwks.borrow_mut() = Some((now, jwks));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn note_use_coalesces_per_window() {
+        let s = IsolateState::default();
+        assert_eq!(s.note_use("t", 100, 30), Some(1));
+        assert_eq!(s.note_use("t", 101, 30), None);
+        assert_eq!(s.note_use("t", 129, 30), None);
+        assert_eq!(s.note_use("t", 130, 30), Some(3));
+        assert_eq!(s.note_use("u", 130, 30), Some(1));
+    }
+
+    #[test]
+    fn negative_cache_expires() {
+        let s = IsolateState::default();
+        let h = TokenHash([1; 32]);
+        assert!(!s.is_known_inactive(&h, 0));
+        s.mark_inactive(h, 0);
+        assert!(s.is_known_inactive(&h, NEGATIVE_TTL_SECS - 1));
+        assert!(!s.is_known_inactive(&h, NEGATIVE_TTL_SECS));
+    }
+}

@@ -1,0 +1,138 @@
+//! The service: routing and handlers over the storage traits. No `worker` types here; the
+//! runtime layer builds a [`Ctx`], calls [`handle`], sends the response and runs the
+//! [`Deferred`] work after it (`wait_until`).
+
+mod client_auth;
+mod discovery;
+mod introspect;
+mod isolate;
+mod pats;
+mod revoke;
+mod user;
+
+pub use isolate::IsolateState;
+
+use crate::error::Error;
+use crate::http::{Method, Request, Response};
+use crate::model::Grant;
+use crate::store::Backend;
+use crate::token::TokenHash;
+use crate::user_auth::UserAuthConfig;
+
+/// Configuration from Worker vars and secrets (see README "Configuration").
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The server's base URL, without a trailing slash.
+    pub issuer: String,
+    pub pat_max_days: i64,
+    /// Per isolate, at most one last-use write per token per this many seconds.
+    pub last_used_coalesce_secs: i64,
+    /// How long an isolate trusts a cached API resource or client record.
+    pub registry_cache_secs: i64,
+    pub user_auth: UserAuthConfig,
+}
+
+/// The id of the public client that PATs are issued to.
+pub const PAT_CLIENT_ID: &str = "pat_client";
+
+/// What a handler needs: configuration, storage, this isolate's caches, and the time.
+pub struct Ctx<'a, B> {
+    pub cfg: &'a Config,
+    pub backend: &'a B,
+    pub isolate: &'a IsolateState,
+    /// Unix seconds, from the runtime's clock.
+    pub now: i64,
+}
+
+/// Work done after the response is sent (`wait_until`), never delaying it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Deferred {
+    /// Tell the token's Durable Object it was used.
+    RecordUse { token_id: String, at: i64, uses: u32 },
+    /// Write a grant read from D1 back into KV (repair after a KV miss).
+    CacheGrant { hash: TokenHash, grant: Grant },
+}
+
+/// A response plus the work to do after sending it.
+#[derive(Debug)]
+pub struct Outcome {
+    pub response: Response,
+    pub deferred: Vec<Deferred>,
+}
+
+impl From<Response> for Outcome {
+    fn from(response: Response) -> Self {
+        Outcome {
+            response,
+            deferred: Vec::new(),
+        }
+    }
+}
+
+enum Route<'p> {
+    Discovery,
+    Introspect,
+    Revoke,
+    Pats,
+    Pat(&'p str),
+    RotatePat(&'p str),
+}
+
+fn route(path: &str) -> Option<(Route<'_>, &'static str)> {
+    Some(match path {
+        "/.well-known/oauth-authorization-server" => (Route::Discovery, "GET"),
+        "/oauth/introspect" => (Route::Introspect, "POST"),
+        "/oauth/revoke" => (Route::Revoke, "POST"),
+        "/api/pats" => (Route::Pats, "GET, POST"),
+        _ => {
+            let rest = path.strip_prefix("/api/pats/")?;
+            match rest.split_once('/') {
+                None if !rest.is_empty() => (Route::Pat(rest), "GET, DELETE"),
+                Some((id, "rotate")) if !id.is_empty() => (Route::RotatePat(id), "POST"),
+                _ => return None,
+            }
+        }
+    })
+}
+
+/// Handles one request. Never panics on input; every failure is an [`Error`] mapped in one place.
+pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Outcome {
+    let is_oauth = req.path.starts_with("/oauth/");
+    let mut outcome = match dispatch(ctx, req).await {
+        Ok(o) => o,
+        Err(e) => e.into_response().into(),
+    };
+    let r = &mut outcome.response;
+    r.headers.push(("cache-control", "no-store".into()));
+    if is_oauth {
+        r.headers.push(("pragma", "no-cache".into()));
+    }
+    outcome
+}
+
+async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
+    let (route, allow) = route(&req.path).ok_or(Error::NotFound)?;
+    let m = req.method;
+    match (route, m) {
+        (Route::Discovery, Method::Get) => discovery::metadata(ctx).await.map(Into::into),
+        (Route::Introspect, Method::Post) => introspect::handle(ctx, req).await,
+        (Route::Revoke, Method::Post) => revoke::handle(ctx, req).await.map(Into::into),
+        (Route::Pats, Method::Get) => pats::list(ctx, req).await.map(Into::into),
+        (Route::Pats, Method::Post) => pats::create(ctx, req).await.map(Into::into),
+        (Route::Pat(id), Method::Get) => pats::get(ctx, req, id).await.map(Into::into),
+        (Route::Pat(id), Method::Delete) => pats::revoke(ctx, req, id).await.map(Into::into),
+        (Route::RotatePat(id), Method::Post) => pats::rotate(ctx, req, id).await.map(Into::into),
+        _ => Err(Error::MethodNotAllowed(allow)),
+    }
+}
+
+/// RFC 3339 in UTC with seconds precision, e.g. `2026-11-23T22:00:00Z`.
+pub fn rfc3339(ts: i64) -> String {
+    chrono::DateTime::from_timestamp(ts, 0).map_or_else(
+        || ts.to_string(),
+        |d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,43 @@
+//! RFC 7009 token revocation. Holding a PAT is enough to revoke it: the public PAT client
+//! identifies with `client_id=pat_client` and no secret, so a leaked token dies with one curl.
+//! Confidential clients authenticate and revoke tokens issued to them.
+
+use super::{client_auth, Ctx};
+use crate::error::Error;
+use crate::http::{Request, Response};
+use crate::store::Backend;
+use crate::token::PlainToken;
+
+pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response, Error> {
+    let form = req.form()?;
+    let client = client_auth::authenticate_client(ctx, client_auth::presented(req, &form)?).await?;
+    let presented = form.require("token")?;
+    // RFC 7009 2.2: invalid tokens get 200; the hint is only a hint.
+    let Ok(token) = PlainToken::parse(presented) else {
+        return Ok(Response::empty(200));
+    };
+    let hash = token.hash();
+    let Some(rec) = ctx.backend.token_by_hash(&hash).await? else {
+        return Ok(Response::empty(200));
+    };
+    if rec.client_id != client.id {
+        return Err(Error::UnauthorizedClient(
+            "the token was not issued to this client".into(),
+        ));
+    }
+    revoke_record(ctx, &rec.id, &hash).await?;
+    Ok(Response::empty(200))
+}
+
+/// Marks D1 first (the truth), then deletes the KV grant, so this location stops seeing the token
+/// at once; other locations follow within KV's propagation bound (README).
+pub async fn revoke_record<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    id: &str,
+    hash: &crate::token::TokenHash,
+) -> Result<(), Error> {
+    ctx.backend.revoke_token(id, ctx.now).await?;
+    ctx.backend.delete_grant(hash).await?;
+    ctx.isolate.mark_inactive(*hash, ctx.now);
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! Configuration from Worker vars and secrets, parsed once per isolate.
+
+use crate::app::Config;
+use crate::user_auth::UserAuthConfig;
+use std::cell::OnceCell;
+use std::rc::Rc;
+use worker::Env;
+
+thread_local! {
+    static CONFIG: OnceCell<Rc<Config>> = const { OnceCell::new() };
+}
+
+fn text(env: &Env, name: &str) -> Option<String> {
+    // Secrets and plain vars are both string properties of `env`.
+    env.secret(name)
+        .map(|s| s.to_string())
+        .or_else(|_| env.var(name).map(|v| v.to_string()))
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+fn number(env: &Env, name: &str, default: i64) -> Result<i64, String> {
+    match text(env, name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| format!("{name} must be a non-negative integer")),
+    }
+}
+
+/// The isolate's configuration (vars cannot change within an isolate).
+pub fn load(env: &Env) -> Result<Rc<Config>, String> {
+    if let Some(c) = CONFIG.with(|c| c.get().cloned()) {
+        return Ok(c);
+    }
+    let cfg = Rc::new(parse(env)?);
+    CONFIG.with(|c| {
+        let _ = c.set(cfg.clone());
+    });
+    Ok(cfg)
+}
+
+fn parse(env: &Env) -> Result<Config, String> {
+    let issuer = text(env, "ISSUER")
+        .ok_or("ISSUER is required")?
+        .trim_end_matches('/')
+        .to_owned();
+    let user_auth = UserAuthConfig::from_parts(
+        text(env, "USER_JWT_ISSUER").ok_or("USER_JWT_ISSUER is required")?,
+        text(env, "USER_JWT_AUDIENCE").ok_or("USER_JWT_AUDIENCE is required")?,
+        text(env, "USER_JWT_HS256_SECRET"),
+        text(env, "USER_JWKS"),
+        text(env, "USER_JWKS_URL"),
+    )?;
+    Ok(Config {
+        issuer,
+        pat_max_days: number(env, "PAT_MAX_DAYS", 366)?.max(1),
+        last_used_coalesce_secs: number(env, "LAST_USED_COALESCE_SECONDS", 30)?,
+        registry_cache_secs: number(env, "REGISTRY_CACHE_SECONDS", 30)?,
+        user_auth,
+    })
+}

@@ -1,0 +1,45 @@
+//! Operation counters for this isolate, exposed at `GET /_dev/counters` only when the var
+//! `DEV_COUNTERS` is `"true"` (local dev and the benchmark). They let the benchmark prove the
+//! hot path's storage operation counts instead of assuming them.
+
+use crate::http::Response;
+use std::cell::Cell;
+use worker::Env;
+
+thread_local! {
+    static COUNTS: [Cell<u64>; 5] = Default::default();
+}
+
+#[derive(Clone, Copy)]
+pub enum Op {
+    KvGet = 0,
+    KvPut = 1,
+    KvDelete = 2,
+    D1Query = 3,
+    DoCall = 4,
+}
+
+pub fn bump(op: Op) {
+    COUNTS.with(|c| {
+        let cell = &c[op as usize];
+        cell.set(cell.get() + 1);
+    });
+}
+
+pub fn respond(env: &Env) -> Response {
+    let enabled = env
+        .var("DEV_COUNTERS")
+        .map(|v| v.to_string() == "true")
+        .unwrap_or(false);
+    if !enabled {
+        return crate::error::Error::NotFound.into_response();
+    }
+    let v = COUNTS.with(|c| c.iter().map(Cell::get).collect::<Vec<_>>());
+    Response::json(
+        200,
+        &serde_json::json!({
+            "kv_get": v[0], "kv_put": v[1], "kv_delete": v[2], "d1_query": v[3], "do_call": v[4],
+        }),
+    )
+    .with_header("cache-control", "no-store")
+}

@@ -1,0 +1,247 @@
+//! The one error type, and the one place where errors become HTTP responses.
+//!
+//! Bodies always have the RFC 6749 section 5.2 shape `{"error", "error_description"?}`.
+//! Causes that must not reach the client (storage failures, why a credential was refused)
+//! travel in `Response::log`.
+
+use crate::http::Response;
+use serde::Serialize;
+
+/// Realm used in `WWW-Authenticate` challenges.
+pub const REALM: &str = "patgate";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Error {
+    /// RFC 6749 5.2 `invalid_request`: "The request is missing a required parameter, includes an
+    /// unsupported parameter value (other than grant type), repeats a parameter, includes
+    /// multiple credentials, ... or is otherwise malformed."
+    InvalidRequest(String),
+    /// RFC 6749 5.2 `invalid_client`: "Client authentication failed (e.g., unknown client, no
+    /// client authentication included, or unsupported authentication method)." Always 401 here,
+    /// with a `Basic` challenge (HTTP requires a challenge on 401). The cause is logged, not sent.
+    InvalidClient(String),
+    /// RFC 6749 5.2 `invalid_grant`: the provided grant is invalid, expired or revoked.
+    InvalidGrant(String),
+    /// RFC 6749 5.2 `invalid_scope`: "The requested scope is invalid, unknown, malformed, or
+    /// exceeds the scope granted by the resource owner."
+    InvalidScope(String),
+    /// RFC 6749 5.2 `unauthorized_client`: "The authenticated client is not authorized to use
+    /// this authorization grant type."
+    UnauthorizedClient(String),
+    /// RFC 6749 5.2 `unsupported_grant_type`.
+    UnsupportedGrantType(String),
+    /// RFC 7009 2.2.1 / RFC 8693 `unsupported_token_type`.
+    UnsupportedTokenType(String),
+    /// RFC 6750 3.1: no bearer credentials at all (challenge without an error code).
+    MissingBearer,
+    /// RFC 6750 3.1 `invalid_token`: "expired, revoked, malformed, or invalid". `cause` is logged.
+    InvalidToken { description: &'static str, cause: String },
+    NotFound,
+    MethodNotAllowed(&'static str),
+    PayloadTooLarge(usize),
+    UnsupportedMediaType(&'static str),
+    Conflict(String),
+    /// Storage (KV, D1, Durable Objects) failed: 503 `temporarily_unavailable`, cause logged.
+    Unavailable(String),
+    /// A bug or an impossible state: 500 `server_error`, cause logged.
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_description: Option<&'a str>,
+}
+
+impl Error {
+    /// The `error` code sent in the body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidRequest(_) | Error::PayloadTooLarge(_) | Error::UnsupportedMediaType(_) => {
+                "invalid_request"
+            }
+            Error::InvalidClient(_) => "invalid_client",
+            Error::InvalidGrant(_) => "invalid_grant",
+            Error::InvalidScope(_) => "invalid_scope",
+            Error::UnauthorizedClient(_) => "unauthorized_client",
+            Error::UnsupportedGrantType(_) => "unsupported_grant_type",
+            Error::UnsupportedTokenType(_) => "unsupported_token_type",
+            Error::MissingBearer => "unauthorized",
+            Error::InvalidToken { .. } => "invalid_token",
+            Error::NotFound => "not_found",
+            Error::MethodNotAllowed(_) => "method_not_allowed",
+            Error::Conflict(_) => "conflict",
+            Error::Unavailable(_) => "temporarily_unavailable",
+            Error::Internal(_) => "server_error",
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::InvalidRequest(_)
+            | Error::InvalidGrant(_)
+            | Error::InvalidScope(_)
+            | Error::UnauthorizedClient(_)
+            | Error::UnsupportedGrantType(_)
+            | Error::UnsupportedTokenType(_) => 400,
+            Error::InvalidClient(_) | Error::MissingBearer | Error::InvalidToken { .. } => 401,
+            Error::NotFound => 404,
+            Error::MethodNotAllowed(_) => 405,
+            Error::Conflict(_) => 409,
+            Error::PayloadTooLarge(_) => 413,
+            Error::UnsupportedMediaType(_) => 415,
+            Error::Unavailable(_) => 503,
+            Error::Internal(_) => 500,
+        }
+    }
+
+    /// The single mapping from an error to (status, headers, body).
+    pub fn into_response(self) -> Response {
+        let owned_description;
+        let (description, log): (Option<&str>, Option<String>) = match &self {
+            Error::InvalidRequest(m)
+            | Error::InvalidGrant(m)
+            | Error::InvalidScope(m)
+            | Error::UnauthorizedClient(m)
+            | Error::UnsupportedGrantType(m)
+            | Error::UnsupportedTokenType(m)
+            | Error::Conflict(m) => (Some(m.as_str()), None),
+            Error::InvalidClient(cause) => (
+                Some("client authentication failed"),
+                Some(format!("invalid_client: {cause}")),
+            ),
+            Error::MissingBearer => (Some("a bearer token is required"), None),
+            Error::InvalidToken { description, cause } => {
+                (Some(*description), Some(format!("invalid_token: {cause}")))
+            }
+            Error::NotFound => (None, None),
+            Error::MethodNotAllowed(_) => (Some("method not allowed"), None),
+            Error::PayloadTooLarge(limit) => {
+                owned_description = format!("the body is larger than {limit} bytes");
+                (Some(owned_description.as_str()), None)
+            }
+            Error::UnsupportedMediaType(expected) => {
+                owned_description = format!("the body must be {expected}");
+                (Some(owned_description.as_str()), None)
+            }
+            Error::Unavailable(cause) => (
+                Some("storage is temporarily unavailable, retry later"),
+                Some(format!("storage unavailable: {cause}")),
+            ),
+            Error::Internal(cause) => (None, Some(format!("internal error: {cause}"))),
+        };
+        let mut resp = Response::json(
+            self.status(),
+            &ErrorBody {
+                error: self.code(),
+                error_description: description,
+            },
+        );
+        resp.log = log;
+        match &self {
+            Error::InvalidClient(_) => {
+                resp = resp.with_header("www-authenticate", format!("Basic realm=\"{REALM}\""));
+            }
+            Error::MissingBearer => {
+                resp = resp.with_header("www-authenticate", format!("Bearer realm=\"{REALM}\""));
+            }
+            Error::InvalidToken { description, .. } => {
+                resp = resp.with_header(
+                    "www-authenticate",
+                    format!(
+                        "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{description}\""
+                    ),
+                );
+            }
+            Error::MethodNotAllowed(allow) => resp = resp.with_header("allow", *allow),
+            Error::Unavailable(_) => resp = resp.with_header("retry-after", "1"),
+            _ => {}
+        }
+        resp
+    }
+}
+
+impl From<crate::store::StoreError> for Error {
+    fn from(e: crate::store::StoreError) -> Self {
+        Error::Unavailable(e.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(e: Error) -> (u16, serde_json::Value, Response) {
+        let r = e.into_response();
+        (r.status, r.json_body(), r)
+    }
+
+    #[test]
+    fn oauth_errors_have_rfc6749_bodies() {
+        let cases = [
+            (Error::InvalidRequest("missing parameter token".into()), 400, "invalid_request"),
+            (Error::InvalidGrant("x".into()), 400, "invalid_grant"),
+            (Error::InvalidScope("x".into()), 400, "invalid_scope"),
+            (Error::UnauthorizedClient("x".into()), 400, "unauthorized_client"),
+            (Error::UnsupportedGrantType("x".into()), 400, "unsupported_grant_type"),
+            (Error::UnsupportedTokenType("x".into()), 400, "unsupported_token_type"),
+            (Error::Conflict("x".into()), 409, "conflict"),
+            (Error::NotFound, 404, "not_found"),
+            (Error::PayloadTooLarge(8192), 413, "invalid_request"),
+            (Error::UnsupportedMediaType("application/json"), 415, "invalid_request"),
+        ];
+        for (e, status, code) in cases {
+            let (s, b, _) = body(e);
+            assert_eq!(s, status);
+            assert_eq!(b["error"], code);
+        }
+    }
+
+    #[test]
+    fn invalid_client_challenges_basic_and_hides_cause() {
+        let (s, b, r) = body(Error::InvalidClient("unknown client demo".into()));
+        assert_eq!(s, 401);
+        assert_eq!(
+            b,
+            serde_json::json!({"error":"invalid_client","error_description":"client authentication failed"})
+        );
+        assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"patgate\""));
+        assert!(r.log.as_deref().is_some_and(|l| l.contains("unknown client")));
+    }
+
+    #[test]
+    fn bearer_challenges_follow_rfc6750() {
+        let (s, _, r) = body(Error::MissingBearer);
+        assert_eq!(s, 401);
+        assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"patgate\""));
+        let (s, b, r) = body(Error::InvalidToken {
+            description: "the token expired",
+            cause: "exp".into(),
+        });
+        assert_eq!(s, 401);
+        assert_eq!(b["error"], "invalid_token");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Bearer realm=\"patgate\", error=\"invalid_token\", error_description=\"the token expired\"")
+        );
+    }
+
+    #[test]
+    fn storage_failures_are_503_and_internal_500_without_details() {
+        let (s, b, r) = body(Error::Unavailable("D1: timeout".into()));
+        assert_eq!(s, 503);
+        assert_eq!(b["error"], "temporarily_unavailable");
+        assert!(!String::from_utf8_lossy(&r.body).contains("D1"));
+        let (s, b, _) = body(Error::Internal("bug".into()));
+        assert_eq!(s, 500);
+        assert_eq!(b, serde_json::json!({"error":"server_error"}));
+    }
+
+    #[test]
+    fn method_not_allowed_lists_allow() {
+        let (s, _, r) = body(Error::MethodNotAllowed("GET, POST"));
+        assert_eq!(s, 405);
+        assert_eq!(r.header("allow"), Some("GET, POST"));
+    }
+}

@@ -1,0 +1,23 @@
+//! patgate: personal access tokens and OAuth2 reference tokens at the edge.
+//!
+//! Layout (see README "Architecture"):
+//! - the pure core, host-testable and free of the `worker` crate: [`token`] (the token format),
+//!   [`secret`] (secret hygiene), [`http`] (request/response, strict parsing), [`error`] (the one
+//!   error enum and its HTTP mapping), [`model`] (records), [`store`] (storage traits),
+//!   [`user_auth`] (identity-provider JWTs), [`app`] (routing and handlers);
+//! - `edge` (wasm only): the Worker entry point, KV/D1/Durable Object adapters.
+
+pub mod app;
+pub mod error;
+pub mod http;
+pub mod model;
+pub mod secret;
+pub mod store;
+pub mod token;
+pub mod user_auth;
+
+#[cfg(test)]
+pub mod testing;
+
+#[cfg(target_arch = "wasm32")]
+mod edge;

@@ -1,0 +1,172 @@
+//! Domain records: what D1 stores and what KV caches.
+
+use crate::secret::{ClientSecret, SecretHash};
+use crate::token::{TokenHash, TokenKind};
+use serde::{Deserialize, Serialize};
+
+/// The KV value for an active reference token (key: `g:{hex sha256}`), read by introspection.
+///
+/// **Persisted format**: records written by one version are read by the next, in every
+/// location, until they expire. Add only optional fields; never rename or remove one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The token record's id (`jti` in introspection).
+    pub id: String,
+    pub kind: TokenKind,
+    pub sub: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub iat: i64,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A row of D1 `tokens`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub kind: TokenKind,
+    pub hash: TokenHash,
+    pub subject: String,
+    pub client_id: String,
+    pub name: Option<String>,
+    pub scopes: Vec<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub use_count: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl TokenRecord {
+    pub fn status(&self, now: i64) -> Status {
+        if self.revoked_at.is_some() {
+            Status::Revoked
+        } else if self.expires_at <= now {
+            Status::Expired
+        } else {
+            Status::Active
+        }
+    }
+
+    pub fn grant(&self) -> Grant {
+        Grant {
+            id: self.id.clone(),
+            kind: self.kind,
+            sub: self.subject.clone(),
+            client_id: self.client_id.clone(),
+            scopes: self.scopes.clone(),
+            iat: self.created_at,
+            exp: self.expires_at,
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// A secret with an optional predecessor that keeps working until a deadline (rotation grace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSet {
+    pub current: SecretHash,
+    pub previous: Option<(SecretHash, i64)>,
+}
+
+impl SecretSet {
+    /// Constant-time check against the current secret, and the previous one while it is valid.
+    pub fn verify(&self, presented: &ClientSecret, now: i64) -> bool {
+        let current = self.current.verify(presented);
+        let previous = self
+            .previous
+            .as_ref()
+            .is_some_and(|(h, until)| now < *until && h.verify(presented));
+        current | previous
+    }
+}
+
+/// An API resource: authenticates to introspection, owns scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiResource {
+    pub id: String,
+    pub secret: SecretSet,
+    pub enabled: bool,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenFormat {
+    Reference,
+    Jwt,
+}
+
+/// An OAuth client. `secret: None` is a public client (the PAT client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub id: String,
+    pub secret: Option<SecretSet>,
+    pub allowed_scopes: Vec<String>,
+    pub token_format: TokenFormat,
+    pub token_lifetime: i64,
+    pub enabled: bool,
+}
+
+/// Splits a space-delimited scope string (RFC 6749 section 3.3).
+pub fn split_scopes(s: &str) -> Vec<String> {
+    s.split(' ').filter(|x| !x.is_empty()).map(str::to_owned).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The KV grant format is read across versions and locations: this JSON must not change.
+    #[test]
+    fn grant_json_format_unchanged() {
+        let g = Grant {
+            id: "abc".into(),
+            kind: TokenKind::Pat,
+            sub: "alice".into(),
+            client_id: "pat_client".into(),
+            scopes: vec!["demo_api:read".into()],
+            iat: 1_700_000_000,
+            exp: 1_800_000_000,
+            name: Some("ci".into()),
+        };
+        let json = serde_json::to_string(&g).expect("serializes");
+        assert_eq!(
+            json,
+            r#"{"id":"abc","kind":"pat","sub":"alice","client_id":"pat_client","scopes":["demo_api:read"],"iat":1700000000,"exp":1800000000,"name":"ci"}"#
+        );
+        assert_eq!(serde_json::from_str::<Grant>(&json).expect("parses"), g);
+        let no_name = r#"{"id":"a","kind":"access","sub":"c","client_id":"c","scopes":[],"iat":1,"exp":2}"#;
+        assert_eq!(serde_json::from_str::<Grant>(no_name).expect("parses").name, None);
+    }
+
+    #[test]
+    fn secret_set_honours_grace_period() {
+        let old = ClientSecret::new("old");
+        let new = ClientSecret::new("new");
+        let set = SecretSet {
+            current: new.hash(),
+            previous: Some((old.hash(), 100)),
+        };
+        assert!(set.verify(&new, 50));
+        assert!(set.verify(&old, 99));
+        assert!(!set.verify(&old, 100));
+        assert!(!set.verify(&ClientSecret::new("x"), 50));
+    }
+
+    #[test]
+    fn split_scopes_ignores_extra_spaces() {
+        assert_eq!(split_scopes(" a  b "), vec!["a", "b"]);
+        assert!(split_scopes("").is_empty());
+    }
+}

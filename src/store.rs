@@ -1,0 +1,74 @@
+//! Storage capabilities, named for what they do. The runtime layer implements them over KV, D1,
+//! Durable Objects and `fetch`; `crate::testing` implements them in memory (with failure
+//! injection) for host tests.
+//!
+//! Worker futures are `!Send`, so these are plain `async fn` in traits.
+#![allow(async_fn_in_trait)]
+
+use crate::model::{ApiResource, Client, Grant, TokenRecord};
+use crate::token::TokenHash;
+
+/// A storage failure. Its text is logged, never sent to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl StoreError {
+    pub fn new(e: impl std::fmt::Display) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// The global read path: active grants keyed by token hash (KV), expiring with the token.
+pub trait GrantCache {
+    async fn get_grant(&self, hash: &TokenHash) -> Result<Option<Grant>, StoreError>;
+    /// Stores until `grant.exp`.
+    async fn put_grant(&self, hash: &TokenHash, grant: &Grant) -> Result<(), StoreError>;
+    async fn delete_grant(&self, hash: &TokenHash) -> Result<(), StoreError>;
+}
+
+/// Keyset page position for listing (created_at, id), newest first.
+pub type Cursor = (i64, String);
+
+/// The source of truth for reference tokens (D1).
+pub trait TokenStore {
+    async fn insert_token(&self, rec: &TokenRecord) -> Result<(), StoreError>;
+    async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError>;
+    /// A PAT by id, only if it belongs to `subject`.
+    async fn pat_for_subject(&self, subject: &str, id: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// A subject's PATs, newest first, strictly after `after`, at most `limit`.
+    async fn list_pats(
+        &self,
+        subject: &str,
+        after: Option<&Cursor>,
+        limit: u32,
+    ) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Marks a token revoked. Returns false if it was already revoked or does not exist.
+    async fn revoke_token(&self, id: &str, now: i64) -> Result<bool, StoreError>;
+    /// Replaces the hash of a non-revoked token whose hash is still `old`. False if it lost a race.
+    async fn replace_token_hash(
+        &self,
+        id: &str,
+        old: &TokenHash,
+        new: &TokenHash,
+    ) -> Result<bool, StoreError>;
+}
+
+/// API resources and clients (D1), read through a short isolate cache.
+pub trait Registry {
+    async fn api_resource(&self, id: &str) -> Result<Option<ApiResource>, StoreError>;
+    async fn client(&self, id: &str) -> Result<Option<Client>, StoreError>;
+}
+
+/// Records that a token was used (a Durable Object per token).
+pub trait UsageRecorder {
+    async fn record_use(&self, token_id: &str, at: i64, uses: u32) -> Result<(), StoreError>;
+}
+
+/// Fetches a JWKS document from the identity provider.
+pub trait JwksFetcher {
+    async fn fetch_jwks(&self, url: &str) -> Result<String, StoreError>;
+}
+
+/// Everything the service needs from its runtime.
+pub trait Backend: GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher {}
+impl<T: GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher> Backend for T {}
