@@ -8,7 +8,15 @@ import { ROOT, nodeBin, buildEnv } from "./tools.mjs";
 /** Values of the local demo (README "Local demo"). Never used by the production deploy. */
 export const DEV_VARS = {
   USER_JWT_HS256_SECRET: "dev-user-jwt-secret",
+  ADMIN_TOKEN: "dev-admin-token",
+  // A throwaway key pair for local JWTs only (production: `npm run gen-key` + `wrangler secret put`).
+  JWT_SIGNING_KEYS: JSON.stringify([
+    { kty: "OKP", crv: "Ed25519", kid: "dev-ed25519-1", d: "sna6z2d_XgS2-_pNOBBS5vt1Ob5VaH19P0l1SOcWl_I", x: "JfsPhXT-i2GWNuXAPsQJPLzzd7PWS7xvd6bkeewFPkg" },
+  ]),
 };
+
+/** A second local key (ES256) for the key-rotation demo and tests. */
+export const DEV_ROTATION_KEY = { kty: "EC", crv: "P-256", kid: "dev-es256-1", x: "6V-01eyYP_wd_XREx8zCX_O0k8utQ7zftgbYvbxhzts", y: "6Rnod4XTLyVN8dbqIQ1Bin1WXJZhoD2CUGoBCmcGzTo", d: "x42WdobjaE0dbwy8UBDKmMur2F74pyH6_415KqbXO9A" };
 
 function wrangler(args, { quiet = true } = {}) {
   const r = spawnSync(nodeBin("wrangler"), args, {

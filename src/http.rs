@@ -49,11 +49,16 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn new(method: Method, path: &str) -> Self {
+    /// A request for `target` (a path, optionally with `?query`).
+    pub fn new(method: Method, target: &str) -> Self {
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q.to_owned())),
+            None => (target, None),
+        };
         Request {
             method,
             path: path.to_owned(),
-            query: None,
+            query,
             headers: Vec::new(),
             body: Vec::new(),
         }

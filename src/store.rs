@@ -24,6 +24,10 @@ pub trait GrantCache {
     /// Stores until `grant.exp`.
     async fn put_grant(&self, hash: &TokenHash, grant: &Grant) -> Result<(), StoreError>;
     async fn delete_grant(&self, hash: &TokenHash) -> Result<(), StoreError>;
+    /// Whether a JWT access token's `jti` was revoked.
+    async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+    /// Puts a `jti` on the denylist until the token's `exp`.
+    async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<(), StoreError>;
 }
 
 /// Keyset page position for listing (created_at, id), newest first.
@@ -69,6 +73,30 @@ pub trait JwksFetcher {
     async fn fetch_jwks(&self, url: &str) -> Result<String, StoreError>;
 }
 
+/// Result of an admin write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    Done,
+    /// No such record (update, delete).
+    NotFound,
+    /// A record with that id, or a scope with that name, already exists (create).
+    Conflict,
+}
+
+/// Operator changes to clients and API resources (D1). Reads go through [`Registry`].
+pub trait AdminStore {
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
+    async fn create_client(&self, c: &Client, now: i64) -> Result<Write, StoreError>;
+    async fn update_client(&self, c: &Client) -> Result<Write, StoreError>;
+    async fn delete_client(&self, id: &str) -> Result<Write, StoreError>;
+    async fn list_resources(&self) -> Result<Vec<ApiResource>, StoreError>;
+    /// Creates the resource and its scopes (a scope name is global: Conflict if taken).
+    async fn create_resource(&self, r: &ApiResource, now: i64) -> Result<Write, StoreError>;
+    /// Updates secrets, `enabled` and replaces the scope set.
+    async fn update_resource(&self, r: &ApiResource) -> Result<Write, StoreError>;
+    async fn delete_resource(&self, id: &str) -> Result<Write, StoreError>;
+}
+
 /// Everything the service needs from its runtime.
-pub trait Backend: GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher {}
-impl<T: GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher> Backend for T {}
+pub trait Backend: GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher + AdminStore {}
+impl<T: GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher + AdminStore> Backend for T {}

@@ -3,7 +3,7 @@
 
 use crate::model::{ApiResource, Client, Grant, TokenRecord};
 use crate::store::{
-    Cursor, GrantCache, JwksFetcher, Registry, StoreError, TokenStore, UsageRecorder,
+    Cursor, GrantCache, JwksFetcher, Registry, StoreError, TokenStore, UsageRecorder, Write,
 };
 use crate::token::TokenHash;
 use std::cell::{Cell, RefCell};
@@ -26,6 +26,7 @@ pub struct MemoryBackend {
     pub clients: RefCell<Vec<Client>>,
     pub uses: RefCell<Vec<(String, i64, u32)>>,
     pub jwks: RefCell<Option<String>>,
+    pub denied: RefCell<Vec<(String, i64)>>,
     pub counts: Cell<Counts>,
     /// Make every KV call fail.
     pub break_kv: Cell<bool>,
@@ -74,6 +75,15 @@ impl GrantCache for MemoryBackend {
     async fn delete_grant(&self, hash: &TokenHash) -> Result<(), StoreError> {
         self.kv(|c| c.kv_delete += 1)?;
         self.kv.borrow_mut().remove(hash);
+        Ok(())
+    }
+    async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        self.kv(|c| c.kv_get += 1)?;
+        Ok(self.denied.borrow().iter().any(|(j, _)| j == jti))
+    }
+    async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<(), StoreError> {
+        self.kv(|c| c.kv_put += 1)?;
+        self.denied.borrow_mut().push((jti.to_owned(), exp));
         Ok(())
     }
 }
@@ -168,5 +178,79 @@ impl JwksFetcher for MemoryBackend {
             .borrow()
             .clone()
             .ok_or_else(|| StoreError("no JWKS (test)".into()))
+    }
+}
+
+impl crate::store::AdminStore for MemoryBackend {
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        self.d1()?;
+        Ok(self.clients.borrow().clone())
+    }
+    async fn create_client(&self, c: &Client, _now: i64) -> Result<Write, StoreError> {
+        self.d1()?;
+        let mut all = self.clients.borrow_mut();
+        if all.iter().any(|x| x.id == c.id) {
+            return Ok(Write::Conflict);
+        }
+        all.push(c.clone());
+        Ok(Write::Done)
+    }
+    async fn update_client(&self, c: &Client) -> Result<Write, StoreError> {
+        self.d1()?;
+        let mut all = self.clients.borrow_mut();
+        match all.iter_mut().find(|x| x.id == c.id) {
+            Some(x) => {
+                *x = c.clone();
+                Ok(Write::Done)
+            }
+            None => Ok(Write::NotFound),
+        }
+    }
+    async fn delete_client(&self, id: &str) -> Result<Write, StoreError> {
+        self.d1()?;
+        let mut all = self.clients.borrow_mut();
+        let before = all.len();
+        all.retain(|x| x.id != id);
+        Ok(if all.len() < before { Write::Done } else { Write::NotFound })
+    }
+    async fn list_resources(&self) -> Result<Vec<ApiResource>, StoreError> {
+        self.d1()?;
+        Ok(self.resources.borrow().clone())
+    }
+    async fn create_resource(&self, r: &ApiResource, _now: i64) -> Result<Write, StoreError> {
+        self.d1()?;
+        let mut all = self.resources.borrow_mut();
+        let taken = all
+            .iter()
+            .any(|x| x.id == r.id || x.scopes.iter().any(|s| r.scopes.contains(s)));
+        if taken {
+            return Ok(Write::Conflict);
+        }
+        all.push(r.clone());
+        Ok(Write::Done)
+    }
+    async fn update_resource(&self, r: &ApiResource) -> Result<Write, StoreError> {
+        self.d1()?;
+        let mut all = self.resources.borrow_mut();
+        if all
+            .iter()
+            .any(|x| x.id != r.id && x.scopes.iter().any(|s| r.scopes.contains(s)))
+        {
+            return Ok(Write::Conflict);
+        }
+        match all.iter_mut().find(|x| x.id == r.id) {
+            Some(x) => {
+                *x = r.clone();
+                Ok(Write::Done)
+            }
+            None => Ok(Write::NotFound),
+        }
+    }
+    async fn delete_resource(&self, id: &str) -> Result<Write, StoreError> {
+        self.d1()?;
+        let mut all = self.resources.borrow_mut();
+        let before = all.len();
+        all.retain(|x| x.id != id);
+        Ok(if all.len() < before { Write::Done } else { Write::NotFound })
     }
 }

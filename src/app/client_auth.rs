@@ -54,9 +54,28 @@ pub async fn load_resource<B: Backend>(ctx: &Ctx<'_, B>, id: &str) -> Result<Opt
     Ok(v)
 }
 
+/// How current a registry read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// The isolate cache may answer (hot paths: introspection, revocation).
+    Cached,
+    /// Read D1 (issuing tokens: a disabled client must stop getting tokens at once).
+    Fresh,
+}
+
 pub async fn load_client<B: Backend>(ctx: &Ctx<'_, B>, id: &str) -> Result<Option<Rc<Client>>, Error> {
-    if let Some(hit) = ctx.isolate.cached_client(id, ctx.now, ctx.cfg.registry_cache_secs) {
-        return Ok(hit);
+    load_client_with(ctx, id, Freshness::Cached).await
+}
+
+pub async fn load_client_with<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    id: &str,
+    freshness: Freshness,
+) -> Result<Option<Rc<Client>>, Error> {
+    if freshness == Freshness::Cached {
+        if let Some(hit) = ctx.isolate.cached_client(id, ctx.now, ctx.cfg.registry_cache_secs) {
+            return Ok(hit);
+        }
     }
     let v = ctx.backend.client(id).await?.map(Rc::new);
     ctx.isolate.store_client(id, ctx.now, v.clone());
@@ -87,13 +106,14 @@ pub async fn authenticate_resource<B: Backend>(
 pub async fn authenticate_client<B: Backend>(
     ctx: &Ctx<'_, B>,
     presented: Presented,
+    freshness: Freshness,
 ) -> Result<Rc<Client>, Error> {
     let (id, secret) = match presented {
         Presented::Secret { id, secret } => (id, Some(secret)),
         Presented::IdOnly(id) => (id, None),
         Presented::None => return Err(Error::InvalidClient("no client identification".into())),
     };
-    let client = load_client(ctx, &id)
+    let client = load_client_with(ctx, &id, freshness)
         .await?
         .ok_or_else(|| Error::InvalidClient(format!("unknown client {id}")))?;
     match (&client.secret, secret) {

@@ -6,10 +6,10 @@
 //! storage; a token known to be inactive (unknown to D1, revoked, expired) is remembered by
 //! the isolate.
 
-use super::{client_auth, Ctx, Deferred, Outcome};
+use super::{client_auth, jwt_tokens, Ctx, Deferred, Outcome};
 use crate::error::Error;
 use crate::http::{Request, Response};
-use crate::model::Grant;
+use crate::model::{ApiResource, Grant};
 use crate::store::Backend;
 use crate::token::{PlainToken, TokenKind};
 use serde::Serialize;
@@ -51,9 +51,31 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
     let resource = client_auth::authenticate_resource(ctx, client_auth::presented(req, &form)?).await?;
     let presented = form.require("token")?;
 
-    let Ok(token) = PlainToken::parse(presented) else {
-        return Ok(inactive());
+    let mut outcome = if let Ok(token) = PlainToken::parse(presented) {
+        reference_token(ctx, &resource, &token).await?
+    } else if jwt_tokens::looks_like_jwt(presented) {
+        match jwt_tokens::introspect(ctx, &resource, presented).await? {
+            Some(v) => Response::json(200, &v).into(),
+            None => inactive(),
+        }
+    } else {
+        inactive()
     };
+    if jwt_tokens::wants_jwt_response(req) {
+        let value = serde_json::from_slice(&outcome.response.body)
+            .unwrap_or_else(|_| serde_json::json!({"active": false}));
+        let log = outcome.response.log.take();
+        outcome.response = jwt_tokens::signed_introspection(ctx, &resource, &value)?;
+        outcome.response.log = log;
+    }
+    Ok(outcome)
+}
+
+async fn reference_token<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    resource: &ApiResource,
+    token: &PlainToken,
+) -> Result<Outcome, Error> {
     let hash = token.hash();
     if ctx.isolate.is_known_inactive(&hash, ctx.now) {
         return Ok(inactive());
@@ -63,11 +85,11 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
     let mut log = None;
     let grant = match ctx.backend.get_grant(&hash).await {
         Ok(Some(g)) => Some(g),
-        Ok(None) => from_source_of_truth(ctx, &token, &mut deferred).await?,
+        Ok(None) => from_source_of_truth(ctx, token, &mut deferred).await?,
         Err(e) => {
             // KV is only a cache: answer from D1 rather than fail, and do not write back.
             log = Some(format!("KV read failed, answered from D1: {}", e.0));
-            let g = from_source_of_truth(ctx, &token, &mut deferred).await?;
+            let g = from_source_of_truth(ctx, token, &mut deferred).await?;
             deferred.clear();
             g
         }
@@ -87,6 +109,13 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
         .filter(|s| resource.scopes.iter().any(|r| r == s))
         .collect();
     if visible.is_empty() {
+        return Ok(inactive());
+    }
+    // Tokens of a disabled or deleted client stop working within the registry cache lifetime.
+    if !client_auth::load_client(ctx, &grant.client_id)
+        .await?
+        .is_some_and(|c| c.enabled)
+    {
         return Ok(inactive());
     }
 

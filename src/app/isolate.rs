@@ -58,6 +58,14 @@ impl IsolateState {
         bounded_insert(&mut self.clients.borrow_mut(), id.to_owned(), (now, v));
     }
 
+    pub fn forget_resource(&self, id: &str) {
+        self.resources.borrow_mut().remove(id);
+    }
+
+    pub fn forget_client(&self, id: &str) {
+        self.clients.borrow_mut().remove(id);
+    }
+
     pub fn is_known_inactive(&self, hash: &TokenHash, now: i64) -> bool {
         self.inactive
             .borrow()

@@ -2,12 +2,16 @@
 //! runtime layer builds a [`Ctx`], calls [`handle`], sends the response and runs the
 //! [`Deferred`] work after it (`wait_until`).
 
+mod admin;
 mod client_auth;
 mod discovery;
+mod exchange;
 mod introspect;
 mod isolate;
+mod jwt_tokens;
 mod pats;
 mod revoke;
+mod token_endpoint;
 mod user;
 
 pub use isolate::IsolateState;
@@ -30,6 +34,10 @@ pub struct Config {
     /// How long an isolate trusts a cached API resource or client record.
     pub registry_cache_secs: i64,
     pub user_auth: UserAuthConfig,
+    /// The admin API's bearer secret; `None` switches the admin API off.
+    pub admin_token: Option<String>,
+    /// Keys for JWT access tokens and signed introspection responses; `None`: no JWTs issued.
+    pub signing_keys: Option<std::rc::Rc<crate::jwt_issuer::SigningKeys>>,
 }
 
 /// The id of the public client that PATs are issued to.
@@ -71,6 +79,9 @@ impl From<Response> for Outcome {
 
 enum Route<'p> {
     Discovery,
+    Jwks,
+    Token,
+    Admin(&'p str),
     Introspect,
     Revoke,
     Pats,
@@ -80,10 +91,15 @@ enum Route<'p> {
 
 fn route(path: &str) -> Option<(Route<'_>, &'static str)> {
     Some(match path {
-        "/.well-known/oauth-authorization-server" => (Route::Discovery, "GET"),
+        "/.well-known/oauth-authorization-server" | "/.well-known/openid-configuration" => {
+            (Route::Discovery, "GET")
+        }
+        "/.well-known/jwks.json" => (Route::Jwks, "GET"),
+        "/oauth/token" => (Route::Token, "POST"),
         "/oauth/introspect" => (Route::Introspect, "POST"),
         "/oauth/revoke" => (Route::Revoke, "POST"),
         "/api/pats" => (Route::Pats, "GET, POST"),
+        _ if path.starts_with("/admin/") => (Route::Admin(&path[7..]), ""),
         _ => {
             let rest = path.strip_prefix("/api/pats/")?;
             match rest.split_once('/') {
@@ -103,7 +119,9 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Outcome {
         Err(e) => e.into_response().into(),
     };
     let r = &mut outcome.response;
-    r.headers.push(("cache-control", "no-store".into()));
+    if r.header("cache-control").is_none() {
+        r.headers.push(("cache-control", "no-store".into()));
+    }
     if is_oauth {
         r.headers.push(("pragma", "no-cache".into()));
     }
@@ -115,6 +133,9 @@ async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome
     let m = req.method;
     match (route, m) {
         (Route::Discovery, Method::Get) => discovery::metadata(ctx).await.map(Into::into),
+        (Route::Jwks, Method::Get) => Ok(jwt_tokens::jwks(ctx).into()),
+        (Route::Token, Method::Post) => token_endpoint::handle(ctx, req).await.map(Into::into),
+        (Route::Admin(rest), _) => admin::handle(ctx, req, rest).await.map(Into::into),
         (Route::Introspect, Method::Post) => introspect::handle(ctx, req).await,
         (Route::Revoke, Method::Post) => revoke::handle(ctx, req).await.map(Into::into),
         (Route::Pats, Method::Get) => pats::list(ctx, req).await.map(Into::into),

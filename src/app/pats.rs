@@ -16,11 +16,11 @@ const MAX_PAGE: u32 = 100;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreatePat {
-    name: String,
-    scopes: Vec<String>,
-    expires_at: Option<String>,
-    expires_in_days: Option<i64>,
+pub struct CreatePat {
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<String>,
+    pub expires_in_days: Option<i64>,
 }
 
 /// The creation (and rotation) response: the only place the token ever appears.
@@ -144,9 +144,12 @@ async fn validate_scopes<B: Backend>(ctx: &Ctx<'_, B>, scopes: &[String]) -> Res
     Ok(())
 }
 
-pub async fn create<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response, Error> {
-    let sub = user::authenticate(ctx, req).await?;
-    let body: CreatePat = req.json()?;
+/// Validates and stores a new PAT for `sub`; shared by `POST /api/pats` and token exchange.
+pub async fn issue<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    sub: String,
+    body: CreatePat,
+) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
     validate_name(&body.name)?;
     let expires_at = validate_expiry(&body, ctx.now, ctx.cfg.pat_max_days)?;
     validate_scopes(ctx, &body.scopes).await?;
@@ -168,11 +171,20 @@ pub async fn create<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Respo
         use_count: 0,
     };
     ctx.backend.insert_token(&rec).await?;
-    let mut resp = created_response(&rec, &token);
     // D1 has it, so introspection finds it even if this KV write fails (and repairs KV).
-    if let Err(e) = ctx.backend.put_grant(&rec.hash, &rec.grant()).await {
-        resp.log = Some(format!("KV write after PAT creation failed: {}", e.0));
-    }
+    let log = match ctx.backend.put_grant(&rec.hash, &rec.grant()).await {
+        Ok(()) => None,
+        Err(e) => Some(format!("KV write after PAT creation failed: {}", e.0)),
+    };
+    Ok((rec, token, log))
+}
+
+pub async fn create<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response, Error> {
+    let sub = user::authenticate(ctx, req).await?;
+    let body: CreatePat = req.json()?;
+    let (rec, token, log) = issue(ctx, sub, body).await?;
+    let mut resp = created_response(&rec, &token);
+    resp.log = log;
     Ok(resp)
 }
 

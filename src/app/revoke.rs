@@ -10,10 +10,18 @@ use crate::token::PlainToken;
 
 pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response, Error> {
     let form = req.form()?;
-    let client = client_auth::authenticate_client(ctx, client_auth::presented(req, &form)?).await?;
+    let client = client_auth::authenticate_client(
+        ctx,
+        client_auth::presented(req, &form)?,
+        client_auth::Freshness::Cached,
+    )
+    .await?;
     let presented = form.require("token")?;
     // RFC 7009 2.2: invalid tokens get 200; the hint is only a hint.
     let Ok(token) = PlainToken::parse(presented) else {
+        if super::jwt_tokens::looks_like_jwt(presented) {
+            super::jwt_tokens::revoke(ctx, &client, presented).await?;
+        }
         return Ok(Response::empty(200));
     };
     let hash = token.hash();

@@ -1,0 +1,438 @@
+//! Service-level tests: the whole handler logic over the in-memory backend, including storage
+//! operation counts on the hot path and injected storage failures.
+
+use super::*;
+use crate::http::{Method, Request};
+use crate::model::{ApiResource, Client, SecretSet, TokenFormat};
+use crate::secret::ClientSecret;
+use crate::testing::{Counts, MemoryBackend};
+use base64::Engine as _;
+use futures::executor::block_on;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+
+const NOW: i64 = 1_795_000_000; // 2026-11-18
+const USER_SECRET: &str = "test-user-secret";
+
+fn b64(v: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
+}
+
+/// An HS256 user JWT, signed independently of the verifier under test.
+fn user_jwt(sub: &str) -> String {
+    let head = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = json!({"iss":"idp","aud":"patgate","sub":sub,"iat":NOW,"exp":NOW + 400 * 86_400});
+    let body = b64(claims.to_string().as_bytes());
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(USER_SECRET.as_bytes()).expect("key");
+    mac.update(format!("{head}.{body}").as_bytes());
+    format!("{head}.{body}.{}", b64(&mac.finalize().into_bytes()))
+}
+
+fn config() -> Config {
+    Config {
+        issuer: "https://patgate.test".into(),
+        pat_max_days: 366,
+        last_used_coalesce_secs: 30,
+        registry_cache_secs: 30,
+        user_auth: UserAuthConfig::from_parts(
+            "idp".into(),
+            "patgate".into(),
+            Some(USER_SECRET.into()),
+            None,
+            None,
+        )
+        .expect("config"),
+        admin_token: Some(ADMIN.into()),
+        signing_keys: Some(std::rc::Rc::new(
+            crate::jwt_issuer::SigningKeys::parse(&format!(
+                "[{}]",
+                crate::jwt_issuer::SigningKeys::generate_ed25519("k1").expect("key")
+            ))
+            .expect("keys"),
+        )),
+    }
+}
+
+const ADMIN: &str = "test-admin-token";
+
+fn backend() -> MemoryBackend {
+    let b = MemoryBackend::default();
+    let res = |id: &str, secret: &str, scopes: &[&str]| ApiResource {
+        id: id.into(),
+        secret: SecretSet {
+            current: ClientSecret::new(secret).hash(),
+            previous: None,
+        },
+        enabled: true,
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    b.resources.borrow_mut().extend([
+        res("demo_api", "demo-api-secret", &["demo_api:read", "demo_api:write"]),
+        res("other_api", "other-api-secret", &["other_api:read"]),
+    ]);
+    b.clients.borrow_mut().extend([
+        Client {
+            id: PAT_CLIENT_ID.into(),
+            secret: None,
+            allowed_scopes: vec!["demo_api:read".into(), "demo_api:write".into(), "other_api:read".into()],
+            token_format: TokenFormat::Reference,
+            token_lifetime: 3600,
+            enabled: true,
+        },
+        Client {
+            id: "demo_client".into(),
+            secret: Some(SecretSet {
+                current: ClientSecret::new("demo-client-secret").hash(),
+                previous: None,
+            }),
+            allowed_scopes: vec!["demo_api:read".into()],
+            token_format: TokenFormat::Reference,
+            token_lifetime: 3600,
+            enabled: true,
+        },
+    ]);
+    b
+}
+
+struct Harness {
+    cfg: Config,
+    backend: MemoryBackend,
+    isolate: IsolateState,
+    now: i64,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Harness {
+            cfg: config(),
+            backend: backend(),
+            isolate: IsolateState::default(),
+            now: NOW,
+        }
+    }
+
+    fn send(&self, req: &Request) -> Outcome {
+        let ctx = Ctx {
+            cfg: &self.cfg,
+            backend: &self.backend,
+            isolate: &self.isolate,
+            now: self.now,
+        };
+        block_on(handle(&ctx, req))
+    }
+
+    /// Sends and runs deferred work, as `wait_until` would.
+    fn call(&self, req: &Request) -> (u16, Value, Outcome) {
+        let o = self.send(req);
+        for d in &o.deferred {
+            match d {
+                Deferred::RecordUse { token_id, at, uses } => {
+                    use crate::store::UsageRecorder;
+                    block_on(self.backend.record_use(token_id, *at, *uses)).expect("record");
+                }
+                Deferred::CacheGrant { hash, grant } => {
+                    use crate::store::GrantCache;
+                    block_on(self.backend.put_grant(hash, grant)).expect("put");
+                }
+            }
+        }
+        (o.response.status, o.response.json_body(), o)
+    }
+
+    fn create(&self, user: &str, body: Value) -> (u16, Value) {
+        let req = Request::new(Method::Post, "/api/pats")
+            .header("authorization", &format!("Bearer {}", user_jwt(user)))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        let (s, v, _) = self.call(&req);
+        (s, v)
+    }
+
+    fn pat(&self, user: &str, scopes: &[&str]) -> (String, String) {
+        let (s, v) = self.create(user, json!({"name":"ci","scopes":scopes,"expires_in_days":30}));
+        assert_eq!(s, 201, "{v}");
+        (v["id"].as_str().expect("id").into(), v["token"].as_str().expect("token").into())
+    }
+
+    fn introspect_as(&self, resource: &str, secret: &str, token: &str) -> (u16, Value, Outcome) {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{resource}:{secret}"));
+        let req = Request::new(Method::Post, "/oauth/introspect")
+            .header("authorization", &format!("Basic {auth}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}"));
+        self.call(&req)
+    }
+
+    fn introspect(&self, token: &str) -> (u16, Value, Outcome) {
+        self.introspect_as("demo_api", "demo-api-secret", token)
+    }
+
+    fn user_call(&self, method: Method, path: &str, user: &str) -> (u16, Value) {
+        let req = Request::new(method, path).header("authorization", &format!("Bearer {}", user_jwt(user)));
+        let (s, v, _) = self.call(&req);
+        (s, v)
+    }
+}
+
+#[test]
+fn active_pat_introspection_shape() {
+    let h = Harness::new();
+    let (id, token) = h.pat("alice", &["demo_api:read", "other_api:read"]);
+    let (s, v, o) = h.introspect(&token);
+    assert_eq!(s, 200);
+    assert_eq!(
+        v,
+        json!({"active":true,"scope":"demo_api:read","client_id":"pat_client","sub":"alice",
+               "exp":NOW + 30 * 86_400,"iat":NOW,"iss":"https://patgate.test","token_type":"Bearer",
+               "jti":id,"name":"ci","aud":"demo_api"})
+    );
+    assert_eq!(o.response.header("cache-control"), Some("no-store"));
+    assert_eq!(o.response.header("pragma"), Some("no-cache"));
+    // the other resource sees only its own scope
+    let (_, v, _) = h.introspect_as("other_api", "other-api-secret", &token);
+    assert_eq!(v["scope"], "other_api:read");
+}
+
+#[test]
+fn token_without_the_resources_scopes_is_inactive_for_it() {
+    let h = Harness::new();
+    let (_, token) = h.pat("alice", &["other_api:read"]);
+    assert_eq!(h.introspect(&token).1, json!({"active":false}));
+}
+
+#[test]
+fn steady_state_introspection_is_one_kv_read() {
+    let h = Harness::new();
+    let (_, token) = h.pat("alice", &["demo_api:read"]);
+    h.introspect(&token); // warm the isolate's API resource cache
+    h.backend.take_counts();
+    let (_, v, o) = h.introspect(&token);
+    assert_eq!(v["active"], true);
+    assert!(o.deferred.is_empty(), "use already reported in this window");
+    assert_eq!(h.backend.take_counts(), Counts { kv_get: 1, ..Counts::default() });
+}
+
+#[test]
+fn garbage_and_bad_checksums_touch_no_storage() {
+    let h = Harness::new();
+    let (_, token) = h.pat("alice", &["demo_api:read"]);
+    h.introspect("warm");
+    h.backend.take_counts();
+    let mut typo = token.clone();
+    typo.replace_range(10..11, if &token[10..11] == "a" { "b" } else { "a" });
+    for t in ["garbage", typo.as_str(), &"x".repeat(151)] {
+        assert_eq!(h.introspect(t).1, json!({"active":false}));
+    }
+    assert_eq!(h.backend.take_counts(), Counts::default());
+}
+
+#[test]
+fn kv_miss_falls_back_to_d1_and_repairs() {
+    let h = Harness::new();
+    let (_, token) = h.pat("alice", &["demo_api:read"]);
+    h.backend.kv.borrow_mut().clear();
+    let (_, v, o) = h.introspect(&token);
+    assert_eq!(v["active"], true);
+    assert!(matches!(o.deferred.as_slice(), [Deferred::CacheGrant { .. }, ..]));
+    assert_eq!(h.backend.kv.borrow().len(), 1, "KV repaired");
+}
+
+#[test]
+fn unknown_tokens_are_remembered_by_the_isolate() {
+    let h = Harness::new();
+    let unknown = crate::token::PlainToken::generate(crate::token::TokenKind::Pat).expect("rng");
+    h.introspect("warm");
+    h.backend.take_counts();
+    assert_eq!(h.introspect(unknown.expose_secret()).1, json!({"active":false}));
+    assert_eq!(h.backend.take_counts(), Counts { kv_get: 1, d1_query: 1, ..Counts::default() });
+    assert_eq!(h.introspect(unknown.expose_secret()).1, json!({"active":false}));
+    assert_eq!(h.backend.take_counts(), Counts::default());
+}
+
+#[test]
+fn broken_kv_is_answered_from_d1_and_broken_d1_is_503() {
+    let h = Harness::new();
+    let (_, token) = h.pat("alice", &["demo_api:read"]);
+    h.introspect(&token);
+    h.backend.break_kv.set(true);
+    let (s, v, o) = h.introspect(&token);
+    assert_eq!((s, v["active"].clone()), (200, json!(true)));
+    assert!(o.deferred.iter().all(|d| !matches!(d, Deferred::CacheGrant { .. })));
+    h.backend.break_d1.set(true);
+    let (s, v, _) = h.introspect(&token);
+    assert_eq!(s, 503);
+    assert_eq!(v["error"], "temporarily_unavailable");
+}
+
+#[test]
+fn expiry_makes_a_token_inactive() {
+    let mut h = Harness::new();
+    let (id, token) = h.pat("alice", &["demo_api:read"]);
+    h.now += 30 * 86_400;
+    assert_eq!(h.introspect(&token).1, json!({"active":false}));
+    let (_, v) = h.user_call(Method::Get, &format!("/api/pats/{id}"), "alice");
+    assert_eq!(v["status"], "expired");
+}
+
+#[test]
+fn last_use_is_reported_once_per_window() {
+    let mut h = Harness::new();
+    let (id, token) = h.pat("alice", &["demo_api:read"]);
+    for _ in 0..5 {
+        h.introspect(&token);
+    }
+    h.now += 30;
+    h.introspect(&token);
+    let uses = h.backend.uses.borrow().clone();
+    assert_eq!(uses, vec![(id.clone(), NOW, 1), (id, NOW + 30, 5)]);
+}
+
+#[test]
+fn revocation_by_rfc7009_and_by_api() {
+    let h = Harness::new();
+    let (_, t1) = h.pat("alice", &["demo_api:read"]);
+    let (id2, t2) = h.pat("alice", &["demo_api:read"]);
+    let revoke = |body: &str| {
+        Request::new(Method::Post, "/oauth/revoke")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned())
+    };
+    let (s, _, o) = h.call(&revoke(&format!("client_id=pat_client&token={t1}")));
+    assert_eq!(s, 200);
+    assert!(o.response.body.is_empty());
+    assert_eq!(h.introspect(&t1).1, json!({"active":false}));
+    // unknown and garbage tokens: 200 too
+    assert_eq!(h.call(&revoke("client_id=pat_client&token=garbage")).0, 200);
+    // no client identification
+    assert_eq!(h.call(&revoke(&format!("token={t2}"))).0, 401);
+    // a confidential client cannot revoke a PAT
+    let (s, v, _) = h.call(&revoke(&format!(
+        "client_id=demo_client&client_secret=demo-client-secret&token={t2}"
+    )));
+    assert_eq!((s, v["error"].as_str()), (400, Some("unauthorized_client")));
+    // management API
+    assert_eq!(h.user_call(Method::Delete, &format!("/api/pats/{id2}"), "bob").0, 404);
+    assert_eq!(h.user_call(Method::Delete, &format!("/api/pats/{id2}"), "alice").0, 204);
+    assert_eq!(h.user_call(Method::Delete, &format!("/api/pats/{id2}"), "alice").0, 204);
+    assert_eq!(h.introspect(&t2).1, json!({"active":false}));
+    let (_, v) = h.user_call(Method::Get, &format!("/api/pats/{id2}"), "alice");
+    assert_eq!(v["status"], "revoked");
+}
+
+#[test]
+fn rotation_replaces_the_secret() {
+    let h = Harness::new();
+    let (id, old) = h.pat("alice", &["demo_api:read"]);
+    let (s, v) = h.user_call(Method::Post, &format!("/api/pats/{id}/rotate"), "alice");
+    assert_eq!(s, 201);
+    assert_eq!(v["id"], id.as_str());
+    let new = v["token"].as_str().expect("token");
+    assert_ne!(new, old);
+    assert_eq!(h.introspect(&old).1, json!({"active":false}));
+    assert_eq!(h.introspect(new).1["active"], true);
+    assert_eq!(h.user_call(Method::Post, &format!("/api/pats/{id}/rotate"), "bob").0, 404);
+    h.user_call(Method::Delete, &format!("/api/pats/{id}"), "alice");
+    assert_eq!(h.user_call(Method::Post, &format!("/api/pats/{id}/rotate"), "alice").0, 409);
+}
+
+#[test]
+fn listing_is_per_user_newest_first_and_paginated() {
+    let mut h = Harness::new();
+    for i in 0..5 {
+        h.now = NOW + i;
+        h.pat("alice", &["demo_api:read"]);
+    }
+    h.pat("bob", &["demo_api:read"]);
+    let (s, v) = h.user_call(Method::Get, "/api/pats?limit=2", "alice");
+    assert_eq!(s, 200);
+    let page = v["pats"].as_array().expect("array");
+    assert_eq!(page.len(), 2);
+    assert!(page[0]["created_at"].as_str() > page[1]["created_at"].as_str());
+    assert!(page[0].get("token").is_none());
+    let mut seen = page.len();
+    let mut cursor = v["next_cursor"].as_str().map(str::to_owned);
+    while let Some(c) = cursor {
+        let (_, v) = h.user_call(Method::Get, &format!("/api/pats?limit=2&cursor={c}"), "alice");
+        seen += v["pats"].as_array().expect("array").len();
+        cursor = v["next_cursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen, 5);
+    let (_, v) = h.user_call(Method::Get, "/api/pats", "bob");
+    assert_eq!(v["pats"].as_array().expect("array").len(), 1);
+    assert_eq!(h.user_call(Method::Get, "/api/pats?limit=0", "alice").0, 400);
+    assert_eq!(h.user_call(Method::Get, "/api/pats?cursor=%%", "alice").0, 400);
+}
+
+#[test]
+fn creation_validation() {
+    let h = Harness::new();
+    let bad = [
+        (json!({"name":"x","scopes":["nope"],"expires_in_days":1}), 400, "invalid_scope"),
+        (json!({"name":"x","scopes":[],"expires_in_days":1}), 400, "invalid_scope"),
+        (json!({"name":"x","scopes":["demo_api:read","demo_api:read"],"expires_in_days":1}), 400, "invalid_scope"),
+        (json!({"name":"","scopes":["demo_api:read"],"expires_in_days":1}), 400, "invalid_request"),
+        (json!({"name":"x","scopes":["demo_api:read"]}), 400, "invalid_request"),
+        (json!({"name":"x","scopes":["demo_api:read"],"expires_in_days":367}), 400, "invalid_request"),
+        (json!({"name":"x","scopes":["demo_api:read"],"expires_in_days":1,"admin":true}), 400, "invalid_request"),
+        (json!([1]), 400, "invalid_request"),
+    ];
+    for (body, status, code) in bad {
+        let (s, v) = h.create("alice", body.clone());
+        assert_eq!((s, v["error"].as_str()), (status, Some(code)), "{body}");
+    }
+    assert!(h.backend.tokens.borrow().is_empty());
+}
+
+#[test]
+fn user_authentication_failures() {
+    let h = Harness::new();
+    let (s, _, o) = h.call(&Request::new(Method::Get, "/api/pats"));
+    assert_eq!(s, 401);
+    assert_eq!(o.response.header("www-authenticate"), Some("Bearer realm=\"patgate\""));
+    let req = Request::new(Method::Get, "/api/pats").header("authorization", "Bearer not.a.jwt");
+    let (s, v, o) = h.call(&req);
+    assert_eq!((s, v["error"].as_str()), (401, Some("invalid_token")));
+    assert!(o.response.header("www-authenticate").is_some_and(|w| w.contains("invalid_token")));
+    let req = Request::new(Method::Get, "/api/pats").header("cf-access-jwt-assertion", &user_jwt("carol"));
+    assert_eq!(h.call(&req).0, 200);
+}
+
+#[test]
+fn introspection_client_authentication() {
+    let h = Harness::new();
+    let (_, token) = h.pat("alice", &["demo_api:read"]);
+    let post = Request::new(Method::Post, "/oauth/introspect")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("client_id=demo_api&client_secret=demo-api-secret&token={token}"));
+    assert_eq!(h.call(&post).1["active"], true);
+    for (res, secret) in [("demo_api", "wrong"), ("nobody", "x"), ("pat_client", "")] {
+        let (s, v, o) = h.introspect_as(res, secret, &token);
+        assert_eq!((s, v["error"].as_str()), (401, Some("invalid_client")));
+        assert_eq!(o.response.header("www-authenticate"), Some("Basic realm=\"patgate\""));
+    }
+    let no_auth = Request::new(Method::Post, "/oauth/introspect")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"));
+    assert_eq!(h.call(&no_auth).0, 401);
+    let both = Request::new(Method::Post, "/oauth/introspect")
+        .header("authorization", &format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("demo_api:demo-api-secret")))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("client_id=demo_api&client_secret=demo-api-secret&token={token}"));
+    assert_eq!(h.call(&both).1["error"], "invalid_request");
+    let (s, v, _) = h.introspect("");
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_request")));
+}
+
+#[test]
+fn routing_errors() {
+    let h = Harness::new();
+    assert_eq!(h.call(&Request::new(Method::Get, "/nope")).0, 404);
+    assert_eq!(h.call(&Request::new(Method::Get, "/api/pats/x/y")).0, 404);
+    let (s, _, o) = h.call(&Request::new(Method::Put, "/api/pats"));
+    assert_eq!(s, 405);
+    assert_eq!(o.response.header("allow"), Some("GET, POST"));
+    let (s, v, _) = h.call(&Request::new(Method::Get, "/.well-known/oauth-authorization-server"));
+    assert_eq!(s, 200);
+    assert_eq!(v["issuer"], "https://patgate.test");
+    assert_eq!(v["introspection_endpoint"], "https://patgate.test/oauth/introspect");
+}

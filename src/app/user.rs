@@ -14,6 +14,11 @@ pub async fn authenticate<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result
         Some(t) => t,
         None => req.get_header("cf-access-jwt-assertion")?.ok_or(Error::MissingBearer)?,
     };
+    verify(ctx, jwt).await
+}
+
+/// Verifies an identity-provider JWT and returns its `sub`.
+pub async fn verify<B: Backend>(ctx: &Ctx<'_, B>, jwt: &str) -> Result<String, Error> {
     let fetched = fetched_jwks(ctx).await?;
     verify_user_jwt(&ctx.cfg.user_auth, fetched.as_deref(), jwt, ctx.now).map_err(|f| {
         Error::InvalidToken {

@@ -4,7 +4,9 @@
 use super::counters::{bump, Op};
 use crate::model::{split_scopes, ApiResource, Client, Grant, SecretSet, TokenFormat, TokenRecord};
 use crate::secret::SecretHash;
-use crate::store::{Cursor, GrantCache, JwksFetcher, Registry, StoreError, TokenStore, UsageRecorder};
+use crate::store::{
+    AdminStore, Cursor, GrantCache, JwksFetcher, Registry, StoreError, TokenStore, UsageRecorder, Write,
+};
 use crate::token::{TokenHash, TokenKind};
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
@@ -12,6 +14,8 @@ use worker::{D1Database, Env, kv::KvStore, ObjectNamespace};
 
 /// KV key prefix for grants: `g:{hex sha256}`. Persisted format: never change it.
 const GRANT_PREFIX: &str = "g:";
+/// KV key prefix for revoked JWT ids: `d:{jti}`, expiring with the JWT. Persisted format.
+const DENY_PREFIX: &str = "d:";
 /// KV refuses expirations less than 60 s ahead.
 const KV_MIN_TTL: i64 = 60;
 
@@ -70,6 +74,24 @@ impl GrantCache for EdgeBackend {
     async fn delete_grant(&self, hash: &TokenHash) -> Result<(), StoreError> {
         bump(Op::KvDelete);
         self.kv.delete(&grant_key(hash)).await.map_err(err)
+    }
+
+    async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        bump(Op::KvGet);
+        let key = format!("{DENY_PREFIX}{jti}");
+        Ok(self.kv.get(&key).text().await.map_err(err)?.is_some())
+    }
+
+    async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<(), StoreError> {
+        bump(Op::KvPut);
+        let exp = exp.max(super::now_secs() + KV_MIN_TTL);
+        self.kv
+            .put(&format!("{DENY_PREFIX}{jti}"), "1")
+            .map_err(err)?
+            .expiration(exp as u64)
+            .execute()
+            .await
+            .map_err(err)
     }
 }
 
@@ -264,60 +286,182 @@ struct ClientRow {
     enabled: i64,
 }
 
+const RESOURCE_SELECT: &str = "SELECT r.id, r.secret_hash, r.previous_secret_hash, \
+    r.previous_secret_expires_at, r.enabled, \
+    (SELECT group_concat(name, ' ') FROM scopes WHERE resource_id = r.id) AS scopes \
+    FROM api_resources r";
+const CLIENT_SELECT: &str = "SELECT id, secret_hash, previous_secret_hash, previous_secret_expires_at, \
+    allowed_scopes, token_format, token_lifetime, enabled FROM clients";
+
+impl ResourceRow {
+    fn into_model(self) -> Result<ApiResource, StoreError> {
+        Ok(ApiResource {
+            secret: secret_set(&self.secret_hash, self.previous_secret_hash, self.previous_secret_expires_at)?,
+            id: self.id,
+            enabled: self.enabled != 0,
+            scopes: split_scopes(self.scopes.as_deref().unwrap_or("")),
+        })
+    }
+}
+
+impl ClientRow {
+    fn into_model(self) -> Result<Client, StoreError> {
+        Ok(Client {
+            secret: self
+                .secret_hash
+                .as_deref()
+                .map(|h| secret_set(h, self.previous_secret_hash, self.previous_secret_expires_at))
+                .transpose()?,
+            id: self.id,
+            allowed_scopes: split_scopes(&self.allowed_scopes),
+            token_format: if self.token_format == "jwt" { TokenFormat::Jwt } else { TokenFormat::Reference },
+            token_lifetime: self.token_lifetime,
+            enabled: self.enabled != 0,
+        })
+    }
+}
+
+impl EdgeBackend {
+    async fn rows<T: serde::de::DeserializeOwned>(&self, sql: &str, args: &[JsValue]) -> Result<Vec<T>, StoreError> {
+        bump(Op::D1Query);
+        self.db
+            .prepare(sql)
+            .bind(args)
+            .map_err(err)?
+            .all()
+            .await
+            .map_err(err)?
+            .results()
+            .map_err(err)
+    }
+
+    /// Runs statements in one D1 batch (a transaction). A constraint violation is a Conflict.
+    async fn batch(&self, stmts: Vec<(&str, Vec<JsValue>)>) -> Result<Write, StoreError> {
+        bump(Op::D1Query);
+        let mut prepared = Vec::with_capacity(stmts.len());
+        for (sql, args) in stmts {
+            prepared.push(self.db.prepare(sql).bind(&args).map_err(err)?);
+        }
+        match self.db.batch(prepared).await {
+            Ok(results) => {
+                let changed: usize = results
+                    .iter()
+                    .filter_map(|r| r.meta().ok().flatten().and_then(|m| m.changes))
+                    .sum();
+                Ok(if changed > 0 { Write::Done } else { Write::NotFound })
+            }
+            Err(e) if e.to_string().contains("constraint") => Ok(Write::Conflict),
+            Err(e) => Err(err(e)),
+        }
+    }
+}
+
 impl Registry for EdgeBackend {
     async fn api_resource(&self, id: &str) -> Result<Option<ApiResource>, StoreError> {
-        bump(Op::D1Query);
-        let row: Option<ResourceRow> = self
-            .db
-            .prepare(
-                "SELECT r.id, r.secret_hash, r.previous_secret_hash, r.previous_secret_expires_at, r.enabled, \
-                 (SELECT group_concat(name, ' ') FROM scopes WHERE resource_id = r.id) AS scopes \
-                 FROM api_resources r WHERE r.id = ?1",
-            )
-            .bind(&[s(id)])
-            .map_err(err)?
-            .first(None)
-            .await
-            .map_err(err)?;
-        row.map(|r| {
-            Ok(ApiResource {
-                secret: secret_set(&r.secret_hash, r.previous_secret_hash, r.previous_secret_expires_at)?,
-                id: r.id,
-                enabled: r.enabled != 0,
-                scopes: split_scopes(r.scopes.as_deref().unwrap_or("")),
-            })
-        })
-        .transpose()
+        let sql = format!("{RESOURCE_SELECT} WHERE r.id = ?1");
+        let rows: Vec<ResourceRow> = self.rows(&sql, &[s(id)]).await?;
+        rows.into_iter().next().map(ResourceRow::into_model).transpose()
     }
 
     async fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
-        bump(Op::D1Query);
-        let row: Option<ClientRow> = self
-            .db
-            .prepare(
-                "SELECT id, secret_hash, previous_secret_hash, previous_secret_expires_at, allowed_scopes, \
-                 token_format, token_lifetime, enabled FROM clients WHERE id = ?1",
-            )
-            .bind(&[s(id)])
-            .map_err(err)?
-            .first(None)
-            .await
-            .map_err(err)?;
-        row.map(|r| {
-            Ok(Client {
-                secret: r
-                    .secret_hash
-                    .as_deref()
-                    .map(|h| secret_set(h, r.previous_secret_hash, r.previous_secret_expires_at))
-                    .transpose()?,
-                id: r.id,
-                allowed_scopes: split_scopes(&r.allowed_scopes),
-                token_format: if r.token_format == "jwt" { TokenFormat::Jwt } else { TokenFormat::Reference },
-                token_lifetime: r.token_lifetime,
-                enabled: r.enabled != 0,
-            })
-        })
-        .transpose()
+        let sql = format!("{CLIENT_SELECT} WHERE id = ?1");
+        let rows: Vec<ClientRow> = self.rows(&sql, &[s(id)]).await?;
+        rows.into_iter().next().map(ClientRow::into_model).transpose()
+    }
+}
+
+fn opt_hash(p: Option<&(SecretHash, i64)>) -> (JsValue, JsValue) {
+    p.map_or((JsValue::NULL, JsValue::NULL), |(h, until)| (s(&h.to_hex()), n(*until)))
+}
+
+fn client_args(c: &Client) -> Vec<JsValue> {
+    let (prev, until) = opt_hash(c.secret.as_ref().and_then(|x| x.previous.as_ref()));
+    vec![
+        s(&c.id),
+        c.secret.as_ref().map_or(JsValue::NULL, |x| s(&x.current.to_hex())),
+        prev,
+        until,
+        s(&c.allowed_scopes.join(" ")),
+        s(match c.token_format {
+            TokenFormat::Reference => "reference",
+            TokenFormat::Jwt => "jwt",
+        }),
+        n(c.token_lifetime),
+        n(i64::from(c.enabled)),
+    ]
+}
+
+impl AdminStore for EdgeBackend {
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        let rows: Vec<ClientRow> = self.rows(&format!("{CLIENT_SELECT} ORDER BY id"), &[]).await?;
+        rows.into_iter().map(ClientRow::into_model).collect()
+    }
+
+    async fn create_client(&self, c: &Client, now: i64) -> Result<Write, StoreError> {
+        let mut args = client_args(c);
+        args.push(n(now));
+        self.batch(vec![(
+            "INSERT INTO clients (id, secret_hash, previous_secret_hash, previous_secret_expires_at, \
+             allowed_scopes, token_format, token_lifetime, enabled, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            args,
+        )])
+        .await
+    }
+
+    async fn update_client(&self, c: &Client) -> Result<Write, StoreError> {
+        self.batch(vec![(
+            "UPDATE clients SET secret_hash = ?2, previous_secret_hash = ?3, previous_secret_expires_at = ?4, \
+             allowed_scopes = ?5, token_format = ?6, token_lifetime = ?7, enabled = ?8 WHERE id = ?1",
+            client_args(c),
+        )])
+        .await
+    }
+
+    async fn delete_client(&self, id: &str) -> Result<Write, StoreError> {
+        self.batch(vec![("DELETE FROM clients WHERE id = ?1", vec![s(id)])]).await
+    }
+
+    async fn list_resources(&self) -> Result<Vec<ApiResource>, StoreError> {
+        let rows: Vec<ResourceRow> = self.rows(&format!("{RESOURCE_SELECT} ORDER BY r.id"), &[]).await?;
+        rows.into_iter().map(ResourceRow::into_model).collect()
+    }
+
+    async fn create_resource(&self, r: &ApiResource, now: i64) -> Result<Write, StoreError> {
+        let (prev, until) = opt_hash(r.secret.previous.as_ref());
+        let mut stmts = vec![(
+            "INSERT INTO api_resources (id, secret_hash, previous_secret_hash, previous_secret_expires_at, enabled, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            vec![s(&r.id), s(&r.secret.current.to_hex()), prev, until, n(i64::from(r.enabled)), n(now)],
+        )];
+        for scope in &r.scopes {
+            stmts.push(("INSERT INTO scopes (name, resource_id) VALUES (?1, ?2)", vec![s(scope), s(&r.id)]));
+        }
+        self.batch(stmts).await
+    }
+
+    async fn update_resource(&self, r: &ApiResource) -> Result<Write, StoreError> {
+        let (prev, until) = opt_hash(r.secret.previous.as_ref());
+        let mut stmts = vec![
+            (
+                "UPDATE api_resources SET secret_hash = ?2, previous_secret_hash = ?3, \
+                 previous_secret_expires_at = ?4, enabled = ?5 WHERE id = ?1",
+                vec![s(&r.id), s(&r.secret.current.to_hex()), prev, until, n(i64::from(r.enabled))],
+            ),
+            ("DELETE FROM scopes WHERE resource_id = ?1", vec![s(&r.id)]),
+        ];
+        for scope in &r.scopes {
+            stmts.push(("INSERT INTO scopes (name, resource_id) VALUES (?1, ?2)", vec![s(scope), s(&r.id)]));
+        }
+        self.batch(stmts).await
+    }
+
+    async fn delete_resource(&self, id: &str) -> Result<Write, StoreError> {
+        self.batch(vec![
+            ("DELETE FROM scopes WHERE resource_id = ?1", vec![s(id)]),
+            ("DELETE FROM api_resources WHERE id = ?1", vec![s(id)]),
+        ])
+        .await
     }
 }
 

@@ -1,6 +1,7 @@
 //! Configuration from Worker vars and secrets, parsed once per isolate.
 
 use crate::app::Config;
+use crate::jwt_issuer::SigningKeys;
 use crate::user_auth::UserAuthConfig;
 use std::cell::OnceCell;
 use std::rc::Rc;
@@ -60,5 +61,10 @@ fn parse(env: &Env) -> Result<Config, String> {
         last_used_coalesce_secs: number(env, "LAST_USED_COALESCE_SECONDS", 30)?,
         registry_cache_secs: number(env, "REGISTRY_CACHE_SECONDS", 30)?,
         user_auth,
+        admin_token: text(env, "ADMIN_TOKEN"),
+        signing_keys: text(env, "JWT_SIGNING_KEYS")
+            .map(|k| SigningKeys::parse(&k).map(Rc::new))
+            .transpose()
+            .map_err(|e| format!("JWT_SIGNING_KEYS: {e}"))?,
     })
 }

@@ -1,0 +1,130 @@
+//! RFC 8693 token exchange at `POST /oauth/token`.
+//!
+//! - Single sign-on to PAT: an identity-provider JWT (`subject_token_type` `...:jwt`,
+//!   `...:id_token` or `...:access_token`) exchanged by the public `pat_client` for a new PAT,
+//!   with `name`, `scope` and `expires_in_days` or `expires_at` as parameters. A CLI gets a PAT
+//!   without a browser page.
+//! - PAT to JWT: a PAT (`subject_token_type` `...:access_token`) exchanged for a short-lived
+//!   (at most one hour, never past the PAT), optionally down-scoped RFC 9068 JWT that APIs can
+//!   verify offline against `/.well-known/jwks.json`. Holding the PAT is enough: the public
+//!   `pat_client` may ask without a secret.
+
+use super::token_endpoint::{requested_scopes, TokenResponse};
+use super::{client_auth, jwt_tokens, pats, user, Ctx, PAT_CLIENT_ID};
+use crate::error::Error;
+use crate::http::Form;
+use crate::model::Status;
+use crate::store::Backend;
+use crate::token::{PlainToken, TokenKind};
+
+pub const TT_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+pub const TT_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+pub const TT_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
+/// Longest lifetime of a JWT exchanged for a PAT.
+pub const MAX_EXCHANGED_JWT_SECS: i64 = 3600;
+
+pub async fn handle<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    presented: client_auth::Presented,
+    form: &Form,
+) -> Result<TokenResponse, Error> {
+    let client =
+        client_auth::authenticate_client(ctx, presented, client_auth::Freshness::Fresh).await?;
+    let subject_token = form.require("subject_token")?;
+    let subject_type = form.require("subject_token_type")?;
+    let requested = form.get("requested_token_type");
+    if form.get("actor_token").is_some() {
+        return Err(Error::InvalidRequest("delegation (actor_token) is not supported".into()));
+    }
+    match PlainToken::parse(subject_token) {
+        Ok(pat) if pat.kind() == TokenKind::Pat => {
+            if subject_type != TT_ACCESS_TOKEN {
+                return Err(Error::InvalidRequest(format!(
+                    "a PAT has subject_token_type {TT_ACCESS_TOKEN}"
+                )));
+            }
+            if requested.is_some_and(|r| r != TT_JWT) {
+                return Err(Error::InvalidRequest(format!(
+                    "a PAT can be exchanged only for requested_token_type {TT_JWT}"
+                )));
+            }
+            pat_to_jwt(ctx, &client, &pat, form).await
+        }
+        _ => {
+            if ![TT_JWT, TT_ID_TOKEN, TT_ACCESS_TOKEN].contains(&subject_type) {
+                return Err(Error::InvalidRequest(format!(
+                    "unsupported subject_token_type {subject_type}"
+                )));
+            }
+            if requested.is_some_and(|r| r != TT_ACCESS_TOKEN) {
+                return Err(Error::InvalidRequest(format!(
+                    "an identity-provider token can be exchanged only for requested_token_type {TT_ACCESS_TOKEN} (a PAT)"
+                )));
+            }
+            if client.id != PAT_CLIENT_ID {
+                return Err(Error::UnauthorizedClient(format!(
+                    "only {PAT_CLIENT_ID} may exchange identity-provider tokens for PATs"
+                )));
+            }
+            sso_to_pat(ctx, subject_token, form).await
+        }
+    }
+}
+
+async fn sso_to_pat<B: Backend>(ctx: &Ctx<'_, B>, jwt: &str, form: &Form) -> Result<TokenResponse, Error> {
+    let sub = user::verify(ctx, jwt)
+        .await
+        .map_err(|_| Error::InvalidRequest("subject_token is not a valid identity-provider token".into()))?;
+    let expires_in_days = form
+        .get("expires_in_days")
+        .map(|d| {
+            d.parse::<i64>()
+                .map_err(|_| Error::InvalidRequest("expires_in_days must be an integer".into()))
+        })
+        .transpose()?;
+    let body = pats::CreatePat {
+        name: form.require("name")?.to_owned(),
+        scopes: form
+            .require("scope")
+            .map_err(|_| Error::InvalidScope("scope is required".into()))?
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        expires_at: form.get("expires_at").map(str::to_owned),
+        expires_in_days,
+    };
+    let (rec, token, _log) = pats::issue(ctx, sub, body).await?;
+    Ok(TokenResponse {
+        access_token: token.expose_secret().to_owned(),
+        token_type: "Bearer",
+        expires_in: rec.expires_at - ctx.now,
+        scope: rec.scopes.join(" "),
+        issued_token_type: Some(TT_ACCESS_TOKEN),
+    })
+}
+
+async fn pat_to_jwt<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    client: &crate::model::Client,
+    pat: &PlainToken,
+    form: &Form,
+) -> Result<TokenResponse, Error> {
+    // The source of truth, not KV: a PAT revoked a second ago must not mint a JWT here.
+    let rec = ctx
+        .backend
+        .token_by_hash(&pat.hash())
+        .await?
+        .filter(|r| r.status(ctx.now) == Status::Active)
+        .ok_or_else(|| Error::InvalidRequest("subject_token is not an active token".into()))?;
+    let scopes = requested_scopes(form, &rec.scopes)?;
+    let lifetime = MAX_EXCHANGED_JWT_SECS.min(rec.expires_at - ctx.now);
+    let access_token = jwt_tokens::sign_access_token(ctx, client, &rec.subject, &scopes, lifetime).await?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: lifetime,
+        scope: scopes.join(" "),
+        issued_token_type: Some(TT_JWT),
+    })
+}

@@ -1,0 +1,169 @@
+//! JWT access tokens in the service: the JWKS document, signing for clients, local verification
+//! for introspection and revocation (with a `jti` denylist in KV), and RFC 9701 signed
+//! introspection responses.
+
+use super::{client_auth, Ctx};
+use crate::error::Error;
+use crate::http::{Request, Response};
+use crate::jwt_issuer::{AccessTokenClaims, SigningKeys};
+use crate::model::{ApiResource, Client};
+use crate::store::Backend;
+use crate::token::random_id;
+use std::rc::Rc;
+
+pub const INTROSPECTION_JWT_MEDIA: &str = "application/token-introspection+jwt";
+
+/// Looks like a compact JWS (three base64url parts); cheap check before any crypto.
+pub fn looks_like_jwt(s: &str) -> bool {
+    s.len() <= 4096
+        && s.split('.').count() == 3
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+fn keys<'a, B>(ctx: &'a Ctx<'_, B>) -> Option<&'a Rc<SigningKeys>> {
+    ctx.cfg.signing_keys.as_ref()
+}
+
+pub fn jwks<B>(ctx: &Ctx<'_, B>) -> Response {
+    let body = keys(ctx).map_or_else(|| r#"{"keys":[]}"#.to_owned(), |k| k.jwks_json());
+    let mut r = Response::empty(200);
+    r.headers.push(("content-type", "application/jwk-set+json".into()));
+    // Public keys may be cached briefly; a new key is published before it signs (README).
+    r.headers.push(("cache-control", "public, max-age=300".into()));
+    r.body = body.into_bytes();
+    r
+}
+
+/// The API resources owning `scopes` (the `aud` of a JWT access token).
+async fn audiences<B: Backend>(ctx: &Ctx<'_, B>, scopes: &[String]) -> Result<Vec<String>, Error> {
+    let resources = ctx.backend.list_resources().await?;
+    let mut aud: Vec<String> = Vec::new();
+    for r in &resources {
+        if r.scopes.iter().any(|s| scopes.contains(s)) && !aud.contains(&r.id) {
+            aud.push(r.id.clone());
+        }
+    }
+    Ok(aud)
+}
+
+/// Signs an RFC 9068 access token for `client` and `subject`.
+pub async fn sign_access_token<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    client: &Client,
+    subject: &str,
+    scopes: &[String],
+    lifetime: i64,
+) -> Result<String, Error> {
+    let keys = keys(ctx).ok_or_else(|| {
+        Error::Internal("JWT access tokens requested but JWT_SIGNING_KEYS is not set".into())
+    })?;
+    let claims = AccessTokenClaims {
+        iss: ctx.cfg.issuer.clone(),
+        sub: subject.to_owned(),
+        aud: audiences(ctx, scopes).await?,
+        iat: ctx.now,
+        jti: random_id().map_err(|e| Error::Internal(format!("randomness unavailable: {e}")))?,
+        client_id: client.id.clone(),
+        scope: scopes.join(" "),
+    };
+    keys.sign_access_token(&claims, ctx.now + lifetime)
+        .map_err(|e| Error::Internal(format!("signing failed: {e}")))
+}
+
+/// A verified, unrevoked JWT access token of ours, or `None`.
+pub async fn verify_active<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    jwt: &str,
+) -> Result<Option<(AccessTokenClaims, i64)>, Error> {
+    let Some(keys) = keys(ctx) else {
+        return Ok(None);
+    };
+    let Ok((claims, exp)) = keys.verify_access_token(jwt, ctx.now) else {
+        return Ok(None);
+    };
+    if claims.iss != ctx.cfg.issuer || ctx.backend.is_jti_revoked(&claims.jti).await? {
+        return Ok(None);
+    }
+    Ok(Some((claims, exp)))
+}
+
+/// Introspection of a JWT access token: the same rules as reference tokens.
+pub async fn introspect<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    resource: &ApiResource,
+    jwt: &str,
+) -> Result<Option<serde_json::Value>, Error> {
+    let Some((claims, exp)) = verify_active(ctx, jwt).await? else {
+        return Ok(None);
+    };
+    let visible: Vec<&str> = claims
+        .scope
+        .split(' ')
+        .filter(|s| resource.scopes.iter().any(|r| r == s))
+        .collect();
+    if visible.is_empty()
+        || !client_auth::load_client(ctx, &claims.client_id)
+            .await?
+            .is_some_and(|c| c.enabled)
+    {
+        return Ok(None);
+    }
+    Ok(Some(serde_json::json!({
+        "active": true,
+        "scope": visible.join(" "),
+        "client_id": claims.client_id,
+        "sub": claims.sub,
+        "exp": exp,
+        "iat": claims.iat,
+        "iss": claims.iss,
+        "token_type": "Bearer",
+        "jti": claims.jti,
+        "aud": resource.id,
+    })))
+}
+
+/// Revokes a JWT access token presented to RFC 7009 by `client`.
+pub async fn revoke<B: Backend>(ctx: &Ctx<'_, B>, client: &Client, jwt: &str) -> Result<(), Error> {
+    let Some(keys) = keys(ctx) else {
+        return Ok(());
+    };
+    let Ok((claims, exp)) = keys.verify_access_token(jwt, ctx.now) else {
+        return Ok(()); // invalid or already expired: nothing to do (RFC 7009 2.2)
+    };
+    if claims.client_id != client.id {
+        return Err(Error::UnauthorizedClient("the token was not issued to this client".into()));
+    }
+    ctx.backend.revoke_jti(&claims.jti, exp).await?;
+    Ok(())
+}
+
+pub fn wants_jwt_response(req: &Request) -> bool {
+    req.get_header("accept")
+        .ok()
+        .flatten()
+        .is_some_and(|a| a.split(',').any(|m| m.trim().starts_with(INTROSPECTION_JWT_MEDIA)))
+}
+
+/// RFC 9701: the introspection result signed, for the calling API resource.
+pub fn signed_introspection<B>(
+    ctx: &Ctx<'_, B>,
+    resource: &ApiResource,
+    result: &serde_json::Value,
+) -> Result<Response, Error> {
+    let keys = keys(ctx).ok_or_else(|| {
+        Error::InvalidRequest("signed introspection responses are not configured".into())
+    })?;
+    let payload = serde_json::json!({
+        "iss": ctx.cfg.issuer,
+        "aud": resource.id,
+        "iat": ctx.now,
+        "token_introspection": result,
+    });
+    let jwt = keys
+        .sign_introspection(&payload)
+        .map_err(|e| Error::Internal(format!("signing failed: {e}")))?;
+    let mut r = Response::empty(200);
+    r.headers.push(("content-type", INTROSPECTION_JWT_MEDIA.into()));
+    r.body = jwt.into_bytes();
+    Ok(r)
+}
