@@ -40,5 +40,5 @@ pub async fn metadata<B: Backend>(ctx: &Ctx<'_, B>) -> Result<Response, Error> {
         doc["introspection_signing_alg_values_supported"] = json!([keys.algorithm()]);
         doc["access_token_signing_alg_values_supported"] = json!(keys.algorithms());
     }
-    Ok(Response::json(200, &doc).with_header("cache-control", "public, max-age=300"))
+    Ok(Response::json(200, &doc))
 }
