@@ -7,7 +7,7 @@ use super::token_endpoint::{CLIENT_CREDENTIALS, TOKEN_EXCHANGE};
 use super::Ctx;
 use crate::error::Error;
 use crate::http::Response;
-use crate::store::{AdminStore, Backend};
+use crate::store::Backend;
 use serde_json::json;
 
 pub async fn metadata<B: Backend>(ctx: &Ctx<'_, B>) -> Result<Response, Error> {

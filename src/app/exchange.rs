@@ -8,6 +8,10 @@
 //!   (at most one hour, never past the PAT), optionally down-scoped RFC 9068 JWT that APIs can
 //!   verify offline against `/.well-known/jwks.json`. Holding the PAT is enough: the public
 //!   `pat_client` may ask without a secret.
+//!
+//! A subject token that is well-formed but not acceptable (revoked, expired, unknown, bad
+//! signature) is `invalid_grant`: it is the grant of this request (RFC 6749 section 5.2);
+//! malformed requests, unsupported token types and `actor_token` are `invalid_request`.
 
 use super::token_endpoint::{requested_scopes, TokenResponse};
 use super::{client_auth, jwt_tokens, pats, user, Ctx, PAT_CLIENT_ID};
@@ -74,7 +78,7 @@ pub async fn handle<B: Backend>(
 async fn sso_to_pat<B: Backend>(ctx: &Ctx<'_, B>, jwt: &str, form: &Form) -> Result<TokenResponse, Error> {
     let sub = user::verify(ctx, jwt)
         .await
-        .map_err(|_| Error::InvalidRequest("subject_token is not a valid identity-provider token".into()))?;
+        .map_err(|_| Error::InvalidGrant("subject_token is not a valid identity-provider token".into()))?;
     let expires_in_days = form
         .get("expires_in_days")
         .map(|d| {
@@ -116,7 +120,7 @@ async fn pat_to_jwt<B: Backend>(
         .token_by_hash(&pat.hash())
         .await?
         .filter(|r| r.status(ctx.now) == Status::Active)
-        .ok_or_else(|| Error::InvalidRequest("subject_token is not an active token".into()))?;
+        .ok_or_else(|| Error::InvalidGrant("subject_token is not an active token".into()))?;
     let scopes = requested_scopes(form, &rec.scopes)?;
     let lifetime = MAX_EXCHANGED_JWT_SECS.min(rec.expires_at - ctx.now);
     let access_token = jwt_tokens::sign_access_token(ctx, client, &rec.subject, &scopes, lifetime).await?;
