@@ -47,6 +47,13 @@ export function ensureTools({ quiet = false } = {}) {
     say("adding rust target wasm32-unknown-unknown");
     run("rustup", ["target", "add", "wasm32-unknown-unknown"]);
   }
+  const components = output("rustup", ["component", "list", "--installed"]) || "";
+  for (const c of ["clippy", "rustfmt"]) {
+    if (!components.split("\n").some((l) => l.startsWith(c))) {
+      say(`adding rust component ${c}`);
+      run("rustup", ["component", "add", c]);
+    }
+  }
   const wb = output(cargoBin("worker-build"), ["--version"]);
   if (!wb || !wb.includes(WORKER_BUILD_VERSION)) {
     say(`installing worker-build ${WORKER_BUILD_VERSION} (a few minutes, once)`);

@@ -35,7 +35,10 @@ pub enum Error {
     /// RFC 6750 3.1: no bearer credentials at all (challenge without an error code).
     MissingBearer,
     /// RFC 6750 3.1 `invalid_token`: "expired, revoked, malformed, or invalid". `cause` is logged.
-    InvalidToken { description: &'static str, cause: String },
+    InvalidToken {
+        description: &'static str,
+        cause: String,
+    },
     NotFound,
     MethodNotAllowed(&'static str),
     PayloadTooLarge(usize),
@@ -58,9 +61,9 @@ impl Error {
     /// The `error` code sent in the body.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::InvalidRequest(_) | Error::PayloadTooLarge(_) | Error::UnsupportedMediaType(_) => {
-                "invalid_request"
-            }
+            Error::InvalidRequest(_)
+            | Error::PayloadTooLarge(_)
+            | Error::UnsupportedMediaType(_) => "invalid_request",
             Error::InvalidClient(_) => "invalid_client",
             Error::InvalidGrant(_) => "invalid_grant",
             Error::InvalidScope(_) => "invalid_scope",
@@ -180,16 +183,36 @@ mod tests {
     #[test]
     fn oauth_errors_have_rfc6749_bodies() {
         let cases = [
-            (Error::InvalidRequest("missing parameter token".into()), 400, "invalid_request"),
+            (
+                Error::InvalidRequest("missing parameter token".into()),
+                400,
+                "invalid_request",
+            ),
             (Error::InvalidGrant("x".into()), 400, "invalid_grant"),
             (Error::InvalidScope("x".into()), 400, "invalid_scope"),
-            (Error::UnauthorizedClient("x".into()), 400, "unauthorized_client"),
-            (Error::UnsupportedGrantType("x".into()), 400, "unsupported_grant_type"),
-            (Error::UnsupportedTokenType("x".into()), 400, "unsupported_token_type"),
+            (
+                Error::UnauthorizedClient("x".into()),
+                400,
+                "unauthorized_client",
+            ),
+            (
+                Error::UnsupportedGrantType("x".into()),
+                400,
+                "unsupported_grant_type",
+            ),
+            (
+                Error::UnsupportedTokenType("x".into()),
+                400,
+                "unsupported_token_type",
+            ),
             (Error::Conflict("x".into()), 409, "conflict"),
             (Error::NotFound, 404, "not_found"),
             (Error::PayloadTooLarge(8192), 413, "invalid_request"),
-            (Error::UnsupportedMediaType("application/json"), 415, "invalid_request"),
+            (
+                Error::UnsupportedMediaType("application/json"),
+                415,
+                "invalid_request",
+            ),
         ];
         for (e, status, code) in cases {
             let (s, b, _) = body(e);
@@ -206,15 +229,24 @@ mod tests {
             b,
             serde_json::json!({"error":"invalid_client","error_description":"client authentication failed"})
         );
-        assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"patgate\""));
-        assert!(r.log.as_deref().is_some_and(|l| l.contains("unknown client")));
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Basic realm=\"patgate\"")
+        );
+        assert!(r
+            .log
+            .as_deref()
+            .is_some_and(|l| l.contains("unknown client")));
     }
 
     #[test]
     fn bearer_challenges_follow_rfc6750() {
         let (s, _, r) = body(Error::MissingBearer);
         assert_eq!(s, 401);
-        assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"patgate\""));
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Bearer realm=\"patgate\"")
+        );
         let (s, b, r) = body(Error::InvalidToken {
             description: "the token expired",
             cause: "exp".into(),

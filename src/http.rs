@@ -66,7 +66,8 @@ impl Request {
 
     #[must_use]
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.to_ascii_lowercase(), value.to_owned()));
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_owned()));
         self
     }
 
@@ -95,7 +96,13 @@ impl Request {
         self.headers
             .iter()
             .find(|(k, _)| k == "content-type")
-            .map(|(_, v)| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+            .map(|(_, v)| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
     }
 
     fn check_size(&self, limit: usize) -> Result<(), Error> {
@@ -289,7 +296,10 @@ mod tests {
 
     fn form_req(body: &str) -> Request {
         Request::new(Method::Post, "/oauth/introspect")
-            .header("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8")
+            .header(
+                "Content-Type",
+                "application/x-www-form-urlencoded; charset=UTF-8",
+            )
             .body(body)
     }
 
@@ -310,9 +320,18 @@ mod tests {
 
     #[test]
     fn form_rejects_non_utf8_and_bad_escapes() {
-        assert!(matches!(form_req("token=%FF").form(), Err(Error::InvalidRequest(_))));
-        assert!(matches!(form_req("token=%F").form(), Err(Error::InvalidRequest(_))));
-        assert!(matches!(form_req("token=%zz").form(), Err(Error::InvalidRequest(_))));
+        assert!(matches!(
+            form_req("token=%FF").form(),
+            Err(Error::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            form_req("token=%F").form(),
+            Err(Error::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            form_req("token=%zz").form(),
+            Err(Error::InvalidRequest(_))
+        ));
         let raw = Request::new(Method::Post, "/")
             .header("content-type", "application/x-www-form-urlencoded")
             .body(vec![b't', b'=', 0xff]);
@@ -341,7 +360,10 @@ mod tests {
         let wrong = Request::new(Method::Post, "/")
             .header("content-type", "text/plain")
             .body(r#"{"a":1}"#);
-        assert!(matches!(wrong.json::<T>(), Err(Error::UnsupportedMediaType(_))));
+        assert!(matches!(
+            wrong.json::<T>(),
+            Err(Error::UnsupportedMediaType(_))
+        ));
         let bad = Request::new(Method::Post, "/")
             .header("content-type", "application/json")
             .body("{");
@@ -361,7 +383,10 @@ mod tests {
             Some(("my client".into(), "p:ss".into()))
         );
         let r = Request::new(Method::Post, "/").header("authorization", "Basic !!!");
-        assert!(matches!(r.basic_credentials(), Err(Error::InvalidClient(_))));
+        assert!(matches!(
+            r.basic_credentials(),
+            Err(Error::InvalidClient(_))
+        ));
         let r = Request::new(Method::Post, "/").header("authorization", "Bearer x");
         assert_eq!(r.basic_credentials().expect("ok"), None);
     }

@@ -125,33 +125,42 @@ fn parse_key(i: usize, v: &serde_json::Value) -> Result<Key, KeyError> {
     ) {
         (Some("OKP"), Some("Ed25519")) => {
             if private {
-                let sk = ed25519_compact::SecretKey::try_from(&jwk).map_err(|_| KeyError::BadKey(i))?;
+                let sk =
+                    ed25519_compact::SecretKey::try_from(&jwk).map_err(|_| KeyError::BadKey(i))?;
                 let pk = sk.public_key();
                 (Some(Signer::Ed(sk)), Verifier::Ed(pk))
             } else {
-                let pk = ed25519_compact::PublicKey::try_from(&jwk).map_err(|_| KeyError::BadKey(i))?;
+                let pk =
+                    ed25519_compact::PublicKey::try_from(&jwk).map_err(|_| KeyError::BadKey(i))?;
                 (None, Verifier::Ed(pk))
             }
         }
         (Some("EC"), Some("P-256")) => {
             if private {
-                let sk = p256::ecdsa::SigningKey::try_from(&jwk).map_err(|_| KeyError::BadKey(i))?;
+                let sk =
+                    p256::ecdsa::SigningKey::try_from(&jwk).map_err(|_| KeyError::BadKey(i))?;
                 let pk = *sk.verifying_key();
                 (Some(Signer::Es(sk)), Verifier::Es(pk))
             } else {
-                let pk = p256::ecdsa::VerifyingKey::try_from(&jwk).map_err(|_| KeyError::BadKey(i))?;
+                let pk =
+                    p256::ecdsa::VerifyingKey::try_from(&jwk).map_err(|_| KeyError::BadKey(i))?;
                 (None, Verifier::Es(pk))
             }
         }
         _ => return Err(KeyError::BadKey(i)),
     };
-    Ok(Key { kid, signer, verifier })
+    Ok(Key {
+        kid,
+        signer,
+        verifier,
+    })
 }
 
 impl SigningKeys {
     /// Parses the `JWT_SIGNING_KEYS` JSON array.
     pub fn parse(json: &str) -> Result<SigningKeys, KeyError> {
-        let arr: Vec<serde_json::Value> = serde_json::from_str(json).map_err(|_| KeyError::NotJson)?;
+        let arr: Vec<serde_json::Value> =
+            serde_json::from_str(json).map_err(|_| KeyError::NotJson)?;
         let mut keys: Vec<Key> = Vec::with_capacity(arr.len());
         for (i, v) in arr.iter().enumerate() {
             let k = parse_key(i, v)?;
@@ -188,8 +197,11 @@ impl SigningKeys {
 
     /// `{"keys":[...]}` with public parts only.
     pub fn jwks_json(&self) -> String {
-        let keys: Vec<serde_json::Value> =
-            self.keys.iter().map(|k| k.verifier.public_jwk(&k.kid)).collect();
+        let keys: Vec<serde_json::Value> = self
+            .keys
+            .iter()
+            .map(|k| k.verifier.public_jwk(&k.kid))
+            .collect();
         serde_json::json!({ "keys": keys }).to_string()
     }
 
@@ -205,7 +217,11 @@ impl SigningKeys {
     }
 
     /// Signs an RFC 9068 access token valid until `exp`.
-    pub fn sign_access_token(&self, claims: &AccessTokenClaims, exp: i64) -> Result<String, KeyError> {
+    pub fn sign_access_token(
+        &self,
+        claims: &AccessTokenClaims,
+        exp: i64,
+    ) -> Result<String, KeyError> {
         let mut c = Claims::new(claims);
         c.expiration = DateTime::from_timestamp(exp, 0);
         c.issued_at = DateTime::from_timestamp(claims.iat, 0);
@@ -219,7 +235,11 @@ impl SigningKeys {
 
     /// Verifies one of our access tokens: `typ`, known `kid`, signature and expiry (no leeway).
     /// Returns the claims and `exp`.
-    pub fn verify_access_token(&self, jwt: &str, now: i64) -> Result<(AccessTokenClaims, i64), VerifyError> {
+    pub fn verify_access_token(
+        &self,
+        jwt: &str,
+        now: i64,
+    ) -> Result<(AccessTokenClaims, i64), VerifyError> {
         if jwt.len() > 4096 {
             return Err(VerifyError::Malformed);
         }
@@ -227,7 +247,11 @@ impl SigningKeys {
         if t.header().token_type.as_deref() != Some(ACCESS_TOKEN_TYP) {
             return Err(VerifyError::WrongType);
         }
-        let kid = t.header().key_id.as_deref().ok_or(VerifyError::UnknownKey)?;
+        let kid = t
+            .header()
+            .key_id
+            .as_deref()
+            .ok_or(VerifyError::UnknownKey)?;
         let key = self
             .keys
             .iter()
@@ -244,7 +268,9 @@ impl SigningKeys {
         claims
             .validate_expiration(&opts)
             .map_err(|_| VerifyError::Expired)?;
-        let exp = claims.expiration.map_or(0, |e: DateTime<Utc>| e.timestamp());
+        let exp = claims
+            .expiration
+            .map_or(0, |e: DateTime<Utc>| e.timestamp());
         let mut custom = claims.custom.clone();
         custom.iat = claims.issued_at.map_or(0, |t| t.timestamp());
         Ok((custom, exp))
@@ -255,7 +281,8 @@ impl SigningKeys {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|_| KeyError::Signing)?;
         let kp = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(seed));
-        let mut v = serde_json::to_value(JsonWebKey::from(&kp.sk)).map_err(|_| KeyError::Signing)?;
+        let mut v =
+            serde_json::to_value(JsonWebKey::from(&kp.sk)).map_err(|_| KeyError::Signing)?;
         v["kid"] = kid.into();
         Ok(v.to_string())
     }
@@ -293,7 +320,10 @@ mod tests {
             let k = SigningKeys::parse(&keys).expect("keys");
             let jwt = k.sign_access_token(&claims(), NOW + 60).expect("sign");
             assert_eq!(k.verify_access_token(&jwt, NOW), Ok((claims(), NOW + 60)));
-            assert_eq!(k.verify_access_token(&jwt, NOW + 61), Err(VerifyError::Expired));
+            assert_eq!(
+                k.verify_access_token(&jwt, NOW + 61),
+                Err(VerifyError::Expired)
+            );
             let mut tampered = jwt.clone();
             tampered.pop();
             tampered.push(if jwt.ends_with('A') { 'B' } else { 'A' });
@@ -310,18 +340,32 @@ mod tests {
         let after = SigningKeys::parse(&format!("[{new},{old}]")).expect("keys");
         assert!(after.verify_access_token(&jwt, NOW).is_ok());
         let fresh = after.sign_access_token(&claims(), NOW + 60).expect("sign");
-        assert_eq!(before.verify_access_token(&fresh, NOW), Err(VerifyError::UnknownKey));
+        assert_eq!(
+            before.verify_access_token(&fresh, NOW),
+            Err(VerifyError::UnknownKey)
+        );
         let published: serde_json::Value = serde_json::from_str(&after.jwks_json()).expect("json");
         assert_eq!(published["keys"].as_array().map(Vec::len), Some(2));
     }
 
     #[test]
     fn wrong_typ_is_refused() {
-        let k = SigningKeys::parse(&format!("[{}]", SigningKeys::generate_ed25519("k").expect("gen")))
-            .expect("keys");
-        let intro = k.sign_introspection(&serde_json::json!({"x":1})).expect("sign");
-        assert_eq!(k.verify_access_token(&intro, NOW), Err(VerifyError::WrongType));
-        assert_eq!(k.verify_access_token("x.y", NOW), Err(VerifyError::Malformed));
+        let k = SigningKeys::parse(&format!(
+            "[{}]",
+            SigningKeys::generate_ed25519("k").expect("gen")
+        ))
+        .expect("keys");
+        let intro = k
+            .sign_introspection(&serde_json::json!({"x":1}))
+            .expect("sign");
+        assert_eq!(
+            k.verify_access_token(&intro, NOW),
+            Err(VerifyError::WrongType)
+        );
+        assert_eq!(
+            k.verify_access_token("x.y", NOW),
+            Err(VerifyError::Malformed)
+        );
     }
 
     #[test]
@@ -340,7 +384,10 @@ mod tests {
         assert_eq!(v["keys"][0]["use"], "sig");
         assert_eq!(v["keys"][1]["kty"], "EC");
         assert_eq!(v["keys"][1]["crv"], "P-256");
-        assert_eq!(crate::user_auth::Jwks::parse(&jwks).expect("parse").len(), 2);
+        assert_eq!(
+            crate::user_auth::Jwks::parse(&jwks).expect("parse").len(),
+            2
+        );
         assert_eq!(k.algorithms(), vec!["EdDSA", "ES256"]);
     }
 
@@ -359,7 +406,12 @@ mod tests {
         );
         let mut no_kid: serde_json::Value = serde_json::from_str(&ed).expect("json");
         no_kid.as_object_mut().map(|o| o.remove("kid"));
-        assert_eq!(SigningKeys::parse(&format!("[{no_kid}]")).err(), Some(KeyError::MissingKid(0)));
-        assert!(!format!("{:?}", SigningKeys::parse(&format!("[{ed}]")).expect("k")).contains("\"d\""));
+        assert_eq!(
+            SigningKeys::parse(&format!("[{no_kid}]")).err(),
+            Some(KeyError::MissingKid(0))
+        );
+        assert!(
+            !format!("{:?}", SigningKeys::parse(&format!("[{ed}]")).expect("k")).contains("\"d\"")
+        );
     }
 }

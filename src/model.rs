@@ -120,7 +120,10 @@ pub struct Client {
 
 /// Splits a space-delimited scope string (RFC 6749 section 3.3).
 pub fn split_scopes(s: &str) -> Vec<String> {
-    s.split(' ').filter(|x| !x.is_empty()).map(str::to_owned).collect()
+    s.split(' ')
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]
@@ -146,8 +149,12 @@ mod tests {
             r#"{"id":"abc","kind":"pat","sub":"alice","client_id":"pat_client","scopes":["demo_api:read"],"iat":1700000000,"exp":1800000000,"name":"ci"}"#
         );
         assert_eq!(serde_json::from_str::<Grant>(&json).expect("parses"), g);
-        let no_name = r#"{"id":"a","kind":"access","sub":"c","client_id":"c","scopes":[],"iat":1,"exp":2}"#;
-        assert_eq!(serde_json::from_str::<Grant>(no_name).expect("parses").name, None);
+        let no_name =
+            r#"{"id":"a","kind":"access","sub":"c","client_id":"c","scopes":[],"iat":1,"exp":2}"#;
+        assert_eq!(
+            serde_json::from_str::<Grant>(no_name).expect("parses").name,
+            None
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub trait GrantCache {
     async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<(), StoreError>;
 }
 
-/// Keyset page position for listing (created_at, id), newest first.
+/// Keyset page position for listing (`created_at`, `id`), newest first.
 pub type Cursor = (i64, String);
 
 /// The source of truth for reference tokens (D1).
@@ -38,7 +38,11 @@ pub trait TokenStore {
     async fn insert_token(&self, rec: &TokenRecord) -> Result<(), StoreError>;
     async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError>;
     /// A PAT by id, only if it belongs to `subject`.
-    async fn pat_for_subject(&self, subject: &str, id: &str) -> Result<Option<TokenRecord>, StoreError>;
+    async fn pat_for_subject(
+        &self,
+        subject: &str,
+        id: &str,
+    ) -> Result<Option<TokenRecord>, StoreError>;
     /// A subject's PATs, newest first, strictly after `after`, at most `limit`.
     async fn list_pats(
         &self,
@@ -98,5 +102,11 @@ pub trait AdminStore {
 }
 
 /// Everything the service needs from its runtime.
-pub trait Backend: GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher + AdminStore {}
-impl<T: GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher + AdminStore> Backend for T {}
+pub trait Backend:
+    GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher + AdminStore
+{
+}
+impl<T: GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher + AdminStore> Backend
+    for T
+{
+}

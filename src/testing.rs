@@ -96,9 +96,18 @@ impl TokenStore for MemoryBackend {
     }
     async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
         self.d1()?;
-        Ok(self.tokens.borrow().iter().find(|t| t.hash == *hash).cloned())
+        Ok(self
+            .tokens
+            .borrow()
+            .iter()
+            .find(|t| t.hash == *hash)
+            .cloned())
     }
-    async fn pat_for_subject(&self, subject: &str, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+    async fn pat_for_subject(
+        &self,
+        subject: &str,
+        id: &str,
+    ) -> Result<Option<TokenRecord>, StoreError> {
         self.d1()?;
         Ok(self
             .tokens
@@ -129,7 +138,10 @@ impl TokenStore for MemoryBackend {
     async fn revoke_token(&self, id: &str, now: i64) -> Result<bool, StoreError> {
         self.d1()?;
         let mut tokens = self.tokens.borrow_mut();
-        match tokens.iter_mut().find(|t| t.id == id && t.revoked_at.is_none()) {
+        match tokens
+            .iter_mut()
+            .find(|t| t.id == id && t.revoked_at.is_none())
+        {
             Some(t) => {
                 t.revoked_at = Some(now);
                 Ok(true)
@@ -137,7 +149,12 @@ impl TokenStore for MemoryBackend {
             None => Ok(false),
         }
     }
-    async fn replace_token_hash(&self, id: &str, old: &TokenHash, new: &TokenHash) -> Result<bool, StoreError> {
+    async fn replace_token_hash(
+        &self,
+        id: &str,
+        old: &TokenHash,
+        new: &TokenHash,
+    ) -> Result<bool, StoreError> {
         self.d1()?;
         let mut tokens = self.tokens.borrow_mut();
         match tokens
@@ -211,7 +228,11 @@ impl crate::store::AdminStore for MemoryBackend {
         let mut all = self.clients.borrow_mut();
         let before = all.len();
         all.retain(|x| x.id != id);
-        Ok(if all.len() < before { Write::Done } else { Write::NotFound })
+        Ok(if all.len() < before {
+            Write::Done
+        } else {
+            Write::NotFound
+        })
     }
     async fn list_resources(&self) -> Result<Vec<ApiResource>, StoreError> {
         self.d1()?;
@@ -251,6 +272,10 @@ impl crate::store::AdminStore for MemoryBackend {
         let mut all = self.resources.borrow_mut();
         let before = all.len();
         all.retain(|x| x.id != id);
-        Ok(if all.len() < before { Write::Done } else { Write::NotFound })
+        Ok(if all.len() < before {
+            Write::Done
+        } else {
+            Write::NotFound
+        })
     }
 }

@@ -106,7 +106,10 @@ impl Jwks {
 }
 
 fn parse_jwk(v: &serde_json::Value) -> Option<Jwk> {
-    if v.get("use").and_then(|u| u.as_str()).is_some_and(|u| u != "sig") {
+    if v.get("use")
+        .and_then(|u| u.as_str())
+        .is_some_and(|u| u != "sig")
+    {
         return None;
     }
     let kid = v.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
@@ -267,7 +270,11 @@ fn verify_with(key: &KeyMaterial, t: &UntrustedToken<'_>) -> Option<Token<UserCl
     }
 }
 
-fn check_claims(cfg: &UserAuthConfig, claims: &Claims<UserClaims>, now: i64) -> Result<String, AuthFailure> {
+fn check_claims(
+    cfg: &UserAuthConfig,
+    claims: &Claims<UserClaims>,
+    now: i64,
+) -> Result<String, AuthFailure> {
     let opts = time_options(now);
     if claims.expiration.is_none() {
         return Err(AuthFailure::Expired);
@@ -286,7 +293,7 @@ fn check_claims(cfg: &UserAuthConfig, claims: &Claims<UserClaims>, now: i64) -> 
     }
     let aud_ok = match &c.aud {
         Some(Audience::One(a)) => *a == cfg.audience,
-        Some(Audience::Many(list)) => list.iter().any(|a| *a == cfg.audience),
+        Some(Audience::Many(list)) => list.contains(&cfg.audience),
         None => false,
     };
     if !aud_ok {
@@ -299,6 +306,7 @@ fn check_claims(cfg: &UserAuthConfig, claims: &Claims<UserClaims>, now: i64) -> 
 }
 
 #[cfg(test)]
+#[allow(clippy::similar_names, clippy::needless_pass_by_value)]
 mod tests {
     use super::*;
     use jwt_compact::Header;
@@ -354,9 +362,15 @@ mod tests {
     #[test]
     fn hs256_happy_path_and_audience_list() {
         let t = hs("s3cret", &claims(json!({})));
-        assert_eq!(verify_user_jwt(&cfg(None), None, &t, NOW), Ok("alice".into()));
+        assert_eq!(
+            verify_user_jwt(&cfg(None), None, &t, NOW),
+            Ok("alice".into())
+        );
         let t = hs("s3cret", &claims(json!({"aud":["other","patgate"]})));
-        assert_eq!(verify_user_jwt(&cfg(None), None, &t, NOW), Ok("alice".into()));
+        assert_eq!(
+            verify_user_jwt(&cfg(None), None, &t, NOW),
+            Ok("alice".into())
+        );
     }
 
     #[test]
@@ -366,9 +380,18 @@ mod tests {
         check("garbage", AuthFailure::Malformed);
         check(&"a".repeat(MAX_JWT_LEN + 1), AuthFailure::Malformed);
         check(&hs("wrong", &claims(json!({}))), AuthFailure::BadSignature);
-        check(&hs("s3cret", &claims(json!({"iss":"evil"}))), AuthFailure::WrongIssuer);
-        check(&hs("s3cret", &claims(json!({"aud":"other"}))), AuthFailure::WrongAudience);
-        check(&hs("s3cret", &claims(json!({"sub":""}))), AuthFailure::MissingSubject);
+        check(
+            &hs("s3cret", &claims(json!({"iss":"evil"}))),
+            AuthFailure::WrongIssuer,
+        );
+        check(
+            &hs("s3cret", &claims(json!({"aud":"other"}))),
+            AuthFailure::WrongAudience,
+        );
+        check(
+            &hs("s3cret", &claims(json!({"sub":""}))),
+            AuthFailure::MissingSubject,
+        );
         let mut expired = claims(json!({}));
         expired.expiration = DateTime::from_timestamp(NOW - LEEWAY_SECS - 1, 0);
         check(&hs("s3cret", &expired), AuthFailure::Expired);
@@ -386,7 +409,10 @@ mod tests {
         );
         check(&none, AuthFailure::UnsupportedAlgorithm);
         // HS256 without a configured secret
-        let no_secret = UserAuthConfig { hs256_secret: None, ..cfg(None) };
+        let no_secret = UserAuthConfig {
+            hs256_secret: None,
+            ..cfg(None)
+        };
         assert_eq!(
             verify_user_jwt(&no_secret, None, &hs("s3cret", &claims(json!({}))), NOW),
             Err(AuthFailure::UnsupportedAlgorithm)
@@ -407,27 +433,55 @@ mod tests {
         let jwks = Jwks::parse(&doc.to_string()).expect("jwks");
         assert_eq!(jwks.len(), 2, "unsupported keys are skipped");
         let ed = Ed25519
-            .token(&Header::empty().with_key_id("ed1"), &claims(json!({})), &ed_sk)
+            .token(
+                &Header::empty().with_key_id("ed1"),
+                &claims(json!({})),
+                &ed_sk,
+            )
             .expect("sign");
         let es = Es256
-            .token(&Header::empty().with_key_id("es1"), &claims(json!({})), &es_sk)
+            .token(
+                &Header::empty().with_key_id("es1"),
+                &claims(json!({})),
+                &es_sk,
+            )
             .expect("sign");
         let inline = cfg(Some(jwks.clone()));
         assert_eq!(verify_user_jwt(&inline, None, &ed, NOW), Ok("alice".into()));
         assert_eq!(verify_user_jwt(&inline, None, &es, NOW), Ok("alice".into()));
-        assert_eq!(verify_user_jwt(&cfg(None), Some(&jwks), &es, NOW), Ok("alice".into()));
+        assert_eq!(
+            verify_user_jwt(&cfg(None), Some(&jwks), &es, NOW),
+            Ok("alice".into())
+        );
         // unknown kid, and no key at all
         let other = Ed25519
-            .token(&Header::empty().with_key_id("nope"), &claims(json!({})), &ed_sk)
+            .token(
+                &Header::empty().with_key_id("nope"),
+                &claims(json!({})),
+                &ed_sk,
+            )
             .expect("sign");
-        assert_eq!(verify_user_jwt(&inline, None, &other, NOW), Err(AuthFailure::UnknownKey));
-        assert_eq!(verify_user_jwt(&cfg(None), None, &ed, NOW), Err(AuthFailure::UnknownKey));
+        assert_eq!(
+            verify_user_jwt(&inline, None, &other, NOW),
+            Err(AuthFailure::UnknownKey)
+        );
+        assert_eq!(
+            verify_user_jwt(&cfg(None), None, &ed, NOW),
+            Err(AuthFailure::UnknownKey)
+        );
         // right kid, wrong key
         let (bad_sk, _) = ed_pair(8);
         let forged = Ed25519
-            .token(&Header::empty().with_key_id("ed1"), &claims(json!({})), &bad_sk)
+            .token(
+                &Header::empty().with_key_id("ed1"),
+                &claims(json!({})),
+                &bad_sk,
+            )
             .expect("sign");
-        assert_eq!(verify_user_jwt(&inline, None, &forged, NOW), Err(AuthFailure::BadSignature));
+        assert_eq!(
+            verify_user_jwt(&inline, None, &forged, NOW),
+            Err(AuthFailure::BadSignature)
+        );
     }
 
     #[test]
@@ -440,7 +494,10 @@ mod tests {
         let t = Rsa::rs256()
             .token(&Header::empty(), &claims(json!({})), &sk)
             .expect("sign");
-        assert_eq!(verify_user_jwt(&cfg(Some(jwks)), None, &t, NOW), Ok("alice".into()));
+        assert_eq!(
+            verify_user_jwt(&cfg(Some(jwks)), None, &t, NOW),
+            Ok("alice".into())
+        );
     }
 
     #[test]
@@ -449,9 +506,13 @@ mod tests {
         assert_eq!(Jwks::parse("{}").map(|_| ()), Err(JwksError::NoKeysArray));
         let (_, jwk) = ed_pair(1);
         let enc = with(jwk.clone(), "use", "enc");
-        assert!(Jwks::parse(&json!({"keys":[enc]}).to_string()).expect("ok").is_empty());
+        assert!(Jwks::parse(&json!({"keys":[enc]}).to_string())
+            .expect("ok")
+            .is_empty());
         let wrong_alg = with(jwk, "alg", "RS256");
-        assert!(Jwks::parse(&json!({"keys":[wrong_alg]}).to_string()).expect("ok").is_empty());
+        assert!(Jwks::parse(&json!({"keys":[wrong_alg]}).to_string())
+            .expect("ok")
+            .is_empty());
     }
 
     #[test]

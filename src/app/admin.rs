@@ -21,7 +21,8 @@ const MAX_GRACE_SECS: i64 = 7 * 86_400;
 fn valid_name(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
 }
 
 fn check_id(id: &str) -> Result<(), Error> {
@@ -142,14 +143,18 @@ fn check_lifetime(l: i64) -> Result<(), Error> {
     if (60..=86_400).contains(&l) {
         Ok(())
     } else {
-        Err(Error::InvalidRequest("token_lifetime must be 60 to 86400 seconds".into()))
+        Err(Error::InvalidRequest(
+            "token_lifetime must be 60 to 86400 seconds".into(),
+        ))
     }
 }
 
 fn check_scope_names(scopes: &[String]) -> Result<(), Error> {
     for (i, s) in scopes.iter().enumerate() {
         if !valid_name(s, 128) {
-            return Err(Error::InvalidRequest(format!("scope name {s:?} is not valid")));
+            return Err(Error::InvalidRequest(format!(
+                "scope name {s:?} is not valid"
+            )));
         }
         if scopes[..i].contains(s) {
             return Err(Error::InvalidRequest(format!("scope {s} is repeated")));
@@ -164,7 +169,9 @@ async fn check_scopes_exist<B: Backend>(ctx: &Ctx<'_, B>, scopes: &[String]) -> 
     let resources = ctx.backend.list_resources().await?;
     for s in scopes {
         if !resources.iter().any(|r| r.scopes.contains(s)) {
-            return Err(Error::InvalidScope(format!("no API resource owns scope {s}")));
+            return Err(Error::InvalidScope(format!(
+                "no API resource owns scope {s}"
+            )));
         }
     }
     Ok(())
@@ -182,12 +189,18 @@ fn rotated(set: &SecretSet, fresh: &ClientSecret, now: i64, grace: i64) -> Secre
 }
 
 fn grace(req: &Request) -> Result<i64, Error> {
-    let r: Rotate = if req.body.is_empty() { Rotate::default() } else { req.json()? };
+    let r: Rotate = if req.body.is_empty() {
+        Rotate::default()
+    } else {
+        req.json()?
+    };
     let g = r.grace_seconds.unwrap_or(DEFAULT_GRACE_SECS);
     if (0..=MAX_GRACE_SECS).contains(&g) {
         Ok(g)
     } else {
-        Err(Error::InvalidRequest(format!("grace_seconds must be 0 to {MAX_GRACE_SECS}")))
+        Err(Error::InvalidRequest(format!(
+            "grace_seconds must be 0 to {MAX_GRACE_SECS}"
+        )))
     }
 }
 
@@ -199,7 +212,11 @@ fn written(w: Write) -> Result<(), Error> {
     }
 }
 
-pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, rest: &str) -> Result<Response, Error> {
+pub async fn handle<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    req: &Request,
+    rest: &str,
+) -> Result<Response, Error> {
     authorize(ctx, req)?;
     let parts: Vec<&str> = rest.split('/').collect();
     match (parts.as_slice(), req.method) {
@@ -274,7 +291,11 @@ async fn create_client<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Re
     check_id(&body.id)?;
     check_lifetime(body.token_lifetime)?;
     check_scopes_exist(ctx, &body.allowed_scopes).await?;
-    let secret = if body.public { None } else { Some(new_secret()?) };
+    let secret = if body.public {
+        None
+    } else {
+        Some(new_secret()?)
+    };
     let client = Client {
         id: body.id,
         secret: secret.as_ref().map(|s| SecretSet {
@@ -295,7 +316,11 @@ async fn create_client<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Re
     Ok(Response::json(201, &v).with_header("location", format!("/admin/clients/{}", client.id)))
 }
 
-async fn update_client<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, id: &str) -> Result<Response, Error> {
+async fn update_client<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    req: &Request,
+    id: &str,
+) -> Result<Response, Error> {
     let patch: ClientPatch = req.json()?;
     let mut c = ctx.backend.client(id).await?.ok_or(Error::NotFound)?;
     if let Some(scopes) = patch.allowed_scopes {
@@ -338,7 +363,11 @@ async fn create_resource<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<
     Ok(Response::json(201, &v).with_header("location", format!("/admin/resources/{}", r.id)))
 }
 
-async fn update_resource<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, id: &str) -> Result<Response, Error> {
+async fn update_resource<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    req: &Request,
+    id: &str,
+) -> Result<Response, Error> {
     let patch: ResourcePatch = req.json()?;
     let mut r = ctx.backend.api_resource(id).await?.ok_or(Error::NotFound)?;
     if let Some(scopes) = patch.scopes {

@@ -14,7 +14,10 @@ use std::rc::Rc;
 #[derive(Debug)]
 pub enum Presented {
     /// id and secret (Basic header or form fields).
-    Secret { id: String, secret: ClientSecret },
+    Secret {
+        id: String,
+        secret: ClientSecret,
+    },
     /// `client_id` alone (public clients).
     IdOnly(String),
     None,
@@ -40,13 +43,21 @@ pub fn presented(req: &Request, form: &Form) -> Result<Presented, Error> {
             secret: ClientSecret::new(secret),
         }),
         (None, Some(id), None) => Ok(Presented::IdOnly(id.to_owned())),
-        (None, None, Some(_)) => Err(Error::InvalidRequest("client_secret without client_id".into())),
+        (None, None, Some(_)) => Err(Error::InvalidRequest(
+            "client_secret without client_id".into(),
+        )),
         (None, None, None) => Ok(Presented::None),
     }
 }
 
-pub async fn load_resource<B: Backend>(ctx: &Ctx<'_, B>, id: &str) -> Result<Option<Rc<ApiResource>>, Error> {
-    if let Some(hit) = ctx.isolate.cached_resource(id, ctx.now, ctx.cfg.registry_cache_secs) {
+pub async fn load_resource<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    id: &str,
+) -> Result<Option<Rc<ApiResource>>, Error> {
+    if let Some(hit) = ctx
+        .isolate
+        .cached_resource(id, ctx.now, ctx.cfg.registry_cache_secs)
+    {
         return Ok(hit);
     }
     let v = ctx.backend.api_resource(id).await?.map(Rc::new);
@@ -63,7 +74,10 @@ pub enum Freshness {
     Fresh,
 }
 
-pub async fn load_client<B: Backend>(ctx: &Ctx<'_, B>, id: &str) -> Result<Option<Rc<Client>>, Error> {
+pub async fn load_client<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    id: &str,
+) -> Result<Option<Rc<Client>>, Error> {
     load_client_with(ctx, id, Freshness::Cached).await
 }
 
@@ -73,7 +87,10 @@ pub async fn load_client_with<B: Backend>(
     freshness: Freshness,
 ) -> Result<Option<Rc<Client>>, Error> {
     if freshness == Freshness::Cached {
-        if let Some(hit) = ctx.isolate.cached_client(id, ctx.now, ctx.cfg.registry_cache_secs) {
+        if let Some(hit) = ctx
+            .isolate
+            .cached_client(id, ctx.now, ctx.cfg.registry_cache_secs)
+        {
             return Ok(hit);
         }
     }
@@ -94,10 +111,14 @@ pub async fn authenticate_resource<B: Backend>(
         .await?
         .ok_or_else(|| Error::InvalidClient(format!("unknown API resource {id}")))?;
     if !resource.secret.verify(&secret, ctx.now) {
-        return Err(Error::InvalidClient(format!("wrong secret for API resource {id}")));
+        return Err(Error::InvalidClient(format!(
+            "wrong secret for API resource {id}"
+        )));
     }
     if !resource.enabled {
-        return Err(Error::InvalidClient(format!("API resource {id} is disabled")));
+        return Err(Error::InvalidClient(format!(
+            "API resource {id} is disabled"
+        )));
     }
     Ok(resource)
 }
@@ -120,9 +141,15 @@ pub async fn authenticate_client<B: Backend>(
         (Some(set), Some(s)) if set.verify(&s, ctx.now) => {}
         (None, None) => {}
         (None, Some(_)) => {
-            return Err(Error::InvalidClient(format!("public client {id} sent a secret")))
+            return Err(Error::InvalidClient(format!(
+                "public client {id} sent a secret"
+            )))
         }
-        _ => return Err(Error::InvalidClient(format!("bad or missing secret for client {id}"))),
+        _ => {
+            return Err(Error::InvalidClient(format!(
+                "bad or missing secret for client {id}"
+            )))
+        }
     }
     if !client.enabled {
         return Err(Error::InvalidClient(format!("client {id} is disabled")));

@@ -38,7 +38,9 @@ pub async fn handle<B: Backend>(
     let subject_type = form.require("subject_token_type")?;
     let requested = form.get("requested_token_type");
     if form.get("actor_token").is_some() {
-        return Err(Error::InvalidRequest("delegation (actor_token) is not supported".into()));
+        return Err(Error::InvalidRequest(
+            "delegation (actor_token) is not supported".into(),
+        ));
     }
     match PlainToken::parse(subject_token) {
         Ok(pat) if pat.kind() == TokenKind::Pat => {
@@ -75,10 +77,14 @@ pub async fn handle<B: Backend>(
     }
 }
 
-async fn sso_to_pat<B: Backend>(ctx: &Ctx<'_, B>, jwt: &str, form: &Form) -> Result<TokenResponse, Error> {
-    let sub = user::verify(ctx, jwt)
-        .await
-        .map_err(|_| Error::InvalidGrant("subject_token is not a valid identity-provider token".into()))?;
+async fn sso_to_pat<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    jwt: &str,
+    form: &Form,
+) -> Result<TokenResponse, Error> {
+    let sub = user::verify(ctx, jwt).await.map_err(|_| {
+        Error::InvalidGrant("subject_token is not a valid identity-provider token".into())
+    })?;
     let expires_in_days = form
         .get("expires_in_days")
         .map(|d| {
@@ -123,7 +129,8 @@ async fn pat_to_jwt<B: Backend>(
         .ok_or_else(|| Error::InvalidGrant("subject_token is not an active token".into()))?;
     let scopes = requested_scopes(form, &rec.scopes)?;
     let lifetime = MAX_EXCHANGED_JWT_SECS.min(rec.expires_at - ctx.now);
-    let access_token = jwt_tokens::sign_access_token(ctx, client, &rec.subject, &scopes, lifetime).await?;
+    let access_token =
+        jwt_tokens::sign_access_token(ctx, client, &rec.subject, &scopes, lifetime).await?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

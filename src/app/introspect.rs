@@ -48,7 +48,8 @@ fn inactive() -> Outcome {
 
 pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
     let form = req.form()?;
-    let resource = client_auth::authenticate_resource(ctx, client_auth::presented(req, &form)?).await?;
+    let resource =
+        client_auth::authenticate_resource(ctx, client_auth::presented(req, &form)?).await?;
     let presented = form.require("token")?;
 
     let mut outcome = if let Ok(token) = PlainToken::parse(presented) {
@@ -120,9 +121,9 @@ async fn reference_token<B: Backend>(
     }
 
     if grant.kind == TokenKind::Pat {
-        if let Some(uses) = ctx
-            .isolate
-            .note_use(&grant.id, ctx.now, ctx.cfg.last_used_coalesce_secs)
+        if let Some(uses) =
+            ctx.isolate
+                .note_use(&grant.id, ctx.now, ctx.cfg.last_used_coalesce_secs)
         {
             deferred.push(Deferred::RecordUse {
                 token_id: grant.id.clone(),
@@ -186,7 +187,10 @@ mod tests {
             active: false,
             details: None,
         };
-        assert_eq!(serde_json::to_string(&r).expect("json"), r#"{"active":false}"#);
+        assert_eq!(
+            serde_json::to_string(&r).expect("json"),
+            r#"{"active":false}"#
+        );
         assert_eq!(INACTIVE, br#"{"active":false}"#);
     }
 }

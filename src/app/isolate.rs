@@ -16,10 +16,13 @@ const NEGATIVE_TTL_SECS: i64 = 600;
 /// How long a fetched JWKS is trusted.
 pub const JWKS_TTL_SECS: i64 = 600;
 
+/// A cached registry read: when it was read, and what D1 said (`None`: no such record).
+type Cached<T> = RefCell<HashMap<String, (i64, Option<Rc<T>>)>>;
+
 #[derive(Default)]
 pub struct IsolateState {
-    resources: RefCell<HashMap<String, (i64, Option<Rc<ApiResource>>)>>,
-    clients: RefCell<HashMap<String, (i64, Option<Rc<Client>>)>>,
+    resources: Cached<ApiResource>,
+    clients: Cached<Client>,
     inactive: RefCell<HashMap<TokenHash, i64>>,
     last_use: RefCell<HashMap<String, UseWindow>>,
     jwks: RefCell<Option<(i64, Rc<Jwks>)>>,

@@ -17,7 +17,8 @@ pub const INTROSPECTION_JWT_MEDIA: &str = "application/token-introspection+jwt";
 pub fn looks_like_jwt(s: &str) -> bool {
     s.len() <= 4096
         && s.split('.').count() == 3
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 fn keys<'a, B>(ctx: &'a Ctx<'_, B>) -> Option<&'a Rc<SigningKeys>> {
@@ -27,9 +28,11 @@ fn keys<'a, B>(ctx: &'a Ctx<'_, B>) -> Option<&'a Rc<SigningKeys>> {
 pub fn jwks<B>(ctx: &Ctx<'_, B>) -> Response {
     let body = keys(ctx).map_or_else(|| r#"{"keys":[]}"#.to_owned(), |k| k.jwks_json());
     let mut r = Response::empty(200);
-    r.headers.push(("content-type", "application/jwk-set+json".into()));
+    r.headers
+        .push(("content-type", "application/jwk-set+json".into()));
     // Public keys may be cached briefly; a new key is published before it signs (README).
-    r.headers.push(("cache-control", "public, max-age=300".into()));
+    r.headers
+        .push(("cache-control", "public, max-age=300".into()));
     r.body = body.into_bytes();
     r
 }
@@ -131,17 +134,19 @@ pub async fn revoke<B: Backend>(ctx: &Ctx<'_, B>, client: &Client, jwt: &str) ->
         return Ok(()); // invalid or already expired: nothing to do (RFC 7009 2.2)
     };
     if claims.client_id != client.id {
-        return Err(Error::UnauthorizedClient("the token was not issued to this client".into()));
+        return Err(Error::UnauthorizedClient(
+            "the token was not issued to this client".into(),
+        ));
     }
     ctx.backend.revoke_jti(&claims.jti, exp).await?;
     Ok(())
 }
 
 pub fn wants_jwt_response(req: &Request) -> bool {
-    req.get_header("accept")
-        .ok()
-        .flatten()
-        .is_some_and(|a| a.split(',').any(|m| m.trim().starts_with(INTROSPECTION_JWT_MEDIA)))
+    req.get_header("accept").ok().flatten().is_some_and(|a| {
+        a.split(',')
+            .any(|m| m.trim().starts_with(INTROSPECTION_JWT_MEDIA))
+    })
 }
 
 /// RFC 9701: the introspection result signed, for the calling API resource.
@@ -163,7 +168,8 @@ pub fn signed_introspection<B>(
         .sign_introspection(&payload)
         .map_err(|e| Error::Internal(format!("signing failed: {e}")))?;
     let mut r = Response::empty(200);
-    r.headers.push(("content-type", INTROSPECTION_JWT_MEDIA.into()));
+    r.headers
+        .push(("content-type", INTROSPECTION_JWT_MEDIA.into()));
     r.body = jwt.into_bytes();
     Ok(r)
 }

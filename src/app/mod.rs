@@ -56,7 +56,11 @@ pub struct Ctx<'a, B> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Deferred {
     /// Tell the token's Durable Object it was used.
-    RecordUse { token_id: String, at: i64, uses: u32 },
+    RecordUse {
+        token_id: String,
+        at: i64,
+        uses: u32,
+    },
     /// Write a grant read from D1 back into KV (repair after a KV miss).
     CacheGrant { hash: TokenHash, grant: Grant },
 }

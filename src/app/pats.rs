@@ -25,7 +25,7 @@ pub struct CreatePat {
 
 /// The creation (and rotation) response: the only place the token ever appears.
 #[derive(Serialize)]
-struct Created<'a> {
+struct CreatedPat<'a> {
     id: &'a str,
     token: &'a str,
     name: &'a str,
@@ -65,7 +65,7 @@ fn view(rec: &TokenRecord, now: i64) -> PatView<'_> {
 fn created_response(rec: &TokenRecord, token: &PlainToken) -> Response {
     Response::json(
         201,
-        &Created {
+        &CreatedPat {
             id: &rec.id,
             token: token.expose_secret(),
             name: rec.name.as_deref().unwrap_or(""),
@@ -85,7 +85,9 @@ fn validate_name(name: &str) -> Result<(), Error> {
         )));
     }
     if name.chars().any(char::is_control) {
-        return Err(Error::InvalidRequest("name must not contain control characters".into()));
+        return Err(Error::InvalidRequest(
+            "name must not contain control characters".into(),
+        ));
     }
     Ok(())
 }
@@ -104,7 +106,9 @@ fn validate_expiry(body: &CreatePat, now: i64, max_days: i64) -> Result<i64, Err
             ))
         }
         (Some(at), None) => chrono::DateTime::parse_from_rfc3339(at)
-            .map_err(|e| Error::InvalidRequest(format!("expires_at is not an RFC 3339 date-time: {e}")))?
+            .map_err(|e| {
+                Error::InvalidRequest(format!("expires_at is not an RFC 3339 date-time: {e}"))
+            })?
             .timestamp(),
         (None, Some(days)) => {
             if !(1..=max_days).contains(&days) {
@@ -116,7 +120,9 @@ fn validate_expiry(body: &CreatePat, now: i64, max_days: i64) -> Result<i64, Err
         }
     };
     if exp <= now {
-        return Err(Error::InvalidRequest("expires_at must be in the future".into()));
+        return Err(Error::InvalidRequest(
+            "expires_at must be in the future".into(),
+        ));
     }
     if exp > max {
         return Err(Error::InvalidRequest(format!(
@@ -138,7 +144,9 @@ async fn validate_scopes<B: Backend>(ctx: &Ctx<'_, B>, scopes: &[String]) -> Res
             return Err(Error::InvalidScope(format!("scope {s} is repeated")));
         }
         if !pat_client.allowed_scopes.contains(s) {
-            return Err(Error::InvalidScope(format!("scope {s} is not allowed for personal access tokens")));
+            return Err(Error::InvalidScope(format!(
+                "scope {s} is not allowed for personal access tokens"
+            )));
         }
     }
     Ok(())
@@ -199,7 +207,8 @@ fn parse_cursor(s: &str) -> Result<Cursor, Error> {
 }
 
 fn make_cursor(rec: &TokenRecord) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}.{}", rec.created_at, rec.id))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{}.{}", rec.created_at, rec.id))
 }
 
 pub async fn list<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response, Error> {
@@ -214,7 +223,10 @@ pub async fn list<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Respons
             .ok_or_else(|| Error::InvalidRequest(format!("limit must be 1 to {MAX_PAGE}")))?,
     };
     let after = q.get("cursor").map(parse_cursor).transpose()?;
-    let mut recs = ctx.backend.list_pats(&sub, after.as_ref(), limit + 1).await?;
+    let mut recs = ctx
+        .backend
+        .list_pats(&sub, after.as_ref(), limit + 1)
+        .await?;
     let next = if recs.len() > limit as usize {
         recs.truncate(limit as usize);
         recs.last().map(make_cursor)
@@ -241,7 +253,11 @@ pub async fn get<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, id: &str) -> Resul
     Ok(Response::json(200, &view(&rec, ctx.now)))
 }
 
-pub async fn revoke<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, id: &str) -> Result<Response, Error> {
+pub async fn revoke<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    req: &Request,
+    id: &str,
+) -> Result<Response, Error> {
     let sub = user::authenticate(ctx, req).await?;
     let rec = owned(ctx, &sub, id).await?;
     if rec.revoked_at.is_none() {
@@ -250,17 +266,27 @@ pub async fn revoke<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, id: &str) -> Re
     Ok(Response::empty(204))
 }
 
-pub async fn rotate<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, id: &str) -> Result<Response, Error> {
+pub async fn rotate<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    req: &Request,
+    id: &str,
+) -> Result<Response, Error> {
     let sub = user::authenticate(ctx, req).await?;
     let mut rec = owned(ctx, &sub, id).await?;
     if rec.status(ctx.now) != Status::Active {
-        return Err(Error::Conflict("only an active token can be rotated".into()));
+        return Err(Error::Conflict(
+            "only an active token can be rotated".into(),
+        ));
     }
     let token = PlainToken::generate(TokenKind::Pat)
         .map_err(|e| Error::Internal(format!("randomness unavailable: {e}")))?;
     let old = rec.hash;
     rec.hash = token.hash();
-    if !ctx.backend.replace_token_hash(&rec.id, &old, &rec.hash).await? {
+    if !ctx
+        .backend
+        .replace_token_hash(&rec.id, &old, &rec.hash)
+        .await?
+    {
         return Err(Error::Conflict("the token was changed concurrently".into()));
     }
     ctx.backend.delete_grant(&old).await?;
@@ -288,7 +314,10 @@ mod tests {
     #[test]
     fn expiry_rules() {
         let now = 1_795_000_000; // 2026-11-18
-        assert_eq!(validate_expiry(&body(None, Some(1)), now, 366), Ok(now + 86_400));
+        assert_eq!(
+            validate_expiry(&body(None, Some(1)), now, 366),
+            Ok(now + 86_400)
+        );
         assert!(validate_expiry(&body(None, Some(0)), now, 366).is_err());
         assert!(validate_expiry(&body(None, Some(367)), now, 366).is_err());
         assert!(validate_expiry(&body(None, None), now, 366).is_err());
@@ -296,7 +325,10 @@ mod tests {
         assert!(validate_expiry(&body(Some("2020-01-01T00:00:00Z"), None), now, 366).is_err());
         assert!(validate_expiry(&body(Some("tomorrow"), None), now, 366).is_err());
         let at = rfc3339(now + 10);
-        assert_eq!(validate_expiry(&body(Some(&at), None), now, 366), Ok(now + 10));
+        assert_eq!(
+            validate_expiry(&body(Some(&at), None), now, 366),
+            Ok(now + 10)
+        );
         let offset = "2027-01-01T02:00:00+02:00";
         assert_eq!(
             validate_expiry(&body(Some(offset), None), now, 366),

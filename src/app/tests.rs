@@ -1,6 +1,8 @@
 //! Service-level tests: the whole handler logic over the in-memory backend, including storage
 //! operation counts on the hot path and injected storage failures.
 
+#![allow(clippy::needless_pass_by_value)]
+
 use super::*;
 use crate::http::{Method, Request};
 use crate::model::{ApiResource, Client, SecretSet, TokenFormat};
@@ -67,14 +69,22 @@ fn backend() -> MemoryBackend {
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
     };
     b.resources.borrow_mut().extend([
-        res("demo_api", "demo-api-secret", &["demo_api:read", "demo_api:write"]),
+        res(
+            "demo_api",
+            "demo-api-secret",
+            &["demo_api:read", "demo_api:write"],
+        ),
         res("other_api", "other-api-secret", &["other_api:read"]),
     ]);
     b.clients.borrow_mut().extend([
         Client {
             id: PAT_CLIENT_ID.into(),
             secret: None,
-            allowed_scopes: vec!["demo_api:read".into(), "demo_api:write".into(), "other_api:read".into()],
+            allowed_scopes: vec![
+                "demo_api:read".into(),
+                "demo_api:write".into(),
+                "other_api:read".into(),
+            ],
             token_format: TokenFormat::Reference,
             token_lifetime: 3600,
             enabled: true,
@@ -149,9 +159,15 @@ impl Harness {
     }
 
     fn pat(&self, user: &str, scopes: &[&str]) -> (String, String) {
-        let (s, v) = self.create(user, json!({"name":"ci","scopes":scopes,"expires_in_days":30}));
+        let (s, v) = self.create(
+            user,
+            json!({"name":"ci","scopes":scopes,"expires_in_days":30}),
+        );
         assert_eq!(s, 201, "{v}");
-        (v["id"].as_str().expect("id").into(), v["token"].as_str().expect("token").into())
+        (
+            v["id"].as_str().expect("id").into(),
+            v["token"].as_str().expect("token").into(),
+        )
     }
 
     fn introspect_as(&self, resource: &str, secret: &str, token: &str) -> (u16, Value, Outcome) {
@@ -168,7 +184,8 @@ impl Harness {
     }
 
     fn user_call(&self, method: Method, path: &str, user: &str) -> (u16, Value) {
-        let req = Request::new(method, path).header("authorization", &format!("Bearer {}", user_jwt(user)));
+        let req = Request::new(method, path)
+            .header("authorization", &format!("Bearer {}", user_jwt(user)));
         let (s, v, _) = self.call(&req);
         (s, v)
     }
@@ -209,7 +226,13 @@ fn steady_state_introspection_is_one_kv_read() {
     let (_, v, o) = h.introspect(&token);
     assert_eq!(v["active"], true);
     assert!(o.deferred.is_empty(), "use already reported in this window");
-    assert_eq!(h.backend.take_counts(), Counts { kv_get: 1, ..Counts::default() });
+    assert_eq!(
+        h.backend.take_counts(),
+        Counts {
+            kv_get: 1,
+            ..Counts::default()
+        }
+    );
 }
 
 #[test]
@@ -233,7 +256,10 @@ fn kv_miss_falls_back_to_d1_and_repairs() {
     h.backend.kv.borrow_mut().clear();
     let (_, v, o) = h.introspect(&token);
     assert_eq!(v["active"], true);
-    assert!(matches!(o.deferred.as_slice(), [Deferred::CacheGrant { .. }, ..]));
+    assert!(matches!(
+        o.deferred.as_slice(),
+        [Deferred::CacheGrant { .. }, ..]
+    ));
     assert_eq!(h.backend.kv.borrow().len(), 1, "KV repaired");
 }
 
@@ -243,9 +269,22 @@ fn unknown_tokens_are_remembered_by_the_isolate() {
     let unknown = crate::token::PlainToken::generate(crate::token::TokenKind::Pat).expect("rng");
     h.introspect("warm");
     h.backend.take_counts();
-    assert_eq!(h.introspect(unknown.expose_secret()).1, json!({"active":false}));
-    assert_eq!(h.backend.take_counts(), Counts { kv_get: 1, d1_query: 1, ..Counts::default() });
-    assert_eq!(h.introspect(unknown.expose_secret()).1, json!({"active":false}));
+    assert_eq!(
+        h.introspect(unknown.expose_secret()).1,
+        json!({"active":false})
+    );
+    assert_eq!(
+        h.backend.take_counts(),
+        Counts {
+            kv_get: 1,
+            d1_query: 1,
+            ..Counts::default()
+        }
+    );
+    assert_eq!(
+        h.introspect(unknown.expose_secret()).1,
+        json!({"active":false})
+    );
     assert_eq!(h.backend.take_counts(), Counts::default());
 }
 
@@ -257,7 +296,10 @@ fn broken_kv_is_answered_from_d1_and_broken_d1_is_503() {
     h.backend.break_kv.set(true);
     let (s, v, o) = h.introspect(&token);
     assert_eq!((s, v["active"].clone()), (200, json!(true)));
-    assert!(o.deferred.iter().all(|d| !matches!(d, Deferred::CacheGrant { .. })));
+    assert!(o
+        .deferred
+        .iter()
+        .all(|d| !matches!(d, Deferred::CacheGrant { .. })));
     h.backend.break_d1.set(true);
     let (s, v, _) = h.introspect(&token);
     assert_eq!(s, 503);
@@ -311,9 +353,21 @@ fn revocation_by_rfc7009_and_by_api() {
     )));
     assert_eq!((s, v["error"].as_str()), (400, Some("unauthorized_client")));
     // management API
-    assert_eq!(h.user_call(Method::Delete, &format!("/api/pats/{id2}"), "bob").0, 404);
-    assert_eq!(h.user_call(Method::Delete, &format!("/api/pats/{id2}"), "alice").0, 204);
-    assert_eq!(h.user_call(Method::Delete, &format!("/api/pats/{id2}"), "alice").0, 204);
+    assert_eq!(
+        h.user_call(Method::Delete, &format!("/api/pats/{id2}"), "bob")
+            .0,
+        404
+    );
+    assert_eq!(
+        h.user_call(Method::Delete, &format!("/api/pats/{id2}"), "alice")
+            .0,
+        204
+    );
+    assert_eq!(
+        h.user_call(Method::Delete, &format!("/api/pats/{id2}"), "alice")
+            .0,
+        204
+    );
     assert_eq!(h.introspect(&t2).1, json!({"active":false}));
     let (_, v) = h.user_call(Method::Get, &format!("/api/pats/{id2}"), "alice");
     assert_eq!(v["status"], "revoked");
@@ -330,9 +384,17 @@ fn rotation_replaces_the_secret() {
     assert_ne!(new, old);
     assert_eq!(h.introspect(&old).1, json!({"active":false}));
     assert_eq!(h.introspect(new).1["active"], true);
-    assert_eq!(h.user_call(Method::Post, &format!("/api/pats/{id}/rotate"), "bob").0, 404);
+    assert_eq!(
+        h.user_call(Method::Post, &format!("/api/pats/{id}/rotate"), "bob")
+            .0,
+        404
+    );
     h.user_call(Method::Delete, &format!("/api/pats/{id}"), "alice");
-    assert_eq!(h.user_call(Method::Post, &format!("/api/pats/{id}/rotate"), "alice").0, 409);
+    assert_eq!(
+        h.user_call(Method::Post, &format!("/api/pats/{id}/rotate"), "alice")
+            .0,
+        409
+    );
 }
 
 #[test]
@@ -352,28 +414,66 @@ fn listing_is_per_user_newest_first_and_paginated() {
     let mut seen = page.len();
     let mut cursor = v["next_cursor"].as_str().map(str::to_owned);
     while let Some(c) = cursor {
-        let (_, v) = h.user_call(Method::Get, &format!("/api/pats?limit=2&cursor={c}"), "alice");
+        let (_, v) = h.user_call(
+            Method::Get,
+            &format!("/api/pats?limit=2&cursor={c}"),
+            "alice",
+        );
         seen += v["pats"].as_array().expect("array").len();
         cursor = v["next_cursor"].as_str().map(str::to_owned);
     }
     assert_eq!(seen, 5);
     let (_, v) = h.user_call(Method::Get, "/api/pats", "bob");
     assert_eq!(v["pats"].as_array().expect("array").len(), 1);
-    assert_eq!(h.user_call(Method::Get, "/api/pats?limit=0", "alice").0, 400);
-    assert_eq!(h.user_call(Method::Get, "/api/pats?cursor=%%", "alice").0, 400);
+    assert_eq!(
+        h.user_call(Method::Get, "/api/pats?limit=0", "alice").0,
+        400
+    );
+    assert_eq!(
+        h.user_call(Method::Get, "/api/pats?cursor=%%", "alice").0,
+        400
+    );
 }
 
 #[test]
 fn creation_validation() {
     let h = Harness::new();
     let bad = [
-        (json!({"name":"x","scopes":["nope"],"expires_in_days":1}), 400, "invalid_scope"),
-        (json!({"name":"x","scopes":[],"expires_in_days":1}), 400, "invalid_scope"),
-        (json!({"name":"x","scopes":["demo_api:read","demo_api:read"],"expires_in_days":1}), 400, "invalid_scope"),
-        (json!({"name":"","scopes":["demo_api:read"],"expires_in_days":1}), 400, "invalid_request"),
-        (json!({"name":"x","scopes":["demo_api:read"]}), 400, "invalid_request"),
-        (json!({"name":"x","scopes":["demo_api:read"],"expires_in_days":367}), 400, "invalid_request"),
-        (json!({"name":"x","scopes":["demo_api:read"],"expires_in_days":1,"admin":true}), 400, "invalid_request"),
+        (
+            json!({"name":"x","scopes":["nope"],"expires_in_days":1}),
+            400,
+            "invalid_scope",
+        ),
+        (
+            json!({"name":"x","scopes":[],"expires_in_days":1}),
+            400,
+            "invalid_scope",
+        ),
+        (
+            json!({"name":"x","scopes":["demo_api:read","demo_api:read"],"expires_in_days":1}),
+            400,
+            "invalid_scope",
+        ),
+        (
+            json!({"name":"","scopes":["demo_api:read"],"expires_in_days":1}),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({"name":"x","scopes":["demo_api:read"]}),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({"name":"x","scopes":["demo_api:read"],"expires_in_days":367}),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({"name":"x","scopes":["demo_api:read"],"expires_in_days":1,"admin":true}),
+            400,
+            "invalid_request",
+        ),
         (json!([1]), 400, "invalid_request"),
     ];
     for (body, status, code) in bad {
@@ -388,12 +488,19 @@ fn user_authentication_failures() {
     let h = Harness::new();
     let (s, _, o) = h.call(&Request::new(Method::Get, "/api/pats"));
     assert_eq!(s, 401);
-    assert_eq!(o.response.header("www-authenticate"), Some("Bearer realm=\"patgate\""));
+    assert_eq!(
+        o.response.header("www-authenticate"),
+        Some("Bearer realm=\"patgate\"")
+    );
     let req = Request::new(Method::Get, "/api/pats").header("authorization", "Bearer not.a.jwt");
     let (s, v, o) = h.call(&req);
     assert_eq!((s, v["error"].as_str()), (401, Some("invalid_token")));
-    assert!(o.response.header("www-authenticate").is_some_and(|w| w.contains("invalid_token")));
-    let req = Request::new(Method::Get, "/api/pats").header("cf-access-jwt-assertion", &user_jwt("carol"));
+    assert!(o
+        .response
+        .header("www-authenticate")
+        .is_some_and(|w| w.contains("invalid_token")));
+    let req = Request::new(Method::Get, "/api/pats")
+        .header("cf-access-jwt-assertion", &user_jwt("carol"));
     assert_eq!(h.call(&req).0, 200);
 }
 
@@ -403,21 +510,34 @@ fn introspection_client_authentication() {
     let (_, token) = h.pat("alice", &["demo_api:read"]);
     let post = Request::new(Method::Post, "/oauth/introspect")
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("client_id=demo_api&client_secret=demo-api-secret&token={token}"));
+        .body(format!(
+            "client_id=demo_api&client_secret=demo-api-secret&token={token}"
+        ));
     assert_eq!(h.call(&post).1["active"], true);
     for (res, secret) in [("demo_api", "wrong"), ("nobody", "x"), ("pat_client", "")] {
         let (s, v, o) = h.introspect_as(res, secret, &token);
         assert_eq!((s, v["error"].as_str()), (401, Some("invalid_client")));
-        assert_eq!(o.response.header("www-authenticate"), Some("Basic realm=\"patgate\""));
+        assert_eq!(
+            o.response.header("www-authenticate"),
+            Some("Basic realm=\"patgate\"")
+        );
     }
     let no_auth = Request::new(Method::Post, "/oauth/introspect")
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!("token={token}"));
     assert_eq!(h.call(&no_auth).0, 401);
     let both = Request::new(Method::Post, "/oauth/introspect")
-        .header("authorization", &format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("demo_api:demo-api-secret")))
+        .header(
+            "authorization",
+            &format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode("demo_api:demo-api-secret")
+            ),
+        )
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("client_id=demo_api&client_secret=demo-api-secret&token={token}"));
+        .body(format!(
+            "client_id=demo_api&client_secret=demo-api-secret&token={token}"
+        ));
     assert_eq!(h.call(&both).1["error"], "invalid_request");
     let (s, v, _) = h.introspect("");
     assert_eq!((s, v["error"].as_str()), (400, Some("invalid_request")));
@@ -431,8 +551,14 @@ fn routing_errors() {
     let (s, _, o) = h.call(&Request::new(Method::Put, "/api/pats"));
     assert_eq!(s, 405);
     assert_eq!(o.response.header("allow"), Some("GET, POST"));
-    let (s, v, _) = h.call(&Request::new(Method::Get, "/.well-known/oauth-authorization-server"));
+    let (s, v, _) = h.call(&Request::new(
+        Method::Get,
+        "/.well-known/oauth-authorization-server",
+    ));
     assert_eq!(s, 200);
     assert_eq!(v["issuer"], "https://patgate.test");
-    assert_eq!(v["introspection_endpoint"], "https://patgate.test/oauth/introspect");
+    assert_eq!(
+        v["introspection_endpoint"],
+        "https://patgate.test/oauth/introspect"
+    );
 }

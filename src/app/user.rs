@@ -12,7 +12,9 @@ use std::rc::Rc;
 pub async fn authenticate<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<String, Error> {
     let jwt = match req.bearer()? {
         Some(t) => t,
-        None => req.get_header("cf-access-jwt-assertion")?.ok_or(Error::MissingBearer)?,
+        None => req
+            .get_header("cf-access-jwt-assertion")?
+            .ok_or(Error::MissingBearer)?,
     };
     verify(ctx, jwt).await
 }

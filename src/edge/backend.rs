@@ -5,12 +5,13 @@ use super::counters::{bump, Op};
 use crate::model::{split_scopes, ApiResource, Client, Grant, SecretSet, TokenFormat, TokenRecord};
 use crate::secret::SecretHash;
 use crate::store::{
-    AdminStore, Cursor, GrantCache, JwksFetcher, Registry, StoreError, TokenStore, UsageRecorder, Write,
+    AdminStore, Cursor, GrantCache, JwksFetcher, Registry, StoreError, TokenStore, UsageRecorder,
+    Write,
 };
 use crate::token::{TokenHash, TokenKind};
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
-use worker::{D1Database, Env, kv::KvStore, ObjectNamespace};
+use worker::{kv::KvStore, D1Database, Env, ObjectNamespace};
 
 /// KV key prefix for grants: `g:{hex sha256}`. Persisted format: never change it.
 const GRANT_PREFIX: &str = "g:";
@@ -115,7 +116,8 @@ impl TokenRow {
     fn into_record(self) -> Result<TokenRecord, StoreError> {
         Ok(TokenRecord {
             kind: TokenKind::from_db(&self.kind).ok_or_else(|| err("bad token kind in D1"))?,
-            hash: TokenHash::from_hex(&self.token_hash).ok_or_else(|| err("bad token hash in D1"))?,
+            hash: TokenHash::from_hex(&self.token_hash)
+                .ok_or_else(|| err("bad token hash in D1"))?,
             id: self.id,
             subject: self.subject,
             client_id: self.client_id,
@@ -134,7 +136,11 @@ const TOKEN_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name, sco
                              expires_at, revoked_at, last_used_at, use_count";
 
 impl EdgeBackend {
-    async fn query_tokens(&self, sql: &str, args: &[JsValue]) -> Result<Vec<TokenRecord>, StoreError> {
+    async fn query_tokens(
+        &self,
+        sql: &str,
+        args: &[JsValue],
+    ) -> Result<Vec<TokenRecord>, StoreError> {
         bump(Op::D1Query);
         let rows: Vec<TokenRow> = self
             .db
@@ -194,14 +200,26 @@ impl TokenStore for EdgeBackend {
 
     async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?1");
-        Ok(self.query_tokens(&sql, &[s(&hash.to_hex())]).await?.into_iter().next())
+        Ok(self
+            .query_tokens(&sql, &[s(&hash.to_hex())])
+            .await?
+            .into_iter()
+            .next())
     }
 
-    async fn pat_for_subject(&self, subject: &str, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+    async fn pat_for_subject(
+        &self,
+        subject: &str,
+        id: &str,
+    ) -> Result<Option<TokenRecord>, StoreError> {
         let sql = format!(
             "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1 AND subject = ?2 AND kind = 'pat'"
         );
-        Ok(self.query_tokens(&sql, &[s(id), s(subject)]).await?.into_iter().next())
+        Ok(self
+            .query_tokens(&sql, &[s(id), s(subject)])
+            .await?
+            .into_iter()
+            .next())
     }
 
     async fn list_pats(
@@ -216,7 +234,8 @@ impl TokenStore for EdgeBackend {
                     "SELECT {TOKEN_COLUMNS} FROM tokens WHERE subject = ?1 AND kind = 'pat' \
                      ORDER BY created_at DESC, id DESC LIMIT ?2"
                 );
-                self.query_tokens(&sql, &[s(subject), n(i64::from(limit))]).await
+                self.query_tokens(&sql, &[s(subject), n(i64::from(limit))])
+                    .await
             }
             Some((ts, id)) => {
                 let sql = format!(
@@ -240,7 +259,12 @@ impl TokenStore for EdgeBackend {
         Ok(changed > 0)
     }
 
-    async fn replace_token_hash(&self, id: &str, old: &TokenHash, new: &TokenHash) -> Result<bool, StoreError> {
+    async fn replace_token_hash(
+        &self,
+        id: &str,
+        old: &TokenHash,
+        new: &TokenHash,
+    ) -> Result<bool, StoreError> {
         let changed = self
             .execute(
                 "UPDATE tokens SET token_hash = ?3 WHERE id = ?1 AND token_hash = ?2 AND revoked_at IS NULL",
@@ -251,7 +275,11 @@ impl TokenStore for EdgeBackend {
     }
 }
 
-fn secret_set(current: &str, previous: Option<String>, until: Option<i64>) -> Result<SecretSet, StoreError> {
+fn secret_set(
+    current: &str,
+    previous: Option<String>,
+    until: Option<i64>,
+) -> Result<SecretSet, StoreError> {
     Ok(SecretSet {
         current: SecretHash::from_hex(current).ok_or_else(|| err("bad secret hash in D1"))?,
         previous: match (previous, until) {
@@ -290,13 +318,18 @@ const RESOURCE_SELECT: &str = "SELECT r.id, r.secret_hash, r.previous_secret_has
     r.previous_secret_expires_at, r.enabled, \
     (SELECT group_concat(name, ' ') FROM scopes WHERE resource_id = r.id) AS scopes \
     FROM api_resources r";
-const CLIENT_SELECT: &str = "SELECT id, secret_hash, previous_secret_hash, previous_secret_expires_at, \
+const CLIENT_SELECT: &str =
+    "SELECT id, secret_hash, previous_secret_hash, previous_secret_expires_at, \
     allowed_scopes, token_format, token_lifetime, enabled FROM clients";
 
 impl ResourceRow {
     fn into_model(self) -> Result<ApiResource, StoreError> {
         Ok(ApiResource {
-            secret: secret_set(&self.secret_hash, self.previous_secret_hash, self.previous_secret_expires_at)?,
+            secret: secret_set(
+                &self.secret_hash,
+                self.previous_secret_hash,
+                self.previous_secret_expires_at,
+            )?,
             id: self.id,
             enabled: self.enabled != 0,
             scopes: split_scopes(self.scopes.as_deref().unwrap_or("")),
@@ -310,11 +343,21 @@ impl ClientRow {
             secret: self
                 .secret_hash
                 .as_deref()
-                .map(|h| secret_set(h, self.previous_secret_hash, self.previous_secret_expires_at))
+                .map(|h| {
+                    secret_set(
+                        h,
+                        self.previous_secret_hash,
+                        self.previous_secret_expires_at,
+                    )
+                })
                 .transpose()?,
             id: self.id,
             allowed_scopes: split_scopes(&self.allowed_scopes),
-            token_format: if self.token_format == "jwt" { TokenFormat::Jwt } else { TokenFormat::Reference },
+            token_format: if self.token_format == "jwt" {
+                TokenFormat::Jwt
+            } else {
+                TokenFormat::Reference
+            },
             token_lifetime: self.token_lifetime,
             enabled: self.enabled != 0,
         })
@@ -322,7 +365,11 @@ impl ClientRow {
 }
 
 impl EdgeBackend {
-    async fn rows<T: serde::de::DeserializeOwned>(&self, sql: &str, args: &[JsValue]) -> Result<Vec<T>, StoreError> {
+    async fn rows<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        args: &[JsValue],
+    ) -> Result<Vec<T>, StoreError> {
         bump(Op::D1Query);
         self.db
             .prepare(sql)
@@ -348,7 +395,11 @@ impl EdgeBackend {
                     .iter()
                     .filter_map(|r| r.meta().ok().flatten().and_then(|m| m.changes))
                     .sum();
-                Ok(if changed > 0 { Write::Done } else { Write::NotFound })
+                Ok(if changed > 0 {
+                    Write::Done
+                } else {
+                    Write::NotFound
+                })
             }
             Err(e) if e.to_string().contains("constraint") => Ok(Write::Conflict),
             Err(e) => Err(err(e)),
@@ -360,25 +411,35 @@ impl Registry for EdgeBackend {
     async fn api_resource(&self, id: &str) -> Result<Option<ApiResource>, StoreError> {
         let sql = format!("{RESOURCE_SELECT} WHERE r.id = ?1");
         let rows: Vec<ResourceRow> = self.rows(&sql, &[s(id)]).await?;
-        rows.into_iter().next().map(ResourceRow::into_model).transpose()
+        rows.into_iter()
+            .next()
+            .map(ResourceRow::into_model)
+            .transpose()
     }
 
     async fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
         let sql = format!("{CLIENT_SELECT} WHERE id = ?1");
         let rows: Vec<ClientRow> = self.rows(&sql, &[s(id)]).await?;
-        rows.into_iter().next().map(ClientRow::into_model).transpose()
+        rows.into_iter()
+            .next()
+            .map(ClientRow::into_model)
+            .transpose()
     }
 }
 
 fn opt_hash(p: Option<&(SecretHash, i64)>) -> (JsValue, JsValue) {
-    p.map_or((JsValue::NULL, JsValue::NULL), |(h, until)| (s(&h.to_hex()), n(*until)))
+    p.map_or((JsValue::NULL, JsValue::NULL), |(h, until)| {
+        (s(&h.to_hex()), n(*until))
+    })
 }
 
 fn client_args(c: &Client) -> Vec<JsValue> {
     let (prev, until) = opt_hash(c.secret.as_ref().and_then(|x| x.previous.as_ref()));
     vec![
         s(&c.id),
-        c.secret.as_ref().map_or(JsValue::NULL, |x| s(&x.current.to_hex())),
+        c.secret
+            .as_ref()
+            .map_or(JsValue::NULL, |x| s(&x.current.to_hex())),
         prev,
         until,
         s(&c.allowed_scopes.join(" ")),
@@ -393,7 +454,9 @@ fn client_args(c: &Client) -> Vec<JsValue> {
 
 impl AdminStore for EdgeBackend {
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        let rows: Vec<ClientRow> = self.rows(&format!("{CLIENT_SELECT} ORDER BY id"), &[]).await?;
+        let rows: Vec<ClientRow> = self
+            .rows(&format!("{CLIENT_SELECT} ORDER BY id"), &[])
+            .await?;
         rows.into_iter().map(ClientRow::into_model).collect()
     }
 
@@ -419,11 +482,14 @@ impl AdminStore for EdgeBackend {
     }
 
     async fn delete_client(&self, id: &str) -> Result<Write, StoreError> {
-        self.batch(vec![("DELETE FROM clients WHERE id = ?1", vec![s(id)])]).await
+        self.batch(vec![("DELETE FROM clients WHERE id = ?1", vec![s(id)])])
+            .await
     }
 
     async fn list_resources(&self) -> Result<Vec<ApiResource>, StoreError> {
-        let rows: Vec<ResourceRow> = self.rows(&format!("{RESOURCE_SELECT} ORDER BY r.id"), &[]).await?;
+        let rows: Vec<ResourceRow> = self
+            .rows(&format!("{RESOURCE_SELECT} ORDER BY r.id"), &[])
+            .await?;
         rows.into_iter().map(ResourceRow::into_model).collect()
     }
 
@@ -435,7 +501,10 @@ impl AdminStore for EdgeBackend {
             vec![s(&r.id), s(&r.secret.current.to_hex()), prev, until, n(i64::from(r.enabled)), n(now)],
         )];
         for scope in &r.scopes {
-            stmts.push(("INSERT INTO scopes (name, resource_id) VALUES (?1, ?2)", vec![s(scope), s(&r.id)]));
+            stmts.push((
+                "INSERT INTO scopes (name, resource_id) VALUES (?1, ?2)",
+                vec![s(scope), s(&r.id)],
+            ));
         }
         self.batch(stmts).await
     }
@@ -446,12 +515,21 @@ impl AdminStore for EdgeBackend {
             (
                 "UPDATE api_resources SET secret_hash = ?2, previous_secret_hash = ?3, \
                  previous_secret_expires_at = ?4, enabled = ?5 WHERE id = ?1",
-                vec![s(&r.id), s(&r.secret.current.to_hex()), prev, until, n(i64::from(r.enabled))],
+                vec![
+                    s(&r.id),
+                    s(&r.secret.current.to_hex()),
+                    prev,
+                    until,
+                    n(i64::from(r.enabled)),
+                ],
             ),
             ("DELETE FROM scopes WHERE resource_id = ?1", vec![s(&r.id)]),
         ];
         for scope in &r.scopes {
-            stmts.push(("INSERT INTO scopes (name, resource_id) VALUES (?1, ?2)", vec![s(scope), s(&r.id)]));
+            stmts.push((
+                "INSERT INTO scopes (name, resource_id) VALUES (?1, ?2)",
+                vec![s(scope), s(&r.id)],
+            ));
         }
         self.batch(stmts).await
     }
@@ -475,11 +553,15 @@ impl UsageRecorder for EdgeBackend {
             .map_err(err)?;
         let body = serde_json::json!({ "token_id": token_id, "at": at, "uses": uses }).to_string();
         let mut init = worker::RequestInit::new();
-        init.with_method(worker::Method::Post).with_body(Some(JsValue::from_str(&body)));
+        init.with_method(worker::Method::Post)
+            .with_body(Some(JsValue::from_str(&body)));
         let req = worker::Request::new_with_init("https://last-used/record", &init).map_err(err)?;
         let resp = stub.fetch_with_request(req).await.map_err(err)?;
         if resp.status_code() != 204 {
-            return Err(err(format!("last-used object answered {}", resp.status_code())));
+            return Err(err(format!(
+                "last-used object answered {}",
+                resp.status_code()
+            )));
         }
         Ok(())
     }
@@ -490,7 +572,10 @@ impl JwksFetcher for EdgeBackend {
         let url = worker::Url::parse(url).map_err(err)?;
         let mut resp = worker::Fetch::Url(url).send().await.map_err(err)?;
         if resp.status_code() != 200 {
-            return Err(err(format!("JWKS endpoint answered {}", resp.status_code())));
+            return Err(err(format!(
+                "JWKS endpoint answered {}",
+                resp.status_code()
+            )));
         }
         resp.text().await.map_err(err)
     }

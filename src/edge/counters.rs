@@ -29,8 +29,7 @@ pub fn bump(op: Op) {
 pub fn respond(env: &Env) -> Response {
     let enabled = env
         .var("DEV_COUNTERS")
-        .map(|v| v.to_string() == "true")
-        .unwrap_or(false);
+        .is_ok_and(|v| v.to_string() == "true");
     if !enabled {
         return crate::error::Error::NotFound.into_response();
     }

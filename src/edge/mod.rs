@@ -14,7 +14,6 @@ use backend::EdgeBackend;
 use std::rc::Rc;
 use worker::{event, Context, Env, Headers};
 
-
 /// Bodies declared larger than this are refused without being read.
 const MAX_READ_BODY: usize = 64 * 1024;
 
@@ -43,7 +42,11 @@ async fn fetch(req: worker::Request, env: Env, ctx: Context) -> worker::Result<w
     to_worker_response(resp)
 }
 
-async fn serve(mut req: worker::Request, env: &Env, ctx: &Context) -> worker::Result<http::Response> {
+async fn serve(
+    mut req: worker::Request,
+    env: &Env,
+    ctx: &Context,
+) -> worker::Result<http::Response> {
     let path = req.path();
     if path == "/_dev/counters" {
         return Ok(counters::respond(env));
@@ -101,7 +104,12 @@ async fn to_core_request(
     let query = req.url()?.query().map(str::to_owned);
     let headers = req.headers();
     let mut out = Vec::with_capacity(4);
-    for name in ["authorization", "content-type", "cf-access-jwt-assertion", "accept"] {
+    for name in [
+        "authorization",
+        "content-type",
+        "cf-access-jwt-assertion",
+        "accept",
+    ] {
         if let Some(v) = headers.get(name)? {
             out.push((name.to_owned(), v));
         }
@@ -112,7 +120,10 @@ async fn to_core_request(
     if declared.is_some_and(|n| n > MAX_READ_BODY) {
         return Ok(Err(Error::PayloadTooLarge(http::MAX_JSON_BODY)));
     }
-    let body = if matches!(method, Method::Post | Method::Put | Method::Patch | Method::Delete) {
+    let body = if matches!(
+        method,
+        Method::Post | Method::Put | Method::Patch | Method::Delete
+    ) {
         req.bytes().await?
     } else {
         Vec::new()
