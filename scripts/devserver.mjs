@@ -49,10 +49,11 @@ export async function startDevServer({
   vars = {},
   inherit = false,
   timeoutMs = 120_000,
+  inspectorPort = 0,
 } = {}) {
   const args = ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port)];
   if (persistDir) args.push("--persist-to", persistDir);
-  args.push("--inspector-port", "0", "--show-interactive-dev-session=false", "--log-level", "warn");
+  args.push("--inspector-port", String(inspectorPort), "--show-interactive-dev-session=false", "--log-level", "warn");
   for (const [k, v] of Object.entries({ ...DEV_VARS, ...vars })) args.push("--var", `${k}:${v}`);
   const proc = spawn(nodeBin("wrangler"), args, {
     cwd: ROOT,

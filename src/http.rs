@@ -240,6 +240,19 @@ pub fn percent_decode(input: &[u8]) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "the body is not valid UTF-8".to_owned())
 }
 
+/// Path and query of an already-serialized WHATWG URL (`scheme://host[:port]/path?query#frag`),
+/// without re-parsing it (the runtime hands us a normalized URL).
+pub fn split_url(url: &str) -> (&str, Option<&str>) {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[after_scheme..];
+    let target = rest.find('/').map_or("/", |i| &rest[i..]);
+    let target = target.split('#').next().unwrap_or("/");
+    match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    }
+}
+
 /// An outgoing response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Response {
@@ -389,6 +402,15 @@ mod tests {
         ));
         let r = Request::new(Method::Post, "/").header("authorization", "Bearer x");
         assert_eq!(r.basic_credentials().expect("ok"), None);
+    }
+
+    #[test]
+    fn split_url_cases() {
+        assert_eq!(split_url("http://h:1/a/b?x=1#f"), ("/a/b", Some("x=1")));
+        assert_eq!(split_url("https://h/"), ("/", None));
+        assert_eq!(split_url("https://h"), ("/", None));
+        assert_eq!(split_url("https://h/p#frag?no"), ("/p", None));
+        assert_eq!(split_url("https://h/p?"), ("/p", Some("")));
     }
 
     #[test]

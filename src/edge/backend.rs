@@ -10,6 +10,7 @@ use crate::store::{
 };
 use crate::token::{TokenHash, TokenKind};
 use serde::Deserialize;
+use std::cell::OnceCell;
 use wasm_bindgen::JsValue;
 use worker::{kv::KvStore, D1Database, Env, ObjectNamespace};
 
@@ -20,19 +21,42 @@ const DENY_PREFIX: &str = "d:";
 /// KV refuses expirations less than 60 s ahead.
 const KV_MIN_TTL: i64 = 60;
 
+/// The bindings, each looked up on first use: a garbage token touches none, an active PAT only KV.
 pub struct EdgeBackend {
-    kv: KvStore,
-    db: D1Database,
-    last_used: ObjectNamespace,
+    env: Env,
+    kv: OnceCell<KvStore>,
+    db: OnceCell<D1Database>,
+    last_used: OnceCell<ObjectNamespace>,
+}
+
+fn lazy<T>(cell: &OnceCell<T>, make: impl FnOnce() -> worker::Result<T>) -> Result<&T, StoreError> {
+    if let Some(v) = cell.get() {
+        return Ok(v);
+    }
+    let v = make().map_err(err)?;
+    Ok(cell.get_or_init(|| v))
 }
 
 impl EdgeBackend {
-    pub fn new(env: &Env) -> worker::Result<Self> {
-        Ok(EdgeBackend {
-            kv: env.kv("GRANTS")?,
-            db: env.d1("DB")?,
-            last_used: env.durable_object("LAST_USED")?,
-        })
+    pub fn new(env: &Env) -> Self {
+        EdgeBackend {
+            env: env.clone(),
+            kv: OnceCell::new(),
+            db: OnceCell::new(),
+            last_used: OnceCell::new(),
+        }
+    }
+
+    fn kv(&self) -> Result<&KvStore, StoreError> {
+        lazy(&self.kv, || self.env.kv("GRANTS"))
+    }
+
+    fn db(&self) -> Result<&D1Database, StoreError> {
+        lazy(&self.db, || self.env.d1("DB"))
+    }
+
+    fn last_used(&self) -> Result<&ObjectNamespace, StoreError> {
+        lazy(&self.last_used, || self.env.durable_object("LAST_USED"))
     }
 }
 
@@ -50,7 +74,7 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 impl GrantCache for EdgeBackend {
     async fn get_grant(&self, hash: &TokenHash) -> Result<Option<Grant>, StoreError> {
         bump(Op::KvGet);
-        let text = self.kv.get(&grant_key(hash)).text().await.map_err(err)?;
+        let text = self.kv()?.get(&grant_key(hash)).text().await.map_err(err)?;
         match text {
             None => Ok(None),
             // An unreadable record is treated as a miss: D1 answers and the record is rewritten.
@@ -63,7 +87,7 @@ impl GrantCache for EdgeBackend {
         let now = super::now_secs();
         let value = serde_json::to_string(grant).map_err(err)?;
         let exp = grant.exp.max(now + KV_MIN_TTL);
-        self.kv
+        self.kv()?
             .put(&grant_key(hash), value)
             .map_err(err)?
             .expiration(exp as u64)
@@ -74,19 +98,19 @@ impl GrantCache for EdgeBackend {
 
     async fn delete_grant(&self, hash: &TokenHash) -> Result<(), StoreError> {
         bump(Op::KvDelete);
-        self.kv.delete(&grant_key(hash)).await.map_err(err)
+        self.kv()?.delete(&grant_key(hash)).await.map_err(err)
     }
 
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         bump(Op::KvGet);
         let key = format!("{DENY_PREFIX}{jti}");
-        Ok(self.kv.get(&key).text().await.map_err(err)?.is_some())
+        Ok(self.kv()?.get(&key).text().await.map_err(err)?.is_some())
     }
 
     async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<(), StoreError> {
         bump(Op::KvPut);
         let exp = exp.max(super::now_secs() + KV_MIN_TTL);
-        self.kv
+        self.kv()?
             .put(&format!("{DENY_PREFIX}{jti}"), "1")
             .map_err(err)?
             .expiration(exp as u64)
@@ -143,7 +167,7 @@ impl EdgeBackend {
     ) -> Result<Vec<TokenRecord>, StoreError> {
         bump(Op::D1Query);
         let rows: Vec<TokenRow> = self
-            .db
+            .db()?
             .prepare(sql)
             .bind(args)
             .map_err(err)?
@@ -158,7 +182,7 @@ impl EdgeBackend {
     async fn execute(&self, sql: &str, args: &[JsValue]) -> Result<usize, StoreError> {
         bump(Op::D1Query);
         let r = self
-            .db
+            .db()?
             .prepare(sql)
             .bind(args)
             .map_err(err)?
@@ -371,7 +395,7 @@ impl EdgeBackend {
         args: &[JsValue],
     ) -> Result<Vec<T>, StoreError> {
         bump(Op::D1Query);
-        self.db
+        self.db()?
             .prepare(sql)
             .bind(args)
             .map_err(err)?
@@ -387,9 +411,9 @@ impl EdgeBackend {
         bump(Op::D1Query);
         let mut prepared = Vec::with_capacity(stmts.len());
         for (sql, args) in stmts {
-            prepared.push(self.db.prepare(sql).bind(&args).map_err(err)?);
+            prepared.push(self.db()?.prepare(sql).bind(&args).map_err(err)?);
         }
-        match self.db.batch(prepared).await {
+        match self.db()?.batch(prepared).await {
             Ok(results) => {
                 let changed: usize = results
                     .iter()
@@ -547,7 +571,7 @@ impl UsageRecorder for EdgeBackend {
     async fn record_use(&self, token_id: &str, at: i64, uses: u32) -> Result<(), StoreError> {
         bump(Op::DoCall);
         let stub = self
-            .last_used
+            .last_used()?
             .id_from_name(token_id)
             .and_then(|id| id.get_stub())
             .map_err(err)?;

@@ -1,53 +1,107 @@
 // Shared helpers for the end-to-end suite: each test file starts the built worker on workerd
-// (`wrangler dev`) with its own fresh local KV, D1 and Durable Object state.
+// (`wrangler dev`) with its own fresh local KV, D1 and Durable Object state under
+// tests/.state/<unique>, removed when the file's server stops.
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { crc32 } from "node:zlib";
+import * as zlib from "node:zlib";
 import { randomInt } from "node:crypto";
+import assert from "node:assert/strict";
 import { prepareState, startDevServer } from "../../scripts/devserver.mjs";
 import { devToken } from "../../scripts/dev-token.mjs";
 import { ROOT } from "../../scripts/tools.mjs";
 
 export { devToken };
 
-/** Starts a server on fresh state. `vars` override the defaults. */
+/** Variables every test server gets (fast last-used flush, dev operation counters). */
+export const TEST_VARS = { LAST_USED_FLUSH_SECONDS: "1", DEV_COUNTERS: "true" };
+
+/**
+ * Starts a server on fresh state. `vars` override the defaults. ISSUER is set to the server's own
+ * base URL (the default in wrangler.toml names port 8787), so `iss` and discovery are checkable.
+ */
 export async function startServer(name, port, vars = {}) {
-  const dir = join(ROOT, "tests", ".state", `${name}-${process.pid}`);
+  const dir = join(ROOT, "tests", ".state", `${name}-${process.pid}-${Date.now()}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  prepareState(dir);
   const url = `http://127.0.0.1:${port}`;
-  const allVars = { LAST_USED_FLUSH_SECONDS: "1", DEV_COUNTERS: "true", ISSUER: url, ...vars };
-  let server = await startDevServer({ port, persistDir: dir, vars: allVars });
+  const allVars = { ...TEST_VARS, ISSUER: url, ...vars };
+  let server;
+  try {
+    prepareState(dir);
+    server = await startDevServer({ port, persistDir: dir, vars: allVars });
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   return {
     url,
     dir,
-    /** Stops and starts the server again on the same state directory. */
+    log: () => server.log(),
+    /** Stops the server (keeping its state) and starts a new one on the same state directory. */
     async restart(moreVars = {}) {
       await server.stop();
       server = await startDevServer({ port, persistDir: dir, vars: { ...allVars, ...moreVars } });
     },
     async stop({ keepState = false } = {}) {
-      await server.stop();
-      if (!keepState) rmSync(dir, { recursive: true, force: true });
+      try {
+        await server.stop();
+      } finally {
+        if (!keepState) rmSync(dir, { recursive: true, force: true });
+      }
     },
   };
 }
 
-const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+// ---------------------------------------------------------------------------------------------
+// The token format: prefix + 43 base62 + 6 base62 of CRC32(prefix + random part).
 
-/** A token in patgate's format (valid checksum) that the server never issued. */
-export function makeToken(prefix = "pgp_") {
-  let s = prefix;
-  for (let i = 0; i < 43; i++) s += ALPHABET[randomInt(62)];
-  let crc = crc32(Buffer.from(s));
+export const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+let CRC_TABLE;
+/** CRC32 (IEEE, as zlib). Uses node's zlib.crc32 where available. */
+export function crc32(buf) {
+  if (typeof zlib.crc32 === "function") return zlib.crc32(buf) >>> 0;
+  if (!CRC_TABLE) {
+    CRC_TABLE = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      CRC_TABLE[n] = c >>> 0;
+    }
+  }
+  let c = 0xffffffff;
+  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** The 6 base62 checksum characters for the first 47 characters of a token. */
+export function checksum(head) {
+  let crc = crc32(Buffer.from(head, "ascii"));
   let sum = "";
   for (let i = 0; i < 6; i++) {
     sum = ALPHABET[crc % 62] + sum;
     crc = Math.floor(crc / 62);
   }
-  return s + sum;
+  return sum;
 }
+
+/** A token in patgate's format (valid checksum) that the server never issued. */
+export function makeToken(prefix = "pgp_") {
+  let s = prefix;
+  for (let i = 0; i < 43; i++) s += ALPHABET[randomInt(62)];
+  return s + checksum(s);
+}
+
+/** The token with its last character replaced by another base62 character (checksum now wrong). */
+export function flipLast(token) {
+  const last = token.at(-1);
+  return token.slice(0, -1) + (last === "0" ? "1" : "0");
+}
+
+export const TOKEN_RE = /^pgp_[0-9A-Za-z]{49}$/;
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
 
 export const basic = (id, secret) =>
   "Basic " + Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString("base64");
@@ -55,10 +109,11 @@ export const basic = (id, secret) =>
 export const DEMO_API = basic("demo_api", "demo-api-secret");
 export const OTHER_API = basic("other_api", "other-api-secret");
 export const FORM = "application/x-www-form-urlencoded";
+export const ADMIN = "Bearer dev-admin-token";
 
-/** fetch that returns { status, headers, text, json } */
+/** fetch that returns { status, headers, text, json } (json undefined if the body is not JSON). */
 export async function call(url, init = {}) {
-  const r = await fetch(url, init);
+  const r = await fetch(url, { redirect: "manual", ...init });
   const text = await r.text();
   let json;
   try {
@@ -80,9 +135,9 @@ export function introspect(base, token, auth = DEMO_API, extraHeaders = {}) {
   });
 }
 
-export function userCall(base, user, method, path, body) {
-  const headers = { authorization: `Bearer ${devToken(user)}` };
-  if (body !== undefined) headers["content-type"] = "application/json";
+export function userCall(base, user, method, path, body, extraHeaders = {}) {
+  const headers = { authorization: `Bearer ${devToken(user)}`, ...extraHeaders };
+  if (body !== undefined && !("content-type" in headers)) headers["content-type"] = "application/json";
   return call(`${base}${path}`, {
     method,
     headers,
@@ -91,20 +146,34 @@ export function userCall(base, user, method, path, body) {
 }
 
 export async function createPat(base, user, scopes = ["demo_api:read"], extra = {}) {
-  const r = await userCall(base, user, "POST", "/api/pats", {
-    name: "ci",
-    scopes,
-    expires_in_days: 30,
-    ...extra,
-  });
+  const body = { name: "ci", scopes, expires_in_days: 30, ...extra };
+  for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
+  const r = await userCall(base, user, "POST", "/api/pats", body);
   if (r.status !== 201) throw new Error(`create failed: ${r.status} ${r.text}`);
   return r.json;
 }
 
+/** Asserts an RFC 6749 section 5.2 style error: exact status, JSON body with `error`. */
+export function assertError(r, status, error, what = "") {
+  const ctx = `${what} -> ${r.status} ${r.text}`;
+  assert.equal(r.status, status, ctx);
+  assert.ok(r.json && typeof r.json === "object" && !Array.isArray(r.json), `JSON object body: ${ctx}`);
+  assert.equal(r.json.error, error, ctx);
+  for (const k of Object.keys(r.json)) assert.ok(["error", "error_description", "error_uri"].includes(k), `field ${k}: ${ctx}`);
+  if ("error_description" in r.json) assert.equal(typeof r.json.error_description, "string", ctx);
+  assert.match(r.headers.get("content-type") ?? "", /^application\/json/, ctx);
+}
+
+export const PAT_VIEW_KEYS = [
+  "created_at", "expires_at", "id", "last_used_at", "name", "revoked_at", "scopes", "status", "use_count",
+].sort();
+
+export const RFC3339_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `fn` until it returns a truthy value or the deadline passes. */
-export async function eventually(fn, { timeoutMs = 20_000, everyMs = 500 } = {}) {
+/** Polls `fn` until it returns a truthy value or the deadline passes; returns the last value. */
+export async function eventually(fn, { timeoutMs = 15_000, everyMs = 500 } = {}) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -112,4 +181,11 @@ export async function eventually(fn, { timeoutMs = 20_000, everyMs = 500 } = {})
     if (Date.now() > deadline) return v;
     await sleep(everyMs);
   }
+}
+
+/** RFC 3339 seconds-precision UTC string `ms` milliseconds from now (rounded down to a second). */
+export function isoIn(ms) {
+  const d = new Date(Date.now() + ms);
+  d.setUTCMilliseconds(0);
+  return d.toISOString().replace(".000Z", "Z");
 }
