@@ -194,8 +194,8 @@ function startupProfileMs(config) {
 }
 
 function bundle() {
-  const wasm = readFileSync(join(ROOT, "build", "index_bg.wasm"));
-  const js = readFileSync(join(ROOT, "build", "index.js"));
+  const wasm = readFileSync(join(ROOT, "build", "worker", "index.wasm"));
+  const js = readFileSync(join(ROOT, "build", "worker", "shim.mjs"));
   return {
     wasmRaw: wasm.length,
     wasmGzip: gzipSync(wasm, { level: 9 }).length,

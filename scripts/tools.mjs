@@ -85,6 +85,8 @@ export function buildEnv() {
     ...process.env,
     WASM_BINDGEN_BIN: cargoBin("wasm-bindgen"),
     ESBUILD_BIN: nodeBin("esbuild"),
+    // Our own entry template: a plain module export (see scripts/worker-shim.js).
+    CUSTOM_SHIM: join(ROOT, "scripts", "worker-shim.js"),
     WRANGLER_SEND_METRICS: "false",
   };
 }

@@ -143,7 +143,19 @@ async fn to_core_request(
     }))
 }
 
-fn to_web_response(r: http::Response) -> Result<web_sys::Response, JsValue> {
+/// Most responses share status and headers (an introspection answer, `{"active":false}`, ...).
+/// `new Response()` copies its init, so one `ResponseInit` per distinct (status, headers) can be
+/// reused instead of building a `Headers` object per request. Bounded; responses with per-request
+/// headers (`location`) are not cached.
+const MAX_CACHED_INITS: usize = 32;
+
+type CachedInit = (u16, Vec<(&'static str, String)>, web_sys::ResponseInit);
+
+thread_local! {
+    static INITS: std::cell::RefCell<Vec<CachedInit>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn build_init(r: &http::Response) -> Result<web_sys::ResponseInit, JsValue> {
     let headers = web_sys::Headers::new()?;
     for (k, v) in &r.headers {
         headers.append(k, v)?;
@@ -151,11 +163,32 @@ fn to_web_response(r: http::Response) -> Result<web_sys::Response, JsValue> {
     let init = web_sys::ResponseInit::new();
     init.set_status(r.status);
     init.set_headers(&headers);
-    if r.body.is_empty() {
-        return web_sys::Response::new_with_opt_str_and_init(None, &init);
+    Ok(init)
+}
+
+fn to_web_response(mut r: http::Response) -> Result<web_sys::Response, JsValue> {
+    let body = (!r.body.is_empty()).then_some(r.body.as_mut_slice());
+    let cacheable = r.headers.iter().all(|(k, _)| *k != "location");
+    if cacheable {
+        let hit = INITS.with(|c| {
+            c.borrow()
+                .iter()
+                .find(|(s, h, _)| *s == r.status && *h == r.headers)
+                .map(|(_, _, init)| init.clone())
+        });
+        if let Some(init) = hit {
+            return web_sys::Response::new_with_opt_u8_array_and_init(body, &init);
+        }
     }
-    // Bodies are JSON or a compact JWT: always UTF-8.
-    let text =
-        String::from_utf8(r.body).map_err(|_| JsValue::from_str("non-UTF-8 response body"))?;
-    web_sys::Response::new_with_opt_str_and_init(Some(&text), &init)
+    let init = build_init(&r)?;
+    if cacheable {
+        INITS.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() < MAX_CACHED_INITS {
+                c.push((r.status, r.headers.clone(), init.clone()));
+            }
+        });
+    }
+    let body = (!r.body.is_empty()).then_some(r.body.as_mut_slice());
+    web_sys::Response::new_with_opt_u8_array_and_init(body, &init)
 }
