@@ -21,8 +21,13 @@ impl StoreError {
 /// The global read path: active grants keyed by token hash (KV), expiring with the token.
 pub trait GrantCache {
     async fn get_grant(&self, hash: &TokenHash) -> Result<Option<Grant>, StoreError>;
-    /// Stores until `grant.exp`.
-    async fn put_grant(&self, hash: &TokenHash, grant: &Grant) -> Result<(), StoreError>;
+    /// Stores until `until` (at most `grant.exp`).
+    async fn put_grant(
+        &self,
+        hash: &TokenHash,
+        grant: &Grant,
+        until: i64,
+    ) -> Result<(), StoreError>;
     async fn delete_grant(&self, hash: &TokenHash) -> Result<(), StoreError>;
     /// Whether a JWT access token's `jti` was revoked.
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError>;

@@ -67,7 +67,12 @@ impl GrantCache for MemoryBackend {
         self.kv(|c| c.kv_get += 1)?;
         Ok(self.kv.borrow().get(hash).cloned())
     }
-    async fn put_grant(&self, hash: &TokenHash, grant: &Grant) -> Result<(), StoreError> {
+    async fn put_grant(
+        &self,
+        hash: &TokenHash,
+        grant: &Grant,
+        _until: i64,
+    ) -> Result<(), StoreError> {
         self.kv(|c| c.kv_put += 1)?;
         self.kv.borrow_mut().insert(*hash, grant.clone());
         Ok(())

@@ -40,6 +40,12 @@ pub struct Config {
     pub signing_keys: Option<std::rc::Rc<crate::jwt_issuer::SigningKeys>>,
 }
 
+/// A grant written back to KV after a miss lives at most this long (not until the token's expiry),
+/// so that a repair racing a revocation cannot keep a revoked token alive in KV for long.
+pub const REPAIR_TTL_SECS: i64 = 3600;
+/// Delay of the second KV delete after a revocation.
+pub const REVOCATION_RECHECK_SECS: u64 = 10;
+
 /// The id of the public client that PATs are issued to.
 pub const PAT_CLIENT_ID: &str = "pat_client";
 
@@ -61,8 +67,15 @@ pub enum Deferred {
         at: i64,
         uses: u32,
     },
-    /// Write a grant read from D1 back into KV (repair after a KV miss).
-    CacheGrant { hash: TokenHash, grant: Grant },
+    /// Write a grant read from D1 back into KV (repair after a KV miss), until `until`.
+    CacheGrant {
+        hash: TokenHash,
+        grant: Grant,
+        until: i64,
+    },
+    /// Delete a revoked grant from KV once more, [`REVOCATION_RECHECK_SECS`] after revocation:
+    /// a repair that read D1 just before the revocation may land in KV after its first delete.
+    DeleteGrantAgain { hash: TokenHash },
 }
 
 /// A response plus the work to do after sending it.
@@ -141,12 +154,12 @@ async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome
         (Route::Token, Method::Post) => token_endpoint::handle(ctx, req).await.map(Into::into),
         (Route::Admin(rest), _) => admin::handle(ctx, req, rest).await.map(Into::into),
         (Route::Introspect, Method::Post) => introspect::handle(ctx, req).await,
-        (Route::Revoke, Method::Post) => revoke::handle(ctx, req).await.map(Into::into),
+        (Route::Revoke, Method::Post) => revoke::handle(ctx, req).await,
         (Route::Pats, Method::Get) => pats::list(ctx, req).await.map(Into::into),
         (Route::Pats, Method::Post) => pats::create(ctx, req).await.map(Into::into),
         (Route::Pat(id), Method::Get) => pats::get(ctx, req, id).await.map(Into::into),
-        (Route::Pat(id), Method::Delete) => pats::revoke(ctx, req, id).await.map(Into::into),
-        (Route::RotatePat(id), Method::Post) => pats::rotate(ctx, req, id).await.map(Into::into),
+        (Route::Pat(id), Method::Delete) => pats::revoke(ctx, req, id).await,
+        (Route::RotatePat(id), Method::Post) => pats::rotate(ctx, req, id).await,
         _ => Err(Error::MethodNotAllowed(allow)),
     }
 }

@@ -1,7 +1,9 @@
 //! The management API for a user's personal access tokens. Every call acts only on the caller's
 //! own PATs: another user's PAT is a 404, exactly like one that does not exist.
 
-use super::{client_auth, revoke::revoke_record, rfc3339, user, Ctx, PAT_CLIENT_ID};
+use super::{
+    client_auth, revoke::revoke_record, rfc3339, user, Ctx, Deferred, Outcome, PAT_CLIENT_ID,
+};
 use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::model::{Status, TokenRecord};
@@ -180,7 +182,11 @@ pub async fn issue<B: Backend>(
     };
     ctx.backend.insert_token(&rec).await?;
     // D1 has it, so introspection finds it even if this KV write fails (and repairs KV).
-    let log = match ctx.backend.put_grant(&rec.hash, &rec.grant()).await {
+    let log = match ctx
+        .backend
+        .put_grant(&rec.hash, &rec.grant(), rec.expires_at)
+        .await
+    {
         Ok(()) => None,
         Err(e) => Some(format!("KV write after PAT creation failed: {}", e.0)),
     };
@@ -257,20 +263,24 @@ pub async fn revoke<B: Backend>(
     ctx: &Ctx<'_, B>,
     req: &Request,
     id: &str,
-) -> Result<Response, Error> {
+) -> Result<Outcome, Error> {
     let sub = user::authenticate(ctx, req).await?;
     let rec = owned(ctx, &sub, id).await?;
+    let mut deferred = Vec::new();
     if rec.revoked_at.is_none() {
-        revoke_record(ctx, &rec.id, &rec.hash).await?;
+        deferred.push(revoke_record(ctx, &rec.id, &rec.hash).await?);
     }
-    Ok(Response::empty(204))
+    Ok(Outcome {
+        response: Response::empty(204),
+        deferred,
+    })
 }
 
 pub async fn rotate<B: Backend>(
     ctx: &Ctx<'_, B>,
     req: &Request,
     id: &str,
-) -> Result<Response, Error> {
+) -> Result<Outcome, Error> {
     let sub = user::authenticate(ctx, req).await?;
     let mut rec = owned(ctx, &sub, id).await?;
     if rec.status(ctx.now) != Status::Active {
@@ -291,11 +301,18 @@ pub async fn rotate<B: Backend>(
     }
     ctx.backend.delete_grant(&old).await?;
     ctx.isolate.mark_inactive(old, ctx.now);
-    let mut resp = created_response(&rec, &token);
-    if let Err(e) = ctx.backend.put_grant(&rec.hash, &rec.grant()).await {
-        resp.log = Some(format!("KV write after PAT rotation failed: {}", e.0));
+    let mut response = created_response(&rec, &token);
+    if let Err(e) = ctx
+        .backend
+        .put_grant(&rec.hash, &rec.grant(), rec.expires_at)
+        .await
+    {
+        response.log = Some(format!("KV write after PAT rotation failed: {}", e.0));
     }
-    Ok(resp)
+    Ok(Outcome {
+        response,
+        deferred: vec![Deferred::DeleteGrantAgain { hash: old }],
+    })
 }
 
 #[cfg(test)]

@@ -134,19 +134,31 @@ impl Harness {
     /// Sends and runs deferred work, as `wait_until` would.
     fn call(&self, req: &Request) -> (u16, Value, Outcome) {
         let o = self.send(req);
+        self.run_deferred(&o);
+        (o.response.status, o.response.json_body(), o)
+    }
+
+    fn run_deferred(&self, o: &Outcome) {
         for d in &o.deferred {
             match d {
                 Deferred::RecordUse { token_id, at, uses } => {
                     use crate::store::UsageRecorder;
                     block_on(self.backend.record_use(token_id, *at, *uses)).expect("record");
                 }
-                Deferred::CacheGrant { hash, grant } => {
+                Deferred::CacheGrant { hash, grant, until } => {
                     use crate::store::GrantCache;
-                    block_on(self.backend.put_grant(hash, grant)).expect("put");
+                    assert!(
+                        *until <= self.now + REPAIR_TTL_SECS,
+                        "repairs are short-lived"
+                    );
+                    block_on(self.backend.put_grant(hash, grant, *until)).expect("put");
+                }
+                Deferred::DeleteGrantAgain { hash } => {
+                    use crate::store::GrantCache;
+                    block_on(self.backend.delete_grant(hash)).expect("delete");
                 }
             }
         }
-        (o.response.status, o.response.json_body(), o)
     }
 
     fn create(&self, user: &str, body: Value) -> (u16, Value) {
@@ -304,6 +316,53 @@ fn broken_kv_is_answered_from_d1_and_broken_d1_is_503() {
     let (s, v, _) = h.introspect(&token);
     assert_eq!(s, 503);
     assert_eq!(v["error"], "temporarily_unavailable");
+}
+
+/// A KV repair that read D1 before a revocation and lands in KV after the revocation's delete
+/// must not keep the token alive: the delayed second delete removes it.
+#[test]
+fn a_repair_racing_a_revocation_does_not_resurrect_the_token() {
+    let h = Harness::new();
+    let (id, token) = h.pat("alice", &["demo_api:read"]);
+    h.backend.kv.borrow_mut().clear(); // a location whose KV has not got the grant
+    let repair = h.send(&introspect_req(&token));
+    assert!(matches!(
+        repair.deferred.as_slice(),
+        [Deferred::CacheGrant { .. }, ..]
+    ));
+    let revocation = h.send(
+        &Request::new(Method::Delete, &format!("/api/pats/{id}"))
+            .header("authorization", &format!("Bearer {}", user_jwt("alice"))),
+    );
+    assert_eq!(revocation.response.status, 204);
+    h.run_deferred(&repair); // the repair lands late
+    assert_eq!(
+        h.backend.kv.borrow().len(),
+        1,
+        "the race: KV has the revoked grant again"
+    );
+    // another isolate (no negative cache) would still see it now...
+    let other = Harness {
+        isolate: IsolateState::default(),
+        ..Harness::new()
+    };
+    let kv = h.backend.kv.borrow().clone();
+    *other.backend.kv.borrow_mut() = kv;
+    assert_eq!(other.introspect(&token).1["active"], true);
+    // ...until the delayed second delete runs
+    h.run_deferred(&revocation);
+    assert!(h.backend.kv.borrow().is_empty());
+    *other.backend.kv.borrow_mut() = h.backend.kv.borrow().clone();
+    *other.backend.tokens.borrow_mut() = h.backend.tokens.borrow().clone();
+    assert_eq!(other.introspect(&token).1, json!({"active":false}));
+}
+
+fn introspect_req(token: &str) -> Request {
+    let auth = base64::engine::general_purpose::STANDARD.encode("demo_api:demo-api-secret");
+    Request::new(Method::Post, "/oauth/introspect")
+        .header("authorization", &format!("Basic {auth}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
 }
 
 #[test]

@@ -113,7 +113,10 @@ pub async fn issue_access_token<B: Backend>(
             };
             ctx.backend.insert_token(&rec).await?;
             // D1 has it; a failed KV write is repaired by the first introspection.
-            let _ = ctx.backend.put_grant(&rec.hash, &rec.grant()).await;
+            let _ = ctx
+                .backend
+                .put_grant(&rec.hash, &rec.grant(), rec.expires_at)
+                .await;
             token.expose_secret().to_owned()
         }
     };

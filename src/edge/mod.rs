@@ -89,9 +89,15 @@ async fn run_deferred(env: Env, work: Vec<Deferred>) {
                 use crate::store::UsageRecorder;
                 backend.record_use(token_id, *at, *uses).await
             }
-            Deferred::CacheGrant { hash, grant } => {
+            Deferred::CacheGrant { hash, grant, until } => {
                 use crate::store::GrantCache;
-                backend.put_grant(hash, grant).await
+                backend.put_grant(hash, grant, *until).await
+            }
+            Deferred::DeleteGrantAgain { hash } => {
+                use crate::store::GrantCache;
+                let secs = crate::app::REVOCATION_RECHECK_SECS;
+                worker::Delay::from(std::time::Duration::from_secs(secs)).await;
+                backend.delete_grant(hash).await
             }
         };
         if let Err(e) = result {
