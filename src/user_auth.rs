@@ -1,31 +1,53 @@
 //! Verifying the identity provider's user JWTs (the management API's authentication).
 //!
 //! patgate does not log users in: it trusts a JWT from the organisation's identity provider
-//! (or Cloudflare Access) and verifies it at the edge with jwt-compact. Keys: an HS256 shared
-//! secret, and/or RS256, ES256 and EdDSA public keys from an inline JWKS or a JWKS URL (fetched
-//! and cached by the runtime). The user is the `sub` claim.
+//! (`Authorization: Bearer <jwt>`, or Cloudflare Access's `Cf-Access-Jwt-Assertion`) and verifies
+//! it at the edge with jwt-compact. Keys: an HS256 shared secret, and/or RS256, ES256 and `EdDSA`
+//! public keys from an inline JWKS or a JWKS URL (fetched and cached by the runtime layer). The
+//! user is the `sub` claim.
+//!
+//! Everything here is pure and panic-free: time is a parameter (`now`, unix seconds), input is
+//! parsed fallibly, and time arithmetic saturates instead of overflowing.
 
-use chrono::{DateTime, Duration, Utc};
 use jwt_compact::{
     alg::{Ed25519, Es256, Hs256, Hs256Key, Rsa, RsaPublicKey},
     jwk::JsonWebKey,
-    AlgorithmExt as _, Claims, TimeOptions, Token, UntrustedToken,
+    AlgorithmExt as _, Claims, Token, UntrustedToken, ValidationError,
 };
+use rsa::traits::PublicKeyParts as _;
 use serde::Deserialize;
+use serde_json::Value;
 use std::fmt;
 
-/// Longest JWT accepted (bytes).
+/// Longest JWT accepted (bytes); longer ones are [`AuthFailure::Malformed`].
 pub const MAX_JWT_LEN: usize = 8192;
-/// Clock skew tolerated on `exp` and `nbf`.
+/// Clock skew tolerated on `exp` and `nbf` (seconds).
 pub const LEEWAY_SECS: i64 = 60;
+/// Longest `sub` accepted (characters).
+pub const MAX_SUBJECT_CHARS: usize = 255;
+/// RSA keys with a shorter modulus are skipped when a JWKS is parsed.
+pub const MIN_RSA_BITS: usize = 2048;
 
 /// The HS256 shared secret. `Debug` never shows it.
 #[derive(Clone)]
 pub struct HmacSecret(Vec<u8>);
 
 impl HmacSecret {
+    /// Wraps the secret's UTF-8 bytes (used as the HMAC key as is, not base64-decoded).
     pub fn new(s: impl Into<String>) -> Self {
         HmacSecret(s.into().into_bytes())
+    }
+
+    /// Whether the secret is empty (an empty secret is never accepted as configuration).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<String> for HmacSecret {
+    fn from(s: String) -> Self {
+        HmacSecret::new(s)
     }
 }
 
@@ -35,7 +57,7 @@ impl fmt::Debug for HmacSecret {
     }
 }
 
-/// A verifying key from a JWKS.
+/// A public verifying key from a JWKS, by algorithm.
 #[derive(Clone)]
 enum KeyMaterial {
     Rs256(RsaPublicKey),
@@ -44,6 +66,7 @@ enum KeyMaterial {
 }
 
 impl KeyMaterial {
+    /// The JWS `alg` this key verifies.
     fn alg(&self) -> &'static str {
         match self {
             KeyMaterial::Rs256(_) => "RS256",
@@ -53,13 +76,16 @@ impl KeyMaterial {
     }
 }
 
+/// One usable key of a JWKS: its optional `kid` and its key material.
 #[derive(Clone)]
 struct Jwk {
     kid: Option<String>,
     key: KeyMaterial,
 }
 
-/// Public keys from a JWKS document.
+/// Verifying keys parsed from a JWKS document (`{"keys":[...]}`).
+///
+/// `Debug` lists `alg:kid` pairs only.
 #[derive(Clone, Default)]
 pub struct Jwks {
     keys: Vec<Jwk>,
@@ -76,74 +102,124 @@ impl fmt::Debug for Jwks {
     }
 }
 
-/// Why a JWKS document was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a JWKS document was refused as a whole (single unusable keys are skipped instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JwksError {
+    /// The document is not JSON.
     NotJson,
+    /// The document has no `keys` array.
     NoKeysArray,
 }
 
+impl fmt::Display for JwksError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JwksError::NotJson => "the JWKS is not JSON",
+            JwksError::NoKeysArray => "the JWKS has no \"keys\" array",
+        })
+    }
+}
+
+impl std::error::Error for JwksError {}
+
 impl Jwks {
-    /// Parses `{"keys":[...]}`. Keys of unsupported types, curves or uses (`enc`) are skipped.
+    /// Parses a JWKS as identity providers serve it.
+    ///
+    /// Supported: `kty` `RSA` (RS256, modulus of at least [`MIN_RSA_BITS`]), `EC` with `crv`
+    /// `P-256` (ES256), `OKP` with `crv` `Ed25519` (`EdDSA`). Keys of other types or curves,
+    /// with `use` other than `sig`, with `key_ops` lacking `verify`, with an `alg` other than the
+    /// one their type implies, or that do not decode, are skipped: the result may be empty.
+    ///
+    /// # Errors
+    /// [`JwksError::NotJson`] or [`JwksError::NoKeysArray`] for the document as a whole.
     pub fn parse(json: &str) -> Result<Jwks, JwksError> {
-        let doc: serde_json::Value = serde_json::from_str(json).map_err(|_| JwksError::NotJson)?;
+        let doc: Value = serde_json::from_str(json).map_err(|_| JwksError::NotJson)?;
         let keys = doc
             .get("keys")
-            .and_then(|k| k.as_array())
+            .and_then(Value::as_array)
             .ok_or(JwksError::NoKeysArray)?;
         Ok(Jwks {
             keys: keys.iter().filter_map(parse_jwk).collect(),
         })
     }
 
+    /// Whether no usable key was found.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 
+    /// The number of usable keys.
+    #[must_use]
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 }
 
-fn parse_jwk(v: &serde_json::Value) -> Option<Jwk> {
-    if v.get("use")
-        .and_then(|u| u.as_str())
-        .is_some_and(|u| u != "sig")
-    {
+/// One JWK of a JWKS, or `None` when it is not usable for verifying signatures.
+fn parse_jwk(v: &Value) -> Option<Jwk> {
+    let str_field = |name: &str| v.get(name).and_then(Value::as_str);
+    if str_field("use").is_some_and(|u| u != "sig") {
         return None;
     }
-    let kid = v.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
-    let declared_alg = v.get("alg").and_then(|a| a.as_str());
+    if let Some(ops) = v.get("key_ops") {
+        let verifies = ops
+            .as_array()
+            .is_some_and(|ops| ops.iter().any(|op| op.as_str() == Some("verify")));
+        if !verifies {
+            return None;
+        }
+    }
     let jwk: JsonWebKey<'_> = serde_json::from_value(v.clone()).ok()?;
-    let key = match v.get("kty").and_then(|k| k.as_str())? {
-        "RSA" => KeyMaterial::Rs256(RsaPublicKey::try_from(&jwk).ok()?),
-        "EC" if v.get("crv").and_then(|c| c.as_str()) == Some("P-256") => {
+    let key = match (str_field("kty")?, str_field("crv")) {
+        ("RSA", _) => {
+            let pk = RsaPublicKey::try_from(&jwk).ok()?;
+            if pk.n().bits() < MIN_RSA_BITS {
+                return None;
+            }
+            KeyMaterial::Rs256(pk)
+        }
+        ("EC", Some("P-256")) => {
             KeyMaterial::Es256(p256::ecdsa::VerifyingKey::try_from(&jwk).ok()?)
         }
-        "OKP" if v.get("crv").and_then(|c| c.as_str()) == Some("Ed25519") => {
+        ("OKP", Some("Ed25519")) => {
             KeyMaterial::EdDsa(ed25519_compact::PublicKey::try_from(&jwk).ok()?)
         }
         _ => return None,
     };
     // A key that declares another algorithm than the one its type implies is not used.
-    if declared_alg.is_some_and(|a| a != key.alg()) {
+    if str_field("alg").is_some_and(|a| a != key.alg()) {
         return None;
     }
-    Some(Jwk { kid, key })
+    Some(Jwk {
+        kid: str_field("kid").map(str::to_owned),
+        key,
+    })
 }
 
 /// How users are authenticated (README "Configuration").
 #[derive(Debug, Clone)]
 pub struct UserAuthConfig {
+    /// Required `iss`.
     pub issuer: String,
+    /// Required member of `aud`.
     pub audience: String,
+    /// Enables HS256 with this shared secret.
     pub hs256_secret: Option<HmacSecret>,
+    /// Inline public keys.
     pub jwks: Option<Jwks>,
+    /// Where the runtime layer fetches (and caches) more public keys.
     pub jwks_url: Option<String>,
 }
 
 impl UserAuthConfig {
-    /// Builds the configuration from vars; an unparsable inline JWKS is a configuration error.
+    /// Builds the configuration from the Worker's vars and secrets.
+    ///
+    /// An empty issuer, audience or HS256 secret, or an inline JWKS that is not a JWKS, is a
+    /// configuration error (the message names the variable).
+    ///
+    /// # Errors
+    /// A message naming the offending variable.
     pub fn from_parts(
         issuer: String,
         audience: String,
@@ -151,13 +227,23 @@ impl UserAuthConfig {
         jwks_json: Option<String>,
         jwks_url: Option<String>,
     ) -> Result<Self, String> {
+        if issuer.is_empty() {
+            return Err("USER_JWT_ISSUER is empty".into());
+        }
+        if audience.is_empty() {
+            return Err("USER_JWT_AUDIENCE is empty".into());
+        }
+        let hs256_secret = hs256_secret.map(HmacSecret::new);
+        if hs256_secret.as_ref().is_some_and(HmacSecret::is_empty) {
+            return Err("USER_JWT_HS256_SECRET is empty".into());
+        }
         let jwks = jwks_json
-            .map(|j| Jwks::parse(&j).map_err(|e| format!("USER_JWKS is not a JWKS: {e:?}")))
+            .map(|j| Jwks::parse(&j).map_err(|e| format!("USER_JWKS: {e}")))
             .transpose()?;
         Ok(UserAuthConfig {
             issuer,
             audience,
-            hs256_secret: hs256_secret.map(HmacSecret::new),
+            hs256_secret,
             jwks,
             jwks_url,
         })
@@ -167,22 +253,36 @@ impl UserAuthConfig {
 /// Why a user JWT was refused (logged; the client sees only "invalid" or "expired").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
+    /// Not a compact JWS, too long, undecodable, a `crit` header, or claims of the wrong types
+    /// (including a missing `exp`).
     Malformed,
+    /// `alg` is not HS256 (when configured), RS256, ES256 or `EdDSA`; `none` included.
     UnsupportedAlgorithm,
+    /// No configured key has the header's `kid` (and the token's `alg`), or no key of that `alg`.
     UnknownKey,
+    /// No candidate key verifies the signature.
     BadSignature,
+    /// `exp` has passed (beyond the leeway).
     Expired,
+    /// `nbf` is in the future (beyond the leeway).
     NotYetValid,
+    /// `iss` is missing or not the configured issuer.
     WrongIssuer,
+    /// `aud` is missing or does not contain the configured audience.
     WrongAudience,
+    /// `sub` is missing, not a string, empty, or longer than [`MAX_SUBJECT_CHARS`].
     MissingSubject,
 }
 
 impl AuthFailure {
+    /// Whether the token was valid but expired (clients may refresh and retry).
+    #[must_use]
     pub fn is_expired(self) -> bool {
         self == AuthFailure::Expired
     }
 
+    /// A short description for logs.
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             AuthFailure::Malformed => "malformed JWT",
@@ -198,26 +298,45 @@ impl AuthFailure {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Audience {
-    One(String),
-    Many(Vec<String>),
+impl fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
+impl std::error::Error for AuthFailure {}
+
+/// Header fields jwt-compact does not model but that must be looked at.
+#[derive(Clone, Deserialize)]
+struct HeaderExtras {
+    /// RFC 7515 4.1.11: we implement no extension, so any `crit` makes the token unusable.
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+/// The claims checked besides the registered times, kept as JSON so that a claim of an
+/// unexpected type maps to its own failure instead of failing deserialization.
 #[derive(Deserialize)]
 struct UserClaims {
-    iss: Option<String>,
-    aud: Option<Audience>,
-    sub: Option<String>,
+    #[serde(default)]
+    iss: Option<Value>,
+    #[serde(default)]
+    aud: Option<Value>,
+    #[serde(default)]
+    sub: Option<Value>,
 }
 
-fn time_options(now: i64) -> TimeOptions<impl Fn() -> DateTime<Utc>> {
-    let at = DateTime::from_timestamp(now, 0).unwrap_or_default();
-    TimeOptions::new(Duration::seconds(LEEWAY_SECS), move || at)
-}
-
-/// Verifies a user JWT and returns its `sub`. `fetched` is the JWKS from `jwks_url`, if any.
+/// Verifies a user JWT and returns its `sub`.
+///
+/// `fetched` is the JWKS fetched from `cfg.jwks_url` by the runtime layer; its keys are used in
+/// addition to the inline ones. `now` is the current time in unix seconds.
+///
+/// Checks, in order: length, structure and header, algorithm, key (by `kid` when the header has
+/// one, else every key of the token's `alg`), signature, `exp` (required) and `nbf` (optional)
+/// with [`LEEWAY_SECS`] of leeway, `iss`, `aud`, `sub`.
+///
+/// # Errors
+/// The first check that fails, as an [`AuthFailure`].
 pub fn verify_user_jwt(
     cfg: &UserAuthConfig,
     fetched: Option<&Jwks>,
@@ -227,297 +346,632 @@ pub fn verify_user_jwt(
     if jwt.len() > MAX_JWT_LEN {
         return Err(AuthFailure::Malformed);
     }
-    let untrusted = UntrustedToken::new(jwt).map_err(|_| AuthFailure::Malformed)?;
+    let untrusted =
+        UntrustedToken::<HeaderExtras>::try_from(jwt).map_err(|_| AuthFailure::Malformed)?;
+    if untrusted.header().other_fields.crit.is_some() {
+        return Err(AuthFailure::Malformed);
+    }
     let alg = untrusted.algorithm();
-    let token: Token<UserClaims> = if alg == "HS256" {
-        let secret = cfg
-            .hs256_secret
-            .as_ref()
-            .ok_or(AuthFailure::UnsupportedAlgorithm)?;
-        let key = Hs256Key::new(&secret.0);
-        Hs256
-            .validator(&key)
-            .validate(&untrusted)
-            .map_err(|_| AuthFailure::BadSignature)?
-    } else {
-        if !matches!(alg, "RS256" | "ES256" | "EdDSA") {
-            return Err(AuthFailure::UnsupportedAlgorithm);
+    let token = match alg {
+        "HS256" => {
+            let secret = cfg
+                .hs256_secret
+                .as_ref()
+                .filter(|s| !s.is_empty())
+                .ok_or(AuthFailure::UnsupportedAlgorithm)?;
+            Hs256
+                .validator::<UserClaims>(&Hs256Key::new(&secret.0))
+                .validate(&untrusted)
+                .map_err(|e| map_validation(&e))?
         }
-        let kid = untrusted.header().key_id.as_deref();
-        let candidates: Vec<&Jwk> = cfg
-            .jwks
-            .iter()
-            .chain(fetched)
-            .flat_map(|j| j.keys.iter())
-            .filter(|k| k.key.alg() == alg && (kid.is_none() || k.kid.as_deref() == kid))
-            .collect();
-        if candidates.is_empty() {
-            return Err(AuthFailure::UnknownKey);
+        "RS256" | "ES256" | "EdDSA" => {
+            let kid = untrusted.header().key_id.as_deref();
+            let all = || cfg.jwks.iter().chain(fetched).flat_map(|j| j.keys.iter());
+            if let Some(kid) = kid {
+                if !all().any(|k| k.kid.as_deref() == Some(kid)) {
+                    return Err(AuthFailure::UnknownKey);
+                }
+            }
+            let mut candidates = all()
+                .filter(|k| k.key.alg() == alg && (kid.is_none() || k.kid.as_deref() == kid))
+                .peekable();
+            if candidates.peek().is_none() {
+                return Err(AuthFailure::UnknownKey);
+            }
+            let mut last = AuthFailure::BadSignature;
+            let mut verified = None;
+            for k in candidates {
+                match verify_with(&k.key, &untrusted) {
+                    Ok(t) => {
+                        verified = Some(t);
+                        break;
+                    }
+                    // Malformed claims fail the same way with every key.
+                    Err(AuthFailure::Malformed) => return Err(AuthFailure::Malformed),
+                    Err(e) => last = e,
+                }
+            }
+            verified.ok_or(last)?
         }
-        candidates
-            .into_iter()
-            .find_map(|k| verify_with(&k.key, &untrusted))
-            .ok_or(AuthFailure::BadSignature)?
+        _ => return Err(AuthFailure::UnsupportedAlgorithm),
     };
     check_claims(cfg, token.claims(), now)
 }
 
-fn verify_with(key: &KeyMaterial, t: &UntrustedToken<'_>) -> Option<Token<UserClaims>> {
-    match key {
-        KeyMaterial::Rs256(k) => Rsa::rs256().validator(k).validate(t).ok(),
-        KeyMaterial::Es256(k) => Es256.validator(k).validate(t).ok(),
-        KeyMaterial::EdDsa(k) => Ed25519.validator(k).validate(t).ok(),
+/// Maps jwt-compact's validation errors: undecodable claims are malformed, the rest (algorithm
+/// mismatch, signature length or encoding, signature) is a bad signature.
+fn map_validation(e: &ValidationError) -> AuthFailure {
+    match e {
+        ValidationError::MalformedClaims(_) => AuthFailure::Malformed,
+        _ => AuthFailure::BadSignature,
     }
 }
 
+fn verify_with(
+    key: &KeyMaterial,
+    t: &UntrustedToken<'_, HeaderExtras>,
+) -> Result<Token<UserClaims, HeaderExtras>, AuthFailure> {
+    match key {
+        KeyMaterial::Rs256(k) => Rsa::rs256().validator(k).validate(t),
+        KeyMaterial::Es256(k) => Es256.validator(k).validate(t),
+        KeyMaterial::EdDsa(k) => Ed25519.validator(k).validate(t),
+    }
+    .map_err(|e| map_validation(&e))
+}
+
+/// The registered time claims and patgate's own claim checks, on a signature-verified token.
+///
+/// Time checks are done here in saturating `i64` arithmetic rather than with jwt-compact's
+/// `validate_maturity`, which subtracts the leeway from `nbf` with a panicking operator.
 fn check_claims(
     cfg: &UserAuthConfig,
     claims: &Claims<UserClaims>,
     now: i64,
 ) -> Result<String, AuthFailure> {
-    let opts = time_options(now);
-    if claims.expiration.is_none() {
+    let exp = claims.expiration.ok_or(AuthFailure::Malformed)?.timestamp();
+    // RFC 7519 4.1.4: valid only before `exp`.
+    if now >= exp.saturating_add(LEEWAY_SECS) {
         return Err(AuthFailure::Expired);
     }
-    claims
-        .validate_expiration(&opts)
-        .map_err(|_| AuthFailure::Expired)?;
-    if claims.not_before.is_some() {
-        claims
-            .validate_maturity(&opts)
-            .map_err(|_| AuthFailure::NotYetValid)?;
+    if let Some(nbf) = claims.not_before {
+        // RFC 7519 4.1.5: valid from `nbf` on.
+        if now < nbf.timestamp().saturating_sub(LEEWAY_SECS) {
+            return Err(AuthFailure::NotYetValid);
+        }
     }
     let c = &claims.custom;
-    if c.iss.as_deref() != Some(cfg.issuer.as_str()) {
+    if c.iss.as_ref().and_then(Value::as_str) != Some(cfg.issuer.as_str()) {
         return Err(AuthFailure::WrongIssuer);
     }
     let aud_ok = match &c.aud {
-        Some(Audience::One(a)) => *a == cfg.audience,
-        Some(Audience::Many(list)) => list.contains(&cfg.audience),
-        None => false,
+        Some(Value::String(a)) => *a == cfg.audience,
+        Some(Value::Array(list)) => {
+            list.iter().all(Value::is_string)
+                && list
+                    .iter()
+                    .any(|a| a.as_str() == Some(cfg.audience.as_str()))
+        }
+        _ => false,
     };
     if !aud_ok {
         return Err(AuthFailure::WrongAudience);
     }
-    match c.sub.as_deref() {
-        Some(s) if !s.is_empty() && s.len() <= 255 => Ok(s.to_owned()),
+    match c.sub.as_ref().and_then(Value::as_str) {
+        Some(s) if !s.is_empty() && s.chars().count() <= MAX_SUBJECT_CHARS => Ok(s.to_owned()),
         _ => Err(AuthFailure::MissingSubject),
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::similar_names, clippy::needless_pass_by_value)]
+#[allow(clippy::expect_used, clippy::indexing_slicing, clippy::similar_names)]
 mod tests {
     use super::*;
-    use jwt_compact::Header;
+    use base64::Engine as _;
+    use chrono::DateTime;
+    use jwt_compact::{alg::RsaPrivateKey, Header};
     use serde_json::json;
 
     const NOW: i64 = 1_795_000_000;
+    const SECRET: &str = "an-hs256-secret-of-32-bytes-long";
+
+    /// A 2048-bit RSA key generated with `openssl genrsa 2048` (test only).
+    const RSA_JWK: &str = r#"{"kty": "RSA", "n": "7G9iBRvecZrTFfzYbTqDFtCMVk27NdNYBuv6_X0bEGnsECHzNuAFkYzpbGR2UKiYwdu_W6Bl0OK9XZjySy0KuI6zQgcKb_eFKRnLfjBAsKLbYTfaIn_ch5CRCSgLUgdoz6psJY2XpzbmMAW6wPW4wAl1r5lHg7JF1wef1EKg2j4lnoDDzVu7UwS2AeKgV56Zsq8deb5LTZEZAnNA_ziV29roNoAq0XWeRkEW4eiG-J0OO0gGP8wAIGtTFr5PvGE4Orry2pfVL_IfXrmtR6P1jTp-P4AJ9PSBbmUfSLXp7_lG6z6ppjMff7sorn7tySICfD9Ya2t4lbdp3EbPIJw64Q", "e": "AQAB", "d": "AjNfNDD4NxJ72H6L_ShIRBQY2kzK60tWTGox4d4iPFrgCZ5nRyF6q8ol-g5NU57eHR_QfifWCsWxgYeE6dI3gVRCsuCh5jzljmZhEIGeeIZriFIew6dxBAoCb5Vh1ZegEB7D9u2Eddf6-IN1I4ql95Oe9s10bvNf1wqJIE6mdKGO3w0FN_FgPgygO_rBRXeeb_SyhqB8GJunqO2SYjRvYdtwkG-M5VHUzVQ0qA45QcF61aekWZqyFzNsfK93ZgcVYcaa4PjGCr9MZngbcLtZkiaegr7OMGA3Ex2mbm1iH3ftuT58lIv5nwFfToVcTBCVe6lrmQe5hFTiDqERgFcDCQ", "p": "_dwVv-KC7OMQTOLGja3eLOeWYdjj-zHkuM-sFe-3CrsCnGdVuouHovGJkbZl1zLvWOiOtP3lJOqV41Rlo7D5HFa_NZvmvnoCBmVE0ZMMKnGdjwiYWvxlH-Q3L4Vynd67icvac_tt_7EsuKqELhuJnHMmIFlTFEWndtv-OWVzwi8", "q": "7m2wkVy_jF7Nrohzrdk4fcI6GsIAnow__Ok89x1uaW6PGKlY4g8RLuIkpB22LNfVv8IoG9sQHLj5qMnrhaWkyh0QcriK5I0WOc5v3DFS1xF2DATU02gF9YuNz9XOZbrEX3aYUpxEolVGH3u5xqJQZ5xxqTFvdDyW66bXN_kN3-8"}"#;
+    /// A 1024-bit RSA public key (`openssl genrsa 1024`): too weak, skipped.
+    const RSA_1024_JWK: &str = r#"{"kty": "RSA", "n": "pXeq6ILvQ6_3DD_2lEaWcYY7ypS3HpwGLbm7MF2yRcQW2nj_rVB2gEJQ8EOFP7HesISQhf8-BvtJ54CGvCMkIGxlgFNhkcs7oBxIF_mRol1QD5OE40O0jvVY1m9uoO9Vt-Q7IuuP1PyK1YZyOH3oIqK0G5yEIm0MuoixFA7osBE", "e": "AQAB"}"#;
 
     fn cfg(jwks: Option<Jwks>) -> UserAuthConfig {
         UserAuthConfig {
-            issuer: "idp".into(),
+            issuer: "https://idp.example".into(),
             audience: "patgate".into(),
-            hs256_secret: Some(HmacSecret::new("s3cret")),
+            hs256_secret: Some(HmacSecret::new(SECRET)),
             jwks,
             jwks_url: None,
         }
     }
 
-    fn claims(extra: serde_json::Value) -> Claims<serde_json::Value> {
-        let mut base = json!({"iss":"idp","aud":"patgate","sub":"alice"});
+    /// Valid claims (expiring in 10 minutes), with `extra` merged in (`null` removes a claim).
+    fn claims(extra: &Value) -> Claims<Value> {
+        let mut base = json!({"iss":"https://idp.example","aud":"patgate","sub":"alice"});
         if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
             for (k, v) in e {
-                b.insert(k.clone(), v.clone());
+                if v.is_null() {
+                    b.remove(k);
+                } else {
+                    b.insert(k.clone(), v.clone());
+                }
             }
         }
         let mut c = Claims::new(base);
         c.expiration = DateTime::from_timestamp(NOW + 600, 0);
+        c.issued_at = DateTime::from_timestamp(NOW, 0);
         c
     }
 
-    fn hs(secret: &str, c: &Claims<serde_json::Value>) -> String {
+    fn ok() -> Claims<Value> {
+        claims(&json!({}))
+    }
+
+    fn hs(secret: &str, c: &Claims<Value>) -> String {
         Hs256
             .token(&Header::empty(), c, &Hs256Key::new(secret.as_bytes()))
             .expect("sign")
     }
 
-    fn ed_pair(seed: u8) -> (ed25519_compact::SecretKey, serde_json::Value) {
+    fn ed_pair(seed: u8) -> (ed25519_compact::SecretKey, Value) {
         let kp = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([seed; 32]));
         let jwk = serde_json::to_value(JsonWebKey::from(&kp.pk)).expect("jwk");
         (kp.sk, jwk)
     }
 
-    fn es_pair(seed: u8) -> (p256::ecdsa::SigningKey, serde_json::Value) {
+    fn es_pair(seed: u8) -> (p256::ecdsa::SigningKey, Value) {
         let sk = p256::ecdsa::SigningKey::from_slice(&[seed; 32]).expect("key");
         let jwk = serde_json::to_value(JsonWebKey::from(sk.verifying_key())).expect("jwk");
         (sk, jwk)
     }
 
-    fn with(mut v: serde_json::Value, k: &str, val: &str) -> serde_json::Value {
+    fn rsa_pair() -> (RsaPrivateKey, Value) {
+        let jwk: JsonWebKey<'_> = serde_json::from_str(RSA_JWK).expect("jwk");
+        let sk = RsaPrivateKey::try_from(&jwk).expect("rsa key");
+        let public = serde_json::to_value(JsonWebKey::from(&sk.to_public_key())).expect("jwk");
+        (sk, public)
+    }
+
+    fn with(mut v: Value, k: &str, val: &str) -> Value {
         v[k] = json!(val);
         v
     }
 
-    #[test]
-    fn hs256_happy_path_and_audience_list() {
-        let t = hs("s3cret", &claims(json!({})));
-        assert_eq!(
-            verify_user_jwt(&cfg(None), None, &t, NOW),
-            Ok("alice".into())
-        );
-        let t = hs("s3cret", &claims(json!({"aud":["other","patgate"]})));
-        assert_eq!(
-            verify_user_jwt(&cfg(None), None, &t, NOW),
-            Ok("alice".into())
-        );
+    fn ed_token(kid: Option<&str>, sk: &ed25519_compact::SecretKey, c: &Claims<Value>) -> String {
+        let header = kid.map_or_else(Header::empty, |k| Header::empty().with_key_id(k));
+        Ed25519.token(&header, c, sk).expect("sign")
     }
 
-    #[test]
-    fn each_failure() {
-        let c = cfg(None);
-        let check = |t: &str, f| assert_eq!(verify_user_jwt(&c, None, t, NOW), Err(f));
-        check("garbage", AuthFailure::Malformed);
-        check(&"a".repeat(MAX_JWT_LEN + 1), AuthFailure::Malformed);
-        check(&hs("wrong", &claims(json!({}))), AuthFailure::BadSignature);
-        check(
-            &hs("s3cret", &claims(json!({"iss":"evil"}))),
-            AuthFailure::WrongIssuer,
-        );
-        check(
-            &hs("s3cret", &claims(json!({"aud":"other"}))),
-            AuthFailure::WrongAudience,
-        );
-        check(
-            &hs("s3cret", &claims(json!({"sub":""}))),
-            AuthFailure::MissingSubject,
-        );
-        let mut expired = claims(json!({}));
-        expired.expiration = DateTime::from_timestamp(NOW - LEEWAY_SECS - 1, 0);
-        check(&hs("s3cret", &expired), AuthFailure::Expired);
-        let mut no_exp = claims(json!({}));
-        no_exp.expiration = None;
-        check(&hs("s3cret", &no_exp), AuthFailure::Expired);
-        let mut future = claims(json!({}));
-        future.not_before = DateTime::from_timestamp(NOW + LEEWAY_SECS + 10, 0);
-        check(&hs("s3cret", &future), AuthFailure::NotYetValid);
-        // alg none
-        let none = format!(
-            "{}.{}.",
-            base64_url(br#"{"alg":"none"}"#),
-            base64_url(br#"{"iss":"idp","aud":"patgate","sub":"x","exp":9999999999}"#)
-        );
-        check(&none, AuthFailure::UnsupportedAlgorithm);
-        // HS256 without a configured secret
-        let no_secret = UserAuthConfig {
-            hs256_secret: None,
-            ..cfg(None)
-        };
-        assert_eq!(
-            verify_user_jwt(&no_secret, None, &hs("s3cret", &claims(json!({}))), NOW),
-            Err(AuthFailure::UnsupportedAlgorithm)
-        );
-    }
-
-    fn base64_url(b: &[u8]) -> String {
-        use base64::Engine as _;
+    fn b64(b: &[u8]) -> String {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
     }
 
+    /// A token with an arbitrary header and payload, signed with HS256 and [`SECRET`].
+    fn hs_raw(header: &Value, payload: &Value) -> String {
+        let signing_input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(payload.to_string().as_bytes())
+        );
+        let key = Hs256Key::new(SECRET.as_bytes());
+        let sig = jwt_compact::Algorithm::sign(&Hs256, &key, signing_input.as_bytes());
+        format!(
+            "{signing_input}.{}",
+            b64(jwt_compact::AlgorithmSignature::as_bytes(&sig).as_ref())
+        )
+    }
+
+    fn check(c: &UserAuthConfig, fetched: Option<&Jwks>, jwt: &str) -> Result<String, AuthFailure> {
+        verify_user_jwt(c, fetched, jwt, NOW)
+    }
+
     #[test]
-    fn eddsa_and_es256_from_inline_or_fetched_jwks() {
-        let (ed_sk, ed_jwk) = ed_pair(7);
-        let (es_sk, es_jwk) = es_pair(9);
-        let doc = json!({"keys":[with(ed_jwk, "kid", "ed1"), with(es_jwk, "kid", "es1"),
-                                 {"kty":"oct","k":"AAAA"}, {"kty":"EC","crv":"P-384","x":"AA","y":"AA"}]});
-        let jwks = Jwks::parse(&doc.to_string()).expect("jwks");
-        assert_eq!(jwks.len(), 2, "unsupported keys are skipped");
-        let ed = Ed25519
-            .token(
-                &Header::empty().with_key_id("ed1"),
-                &claims(json!({})),
-                &ed_sk,
-            )
-            .expect("sign");
-        let es = Es256
-            .token(
-                &Header::empty().with_key_id("es1"),
-                &claims(json!({})),
-                &es_sk,
-            )
-            .expect("sign");
-        let inline = cfg(Some(jwks.clone()));
-        assert_eq!(verify_user_jwt(&inline, None, &ed, NOW), Ok("alice".into()));
-        assert_eq!(verify_user_jwt(&inline, None, &es, NOW), Ok("alice".into()));
+    fn hs256_round_trip_with_audience_string_or_list() {
         assert_eq!(
-            verify_user_jwt(&cfg(None), Some(&jwks), &es, NOW),
+            check(&cfg(None), None, &hs(SECRET, &ok())),
             Ok("alice".into())
         );
-        // unknown kid, and no key at all
-        let other = Ed25519
-            .token(
-                &Header::empty().with_key_id("nope"),
-                &claims(json!({})),
-                &ed_sk,
-            )
-            .expect("sign");
+        let listed = claims(&json!({"aud":["other","patgate"]}));
         assert_eq!(
-            verify_user_jwt(&inline, None, &other, NOW),
+            check(&cfg(None), None, &hs(SECRET, &listed)),
+            Ok("alice".into())
+        );
+        let raw = hs_raw(
+            &json!({"alg":"HS256","typ":"JWT"}),
+            &json!({
+            "iss":"https://idp.example","aud":"patgate","sub":"bob","exp":NOW + 5}),
+        );
+        assert_eq!(check(&cfg(None), None, &raw), Ok("bob".into()));
+    }
+
+    #[test]
+    fn rs256_es256_eddsa_round_trips() {
+        let (rsa_sk, rsa_jwk) = rsa_pair();
+        let (ed_sk, ed_jwk) = ed_pair(7);
+        let (es_sk, es_jwk) = es_pair(9);
+        let doc = json!({"keys":[with(rsa_jwk, "kid", "rsa1"), with(ed_jwk, "kid", "ed1"),
+                                 with(es_jwk, "kid", "es1")]});
+        let jwks = Jwks::parse(&doc.to_string()).expect("jwks");
+        assert_eq!(jwks.len(), 3);
+        let rs = Rsa::rs256()
+            .token(&Header::empty().with_key_id("rsa1"), &ok(), &rsa_sk)
+            .expect("sign");
+        let es = Es256
+            .token(&Header::empty().with_key_id("es1"), &ok(), &es_sk)
+            .expect("sign");
+        let ed = ed_token(Some("ed1"), &ed_sk, &ok());
+        let inline = cfg(Some(jwks.clone()));
+        for t in [&rs, &es, &ed] {
+            assert_eq!(check(&inline, None, t), Ok("alice".into()));
+            // The same keys fetched from jwks_url instead of inline.
+            assert_eq!(check(&cfg(None), Some(&jwks), t), Ok("alice".into()));
+        }
+        // Without a kid, every key of the token's alg is tried.
+        let rs_no_kid = Rsa::rs256()
+            .token(&Header::empty(), &ok(), &rsa_sk)
+            .expect("sign");
+        assert_eq!(check(&inline, None, &rs_no_kid), Ok("alice".into()));
+    }
+
+    #[test]
+    fn kidless_token_tries_every_key_of_its_alg() {
+        let (_, first) = ed_pair(1);
+        let (sk, second) = ed_pair(2);
+        let jwks = Jwks::parse(&json!({"keys":[first, second]}).to_string()).expect("jwks");
+        let t = ed_token(None, &sk, &ok());
+        assert_eq!(check(&cfg(Some(jwks)), None, &t), Ok("alice".into()));
+    }
+
+    #[test]
+    fn failure_malformed() {
+        let c = cfg(None);
+        for bad in ["", "garbage", "a.b", "a.b.c.d", "!!.??.**"] {
+            assert_eq!(check(&c, None, bad), Err(AuthFailure::Malformed), "{bad}");
+        }
+        let long = format!("{}.{}", hs(SECRET, &ok()), "a".repeat(MAX_JWT_LEN));
+        assert_eq!(check(&c, None, &long), Err(AuthFailure::Malformed));
+        // Correctly signed, but `exp` missing, `exp` of the wrong type, or a `crit` header.
+        let mut no_exp = ok();
+        no_exp.expiration = None;
+        assert_eq!(
+            check(&c, None, &hs(SECRET, &no_exp)),
+            Err(AuthFailure::Malformed)
+        );
+        let typed = hs_raw(
+            &json!({"alg":"HS256"}),
+            &json!({
+            "iss":"https://idp.example","aud":"patgate","sub":"bob","exp":"tomorrow"}),
+        );
+        assert_eq!(check(&c, None, &typed), Err(AuthFailure::Malformed));
+        let crit = hs_raw(
+            &json!({"alg":"HS256","crit":["b64"],"b64":false}),
+            &json!({
+            "iss":"https://idp.example","aud":"patgate","sub":"bob","exp":NOW + 5}),
+        );
+        assert_eq!(check(&c, None, &crit), Err(AuthFailure::Malformed));
+        // Malformed claims with an asymmetric key too.
+        let (sk, jwk) = ed_pair(3);
+        let jwks = Jwks::parse(&json!({"keys":[jwk]}).to_string()).expect("jwks");
+        assert_eq!(
+            check(&cfg(Some(jwks)), None, &ed_token(None, &sk, &no_exp)),
+            Err(AuthFailure::Malformed)
+        );
+    }
+
+    #[test]
+    fn failure_unsupported_algorithm() {
+        let c = cfg(None);
+        let payload = json!({"iss":"https://idp.example","aud":"patgate","sub":"x","exp":NOW + 5});
+        for alg in [
+            "none", "None", "HS384", "HS512", "PS256", "RS512", "ES384", "ES256K", "",
+        ] {
+            let t = format!(
+                "{}.{}.",
+                b64(json!({"alg":alg}).to_string().as_bytes()),
+                b64(payload.to_string().as_bytes())
+            );
+            assert_eq!(
+                check(&c, None, &t),
+                Err(AuthFailure::UnsupportedAlgorithm),
+                "{alg}"
+            );
+        }
+        // HS256 without a configured secret (or with an empty one).
+        let t = hs(SECRET, &ok());
+        for secret in [None, Some(HmacSecret::new(""))] {
+            let no_secret = UserAuthConfig {
+                hs256_secret: secret,
+                ..cfg(None)
+            };
+            assert_eq!(
+                check(&no_secret, None, &t),
+                Err(AuthFailure::UnsupportedAlgorithm)
+            );
+        }
+    }
+
+    #[test]
+    fn failure_unknown_key() {
+        let (sk, jwk) = ed_pair(7);
+        let (_, es_jwk) = es_pair(9);
+        let jwks = Jwks::parse(
+            &json!({"keys":[with(jwk, "kid", "ed1"), with(es_jwk, "kid", "es1")]}).to_string(),
+        )
+        .expect("jwks");
+        let c = cfg(Some(jwks));
+        // A kid nobody has.
+        assert_eq!(
+            check(&c, None, &ed_token(Some("nope"), &sk, &ok())),
             Err(AuthFailure::UnknownKey)
         );
+        // A kid of a key of another algorithm.
         assert_eq!(
-            verify_user_jwt(&cfg(None), None, &ed, NOW),
+            check(&c, None, &ed_token(Some("es1"), &sk, &ok())),
             Err(AuthFailure::UnknownKey)
         );
-        // right kid, wrong key
-        let (bad_sk, _) = ed_pair(8);
-        let forged = Ed25519
-            .token(
-                &Header::empty().with_key_id("ed1"),
-                &claims(json!({})),
-                &bad_sk,
-            )
-            .expect("sign");
+        // No keys at all.
         assert_eq!(
-            verify_user_jwt(&inline, None, &forged, NOW),
+            check(&cfg(None), None, &ed_token(None, &sk, &ok())),
+            Err(AuthFailure::UnknownKey)
+        );
+        // No key of the token's algorithm.
+        let (rsa_sk, _) = rsa_pair();
+        let rs = Rsa::rs256()
+            .token(&Header::empty(), &ok(), &rsa_sk)
+            .expect("sign");
+        assert_eq!(check(&c, None, &rs), Err(AuthFailure::UnknownKey));
+    }
+
+    #[test]
+    fn failure_bad_signature() {
+        assert_eq!(
+            check(&cfg(None), None, &hs("another-secret", &ok())),
+            Err(AuthFailure::BadSignature)
+        );
+        // Right kid, wrong private key.
+        let (_, jwk) = ed_pair(7);
+        let (forger, _) = ed_pair(8);
+        let jwks =
+            Jwks::parse(&json!({"keys":[with(jwk, "kid", "ed1")]}).to_string()).expect("jwks");
+        let c = cfg(Some(jwks));
+        assert_eq!(
+            check(&c, None, &ed_token(Some("ed1"), &forger, &ok())),
+            Err(AuthFailure::BadSignature)
+        );
+        assert_eq!(
+            check(&c, None, &ed_token(None, &forger, &ok())),
+            Err(AuthFailure::BadSignature)
+        );
+        // A modified payload, and a truncated signature.
+        let t = hs(SECRET, &ok());
+        let parts: Vec<&str> = t.split('.').collect();
+        let evil = b64(
+            json!({"iss":"https://idp.example","aud":"patgate","sub":"root","exp":NOW + 600})
+                .to_string()
+                .as_bytes(),
+        );
+        let swapped = format!("{}.{evil}.{}", parts[0], parts[2]);
+        assert_eq!(
+            check(&cfg(None), None, &swapped),
+            Err(AuthFailure::BadSignature)
+        );
+        let short = format!("{}.{}.{}", parts[0], parts[1], &parts[2][..12]);
+        assert_eq!(
+            check(&cfg(None), None, &short),
             Err(AuthFailure::BadSignature)
         );
     }
 
     #[test]
-    fn rs256_with_a_real_key() {
-        let mut rng = rand_core::OsRng;
-        let sk = rsa::RsaPrivateKey::new(&mut rng, 2048).expect("rsa key");
-        let pk = sk.to_public_key();
-        let jwk = serde_json::to_value(JsonWebKey::from(&pk)).expect("jwk");
-        let jwks = Jwks::parse(&json!({"keys":[jwk]}).to_string()).expect("jwks");
-        let t = Rsa::rs256()
-            .token(&Header::empty(), &claims(json!({})), &sk)
-            .expect("sign");
+    fn failure_expired_with_leeway() {
+        let c = cfg(None);
+        let at = |exp: i64| {
+            let mut cl = ok();
+            cl.expiration = DateTime::from_timestamp(exp, 0);
+            hs(SECRET, &cl)
+        };
         assert_eq!(
-            verify_user_jwt(&cfg(Some(jwks)), None, &t, NOW),
+            check(&c, None, &at(NOW - LEEWAY_SECS + 1)),
             Ok("alice".into())
+        );
+        assert_eq!(
+            check(&c, None, &at(NOW - LEEWAY_SECS)),
+            Err(AuthFailure::Expired)
+        );
+        assert_eq!(
+            check(&c, None, &at(NOW - 86_400)),
+            Err(AuthFailure::Expired)
+        );
+        assert!(AuthFailure::Expired.is_expired());
+        assert!(!AuthFailure::BadSignature.is_expired());
+    }
+
+    #[test]
+    fn failure_not_yet_valid_with_leeway() {
+        let c = cfg(None);
+        let at = |nbf: i64| {
+            let mut cl = ok();
+            cl.not_before = DateTime::from_timestamp(nbf, 0);
+            hs(SECRET, &cl)
+        };
+        assert_eq!(check(&c, None, &at(NOW + LEEWAY_SECS)), Ok("alice".into()));
+        assert_eq!(
+            check(&c, None, &at(NOW + LEEWAY_SECS + 1)),
+            Err(AuthFailure::NotYetValid)
+        );
+        // Extreme timestamps do not overflow.
+        let extreme = hs_raw(
+            &json!({"alg":"HS256"}),
+            &json!({"iss":"https://idp.example",
+            "aud":"patgate","sub":"x","exp":NOW + 5,"nbf":-8_334_601_228_800_i64}),
+        );
+        assert_eq!(check(&c, None, &extreme), Ok("x".into()));
+        assert_eq!(
+            verify_user_jwt(&c, None, &at(NOW), i64::MIN),
+            Err(AuthFailure::NotYetValid)
+        );
+        assert_eq!(
+            verify_user_jwt(&c, None, &at(NOW), i64::MAX),
+            Err(AuthFailure::Expired)
         );
     }
 
     #[test]
-    fn jwks_errors_and_enc_keys() {
-        assert_eq!(Jwks::parse("nope").map(|_| ()), Err(JwksError::NotJson));
-        assert_eq!(Jwks::parse("{}").map(|_| ()), Err(JwksError::NoKeysArray));
-        let (_, jwk) = ed_pair(1);
-        let enc = with(jwk.clone(), "use", "enc");
-        assert!(Jwks::parse(&json!({"keys":[enc]}).to_string())
-            .expect("ok")
-            .is_empty());
-        let wrong_alg = with(jwk, "alg", "RS256");
-        assert!(Jwks::parse(&json!({"keys":[wrong_alg]}).to_string())
-            .expect("ok")
-            .is_empty());
+    fn failure_wrong_issuer() {
+        let c = cfg(None);
+        for iss in [
+            json!("https://evil.example"),
+            json!(null),
+            json!(42),
+            json!(["https://idp.example"]),
+        ] {
+            let t = hs(SECRET, &claims(&json!({"iss": iss})));
+            assert_eq!(check(&c, None, &t), Err(AuthFailure::WrongIssuer), "{iss}");
+        }
     }
 
     #[test]
-    fn debug_is_redacted() {
-        assert!(!format!("{:?}", HmacSecret::new("s3cret")).contains("s3cret"));
-        assert!(!format!("{:?}", cfg(None)).contains("s3cret"));
+    fn failure_wrong_audience() {
+        let c = cfg(None);
+        for aud in [
+            json!("other"),
+            json!(null),
+            json!([]),
+            json!(["a", "b"]),
+            json!(7),
+            json!(["patgate", 7]),
+            json!({"patgate": true}),
+        ] {
+            let t = hs(SECRET, &claims(&json!({"aud": aud})));
+            assert_eq!(
+                check(&c, None, &t),
+                Err(AuthFailure::WrongAudience),
+                "{aud}"
+            );
+        }
+    }
+
+    #[test]
+    fn failure_missing_subject() {
+        let c = cfg(None);
+        for sub in [
+            json!(null),
+            json!(""),
+            json!(42),
+            json!(["alice"]),
+            json!("x".repeat(256)),
+        ] {
+            let t = hs(SECRET, &claims(&json!({"sub": sub})));
+            assert_eq!(
+                check(&c, None, &t),
+                Err(AuthFailure::MissingSubject),
+                "{sub}"
+            );
+        }
+        // 255 characters (more bytes) is fine.
+        let long = "é".repeat(MAX_SUBJECT_CHARS);
+        let t = hs(SECRET, &claims(&json!({"sub": long})));
+        assert_eq!(check(&c, None, &t), Ok(long));
+    }
+
+    #[test]
+    fn jwks_error_not_json() {
+        assert_eq!(Jwks::parse("nope").map(|_| ()), Err(JwksError::NotJson));
+        assert_eq!(Jwks::parse("").map(|_| ()), Err(JwksError::NotJson));
+    }
+
+    #[test]
+    fn jwks_error_no_keys_array() {
+        for doc in ["{}", "[]", r#"{"keys":{}}"#, r#"{"keys":null}"#, "42"] {
+            assert_eq!(
+                Jwks::parse(doc).map(|_| ()),
+                Err(JwksError::NoKeysArray),
+                "{doc}"
+            );
+        }
+        assert!(Jwks::parse(r#"{"keys":[]}"#).expect("empty").is_empty());
+    }
+
+    #[test]
+    fn jwks_skips_unusable_keys() {
+        let (_, ed) = ed_pair(1);
+        let (_, es) = es_pair(2);
+        let (_, rsa) = rsa_pair();
+        let weak: Value = serde_json::from_str(RSA_1024_JWK).expect("json");
+        let skipped = json!([
+            with(ed.clone(), "use", "enc"),
+            with(ed.clone(), "alg", "RS256"),
+            with(es.clone(), "crv", "P-384"),
+            {"kty":"oct","k":"AAAA"},
+            {"kty":"OKP","crv":"X25519","x":"AAAA"},
+            {"kty":"EC","crv":"P-256","x":"AA","y":"AA"},
+            {"kty":"RSA","n":"AQAB"},
+            weak,
+            42, "key", null,
+        ]);
+        let mut ops = ed.clone();
+        ops["key_ops"] = json!(["encrypt"]);
+        let doc = json!({"keys": skipped});
+        assert!(Jwks::parse(&doc.to_string()).expect("jwks").is_empty());
+        assert!(Jwks::parse(&json!({"keys":[ops]}).to_string())
+            .expect("jwks")
+            .is_empty());
+        let kept = json!({"keys":[with(ed, "use", "sig"), with(es, "alg", "ES256"), rsa]});
+        let jwks = Jwks::parse(&kept.to_string()).expect("jwks");
+        assert_eq!(jwks.len(), 3);
+        assert_eq!(
+            format!("{jwks:?}"),
+            r#"Jwks["EdDSA:-", "ES256:-", "RS256:-"]"#
+        );
+    }
+
+    #[test]
+    fn config_from_parts() {
+        let c = UserAuthConfig::from_parts(
+            "iss".into(),
+            "aud".into(),
+            Some("s".into()),
+            Some(r#"{"keys":[]}"#.into()),
+            Some("https://idp/jwks".into()),
+        )
+        .expect("config");
+        assert!(c.jwks.is_some_and(|j| j.is_empty()));
+        assert!(UserAuthConfig::from_parts(
+            "iss".into(),
+            "aud".into(),
+            None,
+            Some("{".into()),
+            None
+        )
+        .is_err_and(|e| e.contains("USER_JWKS")));
+        assert!(UserAuthConfig::from_parts(
+            "iss".into(),
+            "aud".into(),
+            Some(String::new()),
+            None,
+            None
+        )
+        .is_err_and(|e| e.contains("USER_JWT_HS256_SECRET")));
+        assert!(UserAuthConfig::from_parts(String::new(), "aud".into(), None, None, None).is_err());
+        assert!(UserAuthConfig::from_parts("iss".into(), String::new(), None, None, None).is_err());
+    }
+
+    #[test]
+    fn messages_and_redaction() {
+        assert_eq!(
+            AuthFailure::UnknownKey.to_string(),
+            "no key matches the JWT"
+        );
+        assert_eq!(
+            JwksError::NoKeysArray.to_string(),
+            "the JWKS has no \"keys\" array"
+        );
+        assert!(!format!("{:?}", HmacSecret::new(SECRET)).contains(SECRET));
+        assert!(!format!("{:?}", cfg(None)).contains(SECRET));
+        assert!(!format!("{:?}", HmacSecret::from(SECRET.to_owned())).contains(SECRET));
     }
 }

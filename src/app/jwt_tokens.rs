@@ -15,7 +15,7 @@ pub const INTROSPECTION_JWT_MEDIA: &str = "application/token-introspection+jwt";
 
 /// Looks like a compact JWS (three base64url parts); cheap check before any crypto.
 pub fn looks_like_jwt(s: &str) -> bool {
-    s.len() <= 4096
+    s.len() <= crate::jwt_issuer::MAX_JWT_LEN
         && s.split('.').count() == 3
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
@@ -60,10 +60,17 @@ pub async fn sign_access_token<B: Backend>(
     let keys = keys(ctx).ok_or_else(|| {
         Error::Internal("JWT access tokens requested but JWT_SIGNING_KEYS is not set".into())
     })?;
+    // RFC 9068 requires an audience: scopes no API resource owns cannot make a JWT.
+    let aud = audiences(ctx, scopes).await?;
+    if aud.is_empty() {
+        return Err(Error::InvalidScope(
+            "no API resource owns the requested scopes".into(),
+        ));
+    }
     let claims = AccessTokenClaims {
         iss: ctx.cfg.issuer.clone(),
         sub: subject.to_owned(),
-        aud: audiences(ctx, scopes).await?,
+        aud,
         iat: ctx.now,
         jti: random_id().map_err(|e| Error::Internal(format!("randomness unavailable: {e}")))?,
         client_id: client.id.clone(),
