@@ -1,6 +1,7 @@
 // patgate's Worker entry (worker-build CUSTOM_SHIM template). A plain module export calling the
-// wasm `fetch` directly: the default template wraps a WorkerEntrypoint class in Proxies on every
-// request, which the benchmark's CPU profile showed on the introspection hot path.
+// wasm `handle` directly: the default template wraps a WorkerEntrypoint class in Proxies on every
+// request, which the benchmark's CPU profile showed on the introspection hot path. The body is
+// read here, in JS, so that requests needing no I/O complete synchronously in wasm.
 //
 // Safety net: patgate is written not to panic, but if the wasm instance ever traps (a Rust panic
 // is `unreachable`), the instance is rebuilt so that the next request runs on clean state
@@ -22,20 +23,40 @@ instantiate();
 
 export { wasmModule };
 
+function recover(e) {
+	if (e instanceof WebAssembly.RuntimeError) {
+		console.error("patgate: wasm trapped; re-instantiating", e);
+		instantiate();
+		return new Response('{"error":"server_error"}', {
+			status: 500,
+			headers: { "content-type": "application/json", "cache-control": "no-store" },
+		});
+	}
+	throw e;
+}
+
+/** Bodies declared larger than this are not read (the worker answers 413); keep in sync with
+ * MAX_READ_BODY in src/edge/mod.rs. */
+const MAX_READ_BODY = 64 * 1024;
+const NO_BODY = new Set(["GET", "HEAD", "OPTIONS"]);
+
 export default {
-	async fetch(request, env, ctx) {
+	// Not `async`: `handle` returns a Response when the request needed no I/O, else a promise.
+	fetch(request, env, ctx) {
 		try {
-			return await imports.fetch(request, env, ctx);
-		} catch (e) {
-			if (e instanceof WebAssembly.RuntimeError) {
-				console.error("patgate: wasm trapped; re-instantiating", e);
-				instantiate();
-				return new Response('{"error":"server_error"}', {
-					status: 500,
-					headers: { "content-type": "application/json", "cache-control": "no-store" },
-				});
+			if (NO_BODY.has(request.method)) {
+				return imports.handle(request, undefined, env, ctx);
 			}
-			throw e;
+			const declared = Number(request.headers.get("content-length") ?? 0);
+			if (declared > MAX_READ_BODY) {
+				return imports.handle(request, undefined, env, ctx);
+			}
+			return request
+				.arrayBuffer()
+				.then((buf) => imports.handle(request, new Uint8Array(buf), env, ctx))
+				.catch(recover);
+		} catch (e) {
+			return recover(e);
 		}
 	},
 };
