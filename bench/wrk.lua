@@ -1,6 +1,6 @@
 -- wrk request script for bench/run.mjs: method, body and headers come from the environment
 -- (WRK_METHOD, WRK_BODY, WRK_CONTENT_TYPE, WRK_AUTH), so one script serves every scenario.
--- Each wrk thread runs this file in its own Lua state; the request is built once per thread.
+-- Each wrk thread runs this file in its own Lua state; wrk then builds the request from these.
 wrk.method = os.getenv("WRK_METHOD") or "GET"
 local body = os.getenv("WRK_BODY")
 if body and body ~= "" then wrk.body = body end
@@ -9,7 +9,3 @@ if ct and ct ~= "" then wrk.headers["Content-Type"] = ct end
 local auth = os.getenv("WRK_AUTH")
 if auth and auth ~= "" then wrk.headers["Authorization"] = auth end
 
-local req = wrk.format()
-request = function()
-  return req
-end

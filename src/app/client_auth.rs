@@ -2,12 +2,13 @@
 //! or `client_secret_post`, never both; public clients identify with `client_id` alone.
 //! API resources and clients are read through the isolate cache (`registry_cache_secs`).
 
+use super::isolate::Lookup;
 use super::Ctx;
 use crate::error::Error;
 use crate::http::{Form, Request};
 use crate::model::{ApiResource, Client};
 use crate::secret::ClientSecret;
-use crate::store::Backend;
+use crate::store::{Backend, StoreError};
 use std::rc::Rc;
 
 /// What the request presented.
@@ -50,19 +51,49 @@ pub fn presented(req: &Request, form: &Form) -> Result<Presented, Error> {
     }
 }
 
+/// Reads through the isolate cache. A stale entry is refreshed by the one request that found it
+/// stale; if that D1 read fails, the stale record is served (at most one more cache lifetime).
+async fn through_cache<T>(
+    lookup: Lookup<T>,
+    fetch: impl std::future::Future<Output = Result<Option<T>, StoreError>>,
+    store: impl FnOnce(Option<Rc<T>>),
+) -> Result<Option<Rc<T>>, Error> {
+    match lookup {
+        Lookup::Fresh(v) => Ok(v),
+        Lookup::Stale(old) => match fetch.await {
+            Ok(v) => {
+                let v = v.map(Rc::new);
+                store(v.clone());
+                Ok(v)
+            }
+            Err(_) => Ok(old),
+        },
+        Lookup::Miss => {
+            let v = fetch.await?.map(Rc::new);
+            store(v.clone());
+            Ok(v)
+        }
+    }
+}
+
 pub async fn load_resource<B: Backend>(
     ctx: &Ctx<'_, B>,
     id: &str,
 ) -> Result<Option<Rc<ApiResource>>, Error> {
-    if let Some(hit) = ctx
+    let lookup = ctx
         .isolate
-        .cached_resource(id, ctx.now, ctx.cfg.registry_cache_secs)
-    {
-        return Ok(hit);
-    }
-    let v = ctx.backend.api_resource(id).await?.map(Rc::new);
-    ctx.isolate.store_resource(id, ctx.now, v.clone());
-    Ok(v)
+        .lookup_resource(id, ctx.now, ctx.cfg.registry_cache_secs);
+    through_cache(lookup, ctx.backend.api_resource(id), |v| {
+        ctx.isolate.store_resource(id, ctx.now, v);
+    })
+    .await
+}
+
+pub async fn load_client<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    id: &str,
+) -> Result<Option<Rc<Client>>, Error> {
+    load_client_with(ctx, id, Freshness::Cached).await
 }
 
 /// How current a registry read must be.
@@ -74,29 +105,21 @@ pub enum Freshness {
     Fresh,
 }
 
-pub async fn load_client<B: Backend>(
-    ctx: &Ctx<'_, B>,
-    id: &str,
-) -> Result<Option<Rc<Client>>, Error> {
-    load_client_with(ctx, id, Freshness::Cached).await
-}
-
 pub async fn load_client_with<B: Backend>(
     ctx: &Ctx<'_, B>,
     id: &str,
     freshness: Freshness,
 ) -> Result<Option<Rc<Client>>, Error> {
-    if freshness == Freshness::Cached {
-        if let Some(hit) = ctx
+    let lookup = match freshness {
+        Freshness::Cached => ctx
             .isolate
-            .cached_client(id, ctx.now, ctx.cfg.registry_cache_secs)
-        {
-            return Ok(hit);
-        }
-    }
-    let v = ctx.backend.client(id).await?.map(Rc::new);
-    ctx.isolate.store_client(id, ctx.now, v.clone());
-    Ok(v)
+            .lookup_client(id, ctx.now, ctx.cfg.registry_cache_secs),
+        Freshness::Fresh => Lookup::Miss,
+    };
+    through_cache(lookup, ctx.backend.client(id), |v| {
+        ctx.isolate.store_client(id, ctx.now, v);
+    })
+    .await
 }
 
 /// Authenticates an API resource (introspection caller).

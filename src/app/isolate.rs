@@ -33,6 +33,29 @@ struct UseWindow {
     pending: u32,
 }
 
+/// A registry cache lookup. `None` inside means D1 has no such record (also cached).
+#[derive(Debug, PartialEq)]
+pub enum Lookup<T> {
+    Fresh(Option<Rc<T>>),
+    /// Older than the lifetime. The caller refreshes it; this lookup already marked the entry
+    /// fresh, so requests arriving while that refresh is in flight keep using the cached record
+    /// instead of all reading D1 at once.
+    Stale(Option<Rc<T>>),
+    Miss,
+}
+
+fn lookup<T>(cache: &Cached<T>, id: &str, now: i64, ttl: i64) -> Lookup<T> {
+    let mut map = cache.borrow_mut();
+    match map.get_mut(id) {
+        None => Lookup::Miss,
+        Some((at, v)) if now - *at < ttl => Lookup::Fresh(v.clone()),
+        Some((at, v)) => {
+            *at = now;
+            Lookup::Stale(v.clone())
+        }
+    }
+}
+
 fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, k: K, v: V) {
     if map.len() >= MAX_ENTRIES {
         map.clear();
@@ -41,20 +64,16 @@ fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, k: K, v: 
 }
 
 impl IsolateState {
-    pub fn cached_resource(&self, id: &str, now: i64, ttl: i64) -> Option<Option<Rc<ApiResource>>> {
-        let map = self.resources.borrow();
-        let (at, v) = map.get(id)?;
-        (now - at < ttl).then(|| v.clone())
+    pub fn lookup_resource(&self, id: &str, now: i64, ttl: i64) -> Lookup<ApiResource> {
+        lookup(&self.resources, id, now, ttl)
     }
 
     pub fn store_resource(&self, id: &str, now: i64, v: Option<Rc<ApiResource>>) {
         bounded_insert(&mut self.resources.borrow_mut(), id.to_owned(), (now, v));
     }
 
-    pub fn cached_client(&self, id: &str, now: i64, ttl: i64) -> Option<Option<Rc<Client>>> {
-        let map = self.clients.borrow();
-        let (at, v) = map.get(id)?;
-        (now - at < ttl).then(|| v.clone())
+    pub fn lookup_client(&self, id: &str, now: i64, ttl: i64) -> Lookup<Client> {
+        lookup(&self.clients, id, now, ttl)
     }
 
     pub fn store_client(&self, id: &str, now: i64, v: Option<Rc<Client>>) {
@@ -128,6 +147,17 @@ mod tests {
         assert_eq!(s.note_use("t", 129, 30), None);
         assert_eq!(s.note_use("t", 130, 30), Some(3));
         assert_eq!(s.note_use("u", 130, 30), Some(1));
+    }
+
+    #[test]
+    fn a_stale_entry_is_refreshed_by_one_request_only() {
+        let s = IsolateState::default();
+        assert_eq!(s.lookup_client("c", 0, 30), Lookup::Miss);
+        s.store_client("c", 0, None);
+        assert_eq!(s.lookup_client("c", 29, 30), Lookup::Fresh(None));
+        assert_eq!(s.lookup_client("c", 30, 30), Lookup::Stale(None));
+        // the next request, while that refresh is in flight, uses the cached record
+        assert_eq!(s.lookup_client("c", 30, 30), Lookup::Fresh(None));
     }
 
     #[test]

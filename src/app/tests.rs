@@ -366,6 +366,21 @@ fn introspect_req(token: &str) -> Request {
 }
 
 #[test]
+fn a_failed_registry_refresh_serves_the_cached_record() {
+    let mut h = Harness::new();
+    let (_, token) = h.pat("alice", &["demo_api:read"]);
+    h.introspect(&token); // caches the API resource and the client
+    h.now += 31; // past REGISTRY_CACHE_SECONDS
+    h.backend.break_d1.set(true);
+    h.backend.take_counts();
+    assert_eq!(h.introspect(&token).1["active"], true);
+    // one refresh attempt per record, then the (re-marked) cached records answer
+    assert_eq!(h.backend.take_counts().d1_query, 2);
+    assert_eq!(h.introspect(&token).1["active"], true);
+    assert_eq!(h.backend.take_counts().d1_query, 0);
+}
+
+#[test]
 fn expiry_makes_a_token_inactive() {
     let mut h = Harness::new();
     let (id, token) = h.pat("alice", &["demo_api:read"]);
