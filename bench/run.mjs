@@ -23,6 +23,7 @@ import { cpus, totalmem, loadavg } from "node:os";
 import { prepareState, startDevServer } from "../scripts/devserver.mjs";
 import { devToken } from "../scripts/dev-token.mjs";
 import { ROOT, nodeBin, buildEnv } from "../scripts/tools.mjs";
+import { checksum, makeToken } from "../scripts/token-format.mjs";
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -304,35 +305,8 @@ const DEMO_API = basic("demo_api", "demo-api-secret");
 // ---------------------------------------------------------------------------------------------
 // Token format: pgp_ + 43 base62 + 6 base62 of CRC32 (IEEE) of the first 47 characters.
 
-const B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-export function crc32(buf) {
-  let c = 0xffffffff;
-  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-export function checksum6(s) {
-  let n = crc32(Buffer.from(s, "latin1"));
-  let out = "";
-  for (let i = 0; i < 6; i++) {
-    out = B62[n % 62] + out;
-    n = Math.floor(n / 62);
-  }
-  return out;
-}
 /** A well-formed (right prefix, length, alphabet and checksum) token that was never issued. */
-export function forgeToken() {
-  let body = "pgp_";
-  while (body.length < 47) {
-    const b = randomBytes(1)[0];
-    if (b < 248) body += B62[b % 62]; // no modulo bias
-  }
-  return body + checksum6(body);
-}
+const forgeToken = () => makeToken("pgp_");
 
 // ---------------------------------------------------------------------------------------------
 // Bundle and startup
@@ -592,8 +566,8 @@ async function patgate(info, config) {
     const revoked = pats[61];
     await json(`${url}/api/pats/${revoked.id}`, { method: "DELETE", headers: { authorization: `Bearer ${jwt("bench-user-5")}` } }, [204]);
     // The forged token must pass the format check that real tokens pass.
-    if (active.token.length !== 53 || checksum6(active.token.slice(0, 47)) !== active.token.slice(47)) {
-      throw new Error(`issued token ${active.token} does not match the documented format (checksum ${checksum6(active.token.slice(0, 47))})`);
+    if (active.token.length !== 53 || checksum(active.token.slice(0, 47)) !== active.token.slice(47)) {
+      throw new Error(`issued token ${active.token} does not match the documented format (checksum ${checksum(active.token.slice(0, 47))})`);
     }
     const unknown = forgeToken();
 

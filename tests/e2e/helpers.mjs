@@ -3,8 +3,6 @@
 // tests/.state/<unique>, removed when the file's server stops.
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import * as zlib from "node:zlib";
-import { randomInt } from "node:crypto";
 import assert from "node:assert/strict";
 import { prepareState, startDevServer } from "../../scripts/devserver.mjs";
 import { devToken } from "../../scripts/dev-token.mjs";
@@ -55,42 +53,7 @@ export async function startServer(name, port, vars = {}) {
 // ---------------------------------------------------------------------------------------------
 // The token format: prefix + 43 base62 + 6 base62 of CRC32(prefix + random part).
 
-export const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-let CRC_TABLE;
-/** CRC32 (IEEE, as zlib). Uses node's zlib.crc32 where available. */
-export function crc32(buf) {
-  if (typeof zlib.crc32 === "function") return zlib.crc32(buf) >>> 0;
-  if (!CRC_TABLE) {
-    CRC_TABLE = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      CRC_TABLE[n] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-/** The 6 base62 checksum characters for the first 47 characters of a token. */
-export function checksum(head) {
-  let crc = crc32(Buffer.from(head, "ascii"));
-  let sum = "";
-  for (let i = 0; i < 6; i++) {
-    sum = ALPHABET[crc % 62] + sum;
-    crc = Math.floor(crc / 62);
-  }
-  return sum;
-}
-
-/** A token in patgate's format (valid checksum) that the server never issued. */
-export function makeToken(prefix = "pgp_") {
-  let s = prefix;
-  for (let i = 0; i < 43; i++) s += ALPHABET[randomInt(62)];
-  return s + checksum(s);
-}
+export { ALPHABET, crc32, checksum, makeToken } from "../../scripts/token-format.mjs";
 
 /** The token with its last character replaced by another base62 character (checksum now wrong). */
 export function flipLast(token) {
