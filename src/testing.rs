@@ -219,25 +219,13 @@ impl crate::store::AdminStore for MemoryBackend {
     }
     async fn update_client(&self, c: &Client) -> Result<Write, StoreError> {
         self.d1()?;
-        let mut all = self.clients.borrow_mut();
-        match all.iter_mut().find(|x| x.id == c.id) {
-            Some(x) => {
-                *x = c.clone();
-                Ok(Write::Done)
-            }
-            None => Ok(Write::NotFound),
-        }
+        Ok(replace_where(&mut self.clients.borrow_mut(), c, |x| {
+            x.id == c.id
+        }))
     }
     async fn delete_client(&self, id: &str) -> Result<Write, StoreError> {
         self.d1()?;
-        let mut all = self.clients.borrow_mut();
-        let before = all.len();
-        all.retain(|x| x.id != id);
-        Ok(if all.len() < before {
-            Write::Done
-        } else {
-            Write::NotFound
-        })
+        Ok(remove_where(&mut self.clients.borrow_mut(), |x| x.id == id))
     }
     async fn list_resources(&self) -> Result<Vec<ApiResource>, StoreError> {
         self.d1()?;
@@ -264,23 +252,32 @@ impl crate::store::AdminStore for MemoryBackend {
         {
             return Ok(Write::Conflict);
         }
-        match all.iter_mut().find(|x| x.id == r.id) {
-            Some(x) => {
-                *x = r.clone();
-                Ok(Write::Done)
-            }
-            None => Ok(Write::NotFound),
-        }
+        Ok(replace_where(&mut all, r, |x| x.id == r.id))
     }
     async fn delete_resource(&self, id: &str) -> Result<Write, StoreError> {
         self.d1()?;
-        let mut all = self.resources.borrow_mut();
-        let before = all.len();
-        all.retain(|x| x.id != id);
-        Ok(if all.len() < before {
+        Ok(remove_where(&mut self.resources.borrow_mut(), |x| {
+            x.id == id
+        }))
+    }
+}
+
+fn replace_where<T: Clone>(all: &mut [T], item: &T, same: impl Fn(&T) -> bool) -> Write {
+    match all.iter_mut().find(|x| same(x)) {
+        Some(x) => {
+            *x = item.clone();
             Write::Done
-        } else {
-            Write::NotFound
-        })
+        }
+        None => Write::NotFound,
+    }
+}
+
+fn remove_where<T>(all: &mut Vec<T>, matches: impl Fn(&T) -> bool) -> Write {
+    let before = all.len();
+    all.retain(|x| !matches(x));
+    if all.len() < before {
+        Write::Done
+    } else {
+        Write::NotFound
     }
 }
