@@ -13,8 +13,11 @@ use std::rc::Rc;
 const MAX_ENTRIES: usize = 10_000;
 /// Negative answers (hash unknown to D1, or revoked/expired there) are final: remember them.
 const NEGATIVE_TTL_SECS: i64 = 600;
-/// How long a fetched JWKS is trusted.
+/// How long a fetched JWKS is trusted before it is fetched again.
 pub const JWKS_TTL_SECS: i64 = 600;
+/// While the identity provider's JWKS URL fails, the last JWKS fetched keeps being used for at
+/// most this long (stale-if-error), so a short identity-provider outage does not lock users out.
+pub const JWKS_MAX_STALE_SECS: i64 = 86_400;
 
 /// A cached registry read: when it was read, and what D1 said (`None`: no such record).
 type Cached<T> = RefCell<HashMap<String, (i64, Option<Rc<T>>)>>;
@@ -25,7 +28,8 @@ pub struct IsolateState {
     clients: Cached<Client>,
     inactive: RefCell<HashMap<TokenHash, i64>>,
     last_use: RefCell<HashMap<String, UseWindow>>,
-    jwks: RefCell<Option<(i64, Rc<Jwks>)>>,
+    /// (fetched at, last refresh attempt, keys)
+    jwks: RefCell<Option<(i64, i64, Rc<Jwks>)>>,
 }
 
 struct UseWindow {
@@ -124,14 +128,25 @@ impl IsolateState {
         Some(1)
     }
 
-    pub fn cached_jwks(&self, now: i64) -> Option<Rc<Jwks>> {
-        let j = self.jwks.borrow();
-        let (at, v) = j.as_ref()?;
-        (now - at < JWKS_TTL_SECS).then(|| v.clone())
+    /// Like the registry lookups: a stale JWKS is refreshed by the one request that finds it
+    /// stale; it stays usable (if that refresh fails) until [`JWKS_MAX_STALE_SECS`] after it was
+    /// fetched, after which it is a miss.
+    pub fn lookup_jwks(&self, now: i64) -> Lookup<Jwks> {
+        let mut j = self.jwks.borrow_mut();
+        match j.as_mut() {
+            Some((_, checked, v)) if now - *checked < JWKS_TTL_SECS => {
+                Lookup::Fresh(Some(v.clone()))
+            }
+            Some((fetched, checked, v)) if now - *fetched < JWKS_MAX_STALE_SECS => {
+                *checked = now;
+                Lookup::Stale(Some(v.clone()))
+            }
+            _ => Lookup::Miss,
+        }
     }
 
     pub fn store_jwks(&self, now: i64, jwks: Rc<Jwks>) {
-        *self.jwks.borrow_mut() = Some((now, jwks));
+        *self.jwks.borrow_mut() = Some((now, now, jwks));
     }
 }
 
@@ -158,6 +173,27 @@ mod tests {
         assert_eq!(s.lookup_client("c", 30, 30), Lookup::Stale(None));
         // the next request, while that refresh is in flight, uses the cached record
         assert_eq!(s.lookup_client("c", 30, 30), Lookup::Fresh(None));
+    }
+
+    #[test]
+    fn jwks_is_refreshed_once_and_usable_stale_for_a_bounded_time() {
+        let s = IsolateState::default();
+        assert!(matches!(s.lookup_jwks(0), Lookup::Miss));
+        s.store_jwks(0, Rc::new(Jwks::default()));
+        assert!(matches!(
+            s.lookup_jwks(JWKS_TTL_SECS - 1),
+            Lookup::Fresh(Some(_))
+        ));
+        assert!(matches!(
+            s.lookup_jwks(JWKS_TTL_SECS),
+            Lookup::Stale(Some(_))
+        ));
+        // the refresh is claimed: concurrent requests keep using the cached keys
+        assert!(matches!(
+            s.lookup_jwks(JWKS_TTL_SECS),
+            Lookup::Fresh(Some(_))
+        ));
+        assert!(matches!(s.lookup_jwks(JWKS_MAX_STALE_SECS), Lookup::Miss));
     }
 
     #[test]

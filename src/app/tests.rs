@@ -380,6 +380,49 @@ fn a_failed_registry_refresh_serves_the_cached_record() {
     assert_eq!(h.backend.take_counts().d1_query, 0);
 }
 
+/// Users of an identity provider that publishes its keys at a JWKS URL: the keys are fetched and
+/// cached per isolate; while the URL fails, the last keys keep working for a bounded time.
+#[test]
+fn jwks_url_keys_survive_a_short_identity_provider_outage() {
+    use crate::jwt_issuer::{AccessTokenClaims, SigningKeys};
+    let idp = SigningKeys::parse(&format!(
+        "[{}]",
+        SigningKeys::generate_ed25519("idp-1").expect("key")
+    ))
+    .expect("keys");
+    let jwt_at = |now: i64| {
+        let claims = AccessTokenClaims {
+            iss: "idp".into(),
+            sub: "erin".into(),
+            aud: vec!["patgate".into()],
+            iat: now,
+            jti: "j".into(),
+            client_id: "cli".into(),
+            scope: String::new(),
+        };
+        idp.sign_access_token(&claims, now + 3600).expect("sign")
+    };
+    let mut h = Harness::new();
+    h.cfg.user_auth.hs256_secret = None;
+    h.cfg.user_auth.jwks_url = Some("https://idp.example/jwks".into());
+    *h.backend.jwks.borrow_mut() = Some(idp.jwks_json());
+    let list = |h: &Harness| {
+        let req = Request::new(Method::Get, "/api/pats")
+            .header("authorization", &format!("Bearer {}", jwt_at(h.now)));
+        h.call(&req).0
+    };
+    assert_eq!(list(&h), 200);
+    *h.backend.jwks.borrow_mut() = None; // the IdP's JWKS URL goes down
+    h.now += isolate::JWKS_TTL_SECS + 1;
+    assert_eq!(
+        list(&h),
+        200,
+        "served with the keys fetched before the outage"
+    );
+    h.now += isolate::JWKS_MAX_STALE_SECS;
+    assert_eq!(list(&h), 503, "not beyond the stale bound");
+}
+
 #[test]
 fn expiry_makes_a_token_inactive() {
     let mut h = Harness::new();

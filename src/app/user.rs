@@ -1,6 +1,7 @@
 //! Authenticating the signed-in user on the management API: a JWT from the organisation's
 //! identity provider, in `Authorization: Bearer` or Cloudflare Access's `Cf-Access-Jwt-Assertion`.
 
+use super::isolate::Lookup;
 use super::Ctx;
 use crate::error::Error;
 use crate::http::Request;
@@ -38,14 +39,25 @@ async fn fetched_jwks<B: Backend>(ctx: &Ctx<'_, B>) -> Result<Option<Rc<Jwks>>, 
     let Some(url) = ctx.cfg.user_auth.jwks_url.as_deref() else {
         return Ok(None);
     };
-    if let Some(j) = ctx.isolate.cached_jwks(ctx.now) {
-        return Ok(Some(j));
+    let stale = match ctx.isolate.lookup_jwks(ctx.now) {
+        Lookup::Fresh(j) => return Ok(j),
+        Lookup::Stale(j) => j,
+        Lookup::Miss => None,
+    };
+    match fetch_jwks(ctx, url).await {
+        Ok(jwks) => {
+            ctx.isolate.store_jwks(ctx.now, jwks.clone());
+            Ok(Some(jwks))
+        }
+        // stale-if-error: keep the keys we had (bounded by JWKS_MAX_STALE_SECS)
+        Err(_) if stale.is_some() => Ok(stale),
+        Err(e) => Err(e),
     }
+}
+
+async fn fetch_jwks<B: Backend>(ctx: &Ctx<'_, B>, url: &str) -> Result<Rc<Jwks>, Error> {
     let text = ctx.backend.fetch_jwks(url).await?;
-    let jwks = Rc::new(
-        Jwks::parse(&text)
-            .map_err(|e| Error::Unavailable(format!("identity provider JWKS unusable: {e:?}")))?,
-    );
-    ctx.isolate.store_jwks(ctx.now, jwks.clone());
-    Ok(Some(jwks))
+    Jwks::parse(&text)
+        .map(Rc::new)
+        .map_err(|e| Error::Unavailable(format!("identity provider JWKS unusable: {e:?}")))
 }
