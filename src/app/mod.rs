@@ -10,6 +10,7 @@ mod introspect;
 mod isolate;
 mod jwt_tokens;
 mod pats;
+mod reference;
 mod revoke;
 mod token_endpoint;
 mod user;

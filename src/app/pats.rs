@@ -2,13 +2,14 @@
 //! own PATs: another user's PAT is a 404, exactly like one that does not exist.
 
 use super::{
-    client_auth, revoke::revoke_record, rfc3339, user, Ctx, Deferred, Outcome, PAT_CLIENT_ID,
+    client_auth, reference, revoke::revoke_record, rfc3339, user, Ctx, Deferred, Outcome,
+    PAT_CLIENT_ID,
 };
 use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::model::{Status, TokenRecord};
 use crate::store::{Backend, Cursor};
-use crate::token::{random_id, PlainToken, TokenKind};
+use crate::token::{PlainToken, TokenKind};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
@@ -164,33 +165,18 @@ pub async fn issue<B: Backend>(
     let expires_at = validate_expiry(&body, ctx.now, ctx.cfg.pat_max_days)?;
     validate_scopes(ctx, &body.scopes).await?;
 
-    let rng = |e: getrandom::Error| Error::Internal(format!("randomness unavailable: {e}"));
-    let token = PlainToken::generate(TokenKind::Pat).map_err(rng)?;
-    let rec = TokenRecord {
-        id: random_id().map_err(rng)?,
-        kind: TokenKind::Pat,
-        hash: token.hash(),
-        subject: sub,
-        client_id: PAT_CLIENT_ID.to_owned(),
-        name: Some(body.name),
-        scopes: body.scopes,
-        created_at: ctx.now,
-        expires_at,
-        revoked_at: None,
-        last_used_at: None,
-        use_count: 0,
-    };
-    ctx.backend.insert_token(&rec).await?;
-    // D1 has it, so introspection finds it even if this KV write fails (and repairs KV).
-    let log = match ctx
-        .backend
-        .put_grant(&rec.hash, &rec.grant(), rec.expires_at)
-        .await
-    {
-        Ok(()) => None,
-        Err(e) => Some(format!("KV write after PAT creation failed: {}", e.0)),
-    };
-    Ok((rec, token, log))
+    reference::issue(
+        ctx,
+        reference::NewToken {
+            kind: TokenKind::Pat,
+            subject: sub,
+            client_id: PAT_CLIENT_ID.to_owned(),
+            name: Some(body.name),
+            scopes: body.scopes,
+            expires_at,
+        },
+    )
+    .await
 }
 
 pub async fn create<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response, Error> {

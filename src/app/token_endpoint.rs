@@ -6,9 +6,9 @@
 use super::{client_auth, Ctx};
 use crate::error::Error;
 use crate::http::{Form, Request, Response};
-use crate::model::{Client, TokenFormat, TokenRecord};
+use crate::model::{Client, TokenFormat};
 use crate::store::Backend;
-use crate::token::{random_id, PlainToken, TokenKind};
+use crate::token::TokenKind;
 use serde::Serialize;
 
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
@@ -95,28 +95,16 @@ pub async fn issue_access_token<B: Backend>(
             super::jwt_tokens::sign_access_token(ctx, client, subject, &scopes, lifetime).await?
         }
         TokenFormat::Reference => {
-            let rng = |e: getrandom::Error| Error::Internal(format!("randomness unavailable: {e}"));
-            let token = PlainToken::generate(TokenKind::Access).map_err(rng)?;
-            let rec = TokenRecord {
-                id: random_id().map_err(rng)?,
+            let new = super::reference::NewToken {
                 kind: TokenKind::Access,
-                hash: token.hash(),
                 subject: subject.to_owned(),
                 client_id: client.id.clone(),
                 name: None,
                 scopes,
-                created_at: ctx.now,
                 expires_at: ctx.now + lifetime,
-                revoked_at: None,
-                last_used_at: None,
-                use_count: 0,
             };
-            ctx.backend.insert_token(&rec).await?;
-            // D1 has it; a failed KV write is repaired by the first introspection.
-            let _ = ctx
-                .backend
-                .put_grant(&rec.hash, &rec.grant(), rec.expires_at)
-                .await;
+            // A failed KV write is repaired by the first introspection (D1 has the token).
+            let (_, token, _kv_failure) = super::reference::issue(ctx, new).await?;
             token.expose_secret().to_owned()
         }
     };
