@@ -18,6 +18,8 @@ export const TEST_VARS = { LAST_USED_FLUSH_SECONDS: "1", DEV_COUNTERS: "true" };
  * base URL (the default in wrangler.toml names port 8787), so `iss` and discovery are checkable.
  */
 export async function startServer(name, port, vars = {}) {
+  // E2E_PORT_OFFSET lets several checkouts run their suites side by side on one machine.
+  port += Number(process.env.E2E_PORT_OFFSET ?? 0);
   const dir = join(ROOT, "tests", ".state", `${name}-${process.pid}-${Date.now()}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
