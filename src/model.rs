@@ -37,6 +37,9 @@ pub struct TokenRecord {
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub use_count: i64,
+    /// How many times the token was rotated. JWTs exchanged from a PAT carry the generation they
+    /// were minted from, so rotating the PAT kills them.
+    pub generation: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

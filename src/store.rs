@@ -55,15 +55,37 @@ pub trait TokenStore {
         after: Option<&Cursor>,
         limit: u32,
     ) -> Result<Vec<TokenRecord>, StoreError>;
-    /// Marks a token revoked. Returns false if it was already revoked or does not exist.
-    async fn revoke_token(&self, id: &str, now: i64) -> Result<bool, StoreError>;
-    /// Replaces the hash of a non-revoked token whose hash is still `old`. False if it lost a race.
-    async fn replace_token_hash(
+    /// A token by id (any kind, any status).
+    async fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// Marks a token revoked with one conditional statement (`... WHERE revoked_at IS NULL
+    /// RETURNING token_hash`) and returns the hash that is current in D1 at that moment (after a
+    /// concurrent rotation: the new one), or, if it was already revoked, its frozen hash.
+    /// `None`: no such token.
+    async fn revoke_token(&self, id: &str, now: i64) -> Result<Option<Revoked>, StoreError>;
+    /// Rotation, atomically: replaces the hash of a token that is still active with hash `old`
+    /// (not revoked, not expired at `now`), bumps its generation and records `old` as retired.
+    /// False if it lost a race (revoked, expired or rotated meanwhile).
+    async fn rotate_token(
         &self,
         id: &str,
         old: &TokenHash,
         new: &TokenHash,
+        now: i64,
     ) -> Result<bool, StoreError>;
+    /// Hashes a token had before its rotations, retired at or after `since`.
+    async fn retired_hashes(&self, id: &str, since: i64) -> Result<Vec<TokenHash>, StoreError>;
+    /// Removes a token record. Only used to undo an insert whose outcome is unknown (the insert
+    /// reported an error but may have landed): the token was never shown to anyone.
+    async fn delete_token(&self, id: &str) -> Result<(), StoreError>;
+}
+
+/// The result of [`TokenStore::revoke_token`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revoked {
+    /// The hash D1 holds for the token (what KV may still cache).
+    pub hash: TokenHash,
+    /// This call revoked it (false: it was revoked before).
+    pub newly: bool,
 }
 
 /// API resources and clients (D1), read through a short isolate cache.

@@ -24,8 +24,6 @@ use crate::token::{PlainToken, TokenKind};
 pub const TT_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 pub const TT_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 pub const TT_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
-/// Longest lifetime of a JWT exchanged for a PAT.
-pub const MAX_EXCHANGED_JWT_SECS: i64 = 3600;
 
 pub async fn handle<B: Backend>(
     ctx: &Ctx<'_, B>,
@@ -127,10 +125,27 @@ async fn pat_to_jwt<B: Backend>(
         .await?
         .filter(|r| r.status(ctx.now) == Status::Active)
         .ok_or_else(|| Error::InvalidGrant("subject_token is not an active token".into()))?;
+    // A PAT of a disabled client is inactive everywhere: it mints nothing either.
+    if !client_auth::load_client(ctx, &rec.client_id)
+        .await?
+        .is_some_and(|c| c.enabled)
+    {
+        return Err(Error::InvalidGrant(
+            "subject_token is not an active token".into(),
+        ));
+    }
     let scopes = requested_scopes(form, &rec.scopes)?;
-    let lifetime = MAX_EXCHANGED_JWT_SECS.min(rec.expires_at - ctx.now);
-    let access_token =
-        jwt_tokens::sign_access_token(ctx, client, &rec.subject, &scopes, lifetime).await?;
+    // Offline verifiers cannot see the PAT's revocation: keep the JWT short (README).
+    let lifetime = ctx.cfg.exchanged_jwt_secs.min(rec.expires_at - ctx.now);
+    let access_token = jwt_tokens::sign_access_token(
+        ctx,
+        client,
+        &rec.subject,
+        &scopes,
+        lifetime,
+        Some((&rec.id, rec.generation)),
+    )
+    .await?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

@@ -167,7 +167,7 @@ async fn from_source_of_truth<B: Backend>(
             deferred.push(Deferred::CacheGrant {
                 hash,
                 grant: grant.clone(),
-                until: ctx.now + super::REPAIR_TTL_SECS,
+                until: (ctx.now + ctx.cfg.grant_cache_secs).min(grant.exp),
             });
             Ok(Some(grant))
         }

@@ -38,11 +38,18 @@ pub async fn issue<B: Backend>(
         revoked_at: None,
         last_used_at: None,
         use_count: 0,
+        generation: 0,
     };
-    ctx.backend.insert_token(&rec).await?;
+    if let Err(e) = ctx.backend.insert_token(&rec).await {
+        // The insert may have landed although it reported an error: undo it, so that a retry
+        // by the caller does not leave a second, never-shown token behind.
+        let _ = ctx.backend.delete_token(&rec.id).await;
+        return Err(e.into());
+    }
+    let until = (ctx.now + ctx.cfg.grant_cache_secs).min(rec.expires_at);
     let log = ctx
         .backend
-        .put_grant(&rec.hash, &rec.grant(), rec.expires_at)
+        .put_grant(&rec.hash, &rec.grant(), until)
         .await
         .err()
         .map(|e| {

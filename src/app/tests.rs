@@ -36,6 +36,8 @@ fn config() -> Config {
         pat_max_days: 366,
         last_used_coalesce_secs: 30,
         registry_cache_secs: 30,
+        grant_cache_secs: DEFAULT_GRANT_CACHE_SECS,
+        exchanged_jwt_secs: DEFAULT_EXCHANGED_JWT_SECS,
         user_auth: UserAuthConfig::from_parts(
             "idp".into(),
             "patgate".into(),
@@ -111,6 +113,8 @@ struct Harness {
     now: i64,
 }
 
+mod integrity;
+
 impl Harness {
     fn new() -> Self {
         Harness {
@@ -148,14 +152,16 @@ impl Harness {
                 Deferred::CacheGrant { hash, grant, until } => {
                     use crate::store::GrantCache;
                     assert!(
-                        *until <= self.now + REPAIR_TTL_SECS,
-                        "repairs are short-lived"
+                        *until <= self.now + self.cfg.grant_cache_secs,
+                        "KV grants live at most GRANT_CACHE_SECONDS"
                     );
                     block_on(self.backend.put_grant(hash, grant, *until)).expect("put");
                 }
-                Deferred::DeleteGrantAgain { hash } => {
+                Deferred::PurgeGrants { hashes, .. } => {
                     use crate::store::GrantCache;
-                    block_on(self.backend.delete_grant(hash)).expect("delete");
+                    for hash in hashes {
+                        block_on(self.backend.delete_grant(hash)).expect("delete");
+                    }
                 }
             }
         }
@@ -193,6 +199,21 @@ impl Harness {
 
     fn introspect(&self, token: &str) -> (u16, Value, Outcome) {
         self.introspect_as("demo_api", "demo-api-secret", token)
+    }
+
+    /// Introspection at another location: same storage, a fresh isolate (no negative cache, no
+    /// registry cache), deferred repairs applied.
+    fn introspect_elsewhere(&self, token: &str) -> Value {
+        let isolate = IsolateState::default();
+        let ctx = Ctx {
+            cfg: &self.cfg,
+            backend: &self.backend,
+            isolate: &isolate,
+            now: self.now,
+        };
+        let o = block_on(handle(&ctx, &introspect_req(token)));
+        self.run_deferred(&o);
+        o.response.json_body()
     }
 
     fn user_call(&self, method: Method, path: &str, user: &str) -> (u16, Value) {
@@ -399,6 +420,8 @@ fn jwks_url_keys_survive_a_short_identity_provider_outage() {
             jti: "j".into(),
             client_id: "cli".into(),
             scope: String::new(),
+            pat_id: None,
+            pat_gen: None,
         };
         idp.sign_access_token(&claims, now + 3600).expect("sign")
     };
