@@ -2,6 +2,7 @@
 //! for introspection and revocation (with a `jti` denylist in KV), and RFC 9701 signed
 //! introspection responses.
 
+use super::decision::{Active, Source};
 use super::{client_auth, Ctx};
 use crate::error::Error;
 use crate::http::{Request, Response};
@@ -133,19 +134,21 @@ async fn source_pat_active<B: Backend>(
     Ok(alive)
 }
 
-/// Introspection of a JWT access token: the same rules as reference tokens.
+/// A JWT access token as `resource` may see it (the shared decision's JWT half): the same
+/// rules as reference tokens.
 pub async fn introspect<B: Backend>(
     ctx: &Ctx<'_, B>,
     resource: &ApiResource,
     jwt: &str,
-) -> Result<Option<serde_json::Value>, Error> {
+) -> Result<Option<Active>, Error> {
     let Some((claims, exp)) = verify_active(ctx, jwt).await? else {
         return Ok(None);
     };
-    let visible: Vec<&str> = claims
+    let visible: Vec<String> = claims
         .scope
         .split(' ')
         .filter(|s| resource.scopes.iter().any(|r| r == s))
+        .map(str::to_owned)
         .collect();
     if visible.is_empty()
         || !client_auth::load_client(ctx, &claims.client_id)
@@ -154,18 +157,17 @@ pub async fn introspect<B: Backend>(
     {
         return Ok(None);
     }
-    Ok(Some(serde_json::json!({
-        "active": true,
-        "scope": visible.join(" "),
-        "client_id": claims.client_id,
-        "sub": claims.sub,
-        "exp": exp,
-        "iat": claims.iat,
-        "iss": claims.iss,
-        "token_type": "Bearer",
-        "jti": claims.jti,
-        "aud": resource.id,
-    })))
+    Ok(Some(Active {
+        source: Source::Jwt,
+        sub: claims.sub,
+        client_id: claims.client_id,
+        scopes: visible,
+        jti: claims.jti,
+        exp,
+        iat: claims.iat,
+        iss: Some(claims.iss),
+        name: None,
+    }))
 }
 
 /// Revokes a JWT access token presented to RFC 7009 by `client`.

@@ -4,6 +4,7 @@
 
 mod admin;
 mod client_auth;
+mod decision;
 mod discovery;
 mod exchange;
 mod introspect;
