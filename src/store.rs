@@ -18,16 +18,12 @@ impl StoreError {
     }
 }
 
-/// The global read path: active grants keyed by token hash (KV), expiring with the token.
+/// The global read path: grants keyed by token hash (KV), kept until the token expires
+/// (`grant.exp`) and trusted until `grant.fresh_until` (see [`Grant`]).
 pub trait GrantCache {
     async fn get_grant(&self, hash: &TokenHash) -> Result<Option<Grant>, StoreError>;
-    /// Stores until `until` (at most `grant.exp`).
-    async fn put_grant(
-        &self,
-        hash: &TokenHash,
-        grant: &Grant,
-        until: i64,
-    ) -> Result<(), StoreError>;
+    /// Stores the grant until `grant.exp`.
+    async fn put_grant(&self, hash: &TokenHash, grant: &Grant) -> Result<(), StoreError>;
     async fn delete_grant(&self, hash: &TokenHash) -> Result<(), StoreError>;
     /// Whether a JWT access token's `jti` was revoked.
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError>;

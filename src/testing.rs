@@ -167,18 +167,11 @@ impl GrantCache for MemoryBackend {
         self.kv(|c| c.kv_get += 1)?;
         Ok(self.kv.borrow().get(hash).cloned())
     }
-    async fn put_grant(
-        &self,
-        hash: &TokenHash,
-        grant: &Grant,
-        until: i64,
-    ) -> Result<(), StoreError> {
+    async fn put_grant(&self, hash: &TokenHash, grant: &Grant) -> Result<(), StoreError> {
         self.kv(|c| c.kv_put += 1)?;
         self.write(Step::KvPut, || {
             self.kv.borrow_mut().insert(*hash, grant.clone());
-            self.kv_until
-                .borrow_mut()
-                .insert(*hash, until.min(grant.exp));
+            self.kv_until.borrow_mut().insert(*hash, grant.exp);
         })
     }
     async fn delete_grant(&self, hash: &TokenHash) -> Result<(), StoreError> {

@@ -110,8 +110,16 @@ async fn reference_token<B: Backend>(
     let mut deferred = Vec::new();
     let mut log = None;
     let grant = match ctx.backend.get_grant(&hash).await {
-        Ok(Some(g)) => Some(g),
-        Ok(None) => from_source_of_truth(ctx, token, &mut deferred).await?,
+        Ok(Some(g)) if g.is_fresh(ctx.now) => Some(g),
+        // Past its trust time: D1 says whether it still holds (and the entry is rewritten).
+        Ok(Some(_)) => from_source_of_truth(ctx, token, &mut deferred).await?,
+        // KV knows every issued token until it expires and loses it when revoked: a hash it does
+        // not know is inactive, with no D1 read (forged tokens that pass the checksum cost one
+        // KV read, once per isolate).
+        Ok(None) => {
+            ctx.isolate.mark_inactive(hash, ctx.now);
+            None
+        }
         Err(e) => {
             // KV is only a cache: answer from D1 rather than fail, and do not write back.
             log = Some(format!("KV read failed, answered from D1: {}", e.0));
@@ -175,8 +183,26 @@ async fn reference_token<B: Backend>(
     })
 }
 
-/// KV did not have the grant: ask D1. An active token is written back to KV after the response;
-/// an inactive or unknown one is remembered by the isolate (that answer never changes).
+/// Whether the token may exist, asked the cheap way: this isolate's negative cache, then KV. A
+/// hash KV does not know is inactive (see [`crate::model::Grant`]), so endpoints that would read
+/// D1 for a token (revocation, exchange) ask this first: a forged token that passes the checksum
+/// costs one KV read, never a D1 query. A KV failure says "maybe" (D1 decides).
+pub async fn may_exist<B: Backend>(ctx: &Ctx<'_, B>, hash: &crate::token::TokenHash) -> bool {
+    if ctx.isolate.is_known_inactive(hash, ctx.now) {
+        return false;
+    }
+    match ctx.backend.get_grant(hash).await {
+        Ok(None) => {
+            ctx.isolate.mark_inactive(*hash, ctx.now);
+            false
+        }
+        Ok(Some(_)) | Err(_) => true,
+    }
+}
+
+/// KV's entry is stale (or KV failed): ask D1. An active token's entry is rewritten after the
+/// response; an inactive or unknown one is deleted from KV and remembered by the isolate (that
+/// answer never changes).
 async fn from_source_of_truth<B: Backend>(
     ctx: &Ctx<'_, B>,
     token: &PlainToken,
@@ -185,16 +211,19 @@ async fn from_source_of_truth<B: Backend>(
     let hash = token.hash();
     match ctx.backend.token_by_hash(&hash).await? {
         Some(rec) if rec.status(ctx.now) == crate::model::Status::Active => {
-            let grant = rec.grant();
+            let grant = rec.grant(ctx.now + ctx.cfg.grant_cache_secs);
             deferred.push(Deferred::CacheGrant {
                 hash,
                 grant: grant.clone(),
-                until: (ctx.now + ctx.cfg.grant_cache_secs).min(grant.exp),
             });
             Ok(Some(grant))
         }
         _ => {
             ctx.isolate.mark_inactive(hash, ctx.now);
+            deferred.push(Deferred::PurgeGrants {
+                hashes: vec![hash],
+                after_secs: 0,
+            });
             Ok(None)
         }
     }

@@ -76,13 +76,8 @@ pub enum Deferred {
         at: i64,
         uses: u32,
     },
-    /// Write a grant read from D1 back into KV (repair after a KV miss), until `until`
-    /// (at most [`Config::grant_cache_secs`] ahead).
-    CacheGrant {
-        hash: TokenHash,
-        grant: Grant,
-        until: i64,
-    },
+    /// Rewrite a stale KV grant with what D1 said (fresh for [`Config::grant_cache_secs`]).
+    CacheGrant { hash: TokenHash, grant: Grant },
     /// Delete grants from KV after `after_secs`, retrying a failed delete a few times. Revocation
     /// and rotation send the hashes whose delete failed with `after_secs: 0`, and every hash they
     /// retired again after [`REVOCATION_RECHECK_SECS`]: a repair that read D1 just before the

@@ -316,14 +316,9 @@ pub async fn rotate<B: Backend>(
     rec.generation += 1;
     let done = purge(ctx, &rec.id, vec![old]).await;
     let mut log: Vec<String> = done.log.into_iter().collect();
-    let until = ctx.now + ctx.cfg.grant_cache_secs;
-    if let Err(e) = ctx
-        .backend
-        .put_grant(&rec.hash, &rec.grant(), until.min(rec.expires_at))
-        .await
-    {
-        log.push(format!("KV write after PAT rotation failed: {}", e.0));
-    }
+    // Without its KV grant the new token would be unknown everywhere: fail rather than hand out
+    // a dead token (D1 already rotated; rotating again is safe).
+    reference::put_grant_retrying(ctx, &rec).await?;
     match ctx.backend.token_by_id(&rec.id).await {
         Ok(Some(now)) if now.revoked_at.is_none() && now.hash == rec.hash => {}
         Ok(_) => {

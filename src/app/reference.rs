@@ -17,8 +17,10 @@ pub struct NewToken {
     pub expires_at: i64,
 }
 
-/// Stores a new token and returns it with its record, plus a line to log if the KV write failed:
-/// D1 has the record, so the first introspection finds it there and repairs KV.
+/// Stores a new token (D1 record, then KV grant) and returns it with its record. If either write
+/// fails, both are undone (best effort) and the error returned: the token was never shown, so a
+/// retry by the caller leaves exactly one token. (The third element, a line to log, is kept for
+/// callers; it is `None` today.)
 pub async fn issue<B: Backend>(
     ctx: &Ctx<'_, B>,
     new: NewToken,
@@ -46,18 +48,30 @@ pub async fn issue<B: Backend>(
         let _ = ctx.backend.delete_token(&rec.id).await;
         return Err(e.into());
     }
-    let until = (ctx.now + ctx.cfg.grant_cache_secs).min(rec.expires_at);
-    let log = ctx
-        .backend
-        .put_grant(&rec.hash, &rec.grant(), until)
-        .await
-        .err()
-        .map(|e| {
-            format!(
-                "KV write after issuing a {} token failed: {}",
-                rec.kind.as_str(),
-                e.0
-            )
-        });
-    Ok((rec, token, log))
+    // KV is what makes the token known everywhere (a hash KV does not know is inactive): if the
+    // grant cannot be written, the token would never work. Undo the record instead and fail.
+    if let Err(e) = put_grant_retrying(ctx, &rec).await {
+        let _ = ctx.backend.delete_token(&rec.id).await;
+        let _ = ctx.backend.delete_grant(&rec.hash).await;
+        return Err(e);
+    }
+    Ok((rec, token, None))
+}
+
+/// Writes the record's KV grant (fresh for `grant_cache_secs`), trying twice.
+pub async fn put_grant_retrying<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    rec: &TokenRecord,
+) -> Result<(), Error> {
+    let grant = rec.grant(ctx.now + ctx.cfg.grant_cache_secs);
+    if ctx.backend.put_grant(&rec.hash, &grant).await.is_ok() {
+        return Ok(());
+    }
+    ctx.backend.put_grant(&rec.hash, &grant).await.map_err(|e| {
+        Error::Unavailable(format!(
+            "KV write of a new {} token failed: {}",
+            rec.kind.as_str(),
+            e.0
+        ))
+    })
 }

@@ -25,6 +25,9 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
         return Ok(Response::empty(200).into());
     };
     let hash = token.hash();
+    if !super::decision::may_exist(ctx, &hash).await {
+        return Ok(Response::empty(200).into());
+    }
     let Some(rec) = ctx.backend.token_by_hash(&hash).await? else {
         return Ok(Response::empty(200).into());
     };

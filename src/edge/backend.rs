@@ -82,16 +82,11 @@ impl GrantCache for EdgeBackend {
         }
     }
 
-    async fn put_grant(
-        &self,
-        hash: &TokenHash,
-        grant: &Grant,
-        until: i64,
-    ) -> Result<(), StoreError> {
+    async fn put_grant(&self, hash: &TokenHash, grant: &Grant) -> Result<(), StoreError> {
         bump(Op::KvPut);
         let now = super::now_secs();
         let value = serde_json::to_string(grant).map_err(err)?;
-        let exp = until.min(grant.exp).max(now + KV_MIN_TTL);
+        let exp = grant.exp.max(now + KV_MIN_TTL);
         self.kv()?
             .put(&grant_key(hash), value)
             .map_err(err)?

@@ -114,9 +114,9 @@ async fn run_deferred(env: Env, work: Vec<Deferred>) {
                 use crate::store::UsageRecorder;
                 backend.record_use(token_id, *at, *uses).await
             }
-            Deferred::CacheGrant { hash, grant, until } => {
+            Deferred::CacheGrant { hash, grant } => {
                 use crate::store::GrantCache;
-                backend.put_grant(hash, grant, *until).await
+                backend.put_grant(hash, grant).await
             }
             Deferred::PurgeGrants { hashes, after_secs } => {
                 sleep_secs(*after_secs).await;

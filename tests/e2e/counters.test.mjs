@@ -7,7 +7,7 @@
 // last-use flush of the warm-up is visible in D1 (polled, not slept).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, createPat, introspect, call, flipLast, eventually, userCall } from "./helpers.mjs";
+import { startServer, createPat, introspect, call, flipLast, eventually, userCall, form, makeToken } from "./helpers.mjs";
 
 let srv;
 before(async () => {
@@ -46,4 +46,26 @@ test("dev counters: an active PAT costs 1 KV read and 0 D1 queries; rejected inp
   }
   const c = await counters();
   assert.deepEqual(diff(b, c), { kv_get: 0, kv_put: 0, kv_delete: 0, d1_query: 0, do_call: 0 }, "rejected inputs");
+});
+
+test("dev counters: forged well-formed tokens cost one KV read and no D1 query on every endpoint", async () => {
+  const enc = (o) => new URLSearchParams(o).toString();
+  const round = async (t) => {
+    assert.equal((await introspect(srv.url, t)).text, '{"active":false}');
+    const r = await form(`${srv.url}/oauth/revoke`, enc({ client_id: "pat_client", token: t }));
+    assert.equal(r.status, 200, r.text);
+    const x = await form(`${srv.url}/oauth/token`, enc({
+      grant_type: "urn:ietf:params:oauth:grant-type:token-exchange", client_id: "pat_client", subject_token: t,
+      subject_token_type: "urn:ietf:params:oauth:token-type:access_token",
+    }));
+    assert.equal(x.json?.error, "invalid_grant", x.text);
+  };
+  await round(makeToken()); // warms the registry cache
+  const n = 10;
+  const a = await counters();
+  for (let i = 0; i < n; i++) await round(makeToken());
+  const d = diff(a, await counters());
+  assert.equal(d.d1_query, 0, `no D1 query for ${n} forged tokens on three endpoints: ${JSON.stringify(d)}`);
+  assert.ok(d.kv_get <= n, `at most one KV read per forged token: ${JSON.stringify(d)}`);
+  assert.equal(d.kv_put + d.kv_delete + d.do_call, 0, JSON.stringify(d));
 });

@@ -34,38 +34,32 @@ fn send_dropping_deferred(h: &Harness, req: &Request) -> u16 {
 }
 
 #[test]
-fn kv_grants_never_outlive_grant_cache_seconds() {
-    let h = Harness::new();
+fn kv_grants_are_trusted_at_most_grant_cache_seconds() {
+    let mut h = Harness::new();
     let (_, token) = h.pat("alice", &["demo_api:read"]); // lives 30 days
-    let until = *h
-        .backend
-        .kv_until
-        .borrow()
-        .values()
-        .next()
-        .expect("kv entry");
-    assert_eq!(until, NOW + h.cfg.grant_cache_secs);
-    // a repair after a miss is bounded the same way
-    h.backend.kv.borrow_mut().clear();
+    let fresh = |h: &Harness| {
+        h.backend
+            .kv
+            .borrow()
+            .values()
+            .map(|g| g.fresh_until)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fresh(&h), vec![Some(NOW + h.cfg.grant_cache_secs)]);
+    // the rewrite after the trust time is bounded the same way
+    h.now += h.cfg.grant_cache_secs;
     assert_eq!(h.introspect_elsewhere(&token)["active"], true);
-    assert!(h
-        .backend
-        .kv_until
-        .borrow()
-        .values()
-        .all(|u| *u <= NOW + h.cfg.grant_cache_secs));
-    // a token expiring sooner leaves KV with it
+    assert_eq!(fresh(&h), vec![Some(h.now + h.cfg.grant_cache_secs)]);
+    // the KV entry itself lives as long as the token: it says which tokens exist
+    let until: Vec<i64> = h.backend.kv_until.borrow().values().copied().collect();
+    assert_eq!(until, vec![NOW + 30 * 86_400]);
+    // a token expiring sooner is trusted only until it expires
     let (s, v) = h.create(
         "alice",
-        json!({"name":"soon","scopes":["demo_api:read"],"expires_at":rfc3339(NOW + 120)}),
+        json!({"name":"soon","scopes":["demo_api:read"],"expires_at":rfc3339(h.now + 120)}),
     );
     assert_eq!(s, 201, "{v}");
-    assert!(h
-        .backend
-        .kv_until
-        .borrow()
-        .values()
-        .any(|u| *u == NOW + 120));
+    assert!(fresh(&h).contains(&Some(h.now + 120)));
 }
 
 #[test]
@@ -499,4 +493,38 @@ fn a_disabled_pat_client_stops_exchanges_and_exchanged_jwts() {
         (400, Some("invalid_grant")),
         "{v}"
     );
+}
+
+// --- abuse and cost ----------------------------------------------------------------------------
+
+#[test]
+fn forged_well_formed_tokens_never_reach_d1_on_any_endpoint() {
+    let h = Harness::new();
+    let forged = || {
+        crate::token::PlainToken::generate(crate::token::TokenKind::Pat)
+            .expect("rng")
+            .expose_secret()
+            .to_owned()
+    };
+    let revoke = |t: &str| {
+        Request::new(Method::Post, "/oauth/revoke")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("client_id=pat_client&token={t}"))
+    };
+    let round = |t: &str| {
+        assert_eq!(h.introspect(t).1, inactive());
+        assert_eq!(h.call(&revoke(t)).0, 200);
+        assert_eq!(exchange(&h, "pat_client", t).1["error"], "invalid_grant");
+    };
+    round(&forged()); // warms the registry cache
+    h.backend.take_counts();
+    for _ in 0..3 {
+        round(&forged());
+        let c = h.backend.take_counts();
+        assert_eq!(
+            (c.kv_get, c.d1_query),
+            (1, 0),
+            "one KV read per forged token: {c:?}"
+        );
+    }
 }
