@@ -2,7 +2,7 @@
 //! or `client_secret_post`, never both; public clients identify with `client_id` alone.
 //! API resources and clients are read through the isolate cache (`registry_cache_secs`).
 
-use super::isolate::Lookup;
+use super::isolate::{Lookup, Table};
 use super::Ctx;
 use crate::error::Error;
 use crate::http::{Form, Request};
@@ -51,27 +51,37 @@ pub fn presented(req: &Request, form: &Form) -> Result<Presented, Error> {
     }
 }
 
-/// Reads through the isolate cache. A stale entry is refreshed by the one request that found it
-/// stale; if that D1 read fails, the stale record is served (at most one more cache lifetime).
-async fn through_cache<T>(
-    lookup: Lookup<T>,
-    fetch: impl std::future::Future<Output = Result<Option<T>, StoreError>>,
-    store: impl FnOnce(Option<Rc<T>>),
-) -> Result<Option<Rc<T>>, Error> {
+/// A registry table through the isolate cache: read whole from D1, so an unknown id costs no D1
+/// query. A stale table is refreshed by the one request that found it stale; if that D1 read
+/// fails, the stale table is served (within `registry_max_stale_secs` past its life, see
+/// [`super::isolate`]); a miss whose D1 read fails is a 503.
+async fn table<T>(
+    lookup: Lookup<Table<T>>,
+    fetch: impl std::future::Future<Output = Result<Vec<T>, StoreError>>,
+    id_of: fn(&T) -> &str,
+    store: impl FnOnce(Rc<Table<T>>),
+) -> Result<Rc<Table<T>>, Error> {
+    let build = |rows: Vec<T>| -> Rc<Table<T>> {
+        Rc::new(
+            rows.into_iter()
+                .map(|r| (id_of(&r).to_owned(), Rc::new(r)))
+                .collect(),
+        )
+    };
     match lookup {
-        Lookup::Fresh(v) => Ok(v),
-        Lookup::Stale(old) => match fetch.await {
-            Ok(v) => {
-                let v = v.map(Rc::new);
-                store(v.clone());
-                Ok(v)
+        Lookup::Fresh(Some(t)) => Ok(t),
+        Lookup::Stale(Some(old)) => match fetch.await {
+            Ok(rows) => {
+                let t = build(rows);
+                store(t.clone());
+                Ok(t)
             }
             Err(_) => Ok(old),
         },
-        Lookup::Miss => {
-            let v = fetch.await?.map(Rc::new);
-            store(v.clone());
-            Ok(v)
+        _ => {
+            let t = build(fetch.await?);
+            store(t.clone());
+            Ok(t)
         }
     }
 }
@@ -80,13 +90,20 @@ pub async fn load_resource<B: Backend>(
     ctx: &Ctx<'_, B>,
     id: &str,
 ) -> Result<Option<Rc<ApiResource>>, Error> {
-    let lookup = ctx
-        .isolate
-        .lookup_resource(id, ctx.now, ctx.cfg.registry_cache_secs);
-    through_cache(lookup, ctx.backend.api_resource(id), |v| {
-        ctx.isolate.store_resource(id, ctx.now, v);
-    })
-    .await
+    let (c, now) = (ctx.cfg, ctx.now);
+    let lookup =
+        ctx.isolate
+            .lookup_resources(now, c.registry_cache_secs, c.registry_max_stale_secs);
+    let t = table(
+        lookup,
+        ctx.backend.list_resources(),
+        |r| &r.id,
+        |t| {
+            ctx.isolate.store_resources(now, t);
+        },
+    )
+    .await?;
+    Ok(t.get(id).cloned())
 }
 
 pub async fn load_client<B: Backend>(
@@ -101,7 +118,9 @@ pub async fn load_client<B: Backend>(
 pub enum Freshness {
     /// The isolate cache may answer (hot paths: introspection, revocation).
     Cached,
-    /// Read D1 (issuing tokens: a disabled client must stop getting tokens at once).
+    /// Read D1 (issuing tokens: a disabled client must stop getting tokens at once). An id the
+    /// cached table does not know is still unknown without a D1 read: a client created at
+    /// another location works here within `registry_cache_secs`.
     Fresh,
 }
 
@@ -110,16 +129,24 @@ pub async fn load_client_with<B: Backend>(
     id: &str,
     freshness: Freshness,
 ) -> Result<Option<Rc<Client>>, Error> {
-    let lookup = match freshness {
-        Freshness::Cached => ctx
-            .isolate
-            .lookup_client(id, ctx.now, ctx.cfg.registry_cache_secs),
-        Freshness::Fresh => Lookup::Miss,
-    };
-    through_cache(lookup, ctx.backend.client(id), |v| {
-        ctx.isolate.store_client(id, ctx.now, v);
-    })
-    .await
+    let (c, now) = (ctx.cfg, ctx.now);
+    let lookup = ctx
+        .isolate
+        .lookup_clients(now, c.registry_cache_secs, c.registry_max_stale_secs);
+    let t = table(
+        lookup,
+        ctx.backend.list_clients(),
+        |c| &c.id,
+        |t| {
+            ctx.isolate.store_clients(now, t);
+        },
+    )
+    .await?;
+    let cached = t.get(id).cloned();
+    match (freshness, cached) {
+        (Freshness::Fresh, Some(_)) => Ok(ctx.backend.client(id).await?.map(Rc::new)),
+        (_, cached) => Ok(cached),
+    }
 }
 
 /// Authenticates an API resource (introspection caller).

@@ -528,3 +528,61 @@ fn forged_well_formed_tokens_never_reach_d1_on_any_endpoint() {
         );
     }
 }
+
+#[test]
+fn unknown_client_ids_and_resources_never_reach_d1() {
+    let h = Harness::new();
+    let (_, pat) = h.pat("alice", &["demo_api:read"]);
+    h.introspect(&pat); // warms both registry tables
+    h.backend.take_counts();
+    for i in 0..5 {
+        let (s, _, _) = h.introspect_as(&format!("nobody{i}"), "x", &pat);
+        assert_eq!(s, 401);
+        let form = |body: String| {
+            Request::new(Method::Post, "/oauth/token")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+        };
+        let (s, _, _) = h.call(&form(format!(
+            "grant_type=client_credentials&client_id=ghost{i}&client_secret=x"
+        )));
+        assert_eq!(s, 401);
+        let (s, _) = exchange(&h, &format!("ghost{i}"), &pat);
+        assert_eq!(s, 401);
+        let revoke = Request::new(Method::Post, "/oauth/revoke")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("client_id=ghost{i}&token={pat}"));
+        assert_eq!(h.call(&revoke).0, 401);
+    }
+    assert_eq!(
+        h.backend.take_counts(),
+        Counts::default(),
+        "no storage at all"
+    );
+}
+
+#[test]
+fn during_a_d1_outage_cached_records_serve_for_a_bounded_time_then_503() {
+    let mut h = Harness::new();
+    let (_, pat) = h.pat("alice", &["demo_api:read"]);
+    assert_eq!(h.introspect(&pat).1["active"], true);
+    h.backend.break_d1.set(true);
+    // past the cache life: the refresh fails, the cached records still answer
+    h.now += h.cfg.registry_cache_secs;
+    assert_eq!(h.introspect(&pat).1["active"], true);
+    h.now += h.cfg.registry_max_stale_secs - 1;
+    assert_eq!(
+        h.introspect(&pat).1["active"],
+        true,
+        "still within the stale bound"
+    );
+    // past the bound: no decision on records that old
+    h.now += 1;
+    let (s, v, _) = h.introspect(&pat);
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (503, Some("temporarily_unavailable"))
+    );
+    h.backend.break_d1.set(false);
+    assert_eq!(h.introspect(&pat).1["active"], true);
+}
