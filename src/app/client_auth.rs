@@ -3,12 +3,12 @@
 //! API resources and clients are read through the isolate cache (`registry_cache_secs`).
 
 use super::isolate::{Lookup, Table};
-use super::Ctx;
+use super::{ratelimit, Ctx};
 use crate::error::Error;
 use crate::http::{Form, Request};
 use crate::model::{ApiResource, Client};
 use crate::secret::ClientSecret;
-use crate::store::{Backend, StoreError};
+use crate::store::{Backend, Limit, StoreError};
 use std::rc::Rc;
 
 /// What the request presented.
@@ -149,60 +149,55 @@ pub async fn load_client_with<B: Backend>(
     }
 }
 
-/// Authenticates an API resource (introspection caller).
+/// Authenticates an API resource (introspection caller). Failures count against the rate limits
+/// per id and per IP (`ip`); past them the answer is 429, even for a correct secret.
 pub async fn authenticate_resource<B: Backend>(
     ctx: &Ctx<'_, B>,
     presented: Presented,
+    ip: &str,
 ) -> Result<Rc<ApiResource>, Error> {
     let Presented::Secret { id, secret } = presented else {
         return Err(Error::InvalidClient("no API resource credentials".into()));
     };
-    let resource = load_resource(ctx, &id)
-        .await?
-        .ok_or_else(|| Error::InvalidClient(format!("unknown API resource {id}")))?;
-    if !resource.secret.verify(&secret, ctx.now) {
-        return Err(Error::InvalidClient(format!(
-            "wrong secret for API resource {id}"
-        )));
-    }
-    if !resource.enabled {
-        return Err(Error::InvalidClient(format!(
-            "API resource {id} is disabled"
-        )));
-    }
-    Ok(resource)
+    ratelimit::check_blocked(ctx, Limit::FailedAuthPerClient, &id)?;
+    ratelimit::check_blocked(ctx, Limit::FailedAuthPerIp, ip)?;
+    let failure = match load_resource(ctx, &id).await? {
+        None => format!("unknown API resource {id}"),
+        Some(r) if !r.secret.verify(&secret, ctx.now) => {
+            format!("wrong secret for API resource {id}")
+        }
+        Some(r) if !r.enabled => format!("API resource {id} is disabled"),
+        Some(r) => return Ok(r),
+    };
+    Err(ratelimit::failed_auth(ctx, &id, ip, Error::InvalidClient(failure)).await)
 }
 
-/// Authenticates a confidential client, or identifies a public one by `client_id`.
+/// Authenticates a confidential client, or identifies a public one by `client_id`. Failures count
+/// against the rate limits like [`authenticate_resource`]'s.
 pub async fn authenticate_client<B: Backend>(
     ctx: &Ctx<'_, B>,
     presented: Presented,
     freshness: Freshness,
+    ip: &str,
 ) -> Result<Rc<Client>, Error> {
     let (id, secret) = match presented {
         Presented::Secret { id, secret } => (id, Some(secret)),
         Presented::IdOnly(id) => (id, None),
         Presented::None => return Err(Error::InvalidClient("no client identification".into())),
     };
-    let client = load_client_with(ctx, &id, freshness)
-        .await?
-        .ok_or_else(|| Error::InvalidClient(format!("unknown client {id}")))?;
-    match (&client.secret, secret) {
-        (Some(set), Some(s)) if set.verify(&s, ctx.now) => {}
-        (None, None) => {}
-        (None, Some(_)) => {
-            return Err(Error::InvalidClient(format!(
-                "public client {id} sent a secret"
-            )))
-        }
-        _ => {
-            return Err(Error::InvalidClient(format!(
-                "bad or missing secret for client {id}"
-            )))
-        }
-    }
-    if !client.enabled {
-        return Err(Error::InvalidClient(format!("client {id} is disabled")));
-    }
-    Ok(client)
+    ratelimit::check_blocked(ctx, Limit::FailedAuthPerClient, &id)?;
+    ratelimit::check_blocked(ctx, Limit::FailedAuthPerIp, ip)?;
+    let failure = match load_client_with(ctx, &id, freshness).await? {
+        None => format!("unknown client {id}"),
+        Some(client) => match (&client.secret, secret) {
+            (Some(set), Some(s)) if !set.verify(&s, ctx.now) => {
+                format!("bad secret for client {id}")
+            }
+            (Some(_), None) => format!("missing secret for client {id}"),
+            (None, Some(_)) => format!("public client {id} sent a secret"),
+            _ if !client.enabled => format!("client {id} is disabled"),
+            _ => return Ok(client),
+        },
+    };
+    Err(ratelimit::failed_auth(ctx, &id, ip, Error::InvalidClient(failure)).await)
 }

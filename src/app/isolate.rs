@@ -34,6 +34,8 @@ pub struct IsolateState {
     resources: Snapshot<ApiResource>,
     clients: Snapshot<Client>,
     inactive: RefCell<HashMap<TokenHash, i64>>,
+    /// Rate-limited keys and until when they are refused.
+    blocked: RefCell<HashMap<(crate::store::Limit, String), i64>>,
     /// Sources (PAT id, generation) of exchanged JWTs known to be dead.
     dead_sources: RefCell<HashMap<(String, Option<i64>), i64>>,
     last_use: RefCell<HashMap<String, UseWindow>>,
@@ -139,6 +141,21 @@ impl IsolateState {
             &mut self.dead_sources.borrow_mut(),
             (pat_id.to_owned(), generation),
             now,
+        );
+    }
+
+    pub fn is_blocked(&self, limit: crate::store::Limit, key: &str, now: i64) -> bool {
+        self.blocked
+            .borrow()
+            .get(&(limit, key.to_owned()))
+            .is_some_and(|until| now < *until)
+    }
+
+    pub fn block(&self, limit: crate::store::Limit, key: &str, until: i64) {
+        bounded_insert(
+            &mut self.blocked.borrow_mut(),
+            (limit, key.to_owned()),
+            until,
         );
     }
 

@@ -11,6 +11,7 @@ mod introspect;
 mod isolate;
 mod jwt_tokens;
 mod pats;
+mod ratelimit;
 mod reference;
 mod revoke;
 mod token_endpoint;

@@ -173,14 +173,17 @@ fn to_core_request(
     let headers = req.headers();
     let mut out = Vec::with_capacity(3);
     // Each header read crosses into JS: read only what the route can use.
-    let extra = if path.starts_with("/api/") {
-        Some("cf-access-jwt-assertion")
+    let extra: &[&str] = if path.starts_with("/api/") {
+        &["cf-access-jwt-assertion"]
     } else if path == "/oauth/introspect" {
-        Some("accept")
+        &["accept", "cf-connecting-ip"]
+    } else if path.starts_with("/oauth/") {
+        // rate limits per IP (README "Security")
+        &["cf-connecting-ip"]
     } else {
-        None
+        &[]
     };
-    for name in ["authorization", "content-type"].into_iter().chain(extra) {
+    for &name in ["authorization", "content-type"].iter().chain(extra) {
         if let Some(v) = headers.get(name)? {
             out.push((name.to_owned(), v));
         }
