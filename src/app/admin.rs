@@ -212,7 +212,36 @@ fn written(w: Write) -> Result<(), Error> {
     }
 }
 
+/// The admin API. Every call that is not a read is logged as one `admin.change` security event
+/// with its outcome (failed admin authentication included).
 pub async fn handle<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    req: &Request,
+    rest: &str,
+) -> Result<Response, Error> {
+    let result = dispatch(ctx, req, rest).await;
+    if req.method != Method::Get {
+        let (status, outcome) = match &result {
+            Ok(r) => (r.status, "ok"),
+            Err(e) => (e.status(), e.code()),
+        };
+        ctx.isolate.emit(super::events::Event::AdminChange {
+            method: match req.method {
+                Method::Post => "POST",
+                Method::Put => "PUT",
+                Method::Patch => "PATCH",
+                Method::Delete => "DELETE",
+                _ => "OTHER",
+            },
+            target: rest.chars().take(200).collect(),
+            status,
+            outcome,
+        });
+    }
+    result
+}
+
+async fn dispatch<B: Backend>(
     ctx: &Ctx<'_, B>,
     req: &Request,
     rest: &str,

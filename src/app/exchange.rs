@@ -155,6 +155,12 @@ async fn pat_to_jwt<B: Backend>(
         Some((&rec.id, rec.generation)),
     )
     .await?;
+    ctx.isolate.emit(super::events::Event::TokenIssued {
+        client_id: client.id.clone(),
+        sub: rec.subject.clone(),
+        format: "jwt",
+        grant: "token_exchange",
+    });
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

@@ -34,6 +34,8 @@ pub struct IsolateState {
     resources: Snapshot<ApiResource>,
     clients: Snapshot<Client>,
     inactive: RefCell<HashMap<TokenHash, i64>>,
+    /// Security events not yet written (see [`super::events`]).
+    events: RefCell<Vec<super::events::Event>>,
     /// Rate-limited keys and until when they are refused.
     blocked: RefCell<HashMap<(crate::store::Limit, String), i64>>,
     /// Sources (PAT id, generation) of exchanged JWTs known to be dead.
@@ -142,6 +144,19 @@ impl IsolateState {
             (pat_id.to_owned(), generation),
             now,
         );
+    }
+
+    /// Records a security event; the runtime writes it as one log line.
+    pub fn emit(&self, e: super::events::Event) {
+        let mut ev = self.events.borrow_mut();
+        if ev.len() < MAX_ENTRIES {
+            ev.push(e);
+        }
+    }
+
+    /// The events emitted since the last call, oldest first.
+    pub fn take_events(&self) -> Vec<super::events::Event> {
+        std::mem::take(&mut self.events.borrow_mut())
     }
 
     pub fn is_blocked(&self, limit: crate::store::Limit, key: &str, now: i64) -> bool {

@@ -6,6 +6,7 @@ mod admin;
 mod client_auth;
 mod decision;
 mod discovery;
+pub mod events;
 mod exchange;
 mod introspect;
 mod isolate;

@@ -1,6 +1,7 @@
 //! The management API for a user's personal access tokens. Every call acts only on the caller's
 //! own PATs: another user's PAT is a 404, exactly like one that does not exist.
 
+use super::events::Event;
 use super::revoke::{purge, revoke_record};
 use super::{client_auth, reference, rfc3339, user, Ctx, Outcome, PAT_CLIENT_ID};
 use crate::error::Error;
@@ -169,7 +170,7 @@ pub async fn issue<B: Backend>(
     validate_scopes(ctx, &body.scopes).await?;
     super::ratelimit::count(ctx, crate::store::Limit::PatCreationsPerUser, &sub).await?;
 
-    reference::issue(
+    let issued = reference::issue(
         ctx,
         reference::NewToken {
             kind: TokenKind::Pat,
@@ -180,7 +181,15 @@ pub async fn issue<B: Backend>(
             expires_at,
         },
     )
-    .await
+    .await?;
+    let rec = &issued.0;
+    ctx.isolate.emit(Event::PatCreated {
+        pat_id: rec.id.clone(),
+        sub: rec.subject.clone(),
+        scopes: rec.scopes.clone(),
+        expires_at: rec.expires_at,
+    });
+    Ok(issued)
 }
 
 pub async fn create<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response, Error> {
@@ -260,6 +269,11 @@ pub async fn revoke<B: Backend>(
     let done = revoke_record(ctx, &rec.id, &rec.hash)
         .await?
         .ok_or(Error::NotFound)?;
+    ctx.isolate.emit(Event::PatRevoked {
+        pat_id: rec.id.clone(),
+        newly: done.newly,
+        via: "api",
+    });
     let mut response = Response::empty(204);
     response.log = done.log;
     Ok(Outcome {
@@ -332,6 +346,10 @@ pub async fn rotate<B: Backend>(
         // The revocation that might have raced us deletes the new hash again 10 s after itself.
         Err(e) => log.push(format!("reading back a rotated PAT failed: {}", e.0)),
     }
+    ctx.isolate.emit(Event::PatRotated {
+        pat_id: rec.id.clone(),
+        generation: rec.generation,
+    });
     let mut response = created_response(&rec, &token);
     response.log = (!log.is_empty()).then(|| log.join("; "));
     Ok(Outcome {

@@ -4,6 +4,7 @@
 //! isolate for the limit's period, so that even a correct secret is refused meanwhile. A limiter
 //! that fails lets the request through: a limiter outage must not lock everyone out.
 
+use super::events::Event;
 use super::Ctx;
 use crate::error::Error;
 use crate::http::Request;
@@ -43,17 +44,37 @@ pub fn check_blocked<B>(ctx: &Ctx<'_, B>, limit: Limit, key: &str) -> Result<(),
 /// Counts one event for `key`; past the limit: blocked in this isolate for the period, and 429.
 pub async fn count<B: Backend>(ctx: &Ctx<'_, B>, limit: Limit, key: &str) -> Result<(), Error> {
     check_blocked(ctx, limit, key)?;
-    if matches!(ctx.backend.over_limit(limit, key).await, Ok(true)) {
-        ctx.isolate
-            .block(limit, key, ctx.now + Limit::PERIOD_SECS as i64);
-        return Err(limited(limit));
+    match ctx.backend.over_limit(limit, key).await {
+        Ok(false) => Ok(()),
+        Ok(true) => {
+            ctx.isolate
+                .block(limit, key, ctx.now + Limit::PERIOD_SECS as i64);
+            ctx.isolate.emit(Event::RateLimited {
+                limit: name(limit),
+                key: key.to_owned(),
+            });
+            Err(limited(limit))
+        }
+        Err(e) => {
+            ctx.isolate.emit(Event::Warning {
+                message: format!("rate limiter failed, request let through: {}", e.0),
+            });
+            Ok(())
+        }
     }
-    Ok(())
 }
 
 /// A failed client or resource authentication: counted per client id and per IP. Returns the
 /// error to answer: the authentication failure, or 429 once past a limit.
 pub async fn failed_auth<B: Backend>(ctx: &Ctx<'_, B>, id: &str, ip: &str, e: Error) -> Error {
+    ctx.isolate.emit(Event::ClientAuthFailed {
+        client_id: id.to_owned(),
+        ip: ip.to_owned(),
+        reason: match &e {
+            Error::InvalidClient(cause) => cause.clone(),
+            other => other.code().to_owned(),
+        },
+    });
     if let Err(limited) = count(ctx, Limit::FailedAuthPerClient, id).await {
         return limited;
     }

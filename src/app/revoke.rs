@@ -2,6 +2,7 @@
 //! identifies with `client_id=pat_client` and no secret, so a leaked token dies with one curl.
 //! Confidential clients authenticate and revoke tokens issued to them.
 
+use super::events::Event;
 use super::{client_auth, Ctx, Deferred, Outcome};
 use crate::error::Error;
 use crate::http::{Request, Response};
@@ -40,6 +41,17 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
     let done = revoke_record(ctx, &rec.id, &hash)
         .await?
         .unwrap_or_default();
+    ctx.isolate.emit(match rec.kind {
+        crate::token::TokenKind::Pat => Event::PatRevoked {
+            pat_id: rec.id.clone(),
+            newly: done.newly,
+            via: "rfc7009",
+        },
+        crate::token::TokenKind::Access => Event::TokenRevoked {
+            token_id: rec.id.clone(),
+            client_id: rec.client_id.clone(),
+        },
+    });
     let mut response = Response::empty(200);
     response.log = done.log;
     Ok(Outcome {
@@ -53,6 +65,8 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
 pub struct Purge {
     pub deferred: Vec<Deferred>,
     pub log: Option<String>,
+    /// For a revocation: this call revoked the token (false: it was revoked before).
+    pub newly: bool,
 }
 
 /// Revokes token `id` in D1 (the truth), then evicts it from KV, so this location stops seeing it
@@ -81,7 +95,9 @@ pub async fn revoke_record<B: Backend>(
     if *known != revoked.hash {
         hashes.push(*known);
     }
-    Ok(Some(purge(ctx, id, hashes).await))
+    let mut done = purge(ctx, id, hashes).await;
+    done.newly = revoked.newly;
+    Ok(Some(done))
 }
 
 /// Deletes `hashes` and every hash token `id` retired within the KV cache bound from KV, and
@@ -133,5 +149,6 @@ pub async fn purge<B: Backend>(ctx: &Ctx<'_, B>, id: &str, mut hashes: Vec<Token
     Purge {
         deferred,
         log: (!log.is_empty()).then(|| log.join("; ")),
+        newly: false,
     }
 }

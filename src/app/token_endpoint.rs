@@ -107,11 +107,19 @@ pub async fn issue_access_token<B: Backend>(
                 scopes,
                 expires_at: ctx.now + lifetime,
             };
-            // A failed KV write is repaired by the first introspection (D1 has the token).
-            let (_, token, _kv_failure) = super::reference::issue(ctx, new).await?;
+            let (_, token, _) = super::reference::issue(ctx, new).await?;
             token.expose_secret().to_owned()
         }
     };
+    ctx.isolate.emit(super::events::Event::TokenIssued {
+        client_id: client.id.clone(),
+        sub: subject.to_owned(),
+        format: match client.token_format {
+            TokenFormat::Jwt => "jwt",
+            TokenFormat::Reference => "reference",
+        },
+        grant: "client_credentials",
+    });
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

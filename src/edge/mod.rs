@@ -99,6 +99,9 @@ async fn serve(
         now: now_secs(),
     };
     let outcome = app::handle(&actx, &core_req).await;
+    for event in isolate.take_events() {
+        worker::console_log!("{}", event.line());
+    }
     if !outcome.deferred.is_empty() {
         let env = env.clone();
         ctx.wait_until(async move { run_deferred(env, outcome.deferred).await });

@@ -664,3 +664,71 @@ fn pat_creations_are_limited_per_user_and_token_calls_per_ip() {
     }
     assert_eq!(h.call(&cc()).0, 429);
 }
+
+// --- security events ---------------------------------------------------------------------------
+
+#[test]
+fn security_events_are_one_json_line_each_with_ids_and_never_a_secret() {
+    let h = with_limits(&[(crate::store::Limit::FailedAuthPerClient, 1)]);
+    let (id, token) = h.pat("alice", &["demo_api:read"]);
+    let (s, v) = h.user_call(Method::Post, &format!("/api/pats/{id}/rotate"), "alice");
+    assert_eq!(s, 201);
+    let new = v["token"].as_str().expect("token").to_owned();
+    assert_eq!(
+        h.user_call(Method::Delete, &format!("/api/pats/{id}"), "alice")
+            .0,
+        204
+    );
+    h.introspect_as("demo_api", "wrong-secret", &new);
+    h.introspect_as("demo_api", "wrong-secret", &new); // over the limit
+    let (s, _, _) = h.call(&admin(
+        Method::Patch,
+        "/admin/clients/demo_client",
+        Some(client_json(false)),
+    ));
+    assert_eq!(s, 200);
+    let lines: Vec<String> = h
+        .isolate
+        .take_events()
+        .iter()
+        .map(super::super::events::Event::line)
+        .collect();
+    let kinds: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("json")["event"]
+                .as_str()
+                .expect("event")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "pat.created",
+            "pat.rotated",
+            "pat.revoked",
+            "client_auth.failed",
+            "client_auth.failed",
+            "rate_limited",
+            "admin.change"
+        ],
+        "{lines:#?}"
+    );
+    for l in &lines {
+        assert!(!l.contains('\n'));
+        for secret in [&token, &new, "wrong-secret", "demo-api-secret", ADMIN] {
+            assert!(!l.contains(secret), "a secret in {l}");
+        }
+    }
+    assert!(
+        lines[2].contains(&format!(r#""pat_id":"{id}""#)),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[6].contains(r#""target":"clients/demo_client","status":200"#),
+        "{}",
+        lines[6]
+    );
+}
