@@ -31,6 +31,12 @@ pub struct Grant {
     /// it existed: those count as stale.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fresh_until: Option<i64>,
+    /// See [`TokenRecord::client_uid`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_uid: Option<String>,
+    /// See [`TokenRecord::scope_owners`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_owners: Option<Vec<String>>,
 }
 
 impl Grant {
@@ -58,7 +64,16 @@ pub struct TokenRecord {
     /// How many times the token was rotated. JWTs exchanged from a PAT carry the generation they
     /// were minted from, so rotating the PAT kills them.
     pub generation: i64,
+    /// The uid of the client when the token was issued: a client deleted and created again with
+    /// the same id has another uid, and does not revive the token. `None`: issued before uids.
+    pub client_uid: Option<String>,
+    /// For each scope (same order), the uid of the API resource that owned it at issuance ("-":
+    /// none). A scope moved to another resource stays invisible to it. `None`: issued before.
+    pub scope_owners: Option<Vec<String>>,
 }
+
+/// A scope owned by no resource (at issuance).
+pub const NO_OWNER: &str = "-";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -91,6 +106,8 @@ impl TokenRecord {
             exp: self.expires_at,
             name: self.name.clone(),
             fresh_until: Some(fresh_until.min(self.expires_at)),
+            client_uid: self.client_uid.clone(),
+            scope_owners: self.scope_owners.clone(),
         }
     }
 }
@@ -118,6 +135,8 @@ impl SecretSet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiResource {
     pub id: String,
+    /// Internal id, never reused (assigned by the store at creation; empty before it).
+    pub uid: String,
     pub secret: SecretSet,
     pub enabled: bool,
     pub scopes: Vec<String>,
@@ -134,6 +153,8 @@ pub enum TokenFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
     pub id: String,
+    /// Internal id, never reused (assigned by the store at creation; empty before it).
+    pub uid: String,
     pub secret: Option<SecretSet>,
     pub allowed_scopes: Vec<String>,
     pub token_format: TokenFormat,
@@ -166,6 +187,8 @@ mod tests {
             exp: 1_800_000_000,
             name: Some("ci".into()),
             fresh_until: Some(1_700_003_600),
+            client_uid: None,
+            scope_owners: None,
         };
         let json = serde_json::to_string(&g).expect("serializes");
         assert_eq!(

@@ -75,6 +75,8 @@ pub struct MemoryBackend {
     /// Rate limits: events allowed per key (absent: unlimited), and the counts so far.
     pub limits: RefCell<HashMap<crate::store::Limit, u32>>,
     pub limit_counts: RefCell<HashMap<(crate::store::Limit, String), u32>>,
+    /// The last uid the store assigned (D1 assigns random ones).
+    pub uid_seq: Cell<u32>,
     /// Until when each KV grant lives (see [`MemoryBackend::expire_kv`]).
     pub kv_until: RefCell<HashMap<TokenHash, i64>>,
     /// One-shot hooks run right after a write of that step applied (to interleave a concurrent
@@ -106,6 +108,11 @@ impl MemoryBackend {
             return Err(StoreError("D1 is broken (test)".into()));
         }
         Ok(())
+    }
+
+    fn next_uid(&self) -> String {
+        self.uid_seq.set(self.uid_seq.get() + 1);
+        format!("uid{}", self.uid_seq.get())
     }
 
     /// Makes the next call of `step` fail as `fault` says.
@@ -343,7 +350,9 @@ impl crate::store::AdminStore for MemoryBackend {
             if all.iter().any(|x| x.id == c.id) {
                 return Write::Conflict;
             }
-            all.push(c.clone());
+            let mut c = c.clone();
+            c.uid = self.next_uid();
+            all.push(c);
             Write::Done
         })
     }
@@ -373,7 +382,9 @@ impl crate::store::AdminStore for MemoryBackend {
             if taken {
                 return Write::Conflict;
             }
-            all.push(r.clone());
+            let mut r = r.clone();
+            r.uid = self.next_uid();
+            all.push(r);
             Write::Done
         })
     }

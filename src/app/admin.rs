@@ -327,6 +327,7 @@ async fn create_client<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Re
     };
     let client = Client {
         id: body.id,
+        uid: String::new(), // assigned by the store
         secret: secret.as_ref().map(|s| SecretSet {
             current: s.hash(),
             previous: None,
@@ -378,6 +379,7 @@ async fn create_resource<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<
     let secret = new_secret()?;
     let r = ApiResource {
         id: body.id,
+        uid: String::new(), // assigned by the store
         secret: SecretSet {
             current: secret.hash(),
             previous: None,

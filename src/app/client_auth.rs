@@ -86,15 +86,13 @@ async fn table<T>(
     }
 }
 
-pub async fn load_resource<B: Backend>(
-    ctx: &Ctx<'_, B>,
-    id: &str,
-) -> Result<Option<Rc<ApiResource>>, Error> {
+/// Every API resource, from the isolate's copy of the table.
+pub async fn resources<B: Backend>(ctx: &Ctx<'_, B>) -> Result<Rc<Table<ApiResource>>, Error> {
     let (c, now) = (ctx.cfg, ctx.now);
     let lookup =
         ctx.isolate
             .lookup_resources(now, c.registry_cache_secs, c.registry_max_stale_secs);
-    let t = table(
+    table(
         lookup,
         ctx.backend.list_resources(),
         |r| &r.id,
@@ -102,8 +100,31 @@ pub async fn load_resource<B: Backend>(
             ctx.isolate.store_resources(now, t);
         },
     )
-    .await?;
-    Ok(t.get(id).cloned())
+    .await
+}
+
+pub async fn load_resource<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    id: &str,
+) -> Result<Option<Rc<ApiResource>>, Error> {
+    Ok(resources(ctx).await?.get(id).cloned())
+}
+
+/// For each scope, the uid of the API resource that owns it now ([`crate::model::NO_OWNER`]:
+/// none), recorded with a new token.
+pub async fn scope_owners<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    scopes: &[String],
+) -> Result<Vec<String>, Error> {
+    let all = resources(ctx).await?;
+    Ok(scopes
+        .iter()
+        .map(|s| {
+            all.values()
+                .find(|r| r.scopes.contains(s))
+                .map_or_else(|| crate::model::NO_OWNER.to_owned(), |r| r.uid.clone())
+        })
+        .collect())
 }
 
 pub async fn load_client<B: Backend>(

@@ -134,21 +134,15 @@ async fn reference_token<B: Backend>(
         return Ok(d);
     };
 
-    // IdentityServer's rule: a resource sees only its own scopes, and a token without any of
-    // them is inactive for it.
-    let visible: Vec<String> = grant
-        .scopes
-        .iter()
-        .filter(|s| resource.scopes.iter().any(|r| r == *s))
-        .cloned()
-        .collect();
+    let visible = visible_scopes(&grant, resource);
     if visible.is_empty() {
         return Ok(Decided::inactive());
     }
-    // Tokens of a disabled or deleted client stop working within the registry cache lifetime.
+    // Tokens of a disabled or deleted client stop working within the registry cache lifetime,
+    // and a client created again with the same id (another uid) does not revive them.
     if !client_auth::load_client(ctx, &grant.client_id)
         .await?
-        .is_some_and(|c| c.enabled)
+        .is_some_and(|c| c.enabled && same_uid(grant.client_uid.as_deref(), &c.uid))
     {
         return Ok(Decided::inactive());
     }
@@ -214,7 +208,7 @@ async fn from_source_of_truth<B: Backend>(
             let grant = rec.grant(ctx.now + ctx.cfg.grant_cache_secs);
             deferred.push(Deferred::CacheGrant {
                 hash,
-                grant: grant.clone(),
+                grant: Box::new(grant.clone()),
             });
             Ok(Some(grant))
         }
@@ -227,4 +221,29 @@ async fn from_source_of_truth<B: Backend>(
             Ok(None)
         }
     }
+}
+
+/// Whether a record's uid is the one a token recorded at issuance (`None`: a token issued before
+/// uids existed, matched by id alone).
+pub fn same_uid(recorded: Option<&str>, current: &str) -> bool {
+    recorded.is_none_or(|r| r == current)
+}
+
+/// IdentityServer's rule: a resource sees only its own scopes, and a token without any of them is
+/// inactive for it. A scope counts only if this resource (this uid) owned it when the token was
+/// issued: a scope deleted and created again under another resource stays invisible to it.
+pub fn visible_scopes(grant: &Grant, resource: &ApiResource) -> Vec<String> {
+    grant
+        .scopes
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| {
+            resource.scopes.iter().any(|r| r == *s)
+                && grant
+                    .scope_owners
+                    .as_ref()
+                    .is_none_or(|o| o.get(*i).is_some_and(|u| *u == resource.uid))
+        })
+        .map(|(_, s)| s.clone())
+        .collect()
 }

@@ -138,7 +138,7 @@ async fn pat_to_jwt<B: Backend>(
     // A PAT of a disabled client is inactive everywhere: it mints nothing either.
     if !client_auth::load_client(ctx, &rec.client_id)
         .await?
-        .is_some_and(|c| c.enabled)
+        .is_some_and(|c| c.enabled && super::decision::same_uid(rec.client_uid.as_deref(), &c.uid))
     {
         return Err(inactive());
     }

@@ -124,7 +124,9 @@ async fn source_pat_active<B: Backend>(
                 && Some(rec.generation) == generation
                 && client_auth::load_client(ctx, &rec.client_id)
                     .await?
-                    .is_some_and(|c| c.enabled)
+                    .is_some_and(|c| {
+                        c.enabled && super::decision::same_uid(rec.client_uid.as_deref(), &c.uid)
+                    })
         }
         None => false,
     };

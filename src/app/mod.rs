@@ -84,7 +84,7 @@ pub enum Deferred {
         uses: u32,
     },
     /// Rewrite a stale KV grant with what D1 said (fresh for [`Config::grant_cache_secs`]).
-    CacheGrant { hash: TokenHash, grant: Grant },
+    CacheGrant { hash: TokenHash, grant: Box<Grant> },
     /// Delete grants from KV after `after_secs`, retrying a failed delete a few times. Revocation
     /// and rotation send the hashes whose delete failed with `after_secs: 0`, and every hash they
     /// retired again after [`REVOCATION_RECHECK_SECS`]: a repair that read D1 just before the

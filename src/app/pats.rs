@@ -134,7 +134,11 @@ fn validate_expiry(body: &CreatePat, now: i64, max_days: i64) -> Result<i64, Err
     Ok(exp)
 }
 
-async fn validate_scopes<B: Backend>(ctx: &Ctx<'_, B>, scopes: &[String]) -> Result<(), Error> {
+/// Checks the scopes against the PAT client's allowed scopes; returns the PAT client.
+async fn validate_scopes<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    scopes: &[String],
+) -> Result<std::rc::Rc<crate::model::Client>, Error> {
     if scopes.is_empty() {
         return Err(Error::InvalidScope("at least one scope is required".into()));
     }
@@ -156,7 +160,7 @@ async fn validate_scopes<B: Backend>(ctx: &Ctx<'_, B>, scopes: &[String]) -> Res
             )));
         }
     }
-    Ok(())
+    Ok(pat_client)
 }
 
 /// Validates and stores a new PAT for `sub`; shared by `POST /api/pats` and token exchange.
@@ -167,7 +171,7 @@ pub async fn issue<B: Backend>(
 ) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
     validate_name(&body.name)?;
     let expires_at = validate_expiry(&body, ctx.now, ctx.cfg.pat_max_days)?;
-    validate_scopes(ctx, &body.scopes).await?;
+    let pat_client = validate_scopes(ctx, &body.scopes).await?;
     super::ratelimit::count(ctx, crate::store::Limit::PatCreationsPerUser, &sub).await?;
 
     let issued = reference::issue(
@@ -179,6 +183,7 @@ pub async fn issue<B: Backend>(
             name: Some(body.name),
             scopes: body.scopes,
             expires_at,
+            client_uid: pat_client.uid.clone(),
         },
     )
     .await?;
@@ -422,6 +427,8 @@ mod tests {
             last_used_at: None,
             use_count: 0,
             generation: 0,
+            client_uid: None,
+            scope_owners: None,
         };
         assert_eq!(parse_cursor(&make_cursor(&rec)), Ok((42, "abc".to_owned())));
         assert!(parse_cursor("!!").is_err());

@@ -15,6 +15,8 @@ pub struct NewToken {
     pub name: Option<String>,
     pub scopes: Vec<String>,
     pub expires_at: i64,
+    /// The issuing client's uid (see [`TokenRecord::client_uid`]).
+    pub client_uid: String,
 }
 
 /// Stores a new token (D1 record, then KV grant) and returns it with its record. If either write
@@ -27,6 +29,7 @@ pub async fn issue<B: Backend>(
 ) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
     let rng = |e: getrandom::Error| Error::Internal(format!("randomness unavailable: {e}"));
     let token = PlainToken::generate(new.kind).map_err(rng)?;
+    let scope_owners = super::client_auth::scope_owners(ctx, &new.scopes).await?;
     let rec = TokenRecord {
         id: random_id().map_err(rng)?,
         kind: new.kind,
@@ -41,6 +44,8 @@ pub async fn issue<B: Backend>(
         last_used_at: None,
         use_count: 0,
         generation: 0,
+        client_uid: Some(new.client_uid),
+        scope_owners: Some(scope_owners),
     };
     if let Err(e) = ctx.backend.insert_token(&rec).await {
         // The insert may have landed although it reported an error: undo it, so that a retry

@@ -64,6 +64,7 @@ fn backend() -> MemoryBackend {
     let b = MemoryBackend::default();
     let res = |id: &str, secret: &str, scopes: &[&str]| ApiResource {
         id: id.into(),
+        uid: format!("uid-{id}"),
         secret: SecretSet {
             current: ClientSecret::new(secret).hash(),
             previous: None,
@@ -82,6 +83,7 @@ fn backend() -> MemoryBackend {
     b.clients.borrow_mut().extend([
         Client {
             id: PAT_CLIENT_ID.into(),
+            uid: "uid-pat_client".into(),
             secret: None,
             allowed_scopes: vec![
                 "demo_api:read".into(),
@@ -94,6 +96,7 @@ fn backend() -> MemoryBackend {
         },
         Client {
             id: "demo_client".into(),
+            uid: "uid-demo_client".into(),
             secret: Some(SecretSet {
                 current: ClientSecret::new("demo-client-secret").hash(),
                 previous: None,

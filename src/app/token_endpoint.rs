@@ -106,6 +106,7 @@ pub async fn issue_access_token<B: Backend>(
                 name: None,
                 scopes,
                 expires_at: ctx.now + lifetime,
+                client_uid: client.uid.clone(),
             };
             let (_, token, _) = super::reference::issue(ctx, new).await?;
             token.expose_secret().to_owned()

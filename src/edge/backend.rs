@@ -135,6 +135,8 @@ struct TokenRow {
     last_used_at: Option<i64>,
     use_count: i64,
     generation: i64,
+    client_uid: Option<String>,
+    scope_owners: Option<String>,
 }
 
 impl TokenRow {
@@ -154,12 +156,15 @@ impl TokenRow {
             last_used_at: self.last_used_at,
             use_count: self.use_count,
             generation: self.generation,
+            client_uid: self.client_uid,
+            scope_owners: self.scope_owners.as_deref().map(split_scopes),
         })
     }
 }
 
 const TOKEN_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name, scopes, created_at, \
-                             expires_at, revoked_at, last_used_at, use_count, generation";
+                             expires_at, revoked_at, last_used_at, use_count, generation, \
+                             client_uid, scope_owners";
 
 impl EdgeBackend {
     async fn query_tokens(
@@ -206,8 +211,8 @@ fn n(v: i64) -> JsValue {
 impl TokenStore for EdgeBackend {
     async fn insert_token(&self, rec: &TokenRecord) -> Result<(), StoreError> {
         self.execute(
-            "INSERT INTO tokens (id, kind, token_hash, subject, client_id, name, scopes, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO tokens (id, kind, token_hash, subject, client_id, name, scopes, created_at, expires_at, \
+             client_uid, scope_owners) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             &[
                 s(&rec.id),
                 s(rec.kind.as_str()),
@@ -218,6 +223,10 @@ impl TokenStore for EdgeBackend {
                 s(&rec.scopes.join(" ")),
                 n(rec.created_at),
                 n(rec.expires_at),
+                rec.client_uid.as_deref().map_or(JsValue::NULL, s),
+                rec.scope_owners
+                    .as_ref()
+                    .map_or(JsValue::NULL, |o| s(&o.join(" "))),
             ],
         )
         .await
@@ -397,6 +406,7 @@ struct ResourceRow {
     previous_secret_expires_at: Option<i64>,
     enabled: i64,
     scopes: Option<String>,
+    uid: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -409,14 +419,15 @@ struct ClientRow {
     token_format: String,
     token_lifetime: i64,
     enabled: i64,
+    uid: Option<String>,
 }
 
-const RESOURCE_SELECT: &str = "SELECT r.id, r.secret_hash, r.previous_secret_hash, \
+const RESOURCE_SELECT: &str = "SELECT r.id, r.uid, r.secret_hash, r.previous_secret_hash, \
     r.previous_secret_expires_at, r.enabled, \
     (SELECT group_concat(name, ' ') FROM scopes WHERE resource_id = r.id) AS scopes \
     FROM api_resources r";
 const CLIENT_SELECT: &str =
-    "SELECT id, secret_hash, previous_secret_hash, previous_secret_expires_at, \
+    "SELECT id, uid, secret_hash, previous_secret_hash, previous_secret_expires_at, \
     allowed_scopes, token_format, token_lifetime, enabled FROM clients";
 
 impl ResourceRow {
@@ -428,6 +439,7 @@ impl ResourceRow {
                 self.previous_secret_expires_at,
             )?,
             id: self.id,
+            uid: self.uid.unwrap_or_default(),
             enabled: self.enabled != 0,
             scopes: split_scopes(self.scopes.as_deref().unwrap_or("")),
         })
@@ -449,11 +461,13 @@ impl ClientRow {
                 })
                 .transpose()?,
             id: self.id,
+            uid: self.uid.unwrap_or_default(),
             allowed_scopes: split_scopes(&self.allowed_scopes),
-            token_format: if self.token_format == "jwt" {
-                TokenFormat::Jwt
-            } else {
-                TokenFormat::Reference
+            // An unknown value is an error, never silently a reference token.
+            token_format: match self.token_format.as_str() {
+                "jwt" => TokenFormat::Jwt,
+                "reference" => TokenFormat::Reference,
+                other => return Err(err(format!("unknown token_format {other:?} in D1"))),
             },
             token_lifetime: self.token_lifetime,
             enabled: self.enabled != 0,

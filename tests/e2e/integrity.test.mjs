@@ -142,3 +142,37 @@ test("disabling pat_client stops PAT creation and exchange; its PATs go inactive
   }
   assert.equal((await introspect(srv.url, pat.token)).json.active, true);
 });
+
+test("a client or resource deleted and created again with the same id does not revive old tokens", async () => {
+  const created = async (path, body) => {
+    const r = await admin("POST", path, body);
+    assert.equal(r.status, 201, r.text);
+    return r.json;
+  };
+  const cc = async (id, secret) => {
+    const r = await form(`${srv.url}/oauth/token`, "grant_type=client_credentials", {
+      authorization: "Basic " + Buffer.from(`${id}:${secret}`).toString("base64"),
+    });
+    assert.equal(r.status, 200, r.text);
+    return r.json.access_token;
+  };
+  const asResource = (id, secret) => "Basic " + Buffer.from(`${id}:${secret}`).toString("base64");
+  const r1 = await created("/admin/resources", { id: "mv_one", scopes: ["mv:read"] });
+  const c1 = await created("/admin/clients", { id: "mv_client", allowed_scopes: ["mv:read"] });
+  const old = await cc("mv_client", c1.client_secret);
+  assert.equal((await introspect(srv.url, old, asResource("mv_one", r1.secret))).json.active, true);
+
+  // the scope moves to another resource: it does not see the old token
+  assert.equal((await admin("DELETE", "/admin/resources/mv_one")).status, 204);
+  const r2 = await created("/admin/resources", { id: "mv_two", scopes: ["mv:read"] });
+  assert.equal((await introspect(srv.url, old, asResource("mv_two", r2.secret))).text, INACTIVE, "new owner of the scope");
+  const fresh = await cc("mv_client", c1.client_secret);
+  assert.equal((await introspect(srv.url, fresh, asResource("mv_two", r2.secret))).json.active, true, "a token issued now");
+
+  // the client is deleted and created again: its old tokens stay dead
+  assert.equal((await admin("DELETE", "/admin/clients/mv_client")).status, 204);
+  const c2 = await created("/admin/clients", { id: "mv_client", allowed_scopes: ["mv:read"] });
+  assert.equal((await introspect(srv.url, fresh, asResource("mv_two", r2.secret))).text, INACTIVE, "old client's token");
+  const mine = await cc("mv_client", c2.client_secret);
+  assert.equal((await introspect(srv.url, mine, asResource("mv_two", r2.secret))).json.active, true);
+});

@@ -732,3 +732,91 @@ fn security_events_are_one_json_line_each_with_ids_and_never_a_secret() {
         lines[6]
     );
 }
+
+// --- clients and resources as they were at issuance ----------------------------------------------
+
+fn client_credentials(h: &Harness) -> (u16, Value) {
+    let req = Request::new(Method::Post, "/oauth/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            "grant_type=client_credentials&client_id=demo_client&client_secret=demo-client-secret",
+        );
+    let (s, v, _) = h.call(&req);
+    (s, v)
+}
+
+#[test]
+fn a_client_deleted_and_created_again_does_not_revive_its_old_tokens() {
+    let h = Harness::new();
+    let (s, v) = client_credentials(&h);
+    assert_eq!(s, 200, "{v}");
+    let old = v["access_token"].as_str().expect("token").to_owned();
+    assert_eq!(h.introspect(&old).1["active"], true);
+    assert_eq!(
+        h.call(&admin(Method::Delete, "/admin/clients/demo_client", None))
+            .0,
+        204
+    );
+    let body = json!({"id":"demo_client","allowed_scopes":["demo_api:read"]}).to_string();
+    let (s, v, _) = h.call(&admin(Method::Post, "/admin/clients", Some(body)));
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        h.introspect(&old).1,
+        inactive(),
+        "the old client's token stays dead"
+    );
+    assert_eq!(h.introspect_elsewhere(&old), inactive());
+    // the new client's own tokens work
+    let secret = v["client_secret"].as_str().expect("secret").to_owned();
+    let req = Request::new(Method::Post, "/oauth/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&client_id=demo_client&client_secret={secret}"
+        ));
+    let (s, v, _) = h.call(&req);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        h.introspect(v["access_token"].as_str().expect("token")).1["active"],
+        true
+    );
+}
+
+#[test]
+fn a_scope_moved_to_another_resource_does_not_show_old_pats_to_it() {
+    let h = Harness::new();
+    let (_, old) = h.pat("alice", &["other_api:read"]);
+    assert_eq!(
+        h.introspect_as("other_api", "other-api-secret", &old).1["active"],
+        true
+    );
+    assert_eq!(
+        h.call(&admin(Method::Delete, "/admin/resources/other_api", None))
+            .0,
+        204
+    );
+    let body = json!({"id":"thief_api","scopes":["other_api:read"]}).to_string();
+    let (s, v, _) = h.call(&admin(Method::Post, "/admin/resources", Some(body)));
+    assert_eq!(s, 201, "{v}");
+    let secret = v["secret"].as_str().expect("secret").to_owned();
+    assert_eq!(
+        h.introspect_as("thief_api", &secret, &old).1,
+        inactive(),
+        "the new owner sees nothing"
+    );
+    // a PAT issued now, under the new owner, is visible to it
+    let (_, new) = h.pat("alice", &["other_api:read"]);
+    assert_eq!(
+        h.introspect_as("thief_api", &secret, &new).1["active"],
+        true
+    );
+    // and a resource re-created with the same id is another resource too
+    assert_eq!(
+        h.call(&admin(Method::Delete, "/admin/resources/thief_api", None))
+            .0,
+        204
+    );
+    let body = json!({"id":"thief_api","scopes":["other_api:read"]}).to_string();
+    let (_, v, _) = h.call(&admin(Method::Post, "/admin/resources", Some(body)));
+    let secret = v["secret"].as_str().expect("secret").to_owned();
+    assert_eq!(h.introspect_as("thief_api", &secret, &new).1, inactive());
+}
