@@ -80,7 +80,7 @@ fn created_response(rec: &TokenRecord, token: &PlainToken) -> Response {
     .with_header("location", format!("/api/pats/{}", rec.id))
 }
 
-fn validate_name(name: &str) -> Result<(), Error> {
+pub(crate) fn validate_name(name: &str) -> Result<(), Error> {
     let n = name.chars().count();
     if name.trim().is_empty() || n > MAX_NAME_CHARS {
         return Err(Error::InvalidRequest(format!(
@@ -95,7 +95,7 @@ fn validate_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn validate_expiry(body: &CreatePat, now: i64, max_days: i64) -> Result<i64, Error> {
+pub(crate) fn validate_expiry(body: &CreatePat, now: i64, max_days: i64) -> Result<i64, Error> {
     let max = now + max_days * 86_400;
     let exp = match (&body.expires_at, body.expires_in_days) {
         (Some(_), Some(_)) => {
@@ -135,7 +135,10 @@ fn validate_expiry(body: &CreatePat, now: i64, max_days: i64) -> Result<i64, Err
     Ok(exp)
 }
 
-async fn validate_scopes<B: Backend>(ctx: &Ctx<'_, B>, scopes: &[String]) -> Result<(), Error> {
+pub(crate) async fn validate_scopes<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    scopes: &[String],
+) -> Result<(), Error> {
     if scopes.is_empty() {
         return Err(Error::InvalidScope("at least one scope is required".into()));
     }
@@ -161,22 +164,33 @@ pub async fn issue<B: Backend>(
     sub: String,
     body: CreatePat,
 ) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
+    issue_with_id(ctx, sub, body, None).await
+}
+
+/// [`issue`] with a caller-chosen record id (`None`: random). The token page derives the id from
+/// its one-time form token, so that re-posting the same form cannot create a second PAT.
+pub async fn issue_with_id<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    sub: String,
+    body: CreatePat,
+    id: Option<String>,
+) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
     validate_name(&body.name)?;
     let expires_at = validate_expiry(&body, ctx.now, ctx.cfg.pat_max_days)?;
     validate_scopes(ctx, &body.scopes).await?;
 
-    reference::issue(
-        ctx,
-        reference::NewToken {
-            kind: TokenKind::Pat,
-            subject: sub,
-            client_id: PAT_CLIENT_ID.to_owned(),
-            name: Some(body.name),
-            scopes: body.scopes,
-            expires_at,
-        },
-    )
-    .await
+    let new = reference::NewToken {
+        kind: TokenKind::Pat,
+        subject: sub,
+        client_id: PAT_CLIENT_ID.to_owned(),
+        name: Some(body.name),
+        scopes: body.scopes,
+        expires_at,
+    };
+    match id {
+        None => reference::issue(ctx, new).await,
+        Some(id) => reference::issue_with_id(ctx, new, id).await,
+    }
 }
 
 pub async fn create<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response, Error> {
@@ -188,7 +202,7 @@ pub async fn create<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Respo
     Ok(resp)
 }
 
-fn parse_cursor(s: &str) -> Result<Cursor, Error> {
+pub(crate) fn parse_cursor(s: &str) -> Result<Cursor, Error> {
     let bad = || Error::InvalidRequest("cursor is not valid".into());
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s)
@@ -215,16 +229,7 @@ pub async fn list<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Respons
             .ok_or_else(|| Error::InvalidRequest(format!("limit must be 1 to {MAX_PAGE}")))?,
     };
     let after = q.get("cursor").map(parse_cursor).transpose()?;
-    let mut recs = ctx
-        .backend
-        .list_pats(&sub, after.as_ref(), limit + 1)
-        .await?;
-    let next = if recs.len() > limit as usize {
-        recs.truncate(limit as usize);
-        recs.last().map(make_cursor)
-    } else {
-        None
-    };
+    let (recs, next) = list_for(ctx, &sub, after.as_ref(), limit).await?;
     let pats: Vec<PatView<'_>> = recs.iter().map(|r| view(r, ctx.now)).collect();
     Ok(Response::json(
         200,
@@ -232,7 +237,28 @@ pub async fn list<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Respons
     ))
 }
 
-async fn owned<B: Backend>(ctx: &Ctx<'_, B>, sub: &str, id: &str) -> Result<TokenRecord, Error> {
+/// One page of `sub`'s PATs, newest first, and the cursor of the next page if there is one.
+pub async fn list_for<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    sub: &str,
+    after: Option<&Cursor>,
+    limit: u32,
+) -> Result<(Vec<TokenRecord>, Option<String>), Error> {
+    let mut recs = ctx.backend.list_pats(sub, after, limit + 1).await?;
+    let next = if recs.len() > limit as usize {
+        recs.truncate(limit as usize);
+        recs.last().map(make_cursor)
+    } else {
+        None
+    };
+    Ok((recs, next))
+}
+
+pub(crate) async fn owned<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    sub: &str,
+    id: &str,
+) -> Result<TokenRecord, Error> {
     ctx.backend
         .pat_for_subject(sub, id)
         .await?
@@ -251,15 +277,25 @@ pub async fn revoke<B: Backend>(
     id: &str,
 ) -> Result<Outcome, Error> {
     let sub = user::authenticate(ctx, req).await?;
-    let rec = owned(ctx, &sub, id).await?;
-    let mut deferred = Vec::new();
-    if rec.revoked_at.is_none() {
-        deferred.push(revoke_record(ctx, &rec.id, &rec.hash).await?);
-    }
+    let deferred = revoke_for(ctx, &sub, id).await?;
     Ok(Outcome {
         response: Response::empty(204),
         deferred,
     })
+}
+
+/// Revokes `sub`'s PAT `id` (a no-op if it is already revoked); 404 if it is not theirs.
+pub async fn revoke_for<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    sub: &str,
+    id: &str,
+) -> Result<Vec<Deferred>, Error> {
+    let rec = owned(ctx, sub, id).await?;
+    let mut deferred = Vec::new();
+    if rec.revoked_at.is_none() {
+        deferred.push(revoke_record(ctx, &rec.id, &rec.hash).await?);
+    }
+    Ok(deferred)
 }
 
 pub async fn rotate<B: Backend>(
@@ -268,7 +304,32 @@ pub async fn rotate<B: Backend>(
     id: &str,
 ) -> Result<Outcome, Error> {
     let sub = user::authenticate(ctx, req).await?;
-    let mut rec = owned(ctx, &sub, id).await?;
+    let r = rotate_for(ctx, &sub, id).await?;
+    let mut response = created_response(&r.record, &r.token);
+    response.log = r.log;
+    Ok(Outcome {
+        response,
+        deferred: r.deferred,
+    })
+}
+
+/// A rotated PAT: its record with the new hash, the new token (shown once), a line to log and the
+/// work to run after the response.
+pub struct Rotated {
+    pub record: TokenRecord,
+    pub token: PlainToken,
+    pub log: Option<String>,
+    pub deferred: Vec<Deferred>,
+}
+
+/// Rotates `sub`'s active PAT `id`: same id, name, scopes and expiry, a new token; the old one
+/// stops working. 404 if it is not theirs, 409 if it is not active.
+pub async fn rotate_for<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    sub: &str,
+    id: &str,
+) -> Result<Rotated, Error> {
+    let mut rec = owned(ctx, sub, id).await?;
     if rec.status(ctx.now) != Status::Active {
         return Err(Error::Conflict(
             "only an active token can be rotated".into(),
@@ -287,16 +348,18 @@ pub async fn rotate<B: Backend>(
     }
     ctx.backend.delete_grant(&old).await?;
     ctx.isolate.mark_inactive(old, ctx.now);
-    let mut response = created_response(&rec, &token);
+    let mut log = None;
     if let Err(e) = ctx
         .backend
         .put_grant(&rec.hash, &rec.grant(), rec.expires_at)
         .await
     {
-        response.log = Some(format!("KV write after PAT rotation failed: {}", e.0));
+        log = Some(format!("KV write after PAT rotation failed: {}", e.0));
     }
-    Ok(Outcome {
-        response,
+    Ok(Rotated {
+        record: rec,
+        token,
+        log,
         deferred: vec![Deferred::DeleteGrantAgain { hash: old }],
     })
 }

@@ -23,10 +23,23 @@ pub async fn issue<B: Backend>(
     ctx: &Ctx<'_, B>,
     new: NewToken,
 ) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
-    let rng = |e: getrandom::Error| Error::Internal(format!("randomness unavailable: {e}"));
+    let id = random_id().map_err(rng)?;
+    issue_with_id(ctx, new, id).await
+}
+
+fn rng(e: getrandom::Error) -> Error {
+    Error::Internal(format!("randomness unavailable: {e}"))
+}
+
+/// [`issue`] with a caller-chosen record id (unique: the D1 insert fails on a duplicate).
+pub async fn issue_with_id<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    new: NewToken,
+    id: String,
+) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
     let token = PlainToken::generate(new.kind).map_err(rng)?;
     let rec = TokenRecord {
-        id: random_id().map_err(rng)?,
+        id,
         kind: new.kind,
         hash: token.hash(),
         subject: new.subject,

@@ -52,6 +52,7 @@ fn config() -> Config {
             ))
             .expect("keys"),
         )),
+        page: PageConfig::default(),
     }
 }
 

@@ -131,6 +131,15 @@ async fn run_deferred(env: Env, work: Vec<Deferred>) {
     }
 }
 
+/// What the token page reads: its host (issuer only), identity, and cross-site signals.
+const PAGE_HEADERS: [&str; 5] = [
+    "host",
+    "cookie",
+    "cf-access-jwt-assertion",
+    "origin",
+    "sec-fetch-site",
+];
+
 fn to_core_request(
     req: &web_sys::Request,
     path: &str,
@@ -141,14 +150,19 @@ fn to_core_request(
     let headers = req.headers();
     let mut out = Vec::with_capacity(3);
     // Each header read crosses into JS: read only what the route can use.
-    let extra = if path.starts_with("/api/") {
-        Some("cf-access-jwt-assertion")
+    let extra: &[&str] = if path.starts_with("/api/") {
+        &["cf-access-jwt-assertion"]
     } else if path == "/oauth/introspect" {
-        Some("accept")
+        &["accept"]
+    } else if app::is_page_path(path) {
+        &PAGE_HEADERS
     } else {
-        None
+        &[]
     };
-    for name in ["authorization", "content-type"].into_iter().chain(extra) {
+    for name in ["authorization", "content-type"]
+        .into_iter()
+        .chain(extra.iter().copied())
+    {
         if let Some(v) = headers.get(name)? {
             out.push((name.to_owned(), v));
         }
@@ -183,7 +197,7 @@ fn to_core_request(
 /// Most responses share status and headers (an introspection answer, `{"active":false}`, ...).
 /// `new Response()` copies its init, so one `ResponseInit` per distinct (status, headers) can be
 /// reused instead of building a `Headers` object per request. Bounded; responses with per-request
-/// headers (`location`) are not cached.
+/// headers (`location`, `set-cookie`) are not cached.
 const MAX_CACHED_INITS: usize = 32;
 
 type CachedInit = (u16, Vec<(&'static str, String)>, web_sys::ResponseInit);
@@ -205,7 +219,10 @@ fn build_init(r: &http::Response) -> Result<web_sys::ResponseInit, JsValue> {
 
 fn to_web_response(mut r: http::Response) -> Result<web_sys::Response, JsValue> {
     let body = (!r.body.is_empty()).then_some(r.body.as_mut_slice());
-    let cacheable = r.headers.iter().all(|(k, _)| *k != "location");
+    let cacheable = r
+        .headers
+        .iter()
+        .all(|(k, _)| *k != "location" && *k != "set-cookie");
     if cacheable {
         let hit = INITS.with(|c| {
             c.borrow()
