@@ -240,7 +240,8 @@ fn fail_page<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, f: Fail) -> Response {
             r
         }
         Fail::SignInRequired(cause) => {
-            if ctx.cfg.page.dev_sign_in && req.method == Method::Get {
+            // A presented but invalid Access assertion gets the 401 page, not the dev form.
+            if ctx.cfg.page.dev_sign_in && req.method == Method::Get && cause.is_none() {
                 return redirect("/tokens/sign-in");
             }
             let text = if ctx.cfg.page.dev_sign_in {

@@ -94,19 +94,16 @@ pub fn ago(ts: i64, now: i64) -> String {
     "just now".into()
 }
 
-/// Expiry text and whether it deserves a warning (expired, or 7 days or less left).
+/// Expiry text and whether it deserves a warning (expired, or 7 days or less left, counting a
+/// started day as a day).
 pub fn expiry_text(expires_at: i64, now: i64) -> (String, bool) {
     let left = expires_at - now;
     if left <= 0 {
         return (format!("Expired on {}", date(expires_at)), true);
     }
-    let days = left / 86_400;
-    let text = if days == 0 {
-        "Expires in less than a day".to_owned()
-    } else {
-        format!("Expires in {}", plural(days, "day"))
-    };
-    (text, left <= 7 * 86_400)
+    // Rounded up: a 30-day token reads "30 days" until a full day has passed.
+    let days = (left + 86_399) / 86_400;
+    (format!("Expires in {}", plural(days, "day")), days <= 7)
 }
 
 fn time_exact(ts: i64, text: &str) -> Markup {
@@ -290,15 +287,16 @@ pub fn new_page(viewer: &Viewer<'_>, p: &NewPage<'_>) -> Markup {
             div.field {
                 label for="name" { "Name" }
                 input #name type="text" name="name" value=(f.name) maxlength="100" required
-                    autocomplete="off" aria-describedby="name-hint"
-                    aria-invalid=[e.name.as_ref().map(|_| "true")]
-                    aria-errormessage=[e.name.as_ref().map(|_| "name-error")];
+                    autocomplete="off"
+                    aria-describedby=(if e.name.is_some() { "name-hint name-error" } else { "name-hint" })
+                    aria-invalid=[e.name.as_ref().map(|_| "true")];
                 p.hint #name-hint { "What is this token for? For example: CI deploy." }
                 (field_error("name-error", e.name.as_ref()))
             }
             div.field {
                 label for="expiration" { "Expiration" }
-                select #expiration name="expiration" aria-describedby="expiration-hint"
+                select #expiration name="expiration"
+                    aria-describedby=(if e.expiration.is_some() { "expiration-hint expiration-error" } else { "expiration-hint" })
                     aria-invalid=[e.expiration.as_ref().map(|_| "true")] {
                     @for d in PRESETS.iter().filter(|d| **d <= p.max_days) {
                         @let v = d.to_string();
@@ -314,7 +312,7 @@ pub fn new_page(viewer: &Viewer<'_>, p: &NewPage<'_>) -> Markup {
                 input #custom_date type="date" name="custom_date" value=(f.custom_date)
                     min=(p.min_date) max=(p.max_date);
             }
-            fieldset aria-describedby="scopes-hint" {
+            fieldset aria-describedby=(if e.scopes.is_some() { "scopes-hint scopes-error" } else { "scopes-hint" }) {
                 legend { "Scopes" }
                 p.hint #scopes-hint { "Choose at least one. A token can only be used with the APIs whose scopes it carries." }
                 (field_error("scopes-error", e.scopes.as_ref()))
@@ -339,7 +337,7 @@ pub fn new_page(viewer: &Viewer<'_>, p: &NewPage<'_>) -> Markup {
                     }
                 }
             }
-            div.bar {
+            div.buttons {
                 button.btn.btn-primary type="submit" { "Generate token" }
                 a href="/tokens" { "Cancel" }
             }
@@ -385,7 +383,7 @@ pub fn confirm_revoke(viewer: &Viewer<'_>, csrf: &str, rec: &TokenRecord) -> Mar
         p { "Anything using this token stops working at once. This cannot be undone." }
         form method="post" action={ "/tokens/" (rec.id) "/revoke" } {
             input type="hidden" name="csrf" value=(csrf);
-            div.bar {
+            div.buttons {
                 button.btn.btn-danger-solid type="submit" { "Yes, revoke this token" }
                 a href="/tokens" { "Cancel" }
             }
@@ -409,7 +407,7 @@ pub fn confirm_regenerate(
         form method="post" action={ "/tokens/" (rec.id) "/regenerate" } {
             input type="hidden" name="csrf" value=(csrf);
             input type="hidden" name="version" value=(version);
-            div.bar {
+            div.buttons {
                 button.btn.btn-primary type="submit" { "Regenerate token" }
                 a href="/tokens" { "Cancel" }
             }
@@ -428,7 +426,8 @@ pub fn sign_in(csrf: &str, user: &str, error: Option<&str>) -> Markup {
             div.field {
                 label for="user" { "User id" }
                 input #user type="text" name="user" value=(user) required autocomplete="username"
-                    aria-describedby="user-hint" aria-invalid=[error.map(|_| "true")];
+                    aria-describedby=(if error.is_some() { "user-hint user-error" } else { "user-hint" })
+                    aria-invalid=[error.map(|_| "true")];
                 p.hint #user-hint { "Any id: letters, digits and . _ @ - (for example alice)." }
                 @if let Some(e) = error { p.err #user-error { "Error: " (e) } }
             }
@@ -451,4 +450,56 @@ pub fn message(
         @if let Some((href, label)) = link { p { a href=(href) { (label) } } }
     };
     layout(title, viewer, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times() {
+        let now = 1_795_000_000;
+        assert_eq!(ago(now, now), "just now");
+        assert_eq!(ago(now - 59, now), "just now");
+        assert_eq!(ago(now - 60, now), "1 minute ago");
+        assert_eq!(ago(now - 7_199, now), "1 hour ago");
+        assert_eq!(ago(now - 7_200, now), "2 hours ago");
+        assert_eq!(ago(now - 3 * 86_400, now), "3 days ago");
+        assert_eq!(ago(now + 100, now), "just now", "clock skew");
+        assert_eq!(exact(now), "2026-11-18 11:06:40 UTC");
+    }
+
+    #[test]
+    fn expiry_texts_and_warnings() {
+        let now = 1_795_000_000;
+        let d = 86_400;
+        assert_eq!(
+            expiry_text(now + 30 * d, now),
+            ("Expires in 30 days".into(), false)
+        );
+        assert_eq!(
+            expiry_text(now + 30 * d - 5, now),
+            ("Expires in 30 days".into(), false)
+        );
+        assert_eq!(
+            expiry_text(now + 8 * d, now),
+            ("Expires in 8 days".into(), false)
+        );
+        assert_eq!(
+            expiry_text(now + 7 * d + 1, now),
+            ("Expires in 8 days".into(), false)
+        );
+        assert_eq!(
+            expiry_text(now + 7 * d, now),
+            ("Expires in 7 days".into(), true)
+        );
+        assert_eq!(
+            expiry_text(now + 10, now),
+            ("Expires in 1 day".into(), true)
+        );
+        assert_eq!(
+            expiry_text(now, now),
+            ("Expired on 2026-11-18".into(), true)
+        );
+    }
 }
