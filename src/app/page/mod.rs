@@ -576,12 +576,8 @@ fn form_expiry(f: &NewForm, now: i64, max_days: i64) -> Result<pats::CreatePat, 
         )
     };
     if f.expiration == "custom" {
-        let d = chrono::NaiveDate::parse_from_str(&f.custom_date, "%Y-%m-%d")
-            .map_err(|_| format!("Enter the custom date as YYYY-MM-DD. {}", range()))?;
-        let ts = d
-            .and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc().timestamp())
-            .ok_or_else(range)?;
+        let ts = views::parse_date(&f.custom_date)
+            .ok_or_else(|| format!("Enter the custom date as YYYY-MM-DD. {}", range()))?;
         body.expires_at = Some(crate::app::rfc3339(ts));
     } else {
         let days = f

@@ -58,18 +58,48 @@ fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: &Markup) -> Markup {
     }
 }
 
+// Dates are written by hand: chrono's `format` (strftime) machinery grew the wasm noticeably.
+
 /// Exact UTC time for hover titles, e.g. `2026-11-29 05:10:00 UTC`.
 pub fn exact(ts: i64) -> String {
+    use chrono::Timelike as _;
     chrono::DateTime::from_timestamp(ts, 0).map_or_else(
         || ts.to_string(),
-        |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        |d| {
+            format!(
+                "{} {:02}:{:02}:{:02} UTC",
+                date(ts),
+                d.hour(),
+                d.minute(),
+                d.second()
+            )
+        },
     )
 }
 
 /// A calendar date in UTC, e.g. `2026-12-29`.
 pub fn date(ts: i64) -> String {
-    chrono::DateTime::from_timestamp(ts, 0)
-        .map_or_else(|| ts.to_string(), |d| d.format("%Y-%m-%d").to_string())
+    use chrono::Datelike as _;
+    chrono::DateTime::from_timestamp(ts, 0).map_or_else(
+        || ts.to_string(),
+        |d| format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day()),
+    )
+}
+
+/// Parses `YYYY-MM-DD` (what `<input type=date>` sends) to 00:00 UTC of that day.
+pub fn parse_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let d = chrono::NaiveDate::from_ymd_opt(num(0..4)?.try_into().ok()?, num(5..7)?, num(8..10)?)?;
+    Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp())
 }
 
 fn plural(n: i64, unit: &str) -> String {
@@ -467,6 +497,25 @@ mod tests {
         assert_eq!(ago(now - 3 * 86_400, now), "3 days ago");
         assert_eq!(ago(now + 100, now), "just now", "clock skew");
         assert_eq!(exact(now), "2026-11-18 11:06:40 UTC");
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(date(1_795_000_000), "2026-11-18");
+        assert_eq!(parse_date("2026-12-25"), Some(1_798_156_800));
+        assert_eq!(parse_date("2026-11-18"), Some(1_795_000_000 - 40_000));
+        for bad in [
+            "",
+            "2026-13-01",
+            "2026-02-30",
+            "2026-1-01",
+            "+026-12-25",
+            "2026-12-2x",
+            "2026/12/25",
+            "２０２６-12-25",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
     }
 
     #[test]
