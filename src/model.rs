@@ -4,7 +4,14 @@ use crate::secret::{ClientSecret, SecretHash};
 use crate::token::{TokenHash, TokenKind};
 use serde::{Deserialize, Serialize};
 
-/// The KV value for an active reference token (key: `g:{hex sha256}`), read by introspection.
+/// The KV value for a reference token (key: `g:{hex sha256}`), read by introspection.
+///
+/// KV says which tokens exist: an entry is written when a token is issued and lives until the
+/// token expires (KV expiration = `exp`), and revocation deletes it, so a hash without an entry
+/// is inactive with no D1 read. What the entry says is trusted only until `fresh_until` (at most
+/// `GRANT_CACHE_SECONDS` after it was written): after that D1 is asked again and the entry is
+/// rewritten, or deleted if D1 says the token is gone. That bounds how long a lost KV delete can
+/// keep a revoked token alive.
 ///
 /// **Persisted format**: records written by one version are read by the next, in every
 /// location, until they expire. Add only optional fields; never rename or remove one.
@@ -20,6 +27,17 @@ pub struct Grant {
     pub exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Until when this entry may be trusted without asking D1. Absent in entries written before
+    /// it existed: those count as stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh_until: Option<i64>,
+}
+
+impl Grant {
+    /// Whether the entry may answer without D1 at `now`.
+    pub fn is_fresh(&self, now: i64) -> bool {
+        self.fresh_until.is_some_and(|f| now < f)
+    }
 }
 
 /// A row of D1 `tokens`.
@@ -37,6 +55,9 @@ pub struct TokenRecord {
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub use_count: i64,
+    /// How many times the token was rotated. JWTs exchanged from a PAT carry the generation they
+    /// were minted from, so rotating the PAT kills them.
+    pub generation: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -58,7 +79,8 @@ impl TokenRecord {
         }
     }
 
-    pub fn grant(&self) -> Grant {
+    /// The KV entry for this record, trusted until `fresh_until`.
+    pub fn grant(&self, fresh_until: i64) -> Grant {
         Grant {
             id: self.id.clone(),
             kind: self.kind,
@@ -68,6 +90,7 @@ impl TokenRecord {
             iat: self.created_at,
             exp: self.expires_at,
             name: self.name.clone(),
+            fresh_until: Some(fresh_until.min(self.expires_at)),
         }
     }
 }
@@ -142,19 +165,21 @@ mod tests {
             iat: 1_700_000_000,
             exp: 1_800_000_000,
             name: Some("ci".into()),
+            fresh_until: Some(1_700_003_600),
         };
         let json = serde_json::to_string(&g).expect("serializes");
         assert_eq!(
             json,
-            r#"{"id":"abc","kind":"pat","sub":"alice","client_id":"pat_client","scopes":["demo_api:read"],"iat":1700000000,"exp":1800000000,"name":"ci"}"#
+            r#"{"id":"abc","kind":"pat","sub":"alice","client_id":"pat_client","scopes":["demo_api:read"],"iat":1700000000,"exp":1800000000,"name":"ci","fresh_until":1700003600}"#
         );
         assert_eq!(serde_json::from_str::<Grant>(&json).expect("parses"), g);
         let no_name =
             r#"{"id":"a","kind":"access","sub":"c","client_id":"c","scopes":[],"iat":1,"exp":2}"#;
-        assert_eq!(
-            serde_json::from_str::<Grant>(no_name).expect("parses").name,
-            None
-        );
+        let old = serde_json::from_str::<Grant>(no_name).expect("parses");
+        assert_eq!(old.name, None);
+        // entries written before `fresh_until` existed are stale: D1 is asked
+        assert_eq!(old.fresh_until, None);
+        assert!(!old.is_fresh(0));
     }
 
     #[test]

@@ -1,17 +1,15 @@
 //! RFC 7662 token introspection: the hot path.
 //!
-//! Steady state for an active PAT: the API resource comes from the isolate cache, the token is
-//! checked by its checksum, then exactly one KV read; last use is handed to `wait_until`
-//! at most once per token per isolate per `last_used_coalesce_secs`. Garbage never reaches
-//! storage; a token known to be inactive (unknown to D1, revoked, expired) is remembered by
-//! the isolate.
+//! The decision (reference token or JWT, expiry, revocation, disabled client, scope rule) is
+//! [`decision::decide`], shared with the gate; this module authenticates the API resource and
+//! serializes the decision.
 
-use super::{client_auth, jwt_tokens, Ctx, Deferred, Outcome};
+use super::decision::{self, Active, Decision, Source};
+use super::{client_auth, jwt_tokens, Ctx, Outcome};
 use crate::error::Error;
 use crate::http::{Request, Response};
-use crate::model::{ApiResource, Grant};
+use crate::model::ApiResource;
 use crate::store::Backend;
-use crate::token::{PlainToken, TokenKind};
 use serde::Serialize;
 
 /// The RFC 7662 response. Inactive tokens serialize as exactly `{"active":false}`.
@@ -39,11 +37,11 @@ pub struct ActiveDetails<'a> {
 
 const INACTIVE: &[u8] = br#"{"active":false}"#;
 
-fn inactive() -> Outcome {
+fn inactive() -> Response {
     let mut r = Response::empty(200);
     r.headers.push(("content-type", "application/json".into()));
     r.body = INACTIVE.to_vec();
-    r.into()
+    r
 }
 
 pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
@@ -52,15 +50,15 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
         client_auth::authenticate_resource(ctx, client_auth::presented(req, &form)?).await?;
     let presented = form.require("token")?;
 
-    let mut outcome = if let Ok(token) = PlainToken::parse(presented) {
-        reference_token(ctx, &resource, &token).await?
-    } else if jwt_tokens::looks_like_jwt(presented) {
-        match jwt_tokens::introspect(ctx, &resource, presented).await? {
-            Some(v) => Response::json(200, &v).into(),
-            None => inactive(),
-        }
-    } else {
-        inactive()
+    let decided = decision::decide(ctx, &resource, presented).await?;
+    let mut response = match &decided.decision {
+        Decision::Active(a) => active(ctx, &resource, a),
+        Decision::Inactive => inactive(),
+    };
+    response.log = decided.log;
+    let mut outcome = Outcome {
+        response,
+        deferred: decided.deferred,
     };
     if jwt_tokens::wants_jwt_response(req) {
         let value = serde_json::from_slice(&outcome.response.body)
@@ -72,109 +70,42 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
     Ok(outcome)
 }
 
-async fn reference_token<B: Backend>(
-    ctx: &Ctx<'_, B>,
-    resource: &ApiResource,
-    token: &PlainToken,
-) -> Result<Outcome, Error> {
-    let hash = token.hash();
-    if ctx.isolate.is_known_inactive(&hash, ctx.now) {
-        return Ok(inactive());
-    }
-
-    let mut deferred = Vec::new();
-    let mut log = None;
-    let grant = match ctx.backend.get_grant(&hash).await {
-        Ok(Some(g)) => Some(g),
-        Ok(None) => from_source_of_truth(ctx, token, &mut deferred).await?,
-        Err(e) => {
-            // KV is only a cache: answer from D1 rather than fail, and do not write back.
-            log = Some(format!("KV read failed, answered from D1: {}", e.0));
-            let g = from_source_of_truth(ctx, token, &mut deferred).await?;
-            deferred.clear();
-            g
-        }
-    };
-    let Some(grant) = grant.filter(|g| g.exp > ctx.now && g.kind == token.kind()) else {
-        let mut o = inactive();
-        o.response.log = log;
-        return Ok(o);
-    };
-
-    // IdentityServer's rule: a resource sees only its own scopes, and a token without any of
-    // them is inactive for it.
-    let visible: Vec<&str> = grant
-        .scopes
-        .iter()
-        .map(String::as_str)
-        .filter(|s| resource.scopes.iter().any(|r| r == s))
-        .collect();
-    if visible.is_empty() {
-        return Ok(inactive());
-    }
-    // Tokens of a disabled or deleted client stop working within the registry cache lifetime.
-    if !client_auth::load_client(ctx, &grant.client_id)
-        .await?
-        .is_some_and(|c| c.enabled)
-    {
-        return Ok(inactive());
-    }
-
-    if grant.kind == TokenKind::Pat {
-        if let Some(uses) =
-            ctx.isolate
-                .note_use(&grant.id, ctx.now, ctx.cfg.last_used_coalesce_secs)
-        {
-            deferred.push(Deferred::RecordUse {
-                token_id: grant.id.clone(),
-                at: ctx.now,
-                uses,
-            });
-        }
-    }
-
-    let body = IntrospectionResponse {
-        active: true,
-        details: Some(ActiveDetails {
-            scope: visible.join(" "),
-            client_id: &grant.client_id,
-            sub: &grant.sub,
-            exp: grant.exp,
-            iat: grant.iat,
-            iss: &ctx.cfg.issuer,
-            token_type: "Bearer",
-            jti: &grant.id,
-            name: grant.name.as_deref(),
-            aud: &resource.id,
-        }),
-    };
-    let mut response = Response::json(200, &body);
-    response.log = log;
-    Ok(Outcome { response, deferred })
-}
-
-/// KV did not have the grant: ask D1. An active token is written back to KV after the response;
-/// an inactive or unknown one is remembered by the isolate (that answer never changes).
-async fn from_source_of_truth<B: Backend>(
-    ctx: &Ctx<'_, B>,
-    token: &PlainToken,
-    deferred: &mut Vec<Deferred>,
-) -> Result<Option<Grant>, Error> {
-    let hash = token.hash();
-    match ctx.backend.token_by_hash(&hash).await? {
-        Some(rec) if rec.status(ctx.now) == crate::model::Status::Active => {
-            let grant = rec.grant();
-            deferred.push(Deferred::CacheGrant {
-                hash,
-                grant: grant.clone(),
-                until: ctx.now + super::REPAIR_TTL_SECS,
-            });
-            Ok(Some(grant))
-        }
-        _ => {
-            ctx.isolate.mark_inactive(hash, ctx.now);
-            Ok(None)
-        }
+/// An active answer, serialized as it always was for each kind of token.
+fn active<B>(ctx: &Ctx<'_, B>, resource: &ApiResource, a: &Active) -> Response {
+    match a.source {
+        Source::Reference => Response::json(
+            200,
+            &IntrospectionResponse {
+                active: true,
+                details: Some(ActiveDetails {
+                    scope: a.scope(),
+                    client_id: &a.client_id,
+                    sub: &a.sub,
+                    exp: a.exp,
+                    iat: a.iat,
+                    iss: &ctx.cfg.issuer,
+                    token_type: "Bearer",
+                    jti: &a.jti,
+                    name: a.name.as_deref(),
+                    aud: &resource.id,
+                }),
+            },
+        ),
+        Source::Jwt => Response::json(
+            200,
+            &serde_json::json!({
+                "active": true,
+                "scope": a.scope(),
+                "client_id": a.client_id,
+                "sub": a.sub,
+                "exp": a.exp,
+                "iat": a.iat,
+                "iss": a.iss.as_deref().unwrap_or(&ctx.cfg.issuer),
+                "token_type": "Bearer",
+                "jti": a.jti,
+                "aud": resource.id,
+            }),
+        ),
     }
 }
 

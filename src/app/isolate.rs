@@ -13,6 +13,9 @@ use std::rc::Rc;
 const MAX_ENTRIES: usize = 10_000;
 /// Negative answers (hash unknown to D1, or revoked/expired there) are final: remember them.
 const NEGATIVE_TTL_SECS: i64 = 600;
+/// A dead source PAT could come back only by re-enabling its client: forget such answers after
+/// about the registry cache's lifetime.
+const DEAD_SOURCE_TTL_SECS: i64 = 30;
 /// How long a fetched JWKS is trusted before it is fetched again.
 pub const JWKS_TTL_SECS: i64 = 600;
 /// While the identity provider's JWKS URL fails, the last JWKS fetched keeps being used for at
@@ -27,6 +30,8 @@ pub struct IsolateState {
     resources: Cached<ApiResource>,
     clients: Cached<Client>,
     inactive: RefCell<HashMap<TokenHash, i64>>,
+    /// Sources (PAT id, generation) of exchanged JWTs known to be dead.
+    dead_sources: RefCell<HashMap<(String, Option<i64>), i64>>,
     last_use: RefCell<HashMap<String, UseWindow>>,
     /// (fetched at, last refresh attempt, keys)
     jwks: RefCell<Option<(i64, i64, Rc<Jwks>)>>,
@@ -101,6 +106,24 @@ impl IsolateState {
 
     pub fn mark_inactive(&self, hash: TokenHash, now: i64) {
         bounded_insert(&mut self.inactive.borrow_mut(), hash, now);
+    }
+
+    /// A PAT generation that exchanged JWTs came from, known dead (revoked, rotated, expired,
+    /// disabled client). Only a client re-enable could revive it: remembered for the registry
+    /// bound's order of time like other negative answers.
+    pub fn is_dead_source(&self, pat_id: &str, generation: Option<i64>, now: i64) -> bool {
+        self.dead_sources
+            .borrow()
+            .get(&(pat_id.to_owned(), generation))
+            .is_some_and(|at| now - at < DEAD_SOURCE_TTL_SECS)
+    }
+
+    pub fn mark_dead_source(&self, pat_id: &str, generation: Option<i64>, now: i64) {
+        bounded_insert(
+            &mut self.dead_sources.borrow_mut(),
+            (pat_id.to_owned(), generation),
+            now,
+        );
     }
 
     /// Counts a use; returns `Some(uses)` when the isolate should tell the Durable Object now

@@ -4,6 +4,7 @@
 
 mod admin;
 mod client_auth;
+mod decision;
 mod discovery;
 mod exchange;
 mod introspect;
@@ -36,6 +37,11 @@ pub struct Config {
     pub last_used_coalesce_secs: i64,
     /// How long an isolate trusts a cached API resource or client record.
     pub registry_cache_secs: i64,
+    /// Longest life of a grant in KV (`GRANT_CACHE_SECONDS`), whatever the token's expiry: the
+    /// bound after which a lost KV delete can no longer keep a revoked token alive.
+    pub grant_cache_secs: i64,
+    /// Lifetime of a JWT exchanged for a PAT (`EXCHANGED_JWT_SECONDS`, at most one hour).
+    pub exchanged_jwt_secs: i64,
     pub user_auth: UserAuthConfig,
     /// The admin API's bearer secret; `None` switches the admin API off.
     pub admin_token: Option<String>,
@@ -45,10 +51,12 @@ pub struct Config {
     pub page: PageConfig,
 }
 
-/// A grant written back to KV after a miss lives at most this long (not until the token's expiry),
-/// so that a repair racing a revocation cannot keep a revoked token alive in KV for long.
-pub const REPAIR_TTL_SECS: i64 = 3600;
-/// Delay of the second KV delete after a revocation.
+/// Default of [`Config::grant_cache_secs`].
+pub const DEFAULT_GRANT_CACHE_SECS: i64 = 3600;
+/// Default and longest [`Config::exchanged_jwt_secs`].
+pub const DEFAULT_EXCHANGED_JWT_SECS: i64 = 900;
+pub const MAX_EXCHANGED_JWT_SECS: i64 = 3600;
+/// Delay of the second KV delete after a revocation or rotation.
 pub const REVOCATION_RECHECK_SECS: u64 = 10;
 
 /// The id of the public client that PATs are issued to.
@@ -72,15 +80,16 @@ pub enum Deferred {
         at: i64,
         uses: u32,
     },
-    /// Write a grant read from D1 back into KV (repair after a KV miss), until `until`.
-    CacheGrant {
-        hash: TokenHash,
-        grant: Grant,
-        until: i64,
+    /// Rewrite a stale KV grant with what D1 said (fresh for [`Config::grant_cache_secs`]).
+    CacheGrant { hash: TokenHash, grant: Grant },
+    /// Delete grants from KV after `after_secs`, retrying a failed delete a few times. Revocation
+    /// and rotation send the hashes whose delete failed with `after_secs: 0`, and every hash they
+    /// retired again after [`REVOCATION_RECHECK_SECS`]: a repair that read D1 just before the
+    /// change, or a concurrent rotation's KV write, may land in KV after the first delete.
+    PurgeGrants {
+        hashes: Vec<TokenHash>,
+        after_secs: u64,
     },
-    /// Delete a revoked grant from KV once more, [`REVOCATION_RECHECK_SECS`] after revocation:
-    /// a repair that read D1 just before the revocation may land in KV after its first delete.
-    DeleteGrantAgain { hash: TokenHash },
 }
 
 /// A response plus the work to do after sending it.

@@ -1,10 +1,8 @@
 //! The management API for a user's personal access tokens. Every call acts only on the caller's
 //! own PATs: another user's PAT is a 404, exactly like one that does not exist.
 
-use super::{
-    client_auth, reference, revoke::revoke_record, rfc3339, user, Ctx, Deferred, Outcome,
-    PAT_CLIENT_ID,
-};
+use super::revoke::{purge, revoke_record, Purge};
+use super::{client_auth, reference, rfc3339, user, Ctx, Deferred, Outcome, PAT_CLIENT_ID};
 use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::model::{Status, TokenRecord};
@@ -144,7 +142,12 @@ pub(crate) async fn validate_scopes<B: Backend>(
     }
     let pat_client = client_auth::load_client(ctx, PAT_CLIENT_ID)
         .await?
-        .ok_or_else(|| Error::Internal("the pat_client is not configured".into()))?;
+        .filter(|c| c.enabled)
+        .ok_or_else(|| {
+            Error::UnauthorizedClient(format!(
+                "personal access tokens cannot be created: the client {PAT_CLIENT_ID} is disabled or not configured"
+            ))
+        })?;
     for (i, s) in scopes.iter().enumerate() {
         if scopes[..i].contains(s) {
             return Err(Error::InvalidScope(format!("scope {s} is repeated")));
@@ -277,25 +280,22 @@ pub async fn revoke<B: Backend>(
     id: &str,
 ) -> Result<Outcome, Error> {
     let sub = user::authenticate(ctx, req).await?;
-    let deferred = revoke_for(ctx, &sub, id).await?;
+    let done = revoke_for(ctx, &sub, id).await?;
+    let mut response = Response::empty(204);
+    response.log = done.log;
     Ok(Outcome {
-        response: Response::empty(204),
-        deferred,
+        response,
+        deferred: done.deferred,
     })
 }
 
-/// Revokes `sub`'s PAT `id` (a no-op if it is already revoked); 404 if it is not theirs.
-pub async fn revoke_for<B: Backend>(
-    ctx: &Ctx<'_, B>,
-    sub: &str,
-    id: &str,
-) -> Result<Vec<Deferred>, Error> {
+/// Revokes `sub`'s PAT `id`; 404 if it is not theirs. Also for a PAT revoked before: a repeated
+/// revocation finishes KV deletes that failed then.
+pub async fn revoke_for<B: Backend>(ctx: &Ctx<'_, B>, sub: &str, id: &str) -> Result<Purge, Error> {
     let rec = owned(ctx, sub, id).await?;
-    let mut deferred = Vec::new();
-    if rec.revoked_at.is_none() {
-        deferred.push(revoke_record(ctx, &rec.id, &rec.hash).await?);
-    }
-    Ok(deferred)
+    revoke_record(ctx, &rec.id, &rec.hash)
+        .await?
+        .ok_or(Error::NotFound)
 }
 
 pub async fn rotate<B: Backend>(
@@ -322,8 +322,14 @@ pub struct Rotated {
     pub deferred: Vec<Deferred>,
 }
 
-/// Rotates `sub`'s active PAT `id`: same id, name, scopes and expiry, a new token; the old one
-/// stops working. 404 if it is not theirs, 409 if it is not active.
+/// Replaces `sub`'s PAT `id`'s token: same id, name, scopes and expiry; the old token stops
+/// working. 404 if it is not theirs, 409 if it is not active.
+///
+/// D1 first, with one conditional statement (the old hash, not revoked, not expired), which also
+/// records the old hash as retired; then the old hash leaves KV (retried after the response if
+/// that fails) and the new grant enters it. A revocation that lands between the D1 update and
+/// the KV write would be undone by that write: the record is read back, and if it is no longer
+/// active with the new hash, the new grant is evicted and the rotation answers 409.
 pub async fn rotate_for<B: Backend>(
     ctx: &Ctx<'_, B>,
     sub: &str,
@@ -331,6 +337,10 @@ pub async fn rotate_for<B: Backend>(
 ) -> Result<Rotated, Error> {
     let mut rec = owned(ctx, sub, id).await?;
     if rec.status(ctx.now) != Status::Active {
+        // A repeated rotate of a revoked PAT still finishes KV deletes that failed before.
+        if rec.revoked_at.is_some() {
+            let _ = purge(ctx, &rec.id, vec![rec.hash]).await;
+        }
         return Err(Error::Conflict(
             "only an active token can be rotated".into(),
         ));
@@ -339,28 +349,48 @@ pub async fn rotate_for<B: Backend>(
         .map_err(|e| Error::Internal(format!("randomness unavailable: {e}")))?;
     let old = rec.hash;
     rec.hash = token.hash();
-    if !ctx
+    match ctx
         .backend
-        .replace_token_hash(&rec.id, &old, &rec.hash)
-        .await?
-    {
-        return Err(Error::Conflict("the token was changed concurrently".into()));
-    }
-    ctx.backend.delete_grant(&old).await?;
-    ctx.isolate.mark_inactive(old, ctx.now);
-    let mut log = None;
-    if let Err(e) = ctx
-        .backend
-        .put_grant(&rec.hash, &rec.grant(), rec.expires_at)
+        .rotate_token(&rec.id, &old, &rec.hash, ctx.now)
         .await
     {
-        log = Some(format!("KV write after PAT rotation failed: {}", e.0));
+        Ok(true) => {}
+        Ok(false) => {
+            let _ = purge(ctx, &rec.id, vec![old]).await;
+            return Err(Error::Conflict(
+                "the token was revoked, expired or rotated concurrently".into(),
+            ));
+        }
+        Err(e) => {
+            // Unknown outcome (the update may have landed): evicting the old hash is safe.
+            ctx.isolate.mark_inactive(old, ctx.now);
+            let _ = ctx.backend.delete_grant(&old).await;
+            return Err(e.into());
+        }
+    }
+    rec.generation += 1;
+    let done = purge(ctx, &rec.id, vec![old]).await;
+    let mut log: Vec<String> = done.log.into_iter().collect();
+    // Without its KV grant the new token would be unknown everywhere: fail rather than hand out
+    // a dead token (D1 already rotated; rotating again is safe).
+    reference::put_grant_retrying(ctx, &rec).await?;
+    match ctx.backend.token_by_id(&rec.id).await {
+        Ok(Some(now)) if now.revoked_at.is_none() && now.hash == rec.hash => {}
+        Ok(_) => {
+            ctx.isolate.mark_inactive(rec.hash, ctx.now);
+            let _ = ctx.backend.delete_grant(&rec.hash).await;
+            return Err(Error::Conflict(
+                "the token was revoked or rotated concurrently".into(),
+            ));
+        }
+        // The revocation that might have raced us deletes the new hash again 10 s after itself.
+        Err(e) => log.push(format!("reading back a rotated PAT failed: {}", e.0)),
     }
     Ok(Rotated {
         record: rec,
         token,
-        log,
-        deferred: vec![Deferred::DeleteGrantAgain { hash: old }],
+        log: (!log.is_empty()).then(|| log.join("; ")),
+        deferred: done.deferred,
     })
 }
 
@@ -427,6 +457,7 @@ mod tests {
             revoked_at: None,
             last_used_at: None,
             use_count: 0,
+            generation: 0,
         };
         assert_eq!(parse_cursor(&make_cursor(&rec)), Ok((42, "abc".to_owned())));
         assert!(parse_cursor("!!").is_err());

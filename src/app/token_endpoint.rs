@@ -92,7 +92,8 @@ pub async fn issue_access_token<B: Backend>(
     let scope = scopes.join(" ");
     let access_token = match client.token_format {
         TokenFormat::Jwt => {
-            super::jwt_tokens::sign_access_token(ctx, client, subject, &scopes, lifetime).await?
+            super::jwt_tokens::sign_access_token(ctx, client, subject, &scopes, lifetime, None)
+                .await?
         }
         TokenFormat::Reference => {
             let new = super::reference::NewToken {

@@ -5,8 +5,8 @@ use super::counters::{bump, Op};
 use crate::model::{split_scopes, ApiResource, Client, Grant, SecretSet, TokenFormat, TokenRecord};
 use crate::secret::SecretHash;
 use crate::store::{
-    AdminStore, Cursor, GrantCache, JwksFetcher, Registry, StoreError, TokenStore, UsageRecorder,
-    Write,
+    AdminStore, Cursor, GrantCache, JwksFetcher, Registry, Revoked, StoreError, TokenStore,
+    UsageRecorder, Write,
 };
 use crate::token::{TokenHash, TokenKind};
 use serde::Deserialize;
@@ -82,16 +82,11 @@ impl GrantCache for EdgeBackend {
         }
     }
 
-    async fn put_grant(
-        &self,
-        hash: &TokenHash,
-        grant: &Grant,
-        until: i64,
-    ) -> Result<(), StoreError> {
+    async fn put_grant(&self, hash: &TokenHash, grant: &Grant) -> Result<(), StoreError> {
         bump(Op::KvPut);
         let now = super::now_secs();
         let value = serde_json::to_string(grant).map_err(err)?;
-        let exp = until.min(grant.exp).max(now + KV_MIN_TTL);
+        let exp = grant.exp.max(now + KV_MIN_TTL);
         self.kv()?
             .put(&grant_key(hash), value)
             .map_err(err)?
@@ -139,6 +134,7 @@ struct TokenRow {
     revoked_at: Option<i64>,
     last_used_at: Option<i64>,
     use_count: i64,
+    generation: i64,
 }
 
 impl TokenRow {
@@ -157,12 +153,13 @@ impl TokenRow {
             revoked_at: self.revoked_at,
             last_used_at: self.last_used_at,
             use_count: self.use_count,
+            generation: self.generation,
         })
     }
 }
 
 const TOKEN_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name, scopes, created_at, \
-                             expires_at, revoked_at, last_used_at, use_count";
+                             expires_at, revoked_at, last_used_at, use_count, generation";
 
 impl EdgeBackend {
     async fn query_tokens(
@@ -278,29 +275,100 @@ impl TokenStore for EdgeBackend {
         }
     }
 
-    async fn revoke_token(&self, id: &str, now: i64) -> Result<bool, StoreError> {
-        let changed = self
-            .execute(
-                "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+    async fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1");
+        Ok(self.query_tokens(&sql, &[s(id)]).await?.into_iter().next())
+    }
+
+    async fn revoke_token(&self, id: &str, now: i64) -> Result<Option<Revoked>, StoreError> {
+        #[derive(Deserialize)]
+        struct HashRow {
+            token_hash: String,
+        }
+        let hash = |rows: Vec<HashRow>| -> Result<Option<TokenHash>, StoreError> {
+            rows.into_iter()
+                .next()
+                .map(|r| {
+                    TokenHash::from_hex(&r.token_hash).ok_or_else(|| err("bad token hash in D1"))
+                })
+                .transpose()
+        };
+        // One conditional statement: the hash it returns is the one current at revocation, even
+        // if a rotation changed it since the caller read the record.
+        let rows: Vec<HashRow> = self
+            .rows(
+                "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL \
+                 RETURNING token_hash",
                 &[s(id), n(now)],
             )
             .await?;
-        Ok(changed > 0)
+        if let Some(h) = hash(rows)? {
+            return Ok(Some(Revoked {
+                hash: h,
+                newly: true,
+            }));
+        }
+        // Already revoked (its hash is frozen: rotation needs revoked_at IS NULL) or unknown.
+        let rows: Vec<HashRow> = self
+            .rows("SELECT token_hash FROM tokens WHERE id = ?1", &[s(id)])
+            .await?;
+        Ok(hash(rows)?.map(|h| Revoked {
+            hash: h,
+            newly: false,
+        }))
     }
 
-    async fn replace_token_hash(
+    async fn rotate_token(
         &self,
         id: &str,
         old: &TokenHash,
         new: &TokenHash,
+        now: i64,
     ) -> Result<bool, StoreError> {
-        let changed = self
-            .execute(
-                "UPDATE tokens SET token_hash = ?3 WHERE id = ?1 AND token_hash = ?2 AND revoked_at IS NULL",
-                &[s(id), s(&old.to_hex()), s(&new.to_hex())],
+        // One transaction (a D1 batch): the conditional update, then the retired hash, recorded
+        // only if the update happened (the row now has the new, unique hash).
+        let (old, new) = (old.to_hex(), new.to_hex());
+        let args = || vec![s(id), s(&old), s(&new), n(now)];
+        let w = self
+            .batch(vec![
+                (
+                    "UPDATE tokens SET token_hash = ?3, generation = generation + 1 \
+                     WHERE id = ?1 AND token_hash = ?2 AND revoked_at IS NULL AND expires_at > ?4",
+                    args(),
+                ),
+                (
+                    "INSERT INTO retired_token_hashes (token_hash, token_id, retired_at) \
+                     SELECT ?2, id, ?4 FROM tokens WHERE id = ?1 AND token_hash = ?3",
+                    args(),
+                ),
+            ])
+            .await?;
+        // Both change a row or neither does; a constraint error (a hash collision) is no rotation.
+        Ok(w == Write::Done)
+    }
+
+    async fn retired_hashes(&self, id: &str, since: i64) -> Result<Vec<TokenHash>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            token_hash: String,
+        }
+        let rows: Vec<Row> = self
+            .rows(
+                "SELECT token_hash FROM retired_token_hashes WHERE token_id = ?1 AND retired_at >= ?2",
+                &[s(id), n(since)],
             )
             .await?;
-        Ok(changed > 0)
+        rows.into_iter()
+            .map(|r| {
+                TokenHash::from_hex(&r.token_hash).ok_or_else(|| err("bad retired hash in D1"))
+            })
+            .collect()
+    }
+
+    async fn delete_token(&self, id: &str) -> Result<(), StoreError> {
+        self.execute("DELETE FROM tokens WHERE id = ?1", &[s(id)])
+            .await
+            .map(|_| ())
     }
 }
 

@@ -114,21 +114,53 @@ async fn run_deferred(env: Env, work: Vec<Deferred>) {
                 use crate::store::UsageRecorder;
                 backend.record_use(token_id, *at, *uses).await
             }
-            Deferred::CacheGrant { hash, grant, until } => {
+            Deferred::CacheGrant { hash, grant } => {
                 use crate::store::GrantCache;
-                backend.put_grant(hash, grant, *until).await
+                backend.put_grant(hash, grant).await
             }
-            Deferred::DeleteGrantAgain { hash } => {
-                use crate::store::GrantCache;
-                let secs = crate::app::REVOCATION_RECHECK_SECS;
-                worker::Delay::from(std::time::Duration::from_secs(secs)).await;
-                backend.delete_grant(hash).await
+            Deferred::PurgeGrants { hashes, after_secs } => {
+                sleep_secs(*after_secs).await;
+                purge_with_retries(&backend, hashes).await
             }
         };
         if let Err(e) = result {
             worker::console_warn!("deferred work failed: {}", e.0);
         }
     }
+}
+
+async fn sleep_secs(secs: u64) {
+    if secs > 0 {
+        worker::Delay::from(std::time::Duration::from_secs(secs)).await;
+    }
+}
+
+/// Deletes each grant, retrying a failed delete after 1, 2 and 4 seconds. What still fails is
+/// left to the next revoke or rotate of the token and, at the latest, to the KV entry's expiry
+/// (`GRANT_CACHE_SECONDS`).
+async fn purge_with_retries(
+    backend: &EdgeBackend,
+    hashes: &[crate::token::TokenHash],
+) -> Result<(), crate::store::StoreError> {
+    use crate::store::GrantCache;
+    let mut last = Ok(());
+    for hash in hashes {
+        let mut delay = 1;
+        let r = loop {
+            match backend.delete_grant(hash).await {
+                Ok(()) => break Ok(()),
+                Err(e) if delay > 4 => break Err(e),
+                Err(_) => {
+                    sleep_secs(delay).await;
+                    delay *= 2;
+                }
+            }
+        };
+        if r.is_err() {
+            last = r;
+        }
+    }
+    last
 }
 
 /// What the token page reads: its host (issuer only), identity, and cross-site signals.

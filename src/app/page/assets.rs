@@ -71,7 +71,8 @@ dd{margin:0}
 }
 "#;
 
-/// The script (inline, allowed by hash): the Copy button (Clipboard API) and live relative times.
+/// The script (inline, allowed by hash): the Copy button (Clipboard API), live relative times, the
+/// custom date shown only when chosen, and no second submission of a form by a double click.
 /// Everything works without it.
 pub const SCRIPT: &str = r#"
 (function(){
@@ -82,6 +83,9 @@ document.querySelectorAll("button[data-copy]").forEach(function(b){
  b.addEventListener("click",function(){
   navigator.clipboard.writeText(target.value).then(function(){b.textContent="Copied";},function(){target.select();b.textContent="Press Ctrl+C to copy";});
  });
+});
+document.querySelectorAll("form[method=post]").forEach(function(f){
+ f.addEventListener("submit",function(){var b=f.querySelector("button[type=submit]");if(b)setTimeout(function(){b.disabled=true;},0);});
 });
 var sel=document.getElementById("expiration"),custom=document.getElementById("custom-date-field");
 if(sel&&custom){var sync=function(){custom.hidden=sel.value!=="custom";};sel.addEventListener("change",sync);sync();}

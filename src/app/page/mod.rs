@@ -703,10 +703,12 @@ async fn revoke<B: Backend>(
     id: &str,
 ) -> Result<Outcome, Fail> {
     checked_form(ctx, req, key, &who.binding)?;
-    let deferred = pats::revoke_for(ctx, &who.user, id).await?;
+    let done = pats::revoke_for(ctx, &who.user, id).await?;
+    let mut response = redirect("/tokens");
+    response.log = done.log;
     Ok(Outcome {
-        response: redirect("/tokens"),
-        deferred,
+        response,
+        deferred: done.deferred,
     })
 }
 

@@ -38,6 +38,8 @@ fn config(dev: bool, secret: Option<&str>) -> Config {
         pat_max_days: 366,
         last_used_coalesce_secs: 30,
         registry_cache_secs: 30,
+        grant_cache_secs: super::super::DEFAULT_GRANT_CACHE_SECS,
+        exchanged_jwt_secs: super::super::DEFAULT_EXCHANGED_JWT_SECS,
         user_auth: UserAuthConfig::from_parts(
             "idp".into(),
             "patgate".into(),
@@ -783,5 +785,49 @@ fn sign_out_clears_the_session() {
     assert_eq!(
         set_cookie(&r, SESSION_COOKIE).as_deref(),
         Some("__Host-patgate_session=")
+    );
+}
+
+#[test]
+fn a_form_posted_twice_at_once_keeps_the_first_token() {
+    // Both requests passed the "already created?" check; the second insert hits the same id.
+    let h = h();
+    let ctx = Ctx {
+        cfg: &h.cfg,
+        backend: &h.backend,
+        isolate: &h.isolate,
+        now: h.now,
+    };
+    let body = || super::pats::CreatePat {
+        name: "twice".into(),
+        scopes: vec!["demo_api:read".into()],
+        expires_at: None,
+        expires_in_days: Some(30),
+    };
+    let id = "AAAAAAAAAAAAAAAAAAAAAA".to_owned();
+    let (first, token, _) = block_on(super::pats::issue_with_id(
+        &ctx,
+        "alice".into(),
+        body(),
+        Some(id.clone()),
+    ))
+    .expect("first");
+    let second = block_on(super::pats::issue_with_id(
+        &ctx,
+        "alice".into(),
+        body(),
+        Some(id),
+    ));
+    assert!(second.is_err(), "the duplicate fails");
+    let pats = h.pats("alice");
+    assert_eq!(pats.len(), 1);
+    assert_eq!(
+        pats[0].hash, first.hash,
+        "the first token's record is untouched"
+    );
+    assert_eq!(pats[0].hash, token.hash());
+    assert!(
+        h.backend.kv.borrow().contains_key(&first.hash),
+        "and its grant"
     );
 }

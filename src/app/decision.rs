@@ -1,0 +1,230 @@
+//! The one token decision: is `presented` an active token for this API resource, and what may
+//! the resource see of it? Used by `/oauth/introspect` (which only serializes the answer) and by
+//! the gate (which turns it into a 401/403 or forwards the request).
+//!
+//! Reference tokens (PATs, client access tokens) and patgate's JWT access tokens follow the same
+//! rules: expiry, revocation, the issuing client still enabled, and IdentityServer's scope rule
+//! (a resource sees only its own scopes; a token without any of them is inactive for it).
+//!
+//! Steady state for an active PAT: exactly one KV read; last use is handed to `wait_until` at
+//! most once per token per isolate per `last_used_coalesce_secs`. Garbage never reaches storage;
+//! a token known to be inactive (unknown to D1, revoked, expired) is remembered by the isolate.
+
+use super::{client_auth, jwt_tokens, Ctx, Deferred};
+use crate::error::Error;
+use crate::model::{ApiResource, Grant};
+use crate::store::Backend;
+use crate::token::{PlainToken, TokenKind};
+
+/// Where an active token came from (introspection serializes each as it always has).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A reference token (PAT or client access token), from KV or D1.
+    Reference,
+    /// One of patgate's JWT access tokens, verified locally.
+    Jwt,
+}
+
+/// An active token as the resource may see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Active {
+    pub source: Source,
+    pub sub: String,
+    pub client_id: String,
+    /// The token's scopes that belong to the resource (never empty).
+    pub scopes: Vec<String>,
+    /// The token id (`jti` in introspection).
+    pub jti: String,
+    pub exp: i64,
+    pub iat: i64,
+    /// The `iss` of a JWT (equal to the configured issuer); `None` for reference tokens.
+    pub iss: Option<String>,
+    pub name: Option<String>,
+}
+
+impl Active {
+    /// The visible scopes, space-delimited (RFC 7662 `scope`).
+    pub fn scope(&self) -> String {
+        self.scopes.join(" ")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Active(Active),
+    Inactive,
+}
+
+/// A decision, the work to do after the response (last use, KV repair), and a cause to log.
+#[derive(Debug)]
+pub struct Decided {
+    pub decision: Decision,
+    pub deferred: Vec<Deferred>,
+    pub log: Option<String>,
+}
+
+impl Decided {
+    fn inactive() -> Self {
+        Decided {
+            decision: Decision::Inactive,
+            deferred: Vec::new(),
+            log: None,
+        }
+    }
+}
+
+/// Decides whether `presented` is an active token for `resource`.
+pub async fn decide<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    resource: &ApiResource,
+    presented: &str,
+) -> Result<Decided, Error> {
+    if let Ok(token) = PlainToken::parse(presented) {
+        reference_token(ctx, resource, &token).await
+    } else if jwt_tokens::looks_like_jwt(presented) {
+        Ok(
+            match jwt_tokens::introspect(ctx, resource, presented).await? {
+                Some(active) => Decided {
+                    decision: Decision::Active(active),
+                    deferred: Vec::new(),
+                    log: None,
+                },
+                None => Decided::inactive(),
+            },
+        )
+    } else {
+        Ok(Decided::inactive())
+    }
+}
+
+async fn reference_token<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    resource: &ApiResource,
+    token: &PlainToken,
+) -> Result<Decided, Error> {
+    let hash = token.hash();
+    if ctx.isolate.is_known_inactive(&hash, ctx.now) {
+        return Ok(Decided::inactive());
+    }
+
+    let mut deferred = Vec::new();
+    let mut log = None;
+    let grant = match ctx.backend.get_grant(&hash).await {
+        Ok(Some(g)) if g.is_fresh(ctx.now) => Some(g),
+        // Past its trust time: D1 says whether it still holds (and the entry is rewritten).
+        Ok(Some(_)) => from_source_of_truth(ctx, token, &mut deferred).await?,
+        // KV knows every issued token until it expires and loses it when revoked: a hash it does
+        // not know is inactive, with no D1 read (forged tokens that pass the checksum cost one
+        // KV read, once per isolate).
+        Ok(None) => {
+            ctx.isolate.mark_inactive(hash, ctx.now);
+            None
+        }
+        Err(e) => {
+            // KV is only a cache: answer from D1 rather than fail, and do not write back.
+            log = Some(format!("KV read failed, answered from D1: {}", e.0));
+            let g = from_source_of_truth(ctx, token, &mut deferred).await?;
+            deferred.clear();
+            g
+        }
+    };
+    let Some(grant) = grant.filter(|g| g.exp > ctx.now && g.kind == token.kind()) else {
+        let mut d = Decided::inactive();
+        d.log = log;
+        return Ok(d);
+    };
+
+    // IdentityServer's rule: a resource sees only its own scopes, and a token without any of
+    // them is inactive for it.
+    let visible: Vec<String> = grant
+        .scopes
+        .iter()
+        .filter(|s| resource.scopes.iter().any(|r| r == *s))
+        .cloned()
+        .collect();
+    if visible.is_empty() {
+        return Ok(Decided::inactive());
+    }
+    // Tokens of a disabled or deleted client stop working within the registry cache lifetime.
+    if !client_auth::load_client(ctx, &grant.client_id)
+        .await?
+        .is_some_and(|c| c.enabled)
+    {
+        return Ok(Decided::inactive());
+    }
+
+    if grant.kind == TokenKind::Pat {
+        if let Some(uses) =
+            ctx.isolate
+                .note_use(&grant.id, ctx.now, ctx.cfg.last_used_coalesce_secs)
+        {
+            deferred.push(Deferred::RecordUse {
+                token_id: grant.id.clone(),
+                at: ctx.now,
+                uses,
+            });
+        }
+    }
+
+    Ok(Decided {
+        decision: Decision::Active(Active {
+            source: Source::Reference,
+            sub: grant.sub,
+            client_id: grant.client_id,
+            scopes: visible,
+            jti: grant.id,
+            exp: grant.exp,
+            iat: grant.iat,
+            iss: None,
+            name: grant.name,
+        }),
+        deferred,
+        log,
+    })
+}
+
+/// Whether the token may exist, asked the cheap way: this isolate's negative cache, then KV. A
+/// hash KV does not know is inactive (see [`crate::model::Grant`]), so endpoints that would read
+/// D1 for a token (revocation, exchange) ask this first: a forged token that passes the checksum
+/// costs one KV read, never a D1 query. A KV failure says "maybe" (D1 decides).
+pub async fn may_exist<B: Backend>(ctx: &Ctx<'_, B>, hash: &crate::token::TokenHash) -> bool {
+    if ctx.isolate.is_known_inactive(hash, ctx.now) {
+        return false;
+    }
+    match ctx.backend.get_grant(hash).await {
+        Ok(None) => {
+            ctx.isolate.mark_inactive(*hash, ctx.now);
+            false
+        }
+        Ok(Some(_)) | Err(_) => true,
+    }
+}
+
+/// KV's entry is stale (or KV failed): ask D1. An active token's entry is rewritten after the
+/// response; an inactive or unknown one is deleted from KV and remembered by the isolate (that
+/// answer never changes).
+async fn from_source_of_truth<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    token: &PlainToken,
+    deferred: &mut Vec<Deferred>,
+) -> Result<Option<Grant>, Error> {
+    let hash = token.hash();
+    match ctx.backend.token_by_hash(&hash).await? {
+        Some(rec) if rec.status(ctx.now) == crate::model::Status::Active => {
+            let grant = rec.grant(ctx.now + ctx.cfg.grant_cache_secs);
+            deferred.push(Deferred::CacheGrant {
+                hash,
+                grant: grant.clone(),
+            });
+            Ok(Some(grant))
+        }
+        _ => {
+            ctx.isolate.mark_inactive(hash, ctx.now);
+            deferred.push(Deferred::PurgeGrants {
+                hashes: vec![hash],
+                after_secs: 0,
+            });
+            Ok(None)
+        }
+    }
+}
