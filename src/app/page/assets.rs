@@ -30,7 +30,7 @@ a{color:var(--accent)}
 table{width:100%;border-collapse:collapse;font-size:.9375rem}
 th,td{text-align:left;vertical-align:top;padding:.625rem .5rem;border-bottom:1px solid var(--border)}
 th{font-size:.8125rem;color:var(--muted);font-weight:600;white-space:nowrap}
-td time{white-space:nowrap}
+td time,td.last-used{white-space:nowrap}
 .buttons{display:flex;flex-wrap:wrap;gap:1rem;align-items:center;margin-top:1rem}
 td.actions{white-space:nowrap}
 td.actions a{margin-right:.75rem}
