@@ -493,9 +493,13 @@ async fn list<B: Backend>(
 
 /// The scopes PATs may carry (the PAT client's allowed scopes), grouped by API resource.
 async fn scope_groups<B: Backend>(ctx: &Ctx<'_, B>) -> Result<Vec<ScopeGroup>, Error> {
-    let client = client_auth::load_client(ctx, PAT_CLIENT_ID)
+    // A disabled or missing PAT client allows nothing (the form says so; creation refuses).
+    let Some(client) = client_auth::load_client(ctx, PAT_CLIENT_ID)
         .await?
-        .ok_or_else(|| Error::Internal("the pat_client is not configured".into()))?;
+        .filter(|c| c.enabled)
+    else {
+        return Ok(Vec::new());
+    };
     let allowed = &client.allowed_scopes;
     let mut resources = ctx.backend.list_resources().await?;
     resources.sort_by(|a, b| a.id.cmp(&b.id));
@@ -647,6 +651,13 @@ async fn create<B: Backend>(
     } else if let Err(e) = pats::validate_scopes(ctx, &nf.scopes).await {
         match e {
             Error::InvalidScope(m) => nf.errors.scopes = Some(ucfirst(&m)),
+            Error::UnauthorizedClient(_) => {
+                nf.errors.form = Some(
+                    "Personal access tokens cannot be created at the moment: ask your \
+                     administrator."
+                        .into(),
+                );
+            }
             e => return Err(e.into()),
         }
     }

@@ -831,3 +831,21 @@ fn a_form_posted_twice_at_once_keeps_the_first_token() {
         "and its grant"
     );
 }
+
+#[test]
+fn a_disabled_pat_client_offers_and_creates_nothing() {
+    let h = h();
+    let cookie = h.sign_in("alice");
+    h.backend.clients.borrow_mut()[0].enabled = false;
+    let h = H {
+        isolate: IsolateState::default(), // forget the cached client
+        ..h
+    };
+    let form = text(&h.get("/tokens/new", Some(&cookie)));
+    assert!(form.contains("No scopes are available"), "{form}");
+    assert!(!form.contains("name=\"scope\""));
+    let r = h.create(&cookie, "name=x&expiration=30&scope=demo_api%3Aread");
+    assert_eq!(r.status, 400);
+    assert!(text(&r).contains("cannot be created at the moment"));
+    assert!(h.pats("alice").is_empty());
+}
