@@ -100,6 +100,31 @@ pub trait JwksFetcher {
     async fn fetch_jwks(&self, url: &str) -> Result<String, StoreError>;
 }
 
+/// What is rate limited, each with its own budget (a Cloudflare Rate Limiting binding in
+/// production, see wrangler.toml; an in-memory double in tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// Failed client or API-resource authentications, per client id.
+    FailedAuthPerClient,
+    /// Failed client or API-resource authentications, per IP.
+    FailedAuthPerIp,
+    /// PAT creations (API, page and token exchange), per user.
+    PatCreationsPerUser,
+    /// Calls of the token endpoint, per IP.
+    TokenEndpointPerIp,
+}
+
+impl Limit {
+    /// The period of every limit, in seconds (Cloudflare allows 10 or 60): `Retry-After`.
+    pub const PERIOD_SECS: u64 = 60;
+}
+
+/// Counts an event against a rate limit.
+pub trait RateLimiter {
+    /// Counts one event for `key`; `Ok(true)` when it is over the limit.
+    async fn over_limit(&self, limit: Limit, key: &str) -> Result<bool, StoreError>;
+}
+
 /// Result of an admin write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Write {
@@ -126,10 +151,11 @@ pub trait AdminStore {
 
 /// Everything the service needs from its runtime.
 pub trait Backend:
-    GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher + AdminStore
+    GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher + AdminStore + RateLimiter
 {
 }
-impl<T: GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher + AdminStore> Backend
-    for T
+impl<
+        T: GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher + AdminStore + RateLimiter,
+    > Backend for T
 {
 }

@@ -72,6 +72,9 @@ pub struct MemoryBackend {
     pub faults: RefCell<Vec<(Step, Fault)>>,
     /// Retired token hashes: (hash, token id, retired at).
     pub retired: RefCell<Vec<(TokenHash, String, i64)>>,
+    /// Rate limits: events allowed per key (absent: unlimited), and the counts so far.
+    pub limits: RefCell<HashMap<crate::store::Limit, u32>>,
+    pub limit_counts: RefCell<HashMap<(crate::store::Limit, String), u32>>,
     /// Until when each KV grant lives (see [`MemoryBackend::expire_kv`]).
     pub kv_until: RefCell<HashMap<TokenHash, i64>>,
     /// One-shot hooks run right after a write of that step applied (to interleave a concurrent
@@ -421,5 +424,17 @@ fn remove_where<T>(all: &mut Vec<T>, matches: impl Fn(&T) -> bool) -> Write {
         Write::Done
     } else {
         Write::NotFound
+    }
+}
+
+impl crate::store::RateLimiter for MemoryBackend {
+    async fn over_limit(&self, limit: crate::store::Limit, key: &str) -> Result<bool, StoreError> {
+        let Some(max) = self.limits.borrow().get(&limit).copied() else {
+            return Ok(false);
+        };
+        let mut counts = self.limit_counts.borrow_mut();
+        let n = counts.entry((limit, key.to_owned())).or_insert(0);
+        *n += 1;
+        Ok(*n > max)
     }
 }

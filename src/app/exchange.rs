@@ -29,11 +29,13 @@ pub async fn handle<B: Backend>(
     ctx: &Ctx<'_, B>,
     presented: client_auth::Presented,
     form: &Form,
+    ip: &str,
 ) -> Result<TokenResponse, Error> {
     // Authenticated against the cached registry first, so that a forged subject token costs no
     // D1 query; the client is read fresh from D1 right before anything is issued.
     let client =
-        client_auth::authenticate_client(ctx, presented, client_auth::Freshness::Cached).await?;
+        client_auth::authenticate_client(ctx, presented, client_auth::Freshness::Cached, ip)
+            .await?;
     let subject_token = form.require("subject_token")?;
     let subject_type = form.require("subject_token_type")?;
     let requested = form.get("requested_token_type");

@@ -22,14 +22,20 @@ pub const JWKS_TTL_SECS: i64 = 600;
 /// most this long (stale-if-error), so a short identity-provider outage does not lock users out.
 pub const JWKS_MAX_STALE_SECS: i64 = 86_400;
 
-/// A cached registry read: when it was read, and what D1 said (`None`: no such record).
-type Cached<T> = RefCell<HashMap<String, (i64, Option<Rc<T>>)>>;
+/// A whole registry table (every client, or every API resource) by id.
+pub type Table<T> = HashMap<String, Rc<T>>;
+
+/// A cached registry table: (fetched at, last refresh attempt, records). The table is read
+/// whole, so an id it lacks is unknown without any D1 read.
+type Snapshot<T> = RefCell<Option<(i64, i64, Rc<Table<T>>)>>;
 
 #[derive(Default)]
 pub struct IsolateState {
-    resources: Cached<ApiResource>,
-    clients: Cached<Client>,
+    resources: Snapshot<ApiResource>,
+    clients: Snapshot<Client>,
     inactive: RefCell<HashMap<TokenHash, i64>>,
+    /// Rate-limited keys and until when they are refused.
+    blocked: RefCell<HashMap<(crate::store::Limit, String), i64>>,
     /// Sources (PAT id, generation) of exchanged JWTs known to be dead.
     dead_sources: RefCell<HashMap<(String, Option<i64>), i64>>,
     last_use: RefCell<HashMap<String, UseWindow>>,
@@ -53,15 +59,20 @@ pub enum Lookup<T> {
     Miss,
 }
 
-fn lookup<T>(cache: &Cached<T>, id: &str, now: i64, ttl: i64) -> Lookup<T> {
-    let mut map = cache.borrow_mut();
-    match map.get_mut(id) {
-        None => Lookup::Miss,
-        Some((at, v)) if now - *at < ttl => Lookup::Fresh(v.clone()),
-        Some((at, v)) => {
-            *at = now;
-            Lookup::Stale(v.clone())
+/// Fresh for `ttl` after the last refresh attempt; past that, one request refreshes it while the
+/// others keep using it; if refreshes keep failing (a D1 outage), it is served for at most
+/// `max_stale` past its normal life (`ttl` after it was fetched), then it is a miss (503 if D1
+/// still fails): no decision is made on records older than `ttl + max_stale`.
+fn lookup<T>(cache: &Snapshot<T>, now: i64, ttl: i64, max_stale: i64) -> Lookup<Table<T>> {
+    let mut c = cache.borrow_mut();
+    match c.as_mut() {
+        Some((fetched, _, _)) if now - *fetched >= ttl + max_stale => Lookup::Miss,
+        Some((_, checked, v)) if now - *checked < ttl => Lookup::Fresh(Some(v.clone())),
+        Some((_, checked, v)) => {
+            *checked = now;
+            Lookup::Stale(Some(v.clone()))
         }
+        _ => Lookup::Miss,
     }
 }
 
@@ -73,28 +84,35 @@ fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, k: K, v: 
 }
 
 impl IsolateState {
-    pub fn lookup_resource(&self, id: &str, now: i64, ttl: i64) -> Lookup<ApiResource> {
-        lookup(&self.resources, id, now, ttl)
+    pub fn lookup_resources(
+        &self,
+        now: i64,
+        ttl: i64,
+        max_stale: i64,
+    ) -> Lookup<Table<ApiResource>> {
+        lookup(&self.resources, now, ttl, max_stale)
     }
 
-    pub fn store_resource(&self, id: &str, now: i64, v: Option<Rc<ApiResource>>) {
-        bounded_insert(&mut self.resources.borrow_mut(), id.to_owned(), (now, v));
+    pub fn store_resources(&self, now: i64, v: Rc<Table<ApiResource>>) {
+        *self.resources.borrow_mut() = Some((now, now, v));
     }
 
-    pub fn lookup_client(&self, id: &str, now: i64, ttl: i64) -> Lookup<Client> {
-        lookup(&self.clients, id, now, ttl)
+    pub fn lookup_clients(&self, now: i64, ttl: i64, max_stale: i64) -> Lookup<Table<Client>> {
+        lookup(&self.clients, now, ttl, max_stale)
     }
 
-    pub fn store_client(&self, id: &str, now: i64, v: Option<Rc<Client>>) {
-        bounded_insert(&mut self.clients.borrow_mut(), id.to_owned(), (now, v));
+    pub fn store_clients(&self, now: i64, v: Rc<Table<Client>>) {
+        *self.clients.borrow_mut() = Some((now, now, v));
     }
 
-    pub fn forget_resource(&self, id: &str) {
-        self.resources.borrow_mut().remove(id);
+    /// After an admin change of resource `_id`: this isolate reads the table again at once.
+    pub fn forget_resource(&self, _id: &str) {
+        *self.resources.borrow_mut() = None;
     }
 
-    pub fn forget_client(&self, id: &str) {
-        self.clients.borrow_mut().remove(id);
+    /// After an admin change of client `_id`: this isolate reads the table again at once.
+    pub fn forget_client(&self, _id: &str) {
+        *self.clients.borrow_mut() = None;
     }
 
     pub fn is_known_inactive(&self, hash: &TokenHash, now: i64) -> bool {
@@ -123,6 +141,21 @@ impl IsolateState {
             &mut self.dead_sources.borrow_mut(),
             (pat_id.to_owned(), generation),
             now,
+        );
+    }
+
+    pub fn is_blocked(&self, limit: crate::store::Limit, key: &str, now: i64) -> bool {
+        self.blocked
+            .borrow()
+            .get(&(limit, key.to_owned()))
+            .is_some_and(|until| now < *until)
+    }
+
+    pub fn block(&self, limit: crate::store::Limit, key: &str, until: i64) {
+        bounded_insert(
+            &mut self.blocked.borrow_mut(),
+            (limit, key.to_owned()),
+            until,
         );
     }
 
@@ -188,14 +221,22 @@ mod tests {
     }
 
     #[test]
-    fn a_stale_entry_is_refreshed_by_one_request_only() {
+    fn a_stale_table_is_refreshed_by_one_request_only_and_served_stale_for_a_bounded_time() {
         let s = IsolateState::default();
-        assert_eq!(s.lookup_client("c", 0, 30), Lookup::Miss);
-        s.store_client("c", 0, None);
-        assert_eq!(s.lookup_client("c", 29, 30), Lookup::Fresh(None));
-        assert_eq!(s.lookup_client("c", 30, 30), Lookup::Stale(None));
-        // the next request, while that refresh is in flight, uses the cached record
-        assert_eq!(s.lookup_client("c", 30, 30), Lookup::Fresh(None));
+        let fresh = |l: Lookup<Table<Client>>| matches!(l, Lookup::Fresh(Some(_)));
+        let stale = |l: Lookup<Table<Client>>| matches!(l, Lookup::Stale(Some(_)));
+        assert_eq!(s.lookup_clients(0, 30, 300), Lookup::Miss);
+        s.store_clients(0, Rc::new(Table::new()));
+        assert!(fresh(s.lookup_clients(29, 30, 300)));
+        assert!(stale(s.lookup_clients(30, 30, 300)));
+        // the next request, while that refresh is in flight, uses the cached table
+        assert!(fresh(s.lookup_clients(30, 30, 300)));
+        // the refresh failed: the next one is tried a lifetime later, up to the stale bound
+        assert!(stale(s.lookup_clients(60, 30, 300)));
+        assert!(stale(s.lookup_clients(329, 30, 300)));
+        assert_eq!(s.lookup_clients(330, 30, 300), Lookup::Miss);
+        s.forget_client("x");
+        assert_eq!(s.lookup_clients(331, 30, 300), Lookup::Miss);
     }
 
     #[test]

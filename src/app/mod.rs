@@ -12,6 +12,7 @@ mod isolate;
 mod jwt_tokens;
 mod page;
 mod pats;
+mod ratelimit;
 mod reference;
 mod revoke;
 mod token_endpoint;
@@ -37,6 +38,9 @@ pub struct Config {
     pub last_used_coalesce_secs: i64,
     /// How long an isolate trusts a cached API resource or client record.
     pub registry_cache_secs: i64,
+    /// During a D1 outage, cached client and resource records are used for at most this long past
+    /// `registry_cache_secs` (`REGISTRY_MAX_STALE_SECONDS`); after that the answer is 503.
+    pub registry_max_stale_secs: i64,
     /// Longest life of a grant in KV (`GRANT_CACHE_SECONDS`), whatever the token's expiry: the
     /// bound after which a lost KV delete can no longer keep a revoked token alive.
     pub grant_cache_secs: i64,
@@ -51,6 +55,8 @@ pub struct Config {
     pub page: PageConfig,
 }
 
+/// Default of [`Config::registry_max_stale_secs`].
+pub const DEFAULT_REGISTRY_MAX_STALE_SECS: i64 = 300;
 /// Default of [`Config::grant_cache_secs`].
 pub const DEFAULT_GRANT_CACHE_SECS: i64 = 3600;
 /// Default and longest [`Config::exchanged_jwt_secs`].

@@ -181,6 +181,7 @@ pub async fn issue_with_id<B: Backend>(
     validate_name(&body.name)?;
     let expires_at = validate_expiry(&body, ctx.now, ctx.cfg.pat_max_days)?;
     validate_scopes(ctx, &body.scopes).await?;
+    super::ratelimit::count(ctx, crate::store::Limit::PatCreationsPerUser, &sub).await?;
 
     let new = reference::NewToken {
         kind: TokenKind::Pat,

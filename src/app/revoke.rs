@@ -14,6 +14,7 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
         ctx,
         client_auth::presented(req, &form)?,
         client_auth::Freshness::Cached,
+        &super::ratelimit::client_ip(req),
     )
     .await?;
     let presented = form.require("token")?;

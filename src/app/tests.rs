@@ -36,6 +36,7 @@ fn config() -> Config {
         pat_max_days: 366,
         last_used_coalesce_secs: 30,
         registry_cache_secs: 30,
+        registry_max_stale_secs: DEFAULT_REGISTRY_MAX_STALE_SECS,
         grant_cache_secs: DEFAULT_GRANT_CACHE_SECS,
         exchanged_jwt_secs: DEFAULT_EXCHANGED_JWT_SECS,
         user_auth: UserAuthConfig::from_parts(

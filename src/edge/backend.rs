@@ -5,8 +5,8 @@ use super::counters::{bump, Op};
 use crate::model::{split_scopes, ApiResource, Client, Grant, SecretSet, TokenFormat, TokenRecord};
 use crate::secret::SecretHash;
 use crate::store::{
-    AdminStore, Cursor, GrantCache, JwksFetcher, Registry, Revoked, StoreError, TokenStore,
-    UsageRecorder, Write,
+    AdminStore, Cursor, GrantCache, JwksFetcher, Limit, RateLimiter, Registry, Revoked, StoreError,
+    TokenStore, UsageRecorder, Write,
 };
 use crate::token::{TokenHash, TokenKind};
 use serde::Deserialize;
@@ -675,5 +675,27 @@ impl JwksFetcher for EdgeBackend {
             )));
         }
         resp.text().await.map_err(err)
+    }
+}
+
+/// The Rate Limiting binding of each limit (wrangler.toml `[[ratelimits]]`). A binding that is not
+/// configured means no limit.
+fn limit_binding(limit: Limit) -> &'static str {
+    match limit {
+        Limit::FailedAuthPerClient => "RL_FAILED_AUTH_CLIENT",
+        Limit::FailedAuthPerIp => "RL_FAILED_AUTH_IP",
+        Limit::PatCreationsPerUser => "RL_PAT_CREATE",
+        Limit::TokenEndpointPerIp => "RL_TOKEN_IP",
+    }
+}
+
+impl RateLimiter for EdgeBackend {
+    async fn over_limit(&self, limit: Limit, key: &str) -> Result<bool, StoreError> {
+        let Ok(binding) = self.env.rate_limiter(limit_binding(limit)) else {
+            return Ok(false);
+        };
+        bump(Op::RateLimit);
+        let outcome = binding.limit(key.to_owned()).await.map_err(err)?;
+        Ok(!outcome.success)
     }
 }

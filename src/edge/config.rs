@@ -60,6 +60,11 @@ fn parse(env: &Env) -> Result<Config, String> {
         pat_max_days: number(env, "PAT_MAX_DAYS", 366)?.max(1),
         last_used_coalesce_secs: number(env, "LAST_USED_COALESCE_SECONDS", 30)?,
         registry_cache_secs: number(env, "REGISTRY_CACHE_SECONDS", 30)?,
+        registry_max_stale_secs: number(
+            env,
+            "REGISTRY_MAX_STALE_SECONDS",
+            app::DEFAULT_REGISTRY_MAX_STALE_SECS,
+        )?,
         // KV refuses expirations under 60 s.
         grant_cache_secs: number(env, "GRANT_CACHE_SECONDS", app::DEFAULT_GRANT_CACHE_SECS)?
             .max(60),

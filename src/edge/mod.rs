@@ -185,16 +185,16 @@ fn to_core_request(
     let extra: &[&str] = if path.starts_with("/api/") {
         &["cf-access-jwt-assertion"]
     } else if path == "/oauth/introspect" {
-        &["accept"]
+        &["accept", "cf-connecting-ip"]
+    } else if path.starts_with("/oauth/") {
+        // rate limits per IP (README "Security")
+        &["cf-connecting-ip"]
     } else if app::is_page_path(path) {
         &PAGE_HEADERS
     } else {
         &[]
     };
-    for name in ["authorization", "content-type"]
-        .into_iter()
-        .chain(extra.iter().copied())
-    {
+    for &name in ["authorization", "content-type"].iter().chain(extra) {
         if let Some(v) = headers.get(name)? {
             out.push((name.to_owned(), v));
         }

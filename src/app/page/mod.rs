@@ -287,6 +287,14 @@ fn fail_page<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, f: Fail) -> Response {
                 Error::PayloadTooLarge(_) | Error::UnsupportedMediaType(_) => {
                     ("Bad request", "The form could not be read.".into(), None)
                 }
+                Error::RateLimited(what, secs) => (
+                    "Too many requests",
+                    format!(
+                        "Too many {what} for now. Try again in {} minutes.",
+                        secs.div_ceil(60)
+                    ),
+                    None,
+                ),
                 Error::Unavailable(c) => (
                     "Temporarily unavailable",
                     "Storage is temporarily unavailable. Nothing may have changed; try again in a moment.".into(),
@@ -300,8 +308,10 @@ fn fail_page<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, f: Fail) -> Response {
             };
             let title = if status == 409 { "Conflict" } else { title };
             let mut r = html(status, views::message(None, title, &text, back));
-            if let Error::MethodNotAllowed(allow) = e {
-                r.headers.push(("allow", allow.to_owned()));
+            match e {
+                Error::MethodNotAllowed(allow) => r.headers.push(("allow", allow.to_owned())),
+                Error::RateLimited(_, secs) => r.headers.push(("retry-after", secs.to_string())),
+                _ => {}
             }
             r.log = log.map(|l| format!("token page: {l}"));
             r

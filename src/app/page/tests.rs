@@ -38,6 +38,7 @@ fn config(dev: bool, secret: Option<&str>) -> Config {
         pat_max_days: 366,
         last_used_coalesce_secs: 30,
         registry_cache_secs: 30,
+        registry_max_stale_secs: super::super::DEFAULT_REGISTRY_MAX_STALE_SECS,
         grant_cache_secs: super::super::DEFAULT_GRANT_CACHE_SECS,
         exchanged_jwt_secs: super::super::DEFAULT_EXCHANGED_JWT_SECS,
         user_auth: UserAuthConfig::from_parts(
@@ -848,4 +849,21 @@ fn a_disabled_pat_client_offers_and_creates_nothing() {
     assert_eq!(r.status, 400);
     assert!(text(&r).contains("cannot be created at the moment"));
     assert!(h.pats("alice").is_empty());
+}
+
+#[test]
+fn creation_rate_limit_is_a_429_page() {
+    let h = h();
+    let cookie = h.sign_in("alice");
+    h.backend
+        .limits
+        .borrow_mut()
+        .insert(crate::store::Limit::PatCreationsPerUser, 1);
+    let ok = h.create(&cookie, "name=a&expiration=30&scope=demo_api%3Aread");
+    assert_eq!(ok.status, 200);
+    let r = h.create(&cookie, "name=b&expiration=30&scope=demo_api%3Aread");
+    assert_eq!(r.status, 429, "{}", text(&r));
+    assert!(r.header("retry-after").is_some());
+    assert!(text(&r).contains("Too many PAT creations per user"));
+    assert_eq!(h.pats("alice").len(), 1);
 }

@@ -528,3 +528,139 @@ fn forged_well_formed_tokens_never_reach_d1_on_any_endpoint() {
         );
     }
 }
+
+#[test]
+fn unknown_client_ids_and_resources_never_reach_d1() {
+    let h = Harness::new();
+    let (_, pat) = h.pat("alice", &["demo_api:read"]);
+    h.introspect(&pat); // warms both registry tables
+    h.backend.take_counts();
+    for i in 0..5 {
+        let (s, _, _) = h.introspect_as(&format!("nobody{i}"), "x", &pat);
+        assert_eq!(s, 401);
+        let form = |body: String| {
+            Request::new(Method::Post, "/oauth/token")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+        };
+        let (s, _, _) = h.call(&form(format!(
+            "grant_type=client_credentials&client_id=ghost{i}&client_secret=x"
+        )));
+        assert_eq!(s, 401);
+        let (s, _) = exchange(&h, &format!("ghost{i}"), &pat);
+        assert_eq!(s, 401);
+        let revoke = Request::new(Method::Post, "/oauth/revoke")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("client_id=ghost{i}&token={pat}"));
+        assert_eq!(h.call(&revoke).0, 401);
+    }
+    assert_eq!(
+        h.backend.take_counts(),
+        Counts::default(),
+        "no storage at all"
+    );
+}
+
+#[test]
+fn during_a_d1_outage_cached_records_serve_for_a_bounded_time_then_503() {
+    let mut h = Harness::new();
+    let (_, pat) = h.pat("alice", &["demo_api:read"]);
+    assert_eq!(h.introspect(&pat).1["active"], true);
+    h.backend.break_d1.set(true);
+    // past the cache life: the refresh fails, the cached records still answer
+    h.now += h.cfg.registry_cache_secs;
+    assert_eq!(h.introspect(&pat).1["active"], true);
+    h.now += h.cfg.registry_max_stale_secs - 1;
+    assert_eq!(
+        h.introspect(&pat).1["active"],
+        true,
+        "still within the stale bound"
+    );
+    // past the bound: no decision on records that old
+    h.now += 1;
+    let (s, v, _) = h.introspect(&pat);
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (503, Some("temporarily_unavailable"))
+    );
+    h.backend.break_d1.set(false);
+    assert_eq!(h.introspect(&pat).1["active"], true);
+}
+
+// --- rate limits -------------------------------------------------------------------------------
+
+fn with_limits(limits: &[(crate::store::Limit, u32)]) -> Harness {
+    let h = Harness::new();
+    h.backend.limits.borrow_mut().extend(limits.iter().copied());
+    h
+}
+
+#[test]
+fn failed_client_authentications_are_limited_per_id_and_then_refuse_even_the_right_secret() {
+    use crate::store::Limit;
+    let h = with_limits(&[(Limit::FailedAuthPerClient, 3)]);
+    let (_, pat) = h.pat("alice", &["demo_api:read"]);
+    for _ in 0..3 {
+        assert_eq!(h.introspect_as("demo_api", "wrong", &pat).0, 401);
+    }
+    let (s, v, o) = h.introspect_as("demo_api", "wrong", &pat);
+    assert_eq!((s, v["error"].as_str()), (429, Some("rate_limited")));
+    assert_eq!(o.response.header("retry-after"), Some("60"));
+    assert_eq!(o.response.header("cache-control"), Some("no-store"));
+    // the right secret is refused too while the key is blocked, another id is not
+    assert_eq!(h.introspect(&pat).0, 429);
+    assert_eq!(
+        h.introspect_as("other_api", "other-api-secret", &pat).0,
+        200
+    );
+    // the period passes
+    let mut h = h;
+    h.now += 60;
+    assert_eq!(h.introspect(&pat).0, 200);
+}
+
+#[test]
+fn failed_authentications_are_limited_per_ip() {
+    use crate::store::Limit;
+    let h = with_limits(&[(Limit::FailedAuthPerIp, 2)]);
+    let revoke = |id: &str, ip: &str| {
+        Request::new(Method::Post, "/oauth/revoke")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cf-connecting-ip", ip)
+            .body(format!("client_id={id}&client_secret=x&token=t"))
+    };
+    assert_eq!(h.call(&revoke("a", "192.0.2.1")).0, 401);
+    assert_eq!(h.call(&revoke("b", "192.0.2.1")).0, 401);
+    assert_eq!(h.call(&revoke("c", "192.0.2.1")).0, 429);
+    assert_eq!(h.call(&revoke("d", "192.0.2.2")).0, 401, "another IP");
+}
+
+#[test]
+fn pat_creations_are_limited_per_user_and_token_calls_per_ip() {
+    use crate::store::Limit;
+    let h = with_limits(&[
+        (Limit::PatCreationsPerUser, 2),
+        (Limit::TokenEndpointPerIp, 3),
+    ]);
+    let body = json!({"name":"x","scopes":["demo_api:read"],"expires_in_days":1});
+    assert_eq!(h.create("alice", body.clone()).0, 201);
+    assert_eq!(h.create("alice", body.clone()).0, 201);
+    let (s, v) = h.create("alice", body.clone());
+    assert_eq!((s, v["error"].as_str()), (429, Some("rate_limited")));
+    assert_eq!(h.create("bob", body).0, 201, "another user");
+    assert_eq!(
+        pat_ids(&h, "alice").len(),
+        2,
+        "the refused creation stored nothing"
+    );
+    let cc = || {
+        Request::new(Method::Post, "/oauth/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cf-connecting-ip", "198.51.100.7")
+            .body("grant_type=client_credentials&client_id=demo_client&client_secret=demo-client-secret")
+    };
+    for _ in 0..3 {
+        assert_eq!(h.call(&cc()).0, 200);
+    }
+    assert_eq!(h.call(&cc()).0, 429);
+}
