@@ -10,6 +10,10 @@ import { ROOT, nodeBin, buildEnv } from "./tools.mjs";
 export const DEV_VARS = {
   USER_JWT_HS256_SECRET: "dev-user-jwt-secret",
   ADMIN_TOKEN: "dev-admin-token",
+  // The token page's local sign-in form (never on in production: wrangler.toml does not set it)
+  // and the HMAC key of its session cookie and CSRF tokens (production: `wrangler secret put`).
+  DEV_SIGN_IN: "true",
+  SESSION_SECRET: "dev-session-secret-not-for-production-0123456789",
   // A throwaway key pair for local JWTs only (production: `npm run gen-key` + `wrangler secret put`).
   JWT_SIGNING_KEYS: JSON.stringify([
     { kty: "OKP", crv: "Ed25519", kid: "dev-ed25519-1", d: "sna6z2d_XgS2-_pNOBBS5vt1Ob5VaH19P0l1SOcWl_I", x: "JfsPhXT-i2GWNuXAPsQJPLzzd7PWS7xvd6bkeewFPkg" },

@@ -204,6 +204,15 @@ impl GrantCache for MemoryBackend {
 impl TokenStore for MemoryBackend {
     async fn insert_token(&self, rec: &TokenRecord) -> Result<(), StoreError> {
         self.d1()?;
+        // D1's PRIMARY KEY (id) and UNIQUE (token_hash).
+        if self
+            .tokens
+            .borrow()
+            .iter()
+            .any(|t| t.id == rec.id || t.hash == rec.hash)
+        {
+            return Err(StoreError("UNIQUE constraint failed: tokens (test)".into()));
+        }
         self.write(Step::TokenInsert, || {
             self.tokens.borrow_mut().push(rec.clone());
         })

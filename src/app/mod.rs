@@ -11,6 +11,7 @@ mod exchange;
 mod introspect;
 mod isolate;
 mod jwt_tokens;
+mod page;
 mod pats;
 mod ratelimit;
 mod reference;
@@ -19,6 +20,7 @@ mod token_endpoint;
 mod user;
 
 pub use isolate::IsolateState;
+pub use page::{is_page_path, PageConfig};
 
 use crate::error::Error;
 use crate::http::{Method, Request, Response};
@@ -50,6 +52,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Keys for JWT access tokens and signed introspection responses; `None`: no JWTs issued.
     pub signing_keys: Option<std::rc::Rc<crate::jwt_issuer::SigningKeys>>,
+    /// The token page (`SESSION_SECRET`, `DEV_SIGN_IN`).
+    pub page: PageConfig,
 }
 
 /// Default of [`Config::registry_max_stale_secs`].
@@ -163,6 +167,9 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Outcome {
 }
 
 async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
+    if page::is_page_path(&req.path) && page::on_issuer_host(ctx.cfg, req) {
+        return Ok(page::handle(ctx, req).await);
+    }
     let (route, allow) = route(&req.path).ok_or(Error::NotFound)?;
     let m = req.method;
     match (route, m) {

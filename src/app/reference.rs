@@ -27,11 +27,34 @@ pub async fn issue<B: Backend>(
     ctx: &Ctx<'_, B>,
     new: NewToken,
 ) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
-    let rng = |e: getrandom::Error| Error::Internal(format!("randomness unavailable: {e}"));
+    let id = random_id().map_err(rng)?;
+    store(ctx, new, id, false).await
+}
+
+fn rng(e: getrandom::Error) -> Error {
+    Error::Internal(format!("randomness unavailable: {e}"))
+}
+
+/// [`issue`] with a caller-chosen record id (the token page derives it from a one-time form id).
+/// The D1 insert fails on a duplicate id; the record already under that id is then left alone.
+pub async fn issue_with_id<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    new: NewToken,
+    id: String,
+) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
+    store(ctx, new, id, true).await
+}
+
+async fn store<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    new: NewToken,
+    id: String,
+    chosen_id: bool,
+) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
     let token = PlainToken::generate(new.kind).map_err(rng)?;
     let scope_owners = super::client_auth::scope_owners(ctx, &new.scopes).await?;
     let rec = TokenRecord {
-        id: random_id().map_err(rng)?,
+        id,
         kind: new.kind,
         hash: token.hash(),
         subject: new.subject,
@@ -49,8 +72,13 @@ pub async fn issue<B: Backend>(
     };
     if let Err(e) = ctx.backend.insert_token(&rec).await {
         // The insert may have landed although it reported an error: undo it, so that a retry
-        // by the caller does not leave a second, never-shown token behind.
-        let _ = ctx.backend.delete_token(&rec.id).await;
+        // by the caller does not leave a second, never-shown token behind. A caller-chosen id may
+        // instead have failed as a duplicate (a form posted twice at once): delete only our own.
+        let ours = !chosen_id
+            || matches!(ctx.backend.token_by_id(&rec.id).await, Ok(Some(r)) if r.hash == rec.hash);
+        if ours {
+            let _ = ctx.backend.delete_token(&rec.id).await;
+        }
         return Err(e.into());
     }
     // KV is what makes the token known everywhere (a hash KV does not know is inactive): if the

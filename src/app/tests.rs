@@ -55,6 +55,7 @@ fn config() -> Config {
             ))
             .expect("keys"),
         )),
+        page: PageConfig::default(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Configuration from Worker vars and secrets, parsed once per isolate.
 
-use crate::app::{self, Config};
+use crate::app::{self, Config, PageConfig};
 use crate::jwt_issuer::SigningKeys;
 use crate::user_auth::UserAuthConfig;
 use std::cell::OnceCell;
@@ -82,5 +82,10 @@ fn parse(env: &Env) -> Result<Config, String> {
             .map(|k| SigningKeys::parse(&k).map(Rc::new))
             .transpose()
             .map_err(|e| format!("JWT_SIGNING_KEYS: {e}"))?,
+        page: PageConfig {
+            session_secret: text(env, "SESSION_SECRET"),
+            // Only the local dev config sets it (scripts/devserver.mjs); never wrangler.toml.
+            dev_sign_in: text(env, "DEV_SIGN_IN").as_deref() == Some("true"),
+        },
     })
 }

@@ -166,6 +166,15 @@ async fn purge_with_retries(
     last
 }
 
+/// What the token page reads: its host (issuer only), identity, and cross-site signals.
+const PAGE_HEADERS: [&str; 5] = [
+    "host",
+    "cookie",
+    "cf-access-jwt-assertion",
+    "origin",
+    "sec-fetch-site",
+];
+
 fn to_core_request(
     req: &web_sys::Request,
     path: &str,
@@ -183,6 +192,8 @@ fn to_core_request(
     } else if path.starts_with("/oauth/") {
         // rate limits per IP (README "Security")
         &["cf-connecting-ip"]
+    } else if app::is_page_path(path) {
+        &PAGE_HEADERS
     } else {
         &[]
     };
@@ -221,7 +232,7 @@ fn to_core_request(
 /// Most responses share status and headers (an introspection answer, `{"active":false}`, ...).
 /// `new Response()` copies its init, so one `ResponseInit` per distinct (status, headers) can be
 /// reused instead of building a `Headers` object per request. Bounded; responses with per-request
-/// headers (`location`) are not cached.
+/// headers (`location`, `set-cookie`) are not cached.
 const MAX_CACHED_INITS: usize = 32;
 
 type CachedInit = (u16, Vec<(&'static str, String)>, web_sys::ResponseInit);
@@ -243,7 +254,10 @@ fn build_init(r: &http::Response) -> Result<web_sys::ResponseInit, JsValue> {
 
 fn to_web_response(mut r: http::Response) -> Result<web_sys::Response, JsValue> {
     let body = (!r.body.is_empty()).then_some(r.body.as_mut_slice());
-    let cacheable = r.headers.iter().all(|(k, _)| *k != "location");
+    let cacheable = r
+        .headers
+        .iter()
+        .all(|(k, _)| *k != "location" && *k != "set-cookie");
     if cacheable {
         let hit = INITS.with(|c| {
             c.borrow()

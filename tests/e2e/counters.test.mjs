@@ -11,7 +11,7 @@ import { startServer, createPat, introspect, call, flipLast, eventually, userCal
 
 let srv;
 before(async () => {
-  srv = await startServer("counters", 8815, { REGISTRY_CACHE_SECONDS: "3600", LAST_USED_COALESCE_SECONDS: "3600" });
+  srv = await startServer("counters", 8818, { REGISTRY_CACHE_SECONDS: "3600", LAST_USED_COALESCE_SECONDS: "3600" });
 });
 after(async () => { await srv?.stop(); });
 

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { startServer, createPat, introspect, userCall, form, call, ADMIN } from "./helpers.mjs";
 
 let srv;
-before(async () => { srv = await startServer("integrity", 8816); });
+before(async () => { srv = await startServer("integrity", 8819); });
 after(async () => { await srv?.stop(); });
 
 const INACTIVE = '{"active":false}';
