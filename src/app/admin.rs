@@ -36,7 +36,12 @@ fn check_id(id: &str) -> Result<(), Error> {
 }
 
 fn authorize(ctx: &Ctx<'_, impl Backend>, req: &Request) -> Result<(), Error> {
-    let Some(expected) = ctx.cfg.admin_token.as_deref() else {
+    let Some(expected) = ctx
+        .cfg
+        .admin_token
+        .as_ref()
+        .map(ClientSecret::expose_secret)
+    else {
         return Err(Error::NotFound);
     };
     let presented = req.bearer()?.ok_or(Error::MissingBearer)?;

@@ -49,7 +49,7 @@ pub struct Config {
     pub exchanged_jwt_secs: i64,
     pub user_auth: UserAuthConfig,
     /// The admin API's bearer secret; `None` switches the admin API off.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<crate::secret::ClientSecret>,
     /// Keys for JWT access tokens and signed introspection responses; `None`: no JWTs issued.
     pub signing_keys: Option<std::rc::Rc<crate::jwt_issuer::SigningKeys>>,
     /// The token page (`SESSION_SECRET`, `DEV_SIGN_IN`).

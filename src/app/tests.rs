@@ -47,7 +47,7 @@ fn config() -> Config {
             None,
         )
         .expect("config"),
-        admin_token: Some(ADMIN.into()),
+        admin_token: Some(crate::secret::ClientSecret::new(ADMIN)),
         signing_keys: Some(std::rc::Rc::new(
             crate::jwt_issuer::SigningKeys::parse(&format!(
                 "[{}]",
@@ -735,4 +735,15 @@ fn routing_errors() {
         v["introspection_endpoint"],
         "https://patgate.test/oauth/introspect"
     );
+}
+
+#[test]
+fn config_debug_shows_no_secret() {
+    let cfg = config();
+    let dbg = format!("{cfg:?}");
+    assert!(dbg.contains("https://patgate.test"), "{dbg}");
+    for secret in [ADMIN, USER_SECRET] {
+        assert!(!dbg.contains(secret), "a secret in Debug: {dbg}");
+    }
+    assert!(!dbg.contains("\"d\""), "a private key in Debug: {dbg}");
 }

@@ -77,7 +77,7 @@ fn parse(env: &Env) -> Result<Config, String> {
             _ => return Err("EXCHANGED_JWT_SECONDS must be 1 to 3600".into()),
         },
         user_auth,
-        admin_token: text(env, "ADMIN_TOKEN"),
+        admin_token: text(env, "ADMIN_TOKEN").map(crate::secret::ClientSecret::new),
         signing_keys: text(env, "JWT_SIGNING_KEYS")
             .map(|k| SigningKeys::parse(&k).map(Rc::new))
             .transpose()
