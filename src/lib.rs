@@ -11,6 +11,7 @@ pub mod app;
 pub mod error;
 pub mod http;
 pub mod jwt_issuer;
+pub mod last_use;
 pub mod model;
 pub mod secret;
 pub mod store;

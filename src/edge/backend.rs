@@ -662,7 +662,12 @@ impl UsageRecorder for EdgeBackend {
             .id_from_name(token_id)
             .and_then(|id| id.get_stub())
             .map_err(err)?;
-        let body = serde_json::json!({ "token_id": token_id, "at": at, "uses": uses }).to_string();
+        let body = serde_json::to_string(&crate::last_use::UseRecord {
+            token_id: token_id.to_owned(),
+            at,
+            uses,
+        })
+        .map_err(err)?;
         let mut init = worker::RequestInit::new();
         init.with_method(worker::Method::Post)
             .with_body(Some(JsValue::from_str(&body)));

@@ -3,9 +3,9 @@
 //! Contract:
 //! - Why a DO: a single writer per token, so use counts add up without read-modify-write races
 //!   in D1, and D1 sees at most one write per token per flush interval however hot the token is.
-//! - Stores (DO storage, key `state`): `{"token_id","last_used_at","use_count"}`.
-//!   Persisted format: add only optional fields.
-//! - `POST /record` with `{"token_id","at","uses"}` -> 204. Raises `last_used_at` to `at` (never
+//! - Stores (DO storage, key `state`): [`UseState`] `{"token_id","last_used_at","use_count"}`.
+//!   Persisted format, pinned in `src/last_use.rs`: add only optional fields.
+//! - `POST /record` with [`UseRecord`] `{"token_id","at","uses"}` -> 204. Raises `last_used_at` to `at` (never
 //!   lowers it), adds `uses`, and arms an alarm `LAST_USED_FLUSH_SECONDS` ahead if none is armed.
 //!   Malformed input -> 400; nothing else.
 //! - `GET /state` -> 200 with the stored state (diagnostics).
@@ -15,23 +15,9 @@
 //!   per isolate per `LAST_USED_COALESCE_SECONDS`, so D1's `last_used_at` trails the real last use
 //!   by at most that plus the flush interval (README "Last use").
 
-use serde::{Deserialize, Serialize};
+use crate::last_use::{UseRecord, UseState};
 use wasm_bindgen::JsValue;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
-
-#[derive(Serialize, Deserialize, Default)]
-struct UseState {
-    token_id: String,
-    last_used_at: i64,
-    use_count: i64,
-}
-
-#[derive(Deserialize)]
-struct Record {
-    token_id: String,
-    at: i64,
-    uses: u32,
-}
 
 #[durable_object]
 pub struct LastUsed {
@@ -48,13 +34,11 @@ impl DurableObject for LastUsed {
         let storage = self.state.storage();
         match (req.method(), req.path().as_str()) {
             (worker::Method::Post, "/record") => {
-                let Ok(rec) = serde_json::from_slice::<Record>(&req.bytes().await?) else {
+                let Ok(rec) = serde_json::from_slice::<UseRecord>(&req.bytes().await?) else {
                     return Response::error("bad record", 400);
                 };
                 let mut st: UseState = storage.get("state").await?.unwrap_or_default();
-                st.token_id = rec.token_id;
-                st.last_used_at = st.last_used_at.max(rec.at);
-                st.use_count += i64::from(rec.uses);
+                st.apply(rec);
                 storage.put("state", &st).await?;
                 if storage.get_alarm().await?.is_none() {
                     let secs = flush_secs(&self.env);
