@@ -1,8 +1,9 @@
 // The token page in a real headless Chromium (Debian's `chromium`, driven by puppeteer-core)
 // against the built worker on workerd: sign-in (Cloudflare Access header and dev form), create,
 // read once, use, last use, regenerate, revoke, escaping, cross-site refusal, JavaScript off,
-// axe-core, phone width, keyboard, and no request leaving the origin. Saves the README's
-// screenshots into docs/screenshots/.
+// axe-core, phone width, keyboard, and no request leaving the origin. Saves screenshots into
+// tests/.state/screenshots/ (look at them), or, with UPDATE_SCREENSHOTS=1, into the README's
+// docs/screenshots/ (committed).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, request as httpRequest } from "node:http";
@@ -14,7 +15,10 @@ import { CHROMIUM, ROOT } from "../../scripts/tools.mjs";
 
 const haveBrowser = existsSync(CHROMIUM);
 const skip = haveBrowser ? false : `Debian's chromium is not installed (${CHROMIUM})`;
-const SHOTS = join(ROOT, "docs", "screenshots");
+const SHOTS = process.env.UPDATE_SCREENSHOTS === "1"
+  ? join(ROOT, "docs", "screenshots")
+  : join(ROOT, "tests", ".state", "screenshots");
+mkdirSync(SHOTS, { recursive: true });
 const AXE = readFileSync(join(ROOT, "node_modules", "axe-core", "axe.min.js"), "utf8");
 const offset = Number(process.env.E2E_PORT_OFFSET ?? 0);
 
