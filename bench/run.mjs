@@ -24,6 +24,7 @@ import { prepareState, startDevServer, writeConfig, NO_RATE_LIMITS } from "../sc
 import { devToken } from "../scripts/dev-token.mjs";
 import { ROOT, nodeBin, buildEnv } from "../scripts/tools.mjs";
 import { checksum, makeToken } from "../scripts/token-format.mjs";
+import { buildTools, measureInstructions, TOOLS_BIN } from "./instructions.mjs";
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -373,46 +374,30 @@ function wranglerRun(args, timeout = 600_000) {
   if (r.status !== 0) throw new Error(`wrangler ${args.slice(0, 4).join(" ")} failed (${r.status ?? r.signal}): ${(r.stdout ?? "").slice(-2000)}${(r.stderr ?? "").slice(-2000)}`);
 }
 
+/**
+ * Inserts `n` PATs of other users: D1 rows and KV grants written by the project's own code
+ * (`patgate-tools seed-growth`, src/bin/tools.rs: the same record types, grant format and D1
+ * columns as the Worker), loaded with `wrangler d1 execute` and `wrangler kv bulk put`.
+ */
 function bulkInsert(dir, n, config) {
   const now = Math.floor(Date.now() / 1000);
-  const exp = now + 30 * 86400;
-  const fileRows = 25_000;
-  const stmtRows = 500;
   const common = ["--local", "--persist-to", dir, "--config", config];
+  const seedDir = join(dir, "growth");
+  mkdirSync(seedDir, { recursive: true });
+  const r = spawnSync(TOOLS_BIN, ["seed-growth", String(n), seedDir, String(now)], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`patgate-tools seed-growth failed: ${r.stderr}`);
   let d1Ms = 0, kvMs = 0;
-  for (let f = 0; f < n; f += fileRows) {
-    let sql = "";
-    const kv = [];
-    for (let i = f; i < Math.min(n, f + fileRows); i += stmtRows) {
-      const rows = [];
-      for (let j = i; j < Math.min(n, f + fileRows, i + stmtRows); j++) {
-        const hash = randomBytes(32).toString("hex");
-        const id = `bulk${String(j).padStart(7, "0")}`;
-        const sub = `bulk-user-${j % 10000}`;
-        const created = now - 86400 - j;
-        rows.push(`('${id}','pat','${hash}','${sub}','pat_client','bulk ${j}','demo_api:read',${created},${exp})`);
-        kv.push({
-          key: `g:${hash}`,
-          value: JSON.stringify({ id, kind: "pat", sub, client_id: "pat_client", scopes: ["demo_api:read"], iat: created, exp, name: `bulk ${j}` }),
-          expiration: exp,
-        });
-      }
-      sql += `INSERT INTO tokens (id, kind, token_hash, subject, client_id, name, scopes, created_at, expires_at) VALUES\n${rows.join(",\n")};\n`;
-    }
-    const sqlFile = join(dir, `bulk-${f}.sql`);
-    const kvFile = join(dir, `bulk-${f}.json`);
-    writeFileSync(sqlFile, sql);
-    writeFileSync(kvFile, JSON.stringify(kv));
+  const files = readdirSync(seedDir).filter((f) => f.endsWith(".sql")).sort((x, y) => parseInt(x.slice(7)) - parseInt(y.slice(7)));
+  for (const [i, f] of files.entries()) {
     let t = performance.now();
-    wranglerRun(["d1", "execute", "DB", ...common, "--yes", "--file", sqlFile]);
+    wranglerRun(["d1", "execute", "DB", ...common, "--yes", "--file", join(seedDir, f)]);
     d1Ms += performance.now() - t;
     t = performance.now();
-    wranglerRun(["kv", "bulk", "put", kvFile, "--binding", "GRANTS", ...common]);
+    wranglerRun(["kv", "bulk", "put", join(seedDir, f.replace(/\.sql$/, ".json")), "--binding", "GRANTS", ...common]);
     kvMs += performance.now() - t;
-    rmSync(sqlFile);
-    rmSync(kvFile);
-    log(`growth: ${fmt(Math.min(n, f + fileRows))} / ${fmt(n)} rows inserted`);
+    log(`growth: file ${i + 1} / ${files.length} inserted`);
   }
+  rmSync(seedDir, { recursive: true, force: true });
   return { d1Ms, kvMs };
 }
 
@@ -436,7 +421,13 @@ async function main() {
     const t = performance.now();
     const { build } = await import("../scripts/build.mjs");
     build();
+    buildTools();
     log(`build done in ${fmt((performance.now() - t) / 1000, 1)} s`);
+  }
+  if (wanted("patgate")) {
+    if (!existsSync(TOOLS_BIN)) buildTools();
+    log("counting instructions per introspection decision (callgrind)");
+    instructions = measureInstructions();
   }
   rmSync(STATE, { recursive: true, force: true });
   mkdirSync(STATE, { recursive: true });
@@ -618,6 +609,9 @@ async function patgate(info, config) {
 // ---------------------------------------------------------------------------------------------
 // Report
 
+/** Instructions per introspection decision of the host-built core (bench/instructions.mjs). */
+let instructions = null;
+
 function report(info, pg, { wrkVersion }) {
   const find = (prefix) => results.find((r) => r.name.startsWith(prefix) && !r.na);
   const A = find("floor A"), B = find("floor B"), peer = find("peer");
@@ -705,6 +699,16 @@ function report(info, pg, { wrkVersion }) {
     ...targets.map((x) => `| ${x.name} | ${x.shown} | ${x.ok ? "PASS" : "FAIL"} |`),
     "",
   ];
+  if (instructions) {
+    lines.push(
+      "## Instructions per introspection decision (noise-free)",
+      "",
+      instructions.error
+        ? `- not measured: ${instructions.error}`
+        : `- **${fmt(instructions.perIntrospection)} instructions** per active-PAT introspection through the host-built core (form parse, API resource authentication, token parse and hash, decision over the in-memory backend, JSON answer): callgrind on \`patgate-tools introspect\`, (I(${instructions.n2}) - I(${instructions.n1})) / ${instructions.n2 - instructions.n1}. Top self cost: ${instructions.top.map((t) => `${t.fn} ${fmt(t.share, 1)}%`).join(", ")}.`,
+      "",
+    );
+  }
   if (opsTable.length) {
     lines.push(
       "## Operations per request (patgate's dev counters, `GET /_dev/counters`, delta over the measured runs ÷ requests wrk counted)",

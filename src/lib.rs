@@ -18,7 +18,8 @@ pub mod store;
 pub mod token;
 pub mod user_auth;
 
-#[cfg(test)]
+/// In-memory backend: host tests, and host tools (`--features tools`).
+#[cfg(any(test, feature = "tools"))]
 pub mod testing;
 
 #[cfg(target_arch = "wasm32")]

@@ -72,6 +72,37 @@ pub struct TokenRecord {
     pub scope_owners: Option<Vec<String>>,
 }
 
+/// The columns of a new `tokens` row, in the order of [`token_insert_values`]: the one place that
+/// maps a [`TokenRecord`] to a D1 insert (the Worker binds the values; the benchmark's seeding
+/// tool writes them as SQL).
+pub const TOKEN_INSERT_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name, scopes, \
+    created_at, expires_at, client_uid, scope_owners";
+
+/// A value bound to a D1 statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlValue {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+}
+
+/// The values of a new `tokens` row (see [`TOKEN_INSERT_COLUMNS`]).
+pub fn token_insert_values(rec: &TokenRecord) -> Vec<SqlValue> {
+    vec![
+        SqlValue::Text(rec.id.clone()),
+        SqlValue::Text(rec.kind.as_str().to_owned()),
+        SqlValue::Text(rec.hash.to_hex()),
+        SqlValue::Text(rec.subject.clone()),
+        SqlValue::Text(rec.client_id.clone()),
+        SqlValue::OptText(rec.name.clone()),
+        SqlValue::Text(rec.scopes.join(" ")),
+        SqlValue::Int(rec.created_at),
+        SqlValue::Int(rec.expires_at),
+        SqlValue::OptText(rec.client_uid.clone()),
+        SqlValue::OptText(rec.scope_owners.as_ref().map(|o| o.join(" "))),
+    ]
+}
+
 /// A scope owned by no resource (at issuance).
 pub const NO_OWNER: &str = "-";
 

@@ -56,6 +56,32 @@ pub struct Config {
     pub page: PageConfig,
 }
 
+impl Config {
+    /// The defaults of every setting (README "Configuration"), for host tools and benchmarks: no
+    /// user JWT verification keys, no admin API, no signing keys.
+    pub fn for_tools(issuer: &str) -> Self {
+        Config {
+            issuer: issuer.to_owned(),
+            pat_max_days: 366,
+            last_used_coalesce_secs: 30,
+            registry_cache_secs: 30,
+            registry_max_stale_secs: DEFAULT_REGISTRY_MAX_STALE_SECS,
+            grant_cache_secs: DEFAULT_GRANT_CACHE_SECS,
+            exchanged_jwt_secs: DEFAULT_EXCHANGED_JWT_SECS,
+            user_auth: UserAuthConfig {
+                issuer: String::new(),
+                audience: String::new(),
+                hs256_secret: None,
+                jwks: None,
+                jwks_url: None,
+            },
+            admin_token: None,
+            signing_keys: None,
+            page: PageConfig::default(),
+        }
+    }
+}
+
 /// Default of [`Config::registry_max_stale_secs`].
 pub const DEFAULT_REGISTRY_MAX_STALE_SECS: i64 = 300;
 /// Default of [`Config::grant_cache_secs`].

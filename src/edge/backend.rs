@@ -2,7 +2,10 @@
 //! and `fetch` for the identity provider's JWKS.
 
 use super::counters::{bump, Op};
-use crate::model::{split_scopes, ApiResource, Client, Grant, SecretSet, TokenFormat, TokenRecord};
+use crate::model::{
+    split_scopes, token_insert_values, ApiResource, Client, Grant, SecretSet, SqlValue,
+    TokenFormat, TokenRecord, TOKEN_INSERT_COLUMNS,
+};
 use crate::secret::SecretHash;
 use crate::store::{
     AdminStore, Cursor, GrantCache, JwksFetcher, Limit, RateLimiter, Registry, Revoked, StoreError,
@@ -210,27 +213,21 @@ fn n(v: i64) -> JsValue {
 
 impl TokenStore for EdgeBackend {
     async fn insert_token(&self, rec: &TokenRecord) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO tokens (id, kind, token_hash, subject, client_id, name, scopes, created_at, expires_at, \
-             client_uid, scope_owners) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            &[
-                s(&rec.id),
-                s(rec.kind.as_str()),
-                s(&rec.hash.to_hex()),
-                s(&rec.subject),
-                s(&rec.client_id),
-                rec.name.as_deref().map_or(JsValue::NULL, s),
-                s(&rec.scopes.join(" ")),
-                n(rec.created_at),
-                n(rec.expires_at),
-                rec.client_uid.as_deref().map_or(JsValue::NULL, s),
-                rec.scope_owners
-                    .as_ref()
-                    .map_or(JsValue::NULL, |o| s(&o.join(" "))),
-            ],
-        )
-        .await
-        .map(|_| ())
+        let values = token_insert_values(rec);
+        let placeholders: Vec<String> = (1..=values.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO tokens ({TOKEN_INSERT_COLUMNS}) VALUES ({})",
+            placeholders.join(", ")
+        );
+        let args: Vec<JsValue> = values
+            .iter()
+            .map(|v| match v {
+                SqlValue::Text(t) => s(t),
+                SqlValue::OptText(t) => t.as_deref().map_or(JsValue::NULL, s),
+                SqlValue::Int(i) => n(*i),
+            })
+            .collect();
+        self.execute(&sql, &args).await.map(|_| ())
     }
 
     async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {

@@ -1,0 +1,201 @@
+//! Host-side tools built from the project's own code (`cargo run --release --features tools
+//! --bin patgate-tools -- ...`), used by the benchmark:
+//!
+//! - `seed-growth N DIR NOW`: writes `DIR/growth-K.sql` and `DIR/growth-K.json` (D1 rows and KV
+//!   grants for N PATs of other users, in files of 25,000), made with the same record types, grant
+//!   format and D1 columns as the Worker, so the stored formats are written in one place.
+//! - `introspect N`: runs N introspections of one active PAT through the whole core (parse the
+//!   form, authenticate the API resource, hash, decide, serialize) over the in-memory backend. The
+//!   benchmark runs it under `valgrind --tool=callgrind` for a noise-free instructions-per-decision
+//!   figure.
+
+use patgate::app::{self, Config, Ctx, IsolateState};
+use patgate::http::{Method, Request};
+use patgate::model::{ApiResource, Client, SecretSet, TokenFormat, TokenRecord};
+use patgate::secret::ClientSecret;
+use patgate::testing::MemoryBackend;
+use patgate::token::{PlainToken, TokenKind};
+use std::fmt::Write as _;
+use std::future::Future;
+use std::io::Write as _;
+
+/// Drives a future of the in-memory backend (it never waits on anything) to completion.
+fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("patgate-tools: {msg}");
+    std::process::exit(2)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["seed-growth", n, dir, now] => seed_growth(
+            n.parse().unwrap_or_else(|_| fail("N must be a number")),
+            dir,
+            now.parse()
+                .unwrap_or_else(|_| fail("NOW must be unix seconds")),
+        ),
+        ["introspect", n] => introspect(n.parse().unwrap_or_else(|_| fail("N must be a number"))),
+        _ => fail("usage: seed-growth N DIR NOW | introspect N"),
+    }
+}
+
+fn sql_text(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn sql_opt(s: Option<&str>) -> String {
+    s.map_or_else(|| "NULL".to_owned(), sql_text)
+}
+
+fn seed_growth(n: usize, dir: &str, now: i64) {
+    const PER_FILE: usize = 25_000;
+    const PER_STATEMENT: usize = 500;
+    let exp = now + 30 * 86_400;
+    for (file, start) in (0..n).step_by(PER_FILE).enumerate() {
+        let end = n.min(start + PER_FILE);
+        let mut sql = String::new();
+        let mut kv = Vec::with_capacity(end - start);
+        for chunk in (start..end).step_by(PER_STATEMENT) {
+            let mut rows = Vec::new();
+            for j in chunk..end.min(chunk + PER_STATEMENT) {
+                let token =
+                    PlainToken::generate(TokenKind::Pat).unwrap_or_else(|_| fail("no randomness"));
+                let rec = TokenRecord {
+                    id: format!("bulk{j:07}"),
+                    kind: TokenKind::Pat,
+                    hash: token.hash(),
+                    subject: format!("bulk-user-{}", j % 10_000),
+                    client_id: app::PAT_CLIENT_ID.to_owned(),
+                    name: Some(format!("bulk {j}")),
+                    scopes: vec!["demo_api:read".to_owned()],
+                    created_at: now - 86_400 - j as i64,
+                    expires_at: exp,
+                    revoked_at: None,
+                    last_used_at: None,
+                    use_count: 0,
+                    generation: 0,
+                    client_uid: None,
+                    scope_owners: None,
+                };
+                let values = patgate::model::token_insert_values(&rec);
+                rows.push(format!(
+                    "({})",
+                    values
+                        .iter()
+                        .map(|v| match v {
+                            patgate::model::SqlValue::Text(t) => sql_text(t),
+                            patgate::model::SqlValue::OptText(t) => sql_opt(t.as_deref()),
+                            patgate::model::SqlValue::Int(i) => i.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ));
+                let grant = rec.grant(now + app::DEFAULT_GRANT_CACHE_SECS);
+                kv.push(serde_json::json!({
+                    "key": format!("g:{}", rec.hash.to_hex()),
+                    "value": serde_json::to_string(&grant).unwrap_or_else(|_| fail("json")),
+                    "expiration": exp,
+                }));
+            }
+            let _ = writeln!(
+                sql,
+                "INSERT INTO tokens ({}) VALUES\n{};",
+                patgate::model::TOKEN_INSERT_COLUMNS,
+                rows.join(",\n")
+            );
+        }
+        let write = |name: String, body: &[u8]| {
+            std::fs::File::create(format!("{dir}/{name}"))
+                .and_then(|mut f| f.write_all(body))
+                .unwrap_or_else(|e| fail(&format!("writing {name}: {e}")));
+        };
+        write(format!("growth-{file}.sql"), sql.as_bytes());
+        let json = serde_json::to_vec(&kv).unwrap_or_else(|_| fail("json"));
+        write(format!("growth-{file}.json"), &json);
+    }
+}
+
+fn introspect(n: usize) {
+    let now = 1_795_000_000;
+    let backend = MemoryBackend::default();
+    backend.resources.borrow_mut().push(ApiResource {
+        id: "demo_api".into(),
+        uid: "r1".into(),
+        secret: SecretSet {
+            current: ClientSecret::new("demo-api-secret").hash(),
+            previous: None,
+        },
+        enabled: true,
+        scopes: vec!["demo_api:read".into()],
+    });
+    backend.clients.borrow_mut().push(Client {
+        id: app::PAT_CLIENT_ID.into(),
+        uid: "c1".into(),
+        secret: None,
+        allowed_scopes: vec!["demo_api:read".into()],
+        token_format: TokenFormat::Reference,
+        token_lifetime: 3600,
+        enabled: true,
+    });
+    let cfg = Config::for_tools("https://patgate.example");
+    let isolate = IsolateState::default();
+    let ctx = Ctx {
+        cfg: &cfg,
+        backend: &backend,
+        isolate: &isolate,
+        now,
+    };
+    let token = PlainToken::generate(TokenKind::Pat).unwrap_or_else(|_| fail("no randomness"));
+    let rec = TokenRecord {
+        id: "t1".into(),
+        kind: TokenKind::Pat,
+        hash: token.hash(),
+        subject: "alice".into(),
+        client_id: app::PAT_CLIENT_ID.into(),
+        name: Some("bench".into()),
+        scopes: vec!["demo_api:read".into()],
+        created_at: now,
+        expires_at: now + 86_400,
+        revoked_at: None,
+        last_used_at: None,
+        use_count: 0,
+        generation: 0,
+        client_uid: Some("c1".into()),
+        scope_owners: Some(vec!["r1".into()]),
+    };
+    backend.tokens.borrow_mut().push(rec.clone());
+    backend
+        .kv
+        .borrow_mut()
+        .insert(rec.hash, rec.grant(now + app::DEFAULT_GRANT_CACHE_SECS));
+    let req = Request::new(Method::Post, "/oauth/introspect")
+        .header("authorization", "Basic ZGVtb19hcGk6ZGVtby1hcGktc2VjcmV0")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={}", token.expose_secret()));
+    let mut active = 0usize;
+    for _ in 0..n {
+        let o = block_on(app::handle(&ctx, &req));
+        if o.response.body.starts_with(br#"{"active":true"#) {
+            active += 1;
+        }
+    }
+    if active != n {
+        fail(&format!("{active} of {n} introspections were active"));
+    }
+    println!("{n} active introspections");
+}
