@@ -118,6 +118,7 @@ struct Harness {
     now: i64,
 }
 
+mod handlers;
 mod integrity;
 
 impl Harness {
