@@ -53,7 +53,7 @@ pub fn presented(req: &Request, form: &Form) -> Result<Presented, Error> {
 
 /// Reads through the isolate cache. A stale entry is refreshed by the one request that found it
 /// stale; if that D1 read fails, the stale record is served (at most one more cache lifetime).
-async fn through_cache<T>(
+pub(super) async fn through_cache<T>(
     lookup: Lookup<T>,
     fetch: impl std::future::Future<Output = Result<Option<T>, StoreError>>,
     store: impl FnOnce(Option<Rc<T>>),

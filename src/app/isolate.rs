@@ -2,6 +2,7 @@
 //! Durable Objects off the hot path. Nothing here is needed for correctness; losing it (a new
 //! isolate) only costs reads.
 
+use crate::gate::route::GateRoute;
 use crate::model::{ApiResource, Client};
 use crate::token::TokenHash;
 use crate::user_auth::Jwks;
@@ -30,6 +31,8 @@ pub struct IsolateState {
     last_use: RefCell<HashMap<String, UseWindow>>,
     /// (fetched at, last refresh attempt, keys)
     jwks: RefCell<Option<(i64, i64, Rc<Jwks>)>>,
+    /// The gate's route table, read whole: (read at, routes).
+    routes: RefCell<Option<(i64, Rc<Vec<GateRoute>>)>>,
 }
 
 struct UseWindow {
@@ -147,6 +150,28 @@ impl IsolateState {
 
     pub fn store_jwks(&self, now: i64, jwks: Rc<Jwks>) {
         *self.jwks.borrow_mut() = Some((now, now, jwks));
+    }
+
+    /// The route table, like the registry records: fresh for `ttl`, then refreshed by the one
+    /// request that finds it stale (the others keep using it meanwhile).
+    pub fn lookup_routes(&self, now: i64, ttl: i64) -> Lookup<Vec<GateRoute>> {
+        let mut r = self.routes.borrow_mut();
+        match r.as_mut() {
+            None => Lookup::Miss,
+            Some((at, v)) if now - *at < ttl => Lookup::Fresh(Some(v.clone())),
+            Some((at, v)) => {
+                *at = now;
+                Lookup::Stale(Some(v.clone()))
+            }
+        }
+    }
+
+    pub fn store_routes(&self, now: i64, routes: Rc<Vec<GateRoute>>) {
+        *self.routes.borrow_mut() = Some((now, routes));
+    }
+
+    pub fn forget_routes(&self) {
+        *self.routes.borrow_mut() = None;
     }
 }
 

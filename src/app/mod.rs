@@ -7,12 +7,14 @@ mod client_auth;
 mod decision;
 mod discovery;
 mod exchange;
+pub mod gate;
 mod introspect;
 mod isolate;
 mod jwt_tokens;
 mod pats;
 mod reference;
 mod revoke;
+mod routes_admin;
 mod token_endpoint;
 mod user;
 

@@ -679,3 +679,5 @@ fn routing_errors() {
         "https://patgate.test/oauth/introspect"
     );
 }
+
+mod gate;
