@@ -103,6 +103,14 @@ pub async fn gate<B: Backend>(ctx: &Ctx<'_, B>, req: &GateRequest<'_>) -> GateAn
     }
 }
 
+/// The upstream could not be reached: 502 `{"error":"bad_gateway"}`.
+pub fn bad_gateway() -> Response {
+    let mut r = Response::empty(502);
+    r.headers.push(("content-type", "application/json".into()));
+    r.body = br#"{"error":"bad_gateway"}"#.to_vec();
+    finish(r)
+}
+
 fn finish(mut r: Response) -> Response {
     if r.header("cache-control").is_none() {
         r.headers.push(("cache-control", "no-store".into()));
