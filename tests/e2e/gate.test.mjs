@@ -290,6 +290,28 @@ test("401 without a token, with an invalid, revoked or foreign token; 405 then 4
   assertError(await gate("/gw/demo/x", pat.token), 401, "invalid_token", "revoked");
 });
 
+test("hostile input: oversized, repeated or malformed credentials, traversal, odd schemes", async () => {
+  const pat = await createPat(srv.url, "alice", ["demo_api:read"]);
+  const before = seen.length;
+  assertError(await gate("/gw/demo/x", "a".repeat(8000)), 401, "invalid_token", "8 KB token");
+  assertError(await gate("/gw/demo/x", `${pat.token}.${pat.token}.${pat.token}`), 401, "invalid_token");
+  assertError(await gate("/gw/demo/x", undefined, { headers: { authorization: "Bearer" } }), 401, "invalid_request");
+  assertError(await gate("/gw/demo/x", undefined, { headers: { authorization: "Bearer    " } }), 401, "invalid_request");
+  assertError(await gate("/gw/demo/x", undefined, { headers: { authorization: `Token ${pat.token}` } }), 401, "invalid_request");
+  // two Authorization headers: never one of them silently
+  const twice = await raw(`${gateBase}/gw/demo/x`, { headers: { authorization: [`Bearer ${pat.token}`, "Bearer garbage"] } });
+  assert.equal(twice.status, 401, twice.text);
+  // dot segments are resolved before matching: these leave the route and never reach the upstream
+  const traversal = await raw(`${gateBase}/gw/demo/../../admin/routes`, { headers: { authorization: `Bearer ${pat.token}` } });
+  assert.equal(traversal.status, 401, "the admin API answers, with its own authentication");
+  const encoded = await raw(`${gateBase}/gw/demo/%2e%2e/%2E%2e/x`, { headers: { authorization: `Bearer ${pat.token}` } });
+  assert.equal(encoded.status, 404, encoded.text);
+  assert.equal(seen.length, before, "nothing reached the upstream");
+  // the scheme is case-insensitive (RFC 9110 section 11.1)
+  const lower = await gate("/gw/demo/x", undefined, { headers: { authorization: `bearer ${pat.token}` } });
+  assert.equal(lower.status, 200, lower.text);
+});
+
 test("JWT access tokens are accepted with the same rules", async () => {
   const tok = await form(`${srv.url}/oauth/token`, "grant_type=client_credentials&scope=demo_api:read", {
     authorization: basic("demo_jwt_client", "demo-jwt-client-secret"),
