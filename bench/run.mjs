@@ -21,7 +21,7 @@ import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { createServer } from "node:http";
 import { cpus, totalmem, loadavg } from "node:os";
-import { prepareState, startDevServer } from "../scripts/devserver.mjs";
+import { prepareState, startDevServer, writeConfig, NO_RATE_LIMITS } from "../scripts/devserver.mjs";
 import { devToken } from "../scripts/dev-token.mjs";
 import { ROOT, nodeBin, buildEnv } from "../scripts/tools.mjs";
 import { checksum, makeToken } from "../scripts/token-format.mjs";
@@ -599,14 +599,8 @@ function snapshotConfig() {
   const snap = join(STATE, "patgate-build");
   rmSync(snap, { recursive: true, force: true });
   cpSync(join(ROOT, "build", "worker"), snap, { recursive: true });
-  let toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
-  const main = toml.match(/^main\s*=\s*"([^"]+)"/m);
-  if (!main || !main[1].startsWith("build/worker/")) throw new Error(`unexpected main in wrangler.toml: ${main?.[0]}`);
-  toml = toml.replace(main[0], `main = ${JSON.stringify(join(snap, main[1].slice("build/worker/".length)))}`);
-  toml = toml.replace(/^migrations_dir\s*=\s*"([^"]+)"/m, (_, d) => `migrations_dir = ${JSON.stringify(join(ROOT, d))}`);
-  const config = join(STATE, "patgate.wrangler.toml");
-  writeFileSync(config, toml);
-  return config;
+  // The load comes from one IP and one user: the rate limits would measure themselves.
+  return writeConfig(join(STATE, "patgate.wrangler.toml"), { limits: NO_RATE_LIMITS, workerDir: snap });
 }
 
 async function patgate(info, config) {

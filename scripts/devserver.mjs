@@ -2,6 +2,7 @@
 // Durable Objects persisted under a state directory. Used by `npm start`, the end-to-end
 // tests and the benchmark.
 import { spawn, spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, nodeBin, buildEnv } from "./tools.mjs";
 
@@ -9,6 +10,10 @@ import { ROOT, nodeBin, buildEnv } from "./tools.mjs";
 export const DEV_VARS = {
   USER_JWT_HS256_SECRET: "dev-user-jwt-secret",
   ADMIN_TOKEN: "dev-admin-token",
+  // The token page's local sign-in form (never on in production: wrangler.toml does not set it)
+  // and the HMAC key of its session cookie and CSRF tokens (production: `wrangler secret put`).
+  DEV_SIGN_IN: "true",
+  SESSION_SECRET: "dev-session-secret-not-for-production-0123456789",
   // A throwaway key pair for local JWTs only (production: `npm run gen-key` + `wrangler secret put`).
   JWT_SIGNING_KEYS: JSON.stringify([
     { kty: "OKP", crv: "Ed25519", kid: "dev-ed25519-1", d: "sna6z2d_XgS2-_pNOBBS5vt1Ob5VaH19P0l1SOcWl_I", x: "JfsPhXT-i2GWNuXAPsQJPLzzd7PWS7xvd6bkeewFPkg" },
@@ -99,4 +104,30 @@ export async function startDevServer({
     clearTimeout(t);
   };
   return { url, stop, proc, log: () => log };
+}
+
+/** Rate limits high enough that no test or benchmark trips them by accident. */
+export const NO_RATE_LIMITS = {
+  RL_FAILED_AUTH_CLIENT: 100000, RL_FAILED_AUTH_IP: 100000, RL_PAT_CREATE: 100000, RL_TOKEN_IP: 100000,
+};
+
+/**
+ * Writes a copy of wrangler.toml to `path` with absolute `main` (in `workerDir`, default
+ * build/worker) and `migrations_dir`, and each `[[ratelimits]]` binding named in `limits` set to
+ * that many requests per period. Tests and the benchmark run on such copies; wrangler.toml keeps
+ * the production defaults.
+ */
+export function writeConfig(path, { limits = {}, workerDir = join(ROOT, "build", "worker") } = {}) {
+  let toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
+  const main = toml.match(/^main\s*=\s*"([^"]+)"/m);
+  if (!main || !main[1].startsWith("build/worker/")) throw new Error(`unexpected main in wrangler.toml: ${main?.[0]}`);
+  toml = toml.replace(main[0], `main = ${JSON.stringify(join(workerDir, main[1].slice("build/worker/".length)))}`);
+  toml = toml.replace(/^migrations_dir\s*=\s*"([^"]+)"/m, (_, d) => `migrations_dir = ${JSON.stringify(join(ROOT, d))}`);
+  for (const [name, limit] of Object.entries(limits)) {
+    const re = new RegExp(`(name = "${name}"[^\\[]*?limit = )\\d+`);
+    if (!re.test(toml)) throw new Error(`no [[ratelimits]] binding ${name} in wrangler.toml`);
+    toml = toml.replace(re, `$1${limit}`);
+  }
+  writeFileSync(path, toml);
+  return path;
 }

@@ -11,6 +11,7 @@ prepareState(persistDir);
 console.log("[start] migrations and demo seed applied to the local D1 in .wrangler/state");
 const server = await startDevServer({ port: 8787, persistDir, inherit: true, timeoutMs: 300_000 });
 console.log(`[start] patgate is serving on ${server.url} (Ctrl-C to stop)`);
+console.log(`[start] manage tokens in the browser: ${server.url}/ (local sign-in form: any user id)`);
 console.log("[start] get a user token with: npm run dev-token -- alice");
 const stop = async () => { await server.stop(); process.exit(0); };
 process.on("SIGINT", stop);

@@ -72,11 +72,32 @@ export function ensureTools({ quiet = false } = {}) {
       run("cargo", ["install", "wasm-bindgen-cli", "--version", want]);
     }
   }
-  if (!existsSync(nodeBin("wrangler")) || !existsSync(nodeBin("esbuild"))) {
+  const npmDeps = [nodeBin("wrangler"), nodeBin("esbuild"), join(ROOT, "node_modules", "puppeteer-core", "package.json"), join(ROOT, "node_modules", "axe-core", "axe.min.js")];
+  if (!npmDeps.every((p) => existsSync(p))) {
     say("installing npm dependencies");
     run("npm", ["ci", "--no-audit", "--no-fund"]);
   }
   say("tools ready");
+}
+
+/** Debian's Chromium, driven by the browser tests (tests/e2e/page.test.mjs) through puppeteer-core. */
+export const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+
+/**
+ * Installs Debian's `chromium` with apt-get when it is missing and we are root; otherwise prints
+ * one line naming the package. Returns whether the browser is there. Nothing is downloaded by npm.
+ */
+export function ensureChromium({ quiet = false } = {}) {
+  if (existsSync(CHROMIUM)) return true;
+  if (process.getuid?.() === 0 && existsSync("/usr/bin/apt-get")) {
+    quiet || console.log("[setup] installing Debian's chromium for the browser tests (apt-get, once)");
+    const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+    run("apt-get", ["update", "-qq"], { env });
+    run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", "chromium"], { env });
+    return existsSync(CHROMIUM);
+  }
+  console.log(`[setup] the browser tests need Debian's "chromium" package (apt-get install chromium); they are skipped without it`);
+  return false;
 }
 
 /** Environment that makes worker-build use local binaries instead of downloading them. */

@@ -44,6 +44,9 @@ pub enum Error {
     PayloadTooLarge(usize),
     UnsupportedMediaType(&'static str),
     Conflict(String),
+    /// Past a configured rate (brute force, abuse): 429 with `Retry-After` (seconds). The first
+    /// field says what was limited (logged).
+    RateLimited(&'static str, u64),
     /// Storage (KV, D1, Durable Objects) failed: 503 `temporarily_unavailable`, cause logged.
     Unavailable(String),
     /// A bug or an impossible state: 500 `server_error`, cause logged.
@@ -75,6 +78,7 @@ impl Error {
             Error::NotFound => "not_found",
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::Conflict(_) => "conflict",
+            Error::RateLimited(..) => "rate_limited",
             Error::Unavailable(_) => "temporarily_unavailable",
             Error::Internal(_) => "server_error",
         }
@@ -92,6 +96,7 @@ impl Error {
             Error::NotFound => 404,
             Error::MethodNotAllowed(_) => 405,
             Error::Conflict(_) => 409,
+            Error::RateLimited(..) => 429,
             Error::PayloadTooLarge(_) => 413,
             Error::UnsupportedMediaType(_) => 415,
             Error::Unavailable(_) => 503,
@@ -133,6 +138,10 @@ impl Error {
                 Some(format!("storage unavailable: {cause}")),
             ),
             Error::Internal(cause) => (None, Some(format!("internal error: {cause}"))),
+            Error::RateLimited(what, _) => (
+                Some("too many requests, retry later"),
+                Some(format!("rate limited: {what}")),
+            ),
         };
         let mut resp = Response::json(
             self.status(),
@@ -143,6 +152,9 @@ impl Error {
         );
         resp.log = log;
         match &self {
+            Error::RateLimited(_, secs) => {
+                resp = resp.with_header("retry-after", secs.to_string());
+            }
             Error::InvalidClient(_) => {
                 resp = resp.with_header("www-authenticate", format!("Basic realm=\"{REALM}\""));
             }

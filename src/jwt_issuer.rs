@@ -198,6 +198,13 @@ pub struct AccessTokenClaims {
     pub client_id: String,
     /// Space-separated scopes.
     pub scope: String,
+    /// For a JWT exchanged from a PAT (RFC 8693): the PAT's id. Introspection (and everything in
+    /// patgate that accepts the JWT) checks that this PAT is still active, at this generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pat_id: Option<String>,
+    /// The PAT's rotation generation when the JWT was minted (rotating the PAT kills the JWT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pat_gen: Option<i64>,
 }
 
 /// `aud` as RFC 7519 allows it: one string or an array of strings.
@@ -536,6 +543,8 @@ mod tests {
             jti: "j1".into(),
             client_id: "pat_client".into(),
             scope: "demo_api:read".into(),
+            pat_id: None,
+            pat_gen: None,
         }
     }
 

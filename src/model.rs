@@ -4,7 +4,14 @@ use crate::secret::{ClientSecret, SecretHash};
 use crate::token::{TokenHash, TokenKind};
 use serde::{Deserialize, Serialize};
 
-/// The KV value for an active reference token (key: `g:{hex sha256}`), read by introspection.
+/// The KV value for a reference token (key: `g:{hex sha256}`), read by introspection.
+///
+/// KV says which tokens exist: an entry is written when a token is issued and lives until the
+/// token expires (KV expiration = `exp`), and revocation deletes it, so a hash without an entry
+/// is inactive with no D1 read. What the entry says is trusted only until `fresh_until` (at most
+/// `GRANT_CACHE_SECONDS` after it was written): after that D1 is asked again and the entry is
+/// rewritten, or deleted if D1 says the token is gone. That bounds how long a lost KV delete can
+/// keep a revoked token alive.
 ///
 /// **Persisted format**: records written by one version are read by the next, in every
 /// location, until they expire. Add only optional fields; never rename or remove one.
@@ -20,6 +27,23 @@ pub struct Grant {
     pub exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Until when this entry may be trusted without asking D1. Absent in entries written before
+    /// it existed: those count as stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh_until: Option<i64>,
+    /// See [`TokenRecord::client_uid`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_uid: Option<String>,
+    /// See [`TokenRecord::scope_owners`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_owners: Option<Vec<String>>,
+}
+
+impl Grant {
+    /// Whether the entry may answer without D1 at `now`.
+    pub fn is_fresh(&self, now: i64) -> bool {
+        self.fresh_until.is_some_and(|f| now < f)
+    }
 }
 
 /// A row of D1 `tokens`.
@@ -37,7 +61,19 @@ pub struct TokenRecord {
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub use_count: i64,
+    /// How many times the token was rotated. JWTs exchanged from a PAT carry the generation they
+    /// were minted from, so rotating the PAT kills them.
+    pub generation: i64,
+    /// The uid of the client when the token was issued: a client deleted and created again with
+    /// the same id has another uid, and does not revive the token. `None`: issued before uids.
+    pub client_uid: Option<String>,
+    /// For each scope (same order), the uid of the API resource that owned it at issuance ("-":
+    /// none). A scope moved to another resource stays invisible to it. `None`: issued before.
+    pub scope_owners: Option<Vec<String>>,
 }
+
+/// A scope owned by no resource (at issuance).
+pub const NO_OWNER: &str = "-";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -58,7 +94,8 @@ impl TokenRecord {
         }
     }
 
-    pub fn grant(&self) -> Grant {
+    /// The KV entry for this record, trusted until `fresh_until`.
+    pub fn grant(&self, fresh_until: i64) -> Grant {
         Grant {
             id: self.id.clone(),
             kind: self.kind,
@@ -68,6 +105,9 @@ impl TokenRecord {
             iat: self.created_at,
             exp: self.expires_at,
             name: self.name.clone(),
+            fresh_until: Some(fresh_until.min(self.expires_at)),
+            client_uid: self.client_uid.clone(),
+            scope_owners: self.scope_owners.clone(),
         }
     }
 }
@@ -95,6 +135,8 @@ impl SecretSet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiResource {
     pub id: String,
+    /// Internal id, never reused (assigned by the store at creation; empty before it).
+    pub uid: String,
     pub secret: SecretSet,
     pub enabled: bool,
     pub scopes: Vec<String>,
@@ -111,6 +153,8 @@ pub enum TokenFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
     pub id: String,
+    /// Internal id, never reused (assigned by the store at creation; empty before it).
+    pub uid: String,
     pub secret: Option<SecretSet>,
     pub allowed_scopes: Vec<String>,
     pub token_format: TokenFormat,
@@ -142,19 +186,23 @@ mod tests {
             iat: 1_700_000_000,
             exp: 1_800_000_000,
             name: Some("ci".into()),
+            fresh_until: Some(1_700_003_600),
+            client_uid: None,
+            scope_owners: None,
         };
         let json = serde_json::to_string(&g).expect("serializes");
         assert_eq!(
             json,
-            r#"{"id":"abc","kind":"pat","sub":"alice","client_id":"pat_client","scopes":["demo_api:read"],"iat":1700000000,"exp":1800000000,"name":"ci"}"#
+            r#"{"id":"abc","kind":"pat","sub":"alice","client_id":"pat_client","scopes":["demo_api:read"],"iat":1700000000,"exp":1800000000,"name":"ci","fresh_until":1700003600}"#
         );
         assert_eq!(serde_json::from_str::<Grant>(&json).expect("parses"), g);
         let no_name =
             r#"{"id":"a","kind":"access","sub":"c","client_id":"c","scopes":[],"iat":1,"exp":2}"#;
-        assert_eq!(
-            serde_json::from_str::<Grant>(no_name).expect("parses").name,
-            None
-        );
+        let old = serde_json::from_str::<Grant>(no_name).expect("parses");
+        assert_eq!(old.name, None);
+        // entries written before `fresh_until` existed are stale: D1 is asked
+        assert_eq!(old.fresh_until, None);
+        assert!(!old.is_fresh(0));
     }
 
     #[test]

@@ -19,16 +19,12 @@ impl StoreError {
     }
 }
 
-/// The global read path: active grants keyed by token hash (KV), expiring with the token.
+/// The global read path: grants keyed by token hash (KV), kept until the token expires
+/// (`grant.exp`) and trusted until `grant.fresh_until` (see [`Grant`]).
 pub trait GrantCache {
     async fn get_grant(&self, hash: &TokenHash) -> Result<Option<Grant>, StoreError>;
-    /// Stores until `until` (at most `grant.exp`).
-    async fn put_grant(
-        &self,
-        hash: &TokenHash,
-        grant: &Grant,
-        until: i64,
-    ) -> Result<(), StoreError>;
+    /// Stores the grant until `grant.exp`.
+    async fn put_grant(&self, hash: &TokenHash, grant: &Grant) -> Result<(), StoreError>;
     async fn delete_grant(&self, hash: &TokenHash) -> Result<(), StoreError>;
     /// Whether a JWT access token's `jti` was revoked.
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError>;
@@ -56,15 +52,37 @@ pub trait TokenStore {
         after: Option<&Cursor>,
         limit: u32,
     ) -> Result<Vec<TokenRecord>, StoreError>;
-    /// Marks a token revoked. Returns false if it was already revoked or does not exist.
-    async fn revoke_token(&self, id: &str, now: i64) -> Result<bool, StoreError>;
-    /// Replaces the hash of a non-revoked token whose hash is still `old`. False if it lost a race.
-    async fn replace_token_hash(
+    /// A token by id (any kind, any status).
+    async fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// Marks a token revoked with one conditional statement (`... WHERE revoked_at IS NULL
+    /// RETURNING token_hash`) and returns the hash that is current in D1 at that moment (after a
+    /// concurrent rotation: the new one), or, if it was already revoked, its frozen hash.
+    /// `None`: no such token.
+    async fn revoke_token(&self, id: &str, now: i64) -> Result<Option<Revoked>, StoreError>;
+    /// Rotation, atomically: replaces the hash of a token that is still active with hash `old`
+    /// (not revoked, not expired at `now`), bumps its generation and records `old` as retired.
+    /// False if it lost a race (revoked, expired or rotated meanwhile).
+    async fn rotate_token(
         &self,
         id: &str,
         old: &TokenHash,
         new: &TokenHash,
+        now: i64,
     ) -> Result<bool, StoreError>;
+    /// Hashes a token had before its rotations, retired at or after `since`.
+    async fn retired_hashes(&self, id: &str, since: i64) -> Result<Vec<TokenHash>, StoreError>;
+    /// Removes a token record. Only used to undo an insert whose outcome is unknown (the insert
+    /// reported an error but may have landed): the token was never shown to anyone.
+    async fn delete_token(&self, id: &str) -> Result<(), StoreError>;
+}
+
+/// The result of [`TokenStore::revoke_token`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revoked {
+    /// The hash D1 holds for the token (what KV may still cache).
+    pub hash: TokenHash,
+    /// This call revoked it (false: it was revoked before).
+    pub newly: bool,
 }
 
 /// API resources and clients (D1), read through a short isolate cache.
@@ -81,6 +99,31 @@ pub trait UsageRecorder {
 /// Fetches a JWKS document from the identity provider.
 pub trait JwksFetcher {
     async fn fetch_jwks(&self, url: &str) -> Result<String, StoreError>;
+}
+
+/// What is rate limited, each with its own budget (a Cloudflare Rate Limiting binding in
+/// production, see wrangler.toml; an in-memory double in tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// Failed client or API-resource authentications, per client id.
+    FailedAuthPerClient,
+    /// Failed client or API-resource authentications, per IP.
+    FailedAuthPerIp,
+    /// PAT creations (API, page and token exchange), per user.
+    PatCreationsPerUser,
+    /// Calls of the token endpoint, per IP.
+    TokenEndpointPerIp,
+}
+
+impl Limit {
+    /// The period of every limit, in seconds (Cloudflare allows 10 or 60): `Retry-After`.
+    pub const PERIOD_SECS: u64 = 60;
+}
+
+/// Counts an event against a rate limit.
+pub trait RateLimiter {
+    /// Counts one event for `key`; `Ok(true)` when it is over the limit.
+    async fn over_limit(&self, limit: Limit, key: &str) -> Result<bool, StoreError>;
 }
 
 /// Result of an admin write.
@@ -119,11 +162,25 @@ pub trait RouteStore {
 
 /// Everything the service needs from its runtime.
 pub trait Backend:
-    GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher + AdminStore + RouteStore
+    GrantCache
+    + TokenStore
+    + Registry
+    + UsageRecorder
+    + JwksFetcher
+    + AdminStore
+    + RateLimiter
+    + RouteStore
 {
 }
 impl<
-        T: GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher + AdminStore + RouteStore,
+        T: GrantCache
+            + TokenStore
+            + Registry
+            + UsageRecorder
+            + JwksFetcher
+            + AdminStore
+            + RateLimiter
+            + RouteStore,
     > Backend for T
 {
 }

@@ -4,7 +4,8 @@
 use crate::gate::route::GateRoute;
 use crate::model::{ApiResource, Client, Grant, TokenRecord};
 use crate::store::{
-    Cursor, GrantCache, JwksFetcher, Registry, StoreError, TokenStore, UsageRecorder, Write,
+    Cursor, GrantCache, JwksFetcher, Registry, Revoked, StoreError, TokenStore, UsageRecorder,
+    Write,
 };
 use crate::token::TokenHash;
 use std::cell::{Cell, RefCell};
@@ -18,6 +19,41 @@ pub struct Counts {
     pub d1_query: u32,
     pub do_call: u32,
 }
+
+/// How an injected fault behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The write does not happen and the call reports an error.
+    Lost,
+    /// The write happens, then the call reports an error (a timeout after the commit).
+    LandedButFailed,
+}
+
+/// The storage steps that can be made to fail, one call at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    KvPut,
+    KvDelete,
+    TokenInsert,
+    TokenRevoke,
+    TokenRotate,
+    TokenRead,
+    RetiredRead,
+    TokenDelete,
+    ClientWrite,
+    ResourceWrite,
+}
+
+/// Every writing step, for tests that inject a fault into each in turn.
+pub const WRITE_STEPS: [Step; 7] = [
+    Step::KvPut,
+    Step::KvDelete,
+    Step::TokenInsert,
+    Step::TokenRevoke,
+    Step::TokenRotate,
+    Step::ClientWrite,
+    Step::ResourceWrite,
+];
 
 #[derive(Default)]
 pub struct MemoryBackend {
@@ -34,7 +70,24 @@ pub struct MemoryBackend {
     pub break_kv: Cell<bool>,
     /// Make every D1 call fail.
     pub break_d1: Cell<bool>,
+    /// One-shot faults: the next call of that step fails as described (then the entry is gone).
+    pub faults: RefCell<Vec<(Step, Fault)>>,
+    /// Retired token hashes: (hash, token id, retired at).
+    pub retired: RefCell<Vec<(TokenHash, String, i64)>>,
+    /// Rate limits: events allowed per key (absent: unlimited), and the counts so far.
+    pub limits: RefCell<HashMap<crate::store::Limit, u32>>,
+    pub limit_counts: RefCell<HashMap<(crate::store::Limit, String), u32>>,
+    /// The last uid the store assigned (D1 assigns random ones).
+    pub uid_seq: Cell<u32>,
+    /// Until when each KV grant lives (see [`MemoryBackend::expire_kv`]).
+    pub kv_until: RefCell<HashMap<TokenHash, i64>>,
+    /// One-shot hooks run right after a write of that step applied (to interleave a concurrent
+    /// request at an exact point).
+    pub after: RefCell<Vec<(Step, Hook)>>,
 }
+
+/// A hook: something another request does at that moment.
+pub type Hook = Box<dyn FnOnce(&MemoryBackend)>;
 
 impl MemoryBackend {
     fn bump(&self, f: impl FnOnce(&mut Counts)) {
@@ -59,6 +112,63 @@ impl MemoryBackend {
         Ok(())
     }
 
+    fn next_uid(&self) -> String {
+        self.uid_seq.set(self.uid_seq.get() + 1);
+        format!("uid{}", self.uid_seq.get())
+    }
+
+    /// Makes the next call of `step` fail as `fault` says.
+    pub fn inject(&self, step: Step, fault: Fault) {
+        self.faults.borrow_mut().push((step, fault));
+    }
+
+    /// Runs `hook` right after the next write of `step` applies.
+    pub fn after_step(&self, step: Step, hook: impl FnOnce(&MemoryBackend) + 'static) {
+        self.after.borrow_mut().push((step, Box::new(hook)));
+    }
+
+    /// KV entries whose life ended by `now` disappear, as KV expirations do.
+    pub fn expire_kv(&self, now: i64) {
+        let until = self.kv_until.borrow();
+        self.kv
+            .borrow_mut()
+            .retain(|h, _| until.get(h).is_none_or(|u| *u > now));
+    }
+
+    fn take_fault(&self, step: Step) -> Option<Fault> {
+        let mut f = self.faults.borrow_mut();
+        let i = f.iter().position(|(s, _)| *s == step)?;
+        Some(f.remove(i).1)
+    }
+
+    /// Runs a write under the injected fault of `step`, if any.
+    fn write<T>(&self, step: Step, apply: impl FnOnce() -> T) -> Result<T, StoreError> {
+        let fault = self.take_fault(step);
+        if fault == Some(Fault::Lost) {
+            return Err(StoreError(format!("{step:?} lost (test)")));
+        }
+        let v = apply();
+        let hook = {
+            let mut after = self.after.borrow_mut();
+            let i = after.iter().position(|(s, _)| *s == step);
+            i.map(|i| after.remove(i).1)
+        };
+        if let Some(hook) = hook {
+            hook(self);
+        }
+        if fault == Some(Fault::LandedButFailed) {
+            return Err(StoreError(format!("{step:?} landed but failed (test)")));
+        }
+        Ok(v)
+    }
+
+    fn read_fault(&self, step: Step) -> Result<(), StoreError> {
+        match self.take_fault(step) {
+            Some(_) => Err(StoreError(format!("{step:?} failed (test)"))),
+            None => Ok(()),
+        }
+    }
+
     pub fn take_counts(&self) -> Counts {
         self.counts.replace(Counts::default())
     }
@@ -69,20 +179,18 @@ impl GrantCache for MemoryBackend {
         self.kv(|c| c.kv_get += 1)?;
         Ok(self.kv.borrow().get(hash).cloned())
     }
-    async fn put_grant(
-        &self,
-        hash: &TokenHash,
-        grant: &Grant,
-        _until: i64,
-    ) -> Result<(), StoreError> {
+    async fn put_grant(&self, hash: &TokenHash, grant: &Grant) -> Result<(), StoreError> {
         self.kv(|c| c.kv_put += 1)?;
-        self.kv.borrow_mut().insert(*hash, grant.clone());
-        Ok(())
+        self.write(Step::KvPut, || {
+            self.kv.borrow_mut().insert(*hash, grant.clone());
+            self.kv_until.borrow_mut().insert(*hash, grant.exp);
+        })
     }
     async fn delete_grant(&self, hash: &TokenHash) -> Result<(), StoreError> {
         self.kv(|c| c.kv_delete += 1)?;
-        self.kv.borrow_mut().remove(hash);
-        Ok(())
+        self.write(Step::KvDelete, || {
+            self.kv.borrow_mut().remove(hash);
+        })
     }
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         self.kv(|c| c.kv_get += 1)?;
@@ -98,11 +206,22 @@ impl GrantCache for MemoryBackend {
 impl TokenStore for MemoryBackend {
     async fn insert_token(&self, rec: &TokenRecord) -> Result<(), StoreError> {
         self.d1()?;
-        self.tokens.borrow_mut().push(rec.clone());
-        Ok(())
+        // D1's PRIMARY KEY (id) and UNIQUE (token_hash).
+        if self
+            .tokens
+            .borrow()
+            .iter()
+            .any(|t| t.id == rec.id || t.hash == rec.hash)
+        {
+            return Err(StoreError("UNIQUE constraint failed: tokens (test)".into()));
+        }
+        self.write(Step::TokenInsert, || {
+            self.tokens.borrow_mut().push(rec.clone());
+        })
     }
     async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
         self.d1()?;
+        self.read_fault(Step::TokenRead)?;
         Ok(self
             .tokens
             .borrow()
@@ -142,38 +261,63 @@ impl TokenStore for MemoryBackend {
         v.truncate(limit as usize);
         Ok(v)
     }
-    async fn revoke_token(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+    async fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
         self.d1()?;
-        let mut tokens = self.tokens.borrow_mut();
-        match tokens
-            .iter_mut()
-            .find(|t| t.id == id && t.revoked_at.is_none())
-        {
-            Some(t) => {
-                t.revoked_at = Some(now);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        self.read_fault(Step::TokenRead)?;
+        Ok(self.tokens.borrow().iter().find(|t| t.id == id).cloned())
     }
-    async fn replace_token_hash(
+    async fn revoke_token(&self, id: &str, now: i64) -> Result<Option<Revoked>, StoreError> {
+        self.d1()?;
+        self.write(Step::TokenRevoke, || {
+            let mut tokens = self.tokens.borrow_mut();
+            let t = tokens.iter_mut().find(|t| t.id == id)?;
+            let newly = t.revoked_at.is_none();
+            if newly {
+                t.revoked_at = Some(now);
+            }
+            Some(Revoked {
+                hash: t.hash,
+                newly,
+            })
+        })
+    }
+    async fn rotate_token(
         &self,
         id: &str,
         old: &TokenHash,
         new: &TokenHash,
+        now: i64,
     ) -> Result<bool, StoreError> {
         self.d1()?;
-        let mut tokens = self.tokens.borrow_mut();
-        match tokens
-            .iter_mut()
-            .find(|t| t.id == id && t.hash == *old && t.revoked_at.is_none())
-        {
-            Some(t) => {
-                t.hash = *new;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        self.write(Step::TokenRotate, || {
+            let mut tokens = self.tokens.borrow_mut();
+            let Some(t) = tokens.iter_mut().find(|t| {
+                t.id == id && t.hash == *old && t.revoked_at.is_none() && t.expires_at > now
+            }) else {
+                return false;
+            };
+            t.hash = *new;
+            t.generation += 1;
+            self.retired.borrow_mut().push((*old, id.to_owned(), now));
+            true
+        })
+    }
+    async fn retired_hashes(&self, id: &str, since: i64) -> Result<Vec<TokenHash>, StoreError> {
+        self.d1()?;
+        self.read_fault(Step::RetiredRead)?;
+        Ok(self
+            .retired
+            .borrow()
+            .iter()
+            .filter(|(_, t, at)| t == id && *at >= since)
+            .map(|(h, _, _)| *h)
+            .collect())
+    }
+    async fn delete_token(&self, id: &str) -> Result<(), StoreError> {
+        self.d1()?;
+        self.write(Step::TokenDelete, || {
+            self.tokens.borrow_mut().retain(|t| t.id != id);
+        })
     }
 }
 
@@ -212,22 +356,28 @@ impl crate::store::AdminStore for MemoryBackend {
     }
     async fn create_client(&self, c: &Client, _now: i64) -> Result<Write, StoreError> {
         self.d1()?;
-        let mut all = self.clients.borrow_mut();
-        if all.iter().any(|x| x.id == c.id) {
-            return Ok(Write::Conflict);
-        }
-        all.push(c.clone());
-        Ok(Write::Done)
+        self.write(Step::ClientWrite, || {
+            let mut all = self.clients.borrow_mut();
+            if all.iter().any(|x| x.id == c.id) {
+                return Write::Conflict;
+            }
+            let mut c = c.clone();
+            c.uid = self.next_uid();
+            all.push(c);
+            Write::Done
+        })
     }
     async fn update_client(&self, c: &Client) -> Result<Write, StoreError> {
         self.d1()?;
-        Ok(replace_where(&mut self.clients.borrow_mut(), c, |x| {
-            x.id == c.id
-        }))
+        self.write(Step::ClientWrite, || {
+            replace_where(&mut self.clients.borrow_mut(), c, |x| x.id == c.id)
+        })
     }
     async fn delete_client(&self, id: &str) -> Result<Write, StoreError> {
         self.d1()?;
-        Ok(remove_where(&mut self.clients.borrow_mut(), |x| x.id == id))
+        self.write(Step::ClientWrite, || {
+            remove_where(&mut self.clients.borrow_mut(), |x| x.id == id)
+        })
     }
     async fn list_resources(&self) -> Result<Vec<ApiResource>, StoreError> {
         self.d1()?;
@@ -235,32 +385,38 @@ impl crate::store::AdminStore for MemoryBackend {
     }
     async fn create_resource(&self, r: &ApiResource, _now: i64) -> Result<Write, StoreError> {
         self.d1()?;
-        let mut all = self.resources.borrow_mut();
-        let taken = all
-            .iter()
-            .any(|x| x.id == r.id || x.scopes.iter().any(|s| r.scopes.contains(s)));
-        if taken {
-            return Ok(Write::Conflict);
-        }
-        all.push(r.clone());
-        Ok(Write::Done)
+        self.write(Step::ResourceWrite, || {
+            let mut all = self.resources.borrow_mut();
+            let taken = all
+                .iter()
+                .any(|x| x.id == r.id || x.scopes.iter().any(|s| r.scopes.contains(s)));
+            if taken {
+                return Write::Conflict;
+            }
+            let mut r = r.clone();
+            r.uid = self.next_uid();
+            all.push(r);
+            Write::Done
+        })
     }
     async fn update_resource(&self, r: &ApiResource) -> Result<Write, StoreError> {
         self.d1()?;
-        let mut all = self.resources.borrow_mut();
-        if all
-            .iter()
-            .any(|x| x.id != r.id && x.scopes.iter().any(|s| r.scopes.contains(s)))
-        {
-            return Ok(Write::Conflict);
-        }
-        Ok(replace_where(&mut all, r, |x| x.id == r.id))
+        self.write(Step::ResourceWrite, || {
+            let mut all = self.resources.borrow_mut();
+            if all
+                .iter()
+                .any(|x| x.id != r.id && x.scopes.iter().any(|s| r.scopes.contains(s)))
+            {
+                return Write::Conflict;
+            }
+            replace_where(&mut all, r, |x| x.id == r.id)
+        })
     }
     async fn delete_resource(&self, id: &str) -> Result<Write, StoreError> {
         self.d1()?;
-        Ok(remove_where(&mut self.resources.borrow_mut(), |x| {
-            x.id == id
-        }))
+        self.write(Step::ResourceWrite, || {
+            remove_where(&mut self.resources.borrow_mut(), |x| x.id == id)
+        })
     }
 }
 
@@ -307,5 +463,17 @@ fn remove_where<T>(all: &mut Vec<T>, matches: impl Fn(&T) -> bool) -> Write {
         Write::Done
     } else {
         Write::NotFound
+    }
+}
+
+impl crate::store::RateLimiter for MemoryBackend {
+    async fn over_limit(&self, limit: crate::store::Limit, key: &str) -> Result<bool, StoreError> {
+        let Some(max) = self.limits.borrow().get(&limit).copied() else {
+            return Ok(false);
+        };
+        let mut counts = self.limit_counts.borrow_mut();
+        let n = counts.entry((limit, key.to_owned())).or_insert(0);
+        *n += 1;
+        Ok(*n > max)
     }
 }

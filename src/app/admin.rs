@@ -213,7 +213,36 @@ pub(super) fn written(w: Write) -> Result<(), Error> {
     }
 }
 
+/// The admin API. Every call that is not a read is logged as one `admin.change` security event
+/// with its outcome (failed admin authentication included).
 pub async fn handle<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    req: &Request,
+    rest: &str,
+) -> Result<Response, Error> {
+    let result = dispatch(ctx, req, rest).await;
+    if req.method != Method::Get {
+        let (status, outcome) = match &result {
+            Ok(r) => (r.status, "ok"),
+            Err(e) => (e.status(), e.code()),
+        };
+        ctx.isolate.emit(super::events::Event::AdminChange {
+            method: match req.method {
+                Method::Post => "POST",
+                Method::Put => "PUT",
+                Method::Patch => "PATCH",
+                Method::Delete => "DELETE",
+                _ => "OTHER",
+            },
+            target: rest.chars().take(200).collect(),
+            status,
+            outcome,
+        });
+    }
+    result
+}
+
+async fn dispatch<B: Backend>(
     ctx: &Ctx<'_, B>,
     req: &Request,
     rest: &str,
@@ -300,6 +329,7 @@ async fn create_client<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Re
     };
     let client = Client {
         id: body.id,
+        uid: String::new(), // assigned by the store
         secret: secret.as_ref().map(|s| SecretSet {
             current: s.hash(),
             previous: None,
@@ -351,6 +381,7 @@ async fn create_resource<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<
     let secret = new_secret()?;
     let r = ApiResource {
         id: body.id,
+        uid: String::new(), // assigned by the store
         secret: SecretSet {
             current: secret.hash(),
             previous: None,

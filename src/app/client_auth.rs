@@ -2,13 +2,13 @@
 //! or `client_secret_post`, never both; public clients identify with `client_id` alone.
 //! API resources and clients are read through the isolate cache (`registry_cache_secs`).
 
-use super::isolate::Lookup;
-use super::Ctx;
+use super::isolate::{Lookup, Table};
+use super::{ratelimit, Ctx};
 use crate::error::Error;
 use crate::http::{Form, Request};
 use crate::model::{ApiResource, Client};
 use crate::secret::ClientSecret;
-use crate::store::{Backend, StoreError};
+use crate::store::{Backend, Limit, StoreError};
 use std::rc::Rc;
 
 /// What the request presented.
@@ -51,42 +51,80 @@ pub fn presented(req: &Request, form: &Form) -> Result<Presented, Error> {
     }
 }
 
-/// Reads through the isolate cache. A stale entry is refreshed by the one request that found it
-/// stale; if that D1 read fails, the stale record is served (at most one more cache lifetime).
-pub(super) async fn through_cache<T>(
-    lookup: Lookup<T>,
-    fetch: impl std::future::Future<Output = Result<Option<T>, StoreError>>,
-    store: impl FnOnce(Option<Rc<T>>),
-) -> Result<Option<Rc<T>>, Error> {
+/// A registry table through the isolate cache: read whole from D1, so an unknown id costs no D1
+/// query. A stale table is refreshed by the one request that found it stale; if that D1 read
+/// fails, the stale table is served (within `registry_max_stale_secs` past its life, see
+/// [`super::isolate`]); a miss whose D1 read fails is a 503.
+async fn table<T>(
+    lookup: Lookup<Table<T>>,
+    fetch: impl std::future::Future<Output = Result<Vec<T>, StoreError>>,
+    id_of: fn(&T) -> &str,
+    store: impl FnOnce(Rc<Table<T>>),
+) -> Result<Rc<Table<T>>, Error> {
+    let build = |rows: Vec<T>| -> Rc<Table<T>> {
+        Rc::new(
+            rows.into_iter()
+                .map(|r| (id_of(&r).to_owned(), Rc::new(r)))
+                .collect(),
+        )
+    };
     match lookup {
-        Lookup::Fresh(v) => Ok(v),
-        Lookup::Stale(old) => match fetch.await {
-            Ok(v) => {
-                let v = v.map(Rc::new);
-                store(v.clone());
-                Ok(v)
+        Lookup::Fresh(Some(t)) => Ok(t),
+        Lookup::Stale(Some(old)) => match fetch.await {
+            Ok(rows) => {
+                let t = build(rows);
+                store(t.clone());
+                Ok(t)
             }
             Err(_) => Ok(old),
         },
-        Lookup::Miss => {
-            let v = fetch.await?.map(Rc::new);
-            store(v.clone());
-            Ok(v)
+        _ => {
+            let t = build(fetch.await?);
+            store(t.clone());
+            Ok(t)
         }
     }
+}
+
+/// Every API resource, from the isolate's copy of the table.
+pub async fn resources<B: Backend>(ctx: &Ctx<'_, B>) -> Result<Rc<Table<ApiResource>>, Error> {
+    let (c, now) = (ctx.cfg, ctx.now);
+    let lookup =
+        ctx.isolate
+            .lookup_resources(now, c.registry_cache_secs, c.registry_max_stale_secs);
+    table(
+        lookup,
+        ctx.backend.list_resources(),
+        |r| &r.id,
+        |t| {
+            ctx.isolate.store_resources(now, t);
+        },
+    )
+    .await
 }
 
 pub async fn load_resource<B: Backend>(
     ctx: &Ctx<'_, B>,
     id: &str,
 ) -> Result<Option<Rc<ApiResource>>, Error> {
-    let lookup = ctx
-        .isolate
-        .lookup_resource(id, ctx.now, ctx.cfg.registry_cache_secs);
-    through_cache(lookup, ctx.backend.api_resource(id), |v| {
-        ctx.isolate.store_resource(id, ctx.now, v);
-    })
-    .await
+    Ok(resources(ctx).await?.get(id).cloned())
+}
+
+/// For each scope, the uid of the API resource that owns it now ([`crate::model::NO_OWNER`]:
+/// none), recorded with a new token.
+pub async fn scope_owners<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    scopes: &[String],
+) -> Result<Vec<String>, Error> {
+    let all = resources(ctx).await?;
+    Ok(scopes
+        .iter()
+        .map(|s| {
+            all.values()
+                .find(|r| r.scopes.contains(s))
+                .map_or_else(|| crate::model::NO_OWNER.to_owned(), |r| r.uid.clone())
+        })
+        .collect())
 }
 
 pub async fn load_client<B: Backend>(
@@ -101,7 +139,9 @@ pub async fn load_client<B: Backend>(
 pub enum Freshness {
     /// The isolate cache may answer (hot paths: introspection, revocation).
     Cached,
-    /// Read D1 (issuing tokens: a disabled client must stop getting tokens at once).
+    /// Read D1 (issuing tokens: a disabled client must stop getting tokens at once). An id the
+    /// cached table does not know is still unknown without a D1 read: a client created at
+    /// another location works here within `registry_cache_secs`.
     Fresh,
 }
 
@@ -110,72 +150,75 @@ pub async fn load_client_with<B: Backend>(
     id: &str,
     freshness: Freshness,
 ) -> Result<Option<Rc<Client>>, Error> {
-    let lookup = match freshness {
-        Freshness::Cached => ctx
-            .isolate
-            .lookup_client(id, ctx.now, ctx.cfg.registry_cache_secs),
-        Freshness::Fresh => Lookup::Miss,
-    };
-    through_cache(lookup, ctx.backend.client(id), |v| {
-        ctx.isolate.store_client(id, ctx.now, v);
-    })
-    .await
+    let (c, now) = (ctx.cfg, ctx.now);
+    let lookup = ctx
+        .isolate
+        .lookup_clients(now, c.registry_cache_secs, c.registry_max_stale_secs);
+    let t = table(
+        lookup,
+        ctx.backend.list_clients(),
+        |c| &c.id,
+        |t| {
+            ctx.isolate.store_clients(now, t);
+        },
+    )
+    .await?;
+    let cached = t.get(id).cloned();
+    match (freshness, cached) {
+        (Freshness::Fresh, Some(_)) => Ok(ctx.backend.client(id).await?.map(Rc::new)),
+        (_, cached) => Ok(cached),
+    }
 }
 
-/// Authenticates an API resource (introspection caller).
+/// Authenticates an API resource (introspection caller). Failures count against the rate limits
+/// per id and per IP (`ip`); past them the answer is 429, even for a correct secret.
 pub async fn authenticate_resource<B: Backend>(
     ctx: &Ctx<'_, B>,
     presented: Presented,
+    ip: &str,
 ) -> Result<Rc<ApiResource>, Error> {
     let Presented::Secret { id, secret } = presented else {
         return Err(Error::InvalidClient("no API resource credentials".into()));
     };
-    let resource = load_resource(ctx, &id)
-        .await?
-        .ok_or_else(|| Error::InvalidClient(format!("unknown API resource {id}")))?;
-    if !resource.secret.verify(&secret, ctx.now) {
-        return Err(Error::InvalidClient(format!(
-            "wrong secret for API resource {id}"
-        )));
-    }
-    if !resource.enabled {
-        return Err(Error::InvalidClient(format!(
-            "API resource {id} is disabled"
-        )));
-    }
-    Ok(resource)
+    ratelimit::check_blocked(ctx, Limit::FailedAuthPerClient, &id)?;
+    ratelimit::check_blocked(ctx, Limit::FailedAuthPerIp, ip)?;
+    let failure = match load_resource(ctx, &id).await? {
+        None => format!("unknown API resource {id}"),
+        Some(r) if !r.secret.verify(&secret, ctx.now) => {
+            format!("wrong secret for API resource {id}")
+        }
+        Some(r) if !r.enabled => format!("API resource {id} is disabled"),
+        Some(r) => return Ok(r),
+    };
+    Err(ratelimit::failed_auth(ctx, &id, ip, Error::InvalidClient(failure)).await)
 }
 
-/// Authenticates a confidential client, or identifies a public one by `client_id`.
+/// Authenticates a confidential client, or identifies a public one by `client_id`. Failures count
+/// against the rate limits like [`authenticate_resource`]'s.
 pub async fn authenticate_client<B: Backend>(
     ctx: &Ctx<'_, B>,
     presented: Presented,
     freshness: Freshness,
+    ip: &str,
 ) -> Result<Rc<Client>, Error> {
     let (id, secret) = match presented {
         Presented::Secret { id, secret } => (id, Some(secret)),
         Presented::IdOnly(id) => (id, None),
         Presented::None => return Err(Error::InvalidClient("no client identification".into())),
     };
-    let client = load_client_with(ctx, &id, freshness)
-        .await?
-        .ok_or_else(|| Error::InvalidClient(format!("unknown client {id}")))?;
-    match (&client.secret, secret) {
-        (Some(set), Some(s)) if set.verify(&s, ctx.now) => {}
-        (None, None) => {}
-        (None, Some(_)) => {
-            return Err(Error::InvalidClient(format!(
-                "public client {id} sent a secret"
-            )))
-        }
-        _ => {
-            return Err(Error::InvalidClient(format!(
-                "bad or missing secret for client {id}"
-            )))
-        }
-    }
-    if !client.enabled {
-        return Err(Error::InvalidClient(format!("client {id} is disabled")));
-    }
-    Ok(client)
+    ratelimit::check_blocked(ctx, Limit::FailedAuthPerClient, &id)?;
+    ratelimit::check_blocked(ctx, Limit::FailedAuthPerIp, ip)?;
+    let failure = match load_client_with(ctx, &id, freshness).await? {
+        None => format!("unknown client {id}"),
+        Some(client) => match (&client.secret, secret) {
+            (Some(set), Some(s)) if !set.verify(&s, ctx.now) => {
+                format!("bad secret for client {id}")
+            }
+            (Some(_), None) => format!("missing secret for client {id}"),
+            (None, Some(_)) => format!("public client {id} sent a secret"),
+            _ if !client.enabled => format!("client {id} is disabled"),
+            _ => return Ok(client),
+        },
+    };
+    Err(ratelimit::failed_auth(ctx, &id, ip, Error::InvalidClient(failure)).await)
 }

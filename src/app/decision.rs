@@ -110,8 +110,16 @@ async fn reference_token<B: Backend>(
     let mut deferred = Vec::new();
     let mut log = None;
     let grant = match ctx.backend.get_grant(&hash).await {
-        Ok(Some(g)) => Some(g),
-        Ok(None) => from_source_of_truth(ctx, token, &mut deferred).await?,
+        Ok(Some(g)) if g.is_fresh(ctx.now) => Some(g),
+        // Past its trust time: D1 says whether it still holds (and the entry is rewritten).
+        Ok(Some(_)) => from_source_of_truth(ctx, token, &mut deferred).await?,
+        // KV knows every issued token until it expires and loses it when revoked: a hash it does
+        // not know is inactive, with no D1 read (forged tokens that pass the checksum cost one
+        // KV read, once per isolate).
+        Ok(None) => {
+            ctx.isolate.mark_inactive(hash, ctx.now);
+            None
+        }
         Err(e) => {
             // KV is only a cache: answer from D1 rather than fail, and do not write back.
             log = Some(format!("KV read failed, answered from D1: {}", e.0));
@@ -126,21 +134,15 @@ async fn reference_token<B: Backend>(
         return Ok(d);
     };
 
-    // IdentityServer's rule: a resource sees only its own scopes, and a token without any of
-    // them is inactive for it.
-    let visible: Vec<String> = grant
-        .scopes
-        .iter()
-        .filter(|s| resource.scopes.iter().any(|r| r == *s))
-        .cloned()
-        .collect();
+    let visible = visible_scopes(&grant, resource);
     if visible.is_empty() {
         return Ok(Decided::inactive());
     }
-    // Tokens of a disabled or deleted client stop working within the registry cache lifetime.
+    // Tokens of a disabled or deleted client stop working within the registry cache lifetime,
+    // and a client created again with the same id (another uid) does not revive them.
     if !client_auth::load_client(ctx, &grant.client_id)
         .await?
-        .is_some_and(|c| c.enabled)
+        .is_some_and(|c| c.enabled && same_uid(grant.client_uid.as_deref(), &c.uid))
     {
         return Ok(Decided::inactive());
     }
@@ -175,8 +177,26 @@ async fn reference_token<B: Backend>(
     })
 }
 
-/// KV did not have the grant: ask D1. An active token is written back to KV after the response;
-/// an inactive or unknown one is remembered by the isolate (that answer never changes).
+/// Whether the token may exist, asked the cheap way: this isolate's negative cache, then KV. A
+/// hash KV does not know is inactive (see [`crate::model::Grant`]), so endpoints that would read
+/// D1 for a token (revocation, exchange) ask this first: a forged token that passes the checksum
+/// costs one KV read, never a D1 query. A KV failure says "maybe" (D1 decides).
+pub async fn may_exist<B: Backend>(ctx: &Ctx<'_, B>, hash: &crate::token::TokenHash) -> bool {
+    if ctx.isolate.is_known_inactive(hash, ctx.now) {
+        return false;
+    }
+    match ctx.backend.get_grant(hash).await {
+        Ok(None) => {
+            ctx.isolate.mark_inactive(*hash, ctx.now);
+            false
+        }
+        Ok(Some(_)) | Err(_) => true,
+    }
+}
+
+/// KV's entry is stale (or KV failed): ask D1. An active token's entry is rewritten after the
+/// response; an inactive or unknown one is deleted from KV and remembered by the isolate (that
+/// answer never changes).
 async fn from_source_of_truth<B: Backend>(
     ctx: &Ctx<'_, B>,
     token: &PlainToken,
@@ -185,17 +205,45 @@ async fn from_source_of_truth<B: Backend>(
     let hash = token.hash();
     match ctx.backend.token_by_hash(&hash).await? {
         Some(rec) if rec.status(ctx.now) == crate::model::Status::Active => {
-            let grant = rec.grant();
+            let grant = rec.grant(ctx.now + ctx.cfg.grant_cache_secs);
             deferred.push(Deferred::CacheGrant {
                 hash,
-                grant: grant.clone(),
-                until: ctx.now + super::REPAIR_TTL_SECS,
+                grant: Box::new(grant.clone()),
             });
             Ok(Some(grant))
         }
         _ => {
             ctx.isolate.mark_inactive(hash, ctx.now);
+            deferred.push(Deferred::PurgeGrants {
+                hashes: vec![hash],
+                after_secs: 0,
+            });
             Ok(None)
         }
     }
+}
+
+/// Whether a record's uid is the one a token recorded at issuance (`None`: a token issued before
+/// uids existed, matched by id alone).
+pub fn same_uid(recorded: Option<&str>, current: &str) -> bool {
+    recorded.is_none_or(|r| r == current)
+}
+
+/// IdentityServer's rule: a resource sees only its own scopes, and a token without any of them is
+/// inactive for it. A scope counts only if this resource (this uid) owned it when the token was
+/// issued: a scope deleted and created again under another resource stays invisible to it.
+pub fn visible_scopes(grant: &Grant, resource: &ApiResource) -> Vec<String> {
+    grant
+        .scopes
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| {
+            resource.scopes.iter().any(|r| r == *s)
+                && grant
+                    .scope_owners
+                    .as_ref()
+                    .is_none_or(|o| o.get(*i).is_some_and(|u| *u == resource.uid))
+        })
+        .map(|(_, s)| s.clone())
+        .collect()
 }

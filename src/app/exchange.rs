@@ -24,16 +24,18 @@ use crate::token::{PlainToken, TokenKind};
 pub const TT_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 pub const TT_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 pub const TT_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
-/// Longest lifetime of a JWT exchanged for a PAT.
-pub const MAX_EXCHANGED_JWT_SECS: i64 = 3600;
 
 pub async fn handle<B: Backend>(
     ctx: &Ctx<'_, B>,
     presented: client_auth::Presented,
     form: &Form,
+    ip: &str,
 ) -> Result<TokenResponse, Error> {
+    // Authenticated against the cached registry first, so that a forged subject token costs no
+    // D1 query; the client is read fresh from D1 right before anything is issued.
     let client =
-        client_auth::authenticate_client(ctx, presented, client_auth::Freshness::Fresh).await?;
+        client_auth::authenticate_client(ctx, presented, client_auth::Freshness::Cached, ip)
+            .await?;
     let subject_token = form.require("subject_token")?;
     let subject_type = form.require("subject_token_type")?;
     let requested = form.get("requested_token_type");
@@ -72,19 +74,21 @@ pub async fn handle<B: Backend>(
                     "only {PAT_CLIENT_ID} may exchange identity-provider tokens for PATs"
                 )));
             }
-            sso_to_pat(ctx, subject_token, form).await
+            sso_to_pat(ctx, &client, subject_token, form).await
         }
     }
 }
 
 async fn sso_to_pat<B: Backend>(
     ctx: &Ctx<'_, B>,
+    client: &crate::model::Client,
     jwt: &str,
     form: &Form,
 ) -> Result<TokenResponse, Error> {
     let sub = user::verify(ctx, jwt).await.map_err(|_| {
         Error::InvalidGrant("subject_token is not a valid identity-provider token".into())
     })?;
+    still_enabled(ctx, client).await?;
     let expires_in_days = form
         .get("expires_in_days")
         .map(|d| {
@@ -120,17 +124,43 @@ async fn pat_to_jwt<B: Backend>(
     pat: &PlainToken,
     form: &Form,
 ) -> Result<TokenResponse, Error> {
-    // The source of truth, not KV: a PAT revoked a second ago must not mint a JWT here.
+    let inactive = || Error::InvalidGrant("subject_token is not an active token".into());
+    if !super::decision::may_exist(ctx, &pat.hash()).await {
+        return Err(inactive());
+    }
+    // Then the source of truth, not KV: a PAT revoked a second ago must not mint a JWT here.
     let rec = ctx
         .backend
         .token_by_hash(&pat.hash())
         .await?
         .filter(|r| r.status(ctx.now) == Status::Active)
-        .ok_or_else(|| Error::InvalidGrant("subject_token is not an active token".into()))?;
+        .ok_or_else(inactive)?;
+    // A PAT of a disabled client is inactive everywhere: it mints nothing either.
+    if !client_auth::load_client(ctx, &rec.client_id)
+        .await?
+        .is_some_and(|c| c.enabled && super::decision::same_uid(rec.client_uid.as_deref(), &c.uid))
+    {
+        return Err(inactive());
+    }
+    still_enabled(ctx, client).await?;
     let scopes = requested_scopes(form, &rec.scopes)?;
-    let lifetime = MAX_EXCHANGED_JWT_SECS.min(rec.expires_at - ctx.now);
-    let access_token =
-        jwt_tokens::sign_access_token(ctx, client, &rec.subject, &scopes, lifetime).await?;
+    // Offline verifiers cannot see the PAT's revocation: keep the JWT short (README).
+    let lifetime = ctx.cfg.exchanged_jwt_secs.min(rec.expires_at - ctx.now);
+    let access_token = jwt_tokens::sign_access_token(
+        ctx,
+        client,
+        &rec.subject,
+        &scopes,
+        lifetime,
+        Some((&rec.id, rec.generation)),
+    )
+    .await?;
+    ctx.isolate.emit(super::events::Event::TokenIssued {
+        client_id: client.id.clone(),
+        sub: rec.subject.clone(),
+        format: "jwt",
+        grant: "token_exchange",
+    });
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
@@ -138,4 +168,16 @@ async fn pat_to_jwt<B: Backend>(
         scope: scopes.join(" "),
         issued_token_type: Some(TT_JWT),
     })
+}
+
+/// Issuing: a client disabled a moment ago (at any location) gets nothing. One D1 read.
+async fn still_enabled<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    client: &crate::model::Client,
+) -> Result<(), Error> {
+    client_auth::load_client_with(ctx, &client.id, client_auth::Freshness::Fresh)
+        .await?
+        .filter(|c| c.enabled)
+        .map(|_| ())
+        .ok_or_else(|| Error::InvalidClient(format!("client {} is disabled", client.id)))
 }

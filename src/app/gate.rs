@@ -7,8 +7,9 @@
 //! Sans-IO towards the upstream: this module says what to forward; the runtime does the fetch
 //! and passes the body streams through untouched.
 
-use super::client_auth::{load_resource, through_cache};
+use super::client_auth::load_resource;
 use super::decision::{self, Active, Decision};
+use super::isolate::Lookup;
 use super::{Ctx, Deferred, Outcome};
 use crate::error::{Error, REALM};
 use crate::gate::forward::{header_value, upstream_url};
@@ -59,19 +60,29 @@ pub struct Forward {
     pub log: Option<String>,
 }
 
-/// Loads the route table through the isolate cache (one value for all routes).
+/// Loads the route table through the isolate cache (one value for all routes; the registry
+/// tables' policy: a failed refresh serves the cached table within `registry_max_stale_secs`).
 pub async fn load_routes<B: Backend>(ctx: &Ctx<'_, B>) -> Result<Rc<Vec<GateRoute>>, Error> {
+    let (c, now) = (ctx.cfg, ctx.now);
     let lookup = ctx
         .isolate
-        .lookup_routes(ctx.now, ctx.cfg.registry_cache_secs);
-    let fetch = async { ctx.backend.list_routes().await.map(Some) };
-    let routes = through_cache(lookup, fetch, |v| {
-        if let Some(v) = v {
-            ctx.isolate.store_routes(ctx.now, v);
+        .lookup_routes(now, c.registry_cache_secs, c.registry_max_stale_secs);
+    match lookup {
+        Lookup::Fresh(Some(t)) => Ok(t),
+        Lookup::Stale(Some(old)) => match ctx.backend.list_routes().await {
+            Ok(rows) => {
+                let t = Rc::new(rows);
+                ctx.isolate.store_routes(now, t.clone());
+                Ok(t)
+            }
+            Err(_) => Ok(old),
+        },
+        _ => {
+            let t = Rc::new(ctx.backend.list_routes().await?);
+            ctx.isolate.store_routes(now, t.clone());
+            Ok(t)
         }
-    })
-    .await?;
-    Ok(routes.unwrap_or_default())
+    }
 }
 
 /// Whether `req` is gate traffic, and if so the answer or what to forward.

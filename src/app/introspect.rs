@@ -46,8 +46,12 @@ fn inactive() -> Response {
 
 pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
     let form = req.form()?;
-    let resource =
-        client_auth::authenticate_resource(ctx, client_auth::presented(req, &form)?).await?;
+    let resource = client_auth::authenticate_resource(
+        ctx,
+        client_auth::presented(req, &form)?,
+        &super::ratelimit::client_ip(req),
+    )
+    .await?;
     let presented = form.require("token")?;
 
     let decided = decision::decide(ctx, &resource, presented).await?;

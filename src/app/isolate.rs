@@ -14,25 +14,41 @@ use std::rc::Rc;
 const MAX_ENTRIES: usize = 10_000;
 /// Negative answers (hash unknown to D1, or revoked/expired there) are final: remember them.
 const NEGATIVE_TTL_SECS: i64 = 600;
+/// A dead source PAT could come back only by re-enabling its client: forget such answers after
+/// about the registry cache's lifetime.
+const DEAD_SOURCE_TTL_SECS: i64 = 30;
 /// How long a fetched JWKS is trusted before it is fetched again.
 pub const JWKS_TTL_SECS: i64 = 600;
 /// While the identity provider's JWKS URL fails, the last JWKS fetched keeps being used for at
 /// most this long (stale-if-error), so a short identity-provider outage does not lock users out.
 pub const JWKS_MAX_STALE_SECS: i64 = 86_400;
 
-/// A cached registry read: when it was read, and what D1 said (`None`: no such record).
-type Cached<T> = RefCell<HashMap<String, (i64, Option<Rc<T>>)>>;
+/// A whole registry table (every client, or every API resource) by id.
+pub type Table<T> = HashMap<String, Rc<T>>;
+
+/// A cached registry table: (fetched at, last refresh attempt, records). The table is read
+/// whole, so an id it lacks is unknown without any D1 read.
+type Snapshot<T> = RefCell<Option<(i64, i64, Rc<Table<T>>)>>;
+
+/// The gate's route table.
+type Routes = Rc<Vec<GateRoute>>;
 
 #[derive(Default)]
 pub struct IsolateState {
-    resources: Cached<ApiResource>,
-    clients: Cached<Client>,
+    resources: Snapshot<ApiResource>,
+    clients: Snapshot<Client>,
     inactive: RefCell<HashMap<TokenHash, i64>>,
+    /// Security events not yet written (see [`super::events`]).
+    events: RefCell<Vec<super::events::Event>>,
+    /// Rate-limited keys and until when they are refused.
+    blocked: RefCell<HashMap<(crate::store::Limit, String), i64>>,
+    /// Sources (PAT id, generation) of exchanged JWTs known to be dead.
+    dead_sources: RefCell<HashMap<(String, Option<i64>), i64>>,
     last_use: RefCell<HashMap<String, UseWindow>>,
     /// (fetched at, last refresh attempt, keys)
     jwks: RefCell<Option<(i64, i64, Rc<Jwks>)>>,
-    /// The gate's route table, read whole: (read at, routes).
-    routes: RefCell<Option<(i64, Rc<Vec<GateRoute>>)>>,
+    /// The gate's route table, read whole: (fetched at, last refresh attempt, routes).
+    routes: RefCell<Option<(i64, i64, Routes)>>,
 }
 
 struct UseWindow {
@@ -51,15 +67,20 @@ pub enum Lookup<T> {
     Miss,
 }
 
-fn lookup<T>(cache: &Cached<T>, id: &str, now: i64, ttl: i64) -> Lookup<T> {
-    let mut map = cache.borrow_mut();
-    match map.get_mut(id) {
-        None => Lookup::Miss,
-        Some((at, v)) if now - *at < ttl => Lookup::Fresh(v.clone()),
-        Some((at, v)) => {
-            *at = now;
-            Lookup::Stale(v.clone())
+/// Fresh for `ttl` after the last refresh attempt; past that, one request refreshes it while the
+/// others keep using it; if refreshes keep failing (a D1 outage), it is served for at most
+/// `max_stale` past its normal life (`ttl` after it was fetched), then it is a miss (503 if D1
+/// still fails): no decision is made on records older than `ttl + max_stale`.
+fn lookup<T>(cache: &Snapshot<T>, now: i64, ttl: i64, max_stale: i64) -> Lookup<Table<T>> {
+    let mut c = cache.borrow_mut();
+    match c.as_mut() {
+        Some((fetched, _, _)) if now - *fetched >= ttl + max_stale => Lookup::Miss,
+        Some((_, checked, v)) if now - *checked < ttl => Lookup::Fresh(Some(v.clone())),
+        Some((_, checked, v)) => {
+            *checked = now;
+            Lookup::Stale(Some(v.clone()))
         }
+        _ => Lookup::Miss,
     }
 }
 
@@ -71,28 +92,35 @@ fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, k: K, v: 
 }
 
 impl IsolateState {
-    pub fn lookup_resource(&self, id: &str, now: i64, ttl: i64) -> Lookup<ApiResource> {
-        lookup(&self.resources, id, now, ttl)
+    pub fn lookup_resources(
+        &self,
+        now: i64,
+        ttl: i64,
+        max_stale: i64,
+    ) -> Lookup<Table<ApiResource>> {
+        lookup(&self.resources, now, ttl, max_stale)
     }
 
-    pub fn store_resource(&self, id: &str, now: i64, v: Option<Rc<ApiResource>>) {
-        bounded_insert(&mut self.resources.borrow_mut(), id.to_owned(), (now, v));
+    pub fn store_resources(&self, now: i64, v: Rc<Table<ApiResource>>) {
+        *self.resources.borrow_mut() = Some((now, now, v));
     }
 
-    pub fn lookup_client(&self, id: &str, now: i64, ttl: i64) -> Lookup<Client> {
-        lookup(&self.clients, id, now, ttl)
+    pub fn lookup_clients(&self, now: i64, ttl: i64, max_stale: i64) -> Lookup<Table<Client>> {
+        lookup(&self.clients, now, ttl, max_stale)
     }
 
-    pub fn store_client(&self, id: &str, now: i64, v: Option<Rc<Client>>) {
-        bounded_insert(&mut self.clients.borrow_mut(), id.to_owned(), (now, v));
+    pub fn store_clients(&self, now: i64, v: Rc<Table<Client>>) {
+        *self.clients.borrow_mut() = Some((now, now, v));
     }
 
-    pub fn forget_resource(&self, id: &str) {
-        self.resources.borrow_mut().remove(id);
+    /// After an admin change of resource `_id`: this isolate reads the table again at once.
+    pub fn forget_resource(&self, _id: &str) {
+        *self.resources.borrow_mut() = None;
     }
 
-    pub fn forget_client(&self, id: &str) {
-        self.clients.borrow_mut().remove(id);
+    /// After an admin change of client `_id`: this isolate reads the table again at once.
+    pub fn forget_client(&self, _id: &str) {
+        *self.clients.borrow_mut() = None;
     }
 
     pub fn is_known_inactive(&self, hash: &TokenHash, now: i64) -> bool {
@@ -104,6 +132,52 @@ impl IsolateState {
 
     pub fn mark_inactive(&self, hash: TokenHash, now: i64) {
         bounded_insert(&mut self.inactive.borrow_mut(), hash, now);
+    }
+
+    /// A PAT generation that exchanged JWTs came from, known dead (revoked, rotated, expired,
+    /// disabled client). Only a client re-enable could revive it: remembered for the registry
+    /// bound's order of time like other negative answers.
+    pub fn is_dead_source(&self, pat_id: &str, generation: Option<i64>, now: i64) -> bool {
+        self.dead_sources
+            .borrow()
+            .get(&(pat_id.to_owned(), generation))
+            .is_some_and(|at| now - at < DEAD_SOURCE_TTL_SECS)
+    }
+
+    pub fn mark_dead_source(&self, pat_id: &str, generation: Option<i64>, now: i64) {
+        bounded_insert(
+            &mut self.dead_sources.borrow_mut(),
+            (pat_id.to_owned(), generation),
+            now,
+        );
+    }
+
+    /// Records a security event; the runtime writes it as one log line.
+    pub fn emit(&self, e: super::events::Event) {
+        let mut ev = self.events.borrow_mut();
+        if ev.len() < MAX_ENTRIES {
+            ev.push(e);
+        }
+    }
+
+    /// The events emitted since the last call, oldest first.
+    pub fn take_events(&self) -> Vec<super::events::Event> {
+        std::mem::take(&mut self.events.borrow_mut())
+    }
+
+    pub fn is_blocked(&self, limit: crate::store::Limit, key: &str, now: i64) -> bool {
+        self.blocked
+            .borrow()
+            .get(&(limit, key.to_owned()))
+            .is_some_and(|until| now < *until)
+    }
+
+    pub fn block(&self, limit: crate::store::Limit, key: &str, until: i64) {
+        bounded_insert(
+            &mut self.blocked.borrow_mut(),
+            (limit, key.to_owned()),
+            until,
+        );
     }
 
     /// Counts a use; returns `Some(uses)` when the isolate should tell the Durable Object now
@@ -152,22 +226,24 @@ impl IsolateState {
         *self.jwks.borrow_mut() = Some((now, now, jwks));
     }
 
-    /// The route table, like the registry records: fresh for `ttl`, then refreshed by the one
-    /// request that finds it stale (the others keep using it meanwhile).
-    pub fn lookup_routes(&self, now: i64, ttl: i64) -> Lookup<Vec<GateRoute>> {
+    /// The route table, with the registry tables' policy: fresh for `ttl`, then refreshed by
+    /// the one request that finds it stale (the others keep using it meanwhile); during a D1
+    /// outage served at most `max_stale` past its life, then a miss.
+    pub fn lookup_routes(&self, now: i64, ttl: i64, max_stale: i64) -> Lookup<Vec<GateRoute>> {
         let mut r = self.routes.borrow_mut();
         match r.as_mut() {
-            None => Lookup::Miss,
-            Some((at, v)) if now - *at < ttl => Lookup::Fresh(Some(v.clone())),
-            Some((at, v)) => {
-                *at = now;
+            Some((fetched, _, _)) if now - *fetched >= ttl + max_stale => Lookup::Miss,
+            Some((_, checked, v)) if now - *checked < ttl => Lookup::Fresh(Some(v.clone())),
+            Some((_, checked, v)) => {
+                *checked = now;
                 Lookup::Stale(Some(v.clone()))
             }
+            None => Lookup::Miss,
         }
     }
 
     pub fn store_routes(&self, now: i64, routes: Rc<Vec<GateRoute>>) {
-        *self.routes.borrow_mut() = Some((now, routes));
+        *self.routes.borrow_mut() = Some((now, now, routes));
     }
 
     pub fn forget_routes(&self) {
@@ -190,14 +266,22 @@ mod tests {
     }
 
     #[test]
-    fn a_stale_entry_is_refreshed_by_one_request_only() {
+    fn a_stale_table_is_refreshed_by_one_request_only_and_served_stale_for_a_bounded_time() {
         let s = IsolateState::default();
-        assert_eq!(s.lookup_client("c", 0, 30), Lookup::Miss);
-        s.store_client("c", 0, None);
-        assert_eq!(s.lookup_client("c", 29, 30), Lookup::Fresh(None));
-        assert_eq!(s.lookup_client("c", 30, 30), Lookup::Stale(None));
-        // the next request, while that refresh is in flight, uses the cached record
-        assert_eq!(s.lookup_client("c", 30, 30), Lookup::Fresh(None));
+        let fresh = |l: Lookup<Table<Client>>| matches!(l, Lookup::Fresh(Some(_)));
+        let stale = |l: Lookup<Table<Client>>| matches!(l, Lookup::Stale(Some(_)));
+        assert_eq!(s.lookup_clients(0, 30, 300), Lookup::Miss);
+        s.store_clients(0, Rc::new(Table::new()));
+        assert!(fresh(s.lookup_clients(29, 30, 300)));
+        assert!(stale(s.lookup_clients(30, 30, 300)));
+        // the next request, while that refresh is in flight, uses the cached table
+        assert!(fresh(s.lookup_clients(30, 30, 300)));
+        // the refresh failed: the next one is tried a lifetime later, up to the stale bound
+        assert!(stale(s.lookup_clients(60, 30, 300)));
+        assert!(stale(s.lookup_clients(329, 30, 300)));
+        assert_eq!(s.lookup_clients(330, 30, 300), Lookup::Miss);
+        s.forget_client("x");
+        assert_eq!(s.lookup_clients(331, 30, 300), Lookup::Miss);
     }
 
     #[test]

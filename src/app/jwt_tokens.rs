@@ -50,13 +50,15 @@ async fn audiences<B: Backend>(ctx: &Ctx<'_, B>, scopes: &[String]) -> Result<Ve
     Ok(aud)
 }
 
-/// Signs an RFC 9068 access token for `client` and `subject`.
+/// Signs an RFC 9068 access token for `client` and `subject`. `source`: the PAT (id, generation)
+/// a token exchange minted it from; the JWT is active only while that PAT is.
 pub async fn sign_access_token<B: Backend>(
     ctx: &Ctx<'_, B>,
     client: &Client,
     subject: &str,
     scopes: &[String],
     lifetime: i64,
+    source: Option<(&str, i64)>,
 ) -> Result<String, Error> {
     let keys = keys(ctx).ok_or_else(|| {
         Error::Internal("JWT access tokens requested but JWT_SIGNING_KEYS is not set".into())
@@ -76,6 +78,8 @@ pub async fn sign_access_token<B: Backend>(
         jti: random_id().map_err(|e| Error::Internal(format!("randomness unavailable: {e}")))?,
         client_id: client.id.clone(),
         scope: scopes.join(" "),
+        pat_id: source.map(|(id, _)| id.to_owned()),
+        pat_gen: source.map(|(_, generation)| generation),
     };
     keys.sign_access_token(&claims, ctx.now + lifetime)
         .map_err(|e| Error::Internal(format!("signing failed: {e}")))
@@ -95,7 +99,41 @@ pub async fn verify_active<B: Backend>(
     if claims.iss != ctx.cfg.issuer || ctx.backend.is_jti_revoked(&claims.jti).await? {
         return Ok(None);
     }
+    if let Some(pat_id) = &claims.pat_id {
+        if !source_pat_active(ctx, pat_id, claims.pat_gen).await? {
+            return Ok(None);
+        }
+    }
     Ok(Some((claims, exp)))
+}
+
+/// A JWT exchanged from a PAT lives only as long as that PAT: active (not revoked, not expired),
+/// not rotated since (same generation), and its client enabled. One D1 read by primary key; a
+/// dead source is remembered by the isolate (that answer never changes).
+async fn source_pat_active<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    pat_id: &str,
+    generation: Option<i64>,
+) -> Result<bool, Error> {
+    if ctx.isolate.is_dead_source(pat_id, generation, ctx.now) {
+        return Ok(false);
+    }
+    let alive = match ctx.backend.token_by_id(pat_id).await? {
+        Some(rec) => {
+            rec.status(ctx.now) == crate::model::Status::Active
+                && Some(rec.generation) == generation
+                && client_auth::load_client(ctx, &rec.client_id)
+                    .await?
+                    .is_some_and(|c| {
+                        c.enabled && super::decision::same_uid(rec.client_uid.as_deref(), &c.uid)
+                    })
+        }
+        None => false,
+    };
+    if !alive {
+        ctx.isolate.mark_dead_source(pat_id, generation, ctx.now);
+    }
+    Ok(alive)
 }
 
 /// A JWT access token as `resource` may see it (the shared decision's JWT half): the same

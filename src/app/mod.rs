@@ -6,12 +6,15 @@ mod admin;
 mod client_auth;
 mod decision;
 mod discovery;
+pub mod events;
 mod exchange;
 pub mod gate;
 mod introspect;
 mod isolate;
 mod jwt_tokens;
+mod page;
 mod pats;
+mod ratelimit;
 mod reference;
 mod revoke;
 mod routes_admin;
@@ -19,6 +22,7 @@ mod token_endpoint;
 mod user;
 
 pub use isolate::IsolateState;
+pub use page::{is_page_path, PageConfig};
 
 use crate::error::Error;
 use crate::http::{Method, Request, Response};
@@ -37,17 +41,31 @@ pub struct Config {
     pub last_used_coalesce_secs: i64,
     /// How long an isolate trusts a cached API resource or client record.
     pub registry_cache_secs: i64,
+    /// During a D1 outage, cached client and resource records are used for at most this long past
+    /// `registry_cache_secs` (`REGISTRY_MAX_STALE_SECONDS`); after that the answer is 503.
+    pub registry_max_stale_secs: i64,
+    /// Longest life of a grant in KV (`GRANT_CACHE_SECONDS`), whatever the token's expiry: the
+    /// bound after which a lost KV delete can no longer keep a revoked token alive.
+    pub grant_cache_secs: i64,
+    /// Lifetime of a JWT exchanged for a PAT (`EXCHANGED_JWT_SECONDS`, at most one hour).
+    pub exchanged_jwt_secs: i64,
     pub user_auth: UserAuthConfig,
     /// The admin API's bearer secret; `None` switches the admin API off.
     pub admin_token: Option<String>,
     /// Keys for JWT access tokens and signed introspection responses; `None`: no JWTs issued.
     pub signing_keys: Option<std::rc::Rc<crate::jwt_issuer::SigningKeys>>,
+    /// The token page (`SESSION_SECRET`, `DEV_SIGN_IN`).
+    pub page: PageConfig,
 }
 
-/// A grant written back to KV after a miss lives at most this long (not until the token's expiry),
-/// so that a repair racing a revocation cannot keep a revoked token alive in KV for long.
-pub const REPAIR_TTL_SECS: i64 = 3600;
-/// Delay of the second KV delete after a revocation.
+/// Default of [`Config::registry_max_stale_secs`].
+pub const DEFAULT_REGISTRY_MAX_STALE_SECS: i64 = 300;
+/// Default of [`Config::grant_cache_secs`].
+pub const DEFAULT_GRANT_CACHE_SECS: i64 = 3600;
+/// Default and longest [`Config::exchanged_jwt_secs`].
+pub const DEFAULT_EXCHANGED_JWT_SECS: i64 = 900;
+pub const MAX_EXCHANGED_JWT_SECS: i64 = 3600;
+/// Delay of the second KV delete after a revocation or rotation.
 pub const REVOCATION_RECHECK_SECS: u64 = 10;
 
 /// The id of the public client that PATs are issued to.
@@ -71,15 +89,16 @@ pub enum Deferred {
         at: i64,
         uses: u32,
     },
-    /// Write a grant read from D1 back into KV (repair after a KV miss), until `until`.
-    CacheGrant {
-        hash: TokenHash,
-        grant: Grant,
-        until: i64,
+    /// Rewrite a stale KV grant with what D1 said (fresh for [`Config::grant_cache_secs`]).
+    CacheGrant { hash: TokenHash, grant: Box<Grant> },
+    /// Delete grants from KV after `after_secs`, retrying a failed delete a few times. Revocation
+    /// and rotation send the hashes whose delete failed with `after_secs: 0`, and every hash they
+    /// retired again after [`REVOCATION_RECHECK_SECS`]: a repair that read D1 just before the
+    /// change, or a concurrent rotation's KV write, may land in KV after the first delete.
+    PurgeGrants {
+        hashes: Vec<TokenHash>,
+        after_secs: u64,
     },
-    /// Delete a revoked grant from KV once more, [`REVOCATION_RECHECK_SECS`] after revocation:
-    /// a repair that read D1 just before the revocation may land in KV after its first delete.
-    DeleteGrantAgain { hash: TokenHash },
 }
 
 /// A response plus the work to do after sending it.
@@ -150,6 +169,9 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Outcome {
 }
 
 async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
+    if page::is_page_path(&req.path) && page::on_issuer_host(ctx.cfg, req) {
+        return Ok(page::handle(ctx, req).await);
+    }
     let (route, allow) = route(&req.path).ok_or(Error::NotFound)?;
     let m = req.method;
     match (route, m) {

@@ -1,10 +1,9 @@
 //! The management API for a user's personal access tokens. Every call acts only on the caller's
 //! own PATs: another user's PAT is a 404, exactly like one that does not exist.
 
-use super::{
-    client_auth, reference, revoke::revoke_record, rfc3339, user, Ctx, Deferred, Outcome,
-    PAT_CLIENT_ID,
-};
+use super::events::Event;
+use super::revoke::{purge, revoke_record, Purge};
+use super::{client_auth, reference, rfc3339, user, Ctx, Deferred, Outcome, PAT_CLIENT_ID};
 use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::model::{Status, TokenRecord};
@@ -80,7 +79,7 @@ fn created_response(rec: &TokenRecord, token: &PlainToken) -> Response {
     .with_header("location", format!("/api/pats/{}", rec.id))
 }
 
-fn validate_name(name: &str) -> Result<(), Error> {
+pub(crate) fn validate_name(name: &str) -> Result<(), Error> {
     let n = name.chars().count();
     if name.trim().is_empty() || n > MAX_NAME_CHARS {
         return Err(Error::InvalidRequest(format!(
@@ -95,7 +94,7 @@ fn validate_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn validate_expiry(body: &CreatePat, now: i64, max_days: i64) -> Result<i64, Error> {
+pub(crate) fn validate_expiry(body: &CreatePat, now: i64, max_days: i64) -> Result<i64, Error> {
     let max = now + max_days * 86_400;
     let exp = match (&body.expires_at, body.expires_in_days) {
         (Some(_), Some(_)) => {
@@ -135,13 +134,22 @@ fn validate_expiry(body: &CreatePat, now: i64, max_days: i64) -> Result<i64, Err
     Ok(exp)
 }
 
-async fn validate_scopes<B: Backend>(ctx: &Ctx<'_, B>, scopes: &[String]) -> Result<(), Error> {
+/// Checks the scopes against the PAT client's allowed scopes; returns the PAT client.
+pub(crate) async fn validate_scopes<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    scopes: &[String],
+) -> Result<std::rc::Rc<crate::model::Client>, Error> {
     if scopes.is_empty() {
         return Err(Error::InvalidScope("at least one scope is required".into()));
     }
     let pat_client = client_auth::load_client(ctx, PAT_CLIENT_ID)
         .await?
-        .ok_or_else(|| Error::Internal("the pat_client is not configured".into()))?;
+        .filter(|c| c.enabled)
+        .ok_or_else(|| {
+            Error::UnauthorizedClient(format!(
+                "personal access tokens cannot be created: the client {PAT_CLIENT_ID} is disabled or not configured"
+            ))
+        })?;
     for (i, s) in scopes.iter().enumerate() {
         if scopes[..i].contains(s) {
             return Err(Error::InvalidScope(format!("scope {s} is repeated")));
@@ -152,7 +160,7 @@ async fn validate_scopes<B: Backend>(ctx: &Ctx<'_, B>, scopes: &[String]) -> Res
             )));
         }
     }
-    Ok(())
+    Ok(pat_client)
 }
 
 /// Validates and stores a new PAT for `sub`; shared by `POST /api/pats` and token exchange.
@@ -161,22 +169,43 @@ pub async fn issue<B: Backend>(
     sub: String,
     body: CreatePat,
 ) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
+    issue_with_id(ctx, sub, body, None).await
+}
+
+/// [`issue`] with a caller-chosen record id (`None`: random). The token page derives the id from
+/// its one-time form token, so that re-posting the same form cannot create a second PAT.
+pub async fn issue_with_id<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    sub: String,
+    body: CreatePat,
+    id: Option<String>,
+) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
     validate_name(&body.name)?;
     let expires_at = validate_expiry(&body, ctx.now, ctx.cfg.pat_max_days)?;
-    validate_scopes(ctx, &body.scopes).await?;
+    let pat_client = validate_scopes(ctx, &body.scopes).await?;
+    super::ratelimit::count(ctx, crate::store::Limit::PatCreationsPerUser, &sub).await?;
 
-    reference::issue(
-        ctx,
-        reference::NewToken {
-            kind: TokenKind::Pat,
-            subject: sub,
-            client_id: PAT_CLIENT_ID.to_owned(),
-            name: Some(body.name),
-            scopes: body.scopes,
-            expires_at,
-        },
-    )
-    .await
+    let new = reference::NewToken {
+        kind: TokenKind::Pat,
+        subject: sub,
+        client_id: PAT_CLIENT_ID.to_owned(),
+        name: Some(body.name),
+        scopes: body.scopes,
+        expires_at,
+        client_uid: pat_client.uid.clone(),
+    };
+    let issued = match id {
+        None => reference::issue(ctx, new).await,
+        Some(id) => reference::issue_with_id(ctx, new, id).await,
+    }?;
+    let rec = &issued.0;
+    ctx.isolate.emit(Event::PatCreated {
+        pat_id: rec.id.clone(),
+        sub: rec.subject.clone(),
+        scopes: rec.scopes.clone(),
+        expires_at: rec.expires_at,
+    });
+    Ok(issued)
 }
 
 pub async fn create<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response, Error> {
@@ -188,7 +217,7 @@ pub async fn create<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Respo
     Ok(resp)
 }
 
-fn parse_cursor(s: &str) -> Result<Cursor, Error> {
+pub(crate) fn parse_cursor(s: &str) -> Result<Cursor, Error> {
     let bad = || Error::InvalidRequest("cursor is not valid".into());
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s)
@@ -215,16 +244,7 @@ pub async fn list<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Respons
             .ok_or_else(|| Error::InvalidRequest(format!("limit must be 1 to {MAX_PAGE}")))?,
     };
     let after = q.get("cursor").map(parse_cursor).transpose()?;
-    let mut recs = ctx
-        .backend
-        .list_pats(&sub, after.as_ref(), limit + 1)
-        .await?;
-    let next = if recs.len() > limit as usize {
-        recs.truncate(limit as usize);
-        recs.last().map(make_cursor)
-    } else {
-        None
-    };
+    let (recs, next) = list_for(ctx, &sub, after.as_ref(), limit).await?;
     let pats: Vec<PatView<'_>> = recs.iter().map(|r| view(r, ctx.now)).collect();
     Ok(Response::json(
         200,
@@ -232,7 +252,28 @@ pub async fn list<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Respons
     ))
 }
 
-async fn owned<B: Backend>(ctx: &Ctx<'_, B>, sub: &str, id: &str) -> Result<TokenRecord, Error> {
+/// One page of `sub`'s PATs, newest first, and the cursor of the next page if there is one.
+pub async fn list_for<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    sub: &str,
+    after: Option<&Cursor>,
+    limit: u32,
+) -> Result<(Vec<TokenRecord>, Option<String>), Error> {
+    let mut recs = ctx.backend.list_pats(sub, after, limit + 1).await?;
+    let next = if recs.len() > limit as usize {
+        recs.truncate(limit as usize);
+        recs.last().map(make_cursor)
+    } else {
+        None
+    };
+    Ok((recs, next))
+}
+
+pub(crate) async fn owned<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    sub: &str,
+    id: &str,
+) -> Result<TokenRecord, Error> {
     ctx.backend
         .pat_for_subject(sub, id)
         .await?
@@ -251,15 +292,28 @@ pub async fn revoke<B: Backend>(
     id: &str,
 ) -> Result<Outcome, Error> {
     let sub = user::authenticate(ctx, req).await?;
-    let rec = owned(ctx, &sub, id).await?;
-    let mut deferred = Vec::new();
-    if rec.revoked_at.is_none() {
-        deferred.push(revoke_record(ctx, &rec.id, &rec.hash).await?);
-    }
+    let done = revoke_for(ctx, &sub, id).await?;
+    let mut response = Response::empty(204);
+    response.log = done.log;
     Ok(Outcome {
-        response: Response::empty(204),
-        deferred,
+        response,
+        deferred: done.deferred,
     })
+}
+
+/// Revokes `sub`'s PAT `id`; 404 if it is not theirs. Also for a PAT revoked before: a repeated
+/// revocation finishes KV deletes that failed then.
+pub async fn revoke_for<B: Backend>(ctx: &Ctx<'_, B>, sub: &str, id: &str) -> Result<Purge, Error> {
+    let rec = owned(ctx, sub, id).await?;
+    let done = revoke_record(ctx, &rec.id, &rec.hash)
+        .await?
+        .ok_or(Error::NotFound)?;
+    ctx.isolate.emit(Event::PatRevoked {
+        pat_id: rec.id.clone(),
+        newly: done.newly,
+        via: "api",
+    });
+    Ok(done)
 }
 
 pub async fn rotate<B: Backend>(
@@ -268,8 +322,43 @@ pub async fn rotate<B: Backend>(
     id: &str,
 ) -> Result<Outcome, Error> {
     let sub = user::authenticate(ctx, req).await?;
-    let mut rec = owned(ctx, &sub, id).await?;
+    let r = rotate_for(ctx, &sub, id).await?;
+    let mut response = created_response(&r.record, &r.token);
+    response.log = r.log;
+    Ok(Outcome {
+        response,
+        deferred: r.deferred,
+    })
+}
+
+/// A rotated PAT: its record with the new hash, the new token (shown once), a line to log and the
+/// work to run after the response.
+pub struct Rotated {
+    pub record: TokenRecord,
+    pub token: PlainToken,
+    pub log: Option<String>,
+    pub deferred: Vec<Deferred>,
+}
+
+/// Replaces `sub`'s PAT `id`'s token: same id, name, scopes and expiry; the old token stops
+/// working. 404 if it is not theirs, 409 if it is not active.
+///
+/// D1 first, with one conditional statement (the old hash, not revoked, not expired), which also
+/// records the old hash as retired; then the old hash leaves KV (retried after the response if
+/// that fails) and the new grant enters it. A revocation that lands between the D1 update and
+/// the KV write would be undone by that write: the record is read back, and if it is no longer
+/// active with the new hash, the new grant is evicted and the rotation answers 409.
+pub async fn rotate_for<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    sub: &str,
+    id: &str,
+) -> Result<Rotated, Error> {
+    let mut rec = owned(ctx, sub, id).await?;
     if rec.status(ctx.now) != Status::Active {
+        // A repeated rotate of a revoked PAT still finishes KV deletes that failed before.
+        if rec.revoked_at.is_some() {
+            let _ = purge(ctx, &rec.id, vec![rec.hash]).await;
+        }
         return Err(Error::Conflict(
             "only an active token can be rotated".into(),
         ));
@@ -278,26 +367,52 @@ pub async fn rotate<B: Backend>(
         .map_err(|e| Error::Internal(format!("randomness unavailable: {e}")))?;
     let old = rec.hash;
     rec.hash = token.hash();
-    if !ctx
+    match ctx
         .backend
-        .replace_token_hash(&rec.id, &old, &rec.hash)
-        .await?
-    {
-        return Err(Error::Conflict("the token was changed concurrently".into()));
-    }
-    ctx.backend.delete_grant(&old).await?;
-    ctx.isolate.mark_inactive(old, ctx.now);
-    let mut response = created_response(&rec, &token);
-    if let Err(e) = ctx
-        .backend
-        .put_grant(&rec.hash, &rec.grant(), rec.expires_at)
+        .rotate_token(&rec.id, &old, &rec.hash, ctx.now)
         .await
     {
-        response.log = Some(format!("KV write after PAT rotation failed: {}", e.0));
+        Ok(true) => {}
+        Ok(false) => {
+            let _ = purge(ctx, &rec.id, vec![old]).await;
+            return Err(Error::Conflict(
+                "the token was revoked, expired or rotated concurrently".into(),
+            ));
+        }
+        Err(e) => {
+            // Unknown outcome (the update may have landed): evicting the old hash is safe.
+            ctx.isolate.mark_inactive(old, ctx.now);
+            let _ = ctx.backend.delete_grant(&old).await;
+            return Err(e.into());
+        }
     }
-    Ok(Outcome {
-        response,
-        deferred: vec![Deferred::DeleteGrantAgain { hash: old }],
+    rec.generation += 1;
+    let done = purge(ctx, &rec.id, vec![old]).await;
+    let mut log: Vec<String> = done.log.into_iter().collect();
+    // Without its KV grant the new token would be unknown everywhere: fail rather than hand out
+    // a dead token (D1 already rotated; rotating again is safe).
+    reference::put_grant_retrying(ctx, &rec).await?;
+    match ctx.backend.token_by_id(&rec.id).await {
+        Ok(Some(now)) if now.revoked_at.is_none() && now.hash == rec.hash => {}
+        Ok(_) => {
+            ctx.isolate.mark_inactive(rec.hash, ctx.now);
+            let _ = ctx.backend.delete_grant(&rec.hash).await;
+            return Err(Error::Conflict(
+                "the token was revoked or rotated concurrently".into(),
+            ));
+        }
+        // The revocation that might have raced us deletes the new hash again 10 s after itself.
+        Err(e) => log.push(format!("reading back a rotated PAT failed: {}", e.0)),
+    }
+    ctx.isolate.emit(Event::PatRotated {
+        pat_id: rec.id.clone(),
+        generation: rec.generation,
+    });
+    Ok(Rotated {
+        record: rec,
+        token,
+        log: (!log.is_empty()).then(|| log.join("; ")),
+        deferred: done.deferred,
     })
 }
 
@@ -364,6 +479,9 @@ mod tests {
             revoked_at: None,
             last_used_at: None,
             use_count: 0,
+            generation: 0,
+            client_uid: None,
+            scope_owners: None,
         };
         assert_eq!(parse_cursor(&make_cursor(&rec)), Ok((42, "abc".to_owned())));
         assert!(parse_cursor("!!").is_err());

@@ -15,18 +15,46 @@ pub struct NewToken {
     pub name: Option<String>,
     pub scopes: Vec<String>,
     pub expires_at: i64,
+    /// The issuing client's uid (see [`TokenRecord::client_uid`]).
+    pub client_uid: String,
 }
 
-/// Stores a new token and returns it with its record, plus a line to log if the KV write failed:
-/// D1 has the record, so the first introspection finds it there and repairs KV.
+/// Stores a new token (D1 record, then KV grant) and returns it with its record. If either write
+/// fails, both are undone (best effort) and the error returned: the token was never shown, so a
+/// retry by the caller leaves exactly one token. (The third element, a line to log, is kept for
+/// callers; it is `None` today.)
 pub async fn issue<B: Backend>(
     ctx: &Ctx<'_, B>,
     new: NewToken,
 ) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
-    let rng = |e: getrandom::Error| Error::Internal(format!("randomness unavailable: {e}"));
+    let id = random_id().map_err(rng)?;
+    store(ctx, new, id, false).await
+}
+
+fn rng(e: getrandom::Error) -> Error {
+    Error::Internal(format!("randomness unavailable: {e}"))
+}
+
+/// [`issue`] with a caller-chosen record id (the token page derives it from a one-time form id).
+/// The D1 insert fails on a duplicate id; the record already under that id is then left alone.
+pub async fn issue_with_id<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    new: NewToken,
+    id: String,
+) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
+    store(ctx, new, id, true).await
+}
+
+async fn store<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    new: NewToken,
+    id: String,
+    chosen_id: bool,
+) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
     let token = PlainToken::generate(new.kind).map_err(rng)?;
+    let scope_owners = super::client_auth::scope_owners(ctx, &new.scopes).await?;
     let rec = TokenRecord {
-        id: random_id().map_err(rng)?,
+        id,
         kind: new.kind,
         hash: token.hash(),
         subject: new.subject,
@@ -38,19 +66,45 @@ pub async fn issue<B: Backend>(
         revoked_at: None,
         last_used_at: None,
         use_count: 0,
+        generation: 0,
+        client_uid: Some(new.client_uid),
+        scope_owners: Some(scope_owners),
     };
-    ctx.backend.insert_token(&rec).await?;
-    let log = ctx
-        .backend
-        .put_grant(&rec.hash, &rec.grant(), rec.expires_at)
-        .await
-        .err()
-        .map(|e| {
-            format!(
-                "KV write after issuing a {} token failed: {}",
-                rec.kind.as_str(),
-                e.0
-            )
-        });
-    Ok((rec, token, log))
+    if let Err(e) = ctx.backend.insert_token(&rec).await {
+        // The insert may have landed although it reported an error: undo it, so that a retry
+        // by the caller does not leave a second, never-shown token behind. A caller-chosen id may
+        // instead have failed as a duplicate (a form posted twice at once): delete only our own.
+        let ours = !chosen_id
+            || matches!(ctx.backend.token_by_id(&rec.id).await, Ok(Some(r)) if r.hash == rec.hash);
+        if ours {
+            let _ = ctx.backend.delete_token(&rec.id).await;
+        }
+        return Err(e.into());
+    }
+    // KV is what makes the token known everywhere (a hash KV does not know is inactive): if the
+    // grant cannot be written, the token would never work. Undo the record instead and fail.
+    if let Err(e) = put_grant_retrying(ctx, &rec).await {
+        let _ = ctx.backend.delete_token(&rec.id).await;
+        let _ = ctx.backend.delete_grant(&rec.hash).await;
+        return Err(e);
+    }
+    Ok((rec, token, None))
+}
+
+/// Writes the record's KV grant (fresh for `grant_cache_secs`), trying twice.
+pub async fn put_grant_retrying<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    rec: &TokenRecord,
+) -> Result<(), Error> {
+    let grant = rec.grant(ctx.now + ctx.cfg.grant_cache_secs);
+    if ctx.backend.put_grant(&rec.hash, &grant).await.is_ok() {
+        return Ok(());
+    }
+    ctx.backend.put_grant(&rec.hash, &grant).await.map_err(|e| {
+        Error::Unavailable(format!(
+            "KV write of a new {} token failed: {}",
+            rec.kind.as_str(),
+            e.0
+        ))
+    })
 }

@@ -2,11 +2,12 @@
 //! identifies with `client_id=pat_client` and no secret, so a leaked token dies with one curl.
 //! Confidential clients authenticate and revoke tokens issued to them.
 
+use super::events::Event;
 use super::{client_auth, Ctx, Deferred, Outcome};
 use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::store::Backend;
-use crate::token::PlainToken;
+use crate::token::{PlainToken, TokenHash};
 
 pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
     let form = req.form()?;
@@ -14,6 +15,7 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
         ctx,
         client_auth::presented(req, &form)?,
         client_auth::Freshness::Cached,
+        &super::ratelimit::client_ip(req),
     )
     .await?;
     let presented = form.require("token")?;
@@ -25,6 +27,9 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
         return Ok(Response::empty(200).into());
     };
     let hash = token.hash();
+    if !super::decision::may_exist(ctx, &hash).await {
+        return Ok(Response::empty(200).into());
+    }
     let Some(rec) = ctx.backend.token_by_hash(&hash).await? else {
         return Ok(Response::empty(200).into());
     };
@@ -33,23 +38,117 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
             "the token was not issued to this client".into(),
         ));
     }
-    let again = revoke_record(ctx, &rec.id, &hash).await?;
+    let done = revoke_record(ctx, &rec.id, &hash)
+        .await?
+        .unwrap_or_default();
+    ctx.isolate.emit(match rec.kind {
+        crate::token::TokenKind::Pat => Event::PatRevoked {
+            pat_id: rec.id.clone(),
+            newly: done.newly,
+            via: "rfc7009",
+        },
+        crate::token::TokenKind::Access => Event::TokenRevoked {
+            token_id: rec.id.clone(),
+            client_id: rec.client_id.clone(),
+        },
+    });
+    let mut response = Response::empty(200);
+    response.log = done.log;
     Ok(Outcome {
-        response: Response::empty(200),
-        deferred: vec![again],
+        response,
+        deferred: done.deferred,
     })
 }
 
-/// Marks D1 first (the truth), then deletes the KV grant, so this location stops seeing the token
-/// at once; other locations follow within KV's propagation bound (README). Returns the second,
-/// delayed KV delete to run after the response (see [`Deferred::DeleteGrantAgain`]).
+/// What a revocation or rotation left to finish after the response, and what to log.
+#[derive(Debug, Default)]
+pub struct Purge {
+    pub deferred: Vec<Deferred>,
+    pub log: Option<String>,
+    /// For a revocation: this call revoked the token (false: it was revoked before).
+    pub newly: bool,
+}
+
+/// Revokes token `id` in D1 (the truth), then evicts it from KV, so this location stops seeing it
+/// at once; other locations follow within KV's propagation bound (README). `known` is the hash the
+/// caller presented or read: if a rotation changed it meanwhile, both are evicted.
+///
+/// The revocation succeeds as soon as D1 records it: KV deletes that fail are retried after the
+/// response (and again by every repeated revoke or rotate of the same token). When the D1 write
+/// itself fails, its outcome is unknown (it may have landed): the known hash is evicted from KV
+/// anyway (always safe: KV is a cache) and the error is returned. `None`: no such token.
 pub async fn revoke_record<B: Backend>(
     ctx: &Ctx<'_, B>,
     id: &str,
-    hash: &crate::token::TokenHash,
-) -> Result<Deferred, Error> {
-    ctx.backend.revoke_token(id, ctx.now).await?;
-    ctx.backend.delete_grant(hash).await?;
-    ctx.isolate.mark_inactive(*hash, ctx.now);
-    Ok(Deferred::DeleteGrantAgain { hash: *hash })
+    known: &TokenHash,
+) -> Result<Option<Purge>, Error> {
+    let revoked = match ctx.backend.revoke_token(id, ctx.now).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            ctx.isolate.mark_inactive(*known, ctx.now);
+            let _ = ctx.backend.delete_grant(known).await;
+            return Err(e.into());
+        }
+    };
+    let mut hashes = vec![revoked.hash];
+    if *known != revoked.hash {
+        hashes.push(*known);
+    }
+    let mut done = purge(ctx, id, hashes).await;
+    done.newly = revoked.newly;
+    Ok(Some(done))
+}
+
+/// Deletes `hashes` and every hash token `id` retired within the KV cache bound from KV, and
+/// marks them inactive in this isolate. Failed deletes are retried after the response; all are
+/// deleted once more [`super::REVOCATION_RECHECK_SECS`] later.
+pub async fn purge<B: Backend>(ctx: &Ctx<'_, B>, id: &str, mut hashes: Vec<TokenHash>) -> Purge {
+    let mut log = Vec::new();
+    match ctx
+        .backend
+        .retired_hashes(id, ctx.now - ctx.cfg.grant_cache_secs)
+        .await
+    {
+        Ok(retired) => {
+            for h in retired {
+                if !hashes.contains(&h) {
+                    hashes.push(h);
+                }
+            }
+        }
+        Err(e) => log.push(format!(
+            "reading the retired hashes of {id} failed: {}",
+            e.0
+        )),
+    }
+    let mut failed = Vec::new();
+    for h in &hashes {
+        ctx.isolate.mark_inactive(*h, ctx.now);
+        if let Err(e) = ctx.backend.delete_grant(h).await {
+            log.push(format!(
+                "KV delete for token {id} failed (retried): {}",
+                e.0
+            ));
+            failed.push(*h);
+        }
+    }
+    let mut deferred = Vec::new();
+    if !failed.is_empty() {
+        deferred.push(Deferred::PurgeGrants {
+            hashes: failed,
+            after_secs: 0,
+        });
+    }
+    if !hashes.is_empty() {
+        deferred.push(Deferred::PurgeGrants {
+            hashes,
+            after_secs: super::REVOCATION_RECHECK_SECS,
+        });
+    }
+    Purge {
+        deferred,
+        log: (!log.is_empty()).then(|| log.join("; ")),
+        newly: false,
+    }
 }

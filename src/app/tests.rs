@@ -36,6 +36,9 @@ fn config() -> Config {
         pat_max_days: 366,
         last_used_coalesce_secs: 30,
         registry_cache_secs: 30,
+        registry_max_stale_secs: DEFAULT_REGISTRY_MAX_STALE_SECS,
+        grant_cache_secs: DEFAULT_GRANT_CACHE_SECS,
+        exchanged_jwt_secs: DEFAULT_EXCHANGED_JWT_SECS,
         user_auth: UserAuthConfig::from_parts(
             "idp".into(),
             "patgate".into(),
@@ -52,6 +55,7 @@ fn config() -> Config {
             ))
             .expect("keys"),
         )),
+        page: PageConfig::default(),
     }
 }
 
@@ -61,6 +65,7 @@ fn backend() -> MemoryBackend {
     let b = MemoryBackend::default();
     let res = |id: &str, secret: &str, scopes: &[&str]| ApiResource {
         id: id.into(),
+        uid: format!("uid-{id}"),
         secret: SecretSet {
             current: ClientSecret::new(secret).hash(),
             previous: None,
@@ -79,6 +84,7 @@ fn backend() -> MemoryBackend {
     b.clients.borrow_mut().extend([
         Client {
             id: PAT_CLIENT_ID.into(),
+            uid: "uid-pat_client".into(),
             secret: None,
             allowed_scopes: vec![
                 "demo_api:read".into(),
@@ -91,6 +97,7 @@ fn backend() -> MemoryBackend {
         },
         Client {
             id: "demo_client".into(),
+            uid: "uid-demo_client".into(),
             secret: Some(SecretSet {
                 current: ClientSecret::new("demo-client-secret").hash(),
                 previous: None,
@@ -110,6 +117,8 @@ struct Harness {
     isolate: IsolateState,
     now: i64,
 }
+
+mod integrity;
 
 impl Harness {
     fn new() -> Self {
@@ -145,17 +154,21 @@ impl Harness {
                     use crate::store::UsageRecorder;
                     block_on(self.backend.record_use(token_id, *at, *uses)).expect("record");
                 }
-                Deferred::CacheGrant { hash, grant, until } => {
+                Deferred::CacheGrant { hash, grant } => {
                     use crate::store::GrantCache;
                     assert!(
-                        *until <= self.now + REPAIR_TTL_SECS,
-                        "repairs are short-lived"
+                        grant
+                            .fresh_until
+                            .is_some_and(|f| f <= self.now + self.cfg.grant_cache_secs),
+                        "KV grants are trusted at most GRANT_CACHE_SECONDS"
                     );
-                    block_on(self.backend.put_grant(hash, grant, *until)).expect("put");
+                    block_on(self.backend.put_grant(hash, grant)).expect("put");
                 }
-                Deferred::DeleteGrantAgain { hash } => {
+                Deferred::PurgeGrants { hashes, .. } => {
                     use crate::store::GrantCache;
-                    block_on(self.backend.delete_grant(hash)).expect("delete");
+                    for hash in hashes {
+                        block_on(self.backend.delete_grant(hash)).expect("delete");
+                    }
                 }
             }
         }
@@ -193,6 +206,21 @@ impl Harness {
 
     fn introspect(&self, token: &str) -> (u16, Value, Outcome) {
         self.introspect_as("demo_api", "demo-api-secret", token)
+    }
+
+    /// Introspection at another location: same storage, a fresh isolate (no negative cache, no
+    /// registry cache), deferred repairs applied.
+    fn introspect_elsewhere(&self, token: &str) -> Value {
+        let isolate = IsolateState::default();
+        let ctx = Ctx {
+            cfg: &self.cfg,
+            backend: &self.backend,
+            isolate: &isolate,
+            now: self.now,
+        };
+        let o = block_on(handle(&ctx, &introspect_req(token)));
+        self.run_deferred(&o);
+        o.response.json_body()
     }
 
     fn user_call(&self, method: Method, path: &str, user: &str) -> (u16, Value) {
@@ -262,17 +290,44 @@ fn garbage_and_bad_checksums_touch_no_storage() {
 }
 
 #[test]
-fn kv_miss_falls_back_to_d1_and_repairs() {
-    let h = Harness::new();
+fn a_stale_kv_entry_is_checked_against_d1_and_rewritten() {
+    let mut h = Harness::new();
+    h.cfg.registry_cache_secs = 1_000_000; // count only the token's reads
     let (_, token) = h.pat("alice", &["demo_api:read"]);
-    h.backend.kv.borrow_mut().clear();
+    h.introspect(&token); // warm the registry cache
+    h.now += h.cfg.grant_cache_secs; // the entry's trust time is over
+    h.backend.take_counts();
     let (_, v, o) = h.introspect(&token);
     assert_eq!(v["active"], true);
     assert!(matches!(
         o.deferred.as_slice(),
         [Deferred::CacheGrant { .. }, ..]
     ));
-    assert_eq!(h.backend.kv.borrow().len(), 1, "KV repaired");
+    let c = h.backend.take_counts();
+    assert_eq!((c.kv_get, c.d1_query, c.kv_put), (1, 1, 1), "{c:?}");
+    let fresh = h
+        .backend
+        .kv
+        .borrow()
+        .values()
+        .next()
+        .and_then(|g| g.fresh_until);
+    assert_eq!(fresh, Some(h.now + h.cfg.grant_cache_secs), "KV rewritten");
+    // then one KV read again
+    h.introspect(&token);
+    assert_eq!(h.backend.take_counts().d1_query, 0);
+}
+
+#[test]
+fn a_token_kv_does_not_know_is_inactive_without_a_d1_read() {
+    let h = Harness::new();
+    let (_, token) = h.pat("alice", &["demo_api:read"]);
+    h.introspect("warm");
+    h.backend.kv.borrow_mut().clear();
+    h.backend.take_counts();
+    assert_eq!(h.introspect(&token).1, json!({"active": false}));
+    let c = h.backend.take_counts();
+    assert_eq!((c.kv_get, c.d1_query), (1, 0), "{c:?}");
 }
 
 #[test]
@@ -289,9 +344,9 @@ fn unknown_tokens_are_remembered_by_the_isolate() {
         h.backend.take_counts(),
         Counts {
             kv_get: 1,
-            d1_query: 1,
             ..Counts::default()
-        }
+        },
+        "a forged, well-formed token costs one KV read and no D1 query"
     );
     assert_eq!(
         h.introspect(unknown.expose_secret()).1,
@@ -322,9 +377,9 @@ fn broken_kv_is_answered_from_d1_and_broken_d1_is_503() {
 /// must not keep the token alive: the delayed second delete removes it.
 #[test]
 fn a_repair_racing_a_revocation_does_not_resurrect_the_token() {
-    let h = Harness::new();
+    let mut h = Harness::new();
     let (id, token) = h.pat("alice", &["demo_api:read"]);
-    h.backend.kv.borrow_mut().clear(); // a location whose KV has not got the grant
+    h.now += h.cfg.grant_cache_secs; // the KV entry is stale: the next read asks D1 and repairs
     let repair = h.send(&introspect_req(&token));
     assert!(matches!(
         repair.deferred.as_slice(),
@@ -399,6 +454,8 @@ fn jwks_url_keys_survive_a_short_identity_provider_outage() {
             jti: "j".into(),
             client_id: "cli".into(),
             scope: String::new(),
+            pat_id: None,
+            pat_gen: None,
         };
         idp.sign_access_token(&claims, now + 3600).expect("sign")
     };

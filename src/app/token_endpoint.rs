@@ -3,11 +3,11 @@
 //! Grants: `client_credentials` for confidential clients (reference or JWT access tokens, per
 //! client), and RFC 8693 token exchange (see `exchange`).
 
-use super::{client_auth, Ctx};
+use super::{client_auth, ratelimit, Ctx};
 use crate::error::Error;
 use crate::http::{Form, Request, Response};
 use crate::model::{Client, TokenFormat};
-use crate::store::Backend;
+use crate::store::{Backend, Limit};
 use crate::token::TokenKind;
 use serde::Serialize;
 
@@ -26,12 +26,14 @@ pub struct TokenResponse {
 }
 
 pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response, Error> {
+    let ip = ratelimit::client_ip(req);
+    ratelimit::count(ctx, Limit::TokenEndpointPerIp, &ip).await?;
     let form = req.form()?;
     let presented = client_auth::presented(req, &form)?;
     let grant_type = form.require("grant_type")?;
     let body = match grant_type {
-        CLIENT_CREDENTIALS => client_credentials(ctx, presented, &form).await?,
-        TOKEN_EXCHANGE => super::exchange::handle(ctx, presented, &form).await?,
+        CLIENT_CREDENTIALS => client_credentials(ctx, presented, &form, &ip).await?,
+        TOKEN_EXCHANGE => super::exchange::handle(ctx, presented, &form, &ip).await?,
         other => {
             return Err(Error::UnsupportedGrantType(format!(
                 "grant_type {other} is not supported"
@@ -68,9 +70,10 @@ async fn client_credentials<B: Backend>(
     ctx: &Ctx<'_, B>,
     presented: client_auth::Presented,
     form: &Form,
+    ip: &str,
 ) -> Result<TokenResponse, Error> {
     let client =
-        client_auth::authenticate_client(ctx, presented, client_auth::Freshness::Fresh).await?;
+        client_auth::authenticate_client(ctx, presented, client_auth::Freshness::Fresh, ip).await?;
     if client.secret.is_none() {
         return Err(Error::UnauthorizedClient(
             "a public client cannot use client_credentials".into(),
@@ -92,7 +95,8 @@ pub async fn issue_access_token<B: Backend>(
     let scope = scopes.join(" ");
     let access_token = match client.token_format {
         TokenFormat::Jwt => {
-            super::jwt_tokens::sign_access_token(ctx, client, subject, &scopes, lifetime).await?
+            super::jwt_tokens::sign_access_token(ctx, client, subject, &scopes, lifetime, None)
+                .await?
         }
         TokenFormat::Reference => {
             let new = super::reference::NewToken {
@@ -102,12 +106,21 @@ pub async fn issue_access_token<B: Backend>(
                 name: None,
                 scopes,
                 expires_at: ctx.now + lifetime,
+                client_uid: client.uid.clone(),
             };
-            // A failed KV write is repaired by the first introspection (D1 has the token).
-            let (_, token, _kv_failure) = super::reference::issue(ctx, new).await?;
+            let (_, token, _) = super::reference::issue(ctx, new).await?;
             token.expose_secret().to_owned()
         }
     };
+    ctx.isolate.emit(super::events::Event::TokenIssued {
+        client_id: client.id.clone(),
+        sub: subject.to_owned(),
+        format: match client.token_format {
+            TokenFormat::Jwt => "jwt",
+            TokenFormat::Reference => "reference",
+        },
+        grant: "client_credentials",
+    });
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

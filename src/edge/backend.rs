@@ -6,8 +6,8 @@ use crate::gate::route::GateRoute;
 use crate::model::{split_scopes, ApiResource, Client, Grant, SecretSet, TokenFormat, TokenRecord};
 use crate::secret::SecretHash;
 use crate::store::{
-    AdminStore, Cursor, GrantCache, JwksFetcher, Registry, RouteStore, StoreError, TokenStore,
-    UsageRecorder, Write,
+    AdminStore, Cursor, GrantCache, JwksFetcher, Limit, RateLimiter, Registry, Revoked, RouteStore,
+    StoreError, TokenStore, UsageRecorder, Write,
 };
 use crate::token::{TokenHash, TokenKind};
 use serde::Deserialize;
@@ -83,16 +83,11 @@ impl GrantCache for EdgeBackend {
         }
     }
 
-    async fn put_grant(
-        &self,
-        hash: &TokenHash,
-        grant: &Grant,
-        until: i64,
-    ) -> Result<(), StoreError> {
+    async fn put_grant(&self, hash: &TokenHash, grant: &Grant) -> Result<(), StoreError> {
         bump(Op::KvPut);
         let now = super::now_secs();
         let value = serde_json::to_string(grant).map_err(err)?;
-        let exp = until.min(grant.exp).max(now + KV_MIN_TTL);
+        let exp = grant.exp.max(now + KV_MIN_TTL);
         self.kv()?
             .put(&grant_key(hash), value)
             .map_err(err)?
@@ -140,6 +135,9 @@ struct TokenRow {
     revoked_at: Option<i64>,
     last_used_at: Option<i64>,
     use_count: i64,
+    generation: i64,
+    client_uid: Option<String>,
+    scope_owners: Option<String>,
 }
 
 impl TokenRow {
@@ -158,12 +156,16 @@ impl TokenRow {
             revoked_at: self.revoked_at,
             last_used_at: self.last_used_at,
             use_count: self.use_count,
+            generation: self.generation,
+            client_uid: self.client_uid,
+            scope_owners: self.scope_owners.as_deref().map(split_scopes),
         })
     }
 }
 
 const TOKEN_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name, scopes, created_at, \
-                             expires_at, revoked_at, last_used_at, use_count";
+                             expires_at, revoked_at, last_used_at, use_count, generation, \
+                             client_uid, scope_owners";
 
 impl EdgeBackend {
     async fn query_tokens(
@@ -210,8 +212,8 @@ fn n(v: i64) -> JsValue {
 impl TokenStore for EdgeBackend {
     async fn insert_token(&self, rec: &TokenRecord) -> Result<(), StoreError> {
         self.execute(
-            "INSERT INTO tokens (id, kind, token_hash, subject, client_id, name, scopes, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO tokens (id, kind, token_hash, subject, client_id, name, scopes, created_at, expires_at, \
+             client_uid, scope_owners) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             &[
                 s(&rec.id),
                 s(rec.kind.as_str()),
@@ -222,6 +224,10 @@ impl TokenStore for EdgeBackend {
                 s(&rec.scopes.join(" ")),
                 n(rec.created_at),
                 n(rec.expires_at),
+                rec.client_uid.as_deref().map_or(JsValue::NULL, s),
+                rec.scope_owners
+                    .as_ref()
+                    .map_or(JsValue::NULL, |o| s(&o.join(" "))),
             ],
         )
         .await
@@ -279,29 +285,100 @@ impl TokenStore for EdgeBackend {
         }
     }
 
-    async fn revoke_token(&self, id: &str, now: i64) -> Result<bool, StoreError> {
-        let changed = self
-            .execute(
-                "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+    async fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1");
+        Ok(self.query_tokens(&sql, &[s(id)]).await?.into_iter().next())
+    }
+
+    async fn revoke_token(&self, id: &str, now: i64) -> Result<Option<Revoked>, StoreError> {
+        #[derive(Deserialize)]
+        struct HashRow {
+            token_hash: String,
+        }
+        let hash = |rows: Vec<HashRow>| -> Result<Option<TokenHash>, StoreError> {
+            rows.into_iter()
+                .next()
+                .map(|r| {
+                    TokenHash::from_hex(&r.token_hash).ok_or_else(|| err("bad token hash in D1"))
+                })
+                .transpose()
+        };
+        // One conditional statement: the hash it returns is the one current at revocation, even
+        // if a rotation changed it since the caller read the record.
+        let rows: Vec<HashRow> = self
+            .rows(
+                "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL \
+                 RETURNING token_hash",
                 &[s(id), n(now)],
             )
             .await?;
-        Ok(changed > 0)
+        if let Some(h) = hash(rows)? {
+            return Ok(Some(Revoked {
+                hash: h,
+                newly: true,
+            }));
+        }
+        // Already revoked (its hash is frozen: rotation needs revoked_at IS NULL) or unknown.
+        let rows: Vec<HashRow> = self
+            .rows("SELECT token_hash FROM tokens WHERE id = ?1", &[s(id)])
+            .await?;
+        Ok(hash(rows)?.map(|h| Revoked {
+            hash: h,
+            newly: false,
+        }))
     }
 
-    async fn replace_token_hash(
+    async fn rotate_token(
         &self,
         id: &str,
         old: &TokenHash,
         new: &TokenHash,
+        now: i64,
     ) -> Result<bool, StoreError> {
-        let changed = self
-            .execute(
-                "UPDATE tokens SET token_hash = ?3 WHERE id = ?1 AND token_hash = ?2 AND revoked_at IS NULL",
-                &[s(id), s(&old.to_hex()), s(&new.to_hex())],
+        // One transaction (a D1 batch): the conditional update, then the retired hash, recorded
+        // only if the update happened (the row now has the new, unique hash).
+        let (old, new) = (old.to_hex(), new.to_hex());
+        let args = || vec![s(id), s(&old), s(&new), n(now)];
+        let w = self
+            .batch(vec![
+                (
+                    "UPDATE tokens SET token_hash = ?3, generation = generation + 1 \
+                     WHERE id = ?1 AND token_hash = ?2 AND revoked_at IS NULL AND expires_at > ?4",
+                    args(),
+                ),
+                (
+                    "INSERT INTO retired_token_hashes (token_hash, token_id, retired_at) \
+                     SELECT ?2, id, ?4 FROM tokens WHERE id = ?1 AND token_hash = ?3",
+                    args(),
+                ),
+            ])
+            .await?;
+        // Both change a row or neither does; a constraint error (a hash collision) is no rotation.
+        Ok(w == Write::Done)
+    }
+
+    async fn retired_hashes(&self, id: &str, since: i64) -> Result<Vec<TokenHash>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            token_hash: String,
+        }
+        let rows: Vec<Row> = self
+            .rows(
+                "SELECT token_hash FROM retired_token_hashes WHERE token_id = ?1 AND retired_at >= ?2",
+                &[s(id), n(since)],
             )
             .await?;
-        Ok(changed > 0)
+        rows.into_iter()
+            .map(|r| {
+                TokenHash::from_hex(&r.token_hash).ok_or_else(|| err("bad retired hash in D1"))
+            })
+            .collect()
+    }
+
+    async fn delete_token(&self, id: &str) -> Result<(), StoreError> {
+        self.execute("DELETE FROM tokens WHERE id = ?1", &[s(id)])
+            .await
+            .map(|_| ())
     }
 }
 
@@ -330,6 +407,7 @@ struct ResourceRow {
     previous_secret_expires_at: Option<i64>,
     enabled: i64,
     scopes: Option<String>,
+    uid: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -342,14 +420,15 @@ struct ClientRow {
     token_format: String,
     token_lifetime: i64,
     enabled: i64,
+    uid: Option<String>,
 }
 
-const RESOURCE_SELECT: &str = "SELECT r.id, r.secret_hash, r.previous_secret_hash, \
+const RESOURCE_SELECT: &str = "SELECT r.id, r.uid, r.secret_hash, r.previous_secret_hash, \
     r.previous_secret_expires_at, r.enabled, \
     (SELECT group_concat(name, ' ') FROM scopes WHERE resource_id = r.id) AS scopes \
     FROM api_resources r";
 const CLIENT_SELECT: &str =
-    "SELECT id, secret_hash, previous_secret_hash, previous_secret_expires_at, \
+    "SELECT id, uid, secret_hash, previous_secret_hash, previous_secret_expires_at, \
     allowed_scopes, token_format, token_lifetime, enabled FROM clients";
 
 impl ResourceRow {
@@ -361,6 +440,7 @@ impl ResourceRow {
                 self.previous_secret_expires_at,
             )?,
             id: self.id,
+            uid: self.uid.unwrap_or_default(),
             enabled: self.enabled != 0,
             scopes: split_scopes(self.scopes.as_deref().unwrap_or("")),
         })
@@ -382,11 +462,13 @@ impl ClientRow {
                 })
                 .transpose()?,
             id: self.id,
+            uid: self.uid.unwrap_or_default(),
             allowed_scopes: split_scopes(&self.allowed_scopes),
-            token_format: if self.token_format == "jwt" {
-                TokenFormat::Jwt
-            } else {
-                TokenFormat::Reference
+            // An unknown value is an error, never silently a reference token.
+            token_format: match self.token_format.as_str() {
+                "jwt" => TokenFormat::Jwt,
+                "reference" => TokenFormat::Reference,
+                other => return Err(err(format!("unknown token_format {other:?} in D1"))),
             },
             token_lifetime: self.token_lifetime,
             enabled: self.enabled != 0,
@@ -671,5 +753,27 @@ impl RouteStore for EdgeBackend {
     async fn delete_route(&self, id: &str) -> Result<Write, StoreError> {
         self.batch(vec![("DELETE FROM gate_routes WHERE id = ?1", vec![s(id)])])
             .await
+    }
+}
+
+/// The Rate Limiting binding of each limit (wrangler.toml `[[ratelimits]]`). A binding that is not
+/// configured means no limit.
+fn limit_binding(limit: Limit) -> &'static str {
+    match limit {
+        Limit::FailedAuthPerClient => "RL_FAILED_AUTH_CLIENT",
+        Limit::FailedAuthPerIp => "RL_FAILED_AUTH_IP",
+        Limit::PatCreationsPerUser => "RL_PAT_CREATE",
+        Limit::TokenEndpointPerIp => "RL_TOKEN_IP",
+    }
+}
+
+impl RateLimiter for EdgeBackend {
+    async fn over_limit(&self, limit: Limit, key: &str) -> Result<bool, StoreError> {
+        let Ok(binding) = self.env.rate_limiter(limit_binding(limit)) else {
+            return Ok(false);
+        };
+        bump(Op::RateLimit);
+        let outcome = binding.limit(key.to_owned()).await.map_err(err)?;
+        Ok(!outcome.success)
     }
 }

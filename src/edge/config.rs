@@ -1,6 +1,6 @@
 //! Configuration from Worker vars and secrets, parsed once per isolate.
 
-use crate::app::Config;
+use crate::app::{self, Config, PageConfig};
 use crate::jwt_issuer::SigningKeys;
 use crate::user_auth::UserAuthConfig;
 use std::cell::OnceCell;
@@ -60,11 +60,32 @@ fn parse(env: &Env) -> Result<Config, String> {
         pat_max_days: number(env, "PAT_MAX_DAYS", 366)?.max(1),
         last_used_coalesce_secs: number(env, "LAST_USED_COALESCE_SECONDS", 30)?,
         registry_cache_secs: number(env, "REGISTRY_CACHE_SECONDS", 30)?,
+        registry_max_stale_secs: number(
+            env,
+            "REGISTRY_MAX_STALE_SECONDS",
+            app::DEFAULT_REGISTRY_MAX_STALE_SECS,
+        )?,
+        // KV refuses expirations under 60 s.
+        grant_cache_secs: number(env, "GRANT_CACHE_SECONDS", app::DEFAULT_GRANT_CACHE_SECS)?
+            .max(60),
+        exchanged_jwt_secs: match number(
+            env,
+            "EXCHANGED_JWT_SECONDS",
+            app::DEFAULT_EXCHANGED_JWT_SECS,
+        )? {
+            n @ 1..=app::MAX_EXCHANGED_JWT_SECS => n,
+            _ => return Err("EXCHANGED_JWT_SECONDS must be 1 to 3600".into()),
+        },
         user_auth,
         admin_token: text(env, "ADMIN_TOKEN"),
         signing_keys: text(env, "JWT_SIGNING_KEYS")
             .map(|k| SigningKeys::parse(&k).map(Rc::new))
             .transpose()
             .map_err(|e| format!("JWT_SIGNING_KEYS: {e}"))?,
+        page: PageConfig {
+            session_secret: text(env, "SESSION_SECRET"),
+            // Only the local dev config sets it (scripts/devserver.mjs); never wrangler.toml.
+            dev_sign_in: text(env, "DEV_SIGN_IN").as_deref() == Some("true"),
+        },
     })
 }

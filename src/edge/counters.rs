@@ -8,7 +8,7 @@ use std::cell::Cell;
 use worker::Env;
 
 thread_local! {
-    static COUNTS: [Cell<u64>; 5] = Default::default();
+    static COUNTS: [Cell<u64>; 6] = Default::default();
 }
 
 #[derive(Clone, Copy)]
@@ -18,6 +18,7 @@ pub enum Op {
     KvDelete = 2,
     D1Query = 3,
     DoCall = 4,
+    RateLimit = 5,
 }
 
 pub fn bump(op: Op) {
@@ -51,6 +52,7 @@ pub fn respond(env: &Env) -> Response {
         200,
         &serde_json::json!({
             "kv_get": v[0], "kv_put": v[1], "kv_delete": v[2], "d1_query": v[3], "do_call": v[4],
+            "rate_limit": v[5],
             "wasm_memory_bytes": wasm_memory_bytes(),
         }),
     )

@@ -105,6 +105,9 @@ async fn serve(
         now: now_secs(),
     };
     let outcome = app::handle(&actx, &core_req).await;
+    for event in isolate.take_events() {
+        worker::console_log!("{}", event.line());
+    }
     if !outcome.deferred.is_empty() {
         let env = env.clone();
         ctx.wait_until(async move { run_deferred(env, outcome.deferred).await });
@@ -120,15 +123,13 @@ async fn run_deferred(env: Env, work: Vec<Deferred>) {
                 use crate::store::UsageRecorder;
                 backend.record_use(token_id, *at, *uses).await
             }
-            Deferred::CacheGrant { hash, grant, until } => {
+            Deferred::CacheGrant { hash, grant } => {
                 use crate::store::GrantCache;
-                backend.put_grant(hash, grant, *until).await
+                backend.put_grant(hash, grant).await
             }
-            Deferred::DeleteGrantAgain { hash } => {
-                use crate::store::GrantCache;
-                let secs = crate::app::REVOCATION_RECHECK_SECS;
-                worker::Delay::from(std::time::Duration::from_secs(secs)).await;
-                backend.delete_grant(hash).await
+            Deferred::PurgeGrants { hashes, after_secs } => {
+                sleep_secs(*after_secs).await;
+                purge_with_retries(&backend, hashes).await
             }
         };
         if let Err(e) = result {
@@ -136,6 +137,49 @@ async fn run_deferred(env: Env, work: Vec<Deferred>) {
         }
     }
 }
+
+async fn sleep_secs(secs: u64) {
+    if secs > 0 {
+        worker::Delay::from(std::time::Duration::from_secs(secs)).await;
+    }
+}
+
+/// Deletes each grant, retrying a failed delete after 1, 2 and 4 seconds. What still fails is
+/// left to the next revoke or rotate of the token and, at the latest, to the KV entry's expiry
+/// (`GRANT_CACHE_SECONDS`).
+async fn purge_with_retries(
+    backend: &EdgeBackend,
+    hashes: &[crate::token::TokenHash],
+) -> Result<(), crate::store::StoreError> {
+    use crate::store::GrantCache;
+    let mut last = Ok(());
+    for hash in hashes {
+        let mut delay = 1;
+        let r = loop {
+            match backend.delete_grant(hash).await {
+                Ok(()) => break Ok(()),
+                Err(e) if delay > 4 => break Err(e),
+                Err(_) => {
+                    sleep_secs(delay).await;
+                    delay *= 2;
+                }
+            }
+        };
+        if r.is_err() {
+            last = r;
+        }
+    }
+    last
+}
+
+/// What the token page reads: its host (issuer only), identity, and cross-site signals.
+const PAGE_HEADERS: [&str; 5] = [
+    "host",
+    "cookie",
+    "cf-access-jwt-assertion",
+    "origin",
+    "sec-fetch-site",
+];
 
 fn to_core_request(
     req: &web_sys::Request,
@@ -147,14 +191,19 @@ fn to_core_request(
     let headers = req.headers();
     let mut out = Vec::with_capacity(3);
     // Each header read crosses into JS: read only what the route can use.
-    let extra = if path.starts_with("/api/") {
-        Some("cf-access-jwt-assertion")
+    let extra: &[&str] = if path.starts_with("/api/") {
+        &["cf-access-jwt-assertion"]
     } else if path == "/oauth/introspect" {
-        Some("accept")
+        &["accept", "cf-connecting-ip"]
+    } else if path.starts_with("/oauth/") {
+        // rate limits per IP (README "Security")
+        &["cf-connecting-ip"]
+    } else if app::is_page_path(path) {
+        &PAGE_HEADERS
     } else {
-        None
+        &[]
     };
-    for name in ["authorization", "content-type"].into_iter().chain(extra) {
+    for &name in ["authorization", "content-type"].iter().chain(extra) {
         if let Some(v) = headers.get(name)? {
             out.push((name.to_owned(), v));
         }
@@ -189,7 +238,7 @@ fn to_core_request(
 /// Most responses share status and headers (an introspection answer, `{"active":false}`, ...).
 /// `new Response()` copies its init, so one `ResponseInit` per distinct (status, headers) can be
 /// reused instead of building a `Headers` object per request. Bounded; responses with per-request
-/// headers (`location`) are not cached.
+/// headers (`location`, `set-cookie`) are not cached.
 const MAX_CACHED_INITS: usize = 32;
 
 type CachedInit = (u16, Vec<(&'static str, String)>, web_sys::ResponseInit);
@@ -211,7 +260,10 @@ fn build_init(r: &http::Response) -> Result<web_sys::ResponseInit, JsValue> {
 
 fn to_web_response(mut r: http::Response) -> Result<web_sys::Response, JsValue> {
     let body = (!r.body.is_empty()).then_some(r.body.as_mut_slice());
-    let cacheable = r.headers.iter().all(|(k, _)| *k != "location");
+    let cacheable = r
+        .headers
+        .iter()
+        .all(|(k, _)| *k != "location" && *k != "set-cookie");
     if cacheable {
         let hit = INITS.with(|c| {
             c.borrow()

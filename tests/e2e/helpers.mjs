@@ -4,7 +4,7 @@
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import assert from "node:assert/strict";
-import { prepareState, startDevServer } from "../../scripts/devserver.mjs";
+import { prepareState, startDevServer, writeConfig, NO_RATE_LIMITS } from "../../scripts/devserver.mjs";
 import { devToken } from "../../scripts/dev-token.mjs";
 import { ROOT } from "../../scripts/tools.mjs";
 
@@ -17,7 +17,7 @@ export const TEST_VARS = { LAST_USED_FLUSH_SECONDS: "1", DEV_COUNTERS: "true" };
  * Starts a server on fresh state. `vars` override the defaults. ISSUER is set to the server's own
  * base URL (the default in wrangler.toml names port 8787), so `iss` and discovery are checkable.
  */
-export async function startServer(name, port, vars = {}) {
+export async function startServer(name, port, vars = {}, { limits = {} } = {}) {
   // E2E_PORT_OFFSET lets several checkouts run their suites side by side on one machine.
   port += Number(process.env.E2E_PORT_OFFSET ?? 0);
   const dir = join(ROOT, "tests", ".state", `${name}-${process.pid}-${Date.now()}`);
@@ -25,10 +25,12 @@ export async function startServer(name, port, vars = {}) {
   mkdirSync(dir, { recursive: true });
   const url = `http://127.0.0.1:${port}`;
   const allVars = { ...TEST_VARS, ISSUER: url, ...vars };
+  // wrangler.toml with the rate limits out of the way (a test that checks a limit lowers it)
+  const config = writeConfig(join(dir, "wrangler.toml"), { limits: { ...NO_RATE_LIMITS, ...limits } });
   let server;
   try {
     prepareState(dir);
-    server = await startDevServer({ port, persistDir: dir, vars: allVars });
+    server = await startDevServer({ port, persistDir: dir, vars: allVars, config });
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     throw e;
@@ -42,7 +44,7 @@ export async function startServer(name, port, vars = {}) {
     /** Stops the server (keeping its state) and starts a new one on the same state directory. */
     async restart(moreVars = {}) {
       await server.stop();
-      server = await startDevServer({ port, persistDir: dir, vars: { ...allVars, ...moreVars } });
+      server = await startDevServer({ port, persistDir: dir, vars: { ...allVars, ...moreVars }, config });
     },
     async stop({ keepState = false } = {}) {
       try {

@@ -277,6 +277,8 @@ fn jwt_access_tokens_follow_the_same_rules() {
             jti: jti.into(),
             client_id: "demo_client".into(),
             scope: scope.into(),
+            pat_id: None,
+            pat_gen: None,
         };
         keys.sign_access_token(&claims, NOW + 3600).expect("sign")
     };

@@ -1,0 +1,96 @@
+//! Security events: one structured JSON log line each (`{"event":"pat.revoked",...}`), with ids
+//! and outcome, never a secret or a token. Handlers emit them into this isolate's sink
+//! ([`super::IsolateState::emit`]); the runtime writes each as one line after the request (or,
+//! for work after the response, right away). JSON escaping keeps user-controlled strings (names,
+//! ids, paths) from forging lines.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event")]
+pub enum Event {
+    #[serde(rename = "pat.created")]
+    PatCreated {
+        pat_id: String,
+        sub: String,
+        scopes: Vec<String>,
+        expires_at: i64,
+    },
+    #[serde(rename = "pat.revoked")]
+    PatRevoked {
+        pat_id: String,
+        /// False when it was revoked before (a repeat that only evicted KV again).
+        newly: bool,
+        /// `api` (the owner) or `rfc7009` (anyone holding the token).
+        via: &'static str,
+    },
+    /// A client access token (not a PAT) revoked through RFC 7009.
+    #[serde(rename = "token.revoked")]
+    TokenRevoked { token_id: String, client_id: String },
+    #[serde(rename = "pat.rotated")]
+    PatRotated { pat_id: String, generation: i64 },
+    /// A client access token was issued (`client_credentials`) or a JWT minted by exchange.
+    #[serde(rename = "token.issued")]
+    TokenIssued {
+        client_id: String,
+        sub: String,
+        format: &'static str,
+        grant: &'static str,
+    },
+    /// A change through the admin API (clients, resources, secrets): the action and its outcome.
+    #[serde(rename = "admin.change")]
+    AdminChange {
+        method: &'static str,
+        target: String,
+        status: u16,
+        outcome: &'static str,
+    },
+    #[serde(rename = "client_auth.failed")]
+    ClientAuthFailed {
+        client_id: String,
+        ip: String,
+        reason: String,
+    },
+    #[serde(rename = "rate_limited")]
+    RateLimited { limit: &'static str, key: String },
+    /// Something went wrong that did not change the answer (a KV delete retried later, a rate
+    /// limiter that failed open, ...).
+    #[serde(rename = "warning")]
+    Warning { message: String },
+}
+
+impl Event {
+    /// The log line: one line of JSON.
+    pub fn line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| r#"{"event":"unserializable"}"#.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Operators build alerts on these lines: the shape must not change silently.
+    #[test]
+    fn lines_are_pinned_and_cannot_be_forged() {
+        let e = Event::PatRevoked {
+            pat_id: "p1".into(),
+            newly: true,
+            via: "api",
+        };
+        assert_eq!(
+            e.line(),
+            r#"{"event":"pat.revoked","pat_id":"p1","newly":true,"via":"api"}"#
+        );
+        let forged = Event::ClientAuthFailed {
+            client_id: "x\n{\"event\":\"pat.created\"}".into(),
+            ip: "192.0.2.1".into(),
+            reason: "unknown client".into(),
+        };
+        let line = forged.line();
+        assert!(!line.contains('\n'), "{line}");
+        assert_eq!(line.lines().count(), 1);
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(v["event"], "client_auth.failed");
+    }
+}

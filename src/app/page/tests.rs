@@ -1,0 +1,871 @@
+//! Host tests of the token page over the in-memory backend: sign-in, identity, every action,
+//! the cross-site checks, escaping, and the headers on every answer.
+
+use super::super::{handle, Config, Ctx, IsolateState, Outcome, PAT_CLIENT_ID};
+use super::session::{SESSION_COOKIE, SIGNIN_COOKIE};
+use super::PageConfig;
+use crate::http::{Method, Request, Response};
+use crate::model::{ApiResource, Client, SecretSet, Status, TokenFormat};
+use crate::secret::ClientSecret;
+use crate::testing::MemoryBackend;
+use crate::user_auth::UserAuthConfig;
+use base64::Engine as _;
+use futures::executor::block_on;
+use hmac::{Hmac, Mac};
+
+const NOW: i64 = 1_795_000_000; // 2026-11-18
+const USER_SECRET: &str = "test-user-secret";
+const ISSUER: &str = "https://patgate.test";
+const HOST: &str = "patgate.test";
+const SECRET: &str = "test-session-secret-0123456789abcdef";
+
+fn b64(v: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
+}
+
+fn user_jwt(sub: &str, exp: i64) -> String {
+    let head = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = serde_json::json!({"iss":"idp","aud":"patgate","sub":sub,"iat":NOW,"exp":exp});
+    let body = b64(claims.to_string().as_bytes());
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(USER_SECRET.as_bytes()).expect("key");
+    mac.update(format!("{head}.{body}").as_bytes());
+    format!("{head}.{body}.{}", b64(&mac.finalize().into_bytes()))
+}
+
+fn config(dev: bool, secret: Option<&str>) -> Config {
+    Config {
+        issuer: ISSUER.into(),
+        pat_max_days: 366,
+        last_used_coalesce_secs: 30,
+        registry_cache_secs: 30,
+        registry_max_stale_secs: super::super::DEFAULT_REGISTRY_MAX_STALE_SECS,
+        grant_cache_secs: super::super::DEFAULT_GRANT_CACHE_SECS,
+        exchanged_jwt_secs: super::super::DEFAULT_EXCHANGED_JWT_SECS,
+        user_auth: UserAuthConfig::from_parts(
+            "idp".into(),
+            "patgate".into(),
+            Some(USER_SECRET.into()),
+            None,
+            None,
+        )
+        .expect("config"),
+        admin_token: None,
+        signing_keys: None,
+        page: PageConfig {
+            session_secret: secret.map(str::to_owned),
+            dev_sign_in: dev,
+        },
+    }
+}
+
+fn backend() -> MemoryBackend {
+    let b = MemoryBackend::default();
+    let res = |id: &str, scopes: &[&str]| ApiResource {
+        id: id.into(),
+        uid: format!("uid-{id}"),
+        secret: SecretSet {
+            current: ClientSecret::new("s").hash(),
+            previous: None,
+        },
+        enabled: true,
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    b.resources.borrow_mut().extend([
+        res("demo_api", &["demo_api:write", "demo_api:read"]),
+        res("other_api", &["other_api:read", "other_api:admin"]),
+    ]);
+    b.clients.borrow_mut().push(Client {
+        id: PAT_CLIENT_ID.into(),
+        uid: "uid-pat_client".into(),
+        secret: None,
+        allowed_scopes: vec![
+            "demo_api:read".into(),
+            "demo_api:write".into(),
+            "other_api:read".into(),
+            "loose:scope".into(),
+        ],
+        token_format: TokenFormat::Reference,
+        token_lifetime: 3600,
+        enabled: true,
+    });
+    b
+}
+
+struct H {
+    cfg: Config,
+    backend: MemoryBackend,
+    isolate: IsolateState,
+    now: i64,
+}
+
+fn h() -> H {
+    H {
+        cfg: config(true, Some(SECRET)),
+        backend: backend(),
+        isolate: IsolateState::default(),
+        now: NOW,
+    }
+}
+
+fn text(r: &Response) -> String {
+    String::from_utf8(r.body.clone()).expect("utf-8")
+}
+
+/// The value of the first `name="{name}" value="..."` in the page.
+fn field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).map(|i| i + marker.len()).expect(name);
+    html[start..].split('"').next().expect("value").to_owned()
+}
+
+/// `name=value` of a response's `Set-Cookie` for `name`.
+fn set_cookie(r: &Response, name: &str) -> Option<String> {
+    r.headers
+        .iter()
+        .filter(|(k, _)| *k == "set-cookie")
+        .map(|(_, v)| v)
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap_or("").to_owned())
+}
+
+impl H {
+    fn send(&self, req: &Request) -> Outcome {
+        let ctx = Ctx {
+            cfg: &self.cfg,
+            backend: &self.backend,
+            isolate: &self.isolate,
+            now: self.now,
+        };
+        let o = block_on(handle(&ctx, req));
+        let r = &o.response;
+        if r.header("content-type") == Some("text/html; charset=utf-8") {
+            assert_security_headers(r);
+        }
+        o
+    }
+
+    fn get(&self, path: &str, cookie: Option<&str>) -> Response {
+        let mut req = Request::new(Method::Get, path).header("host", HOST);
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        self.send(&req).response
+    }
+
+    /// A same-origin browser form POST (as Chromium sends it with `no-referrer`).
+    fn post(&self, path: &str, body: &str, cookie: Option<&str>) -> Outcome {
+        self.post_with(
+            path,
+            body,
+            cookie,
+            &[("sec-fetch-site", "same-origin"), ("origin", "null")],
+        )
+    }
+
+    fn post_with(
+        &self,
+        path: &str,
+        body: &str,
+        cookie: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Outcome {
+        let mut req = Request::new(Method::Post, path)
+            .header("host", HOST)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        for (k, v) in extra {
+            req = req.header(k, v);
+        }
+        self.send(&req)
+    }
+
+    /// Signs in through the dev form; returns the session cookie (`name=value`).
+    fn sign_in(&self, user: &str) -> String {
+        let form = self.get("/tokens/sign-in", None);
+        assert_eq!(form.status, 200, "{}", text(&form));
+        let pre = set_cookie(&form, SIGNIN_COOKIE).expect("sign-in cookie");
+        let csrf = field(&text(&form), "csrf");
+        let r = self
+            .post(
+                "/tokens/sign-in",
+                &format!("csrf={csrf}&user={user}"),
+                Some(&pre),
+            )
+            .response;
+        assert_eq!(r.status, 303, "{}", text(&r));
+        assert_eq!(r.header("location"), Some("/tokens"));
+        set_cookie(&r, SESSION_COOKIE).expect("session cookie")
+    }
+
+    fn pats(&self, user: &str) -> Vec<crate::model::TokenRecord> {
+        self.backend
+            .tokens
+            .borrow()
+            .iter()
+            .filter(|t| t.subject == user)
+            .cloned()
+            .collect()
+    }
+
+    /// Creates a token through the form; returns the answer.
+    fn create(&self, cookie: &str, body: &str) -> Response {
+        let form = self.get("/tokens/new", Some(cookie));
+        assert_eq!(form.status, 200);
+        let html = text(&form);
+        let (csrf, id) = (field(&html, "csrf"), field(&html, "form_id"));
+        self.post(
+            "/tokens/new",
+            &format!("csrf={csrf}&form_id={id}&{body}"),
+            Some(cookie),
+        )
+        .response
+    }
+}
+
+fn assert_security_headers(r: &Response) {
+    let csp = r.header("content-security-policy").expect("CSP");
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("form-action 'self'"));
+    assert!(!csp.contains("unsafe"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}
+
+fn token_in(html: &str) -> String {
+    let start = html.find("value=\"pgp_").expect("token shown") + 7;
+    html[start..].split('"').next().expect("token").to_owned()
+}
+
+#[test]
+fn root_and_icon() {
+    let h = h();
+    let r = h.get("/", None);
+    assert_eq!((r.status, r.header("location")), (303, Some("/tokens")));
+    let r = h.get("/favicon.ico", None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("image/svg+xml"));
+}
+
+#[test]
+fn only_on_the_issuers_host() {
+    let h = h();
+    for host in [
+        "evil.test",
+        "patgate.test.evil.test",
+        "upstream.patgate.test",
+    ] {
+        let r = h
+            .send(&Request::new(Method::Get, "/tokens").header("host", host))
+            .response;
+        assert_eq!(r.status, 404, "{host}");
+        assert_eq!(
+            r.json_body()["error"],
+            "not_found",
+            "the JSON API's 404: {host}"
+        );
+    }
+    let r = h.send(&Request::new(Method::Get, "/tokens")).response;
+    assert_eq!(r.status, 404, "no Host header");
+}
+
+#[test]
+fn dev_sign_in_sets_a_host_cookie_and_shows_the_user() {
+    let h = h();
+    let r = h.get("/tokens", None);
+    assert_eq!(
+        (r.status, r.header("location")),
+        (303, Some("/tokens/sign-in"))
+    );
+    let form = h.get("/tokens/sign-in", None);
+    let set = form
+        .headers
+        .iter()
+        .find(|(k, _)| *k == "set-cookie")
+        .map(|(_, v)| v.clone())
+        .expect("cookie");
+    assert!(
+        set.ends_with("; Path=/; Max-Age=3600; Secure; HttpOnly; SameSite=Lax"),
+        "{set}"
+    );
+    let cookie = h.sign_in("alice");
+    let page = h.get("/tokens", Some(&cookie));
+    assert_eq!(page.status, 200);
+    let html = text(&page);
+    assert!(
+        html.contains("Signed in as <strong id=\"signed-in-user\">alice</strong>"),
+        "{html}"
+    );
+    assert!(html.contains("/tokens/sign-out"));
+    // A signed-in user visiting the form goes to the list.
+    assert_eq!(h.get("/tokens/sign-in", Some(&cookie)).status, 303);
+}
+
+#[test]
+fn dev_sign_in_refuses_bad_input_and_forgery() {
+    let h = h();
+    let form = h.get("/tokens/sign-in", None);
+    let pre = set_cookie(&form, SIGNIN_COOKIE).expect("cookie");
+    let csrf = field(&text(&form), "csrf");
+    // Bad user id: the form again, input kept (escaped), 400.
+    let r = h
+        .post(
+            "/tokens/sign-in",
+            &format!("csrf={csrf}&user=%3Cb%3E"),
+            Some(&pre),
+        )
+        .response;
+    assert_eq!(r.status, 400);
+    assert!(text(&r).contains("value=\"&lt;b&gt;\""));
+    assert!(set_cookie(&r, SESSION_COOKIE).is_none());
+    // No CSRF token, a token for another pre-session, no cookie: 403.
+    let other = h.get("/tokens/sign-in", None);
+    let other_csrf = field(&text(&other), "csrf");
+    for (body, cookie) in [
+        ("user=alice".to_owned(), Some(pre.as_str())),
+        (format!("csrf={other_csrf}&user=alice"), Some(pre.as_str())),
+        (format!("csrf={csrf}&user=alice"), None),
+    ] {
+        let r = h.post("/tokens/sign-in", &body, cookie).response;
+        assert_eq!(r.status, 403, "{body}");
+        assert!(set_cookie(&r, SESSION_COOKIE).is_none());
+    }
+    // Cross-site: 403 even with a valid token.
+    let r = h
+        .post_with(
+            "/tokens/sign-in",
+            &format!("csrf={csrf}&user=alice"),
+            Some(&pre),
+            &[
+                ("sec-fetch-site", "cross-site"),
+                ("origin", "https://evil.test"),
+            ],
+        )
+        .response;
+    assert_eq!(r.status, 403);
+    // A forged session cookie is no session.
+    let cookie = h.sign_in("alice");
+    let forged = cookie.replace(&b64(b"alice"), &b64(b"bob"));
+    assert_eq!(h.get("/tokens", Some(&forged)).status, 303);
+    let mut later = h.get("/tokens", Some(&cookie));
+    assert_eq!(later.status, 200);
+    // Expired after a day.
+    let h2 = H {
+        now: NOW + 86_401,
+        ..h
+    };
+    later = h2.get("/tokens", Some(&cookie));
+    assert_eq!(later.status, 303);
+}
+
+#[test]
+fn without_dev_sign_in_only_access_identifies() {
+    let h = H {
+        cfg: config(false, Some(SECRET)),
+        ..h()
+    };
+    let r = h.get("/tokens", None);
+    assert_eq!(r.status, 401);
+    assert!(text(&r).contains("Sign-in required"));
+    assert!(r.header("www-authenticate").is_some());
+    assert_eq!(h.get("/tokens/sign-in", None).status, 404);
+    // A session cookie (signed with the right key) means nothing when dev sign-in is off.
+    let dev = H {
+        cfg: config(true, Some(SECRET)),
+        ..self::h()
+    };
+    let cookie = dev.sign_in("alice");
+    assert_eq!(h.get("/tokens", Some(&cookie)).status, 401);
+    // Cloudflare Access assertion.
+    let ok = Request::new(Method::Get, "/tokens")
+        .header("host", HOST)
+        .header("cf-access-jwt-assertion", &user_jwt("carol", NOW + 600));
+    let r = h.send(&ok).response;
+    assert_eq!(r.status, 200);
+    let html = text(&r);
+    assert!(html.contains(">carol</strong>"));
+    assert!(html.contains("href=\"/cdn-cgi/access/logout\""));
+    for bad in [
+        user_jwt("carol", NOW - 3600),
+        "garbage".into(),
+        format!("{}x", user_jwt("carol", NOW + 600)),
+    ] {
+        let req = Request::new(Method::Get, "/tokens")
+            .header("host", HOST)
+            .header("cf-access-jwt-assertion", &bad);
+        let r = h.send(&req).response;
+        assert_eq!(r.status, 401, "{bad}");
+        assert!(r.log.is_some(), "the cause is logged");
+    }
+}
+
+#[test]
+fn not_configured_without_a_long_session_secret() {
+    for secret in [None, Some("too short")] {
+        let h = H {
+            cfg: config(true, secret),
+            ..h()
+        };
+        let r = h.get("/tokens", None);
+        assert_eq!(r.status, 503, "{secret:?}");
+        assert_eq!(h.get("/tokens/sign-in", None).status, 503);
+        assert!(
+            !text(&r).contains("SESSION_SECRET"),
+            "config details only in the log"
+        );
+    }
+}
+
+#[test]
+fn create_shows_the_token_once_and_a_repost_creates_nothing() {
+    let h = h();
+    let cookie = h.sign_in("alice");
+    let form = h.get("/tokens/new", Some(&cookie));
+    let html = text(&form);
+    // Scopes grouped by resource, only those allowed to PATs; loose ones under "Other scopes".
+    let demo = html
+        .find("API resource <code>demo_api</code>")
+        .expect("demo group");
+    let other = html
+        .find("API resource <code>other_api</code>")
+        .expect("other group");
+    let loose = html.find("Other scopes").expect("loose group");
+    assert!(demo < other && other < loose);
+    assert!(html.contains("value=\"demo_api:read\"") && html.contains("value=\"loose:scope\""));
+    assert!(!html.contains("other_api:admin"), "not allowed to PATs");
+    assert!(html.contains("<label for=\"name\">Name</label>"));
+    assert!(html.contains("<label for=\"expiration\">Expiration</label>"));
+    let (csrf, id) = (field(&html, "csrf"), field(&html, "form_id"));
+    let body = format!(
+        "csrf={csrf}&form_id={id}&name=ci+deploy&expiration=30&custom_date=&scope=demo_api%3Aread&scope=other_api%3Aread"
+    );
+    let r = h.post("/tokens/new", &body, Some(&cookie));
+    assert_eq!(r.response.status, 200, "{}", text(&r.response));
+    let token = token_in(&text(&r.response));
+    assert!(crate::token::PlainToken::parse(&token).is_ok());
+    assert!(text(&r.response).contains("will not be shown again"));
+    let pats = h.pats("alice");
+    assert_eq!(pats.len(), 1);
+    assert_eq!(pats[0].scopes, vec!["demo_api:read", "other_api:read"]);
+    assert_eq!(pats[0].expires_at, NOW + 30 * 86_400);
+    assert_eq!(pats[0].name.as_deref(), Some("ci deploy"));
+    // The reload re-posts the same form: nothing new, the token not shown again.
+    let again = h.post("/tokens/new", &body, Some(&cookie)).response;
+    assert_eq!(again.status, 409);
+    assert!(!text(&again).contains("pgp_"));
+    assert_eq!(h.pats("alice").len(), 1);
+    // The list shows it, newest first, with "Never used" and "Expires in 30 days".
+    let list = text(&h.get("/tokens", Some(&cookie)));
+    assert!(list.contains("ci deploy") && list.contains("Never used"));
+    assert!(list.contains("Expires in 30 days"));
+    assert!(!list.contains("pgp_"), "the list never shows a token");
+}
+
+#[test]
+fn validation_errors_keep_the_input() {
+    let h = h();
+    let cookie = h.sign_in("alice");
+    let cases = [
+        ("name=&expiration=30&scope=demo_api%3Aread", "name-error"),
+        ("name=x&expiration=30", "scopes-error"),
+        (
+            "name=x&expiration=31&scope=demo_api%3Aread",
+            "expiration-error",
+        ),
+        (
+            "name=x&expiration=custom&custom_date=2020-01-01&scope=demo_api%3Aread",
+            "expiration-error",
+        ),
+        (
+            "name=x&expiration=custom&custom_date=2030-01-01&scope=demo_api%3Aread",
+            "expiration-error",
+        ),
+        (
+            "name=x&expiration=custom&custom_date=tomorrow&scope=demo_api%3Aread",
+            "expiration-error",
+        ),
+        (
+            "name=x&expiration=30&scope=other_api%3Aadmin",
+            "scopes-error",
+        ),
+        (
+            "name=x&expiration=30&scope=demo_api%3Aread&scope=demo_api%3Aread",
+            "scopes-error",
+        ),
+        (
+            &format!(
+                "name={}&expiration=30&scope=demo_api%3Aread",
+                "a".repeat(101)
+            ),
+            "name-error",
+        ),
+    ];
+    for (body, err) in cases {
+        let r = h.create(&cookie, body);
+        assert_eq!(r.status, 400, "{body}");
+        let html = text(&r);
+        assert!(html.contains(&format!("id=\"{err}\"")), "{body}: {html}");
+    }
+    let r = h.create(
+        &cookie,
+        "name=%3Ckeep%3E&expiration=60&scope=demo_api%3Awrite&scope=other_api%3Aadmin",
+    );
+    assert_eq!(r.status, 400);
+    let html = text(&r);
+    assert!(
+        html.contains("value=\"&lt;keep&gt;\""),
+        "name kept, escaped"
+    );
+    assert!(html.contains("<option value=\"60\" selected>"), "{html}");
+    assert!(
+        html.contains("value=\"demo_api:write\" checked"),
+        "scope kept"
+    );
+    assert!(h.pats("alice").is_empty());
+    // A valid custom date: midnight UTC of that day.
+    let r = h.create(
+        &cookie,
+        "name=c&expiration=custom&custom_date=2026-12-25&scope=demo_api%3Aread",
+    );
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(h.pats("alice")[0].expires_at, 1_798_156_800);
+}
+
+#[test]
+fn names_are_escaped() {
+    let h = h();
+    let cookie = h.sign_in("alice");
+    let r = h.create(
+        &cookie,
+        "name=%3Cscript%3Ealert(1)%3C%2Fscript%3E%22%27&expiration=7&scope=demo_api%3Aread",
+    );
+    assert_eq!(r.status, 200);
+    for html in [text(&r), text(&h.get("/tokens", Some(&cookie)))] {
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    }
+    let id = h.pats("alice")[0].id.clone();
+    let confirm = text(&h.get(&format!("/tokens/{id}/revoke"), Some(&cookie)));
+    assert!(!confirm.contains("<script>alert"));
+    // 7 days left: a warning.
+    assert!(text(&h.get("/tokens", Some(&cookie))).contains("class=\"warn expiry\""));
+}
+
+#[test]
+fn cross_site_posts_change_nothing() {
+    let h = h();
+    let cookie = h.sign_in("alice");
+    let bob = h.sign_in("bob");
+    let form = text(&h.get("/tokens/new", Some(&cookie)));
+    let (csrf, id) = (field(&form, "csrf"), field(&form, "form_id"));
+    let bob_csrf = field(&text(&h.get("/tokens/new", Some(&bob))), "csrf");
+    let ok = format!("form_id={id}&name=x&expiration=30&scope=demo_api%3Aread");
+    let cases: Vec<(String, Vec<(&str, &str)>)> = vec![
+        (ok.clone(), vec![("sec-fetch-site", "same-origin")]),
+        (
+            format!("csrf={bob_csrf}&{ok}"),
+            vec![("sec-fetch-site", "same-origin")],
+        ),
+        (
+            format!("csrf=x{}&{ok}", &csrf[1..]),
+            vec![("sec-fetch-site", "same-origin")],
+        ),
+        (
+            format!("csrf={csrf}&{ok}"),
+            vec![
+                ("sec-fetch-site", "cross-site"),
+                ("origin", "https://evil.test"),
+            ],
+        ),
+        (
+            format!("csrf={csrf}&{ok}"),
+            vec![
+                ("sec-fetch-site", "same-site"),
+                ("origin", "https://x.patgate.test"),
+            ],
+        ),
+        (format!("csrf={csrf}&{ok}"), vec![("origin", "null")]),
+        (
+            format!("csrf={csrf}&{ok}"),
+            vec![("origin", "https://evil.test")],
+        ),
+    ];
+    for (body, headers) in &cases {
+        let r = h
+            .post_with("/tokens/new", body, Some(&cookie), headers)
+            .response;
+        assert_eq!(r.status, 403, "{headers:?} {body}");
+        assert!(r.log.is_some());
+    }
+    assert!(h.pats("alice").is_empty());
+    // The same token from the same origin (Origin matching, no fetch metadata) works.
+    let r = h
+        .post_with(
+            "/tokens/new",
+            &format!("csrf={csrf}&{ok}"),
+            Some(&cookie),
+            &[("origin", ISSUER)],
+        )
+        .response;
+    assert_eq!(r.status, 200, "{}", text(&r));
+    // Revoke and regenerate are guarded the same way.
+    let pat = h.pats("alice")[0].id.clone();
+    for action in ["revoke", "regenerate"] {
+        let r = h
+            .post_with(
+                &format!("/tokens/{pat}/{action}"),
+                &format!("csrf={csrf}"),
+                Some(&cookie),
+                &[("sec-fetch-site", "cross-site")],
+            )
+            .response;
+        assert_eq!(r.status, 403, "{action}");
+    }
+    let rec = &h.pats("alice")[0];
+    assert_eq!(rec.status(NOW), Status::Active);
+}
+
+#[test]
+fn revoke_with_confirmation_and_only_own_tokens() {
+    let h = h();
+    let cookie = h.sign_in("alice");
+    let bob = h.sign_in("bob");
+    h.create(&cookie, "name=x&expiration=30&scope=demo_api%3Aread");
+    let rec = h.pats("alice")[0].clone();
+    // Bob cannot see or act on it.
+    assert_eq!(
+        h.get(&format!("/tokens/{}/revoke", rec.id), Some(&bob))
+            .status,
+        404
+    );
+    let bob_csrf = field(&text(&h.get("/tokens/new", Some(&bob))), "csrf");
+    let r = h.post(
+        &format!("/tokens/{}/revoke", rec.id),
+        &format!("csrf={bob_csrf}"),
+        Some(&bob),
+    );
+    assert_eq!(r.response.status, 404);
+    assert!(!text(&h.get("/tokens", Some(&bob))).contains(&rec.id));
+    // Alice confirms.
+    let confirm = h.get(&format!("/tokens/{}/revoke", rec.id), Some(&cookie));
+    assert_eq!(confirm.status, 200);
+    let csrf = field(&text(&confirm), "csrf");
+    let r = h.post(
+        &format!("/tokens/{}/revoke", rec.id),
+        &format!("csrf={csrf}"),
+        Some(&cookie),
+    );
+    assert_eq!(
+        (r.response.status, r.response.header("location")),
+        (303, Some("/tokens"))
+    );
+    assert_eq!(r.deferred.len(), 1, "the second KV delete");
+    assert_eq!(h.pats("alice")[0].status(NOW), Status::Revoked);
+    assert!(h.backend.kv.borrow().get(&rec.hash).is_none());
+    // Again: harmless.
+    let r = h.post(
+        &format!("/tokens/{}/revoke", rec.id),
+        &format!("csrf={csrf}"),
+        Some(&cookie),
+    );
+    assert_eq!(r.response.status, 303);
+    assert!(text(&h.get("/tokens", Some(&cookie))).contains("Revoked"));
+}
+
+#[test]
+fn regenerate_once_per_confirmation() {
+    let h = h();
+    let cookie = h.sign_in("alice");
+    let first = token_in(&text(
+        &h.create(&cookie, "name=x&expiration=30&scope=demo_api%3Aread"),
+    ));
+    let rec = h.pats("alice")[0].clone();
+    let confirm = text(&h.get(&format!("/tokens/{}/regenerate", rec.id), Some(&cookie)));
+    let body = format!(
+        "csrf={}&version={}",
+        field(&confirm, "csrf"),
+        field(&confirm, "version")
+    );
+    let r = h.post(
+        &format!("/tokens/{}/regenerate", rec.id),
+        &body,
+        Some(&cookie),
+    );
+    assert_eq!(r.response.status, 200, "{}", text(&r.response));
+    let second = token_in(&text(&r.response));
+    assert_ne!(first, second);
+    assert!(text(&r.response).contains("Token regenerated"));
+    let after = h.pats("alice")[0].clone();
+    assert_eq!(
+        (after.id.as_str(), after.expires_at),
+        (rec.id.as_str(), rec.expires_at)
+    );
+    assert_ne!(after.hash, rec.hash);
+    // The reload re-posts: refused, nothing rotated.
+    let again = h.post(
+        &format!("/tokens/{}/regenerate", rec.id),
+        &body,
+        Some(&cookie),
+    );
+    assert_eq!(again.response.status, 409);
+    assert!(!text(&again.response).contains("pgp_"));
+    assert_eq!(h.pats("alice")[0].hash, after.hash);
+}
+
+#[test]
+fn list_is_paginated_newest_first() {
+    let mut h = h();
+    let cookie = h.sign_in("alice");
+    for i in 0..23 {
+        h.now = NOW + i;
+        let r = h.create(
+            &cookie,
+            &format!("name=t{i}&expiration=30&scope=demo_api%3Aread"),
+        );
+        assert_eq!(r.status, 200);
+    }
+    let first = text(&h.get("/tokens", Some(&cookie)));
+    assert!(first.find(">t22<").expect("t22") < first.find(">t21<").expect("t21"));
+    assert!(!first.contains(">t2<"), "only 20 on the first page");
+    let start = first.find("/tokens?cursor=").expect("next link") + 15;
+    let cursor = first[start..].split('"').next().expect("cursor");
+    let second = text(&h.get(&format!("/tokens?cursor={cursor}"), Some(&cookie)));
+    assert!(second.contains(">t2<") && second.contains(">t0<") && !second.contains(">t3<"));
+    assert!(second.contains("Newest tokens"));
+    assert_eq!(h.get("/tokens?cursor=!!", Some(&cookie)).status, 400);
+}
+
+#[test]
+fn methods_routes_and_bodies() {
+    let h = h();
+    let cookie = h.sign_in("alice");
+    let r = h
+        .send(&Request::new(Method::Delete, "/tokens").header("host", HOST))
+        .response;
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET")));
+    assert_eq!(h.get("/tokens/nope", Some(&cookie)).status, 404);
+    assert_eq!(h.get("/tokens/a/b", Some(&cookie)).status, 404);
+    assert_eq!(h.get("/tokens/%2e%2e/revoke", Some(&cookie)).status, 404);
+    let csrf = field(&text(&h.get("/tokens/new", Some(&cookie))), "csrf");
+    // Oversized, non-form, repeated csrf: refused before anything happens.
+    let big = format!("csrf={csrf}&name={}", "a".repeat(9000));
+    assert_eq!(
+        h.post("/tokens/new", &big, Some(&cookie)).response.status,
+        413
+    );
+    let r = h.post(
+        "/tokens/new",
+        &format!("csrf={csrf}&csrf={csrf}&form_id=AAAAAAAAAAAAAAAAAAAAAA"),
+        Some(&cookie),
+    );
+    assert_eq!(r.response.status, 400);
+    let r = h.post(
+        "/tokens/new",
+        &format!("csrf={csrf}&form_id=short"),
+        Some(&cookie),
+    );
+    assert_eq!(r.response.status, 400);
+    assert!(h.pats("alice").is_empty());
+    // Storage down: 503 page, cause logged.
+    h.backend.break_d1.set(true);
+    let r = h.get("/tokens", Some(&cookie));
+    assert_eq!(r.status, 503);
+    assert!(r.log.is_some());
+}
+
+#[test]
+fn sign_out_clears_the_session() {
+    let h = h();
+    let cookie = h.sign_in("alice");
+    let csrf = field(&text(&h.get("/tokens", Some(&cookie))), "csrf");
+    let r = h
+        .post("/tokens/sign-out", &format!("csrf={csrf}"), Some(&cookie))
+        .response;
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        set_cookie(&r, SESSION_COOKIE).as_deref(),
+        Some("__Host-patgate_session=")
+    );
+}
+
+#[test]
+fn a_form_posted_twice_at_once_keeps_the_first_token() {
+    // Both requests passed the "already created?" check; the second insert hits the same id.
+    let h = h();
+    let ctx = Ctx {
+        cfg: &h.cfg,
+        backend: &h.backend,
+        isolate: &h.isolate,
+        now: h.now,
+    };
+    let body = || super::pats::CreatePat {
+        name: "twice".into(),
+        scopes: vec!["demo_api:read".into()],
+        expires_at: None,
+        expires_in_days: Some(30),
+    };
+    let id = "AAAAAAAAAAAAAAAAAAAAAA".to_owned();
+    let (first, token, _) = block_on(super::pats::issue_with_id(
+        &ctx,
+        "alice".into(),
+        body(),
+        Some(id.clone()),
+    ))
+    .expect("first");
+    let second = block_on(super::pats::issue_with_id(
+        &ctx,
+        "alice".into(),
+        body(),
+        Some(id),
+    ));
+    assert!(second.is_err(), "the duplicate fails");
+    let pats = h.pats("alice");
+    assert_eq!(pats.len(), 1);
+    assert_eq!(
+        pats[0].hash, first.hash,
+        "the first token's record is untouched"
+    );
+    assert_eq!(pats[0].hash, token.hash());
+    assert!(
+        h.backend.kv.borrow().contains_key(&first.hash),
+        "and its grant"
+    );
+}
+
+#[test]
+fn a_disabled_pat_client_offers_and_creates_nothing() {
+    let h = h();
+    let cookie = h.sign_in("alice");
+    h.backend.clients.borrow_mut()[0].enabled = false;
+    let h = H {
+        isolate: IsolateState::default(), // forget the cached client
+        ..h
+    };
+    let form = text(&h.get("/tokens/new", Some(&cookie)));
+    assert!(form.contains("No scopes are available"), "{form}");
+    assert!(!form.contains("name=\"scope\""));
+    let r = h.create(&cookie, "name=x&expiration=30&scope=demo_api%3Aread");
+    assert_eq!(r.status, 400);
+    assert!(text(&r).contains("cannot be created at the moment"));
+    assert!(h.pats("alice").is_empty());
+}
+
+#[test]
+fn creation_rate_limit_is_a_429_page() {
+    let h = h();
+    let cookie = h.sign_in("alice");
+    h.backend
+        .limits
+        .borrow_mut()
+        .insert(crate::store::Limit::PatCreationsPerUser, 1);
+    let ok = h.create(&cookie, "name=a&expiration=30&scope=demo_api%3Aread");
+    assert_eq!(ok.status, 200);
+    let r = h.create(&cookie, "name=b&expiration=30&scope=demo_api%3Aread");
+    assert_eq!(r.status, 429, "{}", text(&r));
+    assert!(r.header("retry-after").is_some());
+    assert!(text(&r).contains("Too many PAT creations per user"));
+    assert_eq!(h.pats("alice").len(), 1);
+}

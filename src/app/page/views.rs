@@ -1,0 +1,554 @@
+//! The page's HTML, as maud templates: compile-time checked Rust, every interpolated value
+//! escaped (`PreEscaped` is used only for the constant style sheet and script).
+
+use super::assets::{SCRIPT, STYLE};
+use crate::model::{Status, TokenRecord};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+/// Who is looking, and how they sign out.
+pub struct Viewer<'a> {
+    pub user: &'a str,
+    pub sign_out: SignOut<'a>,
+}
+
+pub enum SignOut<'a> {
+    /// Cloudflare Access: its logout URL on this host.
+    Access,
+    /// Dev sign-in: a POST form (with its CSRF token).
+    Dev { csrf: &'a str },
+}
+
+pub const ACCESS_LOGOUT: &str = "/cdn-cgi/access/logout";
+
+fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: &Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · patgate" }
+                link rel="icon" href="/favicon.ico" type="image/svg+xml";
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    a.brand href="/tokens" { "patgate" }
+                    @if let Some(v) = viewer {
+                        div.who {
+                            span { "Signed in as " strong #signed-in-user { (v.user) } }
+                            @match v.sign_out {
+                                SignOut::Access => {
+                                    a href=(ACCESS_LOGOUT) { "Sign out" }
+                                }
+                                SignOut::Dev { csrf } => {
+                                    form method="post" action="/tokens/sign-out" {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        button.btn-link type="submit" { "Sign out" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                main { (body) }
+                script { (PreEscaped(SCRIPT)) }
+            }
+        }
+    }
+}
+
+// Dates are written by hand: chrono's `format` (strftime) machinery grew the wasm noticeably.
+
+/// Exact UTC time for hover titles, e.g. `2026-11-29 05:10:00 UTC`.
+pub fn exact(ts: i64) -> String {
+    use chrono::Timelike as _;
+    chrono::DateTime::from_timestamp(ts, 0).map_or_else(
+        || ts.to_string(),
+        |d| {
+            format!(
+                "{} {:02}:{:02}:{:02} UTC",
+                date(ts),
+                d.hour(),
+                d.minute(),
+                d.second()
+            )
+        },
+    )
+}
+
+/// A calendar date in UTC, e.g. `2026-12-29`.
+pub fn date(ts: i64) -> String {
+    use chrono::Datelike as _;
+    chrono::DateTime::from_timestamp(ts, 0).map_or_else(
+        || ts.to_string(),
+        |d| format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day()),
+    )
+}
+
+/// Parses `YYYY-MM-DD` (what `<input type=date>` sends) to 00:00 UTC of that day.
+pub fn parse_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let d = chrono::NaiveDate::from_ymd_opt(num(0..4)?.try_into().ok()?, num(5..7)?, num(8..10)?)?;
+    Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp())
+}
+
+fn plural(n: i64, unit: &str) -> String {
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
+}
+
+/// "just now", "5 minutes ago", "3 hours ago", "2 days ago" (same rule as the script).
+pub fn ago(ts: i64, now: i64) -> String {
+    let s = (now - ts).max(0);
+    if s < 60 {
+        return "just now".into();
+    }
+    for (secs, unit) in [(86_400, "day"), (3_600, "hour"), (60, "minute")] {
+        if s >= secs {
+            return format!("{} ago", plural(s / secs, unit));
+        }
+    }
+    "just now".into()
+}
+
+/// Expiry text and whether it deserves a warning (expired, or 7 days or less left, counting a
+/// started day as a day).
+pub fn expiry_text(expires_at: i64, now: i64) -> (String, bool) {
+    let left = expires_at - now;
+    if left <= 0 {
+        return (format!("Expired on {}", date(expires_at)), true);
+    }
+    // Rounded up: a 30-day token reads "30 days" until a full day has passed.
+    let days = (left + 86_399) / 86_400;
+    (format!("Expires in {}", plural(days, "day")), days <= 7)
+}
+
+fn time_exact(ts: i64, text: &str) -> Markup {
+    html! { time datetime=(crate::app::rfc3339(ts)) title=(exact(ts)) { (text) } }
+}
+
+fn status_badge(s: Status) -> Markup {
+    let (class, text) = match s {
+        Status::Active => ("badge s-active", "Active"),
+        Status::Expired => ("badge s-expired", "Expired"),
+        Status::Revoked => ("badge s-revoked", "Revoked"),
+    };
+    html! { span class=(class) { (text) } }
+}
+
+fn scopes(list: &[String]) -> Markup {
+    html! { @for s in list { span.scope { (s) } " " } }
+}
+
+/// The list of the viewer's tokens.
+pub fn list_page(
+    viewer: &Viewer<'_>,
+    recs: &[TokenRecord],
+    now: i64,
+    next: Option<&str>,
+    first_page: bool,
+) -> Markup {
+    let body = html! {
+        div.bar {
+            h1 { "Personal access tokens" }
+            a.btn.btn-primary href="/tokens/new" { "Generate new token" }
+        }
+        p.lead { "Tokens you have generated to use with the APIs behind patgate. Treat them like passwords." }
+        @if recs.is_empty() {
+            p { @if first_page { "You have no personal access tokens yet." } @else { "No more tokens." } }
+        } @else {
+            table {
+                thead { tr {
+                    th scope="col" { "Name" }
+                    th scope="col" { "Scopes" }
+                    th scope="col" { "Created" }
+                    th scope="col" { "Expires" }
+                    th scope="col" { "Last used" }
+                    th scope="col" { "Status" }
+                    th scope="col" { "Actions" }
+                } }
+                tbody {
+                    @for r in recs { (row(r, now)) }
+                }
+            }
+        }
+        nav.pager aria-label="Pages" {
+            @if !first_page { a href="/tokens" { "Newest tokens" } }
+            @if let Some(c) = next { a href={ "/tokens?cursor=" (c) } rel="next" { "Older tokens" } }
+        }
+    };
+    layout("Personal access tokens", Some(viewer), &body)
+}
+
+fn row(r: &TokenRecord, now: i64) -> Markup {
+    let status = r.status(now);
+    let (exp_text, warn) = expiry_text(r.expires_at, now);
+    let name = r.name.as_deref().unwrap_or("");
+    html! {
+        tr data-token-id=(r.id) {
+            td.name data-label="Name" { (name) }
+            td data-label="Scopes" { (scopes(&r.scopes)) }
+            td data-label="Created" { (time_exact(r.created_at, &date(r.created_at))) }
+            td data-label="Expires" {
+                @if status == Status::Revoked {
+                    span.muted { "Revoked " (time_exact(r.revoked_at.unwrap_or(r.created_at), &date(r.revoked_at.unwrap_or(r.created_at)))) }
+                } @else if warn {
+                    span.warn.expiry { "⚠ " (exp_text) }
+                    br; span.muted { (time_exact(r.expires_at, &date(r.expires_at))) }
+                } @else {
+                    span.expiry { (exp_text) }
+                    br; span.muted { (time_exact(r.expires_at, &date(r.expires_at))) }
+                }
+            }
+            td.last-used data-label="Last used" {
+                @match r.last_used_at {
+                    None => { span.muted { "Never used" } }
+                    Some(t) => { time datetime=(crate::app::rfc3339(t)) title=(exact(t)) data-ago { (ago(t, now)) } }
+                }
+            }
+            td data-label="Status" { (status_badge(status)) }
+            td.actions data-label="Actions" {
+                @if status == Status::Active {
+                    a href={ "/tokens/" (r.id) "/regenerate" } aria-label={ "Regenerate " (name) } { "Regenerate" }
+                    a.btn-danger href={ "/tokens/" (r.id) "/revoke" } aria-label={ "Revoke " (name) } { "Revoke" }
+                } @else {
+                    span.muted { "None" }
+                }
+            }
+        }
+    }
+}
+
+/// The scopes a PAT may carry, grouped by API resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeGroup {
+    /// The API resource's id; `None` for allowed scopes that belong to no resource.
+    pub resource: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+/// The "Generate new token" form's values and errors (kept on a failed submission).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewForm {
+    pub name: String,
+    /// `"7"`, `"30"`, `"60"`, `"90"` or `"custom"`.
+    pub expiration: String,
+    /// `YYYY-MM-DD` when `expiration` is `"custom"`.
+    pub custom_date: String,
+    pub scopes: Vec<String>,
+    pub errors: FormErrors,
+}
+
+impl Default for NewForm {
+    fn default() -> Self {
+        NewForm {
+            name: String::new(),
+            expiration: "30".into(),
+            custom_date: String::new(),
+            scopes: Vec::new(),
+            errors: FormErrors::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FormErrors {
+    pub name: Option<String>,
+    pub expiration: Option<String>,
+    pub scopes: Option<String>,
+    /// Not about one field.
+    pub form: Option<String>,
+}
+
+impl FormErrors {
+    pub fn any(&self) -> bool {
+        self.name.is_some()
+            || self.expiration.is_some()
+            || self.scopes.is_some()
+            || self.form.is_some()
+    }
+}
+
+/// Expiration presets, in days.
+pub const PRESETS: [i64; 4] = [7, 30, 60, 90];
+
+pub struct NewPage<'a> {
+    pub csrf: &'a str,
+    pub form_id: &'a str,
+    pub groups: &'a [ScopeGroup],
+    pub form: &'a NewForm,
+    pub max_days: i64,
+    /// Bounds of the custom date (`YYYY-MM-DD`).
+    pub min_date: String,
+    pub max_date: String,
+}
+
+fn field_error(id: &str, e: Option<&String>) -> Markup {
+    html! { @if let Some(e) = e { p.err id=(id) { "Error: " (e) } } }
+}
+
+/// The "Generate new token" form.
+pub fn new_page(viewer: &Viewer<'_>, p: &NewPage<'_>) -> Markup {
+    let f = p.form;
+    let e = &f.errors;
+    let body = html! {
+        h1 { "New personal access token" }
+        p.lead { "Give the token a name, an expiry and only the scopes it needs." }
+        @if e.any() {
+            div.error-box role="alert" { "The token was not created. Please correct the errors below." }
+        }
+        @if let Some(m) = &e.form { p.err { (m) } }
+        form method="post" action="/tokens/new" novalidate {
+            input type="hidden" name="csrf" value=(p.csrf);
+            input type="hidden" name="form_id" value=(p.form_id);
+            div.field {
+                label for="name" { "Name" }
+                input #name type="text" name="name" value=(f.name) maxlength="100" required
+                    autocomplete="off"
+                    aria-describedby=(if e.name.is_some() { "name-hint name-error" } else { "name-hint" })
+                    aria-invalid=[e.name.as_ref().map(|_| "true")];
+                p.hint #name-hint { "What is this token for? For example: CI deploy." }
+                (field_error("name-error", e.name.as_ref()))
+            }
+            div.field {
+                label for="expiration" { "Expiration" }
+                select #expiration name="expiration"
+                    aria-describedby=(if e.expiration.is_some() { "expiration-hint expiration-error" } else { "expiration-hint" })
+                    aria-invalid=[e.expiration.as_ref().map(|_| "true")] {
+                    @for d in PRESETS.iter().filter(|d| **d <= p.max_days) {
+                        @let v = d.to_string();
+                        option value=(v) selected[f.expiration == v] { (d) " days" }
+                    }
+                    option value="custom" selected[f.expiration == "custom"] { "Custom date" }
+                }
+                p.hint #expiration-hint { "At most " (p.max_days) " days." }
+                (field_error("expiration-error", e.expiration.as_ref()))
+            }
+            div.field #custom-date-field {
+                label for="custom_date" { "Custom expiration date (UTC, used when Expiration is Custom date)" }
+                input #custom_date type="date" name="custom_date" value=(f.custom_date)
+                    min=(p.min_date) max=(p.max_date);
+            }
+            fieldset aria-describedby=(if e.scopes.is_some() { "scopes-hint scopes-error" } else { "scopes-hint" }) {
+                legend { "Scopes" }
+                p.hint #scopes-hint { "Choose at least one. A token can only be used with the APIs whose scopes it carries." }
+                (field_error("scopes-error", e.scopes.as_ref()))
+                @if p.groups.is_empty() {
+                    p { "No scopes are available for personal access tokens. Ask your administrator." }
+                }
+                @for g in p.groups {
+                    fieldset {
+                        legend {
+                            @match &g.resource {
+                                Some(r) => { "API resource " code { (r) } }
+                                None => { "Other scopes" }
+                            }
+                        }
+                        @for s in &g.scopes {
+                            @let id = format!("scope-{s}");
+                            div.check {
+                                input type="checkbox" id=(id) name="scope" value=(s) checked[f.scopes.contains(s)];
+                                label for=(id) { code { (s) } }
+                            }
+                        }
+                    }
+                }
+            }
+            div.buttons {
+                button.btn.btn-primary type="submit" { "Generate token" }
+                a href="/tokens" { "Cancel" }
+            }
+        }
+    };
+    layout("New personal access token", Some(viewer), &body)
+}
+
+/// The token, shown once (after creation or regeneration).
+pub fn shown_once(
+    viewer: &Viewer<'_>,
+    rec: &TokenRecord,
+    token: &str,
+    regenerated: bool,
+) -> Markup {
+    let body = html! {
+        h1 { @if regenerated { "Token regenerated" } @else { "Your new personal access token" } }
+        div.notice role="status" {
+            strong { "Copy your personal access token now. " }
+            "It will not be shown again: after you leave or reload this page, no one can see it."
+            @if regenerated { " The previous token for this entry has stopped working." }
+        }
+        div.token-box {
+            label.visually-hidden for="new-token" { "Token" }
+            input #new-token type="text" readonly value=(token) spellcheck="false" autocomplete="off";
+            button.btn type="button" data-copy="new-token" hidden { "Copy" }
+        }
+        dl {
+            dt { "Name" } dd.name { (rec.name.as_deref().unwrap_or("")) }
+            dt { "Scopes" } dd { (scopes(&rec.scopes)) }
+            dt { "Expires" } dd { (time_exact(rec.expires_at, &exact(rec.expires_at))) }
+        }
+        p { a href="/tokens" { "Back to your tokens" } }
+    };
+    layout("Copy your token", Some(viewer), &body)
+}
+
+/// Confirmation before revoking.
+pub fn confirm_revoke(viewer: &Viewer<'_>, csrf: &str, rec: &TokenRecord) -> Markup {
+    let name = rec.name.as_deref().unwrap_or("");
+    let body = html! {
+        h1 { "Revoke token " q.name { (name) } "?" }
+        p { "Anything using this token stops working at once. This cannot be undone." }
+        form method="post" action={ "/tokens/" (rec.id) "/revoke" } {
+            input type="hidden" name="csrf" value=(csrf);
+            div.buttons {
+                button.btn.btn-danger-solid type="submit" { "Yes, revoke this token" }
+                a href="/tokens" { "Cancel" }
+            }
+        }
+    };
+    layout("Revoke token", Some(viewer), &body)
+}
+
+/// Confirmation before regenerating.
+pub fn confirm_regenerate(
+    viewer: &Viewer<'_>,
+    csrf: &str,
+    version: &str,
+    rec: &TokenRecord,
+) -> Markup {
+    let name = rec.name.as_deref().unwrap_or("");
+    let body = html! {
+        h1 { "Regenerate token " q.name { (name) } "?" }
+        p { "You get a new token with the same name, scopes and expiry (" (time_exact(rec.expires_at, &date(rec.expires_at))) "). "
+            "The current token stops working at once: update anything that uses it." }
+        form method="post" action={ "/tokens/" (rec.id) "/regenerate" } {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="version" value=(version);
+            div.buttons {
+                button.btn.btn-primary type="submit" { "Regenerate token" }
+                a href="/tokens" { "Cancel" }
+            }
+        }
+    };
+    layout("Regenerate token", Some(viewer), &body)
+}
+
+/// The local dev sign-in form (`DEV_SIGN_IN`).
+pub fn sign_in(csrf: &str, user: &str, error: Option<&str>) -> Markup {
+    let body = html! {
+        h1 { "Sign in (local development)" }
+        p.notice { "This form exists only because " code { "DEV_SIGN_IN" } " is on. In production the page is behind Cloudflare Access and this form is off." }
+        form method="post" action="/tokens/sign-in" novalidate {
+            input type="hidden" name="csrf" value=(csrf);
+            div.field {
+                label for="user" { "User id" }
+                input #user type="text" name="user" value=(user) required autocomplete="username"
+                    aria-describedby=(if error.is_some() { "user-hint user-error" } else { "user-hint" })
+                    aria-invalid=[error.map(|_| "true")];
+                p.hint #user-hint { "Any id: letters, digits and . _ @ - (for example alice)." }
+                @if let Some(e) = error { p.err #user-error { "Error: " (e) } }
+            }
+            button.btn.btn-primary type="submit" { "Sign in" }
+        }
+    };
+    layout("Sign in", None, &body)
+}
+
+/// A page with a heading, a sentence and a link (errors, notices).
+pub fn message(
+    viewer: Option<&Viewer<'_>>,
+    title: &str,
+    text: &str,
+    link: Option<(&str, &str)>,
+) -> Markup {
+    let body = html! {
+        h1 { (title) }
+        p { (text) }
+        @if let Some((href, label)) = link { p { a href=(href) { (label) } } }
+    };
+    layout(title, viewer, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times() {
+        let now = 1_795_000_000;
+        assert_eq!(ago(now, now), "just now");
+        assert_eq!(ago(now - 59, now), "just now");
+        assert_eq!(ago(now - 60, now), "1 minute ago");
+        assert_eq!(ago(now - 7_199, now), "1 hour ago");
+        assert_eq!(ago(now - 7_200, now), "2 hours ago");
+        assert_eq!(ago(now - 3 * 86_400, now), "3 days ago");
+        assert_eq!(ago(now + 100, now), "just now", "clock skew");
+        assert_eq!(exact(now), "2026-11-18 11:06:40 UTC");
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(date(1_795_000_000), "2026-11-18");
+        assert_eq!(parse_date("2026-12-25"), Some(1_798_156_800));
+        assert_eq!(parse_date("2026-11-18"), Some(1_795_000_000 - 40_000));
+        for bad in [
+            "",
+            "2026-13-01",
+            "2026-02-30",
+            "2026-1-01",
+            "+026-12-25",
+            "2026-12-2x",
+            "2026/12/25",
+            "２０２６-12-25",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn expiry_texts_and_warnings() {
+        let now = 1_795_000_000;
+        let d = 86_400;
+        assert_eq!(
+            expiry_text(now + 30 * d, now),
+            ("Expires in 30 days".into(), false)
+        );
+        assert_eq!(
+            expiry_text(now + 30 * d - 5, now),
+            ("Expires in 30 days".into(), false)
+        );
+        assert_eq!(
+            expiry_text(now + 8 * d, now),
+            ("Expires in 8 days".into(), false)
+        );
+        assert_eq!(
+            expiry_text(now + 7 * d + 1, now),
+            ("Expires in 8 days".into(), false)
+        );
+        assert_eq!(
+            expiry_text(now + 7 * d, now),
+            ("Expires in 7 days".into(), true)
+        );
+        assert_eq!(
+            expiry_text(now + 10, now),
+            ("Expires in 1 day".into(), true)
+        );
+        assert_eq!(
+            expiry_text(now, now),
+            ("Expired on 2026-11-18".into(), true)
+        );
+    }
+}
