@@ -306,6 +306,29 @@ mod tests {
     }
 
     #[test]
+    fn the_route_table_is_refreshed_once_and_served_stale_for_a_bounded_time() {
+        let s = IsolateState::default();
+        assert_eq!(s.lookup_routes(0, 30, 300), Lookup::Miss);
+        s.store_routes(0, Rc::new(Vec::new()));
+        assert!(matches!(
+            s.lookup_routes(29, 30, 300),
+            Lookup::Fresh(Some(_))
+        ));
+        assert!(matches!(
+            s.lookup_routes(30, 30, 300),
+            Lookup::Stale(Some(_))
+        ));
+        // that request refreshes it; the others keep using it meanwhile
+        assert!(matches!(
+            s.lookup_routes(30, 30, 300),
+            Lookup::Fresh(Some(_))
+        ));
+        assert_eq!(s.lookup_routes(330, 30, 300), Lookup::Miss);
+        s.forget_routes();
+        assert_eq!(s.lookup_routes(1, 30, 300), Lookup::Miss);
+    }
+
+    #[test]
     fn negative_cache_expires() {
         let s = IsolateState::default();
         let h = TokenHash([1; 32]);

@@ -551,3 +551,22 @@ fn route_changes_reach_this_isolate_at_once() {
         GateAnswer::NotGate
     ));
 }
+
+#[test]
+fn a_d1_outage_serves_cached_routes_for_a_bounded_time_then_503() {
+    let mut h = Harness::with_route();
+    let (_, token) = h.pat("alice", &["demo_api:read"]);
+    forward(h.gate_req("GET", "/gw/demo/x", Some(&token)));
+    h.backend.break_d1.set(true);
+    // past the cache life: one failed refresh, then the cached table keeps answering
+    h.now += h.cfg.registry_cache_secs + 1;
+    forward(h.gate_req("GET", "/gw/demo/x", Some(&token)));
+    forward(h.gate_req("GET", "/gw/demo/x", Some(&token)));
+    // past the longest staleness: no decision on records that old
+    h.now += h.cfg.registry_max_stale_secs;
+    let a = h.gate_req("GET", "/gw/demo/x", Some(&token));
+    assert_eq!(respond(&a).0, 503);
+    // D1 back: the table is read again
+    h.backend.break_d1.set(false);
+    forward(h.gate_req("GET", "/gw/demo/x", Some(&token)));
+}
