@@ -79,7 +79,11 @@ async fn serve_gate(
         query,
         authorization: authorization.as_deref(),
     };
-    match core_gate::gate(&actx, &greq).await {
+    let answer = core_gate::gate(&actx, &greq).await;
+    for event in isolate.take_events() {
+        worker::console_log!("{}", event.line());
+    }
+    match answer {
         GateAnswer::NotGate => {
             let body = read_small_body(req).await?;
             respond(serve(req, body, env, ctx).await?)
