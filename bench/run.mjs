@@ -2,7 +2,7 @@
 // runtime path (`wrangler dev`: workerd with local KV, D1 and Durable Objects) by the same load
 // tool with the same settings. Prints a table and writes bench/RESULTS.md.
 //
-//   node bench/run.mjs [--smoke] [--no-build] [--strict] [--only=floor-a,floor-b,peer,patgate]
+//   node bench/run.mjs [--smoke] [--no-build] [--strict] [--only=floor-a,floor-b,peer,patgate,floor-c,gate]
 //
 //   --smoke      2 s runs, 1 round, a 2,000-row growth set (results go to bench/.state/RESULTS-smoke.md)
 //   --no-build   skip scripts/build.mjs (use build/ as it is)
@@ -19,6 +19,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
+import { createServer } from "node:http";
 import { cpus, totalmem, loadavg } from "node:os";
 import { prepareState, startDevServer, writeConfig, NO_RATE_LIMITS } from "../scripts/devserver.mjs";
 import { devToken } from "../scripts/dev-token.mjs";
@@ -47,7 +48,12 @@ const WRK_TIMEOUT = "5s";
 
 const STATE = join(ROOT, "bench", ".state");
 const LUA = join(ROOT, "bench", "wrk.lua");
-const PORTS = { "floor-a": 8851, "floor-b": 8852, peer: 8853, patgate: 8854 };
+// BENCH_PORT_OFFSET shifts every port (several checkouts on one machine).
+const PORT_OFFSET = Number(process.env.BENCH_PORT_OFFSET ?? 0);
+const PORTS = Object.fromEntries(
+  Object.entries({ "floor-a": 8851, "floor-b": 8852, peer: 8853, patgate: 8854, "floor-c": 9055, gate: 9056, upstream: 9058 })
+    .map(([k, v]) => [k, v + PORT_OFFSET]),
+);
 const WRK_DESC =
   `wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION} --timeout ${WRK_TIMEOUT} --latency -s bench/wrk.lua` +
   ` (${WARMUP} warm-up run first; ${ROUNDS} measured run${ROUNDS > 1 ? "s" : ""} per scenario, median of each metric)`;
@@ -164,9 +170,9 @@ export function parseWrk(out) {
 }
 
 /** One wrk run against `url`; `pgid` is the server's process group for CPU accounting. */
-function wrk(url, { method = "GET", body = "", contentType = "", auth = "", duration = DURATION, pgid } = {}) {
+function wrk(url, { method = "GET", body = "", contentType = "", auth = "", host = "", duration = DURATION, pgid } = {}) {
   const args = [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${duration}`, "--timeout", WRK_TIMEOUT, "--latency", "-s", LUA, url];
-  const env = { ...process.env, WRK_METHOD: method, WRK_BODY: body, WRK_CONTENT_TYPE: contentType, WRK_AUTH: auth };
+  const env = { ...process.env, WRK_METHOD: method, WRK_BODY: body, WRK_CONTENT_TYPE: contentType, WRK_AUTH: auth, WRK_HOST: host };
   return new Promise((resolve, reject) => {
     const busy0 = systemBusy();
     const srv0 = groupTicks(pgid);
@@ -416,7 +422,7 @@ function gitDesc() {
 
 async function main() {
   const wrkVersion = ensureWrk();
-  if (!NO_BUILD && wanted("patgate")) {
+  if (!NO_BUILD && (wanted("patgate") || wanted("gate"))) {
     log("building the release worker (scripts/build.mjs)");
     const t = performance.now();
     const { build } = await import("../scripts/build.mjs");
@@ -485,9 +491,75 @@ async function main() {
     info.wasmEager = wasmStartup(snap, 5, ["--no-wasm-lazy-compilation"]);
     info.checkStartup = { patgate: checkStartup(config), floorA: checkStartup("bench/floor-a/wrangler.toml") };
   }
+  // 6.-7. the gate: floor C and patgate in front of the same constant upstream.
+  let gt = null;
+  if (wanted("floor-c") || wanted("gate")) {
+    const upstream = await startUpstream();
+    try {
+      if (wanted("floor-c")) await floorC();
+      if (wanted("gate")) gt = await gateTarget();
+    } finally {
+      upstream.close();
+    }
+  }
   info.load1 = loadavg()[0];
   info.finished = new Date();
-  report(info, pg, { wrkVersion });
+  report(info, pg, { wrkVersion, gt });
+}
+
+/** The constant upstream behind floor C and the gate: a small JSON answer (Node, in this process). */
+async function startUpstream() {
+  const body = JSON.stringify({ ok: true, from: "bench upstream" });
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+      res.end(body);
+    });
+  });
+  await new Promise((resolve) => server.listen(PORTS.upstream, "127.0.0.1", resolve));
+  server.keepAliveTimeout = 60_000;
+  return server;
+}
+
+/** Floor C: the least a gate can cost here: one KV read, then fetch the upstream. */
+async function floorC() {
+  const t = await startTarget("floor-c", { config: "bench/floor-c/wrangler.toml", vars: { UPSTREAM: `http://127.0.0.1:${PORTS.upstream}` } });
+  try {
+    await json(`${t.url}/_grant`, { method: "PUT", body: JSON.stringify({ sub: "alice", scopes: ["demo_api:read"] }) }, [204]);
+    const r = await req(`${t.url}/hello`);
+    if (r.status !== 200 || !r.json().ok) throw new Error(`floor C did not forward: ${r.status} ${r.text}`);
+    await scenario(t, "floor C: one KV read, then forward to the upstream", "/hello");
+  } finally { await t.stop(); }
+}
+
+/** patgate's gate in front of the same upstream: an active PAT and a garbage token (401). */
+async function gateTarget() {
+  const config = existsSync(join(STATE, "patgate.wrangler.toml")) ? join(STATE, "patgate.wrangler.toml") : snapshotConfig();
+  const vars = { DEV_COUNTERS: "true", ISSUER: `http://127.0.0.1:${PORTS.gate}` };
+  const t = await startTarget("gate", { prepare: true, vars, config });
+  const out = {};
+  try {
+    const host = `localhost:${PORTS.gate}`; // not the issuer's host: gate routes match there
+    await json(`${t.url}/admin/routes/bench`, {
+      method: "PUT",
+      headers: { authorization: "Bearer dev-admin-token", "content-type": "application/json" },
+      body: JSON.stringify({ path_prefix: "/gw/bench/", upstream: `http://127.0.0.1:${PORTS.upstream}`, resource: "demo_api", rules: [{ methods: ["GET"], scopes: ["demo_api:read"] }] }),
+    }, [201]);
+    const pat = await json(`${t.url}/api/pats`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${devToken("bench-gate", { ttl: 4 * 3600 })}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "bench", scopes: ["demo_api:read"], expires_in_days: 30 }),
+    }, [201]);
+    const through = await req(`http://${host}/gw/bench/hello`, { headers: { authorization: `Bearer ${pat.token}` } });
+    if (through.status !== 200 || !through.json().ok) throw new Error(`the gate did not forward: ${through.status} ${through.text}`);
+    const refused = await req(`http://${host}/gw/bench/hello`, { headers: { authorization: "Bearer garbage" } });
+    if (refused.status !== 401) throw new Error(`the gate let garbage through: ${refused.status}`);
+    const counters = async () => json(`${t.url}/_dev/counters`);
+    out.active = await scenario(t, "patgate gate: active PAT, forwarded to the upstream", "/gw/bench/hello", { auth: `Bearer ${pat.token}`, host }, { counters, section: "gate" });
+    out.garbage = await scenario(t, "patgate gate: garbage token (401)", "/gw/bench/hello", { auth: "Bearer garbage", host }, { counters, section: "gate" });
+  } finally { await t.stop(); }
+  return out;
 }
 
 async function peerToken(url) {
@@ -612,9 +684,9 @@ async function patgate(info, config) {
 /** Instructions per introspection decision of the host-built core (bench/instructions.mjs). */
 let instructions = null;
 
-function report(info, pg, { wrkVersion }) {
+function report(info, pg, { wrkVersion, gt }) {
   const find = (prefix) => results.find((r) => r.name.startsWith(prefix) && !r.na);
-  const A = find("floor A"), B = find("floor B"), peer = find("peer");
+  const A = find("floor A"), B = find("floor B"), C = find("floor C"), peer = find("peer");
   const ratio = (r, base) => (r && base && !r.na ? fmt(r.rps / base.rps, 2) : "");
   const table = [
     "| scenario | req/s | p50 ms | p99 ms | req/s ÷ floor B | req/s ÷ floor A | CPU ms/req: all (workerd) | non-2xx or errors |",
@@ -631,6 +703,24 @@ function report(info, pg, { wrkVersion }) {
   if (pg && B) {
     T("active-PAT introspection req/s >= 0.8 x floor B", pg.active.rps / B.rps, pg.active.rps >= 0.8 * B.rps, `${fmt(pg.active.rps / B.rps, 3)} x`);
     T("active-PAT introspection p99 <= 1.5 x floor B p99", pg.active.p99 / B.p99, pg.active.p99 <= 1.5 * B.p99, `${fmt(pg.active.p99 / B.p99, 3)} x (${fmt(pg.active.p99, 2)} vs ${fmt(B.p99, 2)} ms)`);
+  }
+  if (gt && C) {
+    T("gate (active PAT) req/s >= 0.8 x floor C", gt.active.rps / C.rps, gt.active.rps >= 0.8 * C.rps, `${fmt(gt.active.rps / C.rps, 3)} x`);
+    T("gate (active PAT) p99 <= 1.5 x floor C p99", gt.active.p99 / C.p99, gt.active.p99 <= 1.5 * C.p99, `${fmt(gt.active.p99 / C.p99, 3)} x (${fmt(gt.active.p99, 2)} vs ${fmt(C.p99, 2)} ms)`);
+  }
+  if (gt) {
+    const a = gt.active;
+    const slack = CONNECTIONS * a.rpsRuns.length;
+    const extra = a.opsTotal.kv_get - a.requests;
+    T("gate: KV reads per forwarded request = 1", a.ops.kv_get, extra >= 0 && extra <= slack,
+      `${fmt(a.ops.kv_get, 4)} (${a.opsTotal.kv_get} reads / ${a.requests} requests wrk counted; up to ${slack} more in flight)`);
+    // Allowed D1 reads: the route table, the resource and the client record, once per 30 s each.
+    const refreshes = 3 * (Math.floor(a.wallS / 30) + 1);
+    T("gate: D1 queries per forwarded request = 0 (only 30 s cache refreshes)", a.ops.d1_query, a.opsTotal.d1_query <= refreshes,
+      `${fmt(a.ops.d1_query, 5)} (${a.opsTotal.d1_query} in ${a.requests} requests over ${fmt(a.wallS, 1)} s; allowed ${refreshes})`);
+    const gOps = Object.entries(gt.garbage.opsTotal).filter(([k]) => k !== "wasm_memory_bytes").reduce((x, [, y]) => x + y, 0);
+    const gRefreshes = 3 * (Math.floor(gt.garbage.wallS / 30) + 1);
+    T("gate: storage operations for a garbage token = 0 (but cache refreshes)", gOps, gOps <= gRefreshes, `${gOps} (allowed ${gRefreshes} refreshes)`);
   }
   if (pg && A) T("garbage-token introspection req/s >= 0.9 x floor A", pg.garbage.rps / A.rps, pg.garbage.rps >= 0.9 * A.rps, `${fmt(pg.garbage.rps / A.rps, 3)} x`);
   const A2 = find("floor A'");
@@ -654,7 +744,7 @@ function report(info, pg, { wrkVersion }) {
     const allowed = Math.floor(a.wallS / 30) + 1;
     T("Durable Object calls <= 1 per token per 30 s", a.opsTotal.do_call, a.opsTotal.do_call <= allowed,
       `${a.opsTotal.do_call} calls for 1 token in ${fmt(a.wallS, 1)} s (allowed ${allowed})`);
-    const gOps = Object.values(pg.garbage.opsTotal).reduce((x, y) => x + y, 0);
+    const gOps = Object.entries(pg.garbage.opsTotal).filter(([k]) => k !== "wasm_memory_bytes").reduce((x, [, y]) => x + y, 0);
     const gRefreshes = 2 * (Math.floor(pg.garbage.wallS / 30) + 1);
     T("storage operations for garbage tokens = 0 (but registry-cache refreshes)", gOps, gOps <= gRefreshes, `${gOps} (allowed ${gRefreshes} refreshes)`);
     T(`introspection with +${fmt(GROWTH)} PATs within 10% of ~100`, pg.activeLarge.rps / a.rps, pg.activeLarge.rps >= 0.9 * a.rps,
@@ -689,7 +779,7 @@ function report(info, pg, { wrkVersion }) {
     "",
     ...table,
     "",
-    "Targets: floor A = constant JSON body, no I/O; floor B = one KV read returned as the body; peer = `@cloudflare/workers-oauth-provider` 1.2.3 protecting `/api/`, validating a token it issued (client registered, authorization completed, code exchanged with PKCE).",
+    "Targets: floor A = constant JSON body, no I/O; floor B = one KV read returned as the body; floor C = one KV read, then the request forwarded to a constant local upstream (Node, in the runner; the gate scenarios use the same one); peer = `@cloudflare/workers-oauth-provider` 1.2.3 protecting `/api/`, validating a token it issued (client registered, authorization completed, code exchanged with PKCE).",
     `patgate introspection: \`POST /oauth/introspect\` with client_secret_basic demo_api and \`token=...\`; ~100 PATs stored (growth rows: +${fmt(GROWTH)} PATs of 10,000 other users, as D1 rows and KV grants, then a restart and warm-up).`,
     "",
     "## Targets",

@@ -1,5 +1,5 @@
 -- wrk request script for bench/run.mjs: method, body and headers come from the environment
--- (WRK_METHOD, WRK_BODY, WRK_CONTENT_TYPE, WRK_AUTH), so one script serves every scenario.
+-- (WRK_METHOD, WRK_BODY, WRK_CONTENT_TYPE, WRK_AUTH, WRK_HOST), so one script serves every scenario.
 -- Each wrk thread runs this file in its own Lua state; wrk then builds the request from these.
 wrk.method = os.getenv("WRK_METHOD") or "GET"
 local body = os.getenv("WRK_BODY")
@@ -9,3 +9,5 @@ if ct and ct ~= "" then wrk.headers["Content-Type"] = ct end
 local auth = os.getenv("WRK_AUTH")
 if auth and auth ~= "" then wrk.headers["Authorization"] = auth end
 
+local host = os.getenv("WRK_HOST")
+if host and host ~= "" then wrk.headers["Host"] = host end

@@ -56,7 +56,9 @@ export async function startDevServer({
   timeoutMs = 120_000,
   inspectorPort = 0,
 } = {}) {
-  const args = ["dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port)];
+  // Several configs (`-c a -c b`) run Workers together; the first one is served on `port`.
+  const configs = Array.isArray(config) ? config : [config];
+  const args = ["dev", ...configs.flatMap((c) => ["--config", c]), "--ip", "127.0.0.1", "--port", String(port)];
   if (persistDir) args.push("--persist-to", persistDir);
   args.push("--inspector-port", String(inspectorPort), "--show-interactive-dev-session=false", "--log-level", "warn");
   for (const [k, v] of Object.entries({ ...DEV_VARS, ...vars })) args.push("--var", `${k}:${v}`);

@@ -13,6 +13,7 @@ const server = await startDevServer({ port: 8787, persistDir, inherit: true, tim
 console.log(`[start] patgate is serving on ${server.url} (Ctrl-C to stop)`);
 console.log(`[start] manage tokens in the browser: ${server.url}/ (local sign-in form: any user id)`);
 console.log("[start] get a user token with: npm run dev-token -- alice");
+console.log(`[start] gate routes (README "Protect an API") answer on ${server.url.replace("127.0.0.1", "localhost")}, never on the issuer's host`);
 const stop = async () => { await server.stop(); process.exit(0); };
 process.on("SIGINT", stop);
 process.on("SIGTERM", stop);

@@ -40,10 +40,37 @@ function recover(e) {
 const MAX_READ_BODY = 64 * 1024;
 const NO_BODY = new Set(["GET", "HEAD", "OPTIONS"]);
 
+/** Host name of a serialized URL (no port, lowercase), without a URL parse. */
+function hostName(url) {
+	const start = url.indexOf("//") + 2;
+	let end = start;
+	while (end < url.length && !"/?#".includes(url[end])) end++;
+	const authority = url.slice(start, end);
+	const cut = authority.startsWith("[") ? authority.indexOf("]") + 1 : authority.lastIndexOf(":");
+	return (cut > 0 ? authority.slice(0, cut) : authority).toLowerCase();
+}
+
+let issuerSeen, issuerHost;
+/** Gate traffic (README "Protect an API") is any request to a host other than the issuer's:
+ * its body must stream to the upstream, so it is not read here; wasm reads it only if no
+ * gate route matches. Keep in sync with `gate::route::is_issuer_host`. */
+function onGateHost(url, env) {
+	const issuer = env.ISSUER;
+	if (typeof issuer !== "string" || issuer === "") return false;
+	if (issuer !== issuerSeen) {
+		issuerSeen = issuer;
+		issuerHost = hostName(issuer);
+	}
+	return hostName(url) !== issuerHost;
+}
+
 export default {
 	// Not `async`: `handle` returns a Response when the request needed no I/O, else a promise.
 	fetch(request, env, ctx) {
 		try {
+			if (onGateHost(request.url, env)) {
+				return imports.handle_gate(request, env, ctx).catch(recover);
+			}
 			if (NO_BODY.has(request.method)) {
 				return imports.handle(request, undefined, env, ctx);
 			}

@@ -27,6 +27,8 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 pub const INTROSPECTION_TYP: &str = "token-introspection+jwt";
 /// Longest JWT [`SigningKeys::verify_access_token`] looks at (bytes).
 pub const MAX_JWT_LEN: usize = 8192;
+/// `typ` of the gate's identity assertion (`X-Patgate-Assertion`): never an access token.
+pub const GATE_ASSERTION_TYP: &str = "patgate-assertion+jwt";
 
 /// A private key that signs.
 #[derive(Clone)]
@@ -383,6 +385,26 @@ impl SigningKeys {
             return Err(KeyError::Signing);
         }
         self.sign(INTROSPECTION_TYP, &Claims::new(payload))
+    }
+
+    /// Signs the gate's identity assertion (`typ` `patgate-assertion+jwt`): `payload` (an
+    /// object: `iss`, `aud`, `sub`, `client_id`, `scope`, `jti`) plus `iat` and `exp`.
+    ///
+    /// # Errors
+    /// [`KeyError::Signing`] when `payload` is not an object or a time is out of range.
+    pub fn sign_gate_assertion(
+        &self,
+        payload: &Value,
+        iat: i64,
+        exp: i64,
+    ) -> Result<String, KeyError> {
+        if !payload.is_object() {
+            return Err(KeyError::Signing);
+        }
+        let mut c = Claims::new(payload);
+        c.expiration = Some(timestamp(exp)?);
+        c.issued_at = Some(timestamp(iat)?);
+        self.sign(GATE_ASSERTION_TYP, &c)
     }
 
     /// Verifies one of our access tokens: `typ` (`at+jwt` or `application/at+jwt`), a known

@@ -4,11 +4,13 @@
 //! - the pure core, host-testable and free of the `worker` crate: [`token`] (the token format),
 //!   [`secret`] (secret hygiene), [`http`] (request/response, strict parsing), [`error`] (the one
 //!   error enum and its HTTP mapping), [`model`] (records), [`store`] (storage traits),
-//!   [`user_auth`] (identity-provider JWTs), [`app`] (routing and handlers);
+//!   [`user_auth`] (identity-provider JWTs), [`gate`] (gate routes and forwarding rules), [`app`]
+//!   (routing and handlers);
 //! - `edge` (wasm only): the Worker entry point, KV/D1/Durable Object adapters.
 
 pub mod app;
 pub mod error;
+pub mod gate;
 pub mod http;
 pub mod jwt_issuer;
 pub mod last_use;

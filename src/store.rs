@@ -5,6 +5,7 @@
 //! Worker futures are `!Send`, so these are plain `async fn` in traits.
 #![allow(async_fn_in_trait)]
 
+use crate::gate::route::GateRoute;
 use crate::model::{ApiResource, Client, Grant, TokenRecord};
 use crate::token::TokenHash;
 
@@ -149,13 +150,37 @@ pub trait AdminStore {
     async fn delete_resource(&self, id: &str) -> Result<Write, StoreError>;
 }
 
+/// Gate routes (D1 `gate_routes`). Readers go through the isolate's route-table cache.
+pub trait RouteStore {
+    /// Every route, ordered by id.
+    async fn list_routes(&self) -> Result<Vec<GateRoute>, StoreError>;
+    /// Creates or replaces the route with this id. `Conflict`: another route has the same host
+    /// and path prefix.
+    async fn put_route(&self, r: &GateRoute, now: i64) -> Result<Write, StoreError>;
+    async fn delete_route(&self, id: &str) -> Result<Write, StoreError>;
+}
+
 /// Everything the service needs from its runtime.
 pub trait Backend:
-    GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher + AdminStore + RateLimiter
+    GrantCache
+    + TokenStore
+    + Registry
+    + UsageRecorder
+    + JwksFetcher
+    + AdminStore
+    + RateLimiter
+    + RouteStore
 {
 }
 impl<
-        T: GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher + AdminStore + RateLimiter,
+        T: GrantCache
+            + TokenStore
+            + Registry
+            + UsageRecorder
+            + JwksFetcher
+            + AdminStore
+            + RateLimiter
+            + RouteStore,
     > Backend for T
 {
 }

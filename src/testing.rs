@@ -1,6 +1,7 @@
 //! In-memory implementations of the storage traits for host tests, with failure injection and
 //! operation counters (the same counters the runtime layer exposes in dev builds).
 
+use crate::gate::route::GateRoute;
 use crate::model::{ApiResource, Client, Grant, TokenRecord};
 use crate::store::{
     Cursor, GrantCache, JwksFetcher, Registry, Revoked, StoreError, TokenStore, UsageRecorder,
@@ -63,6 +64,7 @@ pub struct MemoryBackend {
     pub uses: RefCell<Vec<(String, i64, u32)>>,
     pub jwks: RefCell<Option<String>>,
     pub denied: RefCell<Vec<(String, i64)>>,
+    pub routes: RefCell<Vec<GateRoute>>,
     pub counts: Cell<Counts>,
     /// Make every KV call fail.
     pub break_kv: Cell<bool>,
@@ -415,6 +417,32 @@ impl crate::store::AdminStore for MemoryBackend {
         self.write(Step::ResourceWrite, || {
             remove_where(&mut self.resources.borrow_mut(), |x| x.id == id)
         })
+    }
+}
+
+impl crate::store::RouteStore for MemoryBackend {
+    async fn list_routes(&self) -> Result<Vec<GateRoute>, StoreError> {
+        self.d1()?;
+        let mut v = self.routes.borrow().clone();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(v)
+    }
+    async fn put_route(&self, r: &GateRoute, _now: i64) -> Result<Write, StoreError> {
+        self.d1()?;
+        let mut all = self.routes.borrow_mut();
+        if all
+            .iter()
+            .any(|x| x.id != r.id && x.host == r.host && x.path_prefix == r.path_prefix)
+        {
+            return Ok(Write::Conflict);
+        }
+        all.retain(|x| x.id != r.id);
+        all.push(r.clone());
+        Ok(Write::Done)
+    }
+    async fn delete_route(&self, id: &str) -> Result<Write, StoreError> {
+        self.d1()?;
+        Ok(remove_where(&mut self.routes.borrow_mut(), |x| x.id == id))
     }
 }
 

@@ -1,4 +1,5 @@
-//! `/admin/*`: the operator's API for clients, API resources and their scopes.
+//! `/admin/*`: the operator's API for clients, API resources and their scopes (gate routes:
+//! `routes_admin`).
 //!
 //! Authenticated with the `ADMIN_TOKEN` secret (`Authorization: Bearer`, constant-time compare);
 //! without that secret the admin API does not exist (404). All changes go to D1. This isolate
@@ -25,7 +26,7 @@ fn valid_name(s: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
 }
 
-fn check_id(id: &str) -> Result<(), Error> {
+pub(super) fn check_id(id: &str) -> Result<(), Error> {
     if valid_name(id, 64) {
         Ok(())
     } else {
@@ -209,7 +210,7 @@ fn grace(req: &Request) -> Result<i64, Error> {
     }
 }
 
-fn written(w: Write) -> Result<(), Error> {
+pub(super) fn written(w: Write) -> Result<(), Error> {
     match w {
         Write::Done => Ok(()),
         Write::NotFound => Err(Error::NotFound),
@@ -254,6 +255,7 @@ async fn dispatch<B: Backend>(
     authorize(ctx, req)?;
     let parts: Vec<&str> = rest.split('/').collect();
     match (parts.as_slice(), req.method) {
+        (["routes", ..], _) => super::routes_admin::handle(ctx, req, &parts[1..]).await,
         (["clients"], Method::Get) => {
             let all = ctx.backend.list_clients().await?;
             let views: Vec<_> = all.iter().map(client_view).collect();

@@ -2,6 +2,7 @@
 //! Durable Objects off the hot path. Nothing here is needed for correctness; losing it (a new
 //! isolate) only costs reads.
 
+use crate::gate::route::GateRoute;
 use crate::model::{ApiResource, Client};
 use crate::token::TokenHash;
 use crate::user_auth::Jwks;
@@ -29,6 +30,9 @@ pub type Table<T> = HashMap<String, Rc<T>>;
 /// whole, so an id it lacks is unknown without any D1 read.
 type Snapshot<T> = RefCell<Option<(i64, i64, Rc<Table<T>>)>>;
 
+/// The gate's route table.
+type Routes = Rc<Vec<GateRoute>>;
+
 #[derive(Default)]
 pub struct IsolateState {
     resources: Snapshot<ApiResource>,
@@ -43,6 +47,8 @@ pub struct IsolateState {
     last_use: RefCell<HashMap<String, UseWindow>>,
     /// (fetched at, last refresh attempt, keys)
     jwks: RefCell<Option<(i64, i64, Rc<Jwks>)>>,
+    /// The gate's route table, read whole: (fetched at, last refresh attempt, routes).
+    routes: RefCell<Option<(i64, i64, Routes)>>,
 }
 
 struct UseWindow {
@@ -219,6 +225,30 @@ impl IsolateState {
     pub fn store_jwks(&self, now: i64, jwks: Rc<Jwks>) {
         *self.jwks.borrow_mut() = Some((now, now, jwks));
     }
+
+    /// The route table, with the registry tables' policy: fresh for `ttl`, then refreshed by
+    /// the one request that finds it stale (the others keep using it meanwhile); during a D1
+    /// outage served at most `max_stale` past its life, then a miss.
+    pub fn lookup_routes(&self, now: i64, ttl: i64, max_stale: i64) -> Lookup<Vec<GateRoute>> {
+        let mut r = self.routes.borrow_mut();
+        match r.as_mut() {
+            Some((fetched, _, _)) if now - *fetched >= ttl + max_stale => Lookup::Miss,
+            Some((_, checked, v)) if now - *checked < ttl => Lookup::Fresh(Some(v.clone())),
+            Some((_, checked, v)) => {
+                *checked = now;
+                Lookup::Stale(Some(v.clone()))
+            }
+            None => Lookup::Miss,
+        }
+    }
+
+    pub fn store_routes(&self, now: i64, routes: Rc<Vec<GateRoute>>) {
+        *self.routes.borrow_mut() = Some((now, now, routes));
+    }
+
+    pub fn forget_routes(&self) {
+        *self.routes.borrow_mut() = None;
+    }
 }
 
 #[cfg(test)]
@@ -273,6 +303,29 @@ mod tests {
             Lookup::Fresh(Some(_))
         ));
         assert!(matches!(s.lookup_jwks(JWKS_MAX_STALE_SECS), Lookup::Miss));
+    }
+
+    #[test]
+    fn the_route_table_is_refreshed_once_and_served_stale_for_a_bounded_time() {
+        let s = IsolateState::default();
+        assert_eq!(s.lookup_routes(0, 30, 300), Lookup::Miss);
+        s.store_routes(0, Rc::new(Vec::new()));
+        assert!(matches!(
+            s.lookup_routes(29, 30, 300),
+            Lookup::Fresh(Some(_))
+        ));
+        assert!(matches!(
+            s.lookup_routes(30, 30, 300),
+            Lookup::Stale(Some(_))
+        ));
+        // that request refreshes it; the others keep using it meanwhile
+        assert!(matches!(
+            s.lookup_routes(30, 30, 300),
+            Lookup::Fresh(Some(_))
+        ));
+        assert_eq!(s.lookup_routes(330, 30, 300), Lookup::Miss);
+        s.forget_routes();
+        assert_eq!(s.lookup_routes(1, 30, 300), Lookup::Miss);
     }
 
     #[test]

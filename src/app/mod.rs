@@ -8,6 +8,7 @@ mod decision;
 mod discovery;
 pub mod events;
 mod exchange;
+pub mod gate;
 mod introspect;
 mod isolate;
 mod jwt_tokens;
@@ -16,6 +17,7 @@ mod pats;
 mod ratelimit;
 mod reference;
 mod revoke;
+mod routes_admin;
 mod token_endpoint;
 mod user;
 

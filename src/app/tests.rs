@@ -748,3 +748,5 @@ fn config_debug_shows_no_secret() {
     }
     assert!(!dbg.contains("\"d\""), "a private key in Debug: {dbg}");
 }
+
+mod gate;

@@ -5,6 +5,7 @@
 mod backend;
 mod config;
 mod counters;
+mod gate;
 mod last_used;
 
 use crate::app::{self, Deferred, IsolateState};
@@ -54,10 +55,7 @@ pub fn handle(
             Ok(r) => r,
             Err(e) => Error::Internal(format!("{e:?}")).into_response(),
         };
-        if let Some(line) = &resp.log {
-            worker::console_warn!("{}", line);
-        }
-        to_web_response(resp).map(JsValue::from)
+        respond(resp).map(JsValue::from)
     });
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match fut.as_mut().poll(&mut cx) {
@@ -67,6 +65,14 @@ pub fn handle(
         // poll, so nothing is lost by continuing on the executor.
         std::task::Poll::Pending => wasm_bindgen_futures::future_to_promise(fut).into(),
     }
+}
+
+/// Logs a response's cause, if any, and builds the Workers response.
+fn respond(resp: http::Response) -> Result<web_sys::Response, JsValue> {
+    if let Some(line) = &resp.log {
+        worker::console_warn!("{}", line);
+    }
+    to_web_response(resp)
 }
 
 /// Works on the raw `web_sys::Request`: workers-rs's own `Request` reads `request.cf` on every

@@ -39,6 +39,8 @@ export async function startServer(name, port, vars = {}, { limits = {} } = {}) {
     url,
     dir,
     log: () => server.log(),
+    /** The wrangler process id (its process group holds workerd). */
+    pid: () => server.proc.pid,
     /** Stops the server (keeping its state) and starts a new one on the same state directory. */
     async restart(moreVars = {}) {
       await server.stop();

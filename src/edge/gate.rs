@@ -1,0 +1,175 @@
+//! The gate's runtime half: requests to hosts other than the issuer's arrive here unread
+//! (`scripts/worker-shim.js`). The core (`app::gate`) decides; this module only moves bytes.
+//!
+//! Bodies are never read or copied: the incoming request's `ReadableStream` becomes the body of
+//! the upstream request, and the upstream's `web_sys::Response` is returned as it is, so bodies
+//! of any size stream through (no `worker::Request::stream()`, whose chunks cross into wasm, no
+//! identity `TransformStream`, no `clone()`). Requests that match no route are read like the
+//! shim reads them (small bodies only) and served by patgate's own endpoints.
+
+use super::backend::EdgeBackend;
+use super::{config, respond, run_deferred, serve, ISOLATE, MAX_READ_BODY};
+use crate::app::gate::{self as core_gate, GateAnswer, GateRequest};
+use crate::app::{self, Deferred};
+use crate::error::Error;
+use crate::gate::forward::forwardable_headers;
+use crate::http;
+use std::rc::Rc;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast as _, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::web_sys;
+use worker::{Context, Env};
+
+/// Entry for requests on a host other than the issuer's (called by the shim, body unread).
+#[wasm_bindgen]
+pub fn handle_gate(
+    req: web_sys::Request,
+    env: Env,
+    ctx: worker::worker_sys::Context,
+) -> js_sys::Promise {
+    let ctx = Context::new(ctx);
+    wasm_bindgen_futures::future_to_promise(async move {
+        serve_gate(&req, &env, &ctx).await.map(JsValue::from)
+    })
+}
+
+/// `scheme` and `host[:port]` of a serialized URL.
+fn scheme_and_authority(url: &str) -> (&str, &str) {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    (scheme, &rest[..end])
+}
+
+fn defer(env: &Env, ctx: &Context, work: Vec<Deferred>) {
+    if !work.is_empty() {
+        let env = env.clone();
+        ctx.wait_until(async move { run_deferred(env, work).await });
+    }
+}
+
+async fn serve_gate(
+    req: &web_sys::Request,
+    env: &Env,
+    ctx: &Context,
+) -> Result<web_sys::Response, JsValue> {
+    let url = req.url();
+    let (path, query) = http::split_url(&url);
+    let cfg = match config::load(env) {
+        Ok(c) => c,
+        Err(e) => return respond(Error::Internal(format!("configuration: {e}")).into_response()),
+    };
+    let (scheme, authority) = scheme_and_authority(&url);
+    let method = req.method();
+    let headers = req.headers();
+    let authorization = headers.get("authorization")?;
+    let backend = EdgeBackend::new(env);
+    let isolate = ISOLATE.with(Rc::clone);
+    let actx = app::Ctx {
+        cfg: &cfg,
+        backend: &backend,
+        isolate: &isolate,
+        now: super::now_secs(),
+    };
+    let greq = GateRequest {
+        method: &method,
+        scheme,
+        authority,
+        path,
+        query,
+        authorization: authorization.as_deref(),
+    };
+    let answer = core_gate::gate(&actx, &greq).await;
+    for event in isolate.take_events() {
+        worker::console_log!("{}", event.line());
+    }
+    match answer {
+        GateAnswer::NotGate => {
+            let body = read_small_body(req).await?;
+            respond(serve(req, body, env, ctx).await?)
+        }
+        GateAnswer::Respond(outcome) => {
+            defer(env, ctx, outcome.deferred);
+            respond(outcome.response)
+        }
+        GateAnswer::Forward(f) => {
+            if let Some(line) = &f.log {
+                worker::console_warn!("{}", line);
+            }
+            defer(env, ctx, f.deferred);
+            match forward(req, &method, &headers, &f.url, f.identity).await {
+                Ok(resp) => Ok(resp),
+                Err(e) => {
+                    let mut r = core_gate::bad_gateway();
+                    r.log = Some(format!(
+                        "gate: upstream fetch failed: {}",
+                        e.as_string()
+                            .or_else(|| js_sys::Error::from(e).message().as_string())
+                            .unwrap_or_default()
+                    ));
+                    respond(r)
+                }
+            }
+        }
+    }
+}
+
+/// Sends the request upstream: same method, the incoming body stream, filtered headers plus
+/// the identity, redirects not followed. Returns the upstream response untouched.
+async fn forward(
+    req: &web_sys::Request,
+    method: &str,
+    incoming: &web_sys::Headers,
+    url: &str,
+    identity: Vec<(&'static str, String)>,
+) -> Result<web_sys::Response, JsValue> {
+    let mut pairs = Vec::new();
+    if let Some(iter) = js_sys::try_iter(incoming)? {
+        for entry in iter {
+            let entry: js_sys::Array = entry?.unchecked_into();
+            if let (Some(k), Some(v)) = (entry.get(0).as_string(), entry.get(1).as_string()) {
+                pairs.push((k, v));
+            }
+        }
+    }
+    let out_headers = web_sys::Headers::new()?;
+    for (k, v) in forwardable_headers(&pairs) {
+        out_headers.append(&k, &v)?;
+    }
+    for (k, v) in identity {
+        out_headers.set(k, &v)?;
+    }
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
+    init.set_headers(&out_headers);
+    // A new Request follows redirects by default: the caller gets the upstream's 3xx instead.
+    init.set_redirect(web_sys::RequestRedirect::Manual);
+    if method != "GET" && method != "HEAD" {
+        if let Some(body) = req.body() {
+            init.set_body(&body);
+        }
+    }
+    let out = web_sys::Request::new_with_str_and_init(url, &init)?;
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let resp = JsFuture::from(global.fetch_with_request(&out)).await?;
+    resp.dyn_into::<web_sys::Response>()
+}
+
+/// The shim's read for patgate's own endpoints: small bodies only (larger ones are refused by
+/// `to_core_request` without being read).
+async fn read_small_body(req: &web_sys::Request) -> Result<Option<Vec<u8>>, JsValue> {
+    let method = req.method();
+    if matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS") {
+        return Ok(None);
+    }
+    let declared = req
+        .headers()
+        .get("content-length")?
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    if declared > MAX_READ_BODY {
+        return Ok(None);
+    }
+    let buf = JsFuture::from(req.array_buffer()?).await?;
+    Ok(Some(js_sys::Uint8Array::new(&buf).to_vec()))
+}
