@@ -21,14 +21,36 @@ pub enum Event {
         pat_id: String,
         /// False when it was revoked before (a repeat that only evicted KV again).
         newly: bool,
-        /// `api` (the owner) or `rfc7009` (anyone holding the token).
+        /// `api` (the owner), `rfc7009` (anyone holding the token) or `leaked` (a secret
+        /// scanning report).
         via: &'static str,
+    },
+    /// A secret scanning partner reported a patgate token found in public: the token was revoked
+    /// (`newly`: by this report), or a rotated-away token's grace ended (`grace_ended`).
+    #[serde(rename = "token.leaked")]
+    TokenLeaked {
+        token_id: String,
+        kind: &'static str,
+        newly: bool,
+        grace_ended: bool,
+        /// Where it was found (the report's URL, if it was a plain web URL).
+        url: Option<String>,
+        /// The report's `source` (`content`, `commit`, ...), at most 64 characters.
+        source: Option<String>,
     },
     /// A client access token (not a PAT) revoked through RFC 7009.
     #[serde(rename = "token.revoked")]
     TokenRevoked { token_id: String, client_id: String },
     #[serde(rename = "pat.rotated")]
-    PatRotated { pat_id: String, generation: i64 },
+    PatRotated {
+        pat_id: String,
+        generation: i64,
+        /// The old token works until then (rotation with grace).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        grace_until: Option<i64>,
+        /// `api` (the owner) or `self` (the PAT rotated itself).
+        via: &'static str,
+    },
     /// A client access token was issued (`client_credentials`) or a JWT minted by exchange.
     #[serde(rename = "token.issued")]
     TokenIssued {

@@ -43,6 +43,8 @@ pub struct IsolateState {
     last_use: RefCell<HashMap<String, UseWindow>>,
     /// (fetched at, last refresh attempt, keys)
     jwks: RefCell<Option<(i64, i64, Rc<Jwks>)>>,
+    /// The secret scanning partner's fetched public keys: (fetched at, keys).
+    scanning_keys: RefCell<Option<(i64, Rc<crate::secret_scanning::KeySet>)>>,
 }
 
 struct UseWindow {
@@ -218,6 +220,15 @@ impl IsolateState {
 
     pub fn store_jwks(&self, now: i64, jwks: Rc<Jwks>) {
         *self.jwks.borrow_mut() = Some((now, now, jwks));
+    }
+
+    /// The secret scanning keys fetched last and when, if any.
+    pub fn scanning_keys(&self) -> Option<(i64, Rc<crate::secret_scanning::KeySet>)> {
+        self.scanning_keys.borrow().clone()
+    }
+
+    pub fn store_scanning_keys(&self, now: i64, keys: Rc<crate::secret_scanning::KeySet>) {
+        *self.scanning_keys.borrow_mut() = Some((now, keys));
     }
 }
 

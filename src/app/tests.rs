@@ -56,6 +56,7 @@ fn config() -> Config {
             .expect("keys"),
         )),
         page: PageConfig::default(),
+        lifecycle: LifecycleConfig::default(),
     }
 }
 
@@ -119,6 +120,7 @@ struct Harness {
 }
 
 mod integrity;
+mod lifecycle;
 
 impl Harness {
     fn new() -> Self {

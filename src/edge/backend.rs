@@ -5,8 +5,8 @@ use super::counters::{bump, Op};
 use crate::model::{split_scopes, ApiResource, Client, Grant, SecretSet, TokenFormat, TokenRecord};
 use crate::secret::SecretHash;
 use crate::store::{
-    AdminStore, Cursor, GrantCache, JwksFetcher, Limit, RateLimiter, Registry, Revoked, StoreError,
-    TokenStore, UsageRecorder, Write,
+    AdminStore, Cursor, GrantCache, JwksFetcher, Limit, RateLimiter, Registry, Retired,
+    RevocationNote, Revoked, StoreError, TokenStore, UsageRecorder, Write,
 };
 use crate::token::{TokenHash, TokenKind};
 use serde::Deserialize;
@@ -137,6 +137,9 @@ struct TokenRow {
     generation: i64,
     client_uid: Option<String>,
     scope_owners: Option<String>,
+    revoked_reason: Option<String>,
+    revoked_url: Option<String>,
+    allow_self_rotation: i64,
 }
 
 impl TokenRow {
@@ -158,13 +161,37 @@ impl TokenRow {
             generation: self.generation,
             client_uid: self.client_uid,
             scope_owners: self.scope_owners.as_deref().map(split_scopes),
+            revoked_reason: self.revoked_reason,
+            revoked_url: self.revoked_url,
+            allow_self_rotation: self.allow_self_rotation != 0,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct RetiredRow {
+    token_hash: String,
+    token_id: String,
+    retired_at: i64,
+    grace_until: Option<i64>,
+}
+
+impl RetiredRow {
+    fn into_retired(self) -> Result<Retired, StoreError> {
+        Ok(Retired {
+            hash: TokenHash::from_hex(&self.token_hash)
+                .ok_or_else(|| err("bad retired hash in D1"))?,
+            token_id: self.token_id,
+            retired_at: self.retired_at,
+            grace_until: self.grace_until,
         })
     }
 }
 
 const TOKEN_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name, scopes, created_at, \
                              expires_at, revoked_at, last_used_at, use_count, generation, \
-                             client_uid, scope_owners";
+                             client_uid, scope_owners, revoked_reason, revoked_url, \
+                             allow_self_rotation";
 
 impl EdgeBackend {
     async fn query_tokens(
@@ -212,7 +239,8 @@ impl TokenStore for EdgeBackend {
     async fn insert_token(&self, rec: &TokenRecord) -> Result<(), StoreError> {
         self.execute(
             "INSERT INTO tokens (id, kind, token_hash, subject, client_id, name, scopes, created_at, expires_at, \
-             client_uid, scope_owners) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             client_uid, scope_owners, allow_self_rotation) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             &[
                 s(&rec.id),
                 s(rec.kind.as_str()),
@@ -227,6 +255,7 @@ impl TokenStore for EdgeBackend {
                 rec.scope_owners
                     .as_ref()
                     .map_or(JsValue::NULL, |o| s(&o.join(" "))),
+                n(i64::from(rec.allow_self_rotation)),
             ],
         )
         .await
@@ -289,7 +318,12 @@ impl TokenStore for EdgeBackend {
         Ok(self.query_tokens(&sql, &[s(id)]).await?.into_iter().next())
     }
 
-    async fn revoke_token(&self, id: &str, now: i64) -> Result<Option<Revoked>, StoreError> {
+    async fn revoke_token(
+        &self,
+        id: &str,
+        now: i64,
+        why: Option<&RevocationNote>,
+    ) -> Result<Option<Revoked>, StoreError> {
         #[derive(Deserialize)]
         struct HashRow {
             token_hash: String,
@@ -306,9 +340,14 @@ impl TokenStore for EdgeBackend {
         // if a rotation changed it since the caller read the record.
         let rows: Vec<HashRow> = self
             .rows(
-                "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL \
-                 RETURNING token_hash",
-                &[s(id), n(now)],
+                "UPDATE tokens SET revoked_at = ?2, revoked_reason = ?3, revoked_url = ?4 \
+                 WHERE id = ?1 AND revoked_at IS NULL RETURNING token_hash",
+                &[
+                    s(id),
+                    n(now),
+                    why.map_or(JsValue::NULL, |w| s(w.reason)),
+                    why.and_then(|w| w.url.as_deref()).map_or(JsValue::NULL, s),
+                ],
             )
             .await?;
         if let Some(h) = hash(rows)? {
@@ -333,10 +372,12 @@ impl TokenStore for EdgeBackend {
         old: &TokenHash,
         new: &TokenHash,
         now: i64,
+        grace_until: Option<i64>,
     ) -> Result<bool, StoreError> {
         // One transaction (a D1 batch): the conditional update, then the retired hash, recorded
         // only if the update happened (the row now has the new, unique hash).
         let (old, new) = (old.to_hex(), new.to_hex());
+        let grace = grace_until.map_or(JsValue::NULL, n);
         let args = || vec![s(id), s(&old), s(&new), n(now)];
         let w = self
             .batch(vec![
@@ -346,9 +387,13 @@ impl TokenStore for EdgeBackend {
                     args(),
                 ),
                 (
-                    "INSERT INTO retired_token_hashes (token_hash, token_id, retired_at) \
-                     SELECT ?2, id, ?4 FROM tokens WHERE id = ?1 AND token_hash = ?3",
-                    args(),
+                    "INSERT INTO retired_token_hashes (token_hash, token_id, retired_at, grace_until) \
+                     SELECT ?2, id, ?4, ?5 FROM tokens WHERE id = ?1 AND token_hash = ?3",
+                    {
+                        let mut a = args();
+                        a.push(grace);
+                        a
+                    },
                 ),
             ])
             .await?;
@@ -356,22 +401,38 @@ impl TokenStore for EdgeBackend {
         Ok(w == Write::Done)
     }
 
-    async fn retired_hashes(&self, id: &str, since: i64) -> Result<Vec<TokenHash>, StoreError> {
-        #[derive(Deserialize)]
-        struct Row {
-            token_hash: String,
-        }
-        let rows: Vec<Row> = self
+    async fn retired_hashes(&self, id: &str, since: i64) -> Result<Vec<Retired>, StoreError> {
+        let rows: Vec<RetiredRow> = self
             .rows(
-                "SELECT token_hash FROM retired_token_hashes WHERE token_id = ?1 AND retired_at >= ?2",
+                "SELECT token_hash, token_id, retired_at, grace_until FROM retired_token_hashes \
+                 WHERE token_id = ?1 AND (retired_at >= ?2 OR grace_until >= ?2)",
                 &[s(id), n(since)],
             )
             .await?;
+        rows.into_iter().map(RetiredRow::into_retired).collect()
+    }
+
+    async fn retired_by_hash(&self, hash: &TokenHash) -> Result<Option<Retired>, StoreError> {
+        let rows: Vec<RetiredRow> = self
+            .rows(
+                "SELECT token_hash, token_id, retired_at, grace_until FROM retired_token_hashes \
+                 WHERE token_hash = ?1",
+                &[s(&hash.to_hex())],
+            )
+            .await?;
         rows.into_iter()
-            .map(|r| {
-                TokenHash::from_hex(&r.token_hash).ok_or_else(|| err("bad retired hash in D1"))
-            })
-            .collect()
+            .next()
+            .map(RetiredRow::into_retired)
+            .transpose()
+    }
+
+    async fn end_grace(&self, hash: &TokenHash, now: i64) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE retired_token_hashes SET grace_until = ?2 WHERE token_hash = ?1 AND grace_until > ?2",
+            &[s(&hash.to_hex()), n(now)],
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn delete_token(&self, id: &str) -> Result<(), StoreError> {
@@ -684,9 +745,16 @@ impl UsageRecorder for EdgeBackend {
 }
 
 impl JwksFetcher for EdgeBackend {
+    /// Also fetches the secret scanning public keys (`SECRET_SCANNING_KEYS_URL`): GitHub's API
+    /// refuses requests without a `User-Agent`.
     async fn fetch_jwks(&self, url: &str) -> Result<String, StoreError> {
-        let url = worker::Url::parse(url).map_err(err)?;
-        let mut resp = worker::Fetch::Url(url).send().await.map_err(err)?;
+        let headers = worker::Headers::new();
+        headers.set("user-agent", "patgate").map_err(err)?;
+        headers.set("accept", "application/json").map_err(err)?;
+        let mut init = worker::RequestInit::new();
+        init.with_headers(headers);
+        let req = worker::Request::new_with_init(url, &init).map_err(err)?;
+        let mut resp = worker::Fetch::Request(req).send().await.map_err(err)?;
         if resp.status_code() != 200 {
             return Err(err(format!(
                 "JWKS endpoint answered {}",

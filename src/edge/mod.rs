@@ -194,6 +194,8 @@ fn to_core_request(
         &["cf-connecting-ip"]
     } else if app::is_page_path(path) {
         &PAGE_HEADERS
+    } else if path == app::LEAK_REPORT_PATH {
+        &app::LEAK_REPORT_HEADERS
     } else {
         &[]
     };
