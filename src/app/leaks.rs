@@ -146,31 +146,14 @@ async fn judge<B: Backend>(
         return Ok(TRUE);
     }
     // A rotated-away token still working in its grace period: the grace ends now.
-    if let Some(retired) = ctx.backend.retired_by_hash(&hash).await? {
-        let in_grace = retired.in_grace(ctx.now);
-        if in_grace {
-            ctx.backend.end_grace(&hash, ctx.now).await?;
-        }
-        ctx.isolate.mark_inactive(hash, ctx.now);
-        if let Err(e) = ctx.backend.delete_grant(&hash).await {
-            log.push(format!(
-                "KV delete of a leaked retired token failed (retried): {}",
-                e.0
-            ));
-            deferred.push(Deferred::PurgeGrants {
-                hashes: vec![hash],
-                after_secs: 0,
-            });
-        }
-        deferred.push(Deferred::PurgeGrants {
-            hashes: vec![hash],
-            after_secs: super::REVOCATION_RECHECK_SECS,
-        });
+    if let Some(ended) = super::lifecycle::end_grace(ctx, hash).await? {
+        deferred.extend(ended.deferred);
+        log.extend(ended.log);
         ctx.isolate.emit(Event::TokenLeaked {
-            token_id: retired.token_id,
+            token_id: ended.token_id,
             kind: "pat",
             newly: false,
-            grace_ended: in_grace,
+            grace_ended: ended.was_in_grace,
             url,
             source,
         });

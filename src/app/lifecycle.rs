@@ -1,7 +1,7 @@
 //! Token lifecycle beyond create/revoke: self-rotation for automation, and the grace period of
 //! rotated-away tokens as the decision reads it from D1 (see [`super::pats::rotate_record`]).
 
-use super::{client_auth, decision, pats, Ctx, Outcome};
+use super::{client_auth, decision, pats, Ctx, Deferred, Outcome};
 use crate::error::Error;
 use crate::http::Request;
 use crate::model::{Grant, Status};
@@ -50,6 +50,54 @@ pub async fn rotate_self<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<
     Ok(pats::rotated_outcome(
         pats::rotate_record(ctx, rec, grace, "self").await?,
     ))
+}
+
+/// A retired hash whose grace [`end_grace`] ended.
+pub struct GraceEnded {
+    pub token_id: String,
+    /// It was still in its grace period (false: it was dead already).
+    pub was_in_grace: bool,
+    pub deferred: Vec<Deferred>,
+    pub log: Option<String>,
+}
+
+/// Ends the grace period of `hash` now, if it is a retired hash (a token rotated away): D1
+/// first, then KV (a failed delete is retried after the response, and every delete repeated
+/// [`super::REVOCATION_RECHECK_SECS`] later, as for revocations). `None`: not a retired hash.
+pub async fn end_grace<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    hash: TokenHash,
+) -> Result<Option<GraceEnded>, Error> {
+    let Some(retired) = ctx.backend.retired_by_hash(&hash).await? else {
+        return Ok(None);
+    };
+    let was_in_grace = retired.in_grace(ctx.now);
+    if was_in_grace {
+        ctx.backend.end_grace(&hash, ctx.now).await?;
+    }
+    ctx.isolate.mark_inactive(hash, ctx.now);
+    let mut deferred = Vec::new();
+    let mut log = None;
+    if let Err(e) = ctx.backend.delete_grant(&hash).await {
+        log = Some(format!(
+            "KV delete of a retired token of {} failed (retried): {}",
+            retired.token_id, e.0
+        ));
+        deferred.push(Deferred::PurgeGrants {
+            hashes: vec![hash],
+            after_secs: 0,
+        });
+    }
+    deferred.push(Deferred::PurgeGrants {
+        hashes: vec![hash],
+        after_secs: super::REVOCATION_RECHECK_SECS,
+    });
+    Ok(Some(GraceEnded {
+        token_id: retired.token_id,
+        was_in_grace,
+        deferred,
+        log,
+    }))
 }
 
 /// The grant of a rotated-away token still in its grace period, from D1 (the retired hash and

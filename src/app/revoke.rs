@@ -31,6 +31,18 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
         return Ok(Response::empty(200).into());
     }
     let Some(rec) = ctx.backend.token_by_hash(&hash).await? else {
+        // A PAT's token rotated away and still working in its grace period: holding it is
+        // enough to end its grace (the current token is untouched).
+        if client.id == super::PAT_CLIENT_ID {
+            if let Some(ended) = super::lifecycle::end_grace(ctx, hash).await? {
+                let mut response = Response::empty(200);
+                response.log = ended.log;
+                return Ok(Outcome {
+                    response,
+                    deferred: ended.deferred,
+                });
+            }
+        }
         return Ok(Response::empty(200).into());
     };
     if rec.client_id != client.id {

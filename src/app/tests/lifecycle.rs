@@ -560,3 +560,28 @@ fn pat_views_say_how_many_days_are_left() {
     let (_, list) = h.user_call(Method::Get, "/api/pats", "alice");
     assert_eq!(list["pats"][0]["days_left"], 0);
 }
+
+#[test]
+fn rfc7009_with_a_token_in_grace_ends_its_grace_only() {
+    let h = Harness::new();
+    let (id, old) = h.pat("alice", &["demo_api:read"]);
+    let (_, v) = rotate(&h, &id, Some(json!({"grace_seconds": 3600})));
+    let new = v["token"].as_str().expect("token").to_owned();
+    assert_eq!(h.introspect_elsewhere(&old)["active"], true);
+    // a confidential client cannot touch a PAT's retired token
+    let other = Request::new(Method::Post, "/oauth/revoke")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "client_id=demo_client&client_secret=demo-client-secret&token={old}"
+        ));
+    assert_eq!(h.call(&other).0, 200);
+    assert_eq!(h.introspect_elsewhere(&old)["active"], true);
+    let req = Request::new(Method::Post, "/oauth/revoke")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("client_id=pat_client&token={old}"));
+    assert_eq!(h.call(&req).0, 200);
+    assert_eq!(h.introspect(&old).1, json!({"active": false}));
+    assert_eq!(h.introspect_elsewhere(&old), json!({"active": false}));
+    assert_eq!(h.introspect_elsewhere(&new)["active"], true);
+    assert_eq!(pat_view(&h, &id)["status"], "active");
+}
