@@ -150,6 +150,18 @@ test("revoking a PAT kills its old token during the grace too", async () => {
   assert.equal((await introspect(srv.url, r.json.token)).text, INACTIVE);
 });
 
+test("RFC 7009 with the old token ends its grace; the current token keeps working", async () => {
+  const pat = await createPat(srv.url, "holder", ["demo_api:read"]);
+  const r = await userCall(srv.url, "holder", "POST", `/api/pats/${pat.id}/rotate`, { grace_seconds: 3600 });
+  assert.equal(r.status, 201, r.text);
+  assert.equal((await introspect(srv.url, pat.token)).json.active, true);
+  const rv = await form(`${srv.url}/oauth/revoke`, new URLSearchParams({ client_id: "pat_client", token: pat.token }).toString());
+  assert.equal(rv.status, 200, rv.text);
+  assert.equal((await introspect(srv.url, pat.token)).text, INACTIVE);
+  assert.equal((await introspect(srv.url, r.json.token)).json.active, true);
+  assert.equal((await userCall(srv.url, "holder", "GET", `/api/pats/${pat.id}`)).json.status, "active");
+});
+
 test("self-rotation: only a PAT created with allow_self_rotation, only with itself as the bearer", async () => {
   const selfRotate = (token, body) => call(`${srv.url}/api/pats/self/rotate`, {
     method: "POST",
