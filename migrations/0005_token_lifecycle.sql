@@ -12,3 +12,16 @@ ALTER TABLE tokens ADD COLUMN allow_self_rotation INTEGER NOT NULL DEFAULT 0;
 
 -- A rotated-away token keeps working until grace_until (NULL: it stopped at its rotation).
 ALTER TABLE retired_token_hashes ADD COLUMN grace_until INTEGER;
+
+-- Expiry notices (the Cron expiry scan): one row per PAT and threshold (30, 7 or 1 days ahead; 0:
+-- expired), written by the scan that emitted the event, so that no event is emitted twice.
+CREATE TABLE expiry_notices (
+  token_id TEXT NOT NULL,
+  threshold_days INTEGER NOT NULL,
+  notified_at INTEGER NOT NULL,
+  subject TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (token_id, threshold_days)
+);
+-- The scan reads only PATs in its windows, not the whole table.
+CREATE INDEX pats_by_expiry ON tokens(expires_at) WHERE kind = 'pat' AND revoked_at IS NULL;

@@ -187,13 +187,50 @@ pub trait AdminStore {
     async fn delete_resource(&self, id: &str) -> Result<Write, StoreError>;
 }
 
+/// A PAT the expiry scan claimed a notice for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiryNotice {
+    pub token_id: String,
+    pub subject: String,
+    pub expires_at: i64,
+}
+
+/// The expiry scan's storage (D1 `expiry_notices`).
+pub trait ExpiryNotices {
+    /// Atomically records, and returns, at most `limit` PATs not revoked whose expiry is in
+    /// `(from, to]` and that have no notice for `threshold_days` yet: each (PAT, threshold) is
+    /// returned once, ever, whatever scans run concurrently.
+    async fn claim_expiry_notices(
+        &self,
+        threshold_days: i64,
+        from: i64,
+        to: i64,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<ExpiryNotice>, StoreError>;
+}
+
 /// Everything the service needs from its runtime.
 pub trait Backend:
-    GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher + AdminStore + RateLimiter
+    GrantCache
+    + TokenStore
+    + Registry
+    + UsageRecorder
+    + JwksFetcher
+    + AdminStore
+    + RateLimiter
+    + ExpiryNotices
 {
 }
 impl<
-        T: GrantCache + TokenStore + Registry + UsageRecorder + JwksFetcher + AdminStore + RateLimiter,
+        T: GrantCache
+            + TokenStore
+            + Registry
+            + UsageRecorder
+            + JwksFetcher
+            + AdminStore
+            + RateLimiter
+            + ExpiryNotices,
     > Backend for T
 {
 }

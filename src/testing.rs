@@ -79,6 +79,8 @@ pub struct MemoryBackend {
     pub uid_seq: Cell<u32>,
     /// Until when each KV grant lives (see [`MemoryBackend::expire_kv`]).
     pub kv_until: RefCell<HashMap<TokenHash, i64>>,
+    /// Expiry notices sent: (token id, threshold days).
+    pub notices: RefCell<Vec<(String, i64)>>,
     /// One-shot hooks run right after a write of that step applied (to interleave a concurrent
     /// request at an exact point).
     pub after: RefCell<Vec<(Step, Hook)>>,
@@ -493,5 +495,39 @@ impl crate::store::RateLimiter for MemoryBackend {
         let n = counts.entry((limit, key.to_owned())).or_insert(0);
         *n += 1;
         Ok(*n > max)
+    }
+}
+
+impl crate::store::ExpiryNotices for MemoryBackend {
+    async fn claim_expiry_notices(
+        &self,
+        threshold_days: i64,
+        from: i64,
+        to: i64,
+        _now: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::store::ExpiryNotice>, StoreError> {
+        self.d1()?;
+        let mut notices = self.notices.borrow_mut();
+        let mut out = Vec::new();
+        for t in self.tokens.borrow().iter() {
+            if out.len() >= limit as usize {
+                break;
+            }
+            let due = t.kind == crate::token::TokenKind::Pat
+                && t.revoked_at.is_none()
+                && t.expires_at > from
+                && t.expires_at <= to;
+            let key = (t.id.clone(), threshold_days);
+            if due && !notices.contains(&key) {
+                notices.push(key);
+                out.push(crate::store::ExpiryNotice {
+                    token_id: t.id.clone(),
+                    subject: t.subject.clone(),
+                    expires_at: t.expires_at,
+                });
+            }
+        }
+        Ok(out)
     }
 }

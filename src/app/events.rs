@@ -41,6 +41,22 @@ pub enum Event {
     /// A client access token (not a PAT) revoked through RFC 7009.
     #[serde(rename = "token.revoked")]
     TokenRevoked { token_id: String, client_id: String },
+    /// The expiry scan: a PAT expires within `threshold_days` (30, 7 or 1). Once per PAT and
+    /// threshold.
+    #[serde(rename = "pat.expiring")]
+    PatExpiring {
+        pat_id: String,
+        sub: String,
+        expires_at: i64,
+        threshold_days: i64,
+    },
+    /// The expiry scan: a PAT expired within the last day. Once per PAT.
+    #[serde(rename = "pat.expired")]
+    PatExpired {
+        pat_id: String,
+        sub: String,
+        expires_at: i64,
+    },
     #[serde(rename = "pat.rotated")]
     PatRotated {
         pat_id: String,

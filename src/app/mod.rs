@@ -8,6 +8,7 @@ mod decision;
 mod discovery;
 pub mod events;
 mod exchange;
+pub mod expiry;
 mod introspect;
 mod isolate;
 mod jwt_tokens;

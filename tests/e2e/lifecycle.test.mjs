@@ -4,7 +4,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { generateKeyPairSync, sign } from "node:crypto";
-import { startServer, createPat, introspect, userCall, call, form, assertError, sleep } from "./helpers.mjs";
+import { join } from "node:path";
+import { queryLocalD1 } from "../../scripts/devserver.mjs";
+import { startServer, createPat, introspect, userCall, call, form, assertError, eventually, sleep } from "./helpers.mjs";
 
 const KEY_ID = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a";
 const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
@@ -203,4 +205,32 @@ test("PAT views carry days_left and expiring_soon", async () => {
   assert.equal(by(far.id).expiring_soon, false);
   assert.equal(by(soon.id).days_left, 7);
   assert.equal(by(soon.id).expiring_soon, true);
+});
+
+test("the Cron expiry scan notes each PAT once per threshold (tightest window), never revoked ones", async () => {
+  const mk = async (name, days) => (await createPat(srv.url, "expiring", ["demo_api:read"], { name, expires_in_days: days })).id;
+  const d1 = await mk("d1", 1);
+  const d5 = await mk("d5", 5);
+  const d20 = await mk("d20", 20);
+  const d40 = await mk("d40", 40);
+  const gone = await mk("gone", 3);
+  assert.equal((await userCall(srv.url, "expiring", "DELETE", `/api/pats/${gone}`)).status, 204);
+  const notices = () => queryLocalD1(srv.dir, "SELECT token_id, threshold_days FROM expiry_notices ORDER BY token_id, threshold_days", {
+    config: join(srv.dir, "wrangler.toml"),
+  }).filter((r) => [d1, d5, d20, d40, gone].includes(r.token_id));
+  // the scheduled handler, as a Cron Trigger runs it (wrangler dev --test-scheduled)
+  for (let i = 0; i < 2; i++) {
+    const r = await call(`${srv.url}/__scheduled?cron=17+*+*+*+*`);
+    assert.equal(r.status, 200, r.text);
+  }
+  const want = [
+    { token_id: d1, threshold_days: 1 },
+    { token_id: d5, threshold_days: 7 },
+    { token_id: d20, threshold_days: 30 },
+  ].sort((a, b) => (a.token_id < b.token_id ? -1 : 1));
+  const got = await eventually(() => {
+    const n = notices();
+    return n.length >= want.length ? n : null;
+  });
+  assert.deepEqual(got, want, "one notice per PAT and threshold, after two runs");
 });

@@ -585,3 +585,91 @@ fn rfc7009_with_a_token_in_grace_ends_its_grace_only() {
     assert_eq!(h.introspect_elsewhere(&new)["active"], true);
     assert_eq!(pat_view(&h, &id)["status"], "active");
 }
+
+fn scan(h: &Harness) -> Vec<events::Event> {
+    h.isolate.take_events();
+    let ctx = Ctx {
+        cfg: &h.cfg,
+        backend: &h.backend,
+        isolate: &h.isolate,
+        now: h.now,
+    };
+    block_on(expiry::scan(&ctx)).expect("scan");
+    h.isolate.take_events()
+}
+
+fn notices(events: &[events::Event]) -> Vec<(String, i64)> {
+    let mut v: Vec<(String, i64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            events::Event::PatExpiring {
+                pat_id,
+                threshold_days,
+                ..
+            } => Some((pat_id.clone(), *threshold_days)),
+            events::Event::PatExpired { pat_id, .. } => Some((pat_id.clone(), 0)),
+            _ => None,
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_expiry_scan_emits_each_threshold_once() {
+    let mut h = Harness::new();
+    let mk = |h: &Harness, name: &str, days: i64| -> String {
+        let (s, v) = h.create(
+            "alice",
+            json!({"name": name, "scopes": ["demo_api:read"], "expires_in_days": days}),
+        );
+        assert_eq!(s, 201, "{v}");
+        v["id"].as_str().expect("id").to_owned()
+    };
+    let d40 = mk(&h, "d40", 40);
+    let d20 = mk(&h, "d20", 20);
+    let d5 = mk(&h, "d5", 5);
+    let d1 = mk(&h, "d1", 1);
+    let revoked = mk(&h, "revoked", 3);
+    assert_eq!(
+        h.user_call(Method::Delete, &format!("/api/pats/{revoked}"), "alice")
+            .0,
+        204
+    );
+    let mut want = vec![(d20.clone(), 30), (d5.clone(), 7), (d1.clone(), 1)];
+    want.sort();
+    assert_eq!(notices(&scan(&h)), want, "the tightest window only");
+    // an hour later, nothing new; running twice at once changes nothing either
+    h.now += 3600;
+    assert!(notices(&scan(&h)).is_empty());
+    assert!(notices(&scan(&h)).is_empty());
+    // a day later d1 expired, and d5 moves... not yet into the 1-day window (4 days left)
+    h.now = NOW + 86_400 + 60;
+    assert_eq!(notices(&scan(&h)), vec![(d1.clone(), 0)]);
+    // 4 days and a bit later d5 has less than a day left
+    h.now = NOW + 4 * 86_400 + 60;
+    assert_eq!(notices(&scan(&h)), vec![(d5.clone(), 1)]);
+    // d5 expires on day 5; d40 enters the 30-day window after 10 days, d20 the 7-day one after 13
+    h.now = NOW + 5 * 86_400 + 60;
+    assert_eq!(notices(&scan(&h)), vec![(d5.clone(), 0)]);
+    h.now = NOW + 10 * 86_400 + 60;
+    assert_eq!(notices(&scan(&h)), vec![(d40.clone(), 30)]);
+    h.now = NOW + 13 * 86_400 + 60;
+    assert_eq!(notices(&scan(&h)), vec![(d20.clone(), 7)]);
+    // the revoked PAT never got one
+    assert!(h
+        .backend
+        .notices
+        .borrow()
+        .iter()
+        .all(|(id, _)| *id != revoked));
+    // and a D1 failure is an error, not a half-sent set of events
+    h.backend.break_d1.set(true);
+    let ctx = Ctx {
+        cfg: &h.cfg,
+        backend: &h.backend,
+        isolate: &h.isolate,
+        now: h.now,
+    };
+    assert!(block_on(expiry::scan(&ctx)).is_err());
+}
