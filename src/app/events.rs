@@ -120,6 +120,38 @@ mod tests {
             e.line(),
             r#"{"event":"pat.revoked","pat_id":"p1","newly":true,"via":"api"}"#
         );
+        let e = Event::TokenLeaked {
+            token_id: "p1".into(),
+            kind: "pat",
+            newly: true,
+            grace_ended: false,
+            url: Some("https://github.com/o/r/blob/x/f#L1".into()),
+            source: Some("content".into()),
+        };
+        assert_eq!(
+            e.line(),
+            r#"{"event":"token.leaked","token_id":"p1","kind":"pat","newly":true,"grace_ended":false,"url":"https://github.com/o/r/blob/x/f#L1","source":"content"}"#
+        );
+        let e = Event::PatExpiring {
+            pat_id: "p1".into(),
+            sub: "alice".into(),
+            expires_at: 1_800_000_000,
+            threshold_days: 7,
+        };
+        assert_eq!(
+            e.line(),
+            r#"{"event":"pat.expiring","pat_id":"p1","sub":"alice","expires_at":1800000000,"threshold_days":7}"#
+        );
+        let e = Event::PatRotated {
+            pat_id: "p1".into(),
+            generation: 2,
+            grace_until: Some(1_800_000_000),
+            via: "self",
+        };
+        assert_eq!(
+            e.line(),
+            r#"{"event":"pat.rotated","pat_id":"p1","generation":2,"grace_until":1800000000,"via":"self"}"#
+        );
         let forged = Event::ClientAuthFailed {
             client_id: "x\n{\"event\":\"pat.created\"}".into(),
             ip: "192.0.2.1".into(),
