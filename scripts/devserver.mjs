@@ -43,6 +43,12 @@ export function prepareState(persistDir, { seed = true, config = "wrangler.toml"
   if (seed) wrangler(["d1", "execute", "DB", ...common, "--file", join(ROOT, "seed", "dev.sql")]);
 }
 
+/** Runs one SQL statement on the local D1 in `persistDir` (tests); returns its rows. */
+export function queryLocalD1(persistDir, sql, { config = "wrangler.toml" } = {}) {
+  const out = wrangler(["d1", "execute", "DB", "--local", "--persist-to", persistDir, "--config", config, "--json", "--command", sql]);
+  return JSON.parse(out)[0].results;
+}
+
 /**
  * Starts `wrangler dev` and resolves once it answers HTTP.
  * Returns { url, stop(), proc }.
@@ -60,7 +66,7 @@ export async function startDevServer({
   const configs = Array.isArray(config) ? config : [config];
   const args = ["dev", ...configs.flatMap((c) => ["--config", c]), "--ip", "127.0.0.1", "--port", String(port)];
   if (persistDir) args.push("--persist-to", persistDir);
-  args.push("--inspector-port", String(inspectorPort), "--show-interactive-dev-session=false", "--log-level", "warn");
+  args.push("--inspector-port", String(inspectorPort), "--show-interactive-dev-session=false", "--log-level", "warn", "--test-scheduled");
   for (const [k, v] of Object.entries({ ...DEV_VARS, ...vars })) args.push("--var", `${k}:${v}`);
   const proc = spawn(nodeBin("wrangler"), args, {
     cwd: ROOT,

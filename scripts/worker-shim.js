@@ -86,4 +86,13 @@ export default {
 			return recover(e);
 		}
 	},
+	// Cron Trigger (wrangler.toml [triggers]): the expiry scan, in wasm.
+	scheduled(controller, env, ctx) {
+		ctx.waitUntil(
+			imports.scheduled(env).catch((e) => {
+				if (e instanceof WebAssembly.RuntimeError) instantiate();
+				throw e;
+			}),
+		);
+	},
 };

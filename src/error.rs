@@ -39,6 +39,12 @@ pub enum Error {
         description: &'static str,
         cause: String,
     },
+    /// RFC 6750 3.1 `insufficient_scope`: the bearer token is valid but lacks the permission
+    /// (403).
+    Forbidden(String),
+    /// A signed request (a secret scanning report) without a valid signature: 401
+    /// `invalid_signature`. The cause is logged, not sent.
+    InvalidSignature(String),
     NotFound,
     MethodNotAllowed(&'static str),
     PayloadTooLarge(usize),
@@ -75,6 +81,8 @@ impl Error {
             Error::UnsupportedTokenType(_) => "unsupported_token_type",
             Error::MissingBearer => "unauthorized",
             Error::InvalidToken { .. } => "invalid_token",
+            Error::Forbidden(_) => "insufficient_scope",
+            Error::InvalidSignature(_) => "invalid_signature",
             Error::NotFound => "not_found",
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::Conflict(_) => "conflict",
@@ -92,7 +100,11 @@ impl Error {
             | Error::UnauthorizedClient(_)
             | Error::UnsupportedGrantType(_)
             | Error::UnsupportedTokenType(_) => 400,
-            Error::InvalidClient(_) | Error::MissingBearer | Error::InvalidToken { .. } => 401,
+            Error::InvalidClient(_)
+            | Error::MissingBearer
+            | Error::InvalidToken { .. }
+            | Error::InvalidSignature(_) => 401,
+            Error::Forbidden(_) => 403,
             Error::NotFound => 404,
             Error::MethodNotAllowed(_) => 405,
             Error::Conflict(_) => 409,
@@ -114,7 +126,12 @@ impl Error {
             | Error::UnauthorizedClient(m)
             | Error::UnsupportedGrantType(m)
             | Error::UnsupportedTokenType(m)
-            | Error::Conflict(m) => (Some(m.as_str()), None),
+            | Error::Conflict(m)
+            | Error::Forbidden(m) => (Some(m.as_str()), None),
+            Error::InvalidSignature(cause) => (
+                Some("the request signature is missing or not valid"),
+                Some(format!("invalid_signature: {cause}")),
+            ),
             Error::InvalidClient(cause) => (
                 Some("client authentication failed"),
                 Some(format!("invalid_client: {cause}")),
@@ -168,6 +185,15 @@ impl Error {
                         "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{description}\""
                     ),
                 );
+            }
+            Error::Forbidden(_) => {
+                resp = resp.with_header(
+                    "www-authenticate",
+                    format!("Bearer realm=\"{REALM}\", error=\"insufficient_scope\""),
+                );
+            }
+            Error::InvalidSignature(_) => {
+                resp = resp.with_header("www-authenticate", format!("Signature realm=\"{REALM}\""));
             }
             Error::MethodNotAllowed(allow) => resp = resp.with_header("allow", *allow),
             Error::Unavailable(_) => resp = resp.with_header("retry-after", "1"),
@@ -280,6 +306,25 @@ mod tests {
         let (s, b, _) = body(Error::Internal("bug".into()));
         assert_eq!(s, 500);
         assert_eq!(b, serde_json::json!({"error":"server_error"}));
+    }
+
+    #[test]
+    fn forbidden_and_bad_signatures() {
+        let (s, b, r) = body(Error::Forbidden("no self-rotation".into()));
+        assert_eq!(s, 403);
+        assert_eq!(b["error"], "insufficient_scope");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Bearer realm=\"patgate\", error=\"insufficient_scope\"")
+        );
+        let (s, b, r) = body(Error::InvalidSignature("unknown key k9".into()));
+        assert_eq!(s, 401);
+        assert_eq!(
+            b,
+            serde_json::json!({"error":"invalid_signature","error_description":"the request signature is missing or not valid"})
+        );
+        assert!(r.log.as_deref().is_some_and(|l| l.contains("k9")));
+        assert!(r.header("www-authenticate").is_some());
     }
 
     #[test]

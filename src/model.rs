@@ -37,6 +37,13 @@ pub struct Grant {
     /// See [`TokenRecord::scope_owners`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope_owners: Option<Vec<String>>,
+    /// Only in the grant of a token rotated away with a grace period: when it was rotated. Its
+    /// `exp` is then the end of the grace (`grace_until`), when it stops working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<i64>,
+    /// See `rotated_at`: the end of the grace period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_until: Option<i64>,
 }
 
 impl Grant {
@@ -70,13 +77,19 @@ pub struct TokenRecord {
     /// For each scope (same order), the uid of the API resource that owned it at issuance ("-":
     /// none). A scope moved to another resource stays invisible to it. `None`: issued before.
     pub scope_owners: Option<Vec<String>>,
+    /// Why it was revoked, when that was recorded: `leaked` (a secret scanning report).
+    pub revoked_reason: Option<String>,
+    /// For a leak: the public URL where the token was found (from the report).
+    pub revoked_url: Option<String>,
+    /// The PAT may rotate itself (an explicit permission chosen at creation).
+    pub allow_self_rotation: bool,
 }
 
 /// The columns of a new `tokens` row, in the order of [`token_insert_values`]: the one place that
 /// maps a [`TokenRecord`] to a D1 insert (the Worker binds the values; the benchmark's seeding
 /// tool writes them as SQL).
 pub const TOKEN_INSERT_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name, scopes, \
-    created_at, expires_at, client_uid, scope_owners";
+    created_at, expires_at, client_uid, scope_owners, allow_self_rotation";
 
 /// A value bound to a D1 statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +113,7 @@ pub fn token_insert_values(rec: &TokenRecord) -> Vec<SqlValue> {
         SqlValue::Int(rec.expires_at),
         SqlValue::OptText(rec.client_uid.clone()),
         SqlValue::OptText(rec.scope_owners.as_ref().map(|o| o.join(" "))),
+        SqlValue::Int(i64::from(rec.allow_self_rotation)),
     ]
 }
 
@@ -139,7 +153,20 @@ impl TokenRecord {
             fresh_until: Some(fresh_until.min(self.expires_at)),
             client_uid: self.client_uid.clone(),
             scope_owners: self.scope_owners.clone(),
+            rotated_at: None,
+            grace_until: None,
         }
+    }
+
+    /// The KV entry for this record's token `rotated_at`, now rotated away and working until
+    /// `grace_until` (bounded by the record's expiry); trusted until `fresh_until`.
+    pub fn grace_grant(&self, rotated_at: i64, grace_until: i64, fresh_until: i64) -> Grant {
+        let until = grace_until.min(self.expires_at);
+        let mut g = self.grant(fresh_until.min(until));
+        g.exp = until;
+        g.rotated_at = Some(rotated_at);
+        g.grace_until = Some(until);
+        g
     }
 }
 
@@ -220,6 +247,8 @@ mod tests {
             fresh_until: Some(1_700_003_600),
             client_uid: None,
             scope_owners: None,
+            rotated_at: None,
+            grace_until: None,
         };
         let json = serde_json::to_string(&g).expect("serializes");
         assert_eq!(
@@ -234,6 +263,22 @@ mod tests {
         // entries written before `fresh_until` existed are stale: D1 is asked
         assert_eq!(old.fresh_until, None);
         assert!(!old.is_fresh(0));
+        // a rotated-away token in its grace period carries both times
+        let mut graced = g.clone();
+        graced.exp = 1_700_000_600;
+        graced.rotated_at = Some(1_700_000_000);
+        graced.grace_until = Some(1_700_000_600);
+        let json = serde_json::to_string(&graced).expect("serializes");
+        assert!(
+            json.ends_with(
+                r#""fresh_until":1700003600,"rotated_at":1700000000,"grace_until":1700000600}"#
+            ),
+            "{json}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Grant>(&json).expect("parses"),
+            graced
+        );
     }
 
     #[test]

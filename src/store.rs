@@ -57,23 +57,61 @@ pub trait TokenStore {
     /// Marks a token revoked with one conditional statement (`... WHERE revoked_at IS NULL
     /// RETURNING token_hash`) and returns the hash that is current in D1 at that moment (after a
     /// concurrent rotation: the new one), or, if it was already revoked, its frozen hash.
-    /// `None`: no such token.
-    async fn revoke_token(&self, id: &str, now: i64) -> Result<Option<Revoked>, StoreError>;
+    /// `None`: no such token. `why` is recorded with the revocation (same statement), only by the
+    /// call that revokes it.
+    async fn revoke_token(
+        &self,
+        id: &str,
+        now: i64,
+        why: Option<&RevocationNote>,
+    ) -> Result<Option<Revoked>, StoreError>;
     /// Rotation, atomically: replaces the hash of a token that is still active with hash `old`
-    /// (not revoked, not expired at `now`), bumps its generation and records `old` as retired.
-    /// False if it lost a race (revoked, expired or rotated meanwhile).
+    /// (not revoked, not expired at `now`), bumps its generation and records `old` as retired,
+    /// working until `grace_until` if given. False if it lost a race (revoked, expired or
+    /// rotated meanwhile).
     async fn rotate_token(
         &self,
         id: &str,
         old: &TokenHash,
         new: &TokenHash,
         now: i64,
+        grace_until: Option<i64>,
     ) -> Result<bool, StoreError>;
-    /// Hashes a token had before its rotations, retired at or after `since`.
-    async fn retired_hashes(&self, id: &str, since: i64) -> Result<Vec<TokenHash>, StoreError>;
+    /// Hashes a token had before its rotations, retired at or after `since` or in a grace period
+    /// that lasts until at least `since`.
+    async fn retired_hashes(&self, id: &str, since: i64) -> Result<Vec<Retired>, StoreError>;
+    /// The retired hash `hash`, if it is one.
+    async fn retired_by_hash(&self, hash: &TokenHash) -> Result<Option<Retired>, StoreError>;
+    /// Ends the grace period of retired hash `hash` at `now` (if it lasts longer).
+    async fn end_grace(&self, hash: &TokenHash, now: i64) -> Result<(), StoreError>;
     /// Removes a token record. Only used to undo an insert whose outcome is unknown (the insert
     /// reported an error but may have landed): the token was never shown to anyone.
     async fn delete_token(&self, id: &str) -> Result<(), StoreError>;
+}
+
+/// Why a token was revoked, recorded with the revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationNote {
+    /// `leaked`.
+    pub reason: &'static str,
+    /// Where it was found (a leak report's URL).
+    pub url: Option<String>,
+}
+
+/// A hash a token had before a rotation (D1 `retired_token_hashes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retired {
+    pub hash: TokenHash,
+    pub token_id: String,
+    pub retired_at: i64,
+    /// The old token works until then (rotation with grace); `None`: it stopped at rotation.
+    pub grace_until: Option<i64>,
+}
+
+impl Retired {
+    pub fn in_grace(&self, now: i64) -> bool {
+        self.grace_until.is_some_and(|g| now < g)
+    }
 }
 
 /// The result of [`TokenStore::revoke_token`].
@@ -160,6 +198,29 @@ pub trait RouteStore {
     async fn delete_route(&self, id: &str) -> Result<Write, StoreError>;
 }
 
+/// A PAT the expiry scan claimed a notice for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiryNotice {
+    pub token_id: String,
+    pub subject: String,
+    pub expires_at: i64,
+}
+
+/// The expiry scan's storage (D1 `expiry_notices`).
+pub trait ExpiryNotices {
+    /// Atomically records, and returns, at most `limit` PATs not revoked whose expiry is in
+    /// `(from, to]` and that have no notice for `threshold_days` yet: each (PAT, threshold) is
+    /// returned once, ever, whatever scans run concurrently.
+    async fn claim_expiry_notices(
+        &self,
+        threshold_days: i64,
+        from: i64,
+        to: i64,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<ExpiryNotice>, StoreError>;
+}
+
 /// Everything the service needs from its runtime.
 pub trait Backend:
     GrantCache
@@ -170,6 +231,7 @@ pub trait Backend:
     + AdminStore
     + RateLimiter
     + RouteStore
+    + ExpiryNotices
 {
 }
 impl<
@@ -180,7 +242,8 @@ impl<
             + JwksFetcher
             + AdminStore
             + RateLimiter
-            + RouteStore,
+            + RouteStore
+            + ExpiryNotices,
     > Backend for T
 {
 }

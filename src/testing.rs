@@ -4,8 +4,8 @@
 use crate::gate::route::GateRoute;
 use crate::model::{ApiResource, Client, Grant, TokenRecord};
 use crate::store::{
-    Cursor, GrantCache, JwksFetcher, Registry, Revoked, StoreError, TokenStore, UsageRecorder,
-    Write,
+    Cursor, GrantCache, JwksFetcher, Registry, Retired, RevocationNote, Revoked, StoreError,
+    TokenStore, UsageRecorder, Write,
 };
 use crate::token::TokenHash;
 use std::cell::{Cell, RefCell};
@@ -72,8 +72,8 @@ pub struct MemoryBackend {
     pub break_d1: Cell<bool>,
     /// One-shot faults: the next call of that step fails as described (then the entry is gone).
     pub faults: RefCell<Vec<(Step, Fault)>>,
-    /// Retired token hashes: (hash, token id, retired at).
-    pub retired: RefCell<Vec<(TokenHash, String, i64)>>,
+    /// Retired token hashes.
+    pub retired: RefCell<Vec<RetiredRow>>,
     /// Rate limits: events allowed per key (absent: unlimited), and the counts so far.
     pub limits: RefCell<HashMap<crate::store::Limit, u32>>,
     pub limit_counts: RefCell<HashMap<(crate::store::Limit, String), u32>>,
@@ -81,10 +81,15 @@ pub struct MemoryBackend {
     pub uid_seq: Cell<u32>,
     /// Until when each KV grant lives (see [`MemoryBackend::expire_kv`]).
     pub kv_until: RefCell<HashMap<TokenHash, i64>>,
+    /// Expiry notices sent: (token id, threshold days).
+    pub notices: RefCell<Vec<(String, i64)>>,
     /// One-shot hooks run right after a write of that step applied (to interleave a concurrent
     /// request at an exact point).
     pub after: RefCell<Vec<(Step, Hook)>>,
 }
+
+/// A retired hash: (hash, token id, retired at, grace until).
+pub type RetiredRow = (TokenHash, String, i64, Option<i64>);
 
 /// A hook: something another request does at that moment.
 pub type Hook = Box<dyn FnOnce(&MemoryBackend)>;
@@ -266,7 +271,12 @@ impl TokenStore for MemoryBackend {
         self.read_fault(Step::TokenRead)?;
         Ok(self.tokens.borrow().iter().find(|t| t.id == id).cloned())
     }
-    async fn revoke_token(&self, id: &str, now: i64) -> Result<Option<Revoked>, StoreError> {
+    async fn revoke_token(
+        &self,
+        id: &str,
+        now: i64,
+        why: Option<&RevocationNote>,
+    ) -> Result<Option<Revoked>, StoreError> {
         self.d1()?;
         self.write(Step::TokenRevoke, || {
             let mut tokens = self.tokens.borrow_mut();
@@ -274,6 +284,10 @@ impl TokenStore for MemoryBackend {
             let newly = t.revoked_at.is_none();
             if newly {
                 t.revoked_at = Some(now);
+                if let Some(why) = why {
+                    t.revoked_reason = Some(why.reason.to_owned());
+                    t.revoked_url.clone_from(&why.url);
+                }
             }
             Some(Revoked {
                 hash: t.hash,
@@ -287,6 +301,7 @@ impl TokenStore for MemoryBackend {
         old: &TokenHash,
         new: &TokenHash,
         now: i64,
+        grace_until: Option<i64>,
     ) -> Result<bool, StoreError> {
         self.d1()?;
         self.write(Step::TokenRotate, || {
@@ -298,21 +313,54 @@ impl TokenStore for MemoryBackend {
             };
             t.hash = *new;
             t.generation += 1;
-            self.retired.borrow_mut().push((*old, id.to_owned(), now));
+            self.retired
+                .borrow_mut()
+                .push((*old, id.to_owned(), now, grace_until));
             true
         })
     }
-    async fn retired_hashes(&self, id: &str, since: i64) -> Result<Vec<TokenHash>, StoreError> {
+    async fn retired_hashes(&self, id: &str, since: i64) -> Result<Vec<Retired>, StoreError> {
         self.d1()?;
         self.read_fault(Step::RetiredRead)?;
         Ok(self
             .retired
             .borrow()
             .iter()
-            .filter(|(_, t, at)| t == id && *at >= since)
-            .map(|(h, _, _)| *h)
+            .filter(|(_, t, at, g)| t == id && (*at >= since || g.is_some_and(|g| g >= since)))
+            .map(|(h, t, at, g)| Retired {
+                hash: *h,
+                token_id: t.clone(),
+                retired_at: *at,
+                grace_until: *g,
+            })
             .collect())
     }
+    async fn retired_by_hash(&self, hash: &TokenHash) -> Result<Option<Retired>, StoreError> {
+        self.d1()?;
+        self.read_fault(Step::RetiredRead)?;
+        Ok(self
+            .retired
+            .borrow()
+            .iter()
+            .find(|(h, ..)| h == hash)
+            .map(|(h, t, at, g)| Retired {
+                hash: *h,
+                token_id: t.clone(),
+                retired_at: *at,
+                grace_until: *g,
+            }))
+    }
+    async fn end_grace(&self, hash: &TokenHash, now: i64) -> Result<(), StoreError> {
+        self.d1()?;
+        self.write(Step::TokenRevoke, || {
+            for r in self.retired.borrow_mut().iter_mut() {
+                if r.0 == *hash && r.3.is_some_and(|g| g > now) {
+                    r.3 = Some(now);
+                }
+            }
+        })
+    }
+
     async fn delete_token(&self, id: &str) -> Result<(), StoreError> {
         self.d1()?;
         self.write(Step::TokenDelete, || {
@@ -475,5 +523,39 @@ impl crate::store::RateLimiter for MemoryBackend {
         let n = counts.entry((limit, key.to_owned())).or_insert(0);
         *n += 1;
         Ok(*n > max)
+    }
+}
+
+impl crate::store::ExpiryNotices for MemoryBackend {
+    async fn claim_expiry_notices(
+        &self,
+        threshold_days: i64,
+        from: i64,
+        to: i64,
+        _now: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::store::ExpiryNotice>, StoreError> {
+        self.d1()?;
+        let mut notices = self.notices.borrow_mut();
+        let mut out = Vec::new();
+        for t in self.tokens.borrow().iter() {
+            if out.len() >= limit as usize {
+                break;
+            }
+            let due = t.kind == crate::token::TokenKind::Pat
+                && t.revoked_at.is_none()
+                && t.expires_at > from
+                && t.expires_at <= to;
+            let key = (t.id.clone(), threshold_days);
+            if due && !notices.contains(&key) {
+                notices.push(key);
+                out.push(crate::store::ExpiryNotice {
+                    token_id: t.id.clone(),
+                    subject: t.subject.clone(),
+                    expires_at: t.expires_at,
+                });
+            }
+        }
+        Ok(out)
     }
 }

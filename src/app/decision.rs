@@ -40,6 +40,8 @@ pub struct Active {
     /// The `iss` of a JWT (equal to the configured issuer); `None` for reference tokens.
     pub iss: Option<String>,
     pub name: Option<String>,
+    /// A token rotated away with a grace period: (rotated at, works until). `exp` is the latter.
+    pub grace: Option<(i64, i64)>,
 }
 
 impl Active {
@@ -171,6 +173,7 @@ async fn reference_token<B: Backend>(
             iat: grant.iat,
             iss: None,
             name: grant.name,
+            grace: grant.rotated_at.zip(grant.grace_until),
         }),
         deferred,
         log,
@@ -203,24 +206,27 @@ async fn from_source_of_truth<B: Backend>(
     deferred: &mut Vec<Deferred>,
 ) -> Result<Option<Grant>, Error> {
     let hash = token.hash();
-    match ctx.backend.token_by_hash(&hash).await? {
+    let grant = match ctx.backend.token_by_hash(&hash).await? {
         Some(rec) if rec.status(ctx.now) == crate::model::Status::Active => {
-            let grant = rec.grant(ctx.now + ctx.cfg.grant_cache_secs);
-            deferred.push(Deferred::CacheGrant {
-                hash,
-                grant: Box::new(grant.clone()),
-            });
-            Ok(Some(grant))
+            Some(rec.grant(ctx.now + ctx.cfg.grant_cache_secs))
         }
-        _ => {
-            ctx.isolate.mark_inactive(hash, ctx.now);
-            deferred.push(Deferred::PurgeGrants {
-                hashes: vec![hash],
-                after_secs: 0,
-            });
-            Ok(None)
-        }
+        Some(_) => None,
+        // Not a current hash: a token rotated away may still be in its grace period.
+        None => super::lifecycle::grace_grant(ctx, &hash).await?,
+    };
+    if let Some(grant) = grant {
+        deferred.push(Deferred::CacheGrant {
+            hash,
+            grant: Box::new(grant.clone()),
+        });
+        return Ok(Some(grant));
     }
+    ctx.isolate.mark_inactive(hash, ctx.now);
+    deferred.push(Deferred::PurgeGrants {
+        hashes: vec![hash],
+        after_secs: 0,
+    });
+    Ok(None)
 }
 
 /// Whether a record's uid is the one a token recorded at issuance (`None`: a token issued before

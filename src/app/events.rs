@@ -21,14 +21,52 @@ pub enum Event {
         pat_id: String,
         /// False when it was revoked before (a repeat that only evicted KV again).
         newly: bool,
-        /// `api` (the owner) or `rfc7009` (anyone holding the token).
+        /// `api` (the owner), `rfc7009` (anyone holding the token) or `leaked` (a secret
+        /// scanning report).
         via: &'static str,
+    },
+    /// A secret scanning partner reported a patgate token found in public: the token was revoked
+    /// (`newly`: by this report), or a rotated-away token's grace ended (`grace_ended`).
+    #[serde(rename = "token.leaked")]
+    TokenLeaked {
+        token_id: String,
+        kind: &'static str,
+        newly: bool,
+        grace_ended: bool,
+        /// Where it was found (the report's URL, if it was a plain web URL).
+        url: Option<String>,
+        /// The report's `source` (`content`, `commit`, ...), at most 64 characters.
+        source: Option<String>,
     },
     /// A client access token (not a PAT) revoked through RFC 7009.
     #[serde(rename = "token.revoked")]
     TokenRevoked { token_id: String, client_id: String },
+    /// The expiry scan: a PAT expires within `threshold_days` (30, 7 or 1). Once per PAT and
+    /// threshold.
+    #[serde(rename = "pat.expiring")]
+    PatExpiring {
+        pat_id: String,
+        sub: String,
+        expires_at: i64,
+        threshold_days: i64,
+    },
+    /// The expiry scan: a PAT expired within the last day. Once per PAT.
+    #[serde(rename = "pat.expired")]
+    PatExpired {
+        pat_id: String,
+        sub: String,
+        expires_at: i64,
+    },
     #[serde(rename = "pat.rotated")]
-    PatRotated { pat_id: String, generation: i64 },
+    PatRotated {
+        pat_id: String,
+        generation: i64,
+        /// The old token works until then (rotation with grace).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        grace_until: Option<i64>,
+        /// `api` (the owner) or `self` (the PAT rotated itself).
+        via: &'static str,
+    },
     /// A client access token was issued (`client_credentials`) or a JWT minted by exchange.
     #[serde(rename = "token.issued")]
     TokenIssued {
@@ -81,6 +119,38 @@ mod tests {
         assert_eq!(
             e.line(),
             r#"{"event":"pat.revoked","pat_id":"p1","newly":true,"via":"api"}"#
+        );
+        let e = Event::TokenLeaked {
+            token_id: "p1".into(),
+            kind: "pat",
+            newly: true,
+            grace_ended: false,
+            url: Some("https://github.com/o/r/blob/x/f#L1".into()),
+            source: Some("content".into()),
+        };
+        assert_eq!(
+            e.line(),
+            r#"{"event":"token.leaked","token_id":"p1","kind":"pat","newly":true,"grace_ended":false,"url":"https://github.com/o/r/blob/x/f#L1","source":"content"}"#
+        );
+        let e = Event::PatExpiring {
+            pat_id: "p1".into(),
+            sub: "alice".into(),
+            expires_at: 1_800_000_000,
+            threshold_days: 7,
+        };
+        assert_eq!(
+            e.line(),
+            r#"{"event":"pat.expiring","pat_id":"p1","sub":"alice","expires_at":1800000000,"threshold_days":7}"#
+        );
+        let e = Event::PatRotated {
+            pat_id: "p1".into(),
+            generation: 2,
+            grace_until: Some(1_800_000_000),
+            via: "self",
+        };
+        assert_eq!(
+            e.line(),
+            r#"{"event":"pat.rotated","pat_id":"p1","generation":2,"grace_until":1800000000,"via":"self"}"#
         );
         let forged = Event::ClientAuthFailed {
             client_id: "x\n{\"event\":\"pat.created\"}".into(),

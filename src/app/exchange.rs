@@ -107,6 +107,7 @@ async fn sso_to_pat<B: Backend>(
             .collect(),
         expires_at: form.get("expires_at").map(str::to_owned),
         expires_in_days,
+        allow_self_rotation: false,
     };
     let (rec, token, _log) = pats::issue(ctx, sub, body).await?;
     Ok(TokenResponse {

@@ -33,6 +33,12 @@ pub struct ActiveDetails<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<&'a str>,
     pub aud: &'a str,
+    /// A token rotated away with a grace period: when it was rotated, and until when it works
+    /// (also its `exp`), so that APIs can warn its user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grace_until: Option<i64>,
 }
 
 const INACTIVE: &[u8] = br#"{"active":false}"#;
@@ -92,6 +98,8 @@ fn active<B>(ctx: &Ctx<'_, B>, resource: &ApiResource, a: &Active) -> Response {
                     jti: &a.jti,
                     name: a.name.as_deref(),
                     aud: &resource.id,
+                    rotated_at: a.grace.map(|g| g.0),
+                    grace_until: a.grace.map(|g| g.1),
                 }),
             },
         ),

@@ -49,6 +49,8 @@ pub struct IsolateState {
     jwks: RefCell<Option<(i64, i64, Rc<Jwks>)>>,
     /// The gate's route table, read whole: (fetched at, last refresh attempt, routes).
     routes: RefCell<Option<(i64, i64, Routes)>>,
+    /// The secret scanning partner's fetched public keys: (fetched at, keys).
+    scanning_keys: RefCell<Option<(i64, Rc<crate::secret_scanning::KeySet>)>>,
 }
 
 struct UseWindow {
@@ -248,6 +250,15 @@ impl IsolateState {
 
     pub fn forget_routes(&self) {
         *self.routes.borrow_mut() = None;
+    }
+
+    /// The secret scanning keys fetched last and when, if any.
+    pub fn scanning_keys(&self) -> Option<(i64, Rc<crate::secret_scanning::KeySet>)> {
+        self.scanning_keys.borrow().clone()
+    }
+
+    pub fn store_scanning_keys(&self, now: i64, keys: Rc<crate::secret_scanning::KeySet>) {
+        *self.scanning_keys.borrow_mut() = Some((now, keys));
     }
 }
 

@@ -169,6 +169,7 @@ pub async fn introspect<B: Backend>(
         iat: claims.iat,
         iss: Some(claims.iss),
         name: None,
+        grace: None,
     }))
 }
 

@@ -8,10 +8,13 @@ mod decision;
 mod discovery;
 pub mod events;
 mod exchange;
+pub mod expiry;
 pub mod gate;
 mod introspect;
 mod isolate;
 mod jwt_tokens;
+mod leaks;
+mod lifecycle;
 mod page;
 mod pats;
 mod ratelimit;
@@ -22,6 +25,7 @@ mod token_endpoint;
 mod user;
 
 pub use isolate::IsolateState;
+pub use leaks::{HEADERS as LEAK_REPORT_HEADERS, PATH as LEAK_REPORT_PATH};
 pub use page::{is_page_path, PageConfig};
 
 use crate::error::Error;
@@ -56,6 +60,35 @@ pub struct Config {
     pub signing_keys: Option<std::rc::Rc<crate::jwt_issuer::SigningKeys>>,
     /// The token page (`SESSION_SECRET`, `DEV_SIGN_IN`).
     pub page: PageConfig,
+    /// Leak reports and rotation with grace (issue 11).
+    pub lifecycle: LifecycleConfig,
+}
+
+/// Token lifecycle settings (see README "Configuration").
+#[derive(Debug, Clone)]
+pub struct LifecycleConfig {
+    /// `SECRET_SCANNING_KEYS`: inline public keys of the secret scanning partner (GitHub's key
+    /// document). Checked before the fetched ones.
+    pub scanning_keys: Option<std::rc::Rc<crate::secret_scanning::KeySet>>,
+    /// `SECRET_SCANNING_KEYS_URL`: where the partner publishes its keys, fetched and cached per
+    /// isolate like the user JWKS.
+    pub scanning_keys_url: Option<String>,
+    /// `ROTATION_MAX_GRACE_SECONDS`: the longest grace a rotation may give the old token (at most
+    /// [`MAX_ROTATION_GRACE_SECS`]).
+    pub max_grace_secs: i64,
+}
+
+/// The longest rotation grace, whatever the configuration: 7 days.
+pub const MAX_ROTATION_GRACE_SECS: i64 = 7 * 86_400;
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            scanning_keys: None,
+            scanning_keys_url: None,
+            max_grace_secs: MAX_ROTATION_GRACE_SECS,
+        }
+    }
 }
 
 impl Config {
@@ -80,6 +113,7 @@ impl Config {
             admin_token: None,
             signing_keys: None,
             page: PageConfig::default(),
+            lifecycle: LifecycleConfig::default(),
         }
     }
 }
@@ -153,6 +187,8 @@ enum Route<'p> {
     Pats,
     Pat(&'p str),
     RotatePat(&'p str),
+    RotateSelf,
+    LeakReport,
 }
 
 fn route(path: &str) -> Option<(Route<'_>, &'static str)> {
@@ -165,6 +201,8 @@ fn route(path: &str) -> Option<(Route<'_>, &'static str)> {
         "/oauth/introspect" => (Route::Introspect, "POST"),
         "/oauth/revoke" => (Route::Revoke, "POST"),
         "/api/pats" => (Route::Pats, "GET, POST"),
+        "/api/pats/self/rotate" => (Route::RotateSelf, "POST"),
+        leaks::PATH => (Route::LeakReport, "POST"),
         _ if path.starts_with("/admin/") => (Route::Admin(&path[7..]), ""),
         _ => {
             let rest = path.strip_prefix("/api/pats/")?;
@@ -212,6 +250,8 @@ async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome
         (Route::Pat(id), Method::Get) => pats::get(ctx, req, id).await.map(Into::into),
         (Route::Pat(id), Method::Delete) => pats::revoke(ctx, req, id).await,
         (Route::RotatePat(id), Method::Post) => pats::rotate(ctx, req, id).await,
+        (Route::RotateSelf, Method::Post) => lifecycle::rotate_self(ctx, req).await,
+        (Route::LeakReport, Method::Post) => leaks::handle(ctx, req).await,
         _ => Err(Error::MethodNotAllowed(allow)),
     }
 }

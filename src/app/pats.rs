@@ -2,7 +2,7 @@
 //! own PATs: another user's PAT is a 404, exactly like one that does not exist.
 
 use super::events::Event;
-use super::revoke::{purge, revoke_record, Purge};
+use super::revoke::{purge, purge_keeping_grace, revoke_record, Purge};
 use super::{client_auth, reference, rfc3339, user, Ctx, Deferred, Outcome, PAT_CLIENT_ID};
 use crate::error::Error;
 use crate::http::{Request, Response};
@@ -23,6 +23,16 @@ pub struct CreatePat {
     pub scopes: Vec<String>,
     pub expires_at: Option<String>,
     pub expires_in_days: Option<i64>,
+    /// The PAT may rotate itself (`POST /api/pats/self/rotate`); off unless asked for.
+    #[serde(default)]
+    pub allow_self_rotation: bool,
+}
+
+/// The optional body of a rotation.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RotateBody {
+    grace_seconds: Option<i64>,
 }
 
 /// The creation (and rotation) response: the only place the token ever appears.
@@ -34,6 +44,10 @@ struct CreatedPat<'a> {
     scopes: &'a [String],
     created_at: String,
     expires_at: String,
+    allow_self_rotation: bool,
+    /// After a rotation with grace: until when the previous token keeps working.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_token_valid_until: Option<String>,
 }
 
 /// A PAT as its owner sees it: never the token or its hash.
@@ -48,9 +62,37 @@ struct PatView<'a> {
     use_count: i64,
     status: Status,
     revoked_at: Option<String>,
+    /// `leaked` when a secret scanning report revoked it; else null.
+    revoked_reason: Option<&'a str>,
+    /// For a leak: where the token was found.
+    revoked_source_url: Option<&'a str>,
+    /// Whole days left before expiry, a started day counting as one (0 once expired or revoked).
+    days_left: i64,
+    /// Active with 7 days or less left.
+    expiring_soon: bool,
+    allow_self_rotation: bool,
+}
+
+/// Days at or below which a PAT is `expiring_soon` (the page's warning threshold too).
+pub const EXPIRING_SOON_DAYS: i64 = 7;
+
+/// Whole days left before `expires_at`, a started day counting as one; 0 once expired.
+pub fn days_left(expires_at: i64, now: i64) -> i64 {
+    let left = expires_at - now;
+    if left <= 0 {
+        0
+    } else {
+        (left + 86_399) / 86_400
+    }
 }
 
 fn view(rec: &TokenRecord, now: i64) -> PatView<'_> {
+    let status = rec.status(now);
+    let days = if status == Status::Active {
+        days_left(rec.expires_at, now)
+    } else {
+        0
+    };
     PatView {
         id: &rec.id,
         name: rec.name.as_deref().unwrap_or(""),
@@ -59,12 +101,26 @@ fn view(rec: &TokenRecord, now: i64) -> PatView<'_> {
         expires_at: rfc3339(rec.expires_at),
         last_used_at: rec.last_used_at.map(rfc3339),
         use_count: rec.use_count,
-        status: rec.status(now),
+        status,
         revoked_at: rec.revoked_at.map(rfc3339),
+        revoked_reason: rec.revoked_reason.as_deref(),
+        revoked_source_url: rec.revoked_url.as_deref(),
+        days_left: days,
+        expiring_soon: status == Status::Active && days <= EXPIRING_SOON_DAYS,
+        allow_self_rotation: rec.allow_self_rotation,
     }
 }
 
 fn created_response(rec: &TokenRecord, token: &PlainToken) -> Response {
+    created_response_with(rec, token, None)
+}
+
+/// The creation or rotation response; `grace_until`: the previous token works until then.
+pub(crate) fn created_response_with(
+    rec: &TokenRecord,
+    token: &PlainToken,
+    grace_until: Option<i64>,
+) -> Response {
     Response::json(
         201,
         &CreatedPat {
@@ -74,6 +130,8 @@ fn created_response(rec: &TokenRecord, token: &PlainToken) -> Response {
             scopes: &rec.scopes,
             created_at: rfc3339(rec.created_at),
             expires_at: rfc3339(rec.expires_at),
+            allow_self_rotation: rec.allow_self_rotation,
+            previous_token_valid_until: grace_until.map(rfc3339),
         },
     )
     .with_header("location", format!("/api/pats/{}", rec.id))
@@ -193,6 +251,7 @@ pub async fn issue_with_id<B: Backend>(
         scopes: body.scopes,
         expires_at,
         client_uid: pat_client.uid.clone(),
+        allow_self_rotation: body.allow_self_rotation,
     };
     let issued = match id {
         None => reference::issue(ctx, new).await,
@@ -322,13 +381,41 @@ pub async fn rotate<B: Backend>(
     id: &str,
 ) -> Result<Outcome, Error> {
     let sub = user::authenticate(ctx, req).await?;
-    let r = rotate_for(ctx, &sub, id).await?;
-    let mut response = created_response(&r.record, &r.token);
+    let grace = grace_from_body(ctx, req)?;
+    let rec = owned(ctx, &sub, id).await?;
+    Ok(rotated_outcome(
+        rotate_record(ctx, rec, grace, "api").await?,
+    ))
+}
+
+pub(crate) fn rotated_outcome(r: Rotated) -> Outcome {
+    let mut response = created_response_with(&r.record, &r.token, r.grace_until);
     response.log = r.log;
-    Ok(Outcome {
+    Outcome {
         response,
         deferred: r.deferred,
-    })
+    }
+}
+
+/// The grace period a rotation asks for: an optional JSON body `{"grace_seconds": N}` (an empty
+/// body: none), 0 to `ROTATION_MAX_GRACE_SECONDS`.
+pub(crate) fn grace_from_body<B>(ctx: &Ctx<'_, B>, req: &Request) -> Result<i64, Error> {
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(0);
+    }
+    let body: RotateBody = req.json()?;
+    let max = ctx
+        .cfg
+        .lifecycle
+        .max_grace_secs
+        .clamp(0, super::MAX_ROTATION_GRACE_SECS);
+    match body.grace_seconds {
+        None => Ok(0),
+        Some(g) if (0..=max).contains(&g) => Ok(g),
+        Some(_) => Err(Error::InvalidRequest(format!(
+            "grace_seconds must be 0 to {max}"
+        ))),
+    }
 }
 
 /// A rotated PAT: its record with the new hash, the new token (shown once), a line to log and the
@@ -336,6 +423,8 @@ pub async fn rotate<B: Backend>(
 pub struct Rotated {
     pub record: TokenRecord,
     pub token: PlainToken,
+    /// The old token works until then (rotation with grace).
+    pub grace_until: Option<i64>,
     pub log: Option<String>,
     pub deferred: Vec<Deferred>,
 }
@@ -353,7 +442,22 @@ pub async fn rotate_for<B: Backend>(
     sub: &str,
     id: &str,
 ) -> Result<Rotated, Error> {
-    let mut rec = owned(ctx, sub, id).await?;
+    let rec = owned(ctx, sub, id).await?;
+    rotate_record(ctx, rec, 0, "api").await
+}
+
+/// [`rotate_for`] on a record already read (its hash is the one the rotation replaces), with a
+/// grace period: for `grace_secs > 0` the old token keeps working until `now + grace_secs`
+/// (never past the PAT's expiry). D1 records the grace with the retired hash; KV gets the old
+/// token's grant with `exp` at the end of the grace (trusted at most `GRANT_CACHE_SECONDS`, then
+/// D1's retired hash answers), so introspection of the old token needs no D1 read and says
+/// `rotated_at`/`grace_until`. A revocation of the PAT purges it like every retired hash.
+pub(crate) async fn rotate_record<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    mut rec: TokenRecord,
+    grace_secs: i64,
+    via: &'static str,
+) -> Result<Rotated, Error> {
     if rec.status(ctx.now) != Status::Active {
         // A repeated rotate of a revoked PAT still finishes KV deletes that failed before.
         if rec.revoked_at.is_some() {
@@ -366,10 +470,12 @@ pub async fn rotate_for<B: Backend>(
     let token = PlainToken::generate(TokenKind::Pat)
         .map_err(|e| Error::Internal(format!("randomness unavailable: {e}")))?;
     let old = rec.hash;
+    let old_rec = rec.clone();
+    let grace_until = (grace_secs > 0).then(|| (ctx.now + grace_secs).min(rec.expires_at));
     rec.hash = token.hash();
     match ctx
         .backend
-        .rotate_token(&rec.id, &old, &rec.hash, ctx.now)
+        .rotate_token(&rec.id, &old, &rec.hash, ctx.now, grace_until)
         .await
     {
         Ok(true) => {}
@@ -387,8 +493,20 @@ pub async fn rotate_for<B: Backend>(
         }
     }
     rec.generation += 1;
-    let done = purge(ctx, &rec.id, vec![old]).await;
-    let mut log: Vec<String> = done.log.into_iter().collect();
+    let mut log: Vec<String> = Vec::new();
+    let done = match grace_until {
+        None => purge(ctx, &rec.id, vec![old]).await,
+        Some(until) => {
+            let grant = old_rec.grace_grant(ctx.now, until, ctx.now + ctx.cfg.grant_cache_secs);
+            // If this write fails, the old entry stays until its trust time and D1's retired
+            // hash answers after that: the old token still works exactly until `until`.
+            if let Err(e) = ctx.backend.put_grant(&old, &grant).await {
+                log.push(format!("KV write of a grace grant failed: {}", e.0));
+            }
+            purge_keeping_grace(ctx, &rec.id, Vec::new()).await
+        }
+    };
+    log.extend(done.log);
     // Without its KV grant the new token would be unknown everywhere: fail rather than hand out
     // a dead token (D1 already rotated; rotating again is safe).
     reference::put_grant_retrying(ctx, &rec).await?;
@@ -397,6 +515,10 @@ pub async fn rotate_for<B: Backend>(
         Ok(_) => {
             ctx.isolate.mark_inactive(rec.hash, ctx.now);
             let _ = ctx.backend.delete_grant(&rec.hash).await;
+            if grace_until.is_some() {
+                ctx.isolate.mark_inactive(old, ctx.now);
+                let _ = ctx.backend.delete_grant(&old).await;
+            }
             return Err(Error::Conflict(
                 "the token was revoked or rotated concurrently".into(),
             ));
@@ -407,10 +529,13 @@ pub async fn rotate_for<B: Backend>(
     ctx.isolate.emit(Event::PatRotated {
         pat_id: rec.id.clone(),
         generation: rec.generation,
+        grace_until,
+        via,
     });
     Ok(Rotated {
         record: rec,
         token,
+        grace_until,
         log: (!log.is_empty()).then(|| log.join("; ")),
         deferred: done.deferred,
     })
@@ -426,6 +551,7 @@ mod tests {
             scopes: vec![],
             expires_at: expires_at.map(str::to_owned),
             expires_in_days: days,
+            allow_self_rotation: false,
         }
     }
 
@@ -452,6 +578,17 @@ mod tests {
             validate_expiry(&body(Some(offset), None), now, 366),
             Ok(1_798_761_600)
         );
+    }
+
+    #[test]
+    fn days_left_counts_a_started_day() {
+        let now = 1_795_000_000;
+        assert_eq!(days_left(now + 30 * 86_400, now), 30);
+        assert_eq!(days_left(now + 7 * 86_400, now), 7);
+        assert_eq!(days_left(now + 7 * 86_400 + 1, now), 8);
+        assert_eq!(days_left(now + 1, now), 1);
+        assert_eq!(days_left(now, now), 0);
+        assert_eq!(days_left(now - 86_400, now), 0);
     }
 
     #[test]
@@ -482,6 +619,9 @@ mod tests {
             generation: 0,
             client_uid: None,
             scope_owners: None,
+            revoked_reason: None,
+            revoked_url: None,
+            allow_self_rotation: false,
         };
         assert_eq!(parse_cursor(&make_cursor(&rec)), Ok((42, "abc".to_owned())));
         assert!(parse_cursor("!!").is_err());

@@ -17,6 +17,8 @@ pub struct NewToken {
     pub expires_at: i64,
     /// The issuing client's uid (see [`TokenRecord::client_uid`]).
     pub client_uid: String,
+    /// See [`TokenRecord::allow_self_rotation`] (PATs only).
+    pub allow_self_rotation: bool,
 }
 
 /// Stores a new token (D1 record, then KV grant) and returns it with its record. If either write
@@ -69,6 +71,9 @@ async fn store<B: Backend>(
         generation: 0,
         client_uid: Some(new.client_uid),
         scope_owners: Some(scope_owners),
+        revoked_reason: None,
+        revoked_url: None,
+        allow_self_rotation: new.allow_self_rotation,
     };
     if let Err(e) = ctx.backend.insert_token(&rec).await {
         // The insert may have landed although it reported an error: undo it, so that a retry

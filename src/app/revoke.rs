@@ -6,7 +6,7 @@ use super::events::Event;
 use super::{client_auth, Ctx, Deferred, Outcome};
 use crate::error::Error;
 use crate::http::{Request, Response};
-use crate::store::Backend;
+use crate::store::{Backend, RevocationNote};
 use crate::token::{PlainToken, TokenHash};
 
 pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
@@ -31,6 +31,18 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
         return Ok(Response::empty(200).into());
     }
     let Some(rec) = ctx.backend.token_by_hash(&hash).await? else {
+        // A PAT's token rotated away and still working in its grace period: holding it is
+        // enough to end its grace (the current token is untouched).
+        if client.id == super::PAT_CLIENT_ID {
+            if let Some(ended) = super::lifecycle::end_grace(ctx, hash).await? {
+                let mut response = Response::empty(200);
+                response.log = ended.log;
+                return Ok(Outcome {
+                    response,
+                    deferred: ended.deferred,
+                });
+            }
+        }
         return Ok(Response::empty(200).into());
     };
     if rec.client_id != client.id {
@@ -82,7 +94,17 @@ pub async fn revoke_record<B: Backend>(
     id: &str,
     known: &TokenHash,
 ) -> Result<Option<Purge>, Error> {
-    let revoked = match ctx.backend.revoke_token(id, ctx.now).await {
+    revoke_record_because(ctx, id, known, None).await
+}
+
+/// [`revoke_record`], recording why (in the same D1 statement, only if this call revokes it).
+pub async fn revoke_record_because<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    id: &str,
+    known: &TokenHash,
+    why: Option<&RevocationNote>,
+) -> Result<Option<Purge>, Error> {
+    let revoked = match ctx.backend.revoke_token(id, ctx.now, why).await {
         Ok(Some(r)) => r,
         Ok(None) => return Ok(None),
         Err(e) => {
@@ -100,10 +122,29 @@ pub async fn revoke_record<B: Backend>(
     Ok(Some(done))
 }
 
-/// Deletes `hashes` and every hash token `id` retired within the KV cache bound from KV, and
-/// marks them inactive in this isolate. Failed deletes are retried after the response; all are
-/// deleted once more [`super::REVOCATION_RECHECK_SECS`] later.
-pub async fn purge<B: Backend>(ctx: &Ctx<'_, B>, id: &str, mut hashes: Vec<TokenHash>) -> Purge {
+/// Deletes `hashes` and every hash token `id` retired within the KV cache bound (or still in a
+/// rotation grace period) from KV, and marks them inactive in this isolate. Failed deletes are
+/// retried after the response; all are deleted once more [`super::REVOCATION_RECHECK_SECS`]
+/// later.
+pub async fn purge<B: Backend>(ctx: &Ctx<'_, B>, id: &str, hashes: Vec<TokenHash>) -> Purge {
+    purge_retired(ctx, id, hashes, false).await
+}
+
+/// [`purge`] for a rotation: retired hashes still in their grace period are left alone.
+pub async fn purge_keeping_grace<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    id: &str,
+    hashes: Vec<TokenHash>,
+) -> Purge {
+    purge_retired(ctx, id, hashes, true).await
+}
+
+async fn purge_retired<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    id: &str,
+    mut hashes: Vec<TokenHash>,
+    keep_grace: bool,
+) -> Purge {
     let mut log = Vec::new();
     match ctx
         .backend
@@ -111,9 +152,10 @@ pub async fn purge<B: Backend>(ctx: &Ctx<'_, B>, id: &str, mut hashes: Vec<Token
         .await
     {
         Ok(retired) => {
-            for h in retired {
-                if !hashes.contains(&h) {
-                    hashes.push(h);
+            for r in retired {
+                let kept = keep_grace && r.in_grace(ctx.now);
+                if !kept && !hashes.contains(&r.hash) {
+                    hashes.push(r.hash);
                 }
             }
         }

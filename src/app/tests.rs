@@ -56,6 +56,7 @@ fn config() -> Config {
             .expect("keys"),
         )),
         page: PageConfig::default(),
+        lifecycle: LifecycleConfig::default(),
     }
 }
 
@@ -120,6 +121,7 @@ struct Harness {
 
 mod handlers;
 mod integrity;
+mod lifecycle;
 
 impl Harness {
     fn new() -> Self {

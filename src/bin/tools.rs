@@ -91,6 +91,9 @@ fn seed_growth(n: usize, dir: &str, now: i64) {
                     generation: 0,
                     client_uid: None,
                     scope_owners: None,
+                    allow_self_rotation: false,
+                    revoked_reason: None,
+                    revoked_url: None,
                 };
                 let values = patgate::model::token_insert_values(&rec);
                 rows.push(format!(
@@ -177,6 +180,9 @@ fn introspect(n: usize) {
         generation: 0,
         client_uid: Some("c1".into()),
         scope_owners: Some(vec!["r1".into()]),
+        allow_self_rotation: false,
+        revoked_reason: None,
+        revoked_url: None,
     };
     backend.tokens.borrow_mut().push(rec.clone());
     backend

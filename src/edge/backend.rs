@@ -9,8 +9,9 @@ use crate::model::{
 };
 use crate::secret::SecretHash;
 use crate::store::{
-    AdminStore, Cursor, GrantCache, JwksFetcher, Limit, RateLimiter, Registry, Revoked, RouteStore,
-    StoreError, TokenStore, UsageRecorder, Write,
+    AdminStore, Cursor, ExpiryNotice, ExpiryNotices, GrantCache, JwksFetcher, Limit, RateLimiter,
+    Registry, Retired, RevocationNote, Revoked, RouteStore, StoreError, TokenStore, UsageRecorder,
+    Write,
 };
 use crate::token::{TokenHash, TokenKind};
 use serde::Deserialize;
@@ -141,6 +142,9 @@ struct TokenRow {
     generation: i64,
     client_uid: Option<String>,
     scope_owners: Option<String>,
+    revoked_reason: Option<String>,
+    revoked_url: Option<String>,
+    allow_self_rotation: i64,
 }
 
 impl TokenRow {
@@ -162,13 +166,37 @@ impl TokenRow {
             generation: self.generation,
             client_uid: self.client_uid,
             scope_owners: self.scope_owners.as_deref().map(split_scopes),
+            revoked_reason: self.revoked_reason,
+            revoked_url: self.revoked_url,
+            allow_self_rotation: self.allow_self_rotation != 0,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct RetiredRow {
+    token_hash: String,
+    token_id: String,
+    retired_at: i64,
+    grace_until: Option<i64>,
+}
+
+impl RetiredRow {
+    fn into_retired(self) -> Result<Retired, StoreError> {
+        Ok(Retired {
+            hash: TokenHash::from_hex(&self.token_hash)
+                .ok_or_else(|| err("bad retired hash in D1"))?,
+            token_id: self.token_id,
+            retired_at: self.retired_at,
+            grace_until: self.grace_until,
         })
     }
 }
 
 const TOKEN_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name, scopes, created_at, \
                              expires_at, revoked_at, last_used_at, use_count, generation, \
-                             client_uid, scope_owners";
+                             client_uid, scope_owners, revoked_reason, revoked_url, \
+                             allow_self_rotation";
 
 impl EdgeBackend {
     async fn query_tokens(
@@ -287,7 +315,12 @@ impl TokenStore for EdgeBackend {
         Ok(self.query_tokens(&sql, &[s(id)]).await?.into_iter().next())
     }
 
-    async fn revoke_token(&self, id: &str, now: i64) -> Result<Option<Revoked>, StoreError> {
+    async fn revoke_token(
+        &self,
+        id: &str,
+        now: i64,
+        why: Option<&RevocationNote>,
+    ) -> Result<Option<Revoked>, StoreError> {
         #[derive(Deserialize)]
         struct HashRow {
             token_hash: String,
@@ -304,9 +337,14 @@ impl TokenStore for EdgeBackend {
         // if a rotation changed it since the caller read the record.
         let rows: Vec<HashRow> = self
             .rows(
-                "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL \
-                 RETURNING token_hash",
-                &[s(id), n(now)],
+                "UPDATE tokens SET revoked_at = ?2, revoked_reason = ?3, revoked_url = ?4 \
+                 WHERE id = ?1 AND revoked_at IS NULL RETURNING token_hash",
+                &[
+                    s(id),
+                    n(now),
+                    why.map_or(JsValue::NULL, |w| s(w.reason)),
+                    why.and_then(|w| w.url.as_deref()).map_or(JsValue::NULL, s),
+                ],
             )
             .await?;
         if let Some(h) = hash(rows)? {
@@ -331,10 +369,12 @@ impl TokenStore for EdgeBackend {
         old: &TokenHash,
         new: &TokenHash,
         now: i64,
+        grace_until: Option<i64>,
     ) -> Result<bool, StoreError> {
         // One transaction (a D1 batch): the conditional update, then the retired hash, recorded
         // only if the update happened (the row now has the new, unique hash).
         let (old, new) = (old.to_hex(), new.to_hex());
+        let grace = grace_until.map_or(JsValue::NULL, n);
         let args = || vec![s(id), s(&old), s(&new), n(now)];
         let w = self
             .batch(vec![
@@ -344,9 +384,13 @@ impl TokenStore for EdgeBackend {
                     args(),
                 ),
                 (
-                    "INSERT INTO retired_token_hashes (token_hash, token_id, retired_at) \
-                     SELECT ?2, id, ?4 FROM tokens WHERE id = ?1 AND token_hash = ?3",
-                    args(),
+                    "INSERT INTO retired_token_hashes (token_hash, token_id, retired_at, grace_until) \
+                     SELECT ?2, id, ?4, ?5 FROM tokens WHERE id = ?1 AND token_hash = ?3",
+                    {
+                        let mut a = args();
+                        a.push(grace);
+                        a
+                    },
                 ),
             ])
             .await?;
@@ -354,22 +398,38 @@ impl TokenStore for EdgeBackend {
         Ok(w == Write::Done)
     }
 
-    async fn retired_hashes(&self, id: &str, since: i64) -> Result<Vec<TokenHash>, StoreError> {
-        #[derive(Deserialize)]
-        struct Row {
-            token_hash: String,
-        }
-        let rows: Vec<Row> = self
+    async fn retired_hashes(&self, id: &str, since: i64) -> Result<Vec<Retired>, StoreError> {
+        let rows: Vec<RetiredRow> = self
             .rows(
-                "SELECT token_hash FROM retired_token_hashes WHERE token_id = ?1 AND retired_at >= ?2",
+                "SELECT token_hash, token_id, retired_at, grace_until FROM retired_token_hashes \
+                 WHERE token_id = ?1 AND (retired_at >= ?2 OR grace_until >= ?2)",
                 &[s(id), n(since)],
             )
             .await?;
+        rows.into_iter().map(RetiredRow::into_retired).collect()
+    }
+
+    async fn retired_by_hash(&self, hash: &TokenHash) -> Result<Option<Retired>, StoreError> {
+        let rows: Vec<RetiredRow> = self
+            .rows(
+                "SELECT token_hash, token_id, retired_at, grace_until FROM retired_token_hashes \
+                 WHERE token_hash = ?1",
+                &[s(&hash.to_hex())],
+            )
+            .await?;
         rows.into_iter()
-            .map(|r| {
-                TokenHash::from_hex(&r.token_hash).ok_or_else(|| err("bad retired hash in D1"))
-            })
-            .collect()
+            .next()
+            .map(RetiredRow::into_retired)
+            .transpose()
+    }
+
+    async fn end_grace(&self, hash: &TokenHash, now: i64) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE retired_token_hashes SET grace_until = ?2 WHERE token_hash = ?1 AND grace_until > ?2",
+            &[s(&hash.to_hex()), n(now)],
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn delete_token(&self, id: &str) -> Result<(), StoreError> {
@@ -682,9 +742,16 @@ impl UsageRecorder for EdgeBackend {
 }
 
 impl JwksFetcher for EdgeBackend {
+    /// Also fetches the secret scanning public keys (`SECRET_SCANNING_KEYS_URL`): GitHub's API
+    /// refuses requests without a `User-Agent`.
     async fn fetch_jwks(&self, url: &str) -> Result<String, StoreError> {
-        let url = worker::Url::parse(url).map_err(err)?;
-        let mut resp = worker::Fetch::Url(url).send().await.map_err(err)?;
+        let headers = worker::Headers::new();
+        headers.set("user-agent", "patgate").map_err(err)?;
+        headers.set("accept", "application/json").map_err(err)?;
+        let mut init = worker::RequestInit::new();
+        init.with_headers(headers);
+        let req = worker::Request::new_with_init(url, &init).map_err(err)?;
+        let mut resp = worker::Fetch::Request(req).send().await.map_err(err)?;
         if resp.status_code() != 200 {
             return Err(err(format!(
                 "JWKS endpoint answered {}",
@@ -777,5 +844,46 @@ impl RateLimiter for EdgeBackend {
         bump(Op::RateLimit);
         let outcome = binding.limit(key.to_owned()).await.map_err(err)?;
         Ok(!outcome.success)
+    }
+}
+
+impl ExpiryNotices for EdgeBackend {
+    async fn claim_expiry_notices(
+        &self,
+        threshold_days: i64,
+        from: i64,
+        to: i64,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<ExpiryNotice>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            token_id: String,
+            subject: String,
+            expires_at: i64,
+        }
+        // One statement: the notices inserted are the ones returned, so two scans running at once
+        // never both emit one (the primary key refuses the second insert).
+        let rows: Vec<Row> = self
+            .rows(
+                "INSERT OR IGNORE INTO expiry_notices \
+                 (token_id, threshold_days, notified_at, subject, expires_at) \
+                 SELECT id, ?1, ?4, subject, expires_at FROM tokens \
+                 WHERE kind = 'pat' AND revoked_at IS NULL AND expires_at > ?2 AND expires_at <= ?3 \
+                 AND NOT EXISTS (SELECT 1 FROM expiry_notices n \
+                   WHERE n.token_id = tokens.id AND n.threshold_days = ?1) \
+                 LIMIT ?5 \
+                 RETURNING token_id, subject, expires_at",
+                &[n(threshold_days), n(from), n(to), n(now), n(i64::from(limit))],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ExpiryNotice {
+                token_id: r.token_id,
+                subject: r.subject,
+                expires_at: r.expires_at,
+            })
+            .collect())
     }
 }

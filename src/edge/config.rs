@@ -87,5 +87,20 @@ fn parse(env: &Env) -> Result<Config, String> {
             // Only the local dev config sets it (scripts/devserver.mjs); never wrangler.toml.
             dev_sign_in: text(env, "DEV_SIGN_IN").as_deref() == Some("true"),
         },
+        lifecycle: app::LifecycleConfig {
+            scanning_keys: text(env, "SECRET_SCANNING_KEYS")
+                .map(|k| crate::secret_scanning::KeySet::parse(&k).map(Rc::new))
+                .transpose()
+                .map_err(|e| format!("SECRET_SCANNING_KEYS: {e}"))?,
+            scanning_keys_url: text(env, "SECRET_SCANNING_KEYS_URL"),
+            max_grace_secs: match number(
+                env,
+                "ROTATION_MAX_GRACE_SECONDS",
+                app::MAX_ROTATION_GRACE_SECS,
+            )? {
+                n @ 0..=app::MAX_ROTATION_GRACE_SECS => n,
+                _ => return Err("ROTATION_MAX_GRACE_SECONDS must be 0 to 604800".into()),
+            },
+        },
     })
 }

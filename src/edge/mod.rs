@@ -75,6 +75,35 @@ fn respond(resp: http::Response) -> Result<web_sys::Response, JsValue> {
     to_web_response(resp)
 }
 
+/// The Cron Trigger entry point (wrangler.toml `[triggers]`), called by the shim's `scheduled`:
+/// the expiry scan ([`app::expiry::scan`]). Its events are written as log lines like a request's.
+#[wasm_bindgen]
+pub fn scheduled(env: Env) -> js_sys::Promise {
+    wasm_bindgen_futures::future_to_promise(async move {
+        let cfg =
+            config::load(&env).map_err(|e| JsValue::from_str(&format!("configuration: {e}")))?;
+        let backend = EdgeBackend::new(&env);
+        let isolate = ISOLATE.with(Rc::clone);
+        let actx = app::Ctx {
+            cfg: &cfg,
+            backend: &backend,
+            isolate: &isolate,
+            now: now_secs(),
+        };
+        let result = app::expiry::scan(&actx).await;
+        for event in isolate.take_events() {
+            worker::console_log!("{}", event.line());
+        }
+        match result {
+            Ok(n) => Ok(JsValue::from_f64(n as f64)),
+            Err(e) => {
+                worker::console_warn!("expiry scan failed: {:?}", e);
+                Err(JsValue::from_str("expiry scan failed"))
+            }
+        }
+    })
+}
+
 /// Works on the raw `web_sys::Request`: workers-rs's own `Request` reads `request.cf` on every
 /// request, which the profile showed as ~5% of the isolate's CPU on the introspection path.
 async fn serve(
@@ -200,6 +229,8 @@ fn to_core_request(
         &["cf-connecting-ip"]
     } else if app::is_page_path(path) {
         &PAGE_HEADERS
+    } else if path == app::LEAK_REPORT_PATH {
+        &app::LEAK_REPORT_HEADERS
     } else {
         &[]
     };

@@ -135,6 +135,7 @@ export function assertError(r, status, error, what = "") {
 
 export const PAT_VIEW_KEYS = [
   "created_at", "expires_at", "id", "last_used_at", "name", "revoked_at", "scopes", "status", "use_count",
+  "revoked_reason", "revoked_source_url", "days_left", "expiring_soon", "allow_self_rotation",
 ].sort();
 
 export const RFC3339_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;

@@ -583,6 +583,7 @@ fn form_expiry(f: &NewForm, now: i64, max_days: i64) -> Result<pats::CreatePat, 
         scopes: Vec::new(),
         expires_at: None,
         expires_in_days: None,
+        allow_self_rotation: false,
     };
     let range = || {
         format!(

@@ -55,6 +55,7 @@ fn config(dev: bool, secret: Option<&str>) -> Config {
             session_secret: secret.map(str::to_owned),
             dev_sign_in: dev,
         },
+        lifecycle: super::super::LifecycleConfig::default(),
     }
 }
 
@@ -806,6 +807,7 @@ fn a_form_posted_twice_at_once_keeps_the_first_token() {
         scopes: vec!["demo_api:read".into()],
         expires_at: None,
         expires_in_days: Some(30),
+        allow_self_rotation: false,
     };
     let id = "AAAAAAAAAAAAAAAAAAAAAA".to_owned();
     let (first, token, _) = block_on(super::pats::issue_with_id(

@@ -205,6 +205,13 @@ fn row(r: &TokenRecord, now: i64) -> Markup {
             td data-label="Expires" {
                 @if status == Status::Revoked {
                     span.muted { "Revoked " (time_exact(r.revoked_at.unwrap_or(r.created_at), &date(r.revoked_at.unwrap_or(r.created_at)))) }
+                    @if r.revoked_reason.as_deref() == Some("leaked") {
+                        br; span.warn.leaked { "⚠ Leaked: found in public" }
+                        // Stored only if it is an http(s) URL (secret_scanning::keepable_url).
+                        @if let Some(url) = &r.revoked_url {
+                            " " a href=(url) rel="noopener noreferrer nofollow" { "(where)" }
+                        }
+                    }
                 } @else if warn {
                     span.warn.expiry { "⚠ " (exp_text) }
                     br; span.muted { (time_exact(r.expires_at, &date(r.expires_at))) }
@@ -485,6 +492,40 @@ pub fn message(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leaked_token_says_so_with_its_source_escaped() {
+        let now = 1_795_000_000;
+        let mut r = TokenRecord {
+            id: "p1".into(),
+            kind: crate::token::TokenKind::Pat,
+            hash: crate::token::TokenHash([0; 32]),
+            subject: "alice".into(),
+            client_id: "pat_client".into(),
+            name: Some("ci".into()),
+            scopes: vec!["demo_api:read".into()],
+            created_at: now - 100,
+            expires_at: now + 86_400,
+            revoked_at: Some(now - 10),
+            last_used_at: None,
+            use_count: 0,
+            generation: 0,
+            client_uid: None,
+            scope_owners: None,
+            revoked_reason: None,
+            revoked_url: None,
+            allow_self_rotation: false,
+        };
+        assert!(!row(&r, now).into_string().contains("Leaked"));
+        r.revoked_reason = Some("leaked".into());
+        r.revoked_url = Some("https://github.com/o/r/blob/x/f?a=1&b=\"<x>".into());
+        let html = row(&r, now).into_string();
+        assert!(html.contains("Leaked: found in public"), "{html}");
+        assert!(
+            html.contains(r#"href="https://github.com/o/r/blob/x/f?a=1&amp;b=&quot;&lt;x&gt;""#),
+            "{html}"
+        );
+    }
 
     #[test]
     fn relative_times() {
