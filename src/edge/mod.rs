@@ -5,8 +5,13 @@
 mod backend;
 mod config;
 mod counters;
+mod d1;
+mod durable_object;
+mod fetch;
 mod gate;
+mod kv;
 mod last_used;
+mod ratelimit;
 
 use crate::app::{self, Deferred, IsolateState};
 use crate::error::Error;

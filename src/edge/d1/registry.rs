@@ -1,0 +1,238 @@
+//! D1 `clients`, `api_resources`, `scopes`: [`Registry`] and [`AdminStore`].
+
+use super::super::backend::{err, n, s, EdgeBackend};
+use crate::model::{split_scopes, ApiResource, Client, SecretSet, TokenFormat};
+use crate::secret::SecretHash;
+use crate::store::{AdminStore, Registry, StoreError, Write};
+use serde::Deserialize;
+use wasm_bindgen::JsValue;
+
+fn secret_set(
+    current: &str,
+    previous: Option<String>,
+    until: Option<i64>,
+) -> Result<SecretSet, StoreError> {
+    Ok(SecretSet {
+        current: SecretHash::from_hex(current).ok_or_else(|| err("bad secret hash in D1"))?,
+        previous: match (previous, until) {
+            (Some(p), Some(u)) => Some((
+                SecretHash::from_hex(&p).ok_or_else(|| err("bad previous secret hash in D1"))?,
+                u,
+            )),
+            _ => None,
+        },
+    })
+}
+
+#[derive(Deserialize)]
+struct ResourceRow {
+    id: String,
+    secret_hash: String,
+    previous_secret_hash: Option<String>,
+    previous_secret_expires_at: Option<i64>,
+    enabled: i64,
+    scopes: Option<String>,
+    uid: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ClientRow {
+    id: String,
+    secret_hash: Option<String>,
+    previous_secret_hash: Option<String>,
+    previous_secret_expires_at: Option<i64>,
+    allowed_scopes: String,
+    token_format: String,
+    token_lifetime: i64,
+    enabled: i64,
+    uid: Option<String>,
+}
+
+const RESOURCE_SELECT: &str = "SELECT r.id, r.uid, r.secret_hash, r.previous_secret_hash, \
+    r.previous_secret_expires_at, r.enabled, \
+    (SELECT group_concat(name, ' ') FROM scopes WHERE resource_id = r.id) AS scopes \
+    FROM api_resources r";
+const CLIENT_SELECT: &str =
+    "SELECT id, uid, secret_hash, previous_secret_hash, previous_secret_expires_at, \
+    allowed_scopes, token_format, token_lifetime, enabled FROM clients";
+
+impl ResourceRow {
+    fn into_model(self) -> Result<ApiResource, StoreError> {
+        Ok(ApiResource {
+            secret: secret_set(
+                &self.secret_hash,
+                self.previous_secret_hash,
+                self.previous_secret_expires_at,
+            )?,
+            id: self.id,
+            uid: self.uid.unwrap_or_default(),
+            enabled: self.enabled != 0,
+            scopes: split_scopes(self.scopes.as_deref().unwrap_or("")),
+        })
+    }
+}
+
+impl ClientRow {
+    fn into_model(self) -> Result<Client, StoreError> {
+        Ok(Client {
+            secret: self
+                .secret_hash
+                .as_deref()
+                .map(|h| {
+                    secret_set(
+                        h,
+                        self.previous_secret_hash,
+                        self.previous_secret_expires_at,
+                    )
+                })
+                .transpose()?,
+            id: self.id,
+            uid: self.uid.unwrap_or_default(),
+            allowed_scopes: split_scopes(&self.allowed_scopes),
+            // An unknown value is an error, never silently a reference token.
+            token_format: match self.token_format.as_str() {
+                "jwt" => TokenFormat::Jwt,
+                "reference" => TokenFormat::Reference,
+                other => return Err(err(format!("unknown token_format {other:?} in D1"))),
+            },
+            token_lifetime: self.token_lifetime,
+            enabled: self.enabled != 0,
+        })
+    }
+}
+
+impl Registry for EdgeBackend {
+    async fn api_resource(&self, id: &str) -> Result<Option<ApiResource>, StoreError> {
+        let sql = format!("{RESOURCE_SELECT} WHERE r.id = ?1");
+        let rows: Vec<ResourceRow> = self.rows(&sql, &[s(id)]).await?;
+        rows.into_iter()
+            .next()
+            .map(ResourceRow::into_model)
+            .transpose()
+    }
+
+    async fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        let sql = format!("{CLIENT_SELECT} WHERE id = ?1");
+        let rows: Vec<ClientRow> = self.rows(&sql, &[s(id)]).await?;
+        rows.into_iter()
+            .next()
+            .map(ClientRow::into_model)
+            .transpose()
+    }
+}
+
+fn opt_hash(p: Option<&(SecretHash, i64)>) -> (JsValue, JsValue) {
+    p.map_or((JsValue::NULL, JsValue::NULL), |(h, until)| {
+        (s(&h.to_hex()), n(*until))
+    })
+}
+
+fn client_args(c: &Client) -> Vec<JsValue> {
+    let (prev, until) = opt_hash(c.secret.as_ref().and_then(|x| x.previous.as_ref()));
+    vec![
+        s(&c.id),
+        c.secret
+            .as_ref()
+            .map_or(JsValue::NULL, |x| s(&x.current.to_hex())),
+        prev,
+        until,
+        s(&c.allowed_scopes.join(" ")),
+        s(match c.token_format {
+            TokenFormat::Reference => "reference",
+            TokenFormat::Jwt => "jwt",
+        }),
+        n(c.token_lifetime),
+        n(i64::from(c.enabled)),
+    ]
+}
+
+impl AdminStore for EdgeBackend {
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        let rows: Vec<ClientRow> = self
+            .rows(&format!("{CLIENT_SELECT} ORDER BY id"), &[])
+            .await?;
+        rows.into_iter().map(ClientRow::into_model).collect()
+    }
+
+    async fn create_client(&self, c: &Client, now: i64) -> Result<Write, StoreError> {
+        let mut args = client_args(c);
+        args.push(n(now));
+        self.batch(vec![(
+            "INSERT INTO clients (id, secret_hash, previous_secret_hash, previous_secret_expires_at, \
+             allowed_scopes, token_format, token_lifetime, enabled, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            args,
+        )])
+        .await
+    }
+
+    async fn update_client(&self, c: &Client) -> Result<Write, StoreError> {
+        self.batch(vec![(
+            "UPDATE clients SET secret_hash = ?2, previous_secret_hash = ?3, previous_secret_expires_at = ?4, \
+             allowed_scopes = ?5, token_format = ?6, token_lifetime = ?7, enabled = ?8 WHERE id = ?1",
+            client_args(c),
+        )])
+        .await
+    }
+
+    async fn delete_client(&self, id: &str) -> Result<Write, StoreError> {
+        self.batch(vec![("DELETE FROM clients WHERE id = ?1", vec![s(id)])])
+            .await
+    }
+
+    async fn list_resources(&self) -> Result<Vec<ApiResource>, StoreError> {
+        let rows: Vec<ResourceRow> = self
+            .rows(&format!("{RESOURCE_SELECT} ORDER BY r.id"), &[])
+            .await?;
+        rows.into_iter().map(ResourceRow::into_model).collect()
+    }
+
+    async fn create_resource(&self, r: &ApiResource, now: i64) -> Result<Write, StoreError> {
+        let (prev, until) = opt_hash(r.secret.previous.as_ref());
+        let mut stmts = vec![(
+            "INSERT INTO api_resources (id, secret_hash, previous_secret_hash, previous_secret_expires_at, enabled, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            vec![s(&r.id), s(&r.secret.current.to_hex()), prev, until, n(i64::from(r.enabled)), n(now)],
+        )];
+        for scope in &r.scopes {
+            stmts.push((
+                "INSERT INTO scopes (name, resource_id) VALUES (?1, ?2)",
+                vec![s(scope), s(&r.id)],
+            ));
+        }
+        self.batch(stmts).await
+    }
+
+    async fn update_resource(&self, r: &ApiResource) -> Result<Write, StoreError> {
+        let (prev, until) = opt_hash(r.secret.previous.as_ref());
+        let mut stmts = vec![
+            (
+                "UPDATE api_resources SET secret_hash = ?2, previous_secret_hash = ?3, \
+                 previous_secret_expires_at = ?4, enabled = ?5 WHERE id = ?1",
+                vec![
+                    s(&r.id),
+                    s(&r.secret.current.to_hex()),
+                    prev,
+                    until,
+                    n(i64::from(r.enabled)),
+                ],
+            ),
+            ("DELETE FROM scopes WHERE resource_id = ?1", vec![s(&r.id)]),
+        ];
+        for scope in &r.scopes {
+            stmts.push((
+                "INSERT INTO scopes (name, resource_id) VALUES (?1, ?2)",
+                vec![s(scope), s(&r.id)],
+            ));
+        }
+        self.batch(stmts).await
+    }
+
+    async fn delete_resource(&self, id: &str) -> Result<Write, StoreError> {
+        self.batch(vec![
+            ("DELETE FROM scopes WHERE resource_id = ?1", vec![s(id)]),
+            ("DELETE FROM api_resources WHERE id = ?1", vec![s(id)]),
+        ])
+        .await
+    }
+}

@@ -1,0 +1,69 @@
+//! D1 `gate_routes`: [`RouteStore`].
+
+use super::super::backend::{err, n, s, EdgeBackend};
+use crate::gate::route::GateRoute;
+use crate::store::{RouteStore, StoreError, Write};
+use serde::Deserialize;
+
+/// A row of D1 `gate_routes`.
+#[derive(Deserialize)]
+struct RouteRow {
+    id: String,
+    host: String,
+    path_prefix: String,
+    upstream: String,
+    resource_id: String,
+    rules: String,
+}
+
+impl RouteRow {
+    fn into_model(self) -> Result<GateRoute, StoreError> {
+        Ok(GateRoute {
+            id: self.id,
+            host: (!self.host.is_empty()).then_some(self.host),
+            path_prefix: self.path_prefix,
+            upstream: self.upstream,
+            resource: self.resource_id,
+            rules: serde_json::from_str(&self.rules)
+                .map_err(|e| err(format!("gate_routes.rules: {e}")))?,
+        })
+    }
+}
+
+impl RouteStore for EdgeBackend {
+    async fn list_routes(&self) -> Result<Vec<GateRoute>, StoreError> {
+        let rows: Vec<RouteRow> = self
+            .rows(
+                "SELECT id, host, path_prefix, upstream, resource_id, rules FROM gate_routes ORDER BY id",
+                &[],
+            )
+            .await?;
+        rows.into_iter().map(RouteRow::into_model).collect()
+    }
+
+    async fn put_route(&self, r: &GateRoute, now: i64) -> Result<Write, StoreError> {
+        let rules = serde_json::to_string(&r.rules).map_err(err)?;
+        self.batch(vec![(
+            "INSERT INTO gate_routes (id, host, path_prefix, upstream, resource_id, rules, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
+             ON CONFLICT(id) DO UPDATE SET host = excluded.host, path_prefix = excluded.path_prefix, \
+             upstream = excluded.upstream, resource_id = excluded.resource_id, rules = excluded.rules, \
+             updated_at = excluded.updated_at",
+            vec![
+                s(&r.id),
+                s(r.host.as_deref().unwrap_or("")),
+                s(&r.path_prefix),
+                s(&r.upstream),
+                s(&r.resource),
+                s(&rules),
+                n(now),
+            ],
+        )])
+        .await
+    }
+
+    async fn delete_route(&self, id: &str) -> Result<Write, StoreError> {
+        self.batch(vec![("DELETE FROM gate_routes WHERE id = ?1", vec![s(id)])])
+            .await
+    }
+}

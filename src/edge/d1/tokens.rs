@@ -1,0 +1,317 @@
+//! D1 `tokens` and `retired_token_hashes`: [`TokenStore`].
+
+use super::super::backend::{err, n, s, EdgeBackend};
+use super::super::counters::{bump, Op};
+use crate::model::{
+    split_scopes, token_insert_values, SqlValue, TokenRecord, TOKEN_INSERT_COLUMNS,
+};
+use crate::store::{Cursor, Retired, RevocationNote, Revoked, StoreError, TokenStore, Write};
+use crate::token::{TokenHash, TokenKind};
+use serde::Deserialize;
+use wasm_bindgen::JsValue;
+
+#[derive(Deserialize)]
+struct TokenRow {
+    id: String,
+    kind: String,
+    token_hash: String,
+    subject: String,
+    client_id: String,
+    name: Option<String>,
+    scopes: String,
+    created_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+    last_used_at: Option<i64>,
+    use_count: i64,
+    generation: i64,
+    client_uid: Option<String>,
+    scope_owners: Option<String>,
+    revoked_reason: Option<String>,
+    revoked_url: Option<String>,
+    allow_self_rotation: i64,
+}
+
+impl TokenRow {
+    fn into_record(self) -> Result<TokenRecord, StoreError> {
+        Ok(TokenRecord {
+            kind: TokenKind::from_db(&self.kind).ok_or_else(|| err("bad token kind in D1"))?,
+            hash: TokenHash::from_hex(&self.token_hash)
+                .ok_or_else(|| err("bad token hash in D1"))?,
+            id: self.id,
+            subject: self.subject,
+            client_id: self.client_id,
+            name: self.name,
+            scopes: split_scopes(&self.scopes),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+            last_used_at: self.last_used_at,
+            use_count: self.use_count,
+            generation: self.generation,
+            client_uid: self.client_uid,
+            scope_owners: self.scope_owners.as_deref().map(split_scopes),
+            revoked_reason: self.revoked_reason,
+            revoked_url: self.revoked_url,
+            allow_self_rotation: self.allow_self_rotation != 0,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct RetiredRow {
+    token_hash: String,
+    token_id: String,
+    retired_at: i64,
+    grace_until: Option<i64>,
+}
+
+impl RetiredRow {
+    fn into_retired(self) -> Result<Retired, StoreError> {
+        Ok(Retired {
+            hash: TokenHash::from_hex(&self.token_hash)
+                .ok_or_else(|| err("bad retired hash in D1"))?,
+            token_id: self.token_id,
+            retired_at: self.retired_at,
+            grace_until: self.grace_until,
+        })
+    }
+}
+
+const TOKEN_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name, scopes, created_at, \
+                             expires_at, revoked_at, last_used_at, use_count, generation, \
+                             client_uid, scope_owners, revoked_reason, revoked_url, \
+                             allow_self_rotation";
+
+impl EdgeBackend {
+    pub(super) async fn query_tokens(
+        &self,
+        sql: &str,
+        args: &[JsValue],
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        bump(Op::D1Query);
+        let rows: Vec<TokenRow> = self
+            .db()?
+            .prepare(sql)
+            .bind(args)
+            .map_err(err)?
+            .all()
+            .await
+            .map_err(err)?
+            .results()
+            .map_err(err)?;
+        rows.into_iter().map(TokenRow::into_record).collect()
+    }
+
+    pub(super) async fn execute(&self, sql: &str, args: &[JsValue]) -> Result<usize, StoreError> {
+        bump(Op::D1Query);
+        let r = self
+            .db()?
+            .prepare(sql)
+            .bind(args)
+            .map_err(err)?
+            .run()
+            .await
+            .map_err(err)?;
+        Ok(r.meta().map_err(err)?.and_then(|m| m.changes).unwrap_or(0))
+    }
+}
+
+impl TokenStore for EdgeBackend {
+    async fn insert_token(&self, rec: &TokenRecord) -> Result<(), StoreError> {
+        let values = token_insert_values(rec);
+        let placeholders: Vec<String> = (1..=values.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO tokens ({TOKEN_INSERT_COLUMNS}) VALUES ({})",
+            placeholders.join(", ")
+        );
+        let args: Vec<JsValue> = values
+            .iter()
+            .map(|v| match v {
+                SqlValue::Text(t) => s(t),
+                SqlValue::OptText(t) => t.as_deref().map_or(JsValue::NULL, s),
+                SqlValue::Int(i) => n(*i),
+            })
+            .collect();
+        self.execute(&sql, &args).await.map(|_| ())
+    }
+
+    async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?1");
+        Ok(self
+            .query_tokens(&sql, &[s(&hash.to_hex())])
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn pat_for_subject(
+        &self,
+        subject: &str,
+        id: &str,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1 AND subject = ?2 AND kind = 'pat'"
+        );
+        Ok(self
+            .query_tokens(&sql, &[s(id), s(subject)])
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn list_pats(
+        &self,
+        subject: &str,
+        after: Option<&Cursor>,
+        limit: u32,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        match after {
+            None => {
+                let sql = format!(
+                    "SELECT {TOKEN_COLUMNS} FROM tokens WHERE subject = ?1 AND kind = 'pat' \
+                     ORDER BY created_at DESC, id DESC LIMIT ?2"
+                );
+                self.query_tokens(&sql, &[s(subject), n(i64::from(limit))])
+                    .await
+            }
+            Some((ts, id)) => {
+                let sql = format!(
+                    "SELECT {TOKEN_COLUMNS} FROM tokens WHERE subject = ?1 AND kind = 'pat' \
+                     AND (created_at < ?2 OR (created_at = ?2 AND id < ?3)) \
+                     ORDER BY created_at DESC, id DESC LIMIT ?4"
+                );
+                self.query_tokens(&sql, &[s(subject), n(*ts), s(id), n(i64::from(limit))])
+                    .await
+            }
+        }
+    }
+
+    async fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1");
+        Ok(self.query_tokens(&sql, &[s(id)]).await?.into_iter().next())
+    }
+
+    async fn revoke_token(
+        &self,
+        id: &str,
+        now: i64,
+        why: Option<&RevocationNote>,
+    ) -> Result<Option<Revoked>, StoreError> {
+        #[derive(Deserialize)]
+        struct HashRow {
+            token_hash: String,
+        }
+        let hash = |rows: Vec<HashRow>| -> Result<Option<TokenHash>, StoreError> {
+            rows.into_iter()
+                .next()
+                .map(|r| {
+                    TokenHash::from_hex(&r.token_hash).ok_or_else(|| err("bad token hash in D1"))
+                })
+                .transpose()
+        };
+        // One conditional statement: the hash it returns is the one current at revocation, even
+        // if a rotation changed it since the caller read the record.
+        let rows: Vec<HashRow> = self
+            .rows(
+                "UPDATE tokens SET revoked_at = ?2, revoked_reason = ?3, revoked_url = ?4 \
+                 WHERE id = ?1 AND revoked_at IS NULL RETURNING token_hash",
+                &[
+                    s(id),
+                    n(now),
+                    why.map_or(JsValue::NULL, |w| s(w.reason)),
+                    why.and_then(|w| w.url.as_deref()).map_or(JsValue::NULL, s),
+                ],
+            )
+            .await?;
+        if let Some(h) = hash(rows)? {
+            return Ok(Some(Revoked {
+                hash: h,
+                newly: true,
+            }));
+        }
+        // Already revoked (its hash is frozen: rotation needs revoked_at IS NULL) or unknown.
+        let rows: Vec<HashRow> = self
+            .rows("SELECT token_hash FROM tokens WHERE id = ?1", &[s(id)])
+            .await?;
+        Ok(hash(rows)?.map(|h| Revoked {
+            hash: h,
+            newly: false,
+        }))
+    }
+
+    async fn rotate_token(
+        &self,
+        id: &str,
+        old: &TokenHash,
+        new: &TokenHash,
+        now: i64,
+        grace_until: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        // One transaction (a D1 batch): the conditional update, then the retired hash, recorded
+        // only if the update happened (the row now has the new, unique hash).
+        let (old, new) = (old.to_hex(), new.to_hex());
+        let grace = grace_until.map_or(JsValue::NULL, n);
+        let args = || vec![s(id), s(&old), s(&new), n(now)];
+        let w = self
+            .batch(vec![
+                (
+                    "UPDATE tokens SET token_hash = ?3, generation = generation + 1 \
+                     WHERE id = ?1 AND token_hash = ?2 AND revoked_at IS NULL AND expires_at > ?4",
+                    args(),
+                ),
+                (
+                    "INSERT INTO retired_token_hashes (token_hash, token_id, retired_at, grace_until) \
+                     SELECT ?2, id, ?4, ?5 FROM tokens WHERE id = ?1 AND token_hash = ?3",
+                    {
+                        let mut a = args();
+                        a.push(grace);
+                        a
+                    },
+                ),
+            ])
+            .await?;
+        // Both change a row or neither does; a constraint error (a hash collision) is no rotation.
+        Ok(w == Write::Done)
+    }
+
+    async fn retired_hashes(&self, id: &str, since: i64) -> Result<Vec<Retired>, StoreError> {
+        let rows: Vec<RetiredRow> = self
+            .rows(
+                "SELECT token_hash, token_id, retired_at, grace_until FROM retired_token_hashes \
+                 WHERE token_id = ?1 AND (retired_at >= ?2 OR grace_until >= ?2)",
+                &[s(id), n(since)],
+            )
+            .await?;
+        rows.into_iter().map(RetiredRow::into_retired).collect()
+    }
+
+    async fn retired_by_hash(&self, hash: &TokenHash) -> Result<Option<Retired>, StoreError> {
+        let rows: Vec<RetiredRow> = self
+            .rows(
+                "SELECT token_hash, token_id, retired_at, grace_until FROM retired_token_hashes \
+                 WHERE token_hash = ?1",
+                &[s(&hash.to_hex())],
+            )
+            .await?;
+        rows.into_iter()
+            .next()
+            .map(RetiredRow::into_retired)
+            .transpose()
+    }
+
+    async fn end_grace(&self, hash: &TokenHash, now: i64) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE retired_token_hashes SET grace_until = ?2 WHERE token_hash = ?1 AND grace_until > ?2",
+            &[s(&hash.to_hex()), n(now)],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_token(&self, id: &str) -> Result<(), StoreError> {
+        self.execute("DELETE FROM tokens WHERE id = ?1", &[s(id)])
+            .await
+            .map(|_| ())
+    }
+}
