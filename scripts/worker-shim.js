@@ -35,10 +35,65 @@ function recover(e) {
 	throw e;
 }
 
-/** Bodies declared larger than this are not read (the worker answers 413); keep in sync with
- * MAX_READ_BODY in src/edge/mod.rs. */
-const MAX_READ_BODY = 64 * 1024;
+// --- Request bodies -----------------------------------------------------------------------------
+// patgate's own endpoints take small bodies: forms of at most 8 KiB on /oauth/*, JSON of at most
+// 16 KiB elsewhere. Keep in sync with `http::body_limit` in src/http.rs (the end-to-end suite checks
+// both limits through this shim). A body is read only up to its endpoint's limit:
+// - a declared Content-Length over the limit is refused before anything is read;
+// - a body without Content-Length (chunked) is read chunk by chunk and, at the first byte past the
+//   limit, the rest is cancelled (never drained) and the request refused;
+// - a body that cannot be read (malformed chunked encoding, a client that goes away) is a 400.
+// The refusal itself is answered by the wasm `handle` (its one error mapping: status, JSON body,
+// Cache-Control/Pragma), told why through its last argument.
+const MAX_FORM_BODY = 8 * 1024;
+const MAX_JSON_BODY = 16 * 1024;
 const NO_BODY = new Set(["GET", "HEAD", "OPTIONS"]);
+const TOO_LARGE = "too_large";
+const UNREADABLE = "unreadable";
+
+/** The body limit of the request's endpoint, from the URL without parsing it (hot path). */
+function bodyLimit(url) {
+	const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+	return pathStart >= 0 && url.startsWith("/oauth/", pathStart) ? MAX_FORM_BODY : MAX_JSON_BODY;
+}
+
+/** Resolves to a Uint8Array, or to TOO_LARGE / UNREADABLE. */
+function readBody(request, limit) {
+	const declared = request.headers.get("content-length");
+	if (declared !== null) {
+		// The runtime enforces the declared length: reading all of it reads at most `limit` bytes.
+		if (!(Number(declared) <= limit)) return Promise.resolve(TOO_LARGE);
+		return request.arrayBuffer().then(
+			(buf) => new Uint8Array(buf),
+			() => UNREADABLE,
+		);
+	}
+	if (request.body === null) return Promise.resolve(new Uint8Array(0));
+	return readChunked(request.body.getReader(), limit).catch(() => UNREADABLE);
+}
+
+async function readChunked(reader, limit) {
+	const chunks = [];
+	let total = 0;
+	for (;;) {
+		const { done, value } = await reader.read();
+		if (done) break;
+		total += value.byteLength;
+		if (total > limit) {
+			reader.cancel().catch(() => {});
+			return TOO_LARGE;
+		}
+		chunks.push(value);
+	}
+	if (chunks.length === 1) return chunks[0];
+	const out = new Uint8Array(total);
+	let at = 0;
+	for (const c of chunks) {
+		out.set(c, at);
+		at += c.byteLength;
+	}
+	return out;
+}
 
 export default {
 	// Not `async`: `handle` returns a Response when the request needed no I/O, else a promise.
@@ -47,13 +102,12 @@ export default {
 			if (NO_BODY.has(request.method)) {
 				return imports.handle(request, undefined, env, ctx);
 			}
-			const declared = Number(request.headers.get("content-length") ?? 0);
-			if (declared > MAX_READ_BODY) {
-				return imports.handle(request, undefined, env, ctx);
-			}
-			return request
-				.arrayBuffer()
-				.then((buf) => imports.handle(request, new Uint8Array(buf), env, ctx))
+			return readBody(request, bodyLimit(request.url))
+				.then((body) =>
+					typeof body === "string"
+						? imports.handle(request, undefined, env, ctx, body)
+						: imports.handle(request, body, env, ctx),
+				)
 				.catch(recover);
 		} catch (e) {
 			return recover(e);

@@ -44,6 +44,9 @@ pub enum Error {
     PayloadTooLarge(usize),
     UnsupportedMediaType(&'static str),
     Conflict(String),
+    /// RFC 9110 15.5.13: an `If-Match` precondition failed (the record changed since the
+    /// client read it): 412 `precondition_failed`.
+    PreconditionFailed,
     /// Storage (KV, D1, Durable Objects) failed: 503 `temporarily_unavailable`, cause logged.
     Unavailable(String),
     /// A bug or an impossible state: 500 `server_error`, cause logged.
@@ -75,6 +78,7 @@ impl Error {
             Error::NotFound => "not_found",
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::Conflict(_) => "conflict",
+            Error::PreconditionFailed => "precondition_failed",
             Error::Unavailable(_) => "temporarily_unavailable",
             Error::Internal(_) => "server_error",
         }
@@ -92,6 +96,7 @@ impl Error {
             Error::NotFound => 404,
             Error::MethodNotAllowed(_) => 405,
             Error::Conflict(_) => 409,
+            Error::PreconditionFailed => 412,
             Error::PayloadTooLarge(_) => 413,
             Error::UnsupportedMediaType(_) => 415,
             Error::Unavailable(_) => 503,
@@ -119,6 +124,10 @@ impl Error {
                 (Some(*description), Some(format!("invalid_token: {cause}")))
             }
             Error::NotFound => (None, None),
+            Error::PreconditionFailed => (
+                Some("the record changed since it was read (If-Match does not match its ETag): read it again"),
+                None,
+            ),
             Error::MethodNotAllowed(_) => (Some("method not allowed"), None),
             Error::PayloadTooLarge(limit) => {
                 owned_description = format!("the body is larger than {limit} bytes");
@@ -207,6 +216,7 @@ mod tests {
             ),
             (Error::Conflict("x".into()), 409, "conflict"),
             (Error::NotFound, 404, "not_found"),
+            (Error::PreconditionFailed, 412, "precondition_failed"),
             (Error::PayloadTooLarge(8192), 413, "invalid_request"),
             (
                 Error::UnsupportedMediaType("application/json"),

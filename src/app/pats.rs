@@ -141,7 +141,11 @@ async fn validate_scopes<B: Backend>(ctx: &Ctx<'_, B>, scopes: &[String]) -> Res
     }
     let pat_client = client_auth::load_client(ctx, PAT_CLIENT_ID)
         .await?
-        .ok_or_else(|| Error::Internal("the pat_client is not configured".into()))?;
+        .ok_or_else(|| {
+            Error::InvalidRequest(format!(
+                "personal access tokens are not enabled here (no client {PAT_CLIENT_ID} is configured)"
+            ))
+        })?;
     for (i, s) in scopes.iter().enumerate() {
         if scopes[..i].contains(s) {
             return Err(Error::InvalidScope(format!("scope {s} is repeated")));
