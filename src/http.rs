@@ -529,7 +529,7 @@ mod tests {
             if b.is_ascii_alphanumeric() {
                 out.push(b as char);
             } else {
-                out.push_str(&format!("%{b:02X}"));
+                let _ = std::fmt::Write::write_fmt(&mut out, format_args!("%{b:02X}"));
             }
         }
         out

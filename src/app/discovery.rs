@@ -2,7 +2,7 @@
 //! endpoint, grant type, authentication method, algorithm and scope that really works with this
 //! configuration and registry, and nothing that does not.
 //!
-//! patgate is not an OpenID Provider (no authorization endpoint, no ID tokens), so it serves no
+//! patgate is not an `OpenID` Provider (no authorization endpoint, no ID tokens), so it serves no
 //! `/.well-known/openid-configuration` (404).
 //!
 //! The rendered document is cached per isolate for `REGISTRY_CACHE_SECONDS`, like the registry
@@ -56,20 +56,19 @@ pub async fn metadata<B: Backend>(ctx: &Ctx<'_, B>) -> Result<Response, Error> {
             fresh.then(|| d.body.clone())
         })
     });
-    let body = match hit {
-        Some(b) => b,
-        None => {
-            let body = render(ctx).await?;
-            CACHE.with(|c| {
-                *c.borrow_mut() = Some(Cached {
-                    isolate: me,
-                    issuer: ctx.cfg.issuer.clone(),
-                    at: ctx.now,
-                    body: body.clone(),
-                });
+    let body = if let Some(b) = hit {
+        b
+    } else {
+        let body = render(ctx).await?;
+        CACHE.with(|c| {
+            *c.borrow_mut() = Some(Cached {
+                isolate: me,
+                issuer: ctx.cfg.issuer.clone(),
+                at: ctx.now,
+                body: body.clone(),
             });
-            body
-        }
+        });
+        body
     };
     let mut r = Response::empty(200);
     r.headers.push(("content-type", "application/json".into()));

@@ -191,6 +191,31 @@ fn parse_qvalue(v: &str) -> Option<f64> {
     ok.then(|| v.parse().ok()).flatten()
 }
 
+/// RFC 9701: the introspection result signed, for the calling API resource.
+pub fn signed_introspection<B>(
+    ctx: &Ctx<'_, B>,
+    resource: &ApiResource,
+    result: &serde_json::Value,
+) -> Result<Response, Error> {
+    let keys = keys(ctx).ok_or_else(|| {
+        Error::InvalidRequest("signed introspection responses are not configured".into())
+    })?;
+    let payload = serde_json::json!({
+        "iss": ctx.cfg.issuer,
+        "aud": resource.id,
+        "iat": ctx.now,
+        "token_introspection": result,
+    });
+    let jwt = keys
+        .sign_introspection(&payload)
+        .map_err(|e| Error::Internal(format!("signing failed: {e}")))?;
+    let mut r = Response::empty(200);
+    r.headers
+        .push(("content-type", INTROSPECTION_JWT_MEDIA.into()));
+    r.body = jwt.into_bytes();
+    Ok(r)
+}
+
 #[cfg(test)]
 mod accept_tests {
     use super::accepts_introspection_jwt as accepts;
@@ -218,29 +243,4 @@ mod accept_tests {
         assert!(!accepts("application/json"));
         assert!(!accepts(""));
     }
-}
-
-/// RFC 9701: the introspection result signed, for the calling API resource.
-pub fn signed_introspection<B>(
-    ctx: &Ctx<'_, B>,
-    resource: &ApiResource,
-    result: &serde_json::Value,
-) -> Result<Response, Error> {
-    let keys = keys(ctx).ok_or_else(|| {
-        Error::InvalidRequest("signed introspection responses are not configured".into())
-    })?;
-    let payload = serde_json::json!({
-        "iss": ctx.cfg.issuer,
-        "aud": resource.id,
-        "iat": ctx.now,
-        "token_introspection": result,
-    });
-    let jwt = keys
-        .sign_introspection(&payload)
-        .map_err(|e| Error::Internal(format!("signing failed: {e}")))?;
-    let mut r = Response::empty(200);
-    r.headers
-        .push(("content-type", INTROSPECTION_JWT_MEDIA.into()));
-    r.body = jwt.into_bytes();
-    Ok(r)
 }

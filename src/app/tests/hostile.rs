@@ -2,6 +2,8 @@
 //! cannot address, tokens of the wrong type acting as users, missing keys or clients, `Accept`
 //! weights, the discovery cache, and `If-Match` on admin writes.
 
+#![allow(clippy::many_single_char_names)]
+
 use super::*;
 
 fn admin(method: Method, path: &str, body: Option<Value>) -> Request {
@@ -67,7 +69,7 @@ fn json_arrays_do_not_create_pats_or_registry_records() {
     ));
     assert_eq!(s, 400);
     assert!(!h.backend.clients.borrow().iter().any(|c| c.id == "evil"));
-    for body in [r#"[null, null]"#, "null", "\"x\"", "7"] {
+    for body in ["[null, null]", "null", "\"x\"", "7"] {
         let (s, v, _) = h.call(&raw_json(
             Method::Patch,
             "/admin/clients/demo_client",
