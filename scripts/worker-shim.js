@@ -35,10 +35,68 @@ function recover(e) {
 	throw e;
 }
 
-/** Bodies declared larger than this are not read (the worker answers 413); keep in sync with
- * MAX_READ_BODY in src/edge/mod.rs. */
-const MAX_READ_BODY = 64 * 1024;
+// --- Request bodies -----------------------------------------------------------------------------
+// patgate's own endpoints take small bodies: forms of at most 8 KiB on /oauth/*, JSON of at most
+// 16 KiB elsewhere. Keep in sync with `http::body_limit` in src/http.rs (the end-to-end suite checks
+// both limits through this shim). A body is read only up to its endpoint's limit:
+// - a declared Content-Length over the limit is refused before anything is read;
+// - a body without Content-Length (chunked) is read chunk by chunk and, at the first byte past the
+//   limit, the rest is cancelled (never drained) and the request refused;
+// - a body that cannot be read (malformed chunked encoding, a client that goes away) is a 400.
+// The refusal itself is answered by the wasm `handle` (its one error mapping: status, JSON body,
+// Cache-Control/Pragma), told why through its last argument.
+const MAX_FORM_BODY = 8 * 1024;
+const MAX_JSON_BODY = 16 * 1024;
+const MAX_REPORT_BODY = 64 * 1024;
 const NO_BODY = new Set(["GET", "HEAD", "OPTIONS"]);
+const TOO_LARGE = "too_large";
+const UNREADABLE = "unreadable";
+
+/** The body limit of the request's endpoint, from the URL without parsing it (hot path). */
+function bodyLimit(url) {
+	const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+	if (pathStart >= 0 && url.startsWith("/oauth/", pathStart)) return MAX_FORM_BODY;
+	if (pathStart >= 0 && url.startsWith("/secret-scanning/", pathStart)) return MAX_REPORT_BODY;
+	return MAX_JSON_BODY;
+}
+
+/** Resolves to a Uint8Array, or to TOO_LARGE / UNREADABLE. */
+function readBody(request, limit) {
+	const declared = request.headers.get("content-length");
+	if (declared !== null) {
+		// The runtime enforces the declared length: reading all of it reads at most `limit` bytes.
+		if (!(Number(declared) <= limit)) return Promise.resolve(TOO_LARGE);
+		return request.arrayBuffer().then(
+			(buf) => new Uint8Array(buf),
+			() => UNREADABLE,
+		);
+	}
+	if (request.body === null) return Promise.resolve(new Uint8Array(0));
+	return readChunked(request.body.getReader(), limit).catch(() => UNREADABLE);
+}
+
+async function readChunked(reader, limit) {
+	const chunks = [];
+	let total = 0;
+	for (;;) {
+		const { done, value } = await reader.read();
+		if (done) break;
+		total += value.byteLength;
+		if (total > limit) {
+			reader.cancel().catch(() => {});
+			return TOO_LARGE;
+		}
+		chunks.push(value);
+	}
+	if (chunks.length === 1) return chunks[0];
+	const out = new Uint8Array(total);
+	let at = 0;
+	for (const c of chunks) {
+		out.set(c, at);
+		at += c.byteLength;
+	}
+	return out;
+}
 
 /** Host name of a serialized URL (no port, lowercase), without a URL parse. */
 function hostName(url) {
@@ -52,8 +110,9 @@ function hostName(url) {
 
 let issuerSeen, issuerHost;
 /** Gate traffic (README "Protect an API") is any request to a host other than the issuer's:
- * its body must stream to the upstream, so it is not read here; wasm reads it only if no
- * gate route matches. Keep in sync with `gate::route::is_issuer_host`. */
+ * its body must stream to the upstream, so it is not read here; if no gate route matches, wasm
+ * answers `undefined` and `own` reads the body like for the issuer's host (one reader, one set
+ * of limits). Keep in sync with `gate::route::is_issuer_host`. */
 function onGateHost(url, env) {
 	const issuer = env.ISSUER;
 	if (typeof issuer !== "string" || issuer === "") return false;
@@ -64,24 +123,31 @@ function onGateHost(url, env) {
 	return hostName(url) !== issuerHost;
 }
 
+/** patgate's own endpoints: the body is read here, at most the endpoint's limit, then `handle`. */
+function own(request, env, ctx) {
+	if (NO_BODY.has(request.method)) {
+		return imports.handle(request, undefined, env, ctx);
+	}
+	return readBody(request, bodyLimit(request.url))
+		.then((body) =>
+			typeof body === "string"
+				? imports.handle(request, undefined, env, ctx, body)
+				: imports.handle(request, body, env, ctx),
+		)
+		.catch(recover);
+}
+
 export default {
 	// Not `async`: `handle` returns a Response when the request needed no I/O, else a promise.
 	fetch(request, env, ctx) {
 		try {
 			if (onGateHost(request.url, env)) {
-				return imports.handle_gate(request, env, ctx).catch(recover);
+				return imports
+					.handle_gate(request, env, ctx)
+					.then((answer) => answer ?? own(request, env, ctx))
+					.catch(recover);
 			}
-			if (NO_BODY.has(request.method)) {
-				return imports.handle(request, undefined, env, ctx);
-			}
-			const declared = Number(request.headers.get("content-length") ?? 0);
-			if (declared > MAX_READ_BODY) {
-				return imports.handle(request, undefined, env, ctx);
-			}
-			return request
-				.arrayBuffer()
-				.then((buf) => imports.handle(request, new Uint8Array(buf), env, ctx))
-				.catch(recover);
+			return own(request, env, ctx);
 		} catch (e) {
 			return recover(e);
 		}

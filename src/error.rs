@@ -53,6 +53,9 @@ pub enum Error {
     /// Past a configured rate (brute force, abuse): 429 with `Retry-After` (seconds). The first
     /// field says what was limited (logged).
     RateLimited(&'static str, u64),
+    /// RFC 9110 15.5.13: an `If-Match` precondition failed (the record changed since the
+    /// client read it): 412 `precondition_failed`.
+    PreconditionFailed,
     /// Storage (KV, D1, Durable Objects) failed: 503 `temporarily_unavailable`, cause logged.
     Unavailable(String),
     /// A bug or an impossible state: 500 `server_error`, cause logged.
@@ -87,6 +90,7 @@ impl Error {
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::Conflict(_) => "conflict",
             Error::RateLimited(..) => "rate_limited",
+            Error::PreconditionFailed => "precondition_failed",
             Error::Unavailable(_) => "temporarily_unavailable",
             Error::Internal(_) => "server_error",
         }
@@ -109,6 +113,7 @@ impl Error {
             Error::MethodNotAllowed(_) => 405,
             Error::Conflict(_) => 409,
             Error::RateLimited(..) => 429,
+            Error::PreconditionFailed => 412,
             Error::PayloadTooLarge(_) => 413,
             Error::UnsupportedMediaType(_) => 415,
             Error::Unavailable(_) => 503,
@@ -141,6 +146,10 @@ impl Error {
                 (Some(*description), Some(format!("invalid_token: {cause}")))
             }
             Error::NotFound => (None, None),
+            Error::PreconditionFailed => (
+                Some("the record changed since it was read (If-Match does not match its ETag): read it again"),
+                None,
+            ),
             Error::MethodNotAllowed(_) => (Some("method not allowed"), None),
             Error::PayloadTooLarge(limit) => {
                 owned_description = format!("the body is larger than {limit} bytes");
@@ -245,6 +254,7 @@ mod tests {
             ),
             (Error::Conflict("x".into()), 409, "conflict"),
             (Error::NotFound, 404, "not_found"),
+            (Error::PreconditionFailed, 412, "precondition_failed"),
             (Error::PayloadTooLarge(8192), 413, "invalid_request"),
             (
                 Error::UnsupportedMediaType("application/json"),

@@ -10,6 +10,22 @@ use base64::Engine as _;
 pub const MAX_FORM_BODY: usize = 8 * 1024;
 /// Largest JSON body accepted on `/api/*` and `/admin/*`.
 pub const MAX_JSON_BODY: usize = 16 * 1024;
+/// Largest secret scanning partner report (`/secret-scanning/*`).
+pub const MAX_REPORT_BODY: usize = 64 * 1024;
+
+/// The largest body any request to `path` may have: [`MAX_FORM_BODY`] on the form endpoints
+/// (`/oauth/*`), [`MAX_JSON_BODY`] everywhere else. The entry shim (`scripts/worker-shim.js`)
+/// stops reading a body at this size and must agree with it (the end-to-end suite checks both
+/// limits through the shim).
+pub fn body_limit(path: &str) -> usize {
+    if path.starts_with("/oauth/") {
+        MAX_FORM_BODY
+    } else if path.starts_with("/secret-scanning/") {
+        MAX_REPORT_BODY
+    } else {
+        MAX_JSON_BODY
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -124,13 +140,15 @@ impl Request {
     }
 
     /// Parses a JSON body into `T` (management and admin APIs).
+    ///
+    /// The body must be a JSON object: serde's derived `Deserialize` also accepts a JSON array
+    /// for a struct (its fields in order), which no client means to send.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
         self.check_size(MAX_JSON_BODY)?;
         if self.media_type().as_deref() != Some("application/json") {
             return Err(Error::UnsupportedMediaType("application/json"));
         }
-        serde_json::from_slice(&self.body)
-            .map_err(|e| Error::InvalidRequest(format!("invalid JSON body: {e}")))
+        parse_json_object(&self.body)
     }
 
     /// Query parameters (same strict rules as forms).
@@ -175,14 +193,43 @@ impl Request {
     }
 }
 
+/// Parses `body` as one JSON object into `T`; anything else (an array, a string, a number,
+/// `null`, nothing) is a 400 naming what was found.
+pub fn parse_json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    // JSON allows only these four whitespace bytes before a value; the first byte after them
+    // decides the value's kind, so `{` here means the value is an object (or malformed).
+    let first = body
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    let found = match first {
+        Some(b'{') => None,
+        Some(b'[') => Some("an array"),
+        Some(b'"') => Some("a string"),
+        Some(b'-' | b'0'..=b'9') => Some("a number"),
+        Some(b't' | b'f') => Some("a boolean"),
+        Some(b'n') => Some("null"),
+        Some(_) => Some("not JSON"),
+        None => Some("empty"),
+    };
+    if let Some(found) = found {
+        return Err(Error::InvalidRequest(format!(
+            "the JSON body must be an object, not {found}"
+        )));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| Error::InvalidRequest(format!("invalid JSON body: {e}")))
+}
+
 /// A parsed form: every parameter at most once (RFC 6749 section 3.1: "Request and response
 /// parameters MUST NOT be included more than once"), values strictly UTF-8.
 #[derive(Debug, Default)]
 pub struct Form(Vec<(String, String)>);
 
 impl Form {
+    /// Linear in the body's size: duplicates are found with a hash set, not by rescanning.
     pub fn parse(body: &[u8]) -> Result<Form, Error> {
         let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut seen: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
         for part in body.split(|&b| b == b'&') {
             if part.is_empty() {
                 continue;
@@ -193,7 +240,7 @@ impl Form {
             };
             let k = percent_decode(k).map_err(Error::InvalidRequest)?;
             let v = percent_decode(v).map_err(Error::InvalidRequest)?;
-            if pairs.iter().any(|(existing, _)| *existing == k) {
+            if !seen.insert(k.as_bytes().to_vec()) {
                 return Err(Error::InvalidRequest(format!("parameter {k} is repeated")));
             }
             pairs.push((k, v));
@@ -419,5 +466,125 @@ mod tests {
             .header("authorization", "Bearer a")
             .header("authorization", "Bearer b");
         assert!(r.bearer().is_err());
+    }
+
+    fn json_req(body: &[u8]) -> Request {
+        Request::new(Method::Post, "/api/pats")
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Pair {
+        name: String,
+        n: u8,
+    }
+
+    #[test]
+    fn json_body_must_be_an_object() {
+        assert!(json_req(br#" {"name":"a","n":1}"#).json::<Pair>().is_ok());
+        // serde's derived Deserialize would take an array as the fields in order.
+        for (body, found) in [
+            (&br#"["a", 1]"#[..], "an array"),
+            (b"\n\t [\"a\",1]", "an array"),
+            (br#""a""#, "a string"),
+            (b"1", "a number"),
+            (b"-1", "a number"),
+            (b"true", "a boolean"),
+            (b"null", "null"),
+            (b"", "empty"),
+            (b"  ", "empty"),
+            (b"\xef\xbb\xbf{}", "not JSON"),
+        ] {
+            match json_req(body).json::<Pair>() {
+                Err(Error::InvalidRequest(m)) => {
+                    assert_eq!(m, format!("the JSON body must be an object, not {found}"));
+                }
+                other => panic!("{body:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn body_limits_per_endpoint() {
+        assert_eq!(body_limit("/oauth/token"), MAX_FORM_BODY);
+        assert_eq!(body_limit("/oauth/introspect"), 8192);
+        assert_eq!(body_limit("/api/pats"), MAX_JSON_BODY);
+        assert_eq!(body_limit("/secret-scanning/github"), MAX_REPORT_BODY);
+        assert_eq!(body_limit("/admin/clients"), 16384);
+        assert_eq!(body_limit("/oauthx"), MAX_JSON_BODY);
+    }
+
+    #[test]
+    fn form_with_thousands_of_parameters() {
+        let body: Vec<String> = (0..4000).map(|i| format!("k{i}=v")).collect();
+        let f = Form::parse(body.join("&").as_bytes()).expect("distinct keys");
+        assert_eq!(f.get("k3999"), Some("v"));
+        let dup = format!("{}&k17=w", body.join("&"));
+        assert!(matches!(
+            Form::parse(dup.as_bytes()),
+            Err(Error::InvalidRequest(m)) if m == "parameter k17 is repeated"
+        ));
+    }
+
+    fn enc(s: &str) -> String {
+        let mut out = String::new();
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() {
+                out.push(b as char);
+            } else {
+                let _ = std::fmt::Write::write_fmt(&mut out, format_args!("%{b:02X}"));
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn form_parse_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let _ = Form::parse(&body);
+        }
+
+        #[test]
+        fn form_round_trips(pairs in proptest::collection::btree_map("\\PC{1,12}", "\\PC{0,12}", 0..12)) {
+            let body: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+            let f = Form::parse(body.join("&").as_bytes()).expect("parses");
+            for (k, v) in &pairs {
+                let want = (!v.is_empty()).then_some(v.as_str());
+                proptest::prop_assert_eq!(f.get(k), want);
+            }
+        }
+
+        #[test]
+        fn json_bodies_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = parse_json_object::<serde_json::Value>(&body);
+        }
+
+        #[test]
+        fn json_arrays_are_always_refused(items in proptest::collection::vec("\\PC{0,8}", 0..5), ws in "[ \t\r\n]{0,3}") {
+            let body = format!("{ws}{}", serde_json::to_string(&items).expect("json"));
+            proptest::prop_assert!(matches!(
+                parse_json_object::<serde_json::Value>(body.as_bytes()),
+                Err(Error::InvalidRequest(_))
+            ));
+        }
+
+        #[test]
+        fn authorization_parsers_never_panic(value in "\\PC{0,200}", scheme in "(Basic|basic|Bearer|BEARER|x)") {
+            let r = Request::new(Method::Post, "/").header("authorization", &format!("{scheme} {value}"));
+            let _ = r.basic_credentials();
+            let _ = r.bearer();
+            let raw = Request::new(Method::Post, "/").header("authorization", &value);
+            let _ = raw.basic_credentials();
+            let _ = raw.bearer();
+        }
+
+        #[test]
+        fn basic_credentials_round_trip(id in "\\PC{1,20}", secret in "\\PC{0,20}") {
+            let enc64 = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(&id), enc(&secret)));
+            let r = Request::new(Method::Post, "/").header("authorization", &format!("Basic {enc64}"));
+            proptest::prop_assert_eq!(r.basic_credentials().expect("ok"), Some((id, secret)));
+        }
     }
 }

@@ -979,7 +979,7 @@ mod tests {
     }
 
     #[test]
-    fn published_jwks_verifies_with_user_auth() {
+    fn published_jwks_parses_as_user_keys_but_access_tokens_are_refused() {
         let k = keys(&[&ed_fixed("ed"), &es_fixed("es")]);
         let jwks = Jwks::parse(&k.jwks_json()).expect("jwks");
         assert_eq!(format!("{jwks:?}"), r#"Jwks["EdDSA:ed", "ES256:es"]"#);
@@ -997,10 +997,15 @@ mod tests {
             let jwt = signer
                 .sign_access_token(&claims(), NOW + 600)
                 .expect("sign");
-            assert_eq!(verify_user_jwt(&cfg, None, &jwt, NOW), Ok("alice".into()));
+            // The keys parse as user-JWT keys, but an access token (`typ` `at+jwt`) is never
+            // a user identity, even when an operator points the user keys at patgate's JWKS.
+            assert_eq!(
+                verify_user_jwt(&cfg, None, &jwt, NOW),
+                Err(crate::user_auth::AuthFailure::WrongType)
+            );
             assert_eq!(
                 verify_user_jwt(&cfg, Some(&jwks), &tamper(&jwt), NOW),
-                Err(crate::user_auth::AuthFailure::BadSignature)
+                Err(crate::user_auth::AuthFailure::WrongType)
             );
         }
     }

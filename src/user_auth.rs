@@ -270,8 +270,13 @@ pub enum AuthFailure {
     WrongIssuer,
     /// `aud` is missing or does not contain the configured audience.
     WrongAudience,
-    /// `sub` is missing, not a string, empty, or longer than [`MAX_SUBJECT_CHARS`].
+    /// `sub` is missing, not a string, empty, blank, with a control character, or longer than
+    /// [`MAX_SUBJECT_CHARS`].
     MissingSubject,
+    /// The `typ` header marks another kind of token (an OAuth access token `at+jwt`, a signed
+    /// introspection response, any other explicitly typed `+jwt`, or one of patgate's own
+    /// types): it is not a user identity, whoever signed it (RFC 8725 section 3.11).
+    WrongType,
 }
 
 impl AuthFailure {
@@ -294,6 +299,7 @@ impl AuthFailure {
             AuthFailure::WrongIssuer => "wrong JWT issuer",
             AuthFailure::WrongAudience => "wrong JWT audience",
             AuthFailure::MissingSubject => "JWT without a usable sub",
+            AuthFailure::WrongType => "JWT typ is not a user identity token",
         }
     }
 }
@@ -351,6 +357,11 @@ pub fn verify_user_jwt(
     if untrusted.header().other_fields.crit.is_some() {
         return Err(AuthFailure::Malformed);
     }
+    if let Some(typ) = untrusted.header().token_type.as_deref() {
+        if !is_identity_typ(typ) {
+            return Err(AuthFailure::WrongType);
+        }
+    }
     let alg = untrusted.algorithm();
     let token = match alg {
         "HS256" => {
@@ -396,6 +407,17 @@ pub fn verify_user_jwt(
         _ => return Err(AuthFailure::UnsupportedAlgorithm),
     };
     check_claims(cfg, token.claims(), now)
+}
+
+/// Whether a `typ` header value may be a user identity token: refused are every explicitly
+/// typed `+jwt` media type (`at+jwt`, `token-introspection+jwt`, `secevent+jwt`, ...) and any
+/// type naming patgate (`patgate-assertion+jwt`, ...), compared without case and with or
+/// without the `application/` prefix (RFC 7515 4.1.9). `JWT` (the usual value) and other plain
+/// values pass.
+fn is_identity_typ(typ: &str) -> bool {
+    let t = typ.trim().to_ascii_lowercase();
+    let t = t.strip_prefix("application/").unwrap_or(&t);
+    !(t.ends_with("+jwt") || t.contains("patgate"))
 }
 
 /// Maps jwt-compact's validation errors: undecodable claims are malformed, the rest (algorithm
@@ -457,7 +479,13 @@ fn check_claims(
         return Err(AuthFailure::WrongAudience);
     }
     match c.sub.as_ref().and_then(Value::as_str) {
-        Some(s) if !s.is_empty() && s.chars().count() <= MAX_SUBJECT_CHARS => Ok(s.to_owned()),
+        Some(s)
+            if !s.trim().is_empty()
+                && !s.chars().any(char::is_control)
+                && s.chars().count() <= MAX_SUBJECT_CHARS =>
+        {
+            Ok(s.to_owned())
+        }
         _ => Err(AuthFailure::MissingSubject),
     }
 }
@@ -856,11 +884,71 @@ mod tests {
     }
 
     #[test]
+    fn failure_wrong_type() {
+        let c = cfg(None);
+        let payload =
+            json!({"iss":"https://idp.example","aud":"patgate","sub":"bob","exp":NOW + 5});
+        for typ in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            "Application/At+Jwt",
+            "token-introspection+jwt",
+            "application/token-introspection+jwt",
+            "patgate-assertion+jwt",
+            "application/PATGATE-ASSERTION+JWT",
+            "patgate",
+            "secevent+jwt",
+            " at+jwt ",
+        ] {
+            let t = hs_raw(&json!({"alg":"HS256","typ":typ}), &payload);
+            assert_eq!(check(&c, None, &t), Err(AuthFailure::WrongType), "{typ}");
+        }
+        for typ in ["JWT", "jwt", "application/jwt", "JOSE"] {
+            let t = hs_raw(&json!({"alg":"HS256","typ":typ}), &payload);
+            assert_eq!(check(&c, None, &t), Ok("bob".into()), "{typ}");
+        }
+        let untyped = hs_raw(&json!({"alg":"HS256"}), &payload);
+        assert_eq!(check(&c, None, &untyped), Ok("bob".into()));
+    }
+
+    /// A real patgate access token (RFC 9068, `typ` `at+jwt`, signed by patgate's key) is refused
+    /// as a user identity even when the identity provider's keys include patgate's key and the
+    /// issuer and audience match.
+    #[test]
+    fn patgate_access_token_is_not_a_user_identity() {
+        let keys = crate::jwt_issuer::SigningKeys::parse(
+            &crate::jwt_issuer::SigningKeys::generate_ed25519("k1")
+                .map(|k| format!("[{k}]"))
+                .expect("gen"),
+        )
+        .expect("keys");
+        // From JSON, so that claims added later (optional ones) do not break this test.
+        let mut claims: crate::jwt_issuer::AccessTokenClaims = serde_json::from_value(json!({
+            "iss": "https://idp.example", "sub": "alice", "aud": ["patgate"], "jti": "j",
+            "client_id": "pat_client", "scope": "demo_api:read"}))
+        .expect("claims");
+        claims.iat = NOW;
+        let at = keys.sign_access_token(&claims, NOW + 600).expect("sign");
+        let jwks = Jwks::parse(&keys.jwks_json()).expect("jwks");
+        assert_eq!(
+            check(&cfg(Some(jwks)), None, &at),
+            Err(AuthFailure::WrongType)
+        );
+    }
+
+    #[test]
     fn failure_missing_subject() {
         let c = cfg(None);
         for sub in [
             json!(null),
             json!(""),
+            json!(" "),
+            json!("\t \u{3000}"),
+            json!("alice\n"),
+            json!("al\u{0}ice"),
+            json!("bob\u{1b}[31m"),
+            json!("\u{85}"),
             json!(42),
             json!(["alice"]),
             json!("x".repeat(256)),

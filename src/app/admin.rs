@@ -26,7 +26,15 @@ fn valid_name(s: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
 }
 
+/// An id must be addressable as one URL path segment afterwards (`/admin/clients/{id}`): `.`
+/// and `..` are dot-segments that every URL parser removes (RFC 3986 5.2.4, and WHATWG also for
+/// `%2e` forms, which the alphabet already excludes).
 pub(super) fn check_id(id: &str) -> Result<(), Error> {
+    if id == "." || id == ".." {
+        return Err(Error::InvalidRequest(
+            "id must not be . or .. (a URL cannot address it)".into(),
+        ));
+    }
     if valid_name(id, 64) {
         Ok(())
     } else {
@@ -34,6 +42,70 @@ pub(super) fn check_id(id: &str) -> Result<(), Error> {
             "id must be 1 to 64 characters of A-Z a-z 0-9 _ - . :".into(),
         ))
     }
+}
+
+/// The entity tag of a record: a strong `ETag` (RFC 9110 8.8.3), the first 16 bytes of SHA-256
+/// over everything stored for it (its `Debug` form, which lists every field, plus the secret
+/// hashes that `Debug` redacts), so any change, a secret rotation included, changes it.
+fn etag(record: &impl std::fmt::Debug, secret: Option<&SecretSet>) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(format!("{record:?}").as_bytes());
+    if let Some(s) = secret {
+        h.update(s.current.to_hex().as_bytes());
+        if let Some((p, until)) = &s.previous {
+            h.update(format!("|{}|{until}", p.to_hex()).as_bytes());
+        }
+    }
+    let digest = h.finalize();
+    format!("\"{}\"", crate::secret::hex(&digest[..16]))
+}
+
+fn client_etag(c: &Client) -> String {
+    // The uid never changes after creation (and is assigned by the store): not part of the tag.
+    let c = Client {
+        uid: String::new(),
+        ..c.clone()
+    };
+    etag(&c, c.secret.as_ref())
+}
+
+fn resource_etag(r: &ApiResource) -> String {
+    let r = ApiResource {
+        uid: String::new(),
+        ..r.clone()
+    };
+    etag(&r, Some(&r.secret))
+}
+
+/// `If-Match` (RFC 9110 13.1.1): absent, `*`, or a list naming the record's current entity tag
+/// (strong comparison: a weak `W/"..."` tag never matches). Otherwise 412: another operator
+/// changed the record since this one read it. A write without `If-Match` is unconditional.
+fn check_if_match(req: &Request, current: &str) -> Result<(), Error> {
+    let Some(h) = req.get_header("if-match")? else {
+        return Ok(());
+    };
+    let h = h.trim();
+    if h == "*" || h.split(',').any(|t| t.trim() == current) {
+        Ok(())
+    } else {
+        Err(Error::PreconditionFailed)
+    }
+}
+
+fn with_etag(r: Response, tag: String) -> Response {
+    r.with_header("etag", tag)
+}
+
+/// JWT access tokens need signing keys: refuse a client that could never get a token.
+fn check_format<B>(ctx: &Ctx<'_, B>, f: TokenFormat) -> Result<(), Error> {
+    if f == TokenFormat::Jwt && ctx.cfg.signing_keys.is_none() {
+        return Err(Error::InvalidRequest(
+            "token_format jwt needs JWT signing keys (JWT_SIGNING_KEYS), which are not configured"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 fn authorize(ctx: &Ctx<'_, impl Backend>, req: &Request) -> Result<(), Error> {
@@ -253,6 +325,15 @@ async fn dispatch<B: Backend>(
     rest: &str,
 ) -> Result<Response, Error> {
     authorize(ctx, req)?;
+    let result = route(ctx, req, rest).await;
+    if req.method != Method::Get {
+        // Scopes, clients and their state are in the discovery document.
+        super::discovery::forget();
+    }
+    result
+}
+
+async fn route<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, rest: &str) -> Result<Response, Error> {
     let parts: Vec<&str> = rest.split('/').collect();
     match (parts.as_slice(), req.method) {
         (["routes", ..], _) => super::routes_admin::handle(ctx, req, &parts[1..]).await,
@@ -264,10 +345,17 @@ async fn dispatch<B: Backend>(
         (["clients"], Method::Post) => create_client(ctx, req).await,
         (["clients", id], Method::Get) => {
             let c = ctx.backend.client(id).await?.ok_or(Error::NotFound)?;
-            Ok(Response::json(200, &client_view(&c)))
+            Ok(with_etag(
+                Response::json(200, &client_view(&c)),
+                client_etag(&c),
+            ))
         }
         (["clients", id], Method::Patch) => update_client(ctx, req, id).await,
         (["clients", id], Method::Delete) => {
+            if req.get_header("if-match")?.is_some() {
+                let c = ctx.backend.client(id).await?.ok_or(Error::NotFound)?;
+                check_if_match(req, &client_etag(&c))?;
+            }
             written(ctx.backend.delete_client(id).await?)?;
             ctx.isolate.forget_client(id);
             Ok(Response::empty(204))
@@ -275,6 +363,7 @@ async fn dispatch<B: Backend>(
         (["clients", id, "rotate-secret"], Method::Post) => {
             let grace = grace(req)?;
             let mut c = Client::clone(&ctx.backend.client(id).await?.ok_or(Error::NotFound)?);
+            check_if_match(req, &client_etag(&c))?;
             let Some(set) = &c.secret else {
                 return Err(Error::Conflict("a public client has no secret".into()));
             };
@@ -282,9 +371,12 @@ async fn dispatch<B: Backend>(
             c.secret = Some(rotated(set, &fresh, ctx.now, grace));
             written(ctx.backend.update_client(&c).await?)?;
             ctx.isolate.forget_client(id);
-            Ok(Response::json(
-                200,
-                &json!({"client_secret": fresh.expose_secret(), "previous_secret_valid_until": c.secret.as_ref().and_then(|s| s.previous.map(|p| p.1))}),
+            Ok(with_etag(
+                Response::json(
+                    200,
+                    &json!({"client_secret": fresh.expose_secret(), "previous_secret_valid_until": c.secret.as_ref().and_then(|s| s.previous.map(|p| p.1))}),
+                ),
+                client_etag(&c),
             ))
         }
         (["resources"], Method::Get) => {
@@ -295,10 +387,17 @@ async fn dispatch<B: Backend>(
         (["resources"], Method::Post) => create_resource(ctx, req).await,
         (["resources", id], Method::Get) => {
             let r = ctx.backend.api_resource(id).await?.ok_or(Error::NotFound)?;
-            Ok(Response::json(200, &resource_view(&r)))
+            Ok(with_etag(
+                Response::json(200, &resource_view(&r)),
+                resource_etag(&r),
+            ))
         }
         (["resources", id], Method::Patch) => update_resource(ctx, req, id).await,
         (["resources", id], Method::Delete) => {
+            if req.get_header("if-match")?.is_some() {
+                let r = ctx.backend.api_resource(id).await?.ok_or(Error::NotFound)?;
+                check_if_match(req, &resource_etag(&r))?;
+            }
             written(ctx.backend.delete_resource(id).await?)?;
             ctx.isolate.forget_resource(id);
             Ok(Response::empty(204))
@@ -306,13 +405,17 @@ async fn dispatch<B: Backend>(
         (["resources", id, "rotate-secret"], Method::Post) => {
             let grace = grace(req)?;
             let mut r = ctx.backend.api_resource(id).await?.ok_or(Error::NotFound)?;
+            check_if_match(req, &resource_etag(&r))?;
             let fresh = new_secret()?;
             r.secret = rotated(&r.secret, &fresh, ctx.now, grace);
             written(ctx.backend.update_resource(&r).await?)?;
             ctx.isolate.forget_resource(id);
-            Ok(Response::json(
-                200,
-                &json!({"secret": fresh.expose_secret(), "previous_secret_valid_until": r.secret.previous.map(|p| p.1)}),
+            Ok(with_etag(
+                Response::json(
+                    200,
+                    &json!({"secret": fresh.expose_secret(), "previous_secret_valid_until": r.secret.previous.map(|p| p.1)}),
+                ),
+                resource_etag(&r),
             ))
         }
         (["clients" | "resources"], _) => Err(Error::MethodNotAllowed("GET, POST")),
@@ -325,6 +428,7 @@ async fn dispatch<B: Backend>(
 async fn create_client<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response, Error> {
     let body: NewClient = req.json()?;
     check_id(&body.id)?;
+    check_format(ctx, body.token_format)?;
     check_lifetime(body.token_lifetime)?;
     check_scopes_exist(ctx, &body.allowed_scopes).await?;
     let secret = if body.public {
@@ -350,7 +454,10 @@ async fn create_client<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Re
     if let Some(s) = &secret {
         v["client_secret"] = json!(s.expose_secret());
     }
-    Ok(Response::json(201, &v).with_header("location", format!("/admin/clients/{}", client.id)))
+    Ok(with_etag(
+        Response::json(201, &v).with_header("location", format!("/admin/clients/{}", client.id)),
+        client_etag(&client),
+    ))
 }
 
 async fn update_client<B: Backend>(
@@ -360,11 +467,13 @@ async fn update_client<B: Backend>(
 ) -> Result<Response, Error> {
     let patch: ClientPatch = req.json()?;
     let mut c = ctx.backend.client(id).await?.ok_or(Error::NotFound)?;
+    check_if_match(req, &client_etag(&c))?;
     if let Some(scopes) = patch.allowed_scopes {
         check_scopes_exist(ctx, &scopes).await?;
         c.allowed_scopes = scopes;
     }
     if let Some(f) = patch.token_format {
+        check_format(ctx, f)?;
         c.token_format = f;
     }
     if let Some(l) = patch.token_lifetime {
@@ -376,7 +485,10 @@ async fn update_client<B: Backend>(
     }
     written(ctx.backend.update_client(&c).await?)?;
     ctx.isolate.forget_client(id);
-    Ok(Response::json(200, &client_view(&c)))
+    Ok(with_etag(
+        Response::json(200, &client_view(&c)),
+        client_etag(&c),
+    ))
 }
 
 async fn create_resource<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response, Error> {
@@ -398,7 +510,10 @@ async fn create_resource<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<
     ctx.isolate.forget_resource(&r.id);
     let mut v = serde_json::to_value(resource_view(&r)).unwrap_or_default();
     v["secret"] = json!(secret.expose_secret());
-    Ok(Response::json(201, &v).with_header("location", format!("/admin/resources/{}", r.id)))
+    Ok(with_etag(
+        Response::json(201, &v).with_header("location", format!("/admin/resources/{}", r.id)),
+        resource_etag(&r),
+    ))
 }
 
 async fn update_resource<B: Backend>(
@@ -408,6 +523,7 @@ async fn update_resource<B: Backend>(
 ) -> Result<Response, Error> {
     let patch: ResourcePatch = req.json()?;
     let mut r = ctx.backend.api_resource(id).await?.ok_or(Error::NotFound)?;
+    check_if_match(req, &resource_etag(&r))?;
     if let Some(scopes) = patch.scopes {
         check_scope_names(&scopes)?;
         r.scopes = scopes;
@@ -417,5 +533,8 @@ async fn update_resource<B: Backend>(
     }
     written(ctx.backend.update_resource(&r).await?)?;
     ctx.isolate.forget_resource(id);
-    Ok(Response::json(200, &resource_view(&r)))
+    Ok(with_etag(
+        Response::json(200, &resource_view(&r)),
+        resource_etag(&r),
+    ))
 }

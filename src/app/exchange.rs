@@ -56,6 +56,12 @@ pub async fn handle<B: Backend>(
                     "a PAT can be exchanged only for requested_token_type {TT_JWT}"
                 )));
             }
+            if ctx.cfg.signing_keys.is_none() {
+                // RFC 8693 2.2.2: a subject token unacceptable by policy is invalid_request.
+                return Err(Error::InvalidRequest(
+                    "this server issues no JWTs (no signing keys are configured), so a PAT cannot be exchanged".into(),
+                ));
+            }
             pat_to_jwt(ctx, &client, &pat, form).await
         }
         _ => {

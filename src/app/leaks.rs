@@ -22,7 +22,7 @@ use std::rc::Rc;
 /// The endpoint's path.
 pub const PATH: &str = "/secret-scanning/github";
 /// Largest report accepted (the Worker's shim reads at most 64 KiB).
-pub const MAX_REPORT_BODY: usize = 64 * 1024;
+pub const MAX_REPORT_BODY: usize = crate::http::MAX_REPORT_BODY;
 /// Most matches in one report (each costs a KV read; a live one a few D1 and KV calls).
 pub const MAX_MATCHES: usize = 200;
 /// Fetched keys are used this long before they are fetched again.

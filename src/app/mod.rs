@@ -193,9 +193,9 @@ enum Route<'p> {
 
 fn route(path: &str) -> Option<(Route<'_>, &'static str)> {
     Some(match path {
-        "/.well-known/oauth-authorization-server" | "/.well-known/openid-configuration" => {
-            (Route::Discovery, "GET")
-        }
+        // Not `/.well-known/openid-configuration`: patgate is no OpenID Provider (it has no
+        // authorization endpoint and issues no ID tokens), so it serves no OIDC metadata.
+        "/.well-known/oauth-authorization-server" => (Route::Discovery, "GET"),
         "/.well-known/jwks.json" => (Route::Jwks, "GET"),
         "/oauth/token" => (Route::Token, "POST"),
         "/oauth/introspect" => (Route::Introspect, "POST"),
@@ -217,19 +217,31 @@ fn route(path: &str) -> Option<(Route<'_>, &'static str)> {
 
 /// Handles one request. Never panics on input; every failure is an [`Error`] mapped in one place.
 pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Outcome {
-    let is_oauth = req.path.starts_with("/oauth/");
     let mut outcome = match dispatch(ctx, req).await {
         Ok(o) => o,
         Err(e) => e.into_response().into(),
     };
-    let r = &mut outcome.response;
+    finish(&req.path, &mut outcome.response);
+    outcome
+}
+
+/// The answer to a request refused before it could be parsed (a body over the endpoint's limit,
+/// an unreadable body), with the same caching headers as every other answer.
+pub fn refuse(path: &str, e: Error) -> Response {
+    let mut r = e.into_response();
+    finish(path, &mut r);
+    r
+}
+
+/// Headers every answer carries: `Cache-Control: no-store` unless the handler chose a policy,
+/// and `Pragma: no-cache` on `/oauth/*` (RFC 6749 5.1).
+fn finish(path: &str, r: &mut Response) {
     if r.header("cache-control").is_none() {
         r.headers.push(("cache-control", "no-store".into()));
     }
-    if is_oauth {
+    if path.starts_with("/oauth/") {
         r.headers.push(("pragma", "no-cache".into()));
     }
-    outcome
 }
 
 async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {

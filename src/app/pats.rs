@@ -202,12 +202,16 @@ pub(crate) async fn validate_scopes<B: Backend>(
     }
     let pat_client = client_auth::load_client(ctx, PAT_CLIENT_ID)
         .await?
-        .filter(|c| c.enabled)
         .ok_or_else(|| {
-            Error::UnauthorizedClient(format!(
-                "personal access tokens cannot be created: the client {PAT_CLIENT_ID} is disabled or not configured"
+            Error::InvalidRequest(format!(
+                "personal access tokens are not enabled here (no client {PAT_CLIENT_ID} is configured)"
             ))
         })?;
+    if !pat_client.enabled {
+        return Err(Error::UnauthorizedClient(format!(
+            "personal access tokens cannot be created: the client {PAT_CLIENT_ID} is disabled"
+        )));
+    }
     for (i, s) in scopes.iter().enumerate() {
         if scopes[..i].contains(s) {
             return Err(Error::InvalidScope(format!("scope {s} is repeated")));

@@ -442,30 +442,23 @@ fn a_failed_registry_refresh_serves_the_cached_record() {
 /// cached per isolate; while the URL fails, the last keys keep working for a bounded time.
 #[test]
 fn jwks_url_keys_survive_a_short_identity_provider_outage() {
-    use crate::jwt_issuer::{AccessTokenClaims, SigningKeys};
-    let idp = SigningKeys::parse(&format!(
-        "[{}]",
-        SigningKeys::generate_ed25519("idp-1").expect("key")
-    ))
-    .expect("keys");
+    use base64::Engine as _;
+    use jwt_compact::{alg::Ed25519, AlgorithmExt as _, Claims, Header};
+    // The identity provider: an Ed25519 key published in a JWKS, signing plain `JWT`s.
+    let kp = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([7; 32]));
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(kp.pk.as_ref());
+    let idp_jwks =
+        serde_json::json!({"keys":[{"kty":"OKP","crv":"Ed25519","x":x,"kid":"idp-1"}]}).to_string();
     let jwt_at = |now: i64| {
-        let claims = AccessTokenClaims {
-            iss: "idp".into(),
-            sub: "erin".into(),
-            aud: vec!["patgate".into()],
-            iat: now,
-            jti: "j".into(),
-            client_id: "cli".into(),
-            scope: String::new(),
-            pat_id: None,
-            pat_gen: None,
-        };
-        idp.sign_access_token(&claims, now + 3600).expect("sign")
+        let mut claims = Claims::new(serde_json::json!({"iss":"idp","sub":"erin","aud":"patgate"}));
+        claims.expiration = chrono::DateTime::from_timestamp(now + 3600, 0);
+        let header = Header::empty().with_key_id("idp-1").with_token_type("JWT");
+        Ed25519.token(&header, &claims, &kp.sk).expect("sign")
     };
     let mut h = Harness::new();
     h.cfg.user_auth.hs256_secret = None;
     h.cfg.user_auth.jwks_url = Some("https://idp.example/jwks".into());
-    *h.backend.jwks.borrow_mut() = Some(idp.jwks_json());
+    *h.backend.jwks.borrow_mut() = Some(idp_jwks);
     let list = |h: &Harness| {
         let req = Request::new(Method::Get, "/api/pats")
             .header("authorization", &format!("Bearer {}", jwt_at(h.now)));
@@ -752,3 +745,5 @@ fn config_debug_shows_no_secret() {
 }
 
 mod gate;
+
+mod hostile;

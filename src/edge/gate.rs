@@ -8,7 +8,7 @@
 //! shim reads them (small bodies only) and served by patgate's own endpoints.
 
 use super::backend::EdgeBackend;
-use super::{config, respond, run_deferred, serve, ISOLATE, MAX_READ_BODY};
+use super::{config, respond, run_deferred, ISOLATE};
 use crate::app::gate::{self as core_gate, GateAnswer, GateRequest};
 use crate::app::{self, Deferred};
 use crate::error::Error;
@@ -22,6 +22,9 @@ use worker::worker_sys::web_sys;
 use worker::{Context, Env};
 
 /// Entry for requests on a host other than the issuer's (called by the shim, body unread).
+/// Resolves to the answer, or to `undefined` when no gate route matches: the shim then reads the
+/// body like for any of patgate's own endpoints (one body reader, one set of limits) and calls
+/// `handle`.
 #[wasm_bindgen]
 pub fn handle_gate(
     req: web_sys::Request,
@@ -30,7 +33,9 @@ pub fn handle_gate(
 ) -> js_sys::Promise {
     let ctx = Context::new(ctx);
     wasm_bindgen_futures::future_to_promise(async move {
-        serve_gate(&req, &env, &ctx).await.map(JsValue::from)
+        Ok(serve_gate(&req, &env, &ctx)
+            .await?
+            .map_or(JsValue::UNDEFINED, JsValue::from))
     })
 }
 
@@ -52,12 +57,15 @@ async fn serve_gate(
     req: &web_sys::Request,
     env: &Env,
     ctx: &Context,
-) -> Result<web_sys::Response, JsValue> {
+) -> Result<Option<web_sys::Response>, JsValue> {
     let url = req.url();
     let (path, query) = http::split_url(&url);
     let cfg = match config::load(env) {
         Ok(c) => c,
-        Err(e) => return respond(Error::Internal(format!("configuration: {e}")).into_response()),
+        Err(e) => {
+            return respond(Error::Internal(format!("configuration: {e}")).into_response())
+                .map(Some)
+        }
     };
     let (scheme, authority) = scheme_and_authority(&url);
     let method = req.method();
@@ -84,13 +92,10 @@ async fn serve_gate(
         worker::console_log!("{}", event.line());
     }
     match answer {
-        GateAnswer::NotGate => {
-            let body = read_small_body(req).await?;
-            respond(serve(req, body, env, ctx).await?)
-        }
+        GateAnswer::NotGate => Ok(None),
         GateAnswer::Respond(outcome) => {
             defer(env, ctx, outcome.deferred);
-            respond(outcome.response)
+            respond(outcome.response).map(Some)
         }
         GateAnswer::Forward(f) => {
             if let Some(line) = &f.log {
@@ -98,7 +103,7 @@ async fn serve_gate(
             }
             defer(env, ctx, f.deferred);
             match forward(req, &method, &headers, &f.url, f.identity).await {
-                Ok(resp) => Ok(resp),
+                Ok(resp) => Ok(Some(resp)),
                 Err(e) => {
                     let mut r = core_gate::bad_gateway();
                     r.log = Some(format!(
@@ -107,7 +112,7 @@ async fn serve_gate(
                             .or_else(|| js_sys::Error::from(e).message().as_string())
                             .unwrap_or_default()
                     ));
-                    respond(r)
+                    respond(r).map(Some)
                 }
             }
         }
@@ -153,23 +158,4 @@ async fn forward(
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
     let resp = JsFuture::from(global.fetch_with_request(&out)).await?;
     resp.dyn_into::<web_sys::Response>()
-}
-
-/// The shim's read for patgate's own endpoints: small bodies only (larger ones are refused by
-/// `to_core_request` without being read).
-async fn read_small_body(req: &web_sys::Request) -> Result<Option<Vec<u8>>, JsValue> {
-    let method = req.method();
-    if matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS") {
-        return Ok(None);
-    }
-    let declared = req
-        .headers()
-        .get("content-length")?
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    if declared > MAX_READ_BODY {
-        return Ok(None);
-    }
-    let buf = JsFuture::from(req.array_buffer()?).await?;
-    Ok(Some(js_sys::Uint8Array::new(&buf).to_vec()))
 }

@@ -24,9 +24,6 @@ use wasm_bindgen::JsValue;
 use worker::worker_sys::web_sys;
 use worker::{event, Context, Env};
 
-/// Bodies declared larger than this are refused without being read.
-const MAX_READ_BODY: usize = 64 * 1024;
-
 thread_local! {
     static ISOLATE: Rc<IsolateState> = Rc::new(IsolateState::default());
 }
@@ -42,6 +39,11 @@ fn start() {
 
 /// The request entry point, called by `scripts/worker-shim.js` with the body already read in JS.
 ///
+/// `body_problem` is set by the shim when it did not deliver a body: `"too_large"` (declared or
+/// read past the endpoint's limit, [`http::body_limit`]; the rest was cancelled, not read) or
+/// `"unreadable"` (the body stream failed, e.g. malformed chunked encoding). Either is answered
+/// here, through the one error mapping, without running the handler.
+///
 /// The request future is polled once right here. Requests that need no I/O (a garbage token, a
 /// token this isolate knows is inactive, most errors) complete in that poll and return a
 /// `Response` synchronously, without the wasm-bindgen futures executor (whose `queueMicrotask`
@@ -53,10 +55,11 @@ pub fn handle(
     body: Option<Vec<u8>>,
     env: Env,
     ctx: worker::worker_sys::Context,
+    body_problem: Option<String>,
 ) -> JsValue {
     let ctx = Context::new(ctx);
     let mut fut = Box::pin(async move {
-        let resp = match serve(&req, body, &env, &ctx).await {
+        let resp = match serve(&req, body, body_problem.as_deref(), &env, &ctx).await {
             Ok(r) => r,
             Err(e) => Error::Internal(format!("{e:?}")).into_response(),
         };
@@ -114,6 +117,7 @@ pub fn scheduled(env: Env) -> js_sys::Promise {
 async fn serve(
     req: &web_sys::Request,
     body: Option<Vec<u8>>,
+    body_problem: Option<&str>,
     env: &Env,
     ctx: &Context,
 ) -> Result<http::Response, JsValue> {
@@ -126,9 +130,9 @@ async fn serve(
         Ok(c) => c,
         Err(e) => return Ok(Error::Internal(format!("configuration: {e}")).into_response()),
     };
-    let core_req = match to_core_request(req, path, query, body)? {
+    let core_req = match to_core_request(req, path, query, body, body_problem)? {
         Ok(r) => r,
-        Err(e) => return Ok(e.into_response()),
+        Err(e) => return Ok(app::refuse(path, e)),
     };
     let backend = EdgeBackend::new(env);
     let isolate = ISOLATE.with(Rc::clone);
@@ -220,7 +224,18 @@ fn to_core_request(
     path: &str,
     query: Option<&str>,
     body: Option<Vec<u8>>,
+    body_problem: Option<&str>,
 ) -> Result<Result<http::Request, Error>, JsValue> {
+    let limit = http::body_limit(path);
+    match body_problem {
+        None => {}
+        Some("too_large") => return Ok(Err(Error::PayloadTooLarge(limit))),
+        Some(_) => {
+            return Ok(Err(Error::InvalidRequest(
+                "the request body could not be read (malformed or interrupted)".into(),
+            )))
+        }
+    }
     let method = Method::parse(&req.method());
     let headers = req.headers();
     let mut out = Vec::with_capacity(3);
@@ -232,6 +247,8 @@ fn to_core_request(
     } else if path.starts_with("/oauth/") {
         // rate limits per IP (README "Security")
         &["cf-connecting-ip"]
+    } else if path.starts_with("/admin/") {
+        &["if-match"]
     } else if app::is_page_path(path) {
         &PAGE_HEADERS
     } else if path == app::LEAK_REPORT_PATH {
@@ -250,13 +267,14 @@ fn to_core_request(
     );
     let body = match body {
         Some(b) if has_body => b,
-        // The shim does not read bodies declared larger than it accepts (MAX_READ_BODY).
+        // The shim reads no body over the endpoint's limit and says so in `body_problem`;
+        // this is a second guard should a caller pass no body and no reason.
         None if has_body => {
             let declared = headers
                 .get("content-length")?
                 .and_then(|v| v.parse::<usize>().ok());
-            if declared.is_some_and(|n| n > MAX_READ_BODY) {
-                return Ok(Err(Error::PayloadTooLarge(http::MAX_JSON_BODY)));
+            if declared.is_some_and(|n| n > limit) {
+                return Ok(Err(Error::PayloadTooLarge(limit)));
             }
             Vec::new()
         }
@@ -274,7 +292,7 @@ fn to_core_request(
 /// Most responses share status and headers (an introspection answer, `{"active":false}`, ...).
 /// `new Response()` copies its init, so one `ResponseInit` per distinct (status, headers) can be
 /// reused instead of building a `Headers` object per request. Bounded; responses with per-request
-/// headers (`location`, `set-cookie`) are not cached.
+/// headers (`location`, `set-cookie`, `etag`) are not cached.
 const MAX_CACHED_INITS: usize = 32;
 
 type CachedInit = (u16, Vec<(&'static str, String)>, web_sys::ResponseInit);
@@ -299,7 +317,7 @@ fn to_web_response(mut r: http::Response) -> Result<web_sys::Response, JsValue> 
     let cacheable = r
         .headers
         .iter()
-        .all(|(k, _)| *k != "location" && *k != "set-cookie");
+        .all(|(k, _)| *k != "location" && *k != "set-cookie" && *k != "etag");
     if cacheable {
         let hit = INITS.with(|c| {
             c.borrow()
