@@ -370,6 +370,20 @@ test("gate routes never match on the issuer's host; patgate's endpoints answer o
     body: "token=" + "x".repeat(70 * 1024),
   });
   assertError(big, 413, "invalid_request");
+  // the same body limits as on the issuer's host (one reader, in the shim): the form endpoints'
+  // 8 KiB holds for a chunked body without Content-Length too, and a small one passes
+  const chunked = (size) => {
+    const chunks = [new TextEncoder().encode("token=" + "x".repeat(size))];
+    return call(`${gateBase}/oauth/introspect`, {
+      method: "POST", duplex: "half",
+      headers: { "content-type": "application/x-www-form-urlencoded", authorization: basic("demo_api", "demo-api-secret") },
+      body: new ReadableStream({ pull(c) { if (chunks.length) c.enqueue(chunks.shift()); else c.close(); } }),
+    });
+  };
+  const over = await chunked(9000);
+  assertError(over, 413, "invalid_request");
+  assert.match(over.json.error_description, /8192/, "the form endpoints' own limit");
+  assert.equal((await chunked(100)).text, '{"active":false}');
 });
 
 test("RFC 9728 protected resource metadata on the gate host", async () => {
