@@ -388,6 +388,59 @@ fn deleting_a_resource_survives_faults_and_hides_its_scopes() {
     }
 }
 
+#[test]
+fn deleting_a_client_survives_faults_and_kills_its_tokens() {
+    for fault in FAULTS {
+        let mut h = Harness::new();
+        let req = Request::new(Method::Post, "/oauth/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials&client_id=demo_client&client_secret=demo-client-secret");
+        let (s, v, _) = h.call(&req);
+        assert_eq!(s, 200, "{v}");
+        let token = v["access_token"].as_str().expect("token").to_owned();
+        h.backend.inject(Step::ClientWrite, fault);
+        let del = admin(Method::Delete, "/admin/clients/demo_client", None);
+        assert_eq!(h.call(&del).0, 503, "{fault:?}");
+        let s = h.call(&del).0;
+        assert!(s == 204 || s == 404, "{fault:?}: the retry ({s})");
+        h.now += h.cfg.registry_cache_secs;
+        assert_eq!(h.introspect(&token).1, inactive(), "{fault:?}");
+        assert_eq!(h.introspect_elsewhere(&token), inactive(), "{fault:?}");
+        assert_eq!(h.call(&req).0, 401, "{fault:?}: no more tokens for it");
+    }
+}
+
+#[test]
+fn removing_a_scope_from_a_resource_survives_faults_and_hides_it() {
+    for fault in FAULTS {
+        let mut h = Harness::new();
+        let (_, token) = h.pat("alice", &["demo_api:read", "demo_api:write"]);
+        assert_eq!(
+            h.introspect(&token).1["scope"],
+            "demo_api:read demo_api:write"
+        );
+        h.backend.inject(Step::ResourceWrite, fault);
+        let patch = admin(
+            Method::Patch,
+            "/admin/resources/demo_api",
+            Some(json!({"scopes": ["demo_api:write"]}).to_string()),
+        );
+        assert_eq!(h.call(&patch).0, 503, "{fault:?}");
+        assert_eq!(h.call(&patch).0, 200, "{fault:?}: the retry");
+        h.now += h.cfg.registry_cache_secs;
+        assert_eq!(
+            h.introspect(&token).1["scope"],
+            "demo_api:write",
+            "{fault:?}"
+        );
+        assert_eq!(
+            h.introspect_elsewhere(&token)["scope"],
+            "demo_api:write",
+            "{fault:?}"
+        );
+    }
+}
+
 // --- derived tokens ----------------------------------------------------------------------------
 
 fn exchange(h: &Harness, client: &str, pat: &str) -> (u16, Value) {
