@@ -9,6 +9,7 @@
 //! - `edge` (wasm only): the Worker entry point, KV/D1/Durable Object adapters.
 
 pub mod app;
+pub mod encoding;
 pub mod error;
 pub mod gate;
 pub mod http;

@@ -176,11 +176,11 @@ pub struct TokenHash(pub [u8; 32]);
 impl TokenHash {
     /// Lowercase hex: the persisted form (D1 `tokens.token_hash`, KV key suffix). Never change it.
     pub fn to_hex(&self) -> String {
-        crate::secret::hex(&self.0)
+        crate::encoding::hex(&self.0)
     }
 
     pub fn from_hex(s: &str) -> Option<Self> {
-        crate::secret::unhex32(s).map(TokenHash)
+        crate::encoding::unhex32(s).map(TokenHash)
     }
 }
 

@@ -58,7 +58,7 @@ fn etag(record: &impl std::fmt::Debug, secret: Option<&SecretSet>) -> String {
         }
     }
     let digest = h.finalize();
-    format!("\"{}\"", crate::secret::hex(&digest[..16]))
+    format!("\"{}\"", crate::encoding::hex(&digest[..16]))
 }
 
 fn client_etag(c: &Client) -> String {
