@@ -1,12 +1,9 @@
-//! The one error type, and the one place where errors become HTTP responses.
+//! The one error type: its codes and statuses. It becomes an HTTP response in one place,
+//! `Error::into_response` in `http.rs` (so that this module does not depend on `http`).
 //!
 //! Bodies always have the RFC 6749 section 5.2 shape `{"error", "error_description"?}`.
 //! Causes that must not reach the client (storage failures, why a credential was refused)
 //! travel in `Response::log`.
-
-use crate::http::Response;
-use serde::Serialize;
-
 /// Realm used in `WWW-Authenticate` challenges.
 pub const REALM: &str = "patgate";
 
@@ -62,13 +59,6 @@ pub enum Error {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_description: Option<&'a str>,
-}
-
 impl Error {
     /// The `error` code sent in the body.
     pub fn code(&self) -> &'static str {
@@ -120,96 +110,6 @@ impl Error {
             Error::Internal(_) => 500,
         }
     }
-
-    /// The single mapping from an error to (status, headers, body).
-    pub fn into_response(self) -> Response {
-        let owned_description;
-        let (description, log): (Option<&str>, Option<String>) = match &self {
-            Error::InvalidRequest(m)
-            | Error::InvalidGrant(m)
-            | Error::InvalidScope(m)
-            | Error::UnauthorizedClient(m)
-            | Error::UnsupportedGrantType(m)
-            | Error::UnsupportedTokenType(m)
-            | Error::Conflict(m)
-            | Error::Forbidden(m) => (Some(m.as_str()), None),
-            Error::InvalidSignature(cause) => (
-                Some("the request signature is missing or not valid"),
-                Some(format!("invalid_signature: {cause}")),
-            ),
-            Error::InvalidClient(cause) => (
-                Some("client authentication failed"),
-                Some(format!("invalid_client: {cause}")),
-            ),
-            Error::MissingBearer => (Some("a bearer token is required"), None),
-            Error::InvalidToken { description, cause } => {
-                (Some(*description), Some(format!("invalid_token: {cause}")))
-            }
-            Error::NotFound => (None, None),
-            Error::PreconditionFailed => (
-                Some("the record changed since it was read (If-Match does not match its ETag): read it again"),
-                None,
-            ),
-            Error::MethodNotAllowed(_) => (Some("method not allowed"), None),
-            Error::PayloadTooLarge(limit) => {
-                owned_description = format!("the body is larger than {limit} bytes");
-                (Some(owned_description.as_str()), None)
-            }
-            Error::UnsupportedMediaType(expected) => {
-                owned_description = format!("the body must be {expected}");
-                (Some(owned_description.as_str()), None)
-            }
-            Error::Unavailable(cause) => (
-                Some("storage is temporarily unavailable, retry later"),
-                Some(format!("storage unavailable: {cause}")),
-            ),
-            Error::Internal(cause) => (None, Some(format!("internal error: {cause}"))),
-            Error::RateLimited(what, _) => (
-                Some("too many requests, retry later"),
-                Some(format!("rate limited: {what}")),
-            ),
-        };
-        let mut resp = Response::json(
-            self.status(),
-            &ErrorBody {
-                error: self.code(),
-                error_description: description,
-            },
-        );
-        resp.log = log;
-        match &self {
-            Error::RateLimited(_, secs) => {
-                resp = resp.with_header("retry-after", secs.to_string());
-            }
-            Error::InvalidClient(_) => {
-                resp = resp.with_header("www-authenticate", format!("Basic realm=\"{REALM}\""));
-            }
-            Error::MissingBearer => {
-                resp = resp.with_header("www-authenticate", format!("Bearer realm=\"{REALM}\""));
-            }
-            Error::InvalidToken { description, .. } => {
-                resp = resp.with_header(
-                    "www-authenticate",
-                    format!(
-                        "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{description}\""
-                    ),
-                );
-            }
-            Error::Forbidden(_) => {
-                resp = resp.with_header(
-                    "www-authenticate",
-                    format!("Bearer realm=\"{REALM}\", error=\"insufficient_scope\""),
-                );
-            }
-            Error::InvalidSignature(_) => {
-                resp = resp.with_header("www-authenticate", format!("Signature realm=\"{REALM}\""));
-            }
-            Error::MethodNotAllowed(allow) => resp = resp.with_header("allow", *allow),
-            Error::Unavailable(_) => resp = resp.with_header("retry-after", "1"),
-            _ => {}
-        }
-        resp
-    }
 }
 
 impl From<crate::store::StoreError> for Error {
@@ -221,6 +121,7 @@ impl From<crate::store::StoreError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::Response;
 
     fn body(e: Error) -> (u16, serde_json::Value, Response) {
         let r = e.into_response();

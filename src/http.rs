@@ -3,8 +3,9 @@
 //! The runtime layer (`edge`) converts a Workers request into [`Request`] and a [`Response`]
 //! back; everything in between is plain Rust that runs in host tests.
 
-use crate::error::Error;
+use crate::error::{Error, REALM};
 use base64::Engine as _;
+use serde::Serialize;
 
 /// Largest form body accepted on `/oauth/*`.
 pub const MAX_FORM_BODY: usize = 8 * 1024;
@@ -347,6 +348,109 @@ impl Response {
     /// The body as JSON (tests).
     pub fn json_body(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The one mapping from an error to a response (here, with `Response`, so that `error` does not
+// depend on `http`).
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_description: Option<&'a str>,
+}
+
+impl Error {
+    /// The single mapping from an error to (status, headers, body).
+    pub fn into_response(self) -> Response {
+        let owned_description;
+        let (description, log): (Option<&str>, Option<String>) = match &self {
+            Error::InvalidRequest(m)
+            | Error::InvalidGrant(m)
+            | Error::InvalidScope(m)
+            | Error::UnauthorizedClient(m)
+            | Error::UnsupportedGrantType(m)
+            | Error::UnsupportedTokenType(m)
+            | Error::Conflict(m)
+            | Error::Forbidden(m) => (Some(m.as_str()), None),
+            Error::InvalidSignature(cause) => (
+                Some("the request signature is missing or not valid"),
+                Some(format!("invalid_signature: {cause}")),
+            ),
+            Error::InvalidClient(cause) => (
+                Some("client authentication failed"),
+                Some(format!("invalid_client: {cause}")),
+            ),
+            Error::MissingBearer => (Some("a bearer token is required"), None),
+            Error::InvalidToken { description, cause } => {
+                (Some(*description), Some(format!("invalid_token: {cause}")))
+            }
+            Error::NotFound => (None, None),
+            Error::PreconditionFailed => (
+                Some("the record changed since it was read (If-Match does not match its ETag): read it again"),
+                None,
+            ),
+            Error::MethodNotAllowed(_) => (Some("method not allowed"), None),
+            Error::PayloadTooLarge(limit) => {
+                owned_description = format!("the body is larger than {limit} bytes");
+                (Some(owned_description.as_str()), None)
+            }
+            Error::UnsupportedMediaType(expected) => {
+                owned_description = format!("the body must be {expected}");
+                (Some(owned_description.as_str()), None)
+            }
+            Error::Unavailable(cause) => (
+                Some("storage is temporarily unavailable, retry later"),
+                Some(format!("storage unavailable: {cause}")),
+            ),
+            Error::Internal(cause) => (None, Some(format!("internal error: {cause}"))),
+            Error::RateLimited(what, _) => (
+                Some("too many requests, retry later"),
+                Some(format!("rate limited: {what}")),
+            ),
+        };
+        let mut resp = Response::json(
+            self.status(),
+            &ErrorBody {
+                error: self.code(),
+                error_description: description,
+            },
+        );
+        resp.log = log;
+        match &self {
+            Error::RateLimited(_, secs) => {
+                resp = resp.with_header("retry-after", secs.to_string());
+            }
+            Error::InvalidClient(_) => {
+                resp = resp.with_header("www-authenticate", format!("Basic realm=\"{REALM}\""));
+            }
+            Error::MissingBearer => {
+                resp = resp.with_header("www-authenticate", format!("Bearer realm=\"{REALM}\""));
+            }
+            Error::InvalidToken { description, .. } => {
+                resp = resp.with_header(
+                    "www-authenticate",
+                    format!(
+                        "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{description}\""
+                    ),
+                );
+            }
+            Error::Forbidden(_) => {
+                resp = resp.with_header(
+                    "www-authenticate",
+                    format!("Bearer realm=\"{REALM}\", error=\"insufficient_scope\""),
+                );
+            }
+            Error::InvalidSignature(_) => {
+                resp = resp.with_header("www-authenticate", format!("Signature realm=\"{REALM}\""));
+            }
+            Error::MethodNotAllowed(allow) => resp = resp.with_header("allow", *allow),
+            Error::Unavailable(_) => resp = resp.with_header("retry-after", "1"),
+            _ => {}
+        }
+        resp
     }
 }
 
