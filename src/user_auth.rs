@@ -1062,4 +1062,22 @@ mod tests {
         assert!(!format!("{:?}", cfg(None)).contains(SECRET));
         assert!(!format!("{:?}", HmacSecret::from(SECRET.to_owned())).contains(SECRET));
     }
+
+    proptest::proptest! {
+        /// Anything a fuzzer makes without the keys: an error, never a panic.
+        #[test]
+        fn user_jwt_parser_never_panics_and_refuses_garbage(s in "\\PC{0,400}") {
+            proptest::prop_assert!(verify_user_jwt(&cfg(None), None, &s, NOW).is_err());
+        }
+
+        /// Three base64url parts with arbitrary JSON-ish content and any header: refused.
+        #[test]
+        fn user_jwt_shaped_garbage_is_refused(
+            head in "\\PC{0,80}", body in "\\PC{0,80}", sig in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)
+        ) {
+            let b = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+            let jwt = format!("{}.{}.{}", b(head.as_bytes()), b(body.as_bytes()), b(&sig));
+            proptest::prop_assert!(verify_user_jwt(&cfg(None), None, &jwt, NOW).is_err());
+        }
+    }
 }
