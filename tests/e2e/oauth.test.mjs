@@ -281,7 +281,6 @@ test("wrong method: 405 method_not_allowed with Allow", async () => {
     ["PATCH", `/api/pats/${pat.id}`, ["GET", "DELETE"]],
     ["GET", `/api/pats/${pat.id}/rotate`, ["POST"]],
     ["POST", "/.well-known/oauth-authorization-server", ["GET"]],
-    ["POST", "/.well-known/openid-configuration", ["GET"]],
     ["DELETE", "/.well-known/jwks.json", ["GET"]],
   ];
   for (const [method, path, allow] of cases) {
@@ -372,10 +371,9 @@ test("discovery: RFC 8414 metadata, no-store", async () => {
   assert.ok(m.grant_types_supported.includes("client_credentials"));
   assert.ok(m.grant_types_supported.includes("urn:ietf:params:oauth:grant-type:token-exchange"));
   assert.deepEqual([...m.scopes_supported].sort(), ["demo_api:read", "demo_api:write", "other_api:read"]);
+  // patgate is no OpenID Provider (no authorization endpoint, no ID tokens): no OIDC metadata.
   const oidc = await call(`${srv.url}/.well-known/openid-configuration`);
-  assert.equal(oidc.status, 200);
-  assert.equal(oidc.headers.get("cache-control"), "no-store");
-  assert.deepEqual(oidc.json, m);
+  assertError(oidc, 404, "not_found", "openid-configuration");
 });
 
 // --- storage cost of the hot path ------------------------------------------------------------

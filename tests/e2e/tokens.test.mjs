@@ -193,7 +193,8 @@ test("discovery lists what is supported, and a third-party client (openid-client
   assert.deepEqual(meta.response_types_supported, []);
   assert.deepEqual(meta.introspection_signing_alg_values_supported, ["EdDSA"]);
 
-  const opts = { execute: [oidc.allowInsecureRequests] };
+  // RFC 8414 metadata ("oauth2"): patgate is no OpenID Provider and serves no openid-configuration.
+  const opts = { execute: [oidc.allowInsecureRequests], algorithm: "oauth2" };
   const cfg = await oidc.discovery(new URL(srv.url), "demo_client", "demo-client-secret", undefined, opts);
   const tok = await oidc.clientCredentialsGrant(cfg, { scope: "demo_api:read" });
   assert.match(tok.access_token, /^pga_/);
