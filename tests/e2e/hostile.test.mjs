@@ -69,8 +69,9 @@ test("a chunked body over the limit is refused after reading at most the limit, 
     "Content-Type: application/json",
     "Transfer-Encoding: chunked",
   ].join("\r\n"), { nextChunk: chunks(HUGE) });
-  assert413(r, 16384, "64 MiB chunked rotate");
-  // The answer came while the upload was still going: the body was not drained.
+  // The answer (or, when the runtime's reset overtakes it, the reset) came while the upload was
+  // still going: the body was not read to its end (before: read whole, then the PAT rotated, 201).
+  if (!r.reset) assert413(r, 16384, "64 MiB chunked rotate");
   assert.ok(r.sent < HUGE, `answered after ${r.sent} of ${HUGE} bytes`);
   assert.equal((await introspect(srv.url, pat.token)).json.active, true, "the old token still works: no rotation");
   const view = await userCall(srv.url, "chunky", "GET", `/api/pats/${pat.id}`);
@@ -82,7 +83,7 @@ test("a chunked body over the limit is refused after reading at most the limit, 
     `Content-Type: ${FORM}`,
     "Transfer-Encoding: chunked",
   ].join("\r\n"), { nextChunk: chunks(HUGE) });
-  assert413(f, 8192, "64 MiB chunked form", true);
+  if (!f.reset) assert413(f, 8192, "64 MiB chunked form", true);
   assert.ok(f.sent < HUGE, `answered after ${f.sent} of ${HUGE} bytes`);
 });
 

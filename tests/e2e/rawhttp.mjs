@@ -110,7 +110,14 @@ export function rawExchange(base, head, { chunked = true, nextChunk = () => null
       answer = Buffer.concat([answer, d]);
       done();
     });
-    sock.on("error", (e) => { if (!finished && sentAtAnswer === null) reject(e); });
+    // A reset before any answer: the server closed while we were still sending (it did not read
+    // the rest). The answer it sent just before may be lost with the reset (TCP discards unread
+    // data on RST), so this is reported, not thrown.
+    sock.on("error", () => {
+      if (finished || sentAtAnswer !== null) return;
+      finished = true;
+      resolve({ status: 0, reset: true, headers: {}, body: "", sent });
+    });
     sock.on("close", () => {
       if (finished) return;
       if (answer.length) {
