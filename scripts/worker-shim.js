@@ -40,8 +40,9 @@ function recover(e) {
 // 16 KiB elsewhere. Keep in sync with `http::body_limit` in src/http.rs (the end-to-end suite checks
 // both limits through this shim). A body is read only up to its endpoint's limit:
 // - a declared Content-Length over the limit is refused before anything is read;
-// - a body without Content-Length (chunked) is read chunk by chunk and, at the first byte past the
-//   limit, the rest is cancelled (never drained) and the request refused;
+// - a body without Content-Length (chunked) is read chunk by chunk and, past the limit, nothing more
+//   is kept: at most DISCARD_PAST_LIMIT more bytes are read and dropped, then the rest is cancelled
+//   (never drained) and the request refused;
 // - a body that cannot be read (malformed chunked encoding, a client that goes away) is a 400.
 // The refusal itself is answered by the wasm `handle` (its one error mapping: status, JSON body,
 // Cache-Control/Pragma), told why through its last argument.
@@ -75,6 +76,12 @@ function readBody(request, limit) {
 	return readChunked(request.body.getReader(), limit).catch(() => UNREADABLE);
 }
 
+/** Past the limit, at most this much more is read (and dropped, never kept) before the rest is
+ * cancelled: a body slightly over the limit is consumed to its end, which keeps the connection
+ * usable (under `wrangler dev`, cancelling a body whose last bytes are still in flight left the
+ * answer waiting for them); a larger one is cut off here. */
+const DISCARD_PAST_LIMIT = 64 * 1024;
+
 async function readChunked(reader, limit) {
 	const chunks = [];
 	let total = 0;
@@ -83,6 +90,11 @@ async function readChunked(reader, limit) {
 		if (done) break;
 		total += value.byteLength;
 		if (total > limit) {
+			while (total <= limit + DISCARD_PAST_LIMIT) {
+				const next = await reader.read();
+				if (next.done) return TOO_LARGE;
+				total += next.value.byteLength;
+			}
 			reader.cancel().catch(() => {});
 			return TOO_LARGE;
 		}

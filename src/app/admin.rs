@@ -217,6 +217,17 @@ struct Rotate {
     grace_seconds: Option<i64>,
 }
 
+/// Every admin JSON body type (fuzzing and property tests).
+#[cfg(test)]
+pub(super) fn parse_bodies(body: &[u8]) {
+    use crate::http::parse_json_object as p;
+    let _ = p::<NewClient>(body);
+    let _ = p::<ClientPatch>(body);
+    let _ = p::<NewResource>(body);
+    let _ = p::<ResourcePatch>(body);
+    let _ = p::<Rotate>(body);
+}
+
 fn check_lifetime(l: i64) -> Result<(), Error> {
     if (60..=86_400).contains(&l) {
         Ok(())

@@ -268,6 +268,15 @@ async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome
     }
 }
 
+/// Parses `body` as every JSON request body of the management and admin APIs (fuzzing and
+/// property tests: no input may panic).
+#[cfg(test)]
+#[doc(hidden)]
+pub fn parse_all_json_bodies(body: &[u8]) {
+    let _ = crate::http::parse_json_object::<pats::CreatePat>(body);
+    admin::parse_bodies(body);
+}
+
 /// RFC 3339 in UTC with seconds precision, e.g. `2026-11-23T22:00:00Z`.
 pub fn rfc3339(ts: i64) -> String {
     chrono::DateTime::from_timestamp(ts, 0).map_or_else(

@@ -509,3 +509,15 @@ fn admin_writes_honour_if_match() {
         etag_of(&h.call(&admin(Method::Get, "/admin/resources/r2", None)).2)
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn json_request_bodies_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+        parse_all_json_bodies(&body);
+    }
+
+    #[test]
+    fn json_like_request_bodies_never_panic(body in "[{}\\[\\]\":,a-z0-9 .eE+-]{0,200}") {
+        parse_all_json_bodies(body.as_bytes());
+    }
+}
