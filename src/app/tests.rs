@@ -32,13 +32,6 @@ fn user_jwt(sub: &str) -> String {
 
 fn config() -> Config {
     Config {
-        issuer: "https://patgate.test".into(),
-        pat_max_days: 366,
-        last_used_coalesce_secs: 30,
-        registry_cache_secs: 30,
-        registry_max_stale_secs: DEFAULT_REGISTRY_MAX_STALE_SECS,
-        grant_cache_secs: DEFAULT_GRANT_CACHE_SECS,
-        exchanged_jwt_secs: DEFAULT_EXCHANGED_JWT_SECS,
         user_auth: UserAuthConfig::from_parts(
             "idp".into(),
             "patgate".into(),
@@ -55,8 +48,7 @@ fn config() -> Config {
             ))
             .expect("keys"),
         )),
-        page: PageConfig::default(),
-        lifecycle: LifecycleConfig::default(),
+        ..Config::for_tools("https://patgate.test")
     }
 }
 

@@ -34,13 +34,6 @@ fn user_jwt(sub: &str, exp: i64) -> String {
 
 fn config(dev: bool, secret: Option<&str>) -> Config {
     Config {
-        issuer: ISSUER.into(),
-        pat_max_days: 366,
-        last_used_coalesce_secs: 30,
-        registry_cache_secs: 30,
-        registry_max_stale_secs: super::super::DEFAULT_REGISTRY_MAX_STALE_SECS,
-        grant_cache_secs: super::super::DEFAULT_GRANT_CACHE_SECS,
-        exchanged_jwt_secs: super::super::DEFAULT_EXCHANGED_JWT_SECS,
         user_auth: UserAuthConfig::from_parts(
             "idp".into(),
             "patgate".into(),
@@ -49,13 +42,11 @@ fn config(dev: bool, secret: Option<&str>) -> Config {
             None,
         )
         .expect("config"),
-        admin_token: None,
-        signing_keys: None,
         page: PageConfig {
             session_secret: secret.map(str::to_owned),
             dev_sign_in: dev,
         },
-        lifecycle: super::super::LifecycleConfig::default(),
+        ..Config::for_tools(ISSUER)
     }
 }
 
