@@ -124,17 +124,7 @@ async fn judge<B: Backend>(
         };
         deferred.extend(done.deferred);
         log.extend(done.log);
-        ctx.isolate.emit(match rec.kind {
-            crate::token::TokenKind::Pat => Event::PatRevoked {
-                pat_id: rec.id.clone(),
-                newly: done.newly,
-                via: "leaked",
-            },
-            crate::token::TokenKind::Access => Event::TokenRevoked {
-                token_id: rec.id.clone(),
-                client_id: rec.client_id.clone(),
-            },
-        });
+        ctx.isolate.emit(Event::revoked(&rec, done.newly, "leaked"));
         ctx.isolate.emit(Event::TokenLeaked {
             token_id: rec.id,
             kind: rec.kind.as_str(),

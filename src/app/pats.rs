@@ -371,11 +371,7 @@ pub async fn revoke_for<B: Backend>(ctx: &Ctx<'_, B>, sub: &str, id: &str) -> Re
     let done = revoke_record(ctx, &rec.id, &rec.hash)
         .await?
         .ok_or(Error::NotFound)?;
-    ctx.isolate.emit(Event::PatRevoked {
-        pat_id: rec.id.clone(),
-        newly: done.newly,
-        via: "api",
-    });
+    ctx.isolate.emit(Event::revoked(&rec, done.newly, "api"));
     Ok(done)
 }
 

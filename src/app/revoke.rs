@@ -53,17 +53,8 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
     let done = revoke_record(ctx, &rec.id, &hash)
         .await?
         .unwrap_or_default();
-    ctx.isolate.emit(match rec.kind {
-        crate::token::TokenKind::Pat => Event::PatRevoked {
-            pat_id: rec.id.clone(),
-            newly: done.newly,
-            via: "rfc7009",
-        },
-        crate::token::TokenKind::Access => Event::TokenRevoked {
-            token_id: rec.id.clone(),
-            client_id: rec.client_id.clone(),
-        },
-    });
+    ctx.isolate
+        .emit(Event::revoked(&rec, done.newly, "rfc7009"));
     let mut response = Response::empty(200);
     response.log = done.log;
     Ok(Outcome {
