@@ -77,6 +77,8 @@ pub struct MemoryBackend {
     /// Rate limits: events allowed per key (absent: unlimited), and the counts so far.
     pub limits: RefCell<HashMap<crate::store::Limit, u32>>,
     pub limit_counts: RefCell<HashMap<(crate::store::Limit, String), u32>>,
+    /// Make every rate-limiter call fail.
+    pub break_limiter: Cell<bool>,
     /// The last uid the store assigned (D1 assigns random ones).
     pub uid_seq: Cell<u32>,
     /// Until when each KV grant lives (see [`MemoryBackend::expire_kv`]).
@@ -516,6 +518,9 @@ fn remove_where<T>(all: &mut Vec<T>, matches: impl Fn(&T) -> bool) -> Write {
 
 impl crate::store::RateLimiter for MemoryBackend {
     async fn over_limit(&self, limit: crate::store::Limit, key: &str) -> Result<bool, StoreError> {
+        if self.break_limiter.get() {
+            return Err(StoreError("rate limiter is broken (test)".into()));
+        }
         let Some(max) = self.limits.borrow().get(&limit).copied() else {
             return Ok(false);
         };

@@ -873,3 +873,82 @@ fn a_scope_moved_to_another_resource_does_not_show_old_pats_to_it() {
     let secret = v["secret"].as_str().expect("secret").to_owned();
     assert_eq!(h.introspect_as("thief_api", &secret, &new).1, inactive());
 }
+
+#[test]
+fn a_failing_rate_limiter_lets_requests_through_and_says_so() {
+    use crate::store::Limit;
+    let h = with_limits(&[
+        (Limit::PatCreationsPerUser, 1),
+        (Limit::FailedAuthPerClient, 1),
+    ]);
+    h.backend.break_limiter.set(true);
+    let body = json!({"name":"x","scopes":["demo_api:read"],"expires_in_days":1});
+    assert_eq!(h.create("alice", body.clone()).0, 201);
+    assert_eq!(
+        h.create("alice", body).0,
+        201,
+        "a limiter outage locks no one out"
+    );
+    assert_eq!(h.introspect_as("demo_api", "wrong", "x").0, 401);
+    assert_eq!(h.introspect_as("demo_api", "wrong", "x").0, 401);
+    let warnings = h
+        .isolate
+        .take_events()
+        .into_iter()
+        .filter(|e| matches!(e, super::super::events::Event::Warning { .. }))
+        .count();
+    assert!(warnings >= 2, "each failed limiter call is a warning event");
+}
+
+#[test]
+fn a_hostile_cf_connecting_ip_is_no_usable_rate_limit_key() {
+    use crate::store::Limit;
+    let h = with_limits(&[(Limit::FailedAuthPerIp, 1)]);
+    let revoke = |id: &str, ip: &str| {
+        Request::new(Method::Post, "/oauth/revoke")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cf-connecting-ip", ip)
+            .body(format!("client_id={id}&client_secret=x&token=t"))
+    };
+    // oversized or empty values all count as the one key "unknown": rotating junk IPs does not
+    // buy fresh budgets
+    let long = "9".repeat(10_000);
+    assert_eq!(h.call(&revoke("a", &long)).0, 401);
+    assert_eq!(h.call(&revoke("b", "")).0, 429);
+    assert!(h
+        .backend
+        .limit_counts
+        .borrow()
+        .keys()
+        .all(|(_, k)| k.len() <= 64));
+    // a repeated header is refused, not merged
+    let twice = revoke("c", "192.0.2.9").header("cf-connecting-ip", "192.0.2.10");
+    assert!(h.call(&twice).0 >= 400);
+}
+
+#[test]
+fn a_create_whose_undo_also_fails_leaves_no_usable_token() {
+    // the insert landed but reported failure, and the compensating delete fails too: the user
+    // got a 503 and no token; the row left behind has no KV grant, so it is inactive everywhere
+    let h = Harness::new();
+    h.backend.inject(Step::TokenInsert, Fault::LandedButFailed);
+    h.backend.inject(Step::TokenDelete, Fault::Lost);
+    let (s, _) = h.create(
+        "alice",
+        json!({"name":"x","scopes":["demo_api:read"],"expires_in_days":1}),
+    );
+    assert_eq!(s, 503);
+    assert!(
+        h.backend.kv.borrow().is_empty(),
+        "no KV grant: the orphan row is never active"
+    );
+    let (s, v) = h.create(
+        "alice",
+        json!({"name":"x","scopes":["demo_api:read"],"expires_in_days":1}),
+    );
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        h.introspect_elsewhere(v["token"].as_str().expect("token"))["active"],
+        true
+    );
+}
