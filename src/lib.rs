@@ -21,6 +21,7 @@ pub mod secret_scanning;
 pub mod store;
 pub mod token;
 pub mod user_auth;
+pub mod webhook;
 
 /// In-memory backend: host tests, and host tools (`--features tools`).
 #[cfg(any(test, feature = "tools"))]

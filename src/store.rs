@@ -232,6 +232,7 @@ pub trait Backend:
     + RateLimiter
     + RouteStore
     + ExpiryNotices
+    + WebhookStore
 {
 }
 impl<
@@ -243,7 +244,64 @@ impl<
             + AdminStore
             + RateLimiter
             + RouteStore
-            + ExpiryNotices,
+            + ExpiryNotices
+            + WebhookStore,
     > Backend for T
 {
+}
+
+/// A registered webhook endpoint (D1 `webhook_endpoints`). `Debug` redacts the secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    /// `wh_` and 16 hex digits, assigned at registration.
+    pub id: String,
+    pub url: String,
+    /// Event types delivered (`*`: all), see [`crate::webhook::EVENT_TYPES`].
+    pub event_types: Vec<String>,
+    /// Signs every delivery. Stored as is: HMAC needs the key, not a hash of it.
+    pub secret: crate::webhook::WebhookSecret,
+    /// A rotated-away secret that still signs (alongside `secret`) until the given time, so
+    /// receivers can switch without dropping deliveries.
+    pub previous_secret: Option<(crate::webhook::WebhookSecret, i64)>,
+    pub created_at: i64,
+}
+
+/// What the fan-out needs of an endpoint (cached per isolate): no URL, no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSubscription {
+    pub id: String,
+    pub event_types: Vec<String>,
+}
+
+/// Webhook endpoints (D1 `webhook_endpoints`), managed through `/admin/webhooks`.
+pub trait WebhookStore {
+    /// Every endpoint, ordered by id.
+    async fn list_webhooks(&self) -> Result<Vec<WebhookEndpoint>, StoreError>;
+    async fn webhook(&self, id: &str) -> Result<Option<WebhookEndpoint>, StoreError>;
+    /// Conflict: the id exists.
+    async fn create_webhook(&self, w: &WebhookEndpoint) -> Result<Write, StoreError>;
+    /// Replaces the secrets of endpoint `w.id`.
+    async fn update_webhook_secrets(&self, w: &WebhookEndpoint) -> Result<Write, StoreError>;
+    async fn delete_webhook(&self, id: &str) -> Result<Write, StoreError>;
+}
+
+/// The webhook delivery queue (a Cloudflare Queue producer binding).
+pub trait DeliveryQueue {
+    /// Sends the messages (at most 100 at a time). An error may come after the messages were
+    /// queued (a timeout): a caller that sends again may deliver twice, with the same
+    /// `webhook-id`, which receivers dedupe by.
+    async fn enqueue(&self, msgs: &[crate::webhook::Delivery]) -> Result<(), StoreError>;
+}
+
+/// Outbound HTTP for webhook deliveries.
+pub trait WebhookSender {
+    /// POSTs `body` to `url` with `headers`, giving up after `timeout_secs`; no redirects are
+    /// followed. The response status, or an error (network, timeout).
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(&'static str, String)],
+        body: &str,
+        timeout_secs: u32,
+    ) -> Result<u16, StoreError>;
 }

@@ -348,6 +348,7 @@ async fn route<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, rest: &str) -> Resul
     let parts: Vec<&str> = rest.split('/').collect();
     match (parts.as_slice(), req.method) {
         (["routes", ..], _) => super::routes_admin::handle(ctx, req, &parts[1..]).await,
+        (["webhooks", ..], _) => super::webhooks::admin(ctx, req, &parts[1..]).await,
         (["clients"], Method::Get) => {
             let all = ctx.backend.list_clients().await?;
             let views: Vec<_> = all.iter().map(client_view).collect();

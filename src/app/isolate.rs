@@ -51,7 +51,12 @@ pub struct IsolateState {
     routes: RefCell<Option<(i64, i64, Routes)>>,
     /// The secret scanning partner's fetched public keys: (fetched at, keys).
     scanning_keys: RefCell<Option<(i64, Rc<crate::secret_scanning::KeySet>)>>,
+    /// Webhook endpoints' subscriptions, read whole: (fetched at, subscriptions).
+    webhooks: RefCell<Option<(i64, Webhooks)>>,
 }
+
+/// The webhook fan-out's view of the endpoints (see [`super::webhooks`]).
+type Webhooks = Rc<Vec<crate::store::WebhookSubscription>>;
 
 struct UseWindow {
     last_sent: i64,
@@ -152,6 +157,28 @@ impl IsolateState {
             (pat_id.to_owned(), generation),
             now,
         );
+    }
+
+    /// The webhook subscriptions if read less than `ttl` seconds ago.
+    pub fn cached_webhooks(&self, now: i64, ttl: i64) -> Option<Webhooks> {
+        match &*self.webhooks.borrow() {
+            Some((at, w)) if now - at < ttl => Some(w.clone()),
+            _ => None,
+        }
+    }
+
+    /// The last webhook subscriptions read, however old (when D1 fails).
+    pub fn stale_webhooks(&self) -> Option<Webhooks> {
+        self.webhooks.borrow().as_ref().map(|(_, w)| w.clone())
+    }
+
+    pub fn store_webhooks(&self, now: i64, w: Webhooks) {
+        *self.webhooks.borrow_mut() = Some((now, w));
+    }
+
+    /// After an admin change of a webhook endpoint: read them again at once.
+    pub fn forget_webhooks(&self) {
+        *self.webhooks.borrow_mut() = None;
     }
 
     /// Records a security event; the runtime writes it as one log line.

@@ -23,6 +23,7 @@ mod revoke;
 mod routes_admin;
 mod token_endpoint;
 mod user;
+pub mod webhooks;
 
 pub use isolate::IsolateState;
 pub use leaks::{HEADERS as LEAK_REPORT_HEADERS, PATH as LEAK_REPORT_PATH};
@@ -62,6 +63,8 @@ pub struct Config {
     pub page: PageConfig,
     /// Leak reports and rotation with grace (issue 11).
     pub lifecycle: LifecycleConfig,
+    /// Signed webhooks (README "Webhooks").
+    pub webhooks: webhooks::WebhookConfig,
 }
 
 /// Token lifecycle settings (see README "Configuration").
@@ -114,6 +117,7 @@ impl Config {
             signing_keys: None,
             page: PageConfig::default(),
             lifecycle: LifecycleConfig::default(),
+            webhooks: webhooks::WebhookConfig::default(),
         }
     }
 }
@@ -275,6 +279,7 @@ async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome
 pub fn parse_all_json_bodies(body: &[u8]) {
     let _ = crate::http::parse_json_object::<pats::CreatePat>(body);
     admin::parse_bodies(body);
+    webhooks::parse_bodies(body);
 }
 
 /// RFC 3339 in UTC with seconds precision, e.g. `2026-11-23T22:00:00Z`.

@@ -739,3 +739,4 @@ fn config_debug_shows_no_secret() {
 mod gate;
 
 mod hostile;
+mod webhooks;

@@ -102,5 +102,17 @@ fn parse(env: &Env) -> Result<Config, String> {
                 _ => return Err("ROTATION_MAX_GRACE_SECONDS must be 0 to 604800".into()),
             },
         },
+        webhooks: app::webhooks::WebhookConfig {
+            allow_http_localhost: text(env, "WEBHOOK_ALLOW_HTTP_LOCALHOST").as_deref()
+                == Some("true"),
+            timeout_secs: match number(
+                env,
+                "WEBHOOK_TIMEOUT_SECONDS",
+                i64::from(app::webhooks::DEFAULT_TIMEOUT_SECS),
+            )? {
+                n @ 1..=30 => n as u32,
+                _ => return Err("WEBHOOK_TIMEOUT_SECONDS must be 1 to 30".into()),
+            },
+        },
     })
 }
