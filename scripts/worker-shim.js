@@ -164,6 +164,14 @@ export default {
 			return recover(e);
 		}
 	},
+	// Queue consumer (wrangler.toml [[queues.consumers]]): webhook deliveries, in wasm, which acks
+	// or retries (with a delay) each message itself.
+	queue(batch, env, ctx) {
+		return imports.queue(batch, env).catch((e) => {
+			if (e instanceof WebAssembly.RuntimeError) instantiate();
+			throw e;
+		});
+	},
 	// Cron Trigger (wrangler.toml [triggers]): the expiry scan, in wasm.
 	scheduled(controller, env, ctx) {
 		ctx.waitUntil(

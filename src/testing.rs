@@ -622,7 +622,7 @@ impl crate::store::WebhookStore for MemoryBackend {
         match all.iter_mut().find(|x| x.id == w.id) {
             Some(x) => {
                 x.secret = w.secret.clone();
-                x.previous_secret = w.previous_secret.clone();
+                x.previous_secret.clone_from(&w.previous_secret);
                 Ok(Write::Done)
             }
             None => Ok(Write::NotFound),
@@ -673,6 +673,9 @@ impl crate::store::WebhookSender for MemoryBackend {
             body: body.to_owned(),
             timeout_secs,
         });
-        self.post_answers.borrow_mut().pop_front().unwrap_or(Ok(200))
+        self.post_answers
+            .borrow_mut()
+            .pop_front()
+            .unwrap_or(Ok(200))
     }
 }

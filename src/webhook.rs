@@ -311,10 +311,17 @@ pub fn check_url(url: &str, allow_http_localhost: bool) -> Result<(), &'static s
 fn host_of(authority: &str) -> Option<String> {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let (h, after) = rest.split_once(']')?;
-        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if h.is_empty()
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return None;
         }
-        (format!("[{}]", h.to_ascii_lowercase()), after.strip_prefix(':'))
+        (
+            format!("[{}]", h.to_ascii_lowercase()),
+            after.strip_prefix(':'),
+        )
     } else {
         let (h, p) = match authority.rsplit_once(':') {
             Some((h, p)) => (h, Some(p)),
@@ -402,7 +409,8 @@ mod tests {
     /// timestamp and payload sign to exactly this.
     #[test]
     fn standard_webhooks_reference_vector() {
-        let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("secret");
+        let secret =
+            WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("secret");
         let id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
         let ts = 1_614_265_330;
         let body = br#"{"test": 2432232314}"#;
@@ -428,7 +436,13 @@ mod tests {
         assert_eq!(WebhookSecret::parse(a.expose_secret()), Ok(a.clone()));
         assert_eq!(format!("{a:?}"), "WebhookSecret([REDACTED])");
         assert!(!format!("{a:?}").contains(&a.expose_secret()[6..]));
-        for bad in ["", "whsec_", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_!!!!", "whsec_AAAA"] {
+        for bad in [
+            "",
+            "whsec_",
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "whsec_!!!!",
+            "whsec_AAAA",
+        ] {
             assert_eq!(WebhookSecret::parse(bad), Err(BadSecret), "{bad}");
         }
     }
@@ -500,7 +514,13 @@ mod tests {
             body,
             r#"{"data":{"newly":true,"pat_id":"p1","reason":"leaked","via":"leaked"},"timestamp":"2027-01-15T08:00:00Z","type":"pat.revoked"}"#
         );
-        for (via, reason) in [("api", "user"), ("rfc7009", "user"), ("leaked", "leaked"), ("reuse", "reuse"), ("admin", "admin")] {
+        for (via, reason) in [
+            ("api", "user"),
+            ("rfc7009", "user"),
+            ("leaked", "leaked"),
+            ("reuse", "reuse"),
+            ("admin", "admin"),
+        ] {
             let e = Event::PatRevoked {
                 pat_id: "p".into(),
                 newly: true,
@@ -609,7 +629,8 @@ mod tests {
 
     #[test]
     fn event_type_filters() {
-        let ok = |v: &[&str]| check_event_types(&v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        let ok =
+            |v: &[&str]| check_event_types(&v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
         assert!(ok(&["pat.revoked"]).is_ok());
         assert!(ok(&["*"]).is_ok());
         assert!(ok(&["pat.revoked", "pat.reuse_detected"]).is_ok());

@@ -405,16 +405,13 @@ pub async fn deliver<B: WebhookStore + WebhookSender>(
     };
     let failed = |mut log: DeliveryLog, error: Option<String>| {
         log.error = error;
-        match webhook::retry_delay(attempt) {
-            Some(delay) => {
-                log.event = "webhook.retrying";
-                log.retry_in = Some(delay);
-                (Verdict::Retry(delay), log)
-            }
-            None => {
-                log.event = "webhook.failed";
-                (Verdict::Ack, log)
-            }
+        if let Some(delay) = webhook::retry_delay(attempt) {
+            log.event = "webhook.retrying";
+            log.retry_in = Some(delay);
+            (Verdict::Retry(delay), log)
+        } else {
+            log.event = "webhook.failed";
+            (Verdict::Ack, log)
         }
     };
     let endpoint = match backend.webhook(&d.endpoint).await {
@@ -443,7 +440,12 @@ pub async fn deliver<B: WebhookStore + WebhookSender>(
         ("webhook-signature", signature),
     ];
     match backend
-        .post(&endpoint.url, &headers, &d.payload, cfg.webhooks.timeout_secs)
+        .post(
+            &endpoint.url,
+            &headers,
+            &d.payload,
+            cfg.webhooks.timeout_secs,
+        )
         .await
     {
         Ok(status) if (200..300).contains(&status) => {

@@ -88,9 +88,11 @@ async fn serve_gate(
         authorization: authorization.as_deref(),
     };
     let answer = core_gate::gate(&actx, &greq).await;
-    for event in isolate.take_events() {
+    let events = isolate.take_events();
+    for event in &events {
         worker::console_log!("{}", event.line());
     }
+    super::queue::fan_out_later(env, ctx, &cfg, events);
     match answer {
         GateAnswer::NotGate => Ok(None),
         GateAnswer::Respond(outcome) => {

@@ -11,6 +11,7 @@ mod fetch;
 mod gate;
 mod kv;
 mod last_used;
+mod queue;
 mod ratelimit;
 
 use crate::app::{self, Deferred, IsolateState};
@@ -99,9 +100,11 @@ pub fn scheduled(env: Env) -> js_sys::Promise {
             now: now_secs(),
         };
         let result = app::expiry::scan(&actx).await;
-        for event in isolate.take_events() {
+        let events = isolate.take_events();
+        for event in &events {
             worker::console_log!("{}", event.line());
         }
+        queue::fan_out_now(&env, &cfg, &events).await;
         match result {
             Ok(n) => Ok(JsValue::from_f64(n as f64)),
             Err(e) => {
@@ -143,9 +146,11 @@ async fn serve(
         now: now_secs(),
     };
     let outcome = app::handle(&actx, &core_req).await;
-    for event in isolate.take_events() {
+    let events = isolate.take_events();
+    for event in &events {
         worker::console_log!("{}", event.line());
     }
+    queue::fan_out_later(env, ctx, &cfg, events);
     if !outcome.deferred.is_empty() {
         let env = env.clone();
         ctx.wait_until(async move { run_deferred(env, outcome.deferred).await });

@@ -2,8 +2,10 @@
 //! forged admin authentication), the fan-out of events into the queue (filters, cache, injected
 //! enqueue failures) and the consumer's delivery decision (signature, retries, final failure).
 
+#![allow(clippy::many_single_char_names, clippy::too_many_lines)]
+
 use super::*;
-use crate::app::webhooks::{deliver, fan_out, none_registered, Verdict};
+use crate::app::webhooks::{deliver, fan_out, none_registered, FanOut, Verdict};
 use crate::testing::Fault;
 use crate::webhook::Delivery;
 
@@ -87,13 +89,21 @@ fn the_secret_is_shown_once_and_never_again() {
     assert!(secret.starts_with("whsec_"));
     assert_eq!(v["url"], "https://hooks.example.com/p");
     assert_eq!(v["event_types"], json!(["pat.revoked"]));
-    let events: Vec<String> = h.isolate.take_events().iter().map(|e| e.line()).collect();
+    let events: Vec<String> = h
+        .isolate
+        .take_events()
+        .iter()
+        .map(crate::app::events::Event::line)
+        .collect();
     assert_eq!(events.len(), 1, "{events:?}");
     assert!(events[0].contains(r#""target":"webhooks""#), "{events:?}");
     assert!(!events[0].contains(&secret));
 
     // Reads never show it again.
-    for path in ["/admin/webhooks".to_owned(), format!("/admin/webhooks/{id}")] {
+    for path in [
+        "/admin/webhooks".to_owned(),
+        format!("/admin/webhooks/{id}"),
+    ] {
         let o = h.send(&admin(Method::Get, &path, None));
         assert_eq!(o.response.status, 200);
         let text = String::from_utf8(o.response.body.clone()).expect("utf8");
@@ -108,9 +118,17 @@ fn the_secret_is_shown_once_and_never_again() {
     assert!(!dbg.contains(&secret[6..]), "{dbg}");
 
     // Deleted: gone, and a second delete is 404.
-    let (s, _, _) = h.call(&admin(Method::Delete, &format!("/admin/webhooks/{id}"), None));
+    let (s, _, _) = h.call(&admin(
+        Method::Delete,
+        &format!("/admin/webhooks/{id}"),
+        None,
+    ));
     assert_eq!(s, 204);
-    let (s, _, _) = h.call(&admin(Method::Delete, &format!("/admin/webhooks/{id}"), None));
+    let (s, _, _) = h.call(&admin(
+        Method::Delete,
+        &format!("/admin/webhooks/{id}"),
+        None,
+    ));
     assert_eq!(s, 404);
     let (s, _, _) = h.call(&admin(Method::Get, &format!("/admin/webhooks/{id}"), None));
     assert_eq!(s, 404);
@@ -156,7 +174,10 @@ fn forged_admin_authentication_registers_nothing() {
 #[test]
 fn hostile_registrations_are_refused() {
     let h = Harness::new();
-    let post = |body: Value| h.call(&admin(Method::Post, "/admin/webhooks", Some(body))).0;
+    let post = |body: Value| {
+        h.call(&admin(Method::Post, "/admin/webhooks", Some(body)))
+            .0
+    };
     let url = |u: &str| json!({"url": u, "event_types": ["pat.revoked"]});
     for bad in [
         "http://hooks.example.com/h",
@@ -169,7 +190,10 @@ fn hostile_registrations_are_refused() {
     ] {
         assert_eq!(post(url(bad)), 400, "{bad}");
     }
-    assert_eq!(post(url(&format!("https://h.example/{}", "a".repeat(3000)))), 400);
+    assert_eq!(
+        post(url(&format!("https://h.example/{}", "a".repeat(3000)))),
+        400
+    );
     for types in [
         json!([]),
         json!(["pat.nope"]),
@@ -201,18 +225,51 @@ fn hostile_registrations_are_refused() {
         )
         .0
     };
-    assert_eq!(raw("application/json", r#"["https://h.example/",["*"]]"#), 400);
+    assert_eq!(
+        raw("application/json", r#"["https://h.example/",["*"]]"#),
+        400
+    );
     assert_eq!(raw("application/json", "{"), 400);
-    assert_eq!(raw("text/plain", r#"{"url":"https://h.example/","event_types":["*"]}"#), 415);
+    assert_eq!(
+        raw(
+            "text/plain",
+            r#"{"url":"https://h.example/","event_types":["*"]}"#
+        ),
+        415
+    );
     let huge = json!({"url": "https://h.example/", "event_types": ["*"], "x": "a".repeat(20_000)});
     assert_eq!(raw("application/json", &huge.to_string()), 413);
     assert!(h.backend.webhooks.borrow().is_empty());
     // Methods and paths.
     assert_eq!(h.call(&admin(Method::Put, "/admin/webhooks", None)).0, 405);
-    assert_eq!(h.call(&admin(Method::Patch, "/admin/webhooks/wh_1", None)).0, 405);
-    assert_eq!(h.call(&admin(Method::Get, "/admin/webhooks/wh_1/rotate-secret", None)).0, 405);
-    assert_eq!(h.call(&admin(Method::Get, "/admin/webhooks/wh_1/x/y", None)).0, 404);
-    assert_eq!(h.call(&admin(Method::Post, "/admin/webhooks/nope/rotate-secret", None)).0, 404);
+    assert_eq!(
+        h.call(&admin(Method::Patch, "/admin/webhooks/wh_1", None))
+            .0,
+        405
+    );
+    assert_eq!(
+        h.call(&admin(
+            Method::Get,
+            "/admin/webhooks/wh_1/rotate-secret",
+            None
+        ))
+        .0,
+        405
+    );
+    assert_eq!(
+        h.call(&admin(Method::Get, "/admin/webhooks/wh_1/x/y", None))
+            .0,
+        404
+    );
+    assert_eq!(
+        h.call(&admin(
+            Method::Post,
+            "/admin/webhooks/nope/rotate-secret",
+            None
+        ))
+        .0,
+        404
+    );
 
     // Plain http to the local machine only with the dev flag.
     let mut h = Harness::new();
@@ -312,7 +369,7 @@ fn nothing_registered_means_no_reads_after_the_first() {
     let _ = id;
     assert!(!none_registered(&h.cfg, &h.isolate, h.now));
     let f = h.fan_out_now();
-    assert_eq!(f, Default::default());
+    assert_eq!(f, FanOut::default());
     assert!(none_registered(&h.cfg, &h.isolate, h.now));
     // The cached (empty) list is used without D1 while fresh...
     h.backend.break_d1.set(true);
@@ -320,10 +377,14 @@ fn nothing_registered_means_no_reads_after_the_first() {
         message: "x".into(),
     });
     let before = h.backend.counts.get().d1_query;
-    assert_eq!(h.fan_out_now(), Default::default());
+    assert_eq!(h.fan_out_now(), FanOut::default());
     assert_eq!(h.backend.counts.get().d1_query, before);
     // ... and past its life, a failed read falls back to it.
-    assert!(!none_registered(&h.cfg, &h.isolate, h.now + h.cfg.registry_cache_secs));
+    assert!(!none_registered(
+        &h.cfg,
+        &h.isolate,
+        h.now + h.cfg.registry_cache_secs
+    ));
 }
 
 #[test]
@@ -356,7 +417,11 @@ fn unreadable_endpoints_lose_the_deliveries_not_the_request() {
     // fall back to: a warning, nothing queued.
     assert_eq!(f.queued, 0);
     assert_eq!(f.warnings.len(), 1);
-    assert!(f.warnings[0].line().contains("not delivered"), "{:?}", f.warnings);
+    assert!(
+        f.warnings[0].line().contains("not delivered"),
+        "{:?}",
+        f.warnings
+    );
     h.backend.break_d1.set(false);
     // The PAT exists and works.
     let (s, v) = h.user_call(Method::Get, &format!("/api/pats/{id}"), "alice");
@@ -384,7 +449,10 @@ fn enqueue_failures_never_change_the_requests_outcome() {
     let (id, _) = h.pat("alice", &["demo_api:read"]);
     let _ = h.isolate.take_events();
     h.user_call(Method::Delete, &format!("/api/pats/{id}"), "alice");
-    h.backend.queue_faults.borrow_mut().push(Fault::LandedButFailed);
+    h.backend
+        .queue_faults
+        .borrow_mut()
+        .push(Fault::LandedButFailed);
     let f = h.fan_out_now();
     assert_eq!(f.queued, 1);
     let q = h.backend.queue.borrow().clone();
@@ -436,7 +504,10 @@ fn deliveries_are_signed_per_standard_webhooks() {
     assert_eq!(p.url, "https://a.example/hook");
     assert_eq!(p.body, d.payload);
     assert_eq!(p.header("webhook-id"), Some("msg_test1"));
-    assert_eq!(p.header("webhook-timestamp"), Some(NOW.to_string().as_str()));
+    assert_eq!(
+        p.header("webhook-timestamp"),
+        Some(NOW.to_string().as_str())
+    );
     assert_eq!(p.header("content-type"), Some("application/json"));
     assert_eq!(p.timeout_secs, h.cfg.webhooks.timeout_secs);
     assert!(verify_independently(&secret, p));
@@ -461,16 +532,28 @@ fn failures_are_retried_with_backoff_then_given_up() {
     assert_eq!(log.event, "webhook.retrying");
     assert_eq!(log.error.as_deref(), Some("timed out"));
     h.now += 30;
-    assert_eq!(h.deliver(&d, 3).0, Verdict::Retry(120), "no redirects followed");
+    assert_eq!(
+        h.deliver(&d, 3).0,
+        Verdict::Retry(120),
+        "no redirects followed"
+    );
     h.now += 120;
     let (v, log) = h.deliver(&d, 4);
-    assert_eq!((v, log.event, log.status), (Verdict::Ack, "webhook.delivered", Some(204)));
+    assert_eq!(
+        (v, log.event, log.status),
+        (Verdict::Ack, "webhook.delivered", Some(204))
+    );
     // Same id on every attempt, each signed at its own time.
     let posts = h.backend.posts.borrow();
     assert_eq!(posts.len(), 4);
-    assert!(posts.iter().all(|p| p.header("webhook-id") == Some("msg_test1")));
+    assert!(posts
+        .iter()
+        .all(|p| p.header("webhook-id") == Some("msg_test1")));
     assert!(posts.iter().all(|p| verify_independently(&secret, p)));
-    assert_ne!(posts[0].header("webhook-timestamp"), posts[3].header("webhook-timestamp"));
+    assert_ne!(
+        posts[0].header("webhook-timestamp"),
+        posts[3].header("webhook-timestamp")
+    );
     drop(posts);
 
     // The last attempt failing is final: acked, logged as webhook.failed.

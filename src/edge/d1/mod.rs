@@ -4,6 +4,7 @@ mod expiry;
 mod registry;
 mod routes;
 mod tokens;
+mod webhooks;
 
 use super::backend::{err, EdgeBackend};
 use super::counters::{bump, Op};

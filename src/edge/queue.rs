@@ -1,0 +1,205 @@
+//! Webhook deliveries through a Cloudflare Queue (wrangler.toml `[[queues.producers]]` and
+//! `[[queues.consumers]]`, binding `WEBHOOK_QUEUE`; both in this Worker): the producer
+//! ([`DeliveryQueue`]), outbound POSTs ([`WebhookSender`]), the fan-out after a response, and the
+//! consumer entry point [`queue`] called by the shim's `queue` handler.
+
+use super::backend::{err, EdgeBackend};
+use super::{config, now_secs, ISOLATE};
+use crate::app::{self, events::Event, webhooks::Verdict};
+use crate::store::{DeliveryQueue, StoreError, WebhookSender};
+use crate::webhook::Delivery;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context as TaskContext, Poll};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{Context, Env};
+
+/// The queue's binding name.
+const BINDING: &str = "WEBHOOK_QUEUE";
+
+#[wasm_bindgen]
+extern "C" {
+    /// A Queue producer binding.
+    type Producer;
+    #[wasm_bindgen(method, catch, js_name = sendBatch)]
+    fn send_batch(this: &Producer, messages: js_sys::Array) -> Result<js_sys::Promise, JsValue>;
+
+    /// The consumer's batch.
+    type Batch;
+    #[wasm_bindgen(method, catch, getter)]
+    fn messages(this: &Batch) -> Result<JsValue, JsValue>;
+
+    /// One message of a batch.
+    type QueueMessage;
+    #[wasm_bindgen(method, catch, getter)]
+    fn body(this: &QueueMessage) -> Result<JsValue, JsValue>;
+    /// 1 on the first delivery.
+    #[wasm_bindgen(method, catch, getter)]
+    fn attempts(this: &QueueMessage) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn ack(this: &QueueMessage) -> Result<(), JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn retry(this: &QueueMessage, options: &JsValue) -> Result<(), JsValue>;
+}
+
+impl DeliveryQueue for EdgeBackend {
+    async fn enqueue(&self, msgs: &[Delivery]) -> Result<(), StoreError> {
+        let producer = js_sys::Reflect::get(&self.env, &JsValue::from_str(BINDING))
+            .ok()
+            .filter(JsValue::is_object)
+            .ok_or_else(|| err(format!("no queue binding {BINDING}")))?
+            .unchecked_into::<Producer>();
+        let batch = js_sys::Array::new();
+        for m in msgs {
+            let body = serde_json::to_string(m).map_err(err)?;
+            let msg = js_sys::Object::new();
+            js_sys::Reflect::set(&msg, &"body".into(), &JsValue::from_str(&body))
+                .map_err(|e| err(format!("{e:?}")))?;
+            batch.push(&msg);
+        }
+        let promise = producer
+            .send_batch(batch)
+            .map_err(|e| err(format!("sendBatch: {e:?}")))?;
+        wasm_bindgen_futures::JsFuture::from(promise)
+            .await
+            .map_err(|e| err(format!("sendBatch: {e:?}")))?;
+        Ok(())
+    }
+}
+
+/// The first of two futures to finish: `Some` from `a`, `None` if `b` (the timer) came first.
+struct Race<A, B> {
+    a: Pin<Box<A>>,
+    b: Pin<Box<B>>,
+}
+
+impl<A: Future, B: Future> Future for Race<A, B> {
+    type Output = Option<A::Output>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(v) = self.a.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        if self.b.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+}
+
+impl WebhookSender for EdgeBackend {
+    async fn post(
+        &self,
+        url: &str,
+        headers: &[(&'static str, String)],
+        body: &str,
+        timeout_secs: u32,
+    ) -> Result<u16, StoreError> {
+        let h = worker::Headers::new();
+        for (k, v) in headers {
+            h.set(k, v).map_err(err)?;
+        }
+        let mut init = worker::RequestInit::new();
+        init.with_method(worker::Method::Post)
+            .with_headers(h)
+            .with_body(Some(JsValue::from_str(body)))
+            // A redirect is an answer like any other non-2xx: retried, never followed.
+            .with_redirect(worker::RequestRedirect::Manual);
+        let req = worker::Request::new_with_init(url, &init).map_err(err)?;
+        let controller = worker::AbortController::default();
+        let signal = controller.signal();
+        let race = Race {
+            a: Box::pin(async move { worker::Fetch::Request(req).send_with_signal(&signal).await }),
+            b: Box::pin(worker::Delay::from(std::time::Duration::from_secs(
+                u64::from(timeout_secs),
+            ))),
+        };
+        match race.await {
+            Some(Ok(resp)) => Ok(resp.status_code()),
+            Some(Err(e)) => Err(err(format!("request failed: {e}"))),
+            None => {
+                controller.abort();
+                Err(err(format!("no answer within {timeout_secs} s")))
+            }
+        }
+    }
+}
+
+/// After a response (or a scheduled run): queues the webhook deliveries of `events`, in
+/// `wait_until`, so that nothing here delays or changes the answer. Skipped without any work
+/// when this isolate knows that no endpoint is registered.
+pub(super) fn fan_out_later(env: &Env, ctx: &Context, cfg: &Rc<app::Config>, events: Vec<Event>) {
+    if events.is_empty() {
+        return;
+    }
+    let isolate = ISOLATE.with(Rc::clone);
+    let now = now_secs();
+    if app::webhooks::none_registered(cfg, &isolate, now) {
+        return;
+    }
+    let env = env.clone();
+    let cfg = cfg.clone();
+    ctx.wait_until(async move {
+        fan_out_now(&env, &cfg, &events).await;
+    });
+}
+
+/// Queues the deliveries of `events` now (the scheduled handler awaits this itself).
+pub(super) async fn fan_out_now(env: &Env, cfg: &app::Config, events: &[Event]) {
+    let backend = EdgeBackend::new(env);
+    let isolate = ISOLATE.with(Rc::clone);
+    let out = app::webhooks::fan_out(cfg, &backend, &isolate, now_secs(), events).await;
+    for w in out.warnings {
+        worker::console_warn!("{}", w.line());
+    }
+}
+
+/// The queue consumer (wrangler.toml `[[queues.consumers]]`), called by the shim's `queue`
+/// handler with the batch: delivers every message at once (each with its own timeout), then
+/// acks it or asks for a retry after the backoff delay. One log line per attempt.
+#[wasm_bindgen]
+pub fn queue(batch: JsValue, env: Env) -> js_sys::Promise {
+    wasm_bindgen_futures::future_to_promise(async move {
+        let cfg =
+            config::load(&env).map_err(|e| JsValue::from_str(&format!("configuration: {e}")))?;
+        let batch = batch.unchecked_into::<Batch>();
+        let messages: js_sys::Array = batch.messages()?.dyn_into()?;
+        let pending = js_sys::Array::new();
+        for m in messages.iter() {
+            let m = m.unchecked_into::<QueueMessage>();
+            let env = env.clone();
+            let cfg = cfg.clone();
+            pending.push(&wasm_bindgen_futures::future_to_promise(async move {
+                deliver_one(&env, &cfg, &m).await?;
+                Ok(JsValue::UNDEFINED)
+            }));
+        }
+        wasm_bindgen_futures::JsFuture::from(js_sys::Promise::all(&pending)).await?;
+        Ok(JsValue::UNDEFINED)
+    })
+}
+
+async fn deliver_one(env: &Env, cfg: &app::Config, m: &QueueMessage) -> Result<(), JsValue> {
+    let body = m.body()?.as_string().unwrap_or_default();
+    let attempt = m
+        .attempts()?
+        .as_f64()
+        .filter(|a| a.is_finite() && *a >= 1.0)
+        .map_or(1, |a| a.min(1e6) as u32);
+    let backend = EdgeBackend::new(env);
+    let (verdict, log) = app::webhooks::deliver(cfg, &backend, &body, attempt, now_secs()).await;
+    if log.event == "webhook.delivered" {
+        worker::console_log!("{}", log.line());
+    } else {
+        worker::console_warn!("{}", log.line());
+    }
+    match verdict {
+        Verdict::Ack => m.ack(),
+        Verdict::Retry(delay) => {
+            let opts = js_sys::Object::new();
+            js_sys::Reflect::set(&opts, &"delaySeconds".into(), &JsValue::from(delay))?;
+            m.retry(&opts)
+        }
+    }
+}
