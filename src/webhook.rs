@@ -160,8 +160,9 @@ pub struct Delivery {
     pub payload: String,
 }
 
-/// Largest payload enqueued (Cloudflare Queues take messages up to 128 KB; events are small).
-pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+/// Largest payload enqueued. Cloudflare Queues take messages up to 128 KB, and the payload is a
+/// JSON string inside the message (escaping can double it); events are far smaller.
+pub const MAX_PAYLOAD_BYTES: usize = 32 * 1024;
 
 /// The event type of a security event (its log line's `event` field).
 pub fn event_type(e: &Event) -> Option<String> {

@@ -624,3 +624,21 @@ fn a_rotated_secret_keeps_signing_during_its_grace() {
         assert_eq!(s, 400, "{g}");
     }
 }
+
+#[test]
+fn oversized_payloads_are_not_queued() {
+    let h = Harness::new();
+    h.register("https://a.example/", &["warning"]);
+    let _ = h.isolate.take_events();
+    h.isolate.emit(crate::app::events::Event::Warning {
+        message: "x".repeat(crate::webhook::MAX_PAYLOAD_BYTES),
+    });
+    h.isolate.emit(crate::app::events::Event::Warning {
+        message: "small".into(),
+    });
+    let f = h.fan_out_now();
+    assert_eq!(f.queued, 1);
+    assert_eq!(f.warnings.len(), 1);
+    assert!(f.warnings[0].line().contains("too large"));
+    assert!(h.backend.queue.borrow()[0].payload.contains("small"));
+}
