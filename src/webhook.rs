@@ -192,12 +192,35 @@ pub fn payload(e: &Event, now: i64) -> Option<(String, String)> {
     if let Some(r) = reason {
         data.entry("reason").or_insert_with(|| r.into());
     }
+    if ty == "admin.change" {
+        let target = data.get("target").and_then(|v| v.as_str()).unwrap_or("");
+        if let Some((object, id)) = admin_object(target).map(|(o, id)| (o, id.to_owned())) {
+            data.insert("object".into(), object.into());
+            data.insert("object_id".into(), id.into());
+        }
+    }
     let body = serde_json::json!({
         "type": ty,
         "timestamp": crate::app::rfc3339(now),
         "data": data,
     });
     Some((ty, body.to_string()))
+}
+
+/// What an admin change was about (client and resource changes, ...): `target`
+/// `clients/demo_client/rotate-secret` is (`client`, `demo_client`). `None` for a collection
+/// (`clients`: a create, whose id is in the answer) or anything else.
+fn admin_object(target: &str) -> Option<(&'static str, &str)> {
+    let mut parts = target.split('/');
+    let object = match parts.next()? {
+        "clients" => "client",
+        "resources" => "resource",
+        "routes" => "route",
+        "webhooks" => "webhook",
+        _ => return None,
+    };
+    let id = parts.next().filter(|id| !id.is_empty())?;
+    Some((object, id))
 }
 
 /// The `reason` of a revoked PAT from the event's `via`: the owner (API, page, or anyone holding
@@ -530,6 +553,27 @@ mod tests {
             let v: serde_json::Value =
                 serde_json::from_str(&payload(&e, 0).expect("payload").1).expect("json");
             assert_eq!(v["data"]["reason"], reason, "{via}");
+        }
+        for (target, object, id) in [
+            ("clients/demo_client", Some("client"), Some("demo_client")),
+            ("resources/r1/rotate-secret", Some("resource"), Some("r1")),
+            ("routes/x", Some("route"), Some("x")),
+            ("webhooks/wh_1", Some("webhook"), Some("wh_1")),
+            ("clients", None, None),
+            ("clients/", None, None),
+            ("nonsense/x", None, None),
+        ] {
+            let e = Event::AdminChange {
+                method: "PATCH",
+                target: target.into(),
+                status: 200,
+                outcome: "ok",
+            };
+            let v: serde_json::Value =
+                serde_json::from_str(&payload(&e, 0).expect("payload").1).expect("json");
+            assert_eq!(v["data"]["object"].as_str(), object, "{target}");
+            assert_eq!(v["data"]["object_id"].as_str(), id, "{target}");
+            assert_eq!(v["data"]["target"], target);
         }
         let e = Event::PatExpired {
             pat_id: "p".into(),

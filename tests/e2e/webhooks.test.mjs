@@ -31,7 +31,13 @@ before(async () => {
     req.on("end", () => {
       const queued = script.get(req.url) ?? [];
       const status = queued.length ? queued.shift() : 200;
-      received.push({ path: req.url, method: req.method, headers: req.headers, body: Buffer.concat(chunks).toString("utf8"), status });
+      const entry = { path: req.url, method: req.method, headers: req.headers, body: Buffer.concat(chunks).toString("utf8"), status, aborted: false };
+      received.push(entry);
+      // "hang": never answer; the sender has to give up (its timeout) and close the connection.
+      if (status === "hang") {
+        res.on("close", () => (entry.aborted = true));
+        return;
+      }
       res.writeHead(status, { "content-type": "text/plain" });
       res.end(status === 200 ? "ok" : "try again");
     });
@@ -40,10 +46,12 @@ before(async () => {
     receiver.once("error", reject);
     receiver.listen(RECEIVER_PORT, "127.0.0.1", resolve);
   });
-  srv = await startServer("webhooks", 8830);
+  // A short delivery timeout, so that the hanging endpoint below is given up on quickly.
+  srv = await startServer("webhooks", 8830, { WEBHOOK_TIMEOUT_SECONDS: "2" });
 });
 after(async () => {
   await srv?.stop();
+  receiver?.closeAllConnections();
   await new Promise((r) => (receiver ? receiver.close(r) : r()));
 });
 
@@ -235,4 +243,29 @@ test("without the queue the request's outcome is unchanged (enqueue fails after 
     await server?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("an endpoint that never answers is given up on after the timeout and retried; requests go on", async () => {
+  const slow = await register("/slow", ["pat.created"]);
+  script.set("/slow", ["hang"]);
+  const first = await createPat(srv.url, "slowpoke", ["demo_api:read"]);
+  // While (or after) its delivery hangs, requests are answered as usual.
+  const second = await createPat(srv.url, "slowpoke", ["demo_api:read"], { name: "second" });
+  const list = await userCall(srv.url, "slowpoke", "GET", "/api/pats");
+  assert.equal(list.status, 200, list.text);
+  assert.equal(list.json.pats.length, 2, list.text);
+
+  const firstId = () => at("/slow").find((r) => r.body.includes(first.id))?.headers["webhook-id"];
+  const done = await eventually(
+    () => at("/slow").some((r) => r.status === 200 && r.headers["webhook-id"] === firstId()),
+    { timeoutMs: 40_000 },
+  );
+  assert.ok(done, JSON.stringify(at("/slow").map((r) => [r.status, r.aborted, r.body])));
+  const attempts = at("/slow").filter((r) => r.headers["webhook-id"] === firstId());
+  assert.deepEqual(attempts.map((r) => r.status), ["hang", 200]);
+  assert.equal(attempts[0].aborted, true, "the hanging attempt was abandoned by the sender");
+  for (const r of attempts) assert.ok(verify(slow.secret, r.headers, r.body));
+  assert.ok(await eventually(() => at("/slow").some((r) => r.body.includes(second.id)), { timeoutMs: 30_000 }));
+  assert.match(srv.log(), /"event":"webhook.retrying"[^\n]*"error":"no answer within 2 s"/);
+  assert.equal((await admin("DELETE", `/admin/webhooks/${slow.id}`)).status, 204);
 });
