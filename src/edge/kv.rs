@@ -1,4 +1,5 @@
-//! KV `GRANTS`: token grants (`g:{sha256 hex}`) and the JWT denylist (`d:{jti}`).
+//! KV `GRANTS`: token grants (`g:{sha256 hex}`) and the JWT denylist (`d:{jti}`); the keys and
+//! values are [`crate::storage::kv`].
 //!
 //! The binding is called directly (`env.GRANTS.get(key)`): workers-rs's `KvStore` looks up five
 //! methods with `Reflect.get` when it is built and builds an options object per read, which the
@@ -9,6 +10,7 @@ use super::backend::EdgeBackend;
 use super::counters::{bump, Op};
 use super::settle::Settled;
 use crate::model::Grant;
+use crate::storage::kv::{self as kv_format, Denied, DenyKey, GrantKey, KvKey as _};
 use crate::store::{GrantCache, StoreError};
 use crate::token::TokenHash;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -80,55 +82,38 @@ fn js_err(e: JsValue) -> StoreError {
     err(text)
 }
 
-/// KV key prefix for grants: `g:{hex sha256}`. Persisted format: never change it.
-const GRANT_PREFIX: &str = "g:";
-/// KV key prefix for revoked JWT ids: `d:{jti}`, expiring with the JWT. Persisted format.
-const DENY_PREFIX: &str = "d:";
-/// KV refuses expirations less than 60 s ahead.
-const KV_MIN_TTL: i64 = 60;
-
-fn grant_key(hash: &TokenHash) -> String {
-    let mut k = String::with_capacity(66);
-    k.push_str(GRANT_PREFIX);
-    k.push_str(&hash.to_hex());
-    k
-}
-
 impl GrantCache for EdgeBackend {
     async fn get_grant(&self, hash: &TokenHash) -> Result<Option<Grant>, StoreError> {
         bump(Op::KvGet);
-        let text = self.kv()?.get_text(&grant_key(hash)).await?;
-        match text {
-            None => Ok(None),
-            // An unreadable record is treated as a miss: D1 answers and the record is rewritten.
-            Some(t) => Ok(serde_json::from_str(&t).ok()),
-        }
+        let text = self.kv()?.get_text(&GrantKey(hash).key()).await?;
+        Ok(text.as_deref().and_then(kv_format::parse_grant))
     }
 
     async fn put_grant(&self, hash: &TokenHash, grant: &Grant) -> Result<(), StoreError> {
         bump(Op::KvPut);
         let now = super::now_secs();
-        let value = serde_json::to_string(grant).map_err(err)?;
-        let exp = grant.exp.max(now + KV_MIN_TTL);
-        self.kv()?.put_text(&grant_key(hash), &value, exp).await
+        let value = kv_format::grant_value(grant).map_err(err)?;
+        let exp = kv_format::expiration(grant.exp, now);
+        self.kv()?
+            .put_text(&GrantKey(hash).key(), &value, exp)
+            .await
     }
 
     async fn delete_grant(&self, hash: &TokenHash) -> Result<(), StoreError> {
         bump(Op::KvDelete);
-        self.kv()?.delete_key(&grant_key(hash)).await
+        self.kv()?.delete_key(&GrantKey(hash).key()).await
     }
 
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         bump(Op::KvGet);
-        let key = format!("{DENY_PREFIX}{jti}");
-        Ok(self.kv()?.get_text(&key).await?.is_some())
+        Ok(self.kv()?.get_text(&DenyKey(jti).key()).await?.is_some())
     }
 
     async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<(), StoreError> {
         bump(Op::KvPut);
-        let exp = exp.max(super::now_secs() + KV_MIN_TTL);
+        let exp = kv_format::expiration(exp, super::now_secs());
         self.kv()?
-            .put_text(&format!("{DENY_PREFIX}{jti}"), "1", exp)
+            .put_text(&DenyKey(jti).key(), Denied::VALUE, exp)
             .await
     }
 }
