@@ -47,7 +47,7 @@ pub struct Active {
 impl Active {
     /// The visible scopes, space-delimited (RFC 7662 `scope`).
     pub fn scope(&self) -> String {
-        self.scopes.join(" ")
+        crate::scopes::join(&self.scopes)
     }
 }
 

@@ -1,7 +1,7 @@
 //! D1 `clients`, `api_resources`, `scopes`: [`Registry`] and [`AdminStore`].
 
 use super::super::backend::{err, n, s, EdgeBackend};
-use crate::model::{split_scopes, ApiResource, Client, SecretSet, TokenFormat};
+use crate::model::{ApiResource, Client, SecretSet, TokenFormat};
 use crate::secret::SecretHash;
 use crate::store::{AdminStore, Registry, StoreError, Write};
 use serde::Deserialize;
@@ -67,7 +67,7 @@ impl ResourceRow {
             id: self.id,
             uid: self.uid.unwrap_or_default(),
             enabled: self.enabled != 0,
-            scopes: split_scopes(self.scopes.as_deref().unwrap_or("")),
+            scopes: crate::scopes::split(self.scopes.as_deref().unwrap_or("")),
         })
     }
 }
@@ -88,7 +88,7 @@ impl ClientRow {
                 .transpose()?,
             id: self.id,
             uid: self.uid.unwrap_or_default(),
-            allowed_scopes: split_scopes(&self.allowed_scopes),
+            allowed_scopes: crate::scopes::split(&self.allowed_scopes),
             // An unknown value is an error, never silently a reference token.
             token_format: match self.token_format.as_str() {
                 "jwt" => TokenFormat::Jwt,
@@ -136,7 +136,7 @@ fn client_args(c: &Client) -> Vec<JsValue> {
             .map_or(JsValue::NULL, |x| s(&x.current.to_hex())),
         prev,
         until,
-        s(&c.allowed_scopes.join(" ")),
+        s(&crate::scopes::join(&c.allowed_scopes)),
         s(match c.token_format {
             TokenFormat::Reference => "reference",
             TokenFormat::Jwt => "jwt",

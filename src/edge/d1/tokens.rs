@@ -2,9 +2,7 @@
 
 use super::super::backend::{err, n, s, EdgeBackend};
 use super::super::counters::{bump, Op};
-use crate::model::{
-    split_scopes, token_insert_values, SqlValue, TokenRecord, TOKEN_INSERT_COLUMNS,
-};
+use crate::model::{token_insert_values, SqlValue, TokenRecord, TOKEN_INSERT_COLUMNS};
 use crate::store::{Cursor, Retired, RevocationNote, Revoked, StoreError, TokenStore, Write};
 use crate::token::{TokenHash, TokenKind};
 use serde::Deserialize;
@@ -42,7 +40,7 @@ impl TokenRow {
             subject: self.subject,
             client_id: self.client_id,
             name: self.name,
-            scopes: split_scopes(&self.scopes),
+            scopes: crate::scopes::split(&self.scopes),
             created_at: self.created_at,
             expires_at: self.expires_at,
             revoked_at: self.revoked_at,
@@ -50,7 +48,7 @@ impl TokenRow {
             use_count: self.use_count,
             generation: self.generation,
             client_uid: self.client_uid,
-            scope_owners: self.scope_owners.as_deref().map(split_scopes),
+            scope_owners: self.scope_owners.as_deref().map(crate::scopes::split),
             revoked_reason: self.revoked_reason,
             revoked_url: self.revoked_url,
             allow_self_rotation: self.allow_self_rotation != 0,

@@ -1,284 +1,20 @@
-//! patgate's own signed JWTs: RFC 9068 access tokens and RFC 9701 introspection responses,
-//! and the JWKS that publishes their keys.
+//! Signing patgate's own JWTs with the active key of [`SigningKeys`]: RFC 9068 access tokens,
+//! RFC 9701 signed introspection responses and the gate's identity assertions. The header
+//! always has `typ` (see [`super::claims`]), `kid` and `alg`.
 //!
-//! Keys come from the `JWT_SIGNING_KEYS` secret: a JSON array of JWKs, e.g.
-//! `[{"kty":"OKP","crv":"Ed25519","d":"..","x":"..","kid":"2026-11"}]`. Supported: `OKP`
-//! `Ed25519` (`EdDSA`) and `EC` `P-256` (ES256); every key needs a unique `kid`. The first
-//! private key (one with `d`) signs; every key, private or public-only, is published and
-//! accepted for verification. Rotation without downtime: add the new key after the current one
-//! (published, not yet signing), wait for JWKS caches to refresh, move it first, and drop the old
-//! key (or keep only its public part) once the tokens it signed have expired.
-//!
-//! Everything here is pure and panic-free: time is a parameter (`now`, unix seconds).
+//! Pure and panic-free: times are parameters (unix seconds).
 
+use super::claims::{
+    AccessTokenClaims, GateAssertionClaims, IntrospectionResponseClaims, ACCESS_TOKEN_TYP,
+    GATE_ASSERTION_TYP, INTROSPECTION_TYP,
+};
+use super::keys::{KeyError, PrivateKey, SigningKeys};
 use chrono::DateTime;
 use jwt_compact::{
     alg::{Ed25519, Es256},
-    jwk::JsonWebKey,
-    AlgorithmExt as _, Claims, Header, UntrustedToken, ValidationError,
+    AlgorithmExt as _, Claims, Header,
 };
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-use std::fmt;
-
-/// `typ` of access tokens (RFC 9068 2.1).
-pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
-/// `typ` of signed introspection responses (RFC 9701 5).
-pub const INTROSPECTION_TYP: &str = "token-introspection+jwt";
-/// Longest JWT [`SigningKeys::verify_access_token`] looks at (bytes).
-pub const MAX_JWT_LEN: usize = 8192;
-/// `typ` of the gate's identity assertion (`X-Patgate-Assertion`): never an access token.
-pub const GATE_ASSERTION_TYP: &str = "patgate-assertion+jwt";
-
-/// A private key that signs.
-#[derive(Clone)]
-enum Signer {
-    Ed(ed25519_compact::SecretKey),
-    Es(p256::ecdsa::SigningKey),
-}
-
-/// A public key that verifies.
-#[derive(Clone)]
-enum Verifier {
-    Ed(ed25519_compact::PublicKey),
-    Es(p256::ecdsa::VerifyingKey),
-}
-
-impl Verifier {
-    /// The JWS `alg` of this key.
-    fn alg(&self) -> &'static str {
-        match self {
-            Verifier::Ed(_) => "EdDSA",
-            Verifier::Es(_) => "ES256",
-        }
-    }
-
-    /// The public JWK as published: `kty`, `crv`, `x`, (`y`), `kid`, `alg`, `use`.
-    fn public_jwk(&self, kid: &str) -> Option<Map<String, Value>> {
-        let jwk = match self {
-            Verifier::Ed(k) => serde_json::to_value(JsonWebKey::from(k)),
-            Verifier::Es(k) => serde_json::to_value(JsonWebKey::from(k)),
-        };
-        let Ok(Value::Object(mut m)) = jwk else {
-            return None;
-        };
-        m.remove("d"); // never there for a public key; belt and braces
-        m.insert("kid".into(), kid.into());
-        m.insert("alg".into(), self.alg().into());
-        m.insert("use".into(), "sig".into());
-        Some(m)
-    }
-}
-
-/// One configured key.
-struct Key {
-    kid: String,
-    signer: Option<Signer>,
-    verifier: Verifier,
-    /// The published JWK, computed once at parse time.
-    public: Map<String, Value>,
-}
-
-/// The signing key set. `Debug` shows only key ids and algorithms, never key material.
-pub struct SigningKeys {
-    keys: Vec<Key>,
-}
-
-impl fmt::Debug for SigningKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list: Vec<String> = self
-            .keys
-            .iter()
-            .map(|k| {
-                let kind = if k.signer.is_some() {
-                    "private"
-                } else {
-                    "public"
-                };
-                format!("{}:{}:{kind}", k.verifier.alg(), k.kid)
-            })
-            .collect();
-        write!(f, "SigningKeys{list:?}")
-    }
-}
-
-/// Why the key set was refused, or signing failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyError {
-    /// The secret is not a JSON array.
-    NotJson,
-    /// No key has a private part (`d`).
-    NoSigningKey,
-    /// The key at this position (0-based) is not an Ed25519 or P-256 JWK, does not decode, or
-    /// its private and public parts do not match.
-    BadKey(usize),
-    /// The key at this position has no `kid` (or an empty or non-string one).
-    MissingKid(usize),
-    /// Two keys share this `kid`.
-    DuplicateKid(String),
-    /// The claims could not be serialized (not a JSON object, timestamps out of range).
-    Signing,
-    /// The system random number generator failed (key generation).
-    Randomness,
-}
-
-impl fmt::Display for KeyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KeyError::NotJson => f.write_str("not a JSON array of JWKs"),
-            KeyError::NoSigningKey => f.write_str("no private key (with \"d\") to sign with"),
-            KeyError::BadKey(i) => {
-                write!(f, "key #{i} is not a valid Ed25519 (OKP) or P-256 (EC) JWK")
-            }
-            KeyError::MissingKid(i) => write!(f, "key #{i} has no \"kid\""),
-            KeyError::DuplicateKid(kid) => write!(f, "two keys have the kid {kid:?}"),
-            KeyError::Signing => f.write_str("the claims cannot be signed"),
-            KeyError::Randomness => f.write_str("the random number generator failed"),
-        }
-    }
-}
-
-impl std::error::Error for KeyError {}
-
-/// Why an access token did not verify.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VerifyError {
-    /// Not a compact JWS, too long, a `crit` header, or undecodable claims (`exp` missing).
-    Malformed,
-    /// `typ` is not `at+jwt` (e.g. a signed introspection response or an ID token).
-    WrongType,
-    /// No `kid`, or no published key with this `kid` and the token's `alg`.
-    UnknownKey,
-    /// The signature does not verify.
-    BadSignature,
-    /// `exp` is not in the future (no leeway: we are the issuer).
-    Expired,
-}
-
-impl VerifyError {
-    /// A short description for logs.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VerifyError::Malformed => "malformed JWT",
-            VerifyError::WrongType => "not an access token JWT",
-            VerifyError::UnknownKey => "unknown signing key",
-            VerifyError::BadSignature => "bad JWT signature",
-            VerifyError::Expired => "JWT expired",
-        }
-    }
-}
-
-impl fmt::Display for VerifyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::error::Error for VerifyError {}
-
-/// RFC 9068 access token claims (besides `exp`, which is passed and returned separately).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct AccessTokenClaims {
-    /// patgate's issuer URL.
-    pub iss: String,
-    /// The user, or the client for `client_credentials`.
-    pub sub: String,
-    /// The API resources whose scopes the token carries (serialized as an array, which RFC 7519
-    /// allows; verifiers accept a string too).
-    #[serde(deserialize_with = "string_or_list")]
-    pub aud: Vec<String>,
-    /// Issued at (unix seconds). Serialized by jwt-compact's `Claims` (its own `iat` field),
-    /// not by this struct.
-    #[serde(skip)]
-    pub iat: i64,
-    /// Unique token id (revocation denylist key).
-    pub jti: String,
-    /// The OAuth client the token was issued to.
-    pub client_id: String,
-    /// Space-separated scopes.
-    pub scope: String,
-    /// For a JWT exchanged from a PAT (RFC 8693): the PAT's id. Introspection (and everything in
-    /// patgate that accepts the JWT) checks that this PAT is still active, at this generation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pat_id: Option<String>,
-    /// The PAT's rotation generation when the JWT was minted (rotating the PAT kills the JWT).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pat_gen: Option<i64>,
-}
-
-/// `aud` as RFC 7519 allows it: one string or an array of strings.
-fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Aud {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match Aud::deserialize(d)? {
-        Aud::One(s) => vec![s],
-        Aud::Many(v) => v,
-    })
-}
-
-/// Header fields jwt-compact does not model but that must be looked at.
-#[derive(Clone, Deserialize)]
-struct HeaderExtras {
-    #[serde(default)]
-    crit: Option<serde::de::IgnoredAny>,
-}
-
-/// Parses the JWK at position `i`.
-fn parse_key(i: usize, v: &Value) -> Result<Key, KeyError> {
-    let kid = v
-        .get("kid")
-        .and_then(Value::as_str)
-        .filter(|k| !k.is_empty())
-        .ok_or(KeyError::MissingKid(i))?
-        .to_owned();
-    let jwk: JsonWebKey<'_> = serde_json::from_value(v.clone()).map_err(|_| KeyError::BadKey(i))?;
-    let private = v.get("d").is_some();
-    let bad = |_| KeyError::BadKey(i);
-    let (signer, verifier) = match (
-        v.get("kty").and_then(Value::as_str),
-        v.get("crv").and_then(Value::as_str),
-    ) {
-        (Some("OKP"), Some("Ed25519")) if private => {
-            // Checks that `x` matches `d`.
-            let sk = ed25519_compact::SecretKey::try_from(&jwk).map_err(bad)?;
-            let pk = sk.public_key();
-            (Some(Signer::Ed(sk)), Verifier::Ed(pk))
-        }
-        (Some("OKP"), Some("Ed25519")) => (
-            None,
-            Verifier::Ed(ed25519_compact::PublicKey::try_from(&jwk).map_err(bad)?),
-        ),
-        (Some("EC"), Some("P-256")) if private => {
-            // Checks that `x` and `y` match `d`.
-            let sk = p256::ecdsa::SigningKey::try_from(&jwk).map_err(bad)?;
-            let pk = *sk.verifying_key();
-            (Some(Signer::Es(sk)), Verifier::Es(pk))
-        }
-        (Some("EC"), Some("P-256")) => (
-            None,
-            Verifier::Es(p256::ecdsa::VerifyingKey::try_from(&jwk).map_err(bad)?),
-        ),
-        _ => return Err(KeyError::BadKey(i)),
-    };
-    // A declared `alg` must be the one the key type implies.
-    if v.get("alg")
-        .is_some_and(|a| a.as_str() != Some(verifier.alg()))
-    {
-        return Err(KeyError::BadKey(i));
-    }
-    let public = verifier.public_jwk(&kid).ok_or(KeyError::BadKey(i))?;
-    Ok(Key {
-        kid,
-        signer,
-        verifier,
-        public,
-    })
-}
+use serde::Serialize;
 
 /// A timestamp as jwt-compact wants it, or [`KeyError::Signing`] when out of range.
 fn timestamp(secs: i64) -> Result<DateTime<chrono::Utc>, KeyError> {
@@ -286,74 +22,13 @@ fn timestamp(secs: i64) -> Result<DateTime<chrono::Utc>, KeyError> {
 }
 
 impl SigningKeys {
-    /// Parses the `JWT_SIGNING_KEYS` JSON array (see the module documentation).
-    ///
-    /// # Errors
-    /// [`KeyError::NotJson`], [`KeyError::BadKey`], [`KeyError::MissingKid`],
-    /// [`KeyError::DuplicateKid`], or [`KeyError::NoSigningKey`] when no key has a private part.
-    pub fn parse(json: &str) -> Result<SigningKeys, KeyError> {
-        let arr: Vec<Value> = serde_json::from_str(json).map_err(|_| KeyError::NotJson)?;
-        let mut keys: Vec<Key> = Vec::with_capacity(arr.len());
-        for (i, v) in arr.iter().enumerate() {
-            let k = parse_key(i, v)?;
-            if keys.iter().any(|x| x.kid == k.kid) {
-                return Err(KeyError::DuplicateKid(k.kid));
-            }
-            keys.push(k);
-        }
-        if !keys.iter().any(|k| k.signer.is_some()) {
-            return Err(KeyError::NoSigningKey);
-        }
-        Ok(SigningKeys { keys })
-    }
-
-    /// The key that signs: the first one with a private part.
-    fn active(&self) -> Option<&Key> {
-        self.keys.iter().find(|k| k.signer.is_some())
-    }
-
-    /// The `kid` of the signing key.
-    #[must_use]
-    pub fn signing_kid(&self) -> &str {
-        self.active().map_or("", |k| k.kid.as_str())
-    }
-
-    /// The signing algorithm of the signing key.
-    #[must_use]
-    pub fn algorithm(&self) -> &'static str {
-        self.active().map_or("EdDSA", |k| k.verifier.alg())
-    }
-
-    /// Every algorithm a published key uses, in key order, without duplicates.
-    #[must_use]
-    pub fn algorithms(&self) -> Vec<&'static str> {
-        let mut v: Vec<&'static str> = Vec::new();
-        for k in &self.keys {
-            if !v.contains(&k.verifier.alg()) {
-                v.push(k.verifier.alg());
-            }
-        }
-        v
-    }
-
-    /// The JWKS document, `{"keys":[...]}`, with public parts only, in configuration order.
-    #[must_use]
-    pub fn jwks_json(&self) -> String {
-        let keys: Vec<Value> = self
-            .keys
-            .iter()
-            .map(|k| Value::Object(k.public.clone()))
-            .collect();
-        serde_json::json!({ "keys": keys }).to_string()
-    }
-
     /// Signs `claims` with the signing key; the header has `typ`, `kid` and `alg`.
     fn sign<T: Serialize>(&self, typ: &str, claims: &Claims<T>) -> Result<String, KeyError> {
         let key = self.active().ok_or(KeyError::NoSigningKey)?;
         let header = Header::empty().with_key_id(&key.kid).with_token_type(typ);
         match &key.signer {
-            Some(Signer::Ed(sk)) => Ed25519.token(&header, claims, sk),
-            Some(Signer::Es(sk)) => Es256.token(&header, claims, sk),
+            Some(PrivateKey::EdDsa(sk)) => Ed25519.token(&header, claims, sk),
+            Some(PrivateKey::Es256(sk)) => Es256.token(&header, claims, sk),
             None => return Err(KeyError::NoSigningKey),
         }
         .map_err(|_| KeyError::Signing)
@@ -375,143 +50,46 @@ impl SigningKeys {
         self.sign(ACCESS_TOKEN_TYP, &c)
     }
 
-    /// Signs an RFC 9701 introspection response (`typ` `token-introspection+jwt`); `payload` is
-    /// the whole claim set (`iss`, `aud`, `iat`, `token_introspection`) and must be an object.
+    /// Signs an RFC 9701 introspection response (`typ` `token-introspection+jwt`).
     ///
     /// # Errors
-    /// [`KeyError::Signing`] when `payload` is not an object.
-    pub fn sign_introspection(&self, payload: &Value) -> Result<String, KeyError> {
-        if !payload.is_object() {
-            return Err(KeyError::Signing);
-        }
-        self.sign(INTROSPECTION_TYP, &Claims::new(payload))
+    /// [`KeyError::Signing`] when the response does not serialize to a JSON object.
+    pub fn sign_introspection<T: Serialize>(
+        &self,
+        claims: &IntrospectionResponseClaims<'_, T>,
+    ) -> Result<String, KeyError> {
+        self.sign(INTROSPECTION_TYP, &Claims::new(claims))
     }
 
-    /// Signs the gate's identity assertion (`typ` `patgate-assertion+jwt`): `payload` (an
-    /// object: `iss`, `aud`, `sub`, `client_id`, `scope`, `jti`) plus `iat` and `exp`.
+    /// Signs the gate's identity assertion (`typ` `patgate-assertion+jwt`): `claims` plus `iat`
+    /// and `exp`.
     ///
     /// # Errors
-    /// [`KeyError::Signing`] when `payload` is not an object or a time is out of range.
+    /// [`KeyError::Signing`] when a time is out of range.
     pub fn sign_gate_assertion(
         &self,
-        payload: &Value,
+        claims: &GateAssertionClaims,
         iat: i64,
         exp: i64,
     ) -> Result<String, KeyError> {
-        if !payload.is_object() {
-            return Err(KeyError::Signing);
-        }
-        let mut c = Claims::new(payload);
+        let mut c = Claims::new(claims);
         c.expiration = Some(timestamp(exp)?);
         c.issued_at = Some(timestamp(iat)?);
         self.sign(GATE_ASSERTION_TYP, &c)
     }
-
-    /// Verifies one of our access tokens: `typ` (`at+jwt` or `application/at+jwt`), a known
-    /// `kid` whose key has the token's `alg`, the signature, and `exp` (required, no leeway).
-    /// Returns the claims (with `iat`, 0 when absent) and `exp`. The caller checks `iss` and
-    /// revocation.
-    ///
-    /// # Errors
-    /// The first check that fails, as a [`VerifyError`].
-    pub fn verify_access_token(
-        &self,
-        jwt: &str,
-        now: i64,
-    ) -> Result<(AccessTokenClaims, i64), VerifyError> {
-        if jwt.len() > MAX_JWT_LEN {
-            return Err(VerifyError::Malformed);
-        }
-        let t =
-            UntrustedToken::<HeaderExtras>::try_from(jwt).map_err(|_| VerifyError::Malformed)?;
-        if t.header().other_fields.crit.is_some() {
-            return Err(VerifyError::Malformed);
-        }
-        let typ = t.header().token_type.as_deref().unwrap_or("");
-        let typ = typ.strip_prefix("application/").unwrap_or(typ);
-        if !typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) {
-            return Err(VerifyError::WrongType);
-        }
-        let kid = t
-            .header()
-            .key_id
-            .as_deref()
-            .ok_or(VerifyError::UnknownKey)?;
-        let key = self
-            .keys
-            .iter()
-            .find(|k| k.kid == kid && k.verifier.alg() == t.algorithm())
-            .ok_or(VerifyError::UnknownKey)?;
-        let token = match &key.verifier {
-            Verifier::Ed(pk) => Ed25519.validator::<AccessTokenClaims>(pk).validate(&t),
-            Verifier::Es(pk) => Es256.validator::<AccessTokenClaims>(pk).validate(&t),
-        }
-        .map_err(|e| match e {
-            ValidationError::MalformedClaims(_) => VerifyError::Malformed,
-            _ => VerifyError::BadSignature,
-        })?;
-        let claims = token.claims();
-        let exp = claims.expiration.ok_or(VerifyError::Malformed)?.timestamp();
-        if now >= exp {
-            return Err(VerifyError::Expired);
-        }
-        let mut custom = claims.custom.clone();
-        custom.iat = claims.issued_at.map_or(0, |t| t.timestamp());
-        Ok((custom, exp))
-    }
-
-    /// A new private Ed25519 JWK with this `kid`, as a JSON object (for `npm run gen-key`,
-    /// docs and tests). Uses the system random number generator.
-    ///
-    /// # Errors
-    /// [`KeyError::Randomness`] when the random number generator fails.
-    pub fn generate_ed25519(kid: &str) -> Result<String, KeyError> {
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|_| KeyError::Randomness)?;
-        let kp = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(seed));
-        let jwk = JsonWebKey::from(&kp.sk);
-        private_jwk(&jwk, kid)
-    }
-
-    /// A new private P-256 (ES256) JWK with this `kid`, as a JSON object.
-    ///
-    /// # Errors
-    /// [`KeyError::Randomness`] when the random number generator fails.
-    pub fn generate_es256(kid: &str) -> Result<String, KeyError> {
-        // A random 32-byte string is a valid scalar except with probability ~2^-32; retry.
-        for _ in 0..8 {
-            let mut d = [0u8; 32];
-            getrandom::fill(&mut d).map_err(|_| KeyError::Randomness)?;
-            if let Ok(sk) = p256::ecdsa::SigningKey::from_slice(&d) {
-                let jwk = JsonWebKey::from(&sk);
-                return private_jwk(&jwk, kid);
-            }
-        }
-        Err(KeyError::Randomness)
-    }
-}
-
-/// A private JWK as a JSON object string, with `kid` and `alg` added.
-fn private_jwk(jwk: &JsonWebKey<'_>, kid: &str) -> Result<String, KeyError> {
-    let Ok(Value::Object(mut m)) = serde_json::to_value(jwk) else {
-        return Err(KeyError::Signing);
-    };
-    let alg = match m.get("kty").and_then(Value::as_str) {
-        Some("OKP") => "EdDSA",
-        _ => "ES256",
-    };
-    m.insert("kid".into(), kid.into());
-    m.insert("alg".into(), alg.into());
-    Ok(Value::Object(m).to_string())
 }
 
 #[cfg(test)]
 #[allow(clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::user_auth::{verify_user_jwt, Jwks, UserAuthConfig};
+    use crate::jose::keys::private_jwk;
+    use crate::jose::{verify_user_jwt, Jwks, UserAuthConfig, VerifyError, MAX_JWT_LEN};
+    use crate::scopes::Scopes;
     use base64::Engine as _;
+    use jwt_compact::jwk::JsonWebKey;
     use serde_json::json;
+    use serde_json::Value;
 
     const NOW: i64 = 1_795_000_000;
     const ISS: &str = "https://patgate.test";
@@ -542,7 +120,7 @@ mod tests {
             iat: NOW,
             jti: "j1".into(),
             client_id: "pat_client".into(),
-            scope: "demo_api:read".into(),
+            scope: Scopes::from_stored("demo_api:read"),
             pat_id: None,
             pat_gen: None,
         }
@@ -596,9 +174,16 @@ mod tests {
     #[test]
     fn introspection_response() {
         let k = keys(&[&es_fixed("es")]);
+        let result = json!({"active":true,"sub":"alice"});
+        let claims = IntrospectionResponseClaims {
+            aud: "demo_api",
+            iat: NOW,
+            iss: ISS,
+            token_introspection: &result,
+        };
+        let jwt = k.sign_introspection(&claims).expect("sign");
         let payload = json!({"iss":ISS,"aud":"demo_api","iat":NOW,
                              "token_introspection":{"active":true,"sub":"alice"}});
-        let jwt = k.sign_introspection(&payload).expect("sign");
         assert_eq!(segment(&jwt, 0)["typ"], "token-introspection+jwt");
         assert_eq!(segment(&jwt, 0)["kid"], "es");
         assert_eq!(segment(&jwt, 1), payload);
@@ -703,7 +288,14 @@ mod tests {
     #[test]
     fn verify_error_wrong_type() {
         let k = keys(&[&ed_fixed("k")]);
-        let intro = k.sign_introspection(&json!({"iss":ISS})).expect("sign");
+        let intro = k
+            .sign_introspection(&IntrospectionResponseClaims {
+                aud: "demo_api",
+                iat: NOW,
+                iss: ISS,
+                token_introspection: &json!({"active": false}),
+            })
+            .expect("sign");
         assert_eq!(
             k.verify_access_token(&intro, NOW),
             Err(VerifyError::WrongType)
@@ -896,10 +488,6 @@ mod tests {
     fn key_error_signing() {
         let k = keys(&[&ed_fixed("k")]);
         assert_eq!(
-            k.sign_introspection(&json!([1, 2])).err(),
-            Some(KeyError::Signing)
-        );
-        assert_eq!(
             k.sign_access_token(&claims(), i64::MAX).err(),
             Some(KeyError::Signing)
         );
@@ -1001,11 +589,11 @@ mod tests {
             // a user identity, even when an operator points the user keys at patgate's JWKS.
             assert_eq!(
                 verify_user_jwt(&cfg, None, &jwt, NOW),
-                Err(crate::user_auth::AuthFailure::WrongType)
+                Err(crate::jose::AuthFailure::WrongType)
             );
             assert_eq!(
                 verify_user_jwt(&cfg, Some(&jwks), &tamper(&jwt), NOW),
-                Err(crate::user_auth::AuthFailure::WrongType)
+                Err(crate::jose::AuthFailure::WrongType)
             );
         }
     }

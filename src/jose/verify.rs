@@ -1,4 +1,5 @@
-//! Verifying the identity provider's user JWTs (the management API's authentication).
+//! Verifying JWTs: the identity provider's user JWTs (the management API's authentication) and
+//! patgate's own access tokens (introspection, revocation, the gate).
 //!
 //! patgate does not log users in: it trusts a JWT from the organisation's identity provider
 //! (`Authorization: Bearer <jwt>`, or Cloudflare Access's `Cf-Access-Jwt-Assertion`) and verifies
@@ -9,192 +10,32 @@
 //! Everything here is pure and panic-free: time is a parameter (`now`, unix seconds), input is
 //! parsed fallibly, and time arithmetic saturates instead of overflowing.
 
-use jwt_compact::{
-    alg::{Ed25519, Es256, Hs256, Hs256Key, Rsa, RsaPublicKey},
-    jwk::JsonWebKey,
-    AlgorithmExt as _, Claims, Token, UntrustedToken, ValidationError,
+use super::claims::{
+    is_access_token_typ, may_be_identity_typ, AccessTokenClaims, HeaderExtras, IdentityClaims,
 };
-use rsa::traits::PublicKeyParts as _;
-use serde::Deserialize;
+use super::keys::{HmacSecret, Jwks, SigningKeys};
+use super::limits::{LEEWAY_SECS, MAX_JWT_LEN, MAX_SUBJECT_CHARS};
+use jwt_compact::{
+    alg::{Hs256, Hs256Key},
+    AlgorithmExt as _, Claims, UntrustedToken, ValidationError,
+};
 use serde_json::Value;
 use std::fmt;
 
-/// Longest JWT accepted (bytes); longer ones are [`AuthFailure::Malformed`].
-pub const MAX_JWT_LEN: usize = 8192;
-/// Clock skew tolerated on `exp` and `nbf` (seconds).
-pub const LEEWAY_SECS: i64 = 60;
-/// Longest `sub` accepted (characters).
-pub const MAX_SUBJECT_CHARS: usize = 255;
-/// RSA keys with a shorter modulus are skipped when a JWKS is parsed.
-pub const MIN_RSA_BITS: usize = 2048;
-
-/// The HS256 shared secret. `Debug` never shows it.
-#[derive(Clone)]
-pub struct HmacSecret(Vec<u8>);
-
-impl HmacSecret {
-    /// Wraps the secret's UTF-8 bytes (used as the HMAC key as is, not base64-decoded).
-    pub fn new(s: impl Into<String>) -> Self {
-        HmacSecret(s.into().into_bytes())
-    }
-
-    /// Whether the secret is empty (an empty secret is never accepted as configuration).
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl From<String> for HmacSecret {
-    fn from(s: String) -> Self {
-        HmacSecret::new(s)
-    }
-}
-
-impl fmt::Debug for HmacSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("HmacSecret([REDACTED])")
-    }
-}
-
-/// A public verifying key from a JWKS, by algorithm.
-#[derive(Clone)]
-enum KeyMaterial {
-    Rs256(RsaPublicKey),
-    Es256(p256::ecdsa::VerifyingKey),
-    EdDsa(ed25519_compact::PublicKey),
-}
-
-impl KeyMaterial {
-    /// The JWS `alg` this key verifies.
-    fn alg(&self) -> &'static str {
-        match self {
-            KeyMaterial::Rs256(_) => "RS256",
-            KeyMaterial::Es256(_) => "ES256",
-            KeyMaterial::EdDsa(_) => "EdDSA",
-        }
-    }
-}
-
-/// One usable key of a JWKS: its optional `kid` and its key material.
-#[derive(Clone)]
-struct Jwk {
-    kid: Option<String>,
-    key: KeyMaterial,
-}
-
-/// Verifying keys parsed from a JWKS document (`{"keys":[...]}`).
-///
-/// `Debug` lists `alg:kid` pairs only.
-#[derive(Clone, Default)]
-pub struct Jwks {
-    keys: Vec<Jwk>,
-}
-
-impl fmt::Debug for Jwks {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list: Vec<String> = self
-            .keys
-            .iter()
-            .map(|k| format!("{}:{}", k.key.alg(), k.kid.as_deref().unwrap_or("-")))
-            .collect();
-        write!(f, "Jwks{list:?}")
-    }
-}
-
-/// Why a JWKS document was refused as a whole (single unusable keys are skipped instead).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JwksError {
-    /// The document is not JSON.
-    NotJson,
-    /// The document has no `keys` array.
-    NoKeysArray,
-}
-
-impl fmt::Display for JwksError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            JwksError::NotJson => "the JWKS is not JSON",
-            JwksError::NoKeysArray => "the JWKS has no \"keys\" array",
-        })
-    }
-}
-
-impl std::error::Error for JwksError {}
-
-impl Jwks {
-    /// Parses a JWKS as identity providers serve it.
-    ///
-    /// Supported: `kty` `RSA` (RS256, modulus of at least [`MIN_RSA_BITS`]), `EC` with `crv`
-    /// `P-256` (ES256), `OKP` with `crv` `Ed25519` (`EdDSA`). Keys of other types or curves,
-    /// with `use` other than `sig`, with `key_ops` lacking `verify`, with an `alg` other than the
-    /// one their type implies, or that do not decode, are skipped: the result may be empty.
-    ///
-    /// # Errors
-    /// [`JwksError::NotJson`] or [`JwksError::NoKeysArray`] for the document as a whole.
-    pub fn parse(json: &str) -> Result<Jwks, JwksError> {
-        let doc: Value = serde_json::from_str(json).map_err(|_| JwksError::NotJson)?;
-        let keys = doc
-            .get("keys")
-            .and_then(Value::as_array)
-            .ok_or(JwksError::NoKeysArray)?;
-        Ok(Jwks {
-            keys: keys.iter().filter_map(parse_jwk).collect(),
-        })
-    }
-
-    /// Whether no usable key was found.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    /// The number of usable keys.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-}
-
-/// One JWK of a JWKS, or `None` when it is not usable for verifying signatures.
-fn parse_jwk(v: &Value) -> Option<Jwk> {
-    let str_field = |name: &str| v.get(name).and_then(Value::as_str);
-    if str_field("use").is_some_and(|u| u != "sig") {
+/// Checks the length and the header every JWT must pass before any key is looked at: at most
+/// [`MAX_JWT_LEN`] bytes, a compact JWS, no `crit`. `None`: malformed.
+fn untrusted(jwt: &str) -> Option<UntrustedToken<'_, HeaderExtras>> {
+    if jwt.len() > MAX_JWT_LEN {
         return None;
     }
-    if let Some(ops) = v.get("key_ops") {
-        let verifies = ops
-            .as_array()
-            .is_some_and(|ops| ops.iter().any(|op| op.as_str() == Some("verify")));
-        if !verifies {
-            return None;
-        }
-    }
-    let jwk: JsonWebKey<'_> = serde_json::from_value(v.clone()).ok()?;
-    let key = match (str_field("kty")?, str_field("crv")) {
-        ("RSA", _) => {
-            let pk = RsaPublicKey::try_from(&jwk).ok()?;
-            if pk.n().bits() < MIN_RSA_BITS {
-                return None;
-            }
-            KeyMaterial::Rs256(pk)
-        }
-        ("EC", Some("P-256")) => {
-            KeyMaterial::Es256(p256::ecdsa::VerifyingKey::try_from(&jwk).ok()?)
-        }
-        ("OKP", Some("Ed25519")) => {
-            KeyMaterial::EdDsa(ed25519_compact::PublicKey::try_from(&jwk).ok()?)
-        }
-        _ => return None,
-    };
-    // A key that declares another algorithm than the one its type implies is not used.
-    if str_field("alg").is_some_and(|a| a != key.alg()) {
-        return None;
-    }
-    Some(Jwk {
-        kid: str_field("kid").map(str::to_owned),
-        key,
-    })
+    let t = UntrustedToken::<HeaderExtras>::try_from(jwt).ok()?;
+    t.header().other_fields.crit.is_none().then_some(t)
+}
+
+/// Whether jwt-compact refused the claims (undecodable) rather than the signature (algorithm
+/// mismatch, signature length or encoding, signature).
+fn claims_malformed(e: &ValidationError) -> bool {
+    matches!(e, ValidationError::MalformedClaims(_))
 }
 
 /// How users are authenticated (README "Configuration").
@@ -312,26 +153,6 @@ impl fmt::Display for AuthFailure {
 
 impl std::error::Error for AuthFailure {}
 
-/// Header fields jwt-compact does not model but that must be looked at.
-#[derive(Clone, Deserialize)]
-struct HeaderExtras {
-    /// RFC 7515 4.1.11: we implement no extension, so any `crit` makes the token unusable.
-    #[serde(default)]
-    crit: Option<serde::de::IgnoredAny>,
-}
-
-/// The claims checked besides the registered times, kept as JSON so that a claim of an
-/// unexpected type maps to its own failure instead of failing deserialization.
-#[derive(Deserialize)]
-struct UserClaims {
-    #[serde(default)]
-    iss: Option<Value>,
-    #[serde(default)]
-    aud: Option<Value>,
-    #[serde(default)]
-    sub: Option<Value>,
-}
-
 /// Verifies a user JWT and returns its `sub`.
 ///
 /// `fetched` is the JWKS fetched from `cfg.jwks_url` by the runtime layer; its keys are used in
@@ -349,19 +170,19 @@ pub fn verify_user_jwt(
     jwt: &str,
     now: i64,
 ) -> Result<String, AuthFailure> {
-    if jwt.len() > MAX_JWT_LEN {
-        return Err(AuthFailure::Malformed);
-    }
-    let untrusted =
-        UntrustedToken::<HeaderExtras>::try_from(jwt).map_err(|_| AuthFailure::Malformed)?;
-    if untrusted.header().other_fields.crit.is_some() {
-        return Err(AuthFailure::Malformed);
-    }
+    let untrusted = untrusted(jwt).ok_or(AuthFailure::Malformed)?;
     if let Some(typ) = untrusted.header().token_type.as_deref() {
-        if !is_identity_typ(typ) {
+        if !may_be_identity_typ(typ) {
             return Err(AuthFailure::WrongType);
         }
     }
+    let map_validation = |e: &ValidationError| {
+        if claims_malformed(e) {
+            AuthFailure::Malformed
+        } else {
+            AuthFailure::BadSignature
+        }
+    };
     let alg = untrusted.algorithm();
     let token = match alg {
         "HS256" => {
@@ -371,7 +192,7 @@ pub fn verify_user_jwt(
                 .filter(|s| !s.is_empty())
                 .ok_or(AuthFailure::UnsupportedAlgorithm)?;
             Hs256
-                .validator::<UserClaims>(&Hs256Key::new(&secret.0))
+                .validator::<IdentityClaims>(&Hs256Key::new(secret.expose()))
                 .validate(&untrusted)
                 .map_err(|e| map_validation(&e))?
         }
@@ -392,7 +213,7 @@ pub fn verify_user_jwt(
             let mut last = AuthFailure::BadSignature;
             let mut verified = None;
             for k in candidates {
-                match verify_with(&k.key, &untrusted) {
+                match k.key.validate(&untrusted).map_err(|e| map_validation(&e)) {
                     Ok(t) => {
                         verified = Some(t);
                         break;
@@ -409,45 +230,13 @@ pub fn verify_user_jwt(
     check_claims(cfg, token.claims(), now)
 }
 
-/// Whether a `typ` header value may be a user identity token: refused are every explicitly
-/// typed `+jwt` media type (`at+jwt`, `token-introspection+jwt`, `secevent+jwt`, ...) and any
-/// type naming patgate (`patgate-assertion+jwt`, ...), compared without case and with or
-/// without the `application/` prefix (RFC 7515 4.1.9). `JWT` (the usual value) and other plain
-/// values pass.
-fn is_identity_typ(typ: &str) -> bool {
-    let t = typ.trim().to_ascii_lowercase();
-    let t = t.strip_prefix("application/").unwrap_or(&t);
-    !(t.ends_with("+jwt") || t.contains("patgate"))
-}
-
-/// Maps jwt-compact's validation errors: undecodable claims are malformed, the rest (algorithm
-/// mismatch, signature length or encoding, signature) is a bad signature.
-fn map_validation(e: &ValidationError) -> AuthFailure {
-    match e {
-        ValidationError::MalformedClaims(_) => AuthFailure::Malformed,
-        _ => AuthFailure::BadSignature,
-    }
-}
-
-fn verify_with(
-    key: &KeyMaterial,
-    t: &UntrustedToken<'_, HeaderExtras>,
-) -> Result<Token<UserClaims, HeaderExtras>, AuthFailure> {
-    match key {
-        KeyMaterial::Rs256(k) => Rsa::rs256().validator(k).validate(t),
-        KeyMaterial::Es256(k) => Es256.validator(k).validate(t),
-        KeyMaterial::EdDsa(k) => Ed25519.validator(k).validate(t),
-    }
-    .map_err(|e| map_validation(&e))
-}
-
 /// The registered time claims and patgate's own claim checks, on a signature-verified token.
 ///
 /// Time checks are done here in saturating `i64` arithmetic rather than with jwt-compact's
 /// `validate_maturity`, which subtracts the leeway from `nbf` with a panicking operator.
 fn check_claims(
     cfg: &UserAuthConfig,
-    claims: &Claims<UserClaims>,
+    claims: &Claims<IdentityClaims>,
     now: i64,
 ) -> Result<String, AuthFailure> {
     let exp = claims.expiration.ok_or(AuthFailure::Malformed)?.timestamp();
@@ -490,13 +279,103 @@ fn check_claims(
     }
 }
 
+/// Why an access token did not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyError {
+    /// Not a compact JWS, too long, a `crit` header, or undecodable claims (`exp` missing).
+    Malformed,
+    /// `typ` is not `at+jwt` (e.g. a signed introspection response or an ID token).
+    WrongType,
+    /// No `kid`, or no published key with this `kid` and the token's `alg`.
+    UnknownKey,
+    /// The signature does not verify.
+    BadSignature,
+    /// `exp` is not in the future (no leeway: we are the issuer).
+    Expired,
+}
+
+impl VerifyError {
+    /// A short description for logs.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyError::Malformed => "malformed JWT",
+            VerifyError::WrongType => "not an access token JWT",
+            VerifyError::UnknownKey => "unknown signing key",
+            VerifyError::BadSignature => "bad JWT signature",
+            VerifyError::Expired => "JWT expired",
+        }
+    }
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::error::Error for VerifyError {}
+
+impl SigningKeys {
+    /// Verifies one of our access tokens: `typ` (`at+jwt` or `application/at+jwt`), a known
+    /// `kid` whose key has the token's `alg`, the signature, and `exp` (required, no leeway).
+    /// Returns the claims (with `iat`, 0 when absent) and `exp`. The caller checks `iss` and
+    /// revocation.
+    ///
+    /// # Errors
+    /// The first check that fails, as a [`VerifyError`].
+    pub fn verify_access_token(
+        &self,
+        jwt: &str,
+        now: i64,
+    ) -> Result<(AccessTokenClaims, i64), VerifyError> {
+        let t = untrusted(jwt).ok_or(VerifyError::Malformed)?;
+        if !is_access_token_typ(t.header().token_type.as_deref()) {
+            return Err(VerifyError::WrongType);
+        }
+        let kid = t
+            .header()
+            .key_id
+            .as_deref()
+            .ok_or(VerifyError::UnknownKey)?;
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.kid == kid && k.verifier.alg() == t.algorithm())
+            .ok_or(VerifyError::UnknownKey)?;
+        let token = key
+            .verifier
+            .validate::<AccessTokenClaims, _>(&t)
+            .map_err(|e| {
+                if claims_malformed(&e) {
+                    VerifyError::Malformed
+                } else {
+                    VerifyError::BadSignature
+                }
+            })?;
+        let claims = token.claims();
+        let exp = claims.expiration.ok_or(VerifyError::Malformed)?.timestamp();
+        if now >= exp {
+            return Err(VerifyError::Expired);
+        }
+        let mut custom = claims.custom.clone();
+        custom.iat = claims.issued_at.map_or(0, |t| t.timestamp());
+        Ok((custom, exp))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::expect_used, clippy::indexing_slicing, clippy::similar_names)]
 mod tests {
     use super::*;
+    use crate::jose::keys::JwksError;
     use base64::Engine as _;
     use chrono::DateTime;
-    use jwt_compact::{alg::RsaPrivateKey, Header};
+    use jwt_compact::{
+        alg::{Ed25519, Es256, Rsa, RsaPrivateKey},
+        jwk::JsonWebKey,
+        Header,
+    };
     use serde_json::json;
 
     const NOW: i64 = 1_795_000_000;
@@ -917,14 +796,14 @@ mod tests {
     /// issuer and audience match.
     #[test]
     fn patgate_access_token_is_not_a_user_identity() {
-        let keys = crate::jwt_issuer::SigningKeys::parse(
-            &crate::jwt_issuer::SigningKeys::generate_ed25519("k1")
+        let keys = crate::jose::SigningKeys::parse(
+            &crate::jose::SigningKeys::generate_ed25519("k1")
                 .map(|k| format!("[{k}]"))
                 .expect("gen"),
         )
         .expect("keys");
         // From JSON, so that claims added later (optional ones) do not break this test.
-        let mut claims: crate::jwt_issuer::AccessTokenClaims = serde_json::from_value(json!({
+        let mut claims: crate::jose::AccessTokenClaims = serde_json::from_value(json!({
             "iss": "https://idp.example", "sub": "alice", "aud": ["patgate"], "jti": "j",
             "client_id": "pat_client", "scope": "demo_api:read"}))
         .expect("claims");
