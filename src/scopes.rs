@@ -364,5 +364,21 @@ mod tests {
                 proptest::prop_assert_eq!(Scopes::parse(&scopes.to_string()).ok(), Some(scopes));
             }
         }
+
+        /// Printable ASCII with spaces (mostly valid): parsing is idempotent, the set has no
+        /// repeats, is a subset of the input's tokens, and the stored form round-trips.
+        #[test]
+        fn parse_round_trips_printable_ascii(s in "[ -~]{0,200}") {
+            if let Ok(scopes) = Scopes::parse(&s) {
+                let tokens = split(&s);
+                proptest::prop_assert!(scopes.is_subset_of(&tokens));
+                proptest::prop_assert!(first_repeat(scopes.as_slice()).is_none());
+                proptest::prop_assert_eq!(Scopes::from_stored(&join(scopes.as_slice())), scopes.clone());
+                proptest::prop_assert_eq!(Scopes::parse(&scopes.to_string()).ok(), Some(scopes));
+            } else {
+                proptest::prop_assert!(s.contains('"') || s.contains('\\')
+                    || split(&s).iter().any(|t| t.len() > MAX_SCOPE_LEN));
+            }
+        }
     }
 }

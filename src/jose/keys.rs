@@ -501,3 +501,338 @@ pub fn p256_public_key_from_pem(pem: &str) -> Result<p256::ecdsa::VerifyingKey, 
         .ok_or("not an uncompressed P-256 public key")?;
     p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| "not a point on P-256")
 }
+
+/// Fixed and generated keys for the tests of `jose` (and of the app).
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+pub(crate) mod test_keys {
+    use super::{private_jwk, SigningKeys};
+    use jwt_compact::{alg::RsaPrivateKey, jwk::JsonWebKey};
+    use serde_json::{json, Value};
+
+    /// A fixed Ed25519 private JWK (seed 0x07 * 32).
+    pub(crate) fn ed_fixed(kid: &str) -> String {
+        let kp = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([7u8; 32]));
+        let jwk = JsonWebKey::from(&kp.sk);
+        private_jwk(&jwk, kid).expect("jwk")
+    }
+
+    /// A fixed P-256 private JWK (d = 0x05 * 32).
+    pub(crate) fn es_fixed(kid: &str) -> String {
+        let sk = p256::ecdsa::SigningKey::from_slice(&[5u8; 32]).expect("key");
+        let jwk = JsonWebKey::from(&sk);
+        private_jwk(&jwk, kid).expect("jwk")
+    }
+
+    pub(crate) fn keys(list: &[&str]) -> SigningKeys {
+        SigningKeys::parse(&format!("[{}]", list.join(","))).expect("keys")
+    }
+
+    /// A 2048-bit RSA key generated with `openssl genrsa 2048` (test only).
+    pub(crate) const RSA_JWK: &str = r#"{"kty": "RSA", "n": "7G9iBRvecZrTFfzYbTqDFtCMVk27NdNYBuv6_X0bEGnsECHzNuAFkYzpbGR2UKiYwdu_W6Bl0OK9XZjySy0KuI6zQgcKb_eFKRnLfjBAsKLbYTfaIn_ch5CRCSgLUgdoz6psJY2XpzbmMAW6wPW4wAl1r5lHg7JF1wef1EKg2j4lnoDDzVu7UwS2AeKgV56Zsq8deb5LTZEZAnNA_ziV29roNoAq0XWeRkEW4eiG-J0OO0gGP8wAIGtTFr5PvGE4Orry2pfVL_IfXrmtR6P1jTp-P4AJ9PSBbmUfSLXp7_lG6z6ppjMff7sorn7tySICfD9Ya2t4lbdp3EbPIJw64Q", "e": "AQAB", "d": "AjNfNDD4NxJ72H6L_ShIRBQY2kzK60tWTGox4d4iPFrgCZ5nRyF6q8ol-g5NU57eHR_QfifWCsWxgYeE6dI3gVRCsuCh5jzljmZhEIGeeIZriFIew6dxBAoCb5Vh1ZegEB7D9u2Eddf6-IN1I4ql95Oe9s10bvNf1wqJIE6mdKGO3w0FN_FgPgygO_rBRXeeb_SyhqB8GJunqO2SYjRvYdtwkG-M5VHUzVQ0qA45QcF61aekWZqyFzNsfK93ZgcVYcaa4PjGCr9MZngbcLtZkiaegr7OMGA3Ex2mbm1iH3ftuT58lIv5nwFfToVcTBCVe6lrmQe5hFTiDqERgFcDCQ", "p": "_dwVv-KC7OMQTOLGja3eLOeWYdjj-zHkuM-sFe-3CrsCnGdVuouHovGJkbZl1zLvWOiOtP3lJOqV41Rlo7D5HFa_NZvmvnoCBmVE0ZMMKnGdjwiYWvxlH-Q3L4Vynd67icvac_tt_7EsuKqELhuJnHMmIFlTFEWndtv-OWVzwi8", "q": "7m2wkVy_jF7Nrohzrdk4fcI6GsIAnow__Ok89x1uaW6PGKlY4g8RLuIkpB22LNfVv8IoG9sQHLj5qMnrhaWkyh0QcriK5I0WOc5v3DFS1xF2DATU02gF9YuNz9XOZbrEX3aYUpxEolVGH3u5xqJQZ5xxqTFvdDyW66bXN_kN3-8"}"#;
+
+    /// A 1024-bit RSA public key (`openssl genrsa 1024`): too weak, skipped.
+    pub(crate) const RSA_1024_JWK: &str = r#"{"kty": "RSA", "n": "pXeq6ILvQ6_3DD_2lEaWcYY7ypS3HpwGLbm7MF2yRcQW2nj_rVB2gEJQ8EOFP7HesISQhf8-BvtJ54CGvCMkIGxlgFNhkcs7oBxIF_mRol1QD5OE40O0jvVY1m9uoO9Vt-Q7IuuP1PyK1YZyOH3oIqK0G5yEIm0MuoixFA7osBE", "e": "AQAB"}"#;
+
+    pub(crate) fn ed_pair(seed: u8) -> (ed25519_compact::SecretKey, Value) {
+        let kp = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([seed; 32]));
+        let jwk = serde_json::to_value(JsonWebKey::from(&kp.pk)).expect("jwk");
+        (kp.sk, jwk)
+    }
+
+    pub(crate) fn es_pair(seed: u8) -> (p256::ecdsa::SigningKey, Value) {
+        let sk = p256::ecdsa::SigningKey::from_slice(&[seed; 32]).expect("key");
+        let jwk = serde_json::to_value(JsonWebKey::from(sk.verifying_key())).expect("jwk");
+        (sk, jwk)
+    }
+
+    pub(crate) fn rsa_pair() -> (RsaPrivateKey, Value) {
+        let jwk: JsonWebKey<'_> = serde_json::from_str(RSA_JWK).expect("jwk");
+        let sk = RsaPrivateKey::try_from(&jwk).expect("rsa key");
+        let public = serde_json::to_value(JsonWebKey::from(&sk.to_public_key())).expect("jwk");
+        (sk, public)
+    }
+
+    pub(crate) fn with(mut v: Value, k: &str, val: &str) -> Value {
+        v[k] = json!(val);
+        v
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::test_keys::*;
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn key_error_not_json() {
+        for bad in ["{", "", "{}", r#"{"kty":"OKP"}"#, "42"] {
+            assert_eq!(
+                SigningKeys::parse(bad).err(),
+                Some(KeyError::NotJson),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_error_no_signing_key() {
+        assert_eq!(SigningKeys::parse("[]").err(), Some(KeyError::NoSigningKey));
+        let mut public: Value = serde_json::from_str(&ed_fixed("k")).expect("json");
+        public.as_object_mut().map(|o| o.remove("d"));
+        assert_eq!(
+            SigningKeys::parse(&format!("[{public}]")).err(),
+            Some(KeyError::NoSigningKey)
+        );
+    }
+
+    #[test]
+    fn key_error_bad_key() {
+        let ed: Value = serde_json::from_str(&ed_fixed("k")).expect("json");
+        let es: Value = serde_json::from_str(&es_fixed("e")).expect("json");
+        let mut mismatched = ed.clone();
+        mismatched["x"] =
+            serde_json::from_str::<Value>(&SigningKeys::generate_ed25519("z").expect("gen"))
+                .expect("json")["x"]
+                .clone();
+        let mut es_mismatched = es.clone();
+        es_mismatched["x"] = ed["x"].clone();
+        let mut wrong_alg = ed.clone();
+        wrong_alg["alg"] = json!("ES256");
+        let mut short_d = ed.clone();
+        short_d["d"] = json!("AAAA");
+        for (i, bad) in [
+            json!({"kty":"oct","k":"AAAA","kid":"x"}),
+            json!({"kty":"RSA","n":"AQAB","e":"AQAB","kid":"x"}),
+            json!({"kty":"EC","crv":"P-384","x":"AA","y":"AA","d":"AA","kid":"x"}),
+            json!({"kty":"OKP","crv":"X25519","x":"AA","kid":"x"}),
+            json!({"kid":"x"}),
+            json!("string"),
+            mismatched,
+            es_mismatched,
+            wrong_alg,
+            short_d,
+        ]
+        .iter()
+        .enumerate()
+        {
+            let doc = format!("[{},{bad}]", es_fixed("first"));
+            let err = SigningKeys::parse(&doc).err();
+            assert!(
+                matches!(err, Some(KeyError::BadKey(1) | KeyError::MissingKid(1))),
+                "case {i}: {err:?}"
+            );
+        }
+        assert_eq!(
+            SigningKeys::parse(r#"[{"kty":"oct","k":"AA","kid":"x"}]"#).err(),
+            Some(KeyError::BadKey(0))
+        );
+    }
+
+    #[test]
+    fn key_error_missing_kid() {
+        let mut no_kid: Value = serde_json::from_str(&ed_fixed("k")).expect("json");
+        no_kid.as_object_mut().map(|o| o.remove("kid"));
+        assert_eq!(
+            SigningKeys::parse(&format!("[{no_kid}]")).err(),
+            Some(KeyError::MissingKid(0))
+        );
+        for kid in [json!(""), json!(3)] {
+            no_kid["kid"] = kid;
+            assert_eq!(
+                SigningKeys::parse(&format!("[{no_kid}]")).err(),
+                Some(KeyError::MissingKid(0))
+            );
+        }
+    }
+
+    #[test]
+    fn key_error_duplicate_kid() {
+        assert_eq!(
+            SigningKeys::parse(&format!("[{},{}]", ed_fixed("same"), es_fixed("same"))).err(),
+            Some(KeyError::DuplicateKid("same".into()))
+        );
+    }
+
+    #[test]
+    fn jwks_has_no_private_parts() {
+        let k = keys(&[
+            &SigningKeys::generate_ed25519("ed").expect("gen"),
+            &SigningKeys::generate_es256("es").expect("gen"),
+        ]);
+        let jwks: Value = serde_json::from_str(&k.jwks_json()).expect("json");
+        let list = jwks["keys"].as_array().expect("keys");
+        assert_eq!(list.len(), 2);
+        for key in list {
+            assert!(key.get("d").is_none(), "{key}");
+        }
+        assert!(!k.jwks_json().contains("\"d\""));
+        let debug = format!("{k:?}");
+        assert_eq!(
+            debug,
+            r#"SigningKeys["EdDSA:ed:private", "ES256:es:private"]"#
+        );
+    }
+
+    #[test]
+    fn jwks_golden() {
+        // Public keys cross-checked with `openssl pkey -pubout` / `openssl ec -pubout` from the
+        // same fixed private keys.
+        let mut public_es: Value = serde_json::from_str(&es_fixed("2026-10")).expect("json");
+        public_es.as_object_mut().map(|o| o.remove("d"));
+        let k = keys(&[&ed_fixed("2026-11"), &public_es.to_string()]);
+        assert_eq!(
+            k.jwks_json(),
+            concat!(
+                r#"{"keys":[{"alg":"EdDSA","crv":"Ed25519","kid":"2026-11","kty":"OKP","use":"sig","#,
+                r#""x":"6kpsY-KcUgq-9VB7Ey7F-ZVHdq6-vnuSQh7qaRRG0iw"},"#,
+                r#"{"alg":"ES256","crv":"P-256","kid":"2026-10","kty":"EC","use":"sig","#,
+                r#""x":"B4EOqXTOpXc-Y7iX83476aCeel_puXGkTRBlrCo6kxE","#,
+                r#""y":"Y35HpPmUZKD9zkSojsfXA6kYPB0GVS2eLWt2BpSBxXc"}]}"#
+            )
+        );
+    }
+
+    #[test]
+    fn generated_keys_parse_and_sign() {
+        let ed: Value =
+            serde_json::from_str(&SigningKeys::generate_ed25519("a").expect("gen")).expect("json");
+        assert_eq!(
+            (
+                ed["kty"].as_str(),
+                ed["crv"].as_str(),
+                ed["alg"].as_str(),
+                ed["kid"].as_str()
+            ),
+            (Some("OKP"), Some("Ed25519"), Some("EdDSA"), Some("a"))
+        );
+        assert!(ed["d"].is_string() && ed["x"].is_string());
+        let es: Value =
+            serde_json::from_str(&SigningKeys::generate_es256("b").expect("gen")).expect("json");
+        assert_eq!(
+            (es["kty"].as_str(), es["crv"].as_str(), es["alg"].as_str()),
+            (Some("EC"), Some("P-256"), Some("ES256"))
+        );
+        assert_ne!(
+            SigningKeys::generate_ed25519("a").expect("gen"),
+            ed.to_string()
+        );
+    }
+
+    #[test]
+    fn jwks_error_not_json() {
+        assert_eq!(Jwks::parse("nope").map(|_| ()), Err(JwksError::NotJson));
+        assert_eq!(Jwks::parse("").map(|_| ()), Err(JwksError::NotJson));
+    }
+
+    #[test]
+    fn jwks_error_no_keys_array() {
+        for doc in ["{}", "[]", r#"{"keys":{}}"#, r#"{"keys":null}"#, "42"] {
+            assert_eq!(
+                Jwks::parse(doc).map(|_| ()),
+                Err(JwksError::NoKeysArray),
+                "{doc}"
+            );
+        }
+        assert!(Jwks::parse(r#"{"keys":[]}"#).expect("empty").is_empty());
+    }
+
+    #[test]
+    fn jwks_skips_unusable_keys() {
+        let (_, ed) = ed_pair(1);
+        let (_, es) = es_pair(2);
+        let (_, rsa) = rsa_pair();
+        let weak: Value = serde_json::from_str(RSA_1024_JWK).expect("json");
+        let skipped = json!([
+            with(ed.clone(), "use", "enc"),
+            with(ed.clone(), "alg", "RS256"),
+            with(es.clone(), "crv", "P-384"),
+            {"kty":"oct","k":"AAAA"},
+            {"kty":"OKP","crv":"X25519","x":"AAAA"},
+            {"kty":"EC","crv":"P-256","x":"AA","y":"AA"},
+            {"kty":"RSA","n":"AQAB"},
+            weak,
+            42, "key", null,
+        ]);
+        let mut ops = ed.clone();
+        ops["key_ops"] = json!(["encrypt"]);
+        let doc = json!({"keys": skipped});
+        assert!(Jwks::parse(&doc.to_string()).expect("jwks").is_empty());
+        assert!(Jwks::parse(&json!({"keys":[ops]}).to_string())
+            .expect("jwks")
+            .is_empty());
+        let kept = json!({"keys":[with(ed, "use", "sig"), with(es, "alg", "ES256"), rsa]});
+        let jwks = Jwks::parse(&kept.to_string()).expect("jwks");
+        assert_eq!(jwks.len(), 3);
+        assert_eq!(
+            format!("{jwks:?}"),
+            r#"Jwks["EdDSA:-", "ES256:-", "RS256:-"]"#
+        );
+    }
+
+    #[test]
+    fn pem_p256_public_keys() {
+        let sk = p256::ecdsa::SigningKey::from_slice(&[5u8; 32]).expect("key");
+        let point = sk.verifying_key().to_encoded_point(false);
+        let mut der = SPKI_P256_PREFIX.to_vec();
+        der.extend_from_slice(point.as_bytes());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        let pem = format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n");
+        assert_eq!(
+            p256_public_key_from_pem(&pem).expect("pem"),
+            *sk.verifying_key()
+        );
+        let wrap = |body: &str| format!("-----BEGIN PUBLIC KEY-----{body}-----END PUBLIC KEY-----");
+        let short = base64::engine::general_purpose::STANDARD.encode(&der[..der.len() - 1]);
+        let mut off_curve = der.clone();
+        off_curve[40] ^= 1;
+        let off_curve = base64::engine::general_purpose::STANDARD.encode(&off_curve);
+        for (bad, why) in [
+            (String::new(), "not a PEM PUBLIC KEY"),
+            (b64.clone(), "not a PEM PUBLIC KEY"),
+            (wrap("!!"), "the PEM body is not base64"),
+            (wrap(&short), "not an uncompressed P-256 public key"),
+            (wrap(&off_curve), "not a point on P-256"),
+        ] {
+            assert_eq!(p256_public_key_from_pem(&bad).err(), Some(why), "{bad}");
+        }
+    }
+
+    /// The one parser serves both uses: a private JWK gives the same public key whether it is
+    /// read for signing or for verifying, and RSA is never a signing key.
+    #[test]
+    fn one_parser_for_signing_and_verifying() {
+        for jwk in [ed_fixed("a"), es_fixed("b")] {
+            let v: Value = serde_json::from_str(&jwk).expect("json");
+            let (public, private) = parse_jwk(&v, true).expect("private");
+            assert!(private.is_some());
+            let (verify_only, none) = parse_jwk(&v, false).expect("public");
+            assert!(none.is_none());
+            assert_eq!(public.public_jwk("k"), verify_only.public_jwk("k"));
+        }
+        let (_, rsa) = rsa_pair();
+        assert!(matches!(
+            parse_jwk(&rsa, false),
+            Some((PublicKey::Rs256(_), None))
+        ));
+        assert_eq!(
+            SigningKeys::parse(&format!("[{}]", with(rsa, "kid", "r"))).err(),
+            Some(KeyError::BadKey(0))
+        );
+    }
+
+    proptest::proptest! {
+        /// Any JSON-shaped JWK fields: no panic, and nothing usable from garbage.
+        #[test]
+        fn jwk_parser_never_panics(kty in "\\PC{0,8}", crv in "\\PC{0,10}", x in "\\PC{0,60}",
+                                   y in "\\PC{0,60}", d in "\\PC{0,60}") {
+            let v = json!({"kty": kty, "crv": crv, "x": x, "y": y, "d": d, "n": x, "e": y});
+            let _ = parse_jwk(&v, true);
+            let _ = parse_jwk(&v, false);
+            let _ = Jwks::parse(&json!({"keys": [v.clone()]}).to_string());
+            let _ = SigningKeys::parse(&json!([v]).to_string());
+        }
+    }
+}

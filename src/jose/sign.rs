@@ -83,34 +83,15 @@ impl SigningKeys {
 #[allow(clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::jose::keys::private_jwk;
+    use crate::jose::keys::test_keys::{ed_fixed, es_fixed, keys};
     use crate::jose::{verify_user_jwt, Jwks, UserAuthConfig, VerifyError, MAX_JWT_LEN};
     use crate::scopes::Scopes;
     use base64::Engine as _;
-    use jwt_compact::jwk::JsonWebKey;
     use serde_json::json;
     use serde_json::Value;
 
     const NOW: i64 = 1_795_000_000;
     const ISS: &str = "https://patgate.test";
-
-    /// A fixed Ed25519 private JWK (seed 0x07 * 32).
-    fn ed_fixed(kid: &str) -> String {
-        let kp = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([7u8; 32]));
-        let jwk = JsonWebKey::from(&kp.sk);
-        private_jwk(&jwk, kid).expect("jwk")
-    }
-
-    /// A fixed P-256 private JWK (d = 0x05 * 32).
-    fn es_fixed(kid: &str) -> String {
-        let sk = p256::ecdsa::SigningKey::from_slice(&[5u8; 32]).expect("key");
-        let jwk = JsonWebKey::from(&sk);
-        private_jwk(&jwk, kid).expect("jwk")
-    }
-
-    fn keys(list: &[&str]) -> SigningKeys {
-        SigningKeys::parse(&format!("[{}]", list.join(","))).expect("keys")
-    }
 
     fn claims() -> AccessTokenClaims {
         AccessTokenClaims {
@@ -395,96 +376,6 @@ mod tests {
     }
 
     #[test]
-    fn key_error_not_json() {
-        for bad in ["{", "", "{}", r#"{"kty":"OKP"}"#, "42"] {
-            assert_eq!(
-                SigningKeys::parse(bad).err(),
-                Some(KeyError::NotJson),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn key_error_no_signing_key() {
-        assert_eq!(SigningKeys::parse("[]").err(), Some(KeyError::NoSigningKey));
-        let mut public: Value = serde_json::from_str(&ed_fixed("k")).expect("json");
-        public.as_object_mut().map(|o| o.remove("d"));
-        assert_eq!(
-            SigningKeys::parse(&format!("[{public}]")).err(),
-            Some(KeyError::NoSigningKey)
-        );
-    }
-
-    #[test]
-    fn key_error_bad_key() {
-        let ed: Value = serde_json::from_str(&ed_fixed("k")).expect("json");
-        let es: Value = serde_json::from_str(&es_fixed("e")).expect("json");
-        let mut mismatched = ed.clone();
-        mismatched["x"] =
-            serde_json::from_str::<Value>(&SigningKeys::generate_ed25519("z").expect("gen"))
-                .expect("json")["x"]
-                .clone();
-        let mut es_mismatched = es.clone();
-        es_mismatched["x"] = ed["x"].clone();
-        let mut wrong_alg = ed.clone();
-        wrong_alg["alg"] = json!("ES256");
-        let mut short_d = ed.clone();
-        short_d["d"] = json!("AAAA");
-        for (i, bad) in [
-            json!({"kty":"oct","k":"AAAA","kid":"x"}),
-            json!({"kty":"RSA","n":"AQAB","e":"AQAB","kid":"x"}),
-            json!({"kty":"EC","crv":"P-384","x":"AA","y":"AA","d":"AA","kid":"x"}),
-            json!({"kty":"OKP","crv":"X25519","x":"AA","kid":"x"}),
-            json!({"kid":"x"}),
-            json!("string"),
-            mismatched,
-            es_mismatched,
-            wrong_alg,
-            short_d,
-        ]
-        .iter()
-        .enumerate()
-        {
-            let doc = format!("[{},{bad}]", es_fixed("first"));
-            let err = SigningKeys::parse(&doc).err();
-            assert!(
-                matches!(err, Some(KeyError::BadKey(1) | KeyError::MissingKid(1))),
-                "case {i}: {err:?}"
-            );
-        }
-        assert_eq!(
-            SigningKeys::parse(r#"[{"kty":"oct","k":"AA","kid":"x"}]"#).err(),
-            Some(KeyError::BadKey(0))
-        );
-    }
-
-    #[test]
-    fn key_error_missing_kid() {
-        let mut no_kid: Value = serde_json::from_str(&ed_fixed("k")).expect("json");
-        no_kid.as_object_mut().map(|o| o.remove("kid"));
-        assert_eq!(
-            SigningKeys::parse(&format!("[{no_kid}]")).err(),
-            Some(KeyError::MissingKid(0))
-        );
-        for kid in [json!(""), json!(3)] {
-            no_kid["kid"] = kid;
-            assert_eq!(
-                SigningKeys::parse(&format!("[{no_kid}]")).err(),
-                Some(KeyError::MissingKid(0))
-            );
-        }
-    }
-
-    #[test]
-    fn key_error_duplicate_kid() {
-        assert_eq!(
-            SigningKeys::parse(&format!("[{},{}]", ed_fixed("same"), es_fixed("same"))).err(),
-            Some(KeyError::DuplicateKid("same".into()))
-        );
-    }
-
-    #[test]
     fn key_error_signing() {
         let k = keys(&[&ed_fixed("k")]);
         assert_eq!(
@@ -498,71 +389,6 @@ mod tests {
         assert_ne!(
             KeyError::Randomness.to_string(),
             KeyError::Signing.to_string()
-        );
-    }
-
-    #[test]
-    fn jwks_has_no_private_parts() {
-        let k = keys(&[
-            &SigningKeys::generate_ed25519("ed").expect("gen"),
-            &SigningKeys::generate_es256("es").expect("gen"),
-        ]);
-        let jwks: Value = serde_json::from_str(&k.jwks_json()).expect("json");
-        let list = jwks["keys"].as_array().expect("keys");
-        assert_eq!(list.len(), 2);
-        for key in list {
-            assert!(key.get("d").is_none(), "{key}");
-        }
-        assert!(!k.jwks_json().contains("\"d\""));
-        let debug = format!("{k:?}");
-        assert_eq!(
-            debug,
-            r#"SigningKeys["EdDSA:ed:private", "ES256:es:private"]"#
-        );
-    }
-
-    #[test]
-    fn jwks_golden() {
-        // Public keys cross-checked with `openssl pkey -pubout` / `openssl ec -pubout` from the
-        // same fixed private keys.
-        let mut public_es: Value = serde_json::from_str(&es_fixed("2026-10")).expect("json");
-        public_es.as_object_mut().map(|o| o.remove("d"));
-        let k = keys(&[&ed_fixed("2026-11"), &public_es.to_string()]);
-        assert_eq!(
-            k.jwks_json(),
-            concat!(
-                r#"{"keys":[{"alg":"EdDSA","crv":"Ed25519","kid":"2026-11","kty":"OKP","use":"sig","#,
-                r#""x":"6kpsY-KcUgq-9VB7Ey7F-ZVHdq6-vnuSQh7qaRRG0iw"},"#,
-                r#"{"alg":"ES256","crv":"P-256","kid":"2026-10","kty":"EC","use":"sig","#,
-                r#""x":"B4EOqXTOpXc-Y7iX83476aCeel_puXGkTRBlrCo6kxE","#,
-                r#""y":"Y35HpPmUZKD9zkSojsfXA6kYPB0GVS2eLWt2BpSBxXc"}]}"#
-            )
-        );
-    }
-
-    #[test]
-    fn generated_keys_parse_and_sign() {
-        let ed: Value =
-            serde_json::from_str(&SigningKeys::generate_ed25519("a").expect("gen")).expect("json");
-        assert_eq!(
-            (
-                ed["kty"].as_str(),
-                ed["crv"].as_str(),
-                ed["alg"].as_str(),
-                ed["kid"].as_str()
-            ),
-            (Some("OKP"), Some("Ed25519"), Some("EdDSA"), Some("a"))
-        );
-        assert!(ed["d"].is_string() && ed["x"].is_string());
-        let es: Value =
-            serde_json::from_str(&SigningKeys::generate_es256("b").expect("gen")).expect("json");
-        assert_eq!(
-            (es["kty"].as_str(), es["crv"].as_str(), es["alg"].as_str()),
-            (Some("EC"), Some("P-256"), Some("ES256"))
-        );
-        assert_ne!(
-            SigningKeys::generate_ed25519("a").expect("gen"),
-            ed.to_string()
         );
     }
 

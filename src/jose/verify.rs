@@ -368,23 +368,18 @@ impl SigningKeys {
 #[allow(clippy::expect_used, clippy::indexing_slicing, clippy::similar_names)]
 mod tests {
     use super::*;
+    use crate::jose::keys::test_keys::{ed_pair, es_pair, rsa_pair, with};
     use crate::jose::keys::JwksError;
     use base64::Engine as _;
     use chrono::DateTime;
     use jwt_compact::{
-        alg::{Ed25519, Es256, Rsa, RsaPrivateKey},
-        jwk::JsonWebKey,
+        alg::{Ed25519, Es256, Rsa},
         Header,
     };
     use serde_json::json;
 
     const NOW: i64 = 1_795_000_000;
     const SECRET: &str = "an-hs256-secret-of-32-bytes-long";
-
-    /// A 2048-bit RSA key generated with `openssl genrsa 2048` (test only).
-    const RSA_JWK: &str = r#"{"kty": "RSA", "n": "7G9iBRvecZrTFfzYbTqDFtCMVk27NdNYBuv6_X0bEGnsECHzNuAFkYzpbGR2UKiYwdu_W6Bl0OK9XZjySy0KuI6zQgcKb_eFKRnLfjBAsKLbYTfaIn_ch5CRCSgLUgdoz6psJY2XpzbmMAW6wPW4wAl1r5lHg7JF1wef1EKg2j4lnoDDzVu7UwS2AeKgV56Zsq8deb5LTZEZAnNA_ziV29roNoAq0XWeRkEW4eiG-J0OO0gGP8wAIGtTFr5PvGE4Orry2pfVL_IfXrmtR6P1jTp-P4AJ9PSBbmUfSLXp7_lG6z6ppjMff7sorn7tySICfD9Ya2t4lbdp3EbPIJw64Q", "e": "AQAB", "d": "AjNfNDD4NxJ72H6L_ShIRBQY2kzK60tWTGox4d4iPFrgCZ5nRyF6q8ol-g5NU57eHR_QfifWCsWxgYeE6dI3gVRCsuCh5jzljmZhEIGeeIZriFIew6dxBAoCb5Vh1ZegEB7D9u2Eddf6-IN1I4ql95Oe9s10bvNf1wqJIE6mdKGO3w0FN_FgPgygO_rBRXeeb_SyhqB8GJunqO2SYjRvYdtwkG-M5VHUzVQ0qA45QcF61aekWZqyFzNsfK93ZgcVYcaa4PjGCr9MZngbcLtZkiaegr7OMGA3Ex2mbm1iH3ftuT58lIv5nwFfToVcTBCVe6lrmQe5hFTiDqERgFcDCQ", "p": "_dwVv-KC7OMQTOLGja3eLOeWYdjj-zHkuM-sFe-3CrsCnGdVuouHovGJkbZl1zLvWOiOtP3lJOqV41Rlo7D5HFa_NZvmvnoCBmVE0ZMMKnGdjwiYWvxlH-Q3L4Vynd67icvac_tt_7EsuKqELhuJnHMmIFlTFEWndtv-OWVzwi8", "q": "7m2wkVy_jF7Nrohzrdk4fcI6GsIAnow__Ok89x1uaW6PGKlY4g8RLuIkpB22LNfVv8IoG9sQHLj5qMnrhaWkyh0QcriK5I0WOc5v3DFS1xF2DATU02gF9YuNz9XOZbrEX3aYUpxEolVGH3u5xqJQZ5xxqTFvdDyW66bXN_kN3-8"}"#;
-    /// A 1024-bit RSA public key (`openssl genrsa 1024`): too weak, skipped.
-    const RSA_1024_JWK: &str = r#"{"kty": "RSA", "n": "pXeq6ILvQ6_3DD_2lEaWcYY7ypS3HpwGLbm7MF2yRcQW2nj_rVB2gEJQ8EOFP7HesISQhf8-BvtJ54CGvCMkIGxlgFNhkcs7oBxIF_mRol1QD5OE40O0jvVY1m9uoO9Vt-Q7IuuP1PyK1YZyOH3oIqK0G5yEIm0MuoixFA7osBE", "e": "AQAB"}"#;
 
     fn cfg(jwks: Option<Jwks>) -> UserAuthConfig {
         UserAuthConfig {
@@ -422,30 +417,6 @@ mod tests {
         Hs256
             .token(&Header::empty(), c, &Hs256Key::new(secret.as_bytes()))
             .expect("sign")
-    }
-
-    fn ed_pair(seed: u8) -> (ed25519_compact::SecretKey, Value) {
-        let kp = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([seed; 32]));
-        let jwk = serde_json::to_value(JsonWebKey::from(&kp.pk)).expect("jwk");
-        (kp.sk, jwk)
-    }
-
-    fn es_pair(seed: u8) -> (p256::ecdsa::SigningKey, Value) {
-        let sk = p256::ecdsa::SigningKey::from_slice(&[seed; 32]).expect("key");
-        let jwk = serde_json::to_value(JsonWebKey::from(sk.verifying_key())).expect("jwk");
-        (sk, jwk)
-    }
-
-    fn rsa_pair() -> (RsaPrivateKey, Value) {
-        let jwk: JsonWebKey<'_> = serde_json::from_str(RSA_JWK).expect("jwk");
-        let sk = RsaPrivateKey::try_from(&jwk).expect("rsa key");
-        let public = serde_json::to_value(JsonWebKey::from(&sk.to_public_key())).expect("jwk");
-        (sk, public)
-    }
-
-    fn with(mut v: Value, k: &str, val: &str) -> Value {
-        v[k] = json!(val);
-        v
     }
 
     fn ed_token(kid: Option<&str>, sk: &ed25519_compact::SecretKey, c: &Claims<Value>) -> String {
@@ -843,57 +814,6 @@ mod tests {
         let long = "é".repeat(MAX_SUBJECT_CHARS);
         let t = hs(SECRET, &claims(&json!({"sub": long})));
         assert_eq!(check(&c, None, &t), Ok(long));
-    }
-
-    #[test]
-    fn jwks_error_not_json() {
-        assert_eq!(Jwks::parse("nope").map(|_| ()), Err(JwksError::NotJson));
-        assert_eq!(Jwks::parse("").map(|_| ()), Err(JwksError::NotJson));
-    }
-
-    #[test]
-    fn jwks_error_no_keys_array() {
-        for doc in ["{}", "[]", r#"{"keys":{}}"#, r#"{"keys":null}"#, "42"] {
-            assert_eq!(
-                Jwks::parse(doc).map(|_| ()),
-                Err(JwksError::NoKeysArray),
-                "{doc}"
-            );
-        }
-        assert!(Jwks::parse(r#"{"keys":[]}"#).expect("empty").is_empty());
-    }
-
-    #[test]
-    fn jwks_skips_unusable_keys() {
-        let (_, ed) = ed_pair(1);
-        let (_, es) = es_pair(2);
-        let (_, rsa) = rsa_pair();
-        let weak: Value = serde_json::from_str(RSA_1024_JWK).expect("json");
-        let skipped = json!([
-            with(ed.clone(), "use", "enc"),
-            with(ed.clone(), "alg", "RS256"),
-            with(es.clone(), "crv", "P-384"),
-            {"kty":"oct","k":"AAAA"},
-            {"kty":"OKP","crv":"X25519","x":"AAAA"},
-            {"kty":"EC","crv":"P-256","x":"AA","y":"AA"},
-            {"kty":"RSA","n":"AQAB"},
-            weak,
-            42, "key", null,
-        ]);
-        let mut ops = ed.clone();
-        ops["key_ops"] = json!(["encrypt"]);
-        let doc = json!({"keys": skipped});
-        assert!(Jwks::parse(&doc.to_string()).expect("jwks").is_empty());
-        assert!(Jwks::parse(&json!({"keys":[ops]}).to_string())
-            .expect("jwks")
-            .is_empty());
-        let kept = json!({"keys":[with(ed, "use", "sig"), with(es, "alg", "ES256"), rsa]});
-        let jwks = Jwks::parse(&kept.to_string()).expect("jwks");
-        assert_eq!(jwks.len(), 3);
-        assert_eq!(
-            format!("{jwks:?}"),
-            r#"Jwks["EdDSA:-", "ES256:-", "RS256:-"]"#
-        );
     }
 
     #[test]
