@@ -14,13 +14,7 @@ use std::rc::Rc;
 
 pub use crate::jose::INTROSPECTION_MEDIA_TYPE as INTROSPECTION_JWT_MEDIA;
 
-/// Looks like a compact JWS (three base64url parts); cheap check before any crypto.
-pub fn looks_like_jwt(s: &str) -> bool {
-    s.len() <= crate::jose::limits::MAX_JWT_LEN
-        && s.split('.').count() == 3
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-}
+pub use crate::jose::looks_like_jwt;
 
 fn keys<'a, B>(ctx: &'a Ctx<'_, B>) -> Option<&'a Rc<SigningKeys>> {
     ctx.cfg.signing_keys.as_ref()

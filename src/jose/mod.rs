@@ -23,4 +23,4 @@ pub use claims::{
 };
 pub use keys::{p256_public_key_from_pem, HmacSecret, Jwks, JwksError, KeyError, SigningKeys};
 pub use limits::MAX_JWT_LEN;
-pub use verify::{verify_user_jwt, AuthFailure, UserAuthConfig, VerifyError};
+pub use verify::{looks_like_jwt, verify_user_jwt, AuthFailure, UserAuthConfig, VerifyError};

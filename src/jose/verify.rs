@@ -22,6 +22,15 @@ use jwt_compact::{
 use serde_json::Value;
 use std::fmt;
 
+/// Looks like a compact JWS (three base64url parts, at most [`MAX_JWT_LEN`] bytes): the cheap
+/// check before any parsing or crypto, which tells a JWT from a reference token.
+pub fn looks_like_jwt(s: &str) -> bool {
+    s.len() <= MAX_JWT_LEN
+        && s.split('.').count() == 3
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
 /// Checks the length and the header every JWT must pass before any key is looked at: at most
 /// [`MAX_JWT_LEN`] bytes, a compact JWS, no `crit`. `None`: malformed.
 fn untrusted(jwt: &str) -> Option<UntrustedToken<'_, HeaderExtras>> {
@@ -502,6 +511,21 @@ mod tests {
         let jwks = Jwks::parse(&json!({"keys":[first, second]}).to_string()).expect("jwks");
         let t = ed_token(None, &sk, &ok());
         assert_eq!(check(&cfg(Some(jwks)), None, &t), Ok("alice".into()));
+    }
+
+    #[test]
+    fn looks_like_jwt_is_the_cheap_shape_check() {
+        let t = hs(SECRET, &ok());
+        assert!(looks_like_jwt(&t));
+        let padded = format!("{t}{}", "A".repeat(MAX_JWT_LEN - t.len()));
+        assert!(looks_like_jwt(&padded));
+        assert!(!looks_like_jwt(&format!("{padded}A")));
+        for bad in [
+            "", "a.b", "a.b.c.d", "a.b.c=", "a.b.c d", "a.b.c\n", "pga_abc", "a.b.c/",
+        ] {
+            assert!(!looks_like_jwt(bad), "{bad:?}");
+        }
+        assert!(looks_like_jwt("a.b.c") && looks_like_jwt(".."));
     }
 
     #[test]
