@@ -229,6 +229,19 @@ impl<'a> IntoIterator for &'a Scopes {
     }
 }
 
+/// Collects scopes patgate already holds (repeats collapsed, like [`Scopes::from_trusted`]).
+impl FromIterator<String> for Scopes {
+    fn from_iter<I: IntoIterator<Item = String>>(iter: I) -> Scopes {
+        let mut out = Scopes::default();
+        for t in iter {
+            if !out.contains(&t) {
+                out.0.push(t);
+            }
+        }
+        out
+    }
+}
+
 impl From<Scopes> for Vec<String> {
     fn from(s: Scopes) -> Vec<String> {
         s.0
@@ -325,6 +338,8 @@ mod tests {
         assert!(Scopes::default().is_subset_of::<&str>(&[]));
         assert!(s.contains("a") && !s.contains("d"));
         assert_eq!(Scopes::from_trusted(&["x", "y", "x"]).len(), 2);
+        let collected: Scopes = v(&["y", "x", "y"]).into_iter().collect();
+        assert_eq!(collected.as_slice(), v(&["y", "x"]).as_slice());
     }
 
     #[test]

@@ -276,7 +276,7 @@ fn identity<B>(
             client_id: active.client_id.clone(),
             iss: ctx.cfg.issuer.clone(),
             jti,
-            scope: crate::scopes::Scopes::from_trusted(&active.scopes),
+            scope: active.scopes.clone(),
             sub: active.sub.clone(),
         };
         match keys.sign_gate_assertion(&claims, ctx.now, ctx.now + ASSERTION_LIFETIME_SECS) {

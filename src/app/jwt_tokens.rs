@@ -142,7 +142,7 @@ pub async fn introspect<B: Backend>(
     let Some((claims, exp)) = verify_active(ctx, jwt).await? else {
         return Ok(None);
     };
-    let visible = claims.scope.intersection(&resource.scopes).into_vec();
+    let visible = claims.scope.intersection(&resource.scopes);
     if visible.is_empty()
         || !client_auth::load_client(ctx, &claims.client_id)
             .await?
