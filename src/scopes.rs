@@ -26,12 +26,10 @@ pub const MAX_SCOPE_LEN: usize = 128;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScopeError {
     /// A token has a character outside the scope-token grammar (control characters, `"`, `\`,
-    /// non-ASCII; or a space inside a list element).
+    /// non-ASCII).
     Malformed(String),
     /// A token is longer than [`MAX_SCOPE_LEN`].
     TooLong,
-    /// A list (JSON array) names the same scope twice.
-    Repeated(String),
 }
 
 impl fmt::Display for ScopeError {
@@ -39,7 +37,6 @@ impl fmt::Display for ScopeError {
         match self {
             ScopeError::Malformed(s) => write!(f, "scope {s:?} is malformed"),
             ScopeError::TooLong => write!(f, "a scope is longer than {MAX_SCOPE_LEN} bytes"),
-            ScopeError::Repeated(s) => write!(f, "scope {s} is repeated"),
         }
     }
 }
@@ -82,14 +79,6 @@ pub fn join<S: AsRef<str>>(list: &[S]) -> String {
     out
 }
 
-/// The first element of `list` that appears earlier in it too.
-pub fn first_repeat(list: &[String]) -> Option<&str> {
-    list.iter()
-        .enumerate()
-        .find(|(i, s)| list[..*i].contains(s))
-        .map(|(_, s)| s.as_str())
-}
-
 /// A set of scopes in order of first appearance, without duplicates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scopes(Vec<String>);
@@ -109,22 +98,6 @@ impl Scopes {
             out.insert(t);
         }
         Ok(out)
-    }
-
-    /// A list of scopes given one by one (a JSON array, form checkboxes): every element must be
-    /// one scope-token, and none may be repeated.
-    ///
-    /// # Errors
-    /// [`ScopeError::Malformed`], [`ScopeError::TooLong`] or [`ScopeError::Repeated`] for the
-    /// first bad element.
-    pub fn from_list(list: Vec<String>) -> Result<Scopes, ScopeError> {
-        for (i, s) in list.iter().enumerate() {
-            check_token(s)?;
-            if list[..i].contains(s) {
-                return Err(ScopeError::Repeated(s.clone()));
-            }
-        }
-        Ok(Scopes(list))
     }
 
     /// Scopes patgate itself stored or signed (already checked when they were written): split on
@@ -307,28 +280,6 @@ mod tests {
     }
 
     #[test]
-    fn from_list_refuses_repeats_and_bad_tokens() {
-        assert_eq!(
-            Scopes::from_list(v(&["a", "b"])).expect("ok").to_string(),
-            "a b"
-        );
-        assert_eq!(
-            Scopes::from_list(v(&["a", "b", "a"])),
-            Err(ScopeError::Repeated("a".into()))
-        );
-        for bad in ["", "a b", "é"] {
-            assert!(
-                matches!(Scopes::from_list(v(&[bad])), Err(ScopeError::Malformed(_))),
-                "{bad:?}"
-            );
-        }
-        assert_eq!(
-            ScopeError::Repeated("a".into()).to_string(),
-            "scope a is repeated"
-        );
-    }
-
-    #[test]
     fn subset_and_intersection_keep_order() {
         let s = Scopes::parse("c a b").expect("ok");
         assert!(s.is_subset_of(&["a", "b", "c", "d"]));
@@ -367,8 +318,6 @@ mod tests {
         assert!(split("").is_empty());
         let list = v(&["x", "y", "z"]);
         assert_eq!(split(&join(&list)), list);
-        assert_eq!(first_repeat(&v(&["a", "b", "b"])), Some("b"));
-        assert_eq!(first_repeat(&v(&["a", "b"])), None);
     }
 
     proptest::proptest! {
@@ -387,7 +336,10 @@ mod tests {
             if let Ok(scopes) = Scopes::parse(&s) {
                 let tokens = split(&s);
                 proptest::prop_assert!(scopes.is_subset_of(&tokens));
-                proptest::prop_assert!(first_repeat(scopes.as_slice()).is_none());
+                proptest::prop_assert!(scopes
+                    .iter()
+                    .enumerate()
+                    .all(|(i, t)| !scopes[..i].contains(t)));
                 proptest::prop_assert_eq!(Scopes::from_stored(&join(scopes.as_slice())), scopes.clone());
                 proptest::prop_assert_eq!(Scopes::parse(&scopes.to_string()).ok(), Some(scopes));
             } else {
