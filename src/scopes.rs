@@ -92,39 +92,47 @@ impl Scopes {
     /// # Errors
     /// [`ScopeError::Malformed`] or [`ScopeError::TooLong`] for the first bad token.
     pub fn parse(s: &str) -> Result<Scopes, ScopeError> {
-        let mut out = Scopes::default();
-        for t in s.split(' ').filter(|t| !t.is_empty()) {
+        let tokens: Vec<&str> = s.split(' ').filter(|t| !t.is_empty()).collect();
+        for t in &tokens {
             check_token(t)?;
-            out.insert(t);
         }
-        Ok(out)
+        Ok(Scopes::collapse(tokens))
     }
 
     /// Scopes patgate itself stored or signed (already checked when they were written): split on
     /// spaces, repeats collapsed, nothing refused.
     #[must_use]
     pub fn from_stored(s: &str) -> Scopes {
-        let mut out = Scopes::default();
-        for t in s.split(' ').filter(|t| !t.is_empty()) {
-            out.insert(t);
-        }
-        out
+        Scopes::collapse(s.split(' ').filter(|t| !t.is_empty()).collect())
     }
 
     /// Scopes patgate already holds as a list (records, checked requests): repeats collapsed.
     #[must_use]
     pub fn from_trusted<S: AsRef<str>>(list: &[S]) -> Scopes {
-        let mut out = Scopes::default();
-        for t in list {
-            out.insert(t.as_ref());
-        }
-        out
+        Scopes::collapse(list.iter().map(AsRef::as_ref).collect())
     }
 
-    fn insert(&mut self, t: &str) {
-        if !self.contains(t) {
-            self.0.push(t.to_owned());
+    /// `tokens` without repeats, in order of first appearance. Short lists (the usual case) are
+    /// compared pairwise; long ones (a request may hold thousands of tokens) go through a hash
+    /// set, so that the cost stays linear.
+    fn collapse(tokens: Vec<&str>) -> Scopes {
+        const LINEAR_UP_TO: usize = 16;
+        let mut out: Vec<String> = Vec::with_capacity(tokens.len());
+        if tokens.len() <= LINEAR_UP_TO {
+            for t in tokens {
+                if !out.iter().any(|o| o == t) {
+                    out.push(t.to_owned());
+                }
+            }
+        } else {
+            let mut seen = std::collections::HashSet::with_capacity(tokens.len());
+            for t in tokens {
+                if seen.insert(t) {
+                    out.push(t.to_owned());
+                }
+            }
         }
+        Scopes(out)
     }
 
     /// Whether `scope` is in the set.
@@ -205,13 +213,8 @@ impl<'a> IntoIterator for &'a Scopes {
 /// Collects scopes patgate already holds (repeats collapsed, like [`Scopes::from_trusted`]).
 impl FromIterator<String> for Scopes {
     fn from_iter<I: IntoIterator<Item = String>>(iter: I) -> Scopes {
-        let mut out = Scopes::default();
-        for t in iter {
-            if !out.contains(&t) {
-                out.0.push(t);
-            }
-        }
-        out
+        let list: Vec<String> = iter.into_iter().collect();
+        Scopes::from_trusted(&list)
     }
 }
 
@@ -277,6 +280,27 @@ mod tests {
             Scopes::parse(&format!("ok {}", "a".repeat(MAX_SCOPE_LEN + 1))),
             Err(ScopeError::TooLong)
         );
+    }
+
+    /// Long requests (the form body allows thousands of tokens) keep first-appearance order
+    /// and collapse repeats like short ones.
+    #[test]
+    fn long_lists_collapse_like_short_ones() {
+        let distinct: Vec<String> = (0..4000).map(|i| format!("s{i}")).collect();
+        let mut input = join(&distinct);
+        input.push(' ');
+        input.push_str(&join(&distinct[..100]));
+        let s = Scopes::parse(&input).expect("ok");
+        assert_eq!(s.as_slice(), distinct.as_slice());
+        let short = Scopes::parse("b a b c a").expect("ok");
+        assert_eq!(short.to_string(), "b a c");
+        let long: Scopes = ["b", "a", "b", "c", "a"]
+            .iter()
+            .cycle()
+            .take(40)
+            .map(|t| (*t).to_owned())
+            .collect();
+        assert_eq!(long, short);
     }
 
     #[test]
