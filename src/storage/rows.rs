@@ -4,7 +4,7 @@
 //! (the request fails with 503), never a default that would change what a token may do.
 
 use crate::gate::route::{GateRoute, Rule};
-use crate::model::{split_scopes, ApiResource, Client, SecretSet, TokenFormat, TokenRecord};
+use crate::model::{ApiResource, Client, SecretSet, TokenFormat, TokenRecord};
 use crate::secret::SecretHash;
 use crate::store::{Retired, StoreError};
 use crate::token::{TokenHash, TokenKind};
@@ -46,7 +46,7 @@ impl TokenRow {
             subject: self.subject,
             client_id: self.client_id,
             name: self.name,
-            scopes: split_scopes(&self.scopes),
+            scopes: crate::scopes::split(&self.scopes),
             created_at: self.created_at,
             expires_at: self.expires_at,
             revoked_at: self.revoked_at,
@@ -54,7 +54,7 @@ impl TokenRow {
             use_count: self.use_count,
             generation: self.generation,
             client_uid: self.client_uid,
-            scope_owners: self.scope_owners.as_deref().map(split_scopes),
+            scope_owners: self.scope_owners.as_deref().map(crate::scopes::split),
             revoked_reason: self.revoked_reason,
             revoked_url: self.revoked_url,
             allow_self_rotation: self.allow_self_rotation != 0,
@@ -140,7 +140,7 @@ impl ResourceRow {
             id: self.id,
             uid: self.uid.unwrap_or_default(),
             enabled: self.enabled != 0,
-            scopes: split_scopes(self.scopes.as_deref().unwrap_or("")),
+            scopes: crate::scopes::split(self.scopes.as_deref().unwrap_or("")),
         })
     }
 }
@@ -161,7 +161,7 @@ impl ClientRow {
                 .transpose()?,
             id: self.id,
             uid: self.uid.unwrap_or_default(),
-            allowed_scopes: split_scopes(&self.allowed_scopes),
+            allowed_scopes: crate::scopes::split(&self.allowed_scopes),
             // An unknown value is an error, never silently a reference token.
             token_format: match self.token_format.as_str() {
                 "jwt" => TokenFormat::Jwt,

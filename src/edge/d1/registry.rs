@@ -50,7 +50,7 @@ fn client_args(c: &Client) -> Vec<JsValue> {
             .map_or(JsValue::NULL, |x| s(&x.current.to_hex())),
         prev,
         until,
-        s(&c.allowed_scopes.join(" ")),
+        s(&crate::scopes::join(&c.allowed_scopes)),
         s(match c.token_format {
             TokenFormat::Reference => "reference",
             TokenFormat::Jwt => "jwt",
