@@ -104,13 +104,10 @@ async fn sso_to_pat<B: Backend>(
         .transpose()?;
     let body = pats::CreatePat {
         name: form.require("name")?.to_owned(),
-        scopes: form
-            .require("scope")
-            .map_err(|_| Error::InvalidScope("scope is required".into()))?
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        scopes: crate::scopes::split(
+            form.require("scope")
+                .map_err(|_| Error::InvalidScope("scope is required".into()))?,
+        ),
         expires_at: form.get("expires_at").map(str::to_owned),
         expires_in_days,
         allow_self_rotation: false,
@@ -120,7 +117,7 @@ async fn sso_to_pat<B: Backend>(
         access_token: token.expose_secret().to_owned(),
         token_type: "Bearer",
         expires_in: rec.expires_at - ctx.now,
-        scope: rec.scopes.join(" "),
+        scope: crate::scopes::join(&rec.scopes),
         issued_token_type: Some(TT_ACCESS_TOKEN),
     })
 }
@@ -172,7 +169,7 @@ async fn pat_to_jwt<B: Backend>(
         access_token,
         token_type: "Bearer",
         expires_in: lifetime,
-        scope: scopes.join(" "),
+        scope: crate::scopes::join(&scopes),
         issued_token_type: Some(TT_JWT),
     })
 }

@@ -7,6 +7,7 @@ use super::{client_auth, ratelimit, Ctx};
 use crate::error::Error;
 use crate::http::{Form, Request, Response};
 use crate::model::{Client, TokenFormat};
+use crate::scopes::Scopes;
 use crate::store::{Backend, Limit};
 use crate::token::TokenKind;
 use serde::Serialize;
@@ -51,19 +52,14 @@ pub fn requested_scopes(form: &Form, allowed: &[String]) -> Result<Vec<String>, 
         }
         return Ok(allowed.to_vec());
     };
-    let mut out: Vec<String> = Vec::new();
-    for s in requested.split(' ').filter(|s| !s.is_empty()) {
-        if !allowed.iter().any(|a| a == s) {
-            return Err(Error::InvalidScope(format!("scope {s} is not allowed")));
-        }
-        if !out.iter().any(|o| o == s) {
-            out.push(s.to_owned());
-        }
+    let requested = Scopes::parse(requested).map_err(|e| Error::InvalidScope(e.to_string()))?;
+    if let Some(s) = requested.first_outside(allowed) {
+        return Err(Error::InvalidScope(format!("scope {s} is not allowed")));
     }
-    if out.is_empty() {
+    if requested.is_empty() {
         return Err(Error::InvalidScope("scope is empty".into()));
     }
-    Ok(out)
+    Ok(requested.into_vec())
 }
 
 async fn client_credentials<B: Backend>(
@@ -92,7 +88,7 @@ pub async fn issue_access_token<B: Backend>(
     lifetime: i64,
 ) -> Result<TokenResponse, Error> {
     let lifetime = lifetime.max(1);
-    let scope = scopes.join(" ");
+    let scope = crate::scopes::join(&scopes);
     let access_token = match client.token_format {
         TokenFormat::Jwt => {
             super::jwt_tokens::sign_access_token(ctx, client, subject, &scopes, lifetime, None)
