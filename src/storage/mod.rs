@@ -12,6 +12,7 @@
 //! - [`rows`]: D1 rows as the runtime reads them (`tokens`, `retired_token_hashes`,
 //!   `api_resources`, `clients`, `gate_routes`) and their mapping to the core's records; unknown
 //!   enum values and malformed hashes are errors, never a default.
+//! - [`webhooks`]: D1 `webhook_endpoints` (secrets stored as is: HMAC signing needs them).
 //! - The Durable Object's request body and stored state: [`crate::last_use`].
 //!
 //! The runtime adapters (`src/edge/kv.rs`, `src/edge/d1/`) only move these values to and from the
@@ -19,3 +20,4 @@
 
 pub mod kv;
 pub mod rows;
+pub mod webhooks;
