@@ -376,14 +376,15 @@ impl SigningKeys {
     }
 
     /// Signs an RFC 9701 introspection response (`typ` `token-introspection+jwt`); `payload` is
-    /// the whole claim set (`iss`, `aud`, `iat`, `token_introspection`) and must be an object.
+    /// the whole claim set (`iss`, `aud`, `iat`, `token_introspection`), serialized once, and
+    /// must serialize as an object.
     ///
     /// # Errors
     /// [`KeyError::Signing`] when `payload` is not an object.
-    pub fn sign_introspection(&self, payload: &Value) -> Result<String, KeyError> {
-        if !payload.is_object() {
-            return Err(KeyError::Signing);
-        }
+    pub fn sign_introspection<T: Serialize + ?Sized>(
+        &self,
+        payload: &T,
+    ) -> Result<String, KeyError> {
         self.sign(INTROSPECTION_TYP, &Claims::new(payload))
     }
 
