@@ -80,6 +80,6 @@ fn json<B>(ctx: &Ctx<'_, B>, done: &Introspected) -> Response {
             r.body = INACTIVE_JSON.to_vec();
             r
         }
-        active => Response::json(200, &active),
+        active @ IntrospectionResponse::Active(_) => Response::json(200, &active),
     }
 }

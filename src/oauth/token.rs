@@ -318,8 +318,7 @@ mod tests {
     #[test]
     fn token_exchange_of_a_pat() {
         let r = form(&format!(
-            "grant_type={}&subject_token=pat_x&subject_token_type={}&requested_token_type={}&scope=a",
-            TOKEN_EXCHANGE, TT_ACCESS_TOKEN, TT_JWT
+            "grant_type={TOKEN_EXCHANGE}&subject_token=pat_x&subject_token_type={TT_ACCESS_TOKEN}&requested_token_type={TT_JWT}&scope=a"
         ));
         let e = exchange(&r).expect("ok");
         assert_eq!(e.subject_token, "pat_x");
