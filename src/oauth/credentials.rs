@@ -336,6 +336,20 @@ mod tests {
         }
 
         #[test]
+        fn basic_credentials_round_trip(id in "\\PC{1,20}", secret in "\\PC{0,20}") {
+            let enc = |s: &str| -> String {
+                s.bytes()
+                    .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+                    .collect()
+            };
+            let r = with_basic(format!("{}:{}", enc(&id), enc(&secret)).as_bytes());
+            let Ok(Presented::Basic(b)) = parse(&r, None, None) else {
+                return Err(proptest::test_runner::TestCaseError::fail("not Basic"));
+            };
+            proptest::prop_assert_eq!((b.id(), b.secret()), (id.as_str(), secret.as_str()));
+        }
+
+        #[test]
         fn any_header_parses_without_panic(value in "\\PC{0,200}", scheme in "(Basic|basic|Bearer|x)") {
             let r = Request::new(Method::Post, "/").header("authorization", &format!("{scheme} {value}"));
             let _ = BasicCredentials::from_request(&r);
