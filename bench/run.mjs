@@ -73,6 +73,10 @@ async function main() {
       const r = await req(`${t.url}/`);
       if (r.status !== 200 || r.json().sub !== "alice") throw new Error(`floor B's KV key is missing: ${r.status} ${r.text}`);
       await scenario(t, "floor B: one KV read", "/");
+      // The same after reading a POST body like the introspection's (client auth header included).
+      await scenario(t, "floor B': one KV read after reading the same POST body", "/", {
+        method: "POST", body: "token=pgt_" + "x".repeat(43), contentType: FORM, auth: DEMO_API,
+      });
     } finally { await t.stop(); }
   }
 

@@ -150,14 +150,18 @@ function own(request, env, ctx) {
 }
 
 export default {
-	// Not `async`: `handle` returns a Response when the request needed no I/O, else a promise.
+	// Not `async`: `handle` and `handle_gate` return a Response when the request needed no I/O,
+	// else a promise (src/edge/executor.rs).
 	fetch(request, env, ctx) {
 		try {
 			if (onGateHost(request.url, env)) {
-				return imports
-					.handle_gate(request, env, ctx)
-					.then((answer) => answer ?? own(request, env, ctx))
-					.catch(recover);
+				// The answer, `undefined` (no gate route: one of patgate's own endpoints), or a
+				// promise of either.
+				const answer = imports.handle_gate(request, env, ctx);
+				if (answer instanceof Promise) {
+					return answer.then((a) => a ?? own(request, env, ctx)).catch(recover);
+				}
+				return answer ?? own(request, env, ctx);
 			}
 			return own(request, env, ctx);
 		} catch (e) {

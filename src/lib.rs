@@ -4,8 +4,10 @@
 //! - the pure core, host-testable and free of the `worker` crate: [`token`] (the token format),
 //!   [`secret`] (secret hygiene), [`http`] (request/response, strict parsing), [`error`] (the one
 //!   error enum and its HTTP mapping), [`model`] (records), [`store`] (storage traits),
-//!   [`user_auth`] (identity-provider JWTs), [`oauth`] (OAuth requests parsed once, typed answers), [`secret_scanning`] (leak reports), [`gate`] (gate
-//!   routes and forwarding rules), [`app`] (routing and handlers);
+//!   [`storage`] (stored formats: KV keys, D1 rows), [`jose`] (verifying and signing JWTs, keys),
+//!   [`scopes`] (the OAuth scope set), [`oauth`] (OAuth requests parsed once, typed answers),
+//!   [`secret_scanning`] (leak reports), [`gate`] (gate routes and forwarding rules), [`app`]
+//!   (routing and handlers);
 //! - `edge` (wasm only): the Worker entry point, KV/D1/Durable Object adapters.
 
 pub mod app;
@@ -13,15 +15,16 @@ pub mod encoding;
 pub mod error;
 pub mod gate;
 pub mod http;
-pub mod jwt_issuer;
+pub mod jose;
 pub mod last_use;
 pub mod model;
 pub mod oauth;
+pub mod scopes;
 pub mod secret;
 pub mod secret_scanning;
+pub mod storage;
 pub mod store;
 pub mod token;
-pub mod user_auth;
 
 /// In-memory backend: host tests, and host tools (`--features tools`).
 #[cfg(any(test, feature = "tools"))]

@@ -108,11 +108,11 @@ pub fn token_insert_values(rec: &TokenRecord) -> Vec<SqlValue> {
         SqlValue::Text(rec.subject.clone()),
         SqlValue::Text(rec.client_id.clone()),
         SqlValue::OptText(rec.name.clone()),
-        SqlValue::Text(rec.scopes.join(" ")),
+        SqlValue::Text(crate::scopes::join(&rec.scopes)),
         SqlValue::Int(rec.created_at),
         SqlValue::Int(rec.expires_at),
         SqlValue::OptText(rec.client_uid.clone()),
-        SqlValue::OptText(rec.scope_owners.as_ref().map(|o| o.join(" "))),
+        SqlValue::OptText(rec.scope_owners.as_deref().map(crate::scopes::join)),
         SqlValue::Int(i64::from(rec.allow_self_rotation)),
     ]
 }
@@ -225,14 +225,6 @@ pub struct Client {
     pub enabled: bool,
 }
 
-/// Splits a space-delimited scope string (RFC 6749 section 3.3).
-pub fn split_scopes(s: &str) -> Vec<String> {
-    s.split(' ')
-        .filter(|x| !x.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,11 +290,5 @@ mod tests {
         assert!(set.verify(&old, 99));
         assert!(!set.verify(&old, 100));
         assert!(!set.verify(&ClientSecret::new("x"), 50));
-    }
-
-    #[test]
-    fn split_scopes_ignores_extra_spaces() {
-        assert_eq!(split_scopes(" a  b "), vec!["a", "b"]);
-        assert!(split_scopes("").is_empty());
     }
 }

@@ -13,12 +13,6 @@ use p256::ecdsa::signature::Verifier as _;
 use p256::ecdsa::{Signature, VerifyingKey};
 use serde::Deserialize;
 
-/// DER prefix of a `SubjectPublicKeyInfo` for an uncompressed P-256 point (id-ecPublicKey,
-/// prime256v1, BIT STRING of 66 bytes): followed by the 65-byte point `04 || x || y`.
-const SPKI_P256_PREFIX: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
-    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
-];
 /// Longest key identifier and signature header accepted (GitHub's are 64 and ~100 characters).
 const MAX_HEADER_CHARS: usize = 512;
 /// Most keys a key set may hold.
@@ -62,7 +56,8 @@ impl KeySet {
             if k.key_identifier.is_empty() || k.key_identifier.len() > MAX_HEADER_CHARS {
                 return Err("a key_identifier is empty or too long".into());
             }
-            let key = parse_pem(&k.key).map_err(|e| format!("key {}: {e}", k.key_identifier))?;
+            let key = crate::jose::p256_public_key_from_pem(&k.key)
+                .map_err(|e| format!("key {}: {e}", k.key_identifier))?;
             keys.push((k.key_identifier, key));
         }
         Ok(KeySet { keys })
@@ -83,24 +78,6 @@ impl KeySet {
         keys.extend(other.keys.iter().cloned());
         KeySet { keys }
     }
-}
-
-/// A PEM `PUBLIC KEY` holding a P-256 key.
-fn parse_pem(pem: &str) -> Result<VerifyingKey, String> {
-    let inner = pem
-        .trim()
-        .strip_prefix("-----BEGIN PUBLIC KEY-----")
-        .and_then(|r| r.strip_suffix("-----END PUBLIC KEY-----"))
-        .ok_or("not a PEM PUBLIC KEY")?;
-    let b64: String = inner.chars().filter(|c| !c.is_whitespace()).collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .map_err(|_| "the PEM body is not base64")?;
-    let point = der
-        .strip_prefix(&SPKI_P256_PREFIX[..])
-        .filter(|p| p.len() == 65)
-        .ok_or("not an uncompressed P-256 public key")?;
-    VerifyingKey::from_sec1_bytes(point).map_err(|_| "not a point on P-256".into())
 }
 
 /// Why a report was refused (logged; the client gets a generic 401).
@@ -176,6 +153,7 @@ pub fn keepable_url(url: Option<&str>) -> Option<String> {
 #[cfg(test)]
 pub mod tests {
     use super::*;
+    use crate::jose::keys::SPKI_P256_PREFIX;
     use p256::ecdsa::signature::Signer as _;
     use p256::ecdsa::SigningKey;
 

@@ -240,7 +240,7 @@ fn check_lifetime(l: i64) -> Result<(), Error> {
 
 fn check_scope_names(scopes: &[String]) -> Result<(), Error> {
     for (i, s) in scopes.iter().enumerate() {
-        if !valid_name(s, 128) {
+        if !valid_name(s, crate::scopes::MAX_SCOPE_LEN) {
             return Err(Error::InvalidRequest(format!(
                 "scope name {s:?} is not valid"
             )));

@@ -32,7 +32,7 @@ pub struct Active {
     pub sub: String,
     pub client_id: String,
     /// The token's scopes that belong to the resource (never empty).
-    pub scopes: Vec<String>,
+    pub scopes: crate::scopes::Scopes,
     /// The token id (`jti` in introspection).
     pub jti: String,
     pub exp: i64,
@@ -47,7 +47,7 @@ pub struct Active {
 impl Active {
     /// The visible scopes, space-delimited (RFC 7662 `scope`).
     pub fn scope(&self) -> String {
-        self.scopes.join(" ")
+        self.scopes.to_string()
     }
 }
 
@@ -238,7 +238,7 @@ pub fn same_uid(recorded: Option<&str>, current: &str) -> bool {
 /// IdentityServer's rule: a resource sees only its own scopes, and a token without any of them is
 /// inactive for it. A scope counts only if this resource (this uid) owned it when the token was
 /// issued: a scope deleted and created again under another resource stays invisible to it.
-pub fn visible_scopes(grant: &Grant, resource: &ApiResource) -> Vec<String> {
+pub fn visible_scopes(grant: &Grant, resource: &ApiResource) -> crate::scopes::Scopes {
     grant
         .scopes
         .iter()

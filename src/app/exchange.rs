@@ -89,13 +89,11 @@ async fn sso_to_pat<B: Backend>(
     let new = grant.new_pat?;
     let body = pats::CreatePat {
         name: new.name.into_owned(),
-        scopes: grant
-            .scope
-            .ok_or_else(|| Error::InvalidScope("scope is required".into()))?
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        scopes: crate::scopes::split(
+            &grant
+                .scope
+                .ok_or_else(|| Error::InvalidScope("scope is required".into()))?,
+        ),
         expires_at: new.expires_at.map(std::borrow::Cow::into_owned),
         expires_in_days: new.expires_in_days,
         allow_self_rotation: false,
@@ -105,7 +103,7 @@ async fn sso_to_pat<B: Backend>(
         access_token: token.expose_secret().to_owned(),
         token_type: "Bearer",
         expires_in: rec.expires_at - ctx.now,
-        scope: rec.scopes.join(" "),
+        scope: crate::scopes::join(&rec.scopes),
         issued_token_type: Some(TT_ACCESS_TOKEN),
     })
 }
@@ -157,7 +155,7 @@ async fn pat_to_jwt<B: Backend>(
         access_token,
         token_type: "Bearer",
         expires_in: lifetime,
-        scope: scopes.join(" "),
+        scope: crate::scopes::join(&scopes),
         issued_token_type: Some(TT_JWT),
     })
 }

@@ -230,7 +230,7 @@ async fn check<B: Backend>(
         }
     };
     if !required.iter().all(|s| active.scopes.contains(s)) {
-        let scope = required.join(" ");
+        let scope = crate::scopes::join(required);
         let resp = challenge(
             403,
             "insufficient_scope",
@@ -271,14 +271,14 @@ fn identity<B>(
     ];
     if let Some(keys) = &ctx.cfg.signing_keys {
         let jti = random_id().map_err(|e| Error::Unavailable(format!("randomness: {e}")))?;
-        let claims = serde_json::json!({
-            "iss": ctx.cfg.issuer,
-            "aud": resource_id,
-            "sub": active.sub,
-            "client_id": active.client_id,
-            "scope": scope,
-            "jti": jti,
-        });
+        let claims = crate::jose::GateAssertionClaims {
+            aud: resource_id.to_owned(),
+            client_id: active.client_id.clone(),
+            iss: ctx.cfg.issuer.clone(),
+            jti,
+            scope: active.scopes.clone(),
+            sub: active.sub.clone(),
+        };
         match keys.sign_gate_assertion(&claims, ctx.now, ctx.now + ASSERTION_LIFETIME_SECS) {
             Ok(jwt) => identity.push(("x-patgate-assertion", jwt)),
             Err(e) => log = Some(format!("gate assertion not signed: {e}")),

@@ -3,9 +3,9 @@
 //! isolate) only costs reads.
 
 use crate::gate::route::GateRoute;
+use crate::jose::Jwks;
 use crate::model::{ApiResource, Client};
 use crate::token::TokenHash;
-use crate::user_auth::Jwks;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;

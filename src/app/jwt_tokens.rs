@@ -6,22 +6,14 @@ use super::decision::{Active, Source};
 use super::{client_auth, Ctx};
 use crate::error::Error;
 use crate::http::Response;
-use crate::jwt_issuer::{AccessTokenClaims, SigningKeys};
+use crate::jose::{AccessTokenClaims, IntrospectionResponseClaims, SigningKeys};
 use crate::model::{ApiResource, Client};
-use crate::oauth::introspection::{
-    IntrospectionResponse, SignedIntrospection, INTROSPECTION_JWT_MEDIA,
-};
+use crate::oauth::introspection::{IntrospectionResponse, INTROSPECTION_JWT_MEDIA};
 use crate::store::Backend;
 use crate::token::random_id;
 use std::rc::Rc;
 
-/// Looks like a compact JWS (three base64url parts); cheap check before any crypto.
-pub fn looks_like_jwt(s: &str) -> bool {
-    s.len() <= crate::jwt_issuer::MAX_JWT_LEN
-        && s.split('.').count() == 3
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-}
+pub use crate::jose::looks_like_jwt;
 
 fn keys<'a, B>(ctx: &'a Ctx<'_, B>) -> Option<&'a Rc<SigningKeys>> {
     ctx.cfg.signing_keys.as_ref()
@@ -80,7 +72,7 @@ pub async fn sign_access_token<B: Backend>(
         iat: ctx.now,
         jti: random_id().map_err(|e| Error::Internal(format!("randomness unavailable: {e}")))?,
         client_id: client.id.clone(),
-        scope: scopes.join(" "),
+        scope: crate::scopes::Scopes::from_trusted(scopes),
         pat_id: source.map(|(id, _)| id.to_owned()),
         pat_gen: source.map(|(_, generation)| generation),
     };
@@ -149,12 +141,7 @@ pub async fn introspect<B: Backend>(
     let Some((claims, exp)) = verify_active(ctx, jwt).await? else {
         return Ok(None);
     };
-    let visible: Vec<String> = claims
-        .scope
-        .split(' ')
-        .filter(|s| resource.scopes.iter().any(|r| r == s))
-        .map(str::to_owned)
-        .collect();
+    let visible = claims.scope.intersection(&resource.scopes);
     if visible.is_empty()
         || !client_auth::load_client(ctx, &claims.client_id)
             .await?
@@ -202,14 +189,14 @@ pub fn signed_introspection<B>(
     let keys = keys(ctx).ok_or_else(|| {
         Error::InvalidRequest("signed introspection responses are not configured".into())
     })?;
-    let payload = SignedIntrospection {
-        iss: &ctx.cfg.issuer,
+    let claims = IntrospectionResponseClaims {
         aud: &resource.id,
         iat: ctx.now,
+        iss: &ctx.cfg.issuer,
         token_introspection: answer,
     };
     let jwt = keys
-        .sign_introspection(&payload)
+        .sign_introspection(&claims)
         .map_err(|e| Error::Internal(format!("signing failed: {e}")))?;
     let mut r = Response::empty(200);
     r.headers

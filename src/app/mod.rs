@@ -30,10 +30,10 @@ pub use page::{is_page_path, PageConfig};
 
 use crate::error::Error;
 use crate::http::{Method, Request, Response};
+use crate::jose::UserAuthConfig;
 use crate::model::Grant;
 use crate::store::Backend;
 use crate::token::TokenHash;
-use crate::user_auth::UserAuthConfig;
 
 /// Configuration from Worker vars and secrets (see README "Configuration").
 #[derive(Debug, Clone)]
@@ -57,7 +57,7 @@ pub struct Config {
     /// The admin API's bearer secret; `None` switches the admin API off.
     pub admin_token: Option<crate::secret::ClientSecret>,
     /// Keys for JWT access tokens and signed introspection responses; `None`: no JWTs issued.
-    pub signing_keys: Option<std::rc::Rc<crate::jwt_issuer::SigningKeys>>,
+    pub signing_keys: Option<std::rc::Rc<crate::jose::SigningKeys>>,
     /// The token page (`SESSION_SECRET`, `DEV_SIGN_IN`).
     pub page: PageConfig,
     /// Leak reports and rotation with grace (issue 11).

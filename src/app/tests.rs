@@ -42,9 +42,9 @@ fn config() -> Config {
         .expect("config"),
         admin_token: Some(crate::secret::ClientSecret::new(ADMIN)),
         signing_keys: Some(std::rc::Rc::new(
-            crate::jwt_issuer::SigningKeys::parse(&format!(
+            crate::jose::SigningKeys::parse(&format!(
                 "[{}]",
-                crate::jwt_issuer::SigningKeys::generate_ed25519("k1").expect("key")
+                crate::jose::SigningKeys::generate_ed25519("k1").expect("key")
             ))
             .expect("keys"),
         )),
@@ -115,6 +115,7 @@ mod handlers;
 mod integrity;
 mod lifecycle;
 mod oauth_layer;
+mod scopes;
 
 impl Harness {
     fn new() -> Self {

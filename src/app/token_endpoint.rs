@@ -59,7 +59,7 @@ async fn issue_access_token<B: Backend>(
     lifetime: i64,
 ) -> Result<TokenResponse, Error> {
     let lifetime = lifetime.max(1);
-    let scope = scopes.join(" ");
+    let scope = crate::scopes::join(&scopes);
     let access_token = match client.token_format {
         TokenFormat::Jwt => {
             super::jwt_tokens::sign_access_token(ctx, client, subject, &scopes, lifetime, None)

@@ -5,8 +5,8 @@ use super::isolate::Lookup;
 use super::Ctx;
 use crate::error::Error;
 use crate::http::Request;
+use crate::jose::{verify_user_jwt, AuthFailure, Jwks};
 use crate::store::Backend;
-use crate::user_auth::{verify_user_jwt, AuthFailure, Jwks};
 use std::rc::Rc;
 
 /// Returns the user (`sub`) or a 401 with an RFC 6750 challenge.

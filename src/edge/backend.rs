@@ -6,12 +6,14 @@
 use crate::store::StoreError;
 use std::cell::OnceCell;
 use wasm_bindgen::JsValue;
-use worker::{kv::KvStore, D1Database, Env, ObjectNamespace};
+use worker::{D1Database, Env, ObjectNamespace};
+
+use super::kv::KvNamespace;
 
 /// The bindings, each looked up on first use: a garbage token touches none, an active PAT only KV.
 pub struct EdgeBackend {
     pub(super) env: Env,
-    kv: OnceCell<KvStore>,
+    kv: OnceCell<KvNamespace>,
     db: OnceCell<D1Database>,
     last_used: OnceCell<ObjectNamespace>,
 }
@@ -34,8 +36,12 @@ impl EdgeBackend {
         }
     }
 
-    pub(super) fn kv(&self) -> Result<&KvStore, StoreError> {
-        lazy(&self.kv, || self.env.kv("GRANTS"))
+    pub(super) fn kv(&self) -> Result<&KvNamespace, StoreError> {
+        if let Some(v) = self.kv.get() {
+            return Ok(v);
+        }
+        let v = KvNamespace::from_env(&self.env, "GRANTS")?;
+        Ok(self.kv.get_or_init(|| v))
     }
 
     pub(super) fn db(&self) -> Result<&D1Database, StoreError> {

@@ -1,8 +1,8 @@
 //! Configuration from Worker vars and secrets, parsed once per isolate.
 
 use crate::app::{self, Config, PageConfig};
-use crate::jwt_issuer::SigningKeys;
-use crate::user_auth::UserAuthConfig;
+use crate::jose::SigningKeys;
+use crate::jose::UserAuthConfig;
 use std::cell::OnceCell;
 use std::rc::Rc;
 use worker::Env;

@@ -8,6 +8,7 @@
 //! shim reads them (small bodies only) and served by patgate's own endpoints.
 
 use super::backend::EdgeBackend;
+use super::settle::Settled;
 use super::{config, respond, run_deferred, ISOLATE};
 use crate::app::gate::{self as core_gate, GateAnswer, GateRequest};
 use crate::app::{self, Deferred};
@@ -17,22 +18,17 @@ use crate::http;
 use std::rc::Rc;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast as _, JsValue};
-use wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::web_sys;
 use worker::{Context, Env};
 
 /// Entry for requests on a host other than the issuer's (called by the shim, body unread).
-/// Resolves to the answer, or to `undefined` when no gate route matches: the shim then reads the
-/// body like for any of patgate's own endpoints (one body reader, one set of limits) and calls
-/// `handle`.
+/// The answer, or `undefined` when no gate route matches (the shim then reads the body like for
+/// any of patgate's own endpoints: one body reader, one set of limits, and calls `handle`); either
+/// directly or as a promise ([`super::executor::run`]: a garbage token is refused synchronously).
 #[wasm_bindgen]
-pub fn handle_gate(
-    req: web_sys::Request,
-    env: Env,
-    ctx: worker::worker_sys::Context,
-) -> js_sys::Promise {
+pub fn handle_gate(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
     let ctx = Context::new(ctx);
-    wasm_bindgen_futures::future_to_promise(async move {
+    super::executor::run(async move {
         Ok(serve_gate(&req, &env, &ctx)
             .await?
             .map_or(JsValue::UNDEFINED, JsValue::from))
@@ -156,6 +152,6 @@ async fn forward(
     }
     let out = web_sys::Request::new_with_str_and_init(url, &init)?;
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let resp = JsFuture::from(global.fetch_with_request(&out)).await?;
+    let resp = Settled::new(global.fetch_with_request(&out)).await?;
     resp.dyn_into::<web_sys::Response>()
 }

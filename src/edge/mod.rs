@@ -7,20 +7,21 @@ mod config;
 mod counters;
 mod d1;
 mod durable_object;
+mod executor;
 mod fetch;
 mod gate;
 mod kv;
 mod last_used;
 mod ratelimit;
+mod settle;
 
 use crate::app::{self, Deferred, IsolateState};
 use crate::error::Error;
 use crate::http::{self, Method};
 use backend::EdgeBackend;
-use std::future::Future as _;
 use std::rc::Rc;
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast as _, JsValue};
 use worker::worker_sys::web_sys;
 use worker::{event, Context, Env};
 
@@ -44,11 +45,10 @@ fn start() {
 /// `"unreadable"` (the body stream failed, e.g. malformed chunked encoding). Either is answered
 /// here, through the one error mapping, without running the handler.
 ///
-/// The request future is polled once right here. Requests that need no I/O (a garbage token, a
-/// token this isolate knows is inactive, most errors) complete in that poll and return a
-/// `Response` synchronously, without the wasm-bindgen futures executor (whose `queueMicrotask`
-/// and closures were ~10% of the isolate's CPU on that path). Otherwise the same future is handed
-/// to `future_to_promise` and continues from where it stopped.
+/// The request future runs on [`executor::run`]: requests that need no I/O (a garbage token, a
+/// token this isolate knows is inactive, most errors) complete in its first poll and return a
+/// `Response` synchronously; the others return a `Promise`, and each wake-up polls the future
+/// right away (no `queueMicrotask` round per await).
 #[wasm_bindgen]
 pub fn handle(
     req: web_sys::Request,
@@ -58,21 +58,13 @@ pub fn handle(
     body_problem: Option<String>,
 ) -> JsValue {
     let ctx = Context::new(ctx);
-    let mut fut = Box::pin(async move {
+    executor::run(async move {
         let resp = match serve(&req, body, body_problem.as_deref(), &env, &ctx).await {
             Ok(r) => r,
             Err(e) => Error::Internal(format!("{e:?}")).into_response(),
         };
         respond(resp).map(JsValue::from)
-    });
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match fut.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(Ok(resp)) => resp,
-        std::task::Poll::Ready(Err(e)) => js_sys::Promise::reject(&e).into(),
-        // A JsFuture polled with the no-op waker re-registers the executor's waker on its next
-        // poll, so nothing is lost by continuing on the executor.
-        std::task::Poll::Pending => wasm_bindgen_futures::future_to_promise(fut).into(),
-    }
+    })
 }
 
 /// Logs a response's cause, if any, and builds the Workers response.
@@ -257,7 +249,7 @@ fn to_core_request(
         &[]
     };
     for &name in ["authorization", "content-type"].iter().chain(extra) {
-        if let Some(v) = headers.get(name)? {
+        if let Some(v) = header(&headers, name)? {
             out.push((name.to_owned(), v));
         }
     }
@@ -287,6 +279,39 @@ fn to_core_request(
         headers: out,
         body,
     }))
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// `Headers`, seen through `get` with a JS string made once per name.
+    type HeaderMap;
+    #[wasm_bindgen(method, catch, js_name = get)]
+    fn get_by(this: &HeaderMap, name: &JsValue) -> Result<Option<String>, JsValue>;
+}
+
+thread_local! {
+    /// Constant names (headers, bindings) as JS strings, made once per isolate: a `&str`
+    /// argument is decoded into a fresh JS string on every call.
+    static INTERNED: std::cell::RefCell<Vec<(&'static str, JsValue)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `name` as a JS string, made once per isolate.
+fn interned(name: &'static str) -> JsValue {
+    INTERNED.with(|names| {
+        let mut names = names.borrow_mut();
+        if let Some((_, js)) = names.iter().find(|(n, _)| *n == name) {
+            return js.clone();
+        }
+        let js = JsValue::from_str(name);
+        names.push((name, js.clone()));
+        js
+    })
+}
+
+/// `headers.get(name)`.
+fn header(headers: &web_sys::Headers, name: &'static str) -> Result<Option<String>, JsValue> {
+    headers.unchecked_ref::<HeaderMap>().get_by(&interned(name))
 }
 
 /// Most responses share status and headers (an introspection answer, `{"active":false}`, ...).

@@ -5,11 +5,12 @@ use super::credentials::Presented;
 use super::form::{fields, present};
 use crate::error::Error;
 use crate::http::Request;
+use crate::scopes::Scopes;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use std::borrow::Cow;
 
 /// The RFC 9701 media type of a signed introspection response.
-pub const INTROSPECTION_JWT_MEDIA: &str = "application/token-introspection+jwt";
+pub use crate::jose::INTROSPECTION_MEDIA_TYPE as INTROSPECTION_JWT_MEDIA;
 
 /// `POST /oauth/introspect`.
 #[derive(Debug)]
@@ -121,7 +122,7 @@ pub const INACTIVE_JSON: &[u8] = br#"{"active":false}"#;
 #[derive(Debug, PartialEq)]
 pub struct ActiveClaims<'a> {
     /// The scopes the caller may see, sent space-separated (RFC 7662 `scope`).
-    pub scope: &'a [String],
+    pub scope: &'a Scopes,
     pub client_id: &'a str,
     pub sub: &'a str,
     pub exp: i64,
@@ -150,7 +151,7 @@ impl Serialize for IntrospectionResponse<'_> {
         };
         let mut st = s.serialize_struct("Introspection", 13)?;
         st.serialize_field("active", &true)?;
-        st.serialize_field("scope", &SpaceSeparated(c.scope))?;
+        st.serialize_field("scope", c.scope)?;
         st.serialize_field("client_id", c.client_id)?;
         st.serialize_field("sub", c.sub)?;
         st.serialize_field("exp", &c.exp)?;
@@ -170,37 +171,6 @@ impl Serialize for IntrospectionResponse<'_> {
         }
         st.end()
     }
-}
-
-/// Scopes as one space-separated string, written without building it first.
-pub struct SpaceSeparated<'a>(pub &'a [String]);
-
-impl std::fmt::Display for SpaceSeparated<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, s) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            f.write_str(s)?;
-        }
-        Ok(())
-    }
-}
-
-impl Serialize for SpaceSeparated<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-/// The claims of an RFC 9701 signed answer: the typed answer itself under
-/// `token_introspection`, for the calling API resource.
-#[derive(Debug, serde::Serialize)]
-pub struct SignedIntrospection<'a> {
-    pub iss: &'a str,
-    pub aud: &'a str,
-    pub iat: i64,
-    pub token_introspection: &'a IntrospectionResponse<'a>,
 }
 
 #[cfg(test)]
@@ -317,7 +287,7 @@ mod tests {
         assert!(!accepts(""));
     }
 
-    fn claims(scope: &[String]) -> ActiveClaims<'_> {
+    fn claims(scope: &Scopes) -> ActiveClaims<'_> {
         ActiveClaims {
             scope,
             client_id: "pat_client",
@@ -337,13 +307,14 @@ mod tests {
     fn answers_serialize_as_rfc7662() {
         let inactive = serde_json::to_vec(&IntrospectionResponse::Inactive).expect("json");
         assert_eq!(inactive, INACTIVE_JSON);
-        let scopes = ["a:read".to_owned(), "b\"x".to_owned()];
+        let scopes = Scopes::from_trusted(&["a:read", "b\"x"]);
         let active = IntrospectionResponse::Active(claims(&scopes));
         assert_eq!(
             serde_json::to_string(&active).expect("json"),
             r#"{"active":true,"scope":"a:read b\"x","client_id":"pat_client","sub":"alice","exp":20,"iat":10,"iss":"https://iss","token_type":"Bearer","jti":"id1","aud":"api"}"#
         );
-        let mut c = claims(&scopes[..1]);
+        let one = Scopes::from_trusted(&["a:read"]);
+        let mut c = claims(&one);
         c.name = Some("laptop");
         c.rotated_at = Some(15);
         c.grace_until = Some(20);
@@ -352,15 +323,15 @@ mod tests {
         assert_eq!(v["rotated_at"], 15);
         assert_eq!(v["grace_until"], 20);
         assert_eq!(v["scope"], "a:read");
-        let signed = SignedIntrospection {
-            iss: "https://iss",
+        let signed = crate::jose::IntrospectionResponseClaims {
             aud: "api",
             iat: 5,
+            iss: "https://iss",
             token_introspection: &IntrospectionResponse::Inactive,
         };
         assert_eq!(
             serde_json::to_string(&signed).expect("json"),
-            r#"{"iss":"https://iss","aud":"api","iat":5,"token_introspection":{"active":false}}"#
+            r#"{"aud":"api","iat":5,"iss":"https://iss","token_introspection":{"active":false}}"#
         );
     }
 }

@@ -9,6 +9,7 @@ use super::credentials::Presented;
 use super::form::{fields, present};
 use crate::error::Error;
 use crate::http::Request;
+use crate::scopes::Scopes;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -239,19 +240,14 @@ pub fn granted_scopes(
         }
         return Ok(allowed.to_vec());
     };
-    let mut out: Vec<String> = Vec::new();
-    for s in requested.split(' ').filter(|s| !s.is_empty()) {
-        if !allowed.iter().any(|a| a == s) {
-            return Err(Error::InvalidScope(format!("scope {s} is not allowed")));
-        }
-        if !out.iter().any(|o| o == s) {
-            out.push(s.to_owned());
-        }
+    let requested = Scopes::parse(requested).map_err(|e| Error::InvalidScope(e.to_string()))?;
+    if let Some(s) = requested.first_outside(allowed) {
+        return Err(Error::InvalidScope(format!("scope {s} is not allowed")));
     }
-    if out.is_empty() {
+    if requested.is_empty() {
         return Err(Error::InvalidScope("scope is empty".into()));
     }
-    Ok(out)
+    Ok(requested.into_vec())
 }
 
 /// RFC 6749 section 5.1 (plus RFC 8693 `issued_token_type`). `Debug` hides the token.

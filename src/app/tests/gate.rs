@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::app::gate::{gate, GateAnswer, GateRequest};
-use crate::jwt_issuer::{AccessTokenClaims, VerifyError};
+use crate::jose::{AccessTokenClaims, VerifyError};
 
 const GATE_HOST: &str = "api.example.com";
 
@@ -276,7 +276,7 @@ fn jwt_access_tokens_follow_the_same_rules() {
             iat: NOW,
             jti: jti.into(),
             client_id: "demo_client".into(),
-            scope: scope.into(),
+            scope: crate::scopes::Scopes::from_stored(scope),
             pat_id: None,
             pat_gen: None,
         };

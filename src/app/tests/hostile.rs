@@ -183,7 +183,7 @@ fn a_patgate_access_token_is_never_a_user_identity() {
     let (s, v, _) = h.call(&req);
     assert_eq!(s, 200, "{v}");
     let at = v["access_token"].as_str().expect("jwt").to_owned();
-    h.cfg.user_auth = crate::user_auth::UserAuthConfig::from_parts(
+    h.cfg.user_auth = crate::jose::UserAuthConfig::from_parts(
         h.cfg.issuer.clone(),
         "demo_api".into(),
         None,

@@ -1,52 +1,11 @@
 //! D1 `clients`, `api_resources`, `scopes`: [`Registry`] and [`AdminStore`].
 
-use super::super::backend::{err, n, s, EdgeBackend};
-use crate::model::{split_scopes, ApiResource, Client, SecretSet, TokenFormat};
+use super::super::backend::{n, s, EdgeBackend};
+use crate::model::{ApiResource, Client, TokenFormat};
 use crate::secret::SecretHash;
+use crate::storage::rows::{ClientRow, ResourceRow};
 use crate::store::{AdminStore, Registry, StoreError, Write};
-use serde::Deserialize;
 use wasm_bindgen::JsValue;
-
-fn secret_set(
-    current: &str,
-    previous: Option<String>,
-    until: Option<i64>,
-) -> Result<SecretSet, StoreError> {
-    Ok(SecretSet {
-        current: SecretHash::from_hex(current).ok_or_else(|| err("bad secret hash in D1"))?,
-        previous: match (previous, until) {
-            (Some(p), Some(u)) => Some((
-                SecretHash::from_hex(&p).ok_or_else(|| err("bad previous secret hash in D1"))?,
-                u,
-            )),
-            _ => None,
-        },
-    })
-}
-
-#[derive(Deserialize)]
-struct ResourceRow {
-    id: String,
-    secret_hash: String,
-    previous_secret_hash: Option<String>,
-    previous_secret_expires_at: Option<i64>,
-    enabled: i64,
-    scopes: Option<String>,
-    uid: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ClientRow {
-    id: String,
-    secret_hash: Option<String>,
-    previous_secret_hash: Option<String>,
-    previous_secret_expires_at: Option<i64>,
-    allowed_scopes: String,
-    token_format: String,
-    token_lifetime: i64,
-    enabled: i64,
-    uid: Option<String>,
-}
 
 const RESOURCE_SELECT: &str = "SELECT r.id, r.uid, r.secret_hash, r.previous_secret_hash, \
     r.previous_secret_expires_at, r.enabled, \
@@ -55,51 +14,6 @@ const RESOURCE_SELECT: &str = "SELECT r.id, r.uid, r.secret_hash, r.previous_sec
 const CLIENT_SELECT: &str =
     "SELECT id, uid, secret_hash, previous_secret_hash, previous_secret_expires_at, \
     allowed_scopes, token_format, token_lifetime, enabled FROM clients";
-
-impl ResourceRow {
-    fn into_model(self) -> Result<ApiResource, StoreError> {
-        Ok(ApiResource {
-            secret: secret_set(
-                &self.secret_hash,
-                self.previous_secret_hash,
-                self.previous_secret_expires_at,
-            )?,
-            id: self.id,
-            uid: self.uid.unwrap_or_default(),
-            enabled: self.enabled != 0,
-            scopes: split_scopes(self.scopes.as_deref().unwrap_or("")),
-        })
-    }
-}
-
-impl ClientRow {
-    fn into_model(self) -> Result<Client, StoreError> {
-        Ok(Client {
-            secret: self
-                .secret_hash
-                .as_deref()
-                .map(|h| {
-                    secret_set(
-                        h,
-                        self.previous_secret_hash,
-                        self.previous_secret_expires_at,
-                    )
-                })
-                .transpose()?,
-            id: self.id,
-            uid: self.uid.unwrap_or_default(),
-            allowed_scopes: split_scopes(&self.allowed_scopes),
-            // An unknown value is an error, never silently a reference token.
-            token_format: match self.token_format.as_str() {
-                "jwt" => TokenFormat::Jwt,
-                "reference" => TokenFormat::Reference,
-                other => return Err(err(format!("unknown token_format {other:?} in D1"))),
-            },
-            token_lifetime: self.token_lifetime,
-            enabled: self.enabled != 0,
-        })
-    }
-}
 
 impl Registry for EdgeBackend {
     async fn api_resource(&self, id: &str) -> Result<Option<ApiResource>, StoreError> {
@@ -136,7 +50,7 @@ fn client_args(c: &Client) -> Vec<JsValue> {
             .map_or(JsValue::NULL, |x| s(&x.current.to_hex())),
         prev,
         until,
-        s(&c.allowed_scopes.join(" ")),
+        s(&crate::scopes::join(&c.allowed_scopes)),
         s(match c.token_format {
             TokenFormat::Reference => "reference",
             TokenFormat::Jwt => "jwt",

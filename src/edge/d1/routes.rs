@@ -1,34 +1,9 @@
 //! D1 `gate_routes`: [`RouteStore`].
 
-use super::super::backend::{err, n, s, EdgeBackend};
+use super::super::backend::{n, s, EdgeBackend};
 use crate::gate::route::GateRoute;
+use crate::storage::rows::RouteRow;
 use crate::store::{RouteStore, StoreError, Write};
-use serde::Deserialize;
-
-/// A row of D1 `gate_routes`.
-#[derive(Deserialize)]
-struct RouteRow {
-    id: String,
-    host: String,
-    path_prefix: String,
-    upstream: String,
-    resource_id: String,
-    rules: String,
-}
-
-impl RouteRow {
-    fn into_model(self) -> Result<GateRoute, StoreError> {
-        Ok(GateRoute {
-            id: self.id,
-            host: (!self.host.is_empty()).then_some(self.host),
-            path_prefix: self.path_prefix,
-            upstream: self.upstream,
-            resource: self.resource_id,
-            rules: serde_json::from_str(&self.rules)
-                .map_err(|e| err(format!("gate_routes.rules: {e}")))?,
-        })
-    }
-}
 
 impl RouteStore for EdgeBackend {
     async fn list_routes(&self) -> Result<Vec<GateRoute>, StoreError> {
@@ -42,7 +17,7 @@ impl RouteStore for EdgeBackend {
     }
 
     async fn put_route(&self, r: &GateRoute, now: i64) -> Result<Write, StoreError> {
-        let rules = serde_json::to_string(&r.rules).map_err(err)?;
+        let rules = RouteRow::rules_column(&r.rules)?;
         self.batch(vec![(
             "INSERT INTO gate_routes (id, host, path_prefix, upstream, resource_id, rules, created_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \

@@ -2,86 +2,12 @@
 
 use super::super::backend::{err, n, s, EdgeBackend};
 use super::super::counters::{bump, Op};
-use crate::model::{
-    split_scopes, token_insert_values, SqlValue, TokenRecord, TOKEN_INSERT_COLUMNS,
-};
+use crate::model::{token_insert_values, SqlValue, TokenRecord, TOKEN_INSERT_COLUMNS};
+use crate::storage::rows::{RetiredRow, TokenRow, TOKEN_COLUMNS};
 use crate::store::{Cursor, Retired, RevocationNote, Revoked, StoreError, TokenStore, Write};
-use crate::token::{TokenHash, TokenKind};
+use crate::token::TokenHash;
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
-
-#[derive(Deserialize)]
-struct TokenRow {
-    id: String,
-    kind: String,
-    token_hash: String,
-    subject: String,
-    client_id: String,
-    name: Option<String>,
-    scopes: String,
-    created_at: i64,
-    expires_at: i64,
-    revoked_at: Option<i64>,
-    last_used_at: Option<i64>,
-    use_count: i64,
-    generation: i64,
-    client_uid: Option<String>,
-    scope_owners: Option<String>,
-    revoked_reason: Option<String>,
-    revoked_url: Option<String>,
-    allow_self_rotation: i64,
-}
-
-impl TokenRow {
-    fn into_record(self) -> Result<TokenRecord, StoreError> {
-        Ok(TokenRecord {
-            kind: TokenKind::from_db(&self.kind).ok_or_else(|| err("bad token kind in D1"))?,
-            hash: TokenHash::from_hex(&self.token_hash)
-                .ok_or_else(|| err("bad token hash in D1"))?,
-            id: self.id,
-            subject: self.subject,
-            client_id: self.client_id,
-            name: self.name,
-            scopes: split_scopes(&self.scopes),
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            revoked_at: self.revoked_at,
-            last_used_at: self.last_used_at,
-            use_count: self.use_count,
-            generation: self.generation,
-            client_uid: self.client_uid,
-            scope_owners: self.scope_owners.as_deref().map(split_scopes),
-            revoked_reason: self.revoked_reason,
-            revoked_url: self.revoked_url,
-            allow_self_rotation: self.allow_self_rotation != 0,
-        })
-    }
-}
-
-#[derive(Deserialize)]
-struct RetiredRow {
-    token_hash: String,
-    token_id: String,
-    retired_at: i64,
-    grace_until: Option<i64>,
-}
-
-impl RetiredRow {
-    fn into_retired(self) -> Result<Retired, StoreError> {
-        Ok(Retired {
-            hash: TokenHash::from_hex(&self.token_hash)
-                .ok_or_else(|| err("bad retired hash in D1"))?,
-            token_id: self.token_id,
-            retired_at: self.retired_at,
-            grace_until: self.grace_until,
-        })
-    }
-}
-
-const TOKEN_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name, scopes, created_at, \
-                             expires_at, revoked_at, last_used_at, use_count, generation, \
-                             client_uid, scope_owners, revoked_reason, revoked_url, \
-                             allow_self_rotation";
 
 impl EdgeBackend {
     pub(super) async fn query_tokens(

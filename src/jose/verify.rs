@@ -1,4 +1,5 @@
-//! Verifying the identity provider's user JWTs (the management API's authentication).
+//! Verifying JWTs: the identity provider's user JWTs (the management API's authentication) and
+//! patgate's own access tokens (introspection, revocation, the gate).
 //!
 //! patgate does not log users in: it trusts a JWT from the organisation's identity provider
 //! (`Authorization: Bearer <jwt>`, or Cloudflare Access's `Cf-Access-Jwt-Assertion`) and verifies
@@ -9,192 +10,41 @@
 //! Everything here is pure and panic-free: time is a parameter (`now`, unix seconds), input is
 //! parsed fallibly, and time arithmetic saturates instead of overflowing.
 
-use jwt_compact::{
-    alg::{Ed25519, Es256, Hs256, Hs256Key, Rsa, RsaPublicKey},
-    jwk::JsonWebKey,
-    AlgorithmExt as _, Claims, Token, UntrustedToken, ValidationError,
+use super::claims::{
+    is_access_token_typ, may_be_identity_typ, AccessTokenClaims, HeaderExtras, IdentityClaims,
 };
-use rsa::traits::PublicKeyParts as _;
-use serde::Deserialize;
+use super::keys::{HmacSecret, Jwks, SigningKeys};
+use super::limits::{LEEWAY_SECS, MAX_JWT_LEN, MAX_SUBJECT_CHARS};
+use jwt_compact::{
+    alg::{Hs256, Hs256Key},
+    AlgorithmExt as _, Claims, UntrustedToken, ValidationError,
+};
 use serde_json::Value;
 use std::fmt;
 
-/// Longest JWT accepted (bytes); longer ones are [`AuthFailure::Malformed`].
-pub const MAX_JWT_LEN: usize = 8192;
-/// Clock skew tolerated on `exp` and `nbf` (seconds).
-pub const LEEWAY_SECS: i64 = 60;
-/// Longest `sub` accepted (characters).
-pub const MAX_SUBJECT_CHARS: usize = 255;
-/// RSA keys with a shorter modulus are skipped when a JWKS is parsed.
-pub const MIN_RSA_BITS: usize = 2048;
-
-/// The HS256 shared secret. `Debug` never shows it.
-#[derive(Clone)]
-pub struct HmacSecret(Vec<u8>);
-
-impl HmacSecret {
-    /// Wraps the secret's UTF-8 bytes (used as the HMAC key as is, not base64-decoded).
-    pub fn new(s: impl Into<String>) -> Self {
-        HmacSecret(s.into().into_bytes())
-    }
-
-    /// Whether the secret is empty (an empty secret is never accepted as configuration).
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
+/// Looks like a compact JWS (three base64url parts, at most [`MAX_JWT_LEN`] bytes): the cheap
+/// check before any parsing or crypto, which tells a JWT from a reference token.
+pub fn looks_like_jwt(s: &str) -> bool {
+    s.len() <= MAX_JWT_LEN
+        && s.split('.').count() == 3
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
-impl From<String> for HmacSecret {
-    fn from(s: String) -> Self {
-        HmacSecret::new(s)
-    }
-}
-
-impl fmt::Debug for HmacSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("HmacSecret([REDACTED])")
-    }
-}
-
-/// A public verifying key from a JWKS, by algorithm.
-#[derive(Clone)]
-enum KeyMaterial {
-    Rs256(RsaPublicKey),
-    Es256(p256::ecdsa::VerifyingKey),
-    EdDsa(ed25519_compact::PublicKey),
-}
-
-impl KeyMaterial {
-    /// The JWS `alg` this key verifies.
-    fn alg(&self) -> &'static str {
-        match self {
-            KeyMaterial::Rs256(_) => "RS256",
-            KeyMaterial::Es256(_) => "ES256",
-            KeyMaterial::EdDsa(_) => "EdDSA",
-        }
-    }
-}
-
-/// One usable key of a JWKS: its optional `kid` and its key material.
-#[derive(Clone)]
-struct Jwk {
-    kid: Option<String>,
-    key: KeyMaterial,
-}
-
-/// Verifying keys parsed from a JWKS document (`{"keys":[...]}`).
-///
-/// `Debug` lists `alg:kid` pairs only.
-#[derive(Clone, Default)]
-pub struct Jwks {
-    keys: Vec<Jwk>,
-}
-
-impl fmt::Debug for Jwks {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list: Vec<String> = self
-            .keys
-            .iter()
-            .map(|k| format!("{}:{}", k.key.alg(), k.kid.as_deref().unwrap_or("-")))
-            .collect();
-        write!(f, "Jwks{list:?}")
-    }
-}
-
-/// Why a JWKS document was refused as a whole (single unusable keys are skipped instead).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JwksError {
-    /// The document is not JSON.
-    NotJson,
-    /// The document has no `keys` array.
-    NoKeysArray,
-}
-
-impl fmt::Display for JwksError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            JwksError::NotJson => "the JWKS is not JSON",
-            JwksError::NoKeysArray => "the JWKS has no \"keys\" array",
-        })
-    }
-}
-
-impl std::error::Error for JwksError {}
-
-impl Jwks {
-    /// Parses a JWKS as identity providers serve it.
-    ///
-    /// Supported: `kty` `RSA` (RS256, modulus of at least [`MIN_RSA_BITS`]), `EC` with `crv`
-    /// `P-256` (ES256), `OKP` with `crv` `Ed25519` (`EdDSA`). Keys of other types or curves,
-    /// with `use` other than `sig`, with `key_ops` lacking `verify`, with an `alg` other than the
-    /// one their type implies, or that do not decode, are skipped: the result may be empty.
-    ///
-    /// # Errors
-    /// [`JwksError::NotJson`] or [`JwksError::NoKeysArray`] for the document as a whole.
-    pub fn parse(json: &str) -> Result<Jwks, JwksError> {
-        let doc: Value = serde_json::from_str(json).map_err(|_| JwksError::NotJson)?;
-        let keys = doc
-            .get("keys")
-            .and_then(Value::as_array)
-            .ok_or(JwksError::NoKeysArray)?;
-        Ok(Jwks {
-            keys: keys.iter().filter_map(parse_jwk).collect(),
-        })
-    }
-
-    /// Whether no usable key was found.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    /// The number of usable keys.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-}
-
-/// One JWK of a JWKS, or `None` when it is not usable for verifying signatures.
-fn parse_jwk(v: &Value) -> Option<Jwk> {
-    let str_field = |name: &str| v.get(name).and_then(Value::as_str);
-    if str_field("use").is_some_and(|u| u != "sig") {
+/// Checks the length and the header every JWT must pass before any key is looked at: at most
+/// [`MAX_JWT_LEN`] bytes, a compact JWS, no `crit`. `None`: malformed.
+fn untrusted(jwt: &str) -> Option<UntrustedToken<'_, HeaderExtras>> {
+    if jwt.len() > MAX_JWT_LEN {
         return None;
     }
-    if let Some(ops) = v.get("key_ops") {
-        let verifies = ops
-            .as_array()
-            .is_some_and(|ops| ops.iter().any(|op| op.as_str() == Some("verify")));
-        if !verifies {
-            return None;
-        }
-    }
-    let jwk: JsonWebKey<'_> = serde_json::from_value(v.clone()).ok()?;
-    let key = match (str_field("kty")?, str_field("crv")) {
-        ("RSA", _) => {
-            let pk = RsaPublicKey::try_from(&jwk).ok()?;
-            if pk.n().bits() < MIN_RSA_BITS {
-                return None;
-            }
-            KeyMaterial::Rs256(pk)
-        }
-        ("EC", Some("P-256")) => {
-            KeyMaterial::Es256(p256::ecdsa::VerifyingKey::try_from(&jwk).ok()?)
-        }
-        ("OKP", Some("Ed25519")) => {
-            KeyMaterial::EdDsa(ed25519_compact::PublicKey::try_from(&jwk).ok()?)
-        }
-        _ => return None,
-    };
-    // A key that declares another algorithm than the one its type implies is not used.
-    if str_field("alg").is_some_and(|a| a != key.alg()) {
-        return None;
-    }
-    Some(Jwk {
-        kid: str_field("kid").map(str::to_owned),
-        key,
-    })
+    let t = UntrustedToken::<HeaderExtras>::try_from(jwt).ok()?;
+    t.header().other_fields.crit.is_none().then_some(t)
+}
+
+/// Whether jwt-compact refused the claims (undecodable) rather than the signature (algorithm
+/// mismatch, signature length or encoding, signature).
+fn claims_malformed(e: &ValidationError) -> bool {
+    matches!(e, ValidationError::MalformedClaims(_))
 }
 
 /// How users are authenticated (README "Configuration").
@@ -312,26 +162,6 @@ impl fmt::Display for AuthFailure {
 
 impl std::error::Error for AuthFailure {}
 
-/// Header fields jwt-compact does not model but that must be looked at.
-#[derive(Clone, Deserialize)]
-struct HeaderExtras {
-    /// RFC 7515 4.1.11: we implement no extension, so any `crit` makes the token unusable.
-    #[serde(default)]
-    crit: Option<serde::de::IgnoredAny>,
-}
-
-/// The claims checked besides the registered times, kept as JSON so that a claim of an
-/// unexpected type maps to its own failure instead of failing deserialization.
-#[derive(Deserialize)]
-struct UserClaims {
-    #[serde(default)]
-    iss: Option<Value>,
-    #[serde(default)]
-    aud: Option<Value>,
-    #[serde(default)]
-    sub: Option<Value>,
-}
-
 /// Verifies a user JWT and returns its `sub`.
 ///
 /// `fetched` is the JWKS fetched from `cfg.jwks_url` by the runtime layer; its keys are used in
@@ -349,19 +179,19 @@ pub fn verify_user_jwt(
     jwt: &str,
     now: i64,
 ) -> Result<String, AuthFailure> {
-    if jwt.len() > MAX_JWT_LEN {
-        return Err(AuthFailure::Malformed);
-    }
-    let untrusted =
-        UntrustedToken::<HeaderExtras>::try_from(jwt).map_err(|_| AuthFailure::Malformed)?;
-    if untrusted.header().other_fields.crit.is_some() {
-        return Err(AuthFailure::Malformed);
-    }
+    let untrusted = untrusted(jwt).ok_or(AuthFailure::Malformed)?;
     if let Some(typ) = untrusted.header().token_type.as_deref() {
-        if !is_identity_typ(typ) {
+        if !may_be_identity_typ(typ) {
             return Err(AuthFailure::WrongType);
         }
     }
+    let map_validation = |e: &ValidationError| {
+        if claims_malformed(e) {
+            AuthFailure::Malformed
+        } else {
+            AuthFailure::BadSignature
+        }
+    };
     let alg = untrusted.algorithm();
     let token = match alg {
         "HS256" => {
@@ -371,7 +201,7 @@ pub fn verify_user_jwt(
                 .filter(|s| !s.is_empty())
                 .ok_or(AuthFailure::UnsupportedAlgorithm)?;
             Hs256
-                .validator::<UserClaims>(&Hs256Key::new(&secret.0))
+                .validator::<IdentityClaims>(&Hs256Key::new(secret.expose()))
                 .validate(&untrusted)
                 .map_err(|e| map_validation(&e))?
         }
@@ -392,7 +222,7 @@ pub fn verify_user_jwt(
             let mut last = AuthFailure::BadSignature;
             let mut verified = None;
             for k in candidates {
-                match verify_with(&k.key, &untrusted) {
+                match k.key.validate(&untrusted).map_err(|e| map_validation(&e)) {
                     Ok(t) => {
                         verified = Some(t);
                         break;
@@ -409,45 +239,13 @@ pub fn verify_user_jwt(
     check_claims(cfg, token.claims(), now)
 }
 
-/// Whether a `typ` header value may be a user identity token: refused are every explicitly
-/// typed `+jwt` media type (`at+jwt`, `token-introspection+jwt`, `secevent+jwt`, ...) and any
-/// type naming patgate (`patgate-assertion+jwt`, ...), compared without case and with or
-/// without the `application/` prefix (RFC 7515 4.1.9). `JWT` (the usual value) and other plain
-/// values pass.
-fn is_identity_typ(typ: &str) -> bool {
-    let t = typ.trim().to_ascii_lowercase();
-    let t = t.strip_prefix("application/").unwrap_or(&t);
-    !(t.ends_with("+jwt") || t.contains("patgate"))
-}
-
-/// Maps jwt-compact's validation errors: undecodable claims are malformed, the rest (algorithm
-/// mismatch, signature length or encoding, signature) is a bad signature.
-fn map_validation(e: &ValidationError) -> AuthFailure {
-    match e {
-        ValidationError::MalformedClaims(_) => AuthFailure::Malformed,
-        _ => AuthFailure::BadSignature,
-    }
-}
-
-fn verify_with(
-    key: &KeyMaterial,
-    t: &UntrustedToken<'_, HeaderExtras>,
-) -> Result<Token<UserClaims, HeaderExtras>, AuthFailure> {
-    match key {
-        KeyMaterial::Rs256(k) => Rsa::rs256().validator(k).validate(t),
-        KeyMaterial::Es256(k) => Es256.validator(k).validate(t),
-        KeyMaterial::EdDsa(k) => Ed25519.validator(k).validate(t),
-    }
-    .map_err(|e| map_validation(&e))
-}
-
 /// The registered time claims and patgate's own claim checks, on a signature-verified token.
 ///
 /// Time checks are done here in saturating `i64` arithmetic rather than with jwt-compact's
 /// `validate_maturity`, which subtracts the leeway from `nbf` with a panicking operator.
 fn check_claims(
     cfg: &UserAuthConfig,
-    claims: &Claims<UserClaims>,
+    claims: &Claims<IdentityClaims>,
     now: i64,
 ) -> Result<String, AuthFailure> {
     let exp = claims.expiration.ok_or(AuthFailure::Malformed)?.timestamp();
@@ -490,22 +288,107 @@ fn check_claims(
     }
 }
 
+/// Why an access token did not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyError {
+    /// Not a compact JWS, too long, a `crit` header, or undecodable claims (`exp` missing).
+    Malformed,
+    /// `typ` is not `at+jwt` (e.g. a signed introspection response or an ID token).
+    WrongType,
+    /// No `kid`, or no published key with this `kid` and the token's `alg`.
+    UnknownKey,
+    /// The signature does not verify.
+    BadSignature,
+    /// `exp` is not in the future (no leeway: we are the issuer).
+    Expired,
+}
+
+impl VerifyError {
+    /// A short description for logs.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyError::Malformed => "malformed JWT",
+            VerifyError::WrongType => "not an access token JWT",
+            VerifyError::UnknownKey => "unknown signing key",
+            VerifyError::BadSignature => "bad JWT signature",
+            VerifyError::Expired => "JWT expired",
+        }
+    }
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::error::Error for VerifyError {}
+
+impl SigningKeys {
+    /// Verifies one of our access tokens: `typ` (`at+jwt` or `application/at+jwt`), a known
+    /// `kid` whose key has the token's `alg`, the signature, and `exp` (required, no leeway).
+    /// Returns the claims (with `iat`, 0 when absent) and `exp`. The caller checks `iss` and
+    /// revocation.
+    ///
+    /// # Errors
+    /// The first check that fails, as a [`VerifyError`].
+    pub fn verify_access_token(
+        &self,
+        jwt: &str,
+        now: i64,
+    ) -> Result<(AccessTokenClaims, i64), VerifyError> {
+        let t = untrusted(jwt).ok_or(VerifyError::Malformed)?;
+        if !is_access_token_typ(t.header().token_type.as_deref()) {
+            return Err(VerifyError::WrongType);
+        }
+        let kid = t
+            .header()
+            .key_id
+            .as_deref()
+            .ok_or(VerifyError::UnknownKey)?;
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.kid == kid && k.verifier.alg() == t.algorithm())
+            .ok_or(VerifyError::UnknownKey)?;
+        let token = key
+            .verifier
+            .validate::<AccessTokenClaims, _>(&t)
+            .map_err(|e| {
+                if claims_malformed(&e) {
+                    VerifyError::Malformed
+                } else {
+                    VerifyError::BadSignature
+                }
+            })?;
+        let claims = token.claims();
+        let exp = claims.expiration.ok_or(VerifyError::Malformed)?.timestamp();
+        if now >= exp {
+            return Err(VerifyError::Expired);
+        }
+        let mut custom = claims.custom.clone();
+        custom.iat = claims.issued_at.map_or(0, |t| t.timestamp());
+        Ok((custom, exp))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::expect_used, clippy::indexing_slicing, clippy::similar_names)]
 mod tests {
     use super::*;
+    use crate::jose::keys::test_keys::{ed_pair, es_pair, rsa_pair, with};
+    use crate::jose::keys::JwksError;
     use base64::Engine as _;
     use chrono::DateTime;
-    use jwt_compact::{alg::RsaPrivateKey, Header};
+    use jwt_compact::{
+        alg::{Ed25519, Es256, Rsa},
+        Header,
+    };
     use serde_json::json;
 
     const NOW: i64 = 1_795_000_000;
     const SECRET: &str = "an-hs256-secret-of-32-bytes-long";
-
-    /// A 2048-bit RSA key generated with `openssl genrsa 2048` (test only).
-    const RSA_JWK: &str = r#"{"kty": "RSA", "n": "7G9iBRvecZrTFfzYbTqDFtCMVk27NdNYBuv6_X0bEGnsECHzNuAFkYzpbGR2UKiYwdu_W6Bl0OK9XZjySy0KuI6zQgcKb_eFKRnLfjBAsKLbYTfaIn_ch5CRCSgLUgdoz6psJY2XpzbmMAW6wPW4wAl1r5lHg7JF1wef1EKg2j4lnoDDzVu7UwS2AeKgV56Zsq8deb5LTZEZAnNA_ziV29roNoAq0XWeRkEW4eiG-J0OO0gGP8wAIGtTFr5PvGE4Orry2pfVL_IfXrmtR6P1jTp-P4AJ9PSBbmUfSLXp7_lG6z6ppjMff7sorn7tySICfD9Ya2t4lbdp3EbPIJw64Q", "e": "AQAB", "d": "AjNfNDD4NxJ72H6L_ShIRBQY2kzK60tWTGox4d4iPFrgCZ5nRyF6q8ol-g5NU57eHR_QfifWCsWxgYeE6dI3gVRCsuCh5jzljmZhEIGeeIZriFIew6dxBAoCb5Vh1ZegEB7D9u2Eddf6-IN1I4ql95Oe9s10bvNf1wqJIE6mdKGO3w0FN_FgPgygO_rBRXeeb_SyhqB8GJunqO2SYjRvYdtwkG-M5VHUzVQ0qA45QcF61aekWZqyFzNsfK93ZgcVYcaa4PjGCr9MZngbcLtZkiaegr7OMGA3Ex2mbm1iH3ftuT58lIv5nwFfToVcTBCVe6lrmQe5hFTiDqERgFcDCQ", "p": "_dwVv-KC7OMQTOLGja3eLOeWYdjj-zHkuM-sFe-3CrsCnGdVuouHovGJkbZl1zLvWOiOtP3lJOqV41Rlo7D5HFa_NZvmvnoCBmVE0ZMMKnGdjwiYWvxlH-Q3L4Vynd67icvac_tt_7EsuKqELhuJnHMmIFlTFEWndtv-OWVzwi8", "q": "7m2wkVy_jF7Nrohzrdk4fcI6GsIAnow__Ok89x1uaW6PGKlY4g8RLuIkpB22LNfVv8IoG9sQHLj5qMnrhaWkyh0QcriK5I0WOc5v3DFS1xF2DATU02gF9YuNz9XOZbrEX3aYUpxEolVGH3u5xqJQZ5xxqTFvdDyW66bXN_kN3-8"}"#;
-    /// A 1024-bit RSA public key (`openssl genrsa 1024`): too weak, skipped.
-    const RSA_1024_JWK: &str = r#"{"kty": "RSA", "n": "pXeq6ILvQ6_3DD_2lEaWcYY7ypS3HpwGLbm7MF2yRcQW2nj_rVB2gEJQ8EOFP7HesISQhf8-BvtJ54CGvCMkIGxlgFNhkcs7oBxIF_mRol1QD5OE40O0jvVY1m9uoO9Vt-Q7IuuP1PyK1YZyOH3oIqK0G5yEIm0MuoixFA7osBE", "e": "AQAB"}"#;
 
     fn cfg(jwks: Option<Jwks>) -> UserAuthConfig {
         UserAuthConfig {
@@ -543,30 +426,6 @@ mod tests {
         Hs256
             .token(&Header::empty(), c, &Hs256Key::new(secret.as_bytes()))
             .expect("sign")
-    }
-
-    fn ed_pair(seed: u8) -> (ed25519_compact::SecretKey, Value) {
-        let kp = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([seed; 32]));
-        let jwk = serde_json::to_value(JsonWebKey::from(&kp.pk)).expect("jwk");
-        (kp.sk, jwk)
-    }
-
-    fn es_pair(seed: u8) -> (p256::ecdsa::SigningKey, Value) {
-        let sk = p256::ecdsa::SigningKey::from_slice(&[seed; 32]).expect("key");
-        let jwk = serde_json::to_value(JsonWebKey::from(sk.verifying_key())).expect("jwk");
-        (sk, jwk)
-    }
-
-    fn rsa_pair() -> (RsaPrivateKey, Value) {
-        let jwk: JsonWebKey<'_> = serde_json::from_str(RSA_JWK).expect("jwk");
-        let sk = RsaPrivateKey::try_from(&jwk).expect("rsa key");
-        let public = serde_json::to_value(JsonWebKey::from(&sk.to_public_key())).expect("jwk");
-        (sk, public)
-    }
-
-    fn with(mut v: Value, k: &str, val: &str) -> Value {
-        v[k] = json!(val);
-        v
     }
 
     fn ed_token(kid: Option<&str>, sk: &ed25519_compact::SecretKey, c: &Claims<Value>) -> String {
@@ -652,6 +511,21 @@ mod tests {
         let jwks = Jwks::parse(&json!({"keys":[first, second]}).to_string()).expect("jwks");
         let t = ed_token(None, &sk, &ok());
         assert_eq!(check(&cfg(Some(jwks)), None, &t), Ok("alice".into()));
+    }
+
+    #[test]
+    fn looks_like_jwt_is_the_cheap_shape_check() {
+        let t = hs(SECRET, &ok());
+        assert!(looks_like_jwt(&t));
+        let padded = format!("{t}{}", "A".repeat(MAX_JWT_LEN - t.len()));
+        assert!(looks_like_jwt(&padded));
+        assert!(!looks_like_jwt(&format!("{padded}A")));
+        for bad in [
+            "", "a.b", "a.b.c.d", "a.b.c=", "a.b.c d", "a.b.c\n", "pga_abc", "a.b.c/",
+        ] {
+            assert!(!looks_like_jwt(bad), "{bad:?}");
+        }
+        assert!(looks_like_jwt("a.b.c") && looks_like_jwt(".."));
     }
 
     #[test]
@@ -917,14 +791,14 @@ mod tests {
     /// issuer and audience match.
     #[test]
     fn patgate_access_token_is_not_a_user_identity() {
-        let keys = crate::jwt_issuer::SigningKeys::parse(
-            &crate::jwt_issuer::SigningKeys::generate_ed25519("k1")
+        let keys = crate::jose::SigningKeys::parse(
+            &crate::jose::SigningKeys::generate_ed25519("k1")
                 .map(|k| format!("[{k}]"))
                 .expect("gen"),
         )
         .expect("keys");
         // From JSON, so that claims added later (optional ones) do not break this test.
-        let mut claims: crate::jwt_issuer::AccessTokenClaims = serde_json::from_value(json!({
+        let mut claims: crate::jose::AccessTokenClaims = serde_json::from_value(json!({
             "iss": "https://idp.example", "sub": "alice", "aud": ["patgate"], "jti": "j",
             "client_id": "pat_client", "scope": "demo_api:read"}))
         .expect("claims");
@@ -964,57 +838,6 @@ mod tests {
         let long = "é".repeat(MAX_SUBJECT_CHARS);
         let t = hs(SECRET, &claims(&json!({"sub": long})));
         assert_eq!(check(&c, None, &t), Ok(long));
-    }
-
-    #[test]
-    fn jwks_error_not_json() {
-        assert_eq!(Jwks::parse("nope").map(|_| ()), Err(JwksError::NotJson));
-        assert_eq!(Jwks::parse("").map(|_| ()), Err(JwksError::NotJson));
-    }
-
-    #[test]
-    fn jwks_error_no_keys_array() {
-        for doc in ["{}", "[]", r#"{"keys":{}}"#, r#"{"keys":null}"#, "42"] {
-            assert_eq!(
-                Jwks::parse(doc).map(|_| ()),
-                Err(JwksError::NoKeysArray),
-                "{doc}"
-            );
-        }
-        assert!(Jwks::parse(r#"{"keys":[]}"#).expect("empty").is_empty());
-    }
-
-    #[test]
-    fn jwks_skips_unusable_keys() {
-        let (_, ed) = ed_pair(1);
-        let (_, es) = es_pair(2);
-        let (_, rsa) = rsa_pair();
-        let weak: Value = serde_json::from_str(RSA_1024_JWK).expect("json");
-        let skipped = json!([
-            with(ed.clone(), "use", "enc"),
-            with(ed.clone(), "alg", "RS256"),
-            with(es.clone(), "crv", "P-384"),
-            {"kty":"oct","k":"AAAA"},
-            {"kty":"OKP","crv":"X25519","x":"AAAA"},
-            {"kty":"EC","crv":"P-256","x":"AA","y":"AA"},
-            {"kty":"RSA","n":"AQAB"},
-            weak,
-            42, "key", null,
-        ]);
-        let mut ops = ed.clone();
-        ops["key_ops"] = json!(["encrypt"]);
-        let doc = json!({"keys": skipped});
-        assert!(Jwks::parse(&doc.to_string()).expect("jwks").is_empty());
-        assert!(Jwks::parse(&json!({"keys":[ops]}).to_string())
-            .expect("jwks")
-            .is_empty());
-        let kept = json!({"keys":[with(ed, "use", "sig"), with(es, "alg", "ES256"), rsa]});
-        let jwks = Jwks::parse(&kept.to_string()).expect("jwks");
-        assert_eq!(jwks.len(), 3);
-        assert_eq!(
-            format!("{jwks:?}"),
-            r#"Jwks["EdDSA:-", "ES256:-", "RS256:-"]"#
-        );
     }
 
     #[test]

@@ -1,0 +1,21 @@
+//! Storage contracts: every format patgate writes to KV, D1 or Durable Object storage, in one
+//! place, typed, and pinned by golden tests.
+//!
+//! Stored data outlives the code that wrote it: a deployment reads KV entries and D1 rows written
+//! by the previous one (and, during a rollout, both versions run at once). Changing one of these
+//! formats without a migration path turns live tokens into unknown ones (KV), or makes rows
+//! unreadable (D1). The golden tests below fail on any such change; update them only together
+//! with a migration and a note in the README.
+//!
+//! - [`kv`]: the KV keys (`g:{hex sha256}` for token grants, `d:{jti}` for the JWT denylist), each
+//!   as a type naming its value type; the grant JSON is [`crate::model::Grant`].
+//! - [`rows`]: D1 rows as the runtime reads them (`tokens`, `retired_token_hashes`,
+//!   `api_resources`, `clients`, `gate_routes`) and their mapping to the core's records; unknown
+//!   enum values and malformed hashes are errors, never a default.
+//! - The Durable Object's request body and stored state: [`crate::last_use`].
+//!
+//! The runtime adapters (`src/edge/kv.rs`, `src/edge/d1/`) only move these values to and from the
+//! bindings.
+
+pub mod kv;
+pub mod rows;
