@@ -55,7 +55,7 @@ pub async fn handle<B: Backend>(
                 return Ok(Purge {
                     deferred: ended.deferred,
                     log: ended.log,
-                    newly: false,
+                    ..Purge::default()
                 });
             }
         }
