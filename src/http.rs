@@ -4,7 +4,6 @@
 //! back; everything in between is plain Rust that runs in host tests.
 
 use crate::error::{Error, REALM};
-use base64::Engine as _;
 use serde::Serialize;
 
 /// Largest form body accepted on `/oauth/*`.
@@ -129,17 +128,6 @@ impl Request {
         Ok(())
     }
 
-    /// Parses an `application/x-www-form-urlencoded` body (OAuth endpoints).
-    pub fn form(&self) -> Result<Form, Error> {
-        self.check_size(MAX_FORM_BODY)?;
-        if self.media_type().as_deref() != Some("application/x-www-form-urlencoded") {
-            return Err(Error::InvalidRequest(
-                "the body must be application/x-www-form-urlencoded".into(),
-            ));
-        }
-        Form::parse(&self.body)
-    }
-
     /// Parses a JSON body into `T` (management and admin APIs).
     ///
     /// The body must be a JSON object: serde's derived `Deserialize` also accepts a JSON array
@@ -155,29 +143,6 @@ impl Request {
     /// Query parameters (same strict rules as forms).
     pub fn query_params(&self) -> Result<Form, Error> {
         Form::parse(self.query.as_deref().unwrap_or("").as_bytes())
-    }
-
-    /// `Authorization: Basic` credentials, decoded per RFC 6749 section 2.3.1 (each part
-    /// form-urlencoded before base64).
-    pub fn basic_credentials(&self) -> Result<Option<(String, String)>, Error> {
-        let Some(auth) = self.get_header("authorization")? else {
-            return Ok(None);
-        };
-        let Some((scheme, rest)) = auth.split_once(' ') else {
-            return Ok(None);
-        };
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return Ok(None);
-        }
-        let bad = || Error::InvalidClient("malformed Basic credentials".into());
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(rest.trim())
-            .map_err(|_| bad())?;
-        let text = String::from_utf8(raw).map_err(|_| bad())?;
-        let (id, secret) = text.split_once(':').ok_or_else(bad)?;
-        let id = percent_decode(id.as_bytes()).map_err(|_| bad())?;
-        let secret = percent_decode(secret.as_bytes()).map_err(|_| bad())?;
-        Ok(Some((id, secret)))
     }
 
     /// A bearer token from `Authorization: Bearer ...`.
@@ -458,18 +423,9 @@ impl Error {
 mod tests {
     use super::*;
 
-    fn form_req(body: &str) -> Request {
-        Request::new(Method::Post, "/oauth/introspect")
-            .header(
-                "Content-Type",
-                "application/x-www-form-urlencoded; charset=UTF-8",
-            )
-            .body(body)
-    }
-
     #[test]
     fn form_parses_and_decodes() {
-        let f = form_req("token=a%2Bb+c&hint=&x").form().expect("ok");
+        let f = Form::parse(b"token=a%2Bb+c&hint=&x").expect("ok");
         assert_eq!(f.get("token"), Some("a+b c"));
         assert_eq!(f.get("hint"), None);
         assert_eq!(f.get("x"), None);
@@ -478,36 +434,28 @@ mod tests {
 
     #[test]
     fn form_rejects_duplicates() {
-        let e = form_req("token=a&token=b").form().expect_err("dup");
+        let e = Form::parse(b"token=a&token=b").expect_err("dup");
         assert!(matches!(e, Error::InvalidRequest(ref m) if m.contains("repeated")));
     }
 
     #[test]
     fn form_rejects_non_utf8_and_bad_escapes() {
         assert!(matches!(
-            form_req("token=%FF").form(),
+            Form::parse(b"token=%FF"),
             Err(Error::InvalidRequest(_))
         ));
         assert!(matches!(
-            form_req("token=%F").form(),
+            Form::parse(b"token=%F"),
             Err(Error::InvalidRequest(_))
         ));
         assert!(matches!(
-            form_req("token=%zz").form(),
+            Form::parse(b"token=%zz"),
             Err(Error::InvalidRequest(_))
         ));
-        let raw = Request::new(Method::Post, "/")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(vec![b't', b'=', 0xff]);
-        assert!(matches!(raw.form(), Err(Error::InvalidRequest(_))));
-    }
-
-    #[test]
-    fn form_requires_content_type_and_size() {
-        let r = Request::new(Method::Post, "/").body("token=x");
-        assert!(matches!(r.form(), Err(Error::InvalidRequest(_))));
-        let r = form_req(&"a".repeat(MAX_FORM_BODY + 1));
-        assert!(matches!(r.form(), Err(Error::PayloadTooLarge(_))));
+        assert!(matches!(
+            Form::parse(&[b't', b'=', 0xff]),
+            Err(Error::InvalidRequest(_))
+        ));
     }
 
     #[test]
@@ -536,23 +484,6 @@ mod tests {
             .header("content-type", "application/json")
             .body(vec![b' '; MAX_JSON_BODY + 1]);
         assert!(matches!(big.json::<T>(), Err(Error::PayloadTooLarge(_))));
-    }
-
-    #[test]
-    fn basic_credentials_are_urldecoded() {
-        let enc = base64::engine::general_purpose::STANDARD.encode("my%20client:p%3Ass");
-        let r = Request::new(Method::Post, "/").header("authorization", &format!("Basic {enc}"));
-        assert_eq!(
-            r.basic_credentials().expect("ok"),
-            Some(("my client".into(), "p:ss".into()))
-        );
-        let r = Request::new(Method::Post, "/").header("authorization", "Basic !!!");
-        assert!(matches!(
-            r.basic_credentials(),
-            Err(Error::InvalidClient(_))
-        ));
-        let r = Request::new(Method::Post, "/").header("authorization", "Bearer x");
-        assert_eq!(r.basic_credentials().expect("ok"), None);
     }
 
     #[test]
@@ -677,18 +608,9 @@ mod tests {
         #[test]
         fn authorization_parsers_never_panic(value in "\\PC{0,200}", scheme in "(Basic|basic|Bearer|BEARER|x)") {
             let r = Request::new(Method::Post, "/").header("authorization", &format!("{scheme} {value}"));
-            let _ = r.basic_credentials();
             let _ = r.bearer();
             let raw = Request::new(Method::Post, "/").header("authorization", &value);
-            let _ = raw.basic_credentials();
             let _ = raw.bearer();
-        }
-
-        #[test]
-        fn basic_credentials_round_trip(id in "\\PC{1,20}", secret in "\\PC{0,20}") {
-            let enc64 = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(&id), enc(&secret)));
-            let r = Request::new(Method::Post, "/").header("authorization", &format!("Basic {enc64}"));
-            proptest::prop_assert_eq!(r.basic_credentials().expect("ok"), Some((id, secret)));
         }
     }
 }

@@ -5,8 +5,9 @@
 //!   [`secret`] (secret hygiene), [`http`] (request/response, strict parsing), [`error`] (the one
 //!   error enum and its HTTP mapping), [`model`] (records), [`store`] (storage traits),
 //!   [`storage`] (stored formats: KV keys, D1 rows), [`jose`] (verifying and signing JWTs, keys),
-//!   [`scopes`] (the OAuth scope set), [`secret_scanning`] (leak reports), [`gate`] (gate routes
-//!   and forwarding rules), [`app`] (routing and handlers);
+//!   [`scopes`] (the OAuth scope set), [`oauth`] (OAuth requests parsed once, typed answers),
+//!   [`secret_scanning`] (leak reports), [`gate`] (gate routes and forwarding rules), [`app`]
+//!   (routing and handlers);
 //! - `edge` (wasm only): the Worker entry point, KV/D1/Durable Object adapters.
 
 pub mod app;
@@ -17,6 +18,7 @@ pub mod http;
 pub mod jose;
 pub mod last_use;
 pub mod model;
+pub mod oauth;
 pub mod scopes;
 pub mod secret;
 pub mod secret_scanning;

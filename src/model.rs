@@ -180,11 +180,16 @@ pub struct SecretSet {
 impl SecretSet {
     /// Constant-time check against the current secret, and the previous one while it is valid.
     pub fn verify(&self, presented: &ClientSecret, now: i64) -> bool {
-        let current = self.current.verify(presented);
+        self.verify_hash(&presented.hash(), now)
+    }
+
+    /// [`SecretSet::verify`] of a presented secret already hashed (hashed once for both checks).
+    pub fn verify_hash(&self, presented: &crate::secret::SecretHash, now: i64) -> bool {
+        let current = self.current.matches(presented);
         let previous = self
             .previous
             .as_ref()
-            .is_some_and(|(h, until)| now < *until && h.verify(presented));
+            .is_some_and(|(h, until)| now < *until && h.matches(presented));
         current | previous
     }
 }

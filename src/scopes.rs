@@ -237,10 +237,10 @@ impl fmt::Display for Scopes {
     }
 }
 
-/// As the space-separated string.
+/// As the space-separated string (written as it is displayed: no string is built first).
 impl Serialize for Scopes {
     fn serialize<Se: Serializer>(&self, s: Se) -> Result<Se::Ok, Se::Error> {
-        s.serialize_str(&join(&self.0))
+        s.collect_str(self)
     }
 }
 

@@ -29,7 +29,7 @@ impl ClientSecret {
     }
 
     pub fn hash(&self) -> SecretHash {
-        SecretHash(Sha256::digest(self.0.as_bytes()).into())
+        SecretHash::of(&self.0)
     }
 }
 
@@ -44,6 +44,16 @@ impl fmt::Debug for ClientSecret {
 pub struct SecretHash(pub [u8; 32]);
 
 impl SecretHash {
+    /// The hash of a secret presented as text (borrowed from a request: no copy of it is made).
+    pub fn of(secret: &str) -> Self {
+        SecretHash(Sha256::digest(secret.as_bytes()).into())
+    }
+
+    /// Constant-time comparison with the hash of a presented secret.
+    pub fn matches(&self, presented: &SecretHash) -> bool {
+        bool::from(self.0.ct_eq(&presented.0))
+    }
+
     pub fn from_hex(s: &str) -> Option<Self> {
         unhex32(s).map(SecretHash)
     }
@@ -54,8 +64,7 @@ impl SecretHash {
 
     /// Constant-time comparison of a presented secret against this hash.
     pub fn verify(&self, presented: &ClientSecret) -> bool {
-        let h = presented.hash();
-        bool::from(self.0.ct_eq(&h.0))
+        self.matches(&presented.hash())
     }
 }
 

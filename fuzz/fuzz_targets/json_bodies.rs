@@ -69,7 +69,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut cfg = Config::for_tools("https://patgate.example");
     cfg.admin_token = Some(ClientSecret::new(ADMIN));
-    cfg.user_auth = patgate::user_auth::UserAuthConfig::from_parts(
+    cfg.user_auth = patgate::jose::UserAuthConfig::from_parts(
         "idp".into(),
         "patgate".into(),
         Some(USER_SECRET.into()),

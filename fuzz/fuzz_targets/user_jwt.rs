@@ -2,7 +2,7 @@
 //! makes without the secret verifies.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use patgate::user_auth::{verify_user_jwt, UserAuthConfig};
+use patgate::jose::{verify_user_jwt, UserAuthConfig};
 use std::sync::OnceLock;
 
 fn config() -> &'static UserAuthConfig {

@@ -1,55 +1,15 @@
-//! Client authentication on the OAuth endpoints (RFC 6749 section 2.3.1): `client_secret_basic`
-//! or `client_secret_post`, never both; public clients identify with `client_id` alone.
+//! Client authentication on the OAuth endpoints (RFC 6749 section 2.3.1) of the credentials
+//! [`Presented`] (parsed by `oauth::credentials`: `client_secret_basic` or `client_secret_post`,
+//! never both; public clients identify with `client_id` alone).
 //! API resources and clients are read through the isolate cache (`registry_cache_secs`).
 
 use super::isolate::{Lookup, Table};
 use super::{ratelimit, Ctx};
 use crate::error::Error;
-use crate::http::{Form, Request};
 use crate::model::{ApiResource, Client};
-use crate::secret::ClientSecret;
+use crate::oauth::Presented;
 use crate::store::{Backend, Limit, StoreError};
 use std::rc::Rc;
-
-/// What the request presented.
-#[derive(Debug)]
-pub enum Presented {
-    /// id and secret (Basic header or form fields).
-    Secret {
-        id: String,
-        secret: ClientSecret,
-    },
-    /// `client_id` alone (public clients).
-    IdOnly(String),
-    None,
-}
-
-pub fn presented(req: &Request, form: &Form) -> Result<Presented, Error> {
-    let basic = req.basic_credentials()?;
-    let post_id = form.get("client_id");
-    let post_secret = form.get("client_secret");
-    match (basic, post_id, post_secret) {
-        (Some(_), _, Some(_)) => Err(Error::InvalidRequest(
-            "use one client authentication method, not both".into(),
-        )),
-        (Some((id, _)), Some(pid), None) if pid != id => Err(Error::InvalidRequest(
-            "client_id does not match the Authorization header".into(),
-        )),
-        (Some((id, secret)), _, None) => Ok(Presented::Secret {
-            id,
-            secret: ClientSecret::new(secret),
-        }),
-        (None, Some(id), Some(secret)) => Ok(Presented::Secret {
-            id: id.to_owned(),
-            secret: ClientSecret::new(secret),
-        }),
-        (None, Some(id), None) => Ok(Presented::IdOnly(id.to_owned())),
-        (None, None, Some(_)) => Err(Error::InvalidRequest(
-            "client_secret without client_id".into(),
-        )),
-        (None, None, None) => Ok(Presented::None),
-    }
-}
 
 /// A registry table through the isolate cache: read whole from D1, so an unknown id costs no D1
 /// query. A stale table is refreshed by the one request that found it stale; if that D1 read
@@ -174,44 +134,43 @@ pub async fn load_client_with<B: Backend>(
 /// per id and per IP (`ip`); past them the answer is 429, even for a correct secret.
 pub async fn authenticate_resource<B: Backend>(
     ctx: &Ctx<'_, B>,
-    presented: Presented,
+    presented: &Presented<'_>,
     ip: &str,
 ) -> Result<Rc<ApiResource>, Error> {
-    let Presented::Secret { id, secret } = presented else {
+    let (Some(id), Some(secret)) = (presented.id(), presented.secret_hash()) else {
         return Err(Error::InvalidClient("no API resource credentials".into()));
     };
-    ratelimit::check_blocked(ctx, Limit::FailedAuthPerClient, &id)?;
+    ratelimit::check_blocked(ctx, Limit::FailedAuthPerClient, id)?;
     ratelimit::check_blocked(ctx, Limit::FailedAuthPerIp, ip)?;
-    let failure = match load_resource(ctx, &id).await? {
+    let failure = match load_resource(ctx, id).await? {
         None => format!("unknown API resource {id}"),
-        Some(r) if !r.secret.verify(&secret, ctx.now) => {
+        Some(r) if !r.secret.verify_hash(&secret, ctx.now) => {
             format!("wrong secret for API resource {id}")
         }
         Some(r) if !r.enabled => format!("API resource {id} is disabled"),
         Some(r) => return Ok(r),
     };
-    Err(ratelimit::failed_auth(ctx, &id, ip, Error::InvalidClient(failure)).await)
+    Err(ratelimit::failed_auth(ctx, id, ip, Error::InvalidClient(failure)).await)
 }
 
 /// Authenticates a confidential client, or identifies a public one by `client_id`. Failures count
 /// against the rate limits like [`authenticate_resource`]'s.
 pub async fn authenticate_client<B: Backend>(
     ctx: &Ctx<'_, B>,
-    presented: Presented,
+    presented: &Presented<'_>,
     freshness: Freshness,
     ip: &str,
 ) -> Result<Rc<Client>, Error> {
-    let (id, secret) = match presented {
-        Presented::Secret { id, secret } => (id, Some(secret)),
-        Presented::IdOnly(id) => (id, None),
-        Presented::None => return Err(Error::InvalidClient("no client identification".into())),
+    let Some(id) = presented.id() else {
+        return Err(Error::InvalidClient("no client identification".into()));
     };
-    ratelimit::check_blocked(ctx, Limit::FailedAuthPerClient, &id)?;
+    let secret = presented.secret_hash();
+    ratelimit::check_blocked(ctx, Limit::FailedAuthPerClient, id)?;
     ratelimit::check_blocked(ctx, Limit::FailedAuthPerIp, ip)?;
-    let failure = match load_client_with(ctx, &id, freshness).await? {
+    let failure = match load_client_with(ctx, id, freshness).await? {
         None => format!("unknown client {id}"),
         Some(client) => match (&client.secret, secret) {
-            (Some(set), Some(s)) if !set.verify(&s, ctx.now) => {
+            (Some(set), Some(s)) if !set.verify_hash(&s, ctx.now) => {
                 format!("bad secret for client {id}")
             }
             (Some(_), None) => format!("missing secret for client {id}"),
@@ -220,5 +179,5 @@ pub async fn authenticate_client<B: Backend>(
             _ => return Ok(client),
         },
     };
-    Err(ratelimit::failed_auth(ctx, &id, ip, Error::InvalidClient(failure)).await)
+    Err(ratelimit::failed_auth(ctx, id, ip, Error::InvalidClient(failure)).await)
 }

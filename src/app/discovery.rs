@@ -10,11 +10,12 @@
 //! forgets it in its own isolate after every change ([`forget`]); other isolates render it
 //! again within `REGISTRY_CACHE_SECONDS`.
 
-use super::exchange::{TT_ACCESS_TOKEN, TT_ID_TOKEN, TT_JWT};
-use super::token_endpoint::{CLIENT_CREDENTIALS, TOKEN_EXCHANGE};
 use super::{client_auth, Ctx, PAT_CLIENT_ID};
 use crate::error::Error;
 use crate::http::Response;
+use crate::oauth::token::{
+    CLIENT_CREDENTIALS, TOKEN_EXCHANGE, TT_ACCESS_TOKEN, TT_ID_TOKEN, TT_JWT,
+};
 use crate::store::Backend;
 use serde_json::json;
 use std::cell::RefCell;

@@ -13,22 +13,20 @@
 //! signature) is `invalid_grant`: it is the grant of this request (RFC 6749 section 5.2);
 //! malformed requests, unsupported token types and `actor_token` are `invalid_request`.
 
-use super::token_endpoint::{requested_scopes, TokenResponse};
 use super::{client_auth, jwt_tokens, pats, user, Ctx, PAT_CLIENT_ID};
 use crate::error::Error;
-use crate::http::Form;
 use crate::model::Status;
+use crate::oauth::token::{granted_scopes, TokenExchange, TokenType, TT_ACCESS_TOKEN, TT_JWT};
+use crate::oauth::{Presented, TokenResponse};
 use crate::store::Backend;
 use crate::token::{PlainToken, TokenKind};
 
-pub const TT_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
-pub const TT_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
-pub const TT_ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
-
+/// Answers a token exchange: `grant` holds its parameters, or the first error in them,
+/// reported once the client is authenticated.
 pub async fn handle<B: Backend>(
     ctx: &Ctx<'_, B>,
-    presented: client_auth::Presented,
-    form: &Form,
+    presented: &Presented<'_>,
+    grant: Result<TokenExchange<'_>, Error>,
     ip: &str,
 ) -> Result<TokenResponse, Error> {
     // Authenticated against the cached registry first, so that a forged subject token costs no
@@ -36,22 +34,16 @@ pub async fn handle<B: Backend>(
     let client =
         client_auth::authenticate_client(ctx, presented, client_auth::Freshness::Cached, ip)
             .await?;
-    let subject_token = form.require("subject_token")?;
-    let subject_type = form.require("subject_token_type")?;
-    let requested = form.get("requested_token_type");
-    if form.get("actor_token").is_some() {
-        return Err(Error::InvalidRequest(
-            "delegation (actor_token) is not supported".into(),
-        ));
-    }
-    match PlainToken::parse(subject_token) {
+    let grant = grant?;
+    let requested = grant.requested_token_type.as_ref();
+    match PlainToken::parse(&grant.subject_token) {
         Ok(pat) if pat.kind() == TokenKind::Pat => {
-            if subject_type != TT_ACCESS_TOKEN {
+            if grant.subject_token_type != TokenType::AccessToken {
                 return Err(Error::InvalidRequest(format!(
                     "a PAT has subject_token_type {TT_ACCESS_TOKEN}"
                 )));
             }
-            if requested.is_some_and(|r| r != TT_JWT) {
+            if requested.is_some_and(|r| *r != TokenType::Jwt) {
                 return Err(Error::InvalidRequest(format!(
                     "a PAT can be exchanged only for requested_token_type {TT_JWT}"
                 )));
@@ -62,15 +54,15 @@ pub async fn handle<B: Backend>(
                     "this server issues no JWTs (no signing keys are configured), so a PAT cannot be exchanged".into(),
                 ));
             }
-            pat_to_jwt(ctx, &client, &pat, form).await
+            pat_to_jwt(ctx, &client, &pat, &grant).await
         }
         _ => {
-            if ![TT_JWT, TT_ID_TOKEN, TT_ACCESS_TOKEN].contains(&subject_type) {
+            if let TokenType::Other(other) = &grant.subject_token_type {
                 return Err(Error::InvalidRequest(format!(
-                    "unsupported subject_token_type {subject_type}"
+                    "unsupported subject_token_type {other}"
                 )));
             }
-            if requested.is_some_and(|r| r != TT_ACCESS_TOKEN) {
+            if requested.is_some_and(|r| *r != TokenType::AccessToken) {
                 return Err(Error::InvalidRequest(format!(
                     "an identity-provider token can be exchanged only for requested_token_type {TT_ACCESS_TOKEN} (a PAT)"
                 )));
@@ -80,7 +72,7 @@ pub async fn handle<B: Backend>(
                     "only {PAT_CLIENT_ID} may exchange identity-provider tokens for PATs"
                 )));
             }
-            sso_to_pat(ctx, &client, subject_token, form).await
+            sso_to_pat(ctx, &client, grant).await
         }
     }
 }
@@ -88,28 +80,22 @@ pub async fn handle<B: Backend>(
 async fn sso_to_pat<B: Backend>(
     ctx: &Ctx<'_, B>,
     client: &crate::model::Client,
-    jwt: &str,
-    form: &Form,
+    grant: TokenExchange<'_>,
 ) -> Result<TokenResponse, Error> {
-    let sub = user::verify(ctx, jwt).await.map_err(|_| {
+    let sub = user::verify(ctx, &grant.subject_token).await.map_err(|_| {
         Error::InvalidGrant("subject_token is not a valid identity-provider token".into())
     })?;
     still_enabled(ctx, client).await?;
-    let expires_in_days = form
-        .get("expires_in_days")
-        .map(|d| {
-            d.parse::<i64>()
-                .map_err(|_| Error::InvalidRequest("expires_in_days must be an integer".into()))
-        })
-        .transpose()?;
+    let new = grant.new_pat?;
     let body = pats::CreatePat {
-        name: form.require("name")?.to_owned(),
+        name: new.name.into_owned(),
         scopes: crate::scopes::split(
-            form.require("scope")
-                .map_err(|_| Error::InvalidScope("scope is required".into()))?,
+            &grant
+                .scope
+                .ok_or_else(|| Error::InvalidScope("scope is required".into()))?,
         ),
-        expires_at: form.get("expires_at").map(str::to_owned),
-        expires_in_days,
+        expires_at: new.expires_at.map(std::borrow::Cow::into_owned),
+        expires_in_days: new.expires_in_days,
         allow_self_rotation: false,
     };
     let (rec, token, _log) = pats::issue(ctx, sub, body).await?;
@@ -126,7 +112,7 @@ async fn pat_to_jwt<B: Backend>(
     ctx: &Ctx<'_, B>,
     client: &crate::model::Client,
     pat: &PlainToken,
-    form: &Form,
+    grant: &TokenExchange<'_>,
 ) -> Result<TokenResponse, Error> {
     let inactive = || Error::InvalidGrant("subject_token is not an active token".into());
     if !super::decision::may_exist(ctx, &pat.hash()).await {
@@ -147,7 +133,7 @@ async fn pat_to_jwt<B: Backend>(
         return Err(inactive());
     }
     still_enabled(ctx, client).await?;
-    let scopes = requested_scopes(form, &rec.scopes)?;
+    let scopes = granted_scopes(grant.scope.as_ref(), &rec.scopes)?;
     // Offline verifiers cannot see the PAT's revocation: keep the JWT short (README).
     let lifetime = ctx.cfg.exchanged_jwt_secs.min(rec.expires_at - ctx.now);
     let access_token = jwt_tokens::sign_access_token(

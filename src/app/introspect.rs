@@ -1,140 +1,85 @@
 //! RFC 7662 token introspection: the hot path.
 //!
-//! The decision (reference token or JWT, expiry, revocation, disabled client, scope rule) is
-//! [`decision::decide`], shared with the gate; this module authenticates the API resource and
-//! serializes the decision.
+//! [`serve`] parses the request once ([`IntrospectionRequest`]), [`handle`] authenticates the
+//! API resource and asks the shared decision ([`decision::decide`], also the gate's), and the
+//! typed answer ([`IntrospectionResponse`]) is serialized once: as JSON, or signed (RFC 9701).
 
-use super::decision::{self, Active, Decision, Source};
-use super::{client_auth, jwt_tokens, Ctx, Outcome};
+use super::decision::{self, Decided, Decision};
+use super::{client_auth, jwt_tokens, ratelimit, Ctx, Outcome};
 use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::model::ApiResource;
+use crate::oauth::introspection::{ActiveClaims, INACTIVE_JSON};
+use crate::oauth::{IntrospectionRequest, IntrospectionResponse, ResponseFormat};
 use crate::store::Backend;
-use serde::Serialize;
+use std::rc::Rc;
 
-/// The RFC 7662 response. Inactive tokens serialize as exactly `{"active":false}`.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct IntrospectionResponse<'a> {
-    pub active: bool,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub details: Option<ActiveDetails<'a>>,
+/// What introspection decided, for the API resource that asked.
+#[derive(Debug)]
+pub struct Introspected {
+    pub resource: Rc<ApiResource>,
+    pub decided: Decided,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
-pub struct ActiveDetails<'a> {
-    pub scope: String,
-    pub client_id: &'a str,
-    pub sub: &'a str,
-    pub exp: i64,
-    pub iat: i64,
-    pub iss: &'a str,
-    pub token_type: &'static str,
-    pub jti: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<&'a str>,
-    pub aud: &'a str,
-    /// A token rotated away with a grace period: when it was rotated, and until when it works
-    /// (also its `exp`), so that APIs can warn its user.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rotated_at: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub grace_until: Option<i64>,
-}
-
-const INACTIVE: &[u8] = br#"{"active":false}"#;
-
-fn inactive() -> Response {
-    let mut r = Response::empty(200);
-    r.headers.push(("content-type", "application/json".into()));
-    r.body = INACTIVE.to_vec();
-    r
-}
-
-pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
-    let form = req.form()?;
-    let resource = client_auth::authenticate_resource(
-        ctx,
-        client_auth::presented(req, &form)?,
-        &super::ratelimit::client_ip(req),
-    )
-    .await?;
-    let presented = form.require("token")?;
-
-    let decided = decision::decide(ctx, &resource, presented).await?;
-    let mut response = match &decided.decision {
-        Decision::Active(a) => active(ctx, &resource, a),
-        Decision::Inactive => inactive(),
-    };
-    response.log = decided.log;
-    let mut outcome = Outcome {
-        response,
-        deferred: decided.deferred,
-    };
-    if jwt_tokens::wants_jwt_response(req) {
-        let value = serde_json::from_slice(&outcome.response.body)
-            .unwrap_or_else(|_| serde_json::json!({"active": false}));
-        let log = outcome.response.log.take();
-        outcome.response = jwt_tokens::signed_introspection(ctx, &resource, &value)?;
-        outcome.response.log = log;
-    }
-    Ok(outcome)
-}
-
-/// An active answer, serialized as it always was for each kind of token.
-fn active<B>(ctx: &Ctx<'_, B>, resource: &ApiResource, a: &Active) -> Response {
-    match a.source {
-        Source::Reference => Response::json(
-            200,
-            &IntrospectionResponse {
-                active: true,
-                details: Some(ActiveDetails {
-                    scope: a.scope(),
-                    client_id: &a.client_id,
-                    sub: &a.sub,
-                    exp: a.exp,
-                    iat: a.iat,
-                    iss: &ctx.cfg.issuer,
-                    token_type: "Bearer",
-                    jti: &a.jti,
-                    name: a.name.as_deref(),
-                    aud: &resource.id,
-                    rotated_at: a.grace.map(|g| g.0),
-                    grace_until: a.grace.map(|g| g.1),
-                }),
-            },
-        ),
-        Source::Jwt => Response::json(
-            200,
-            &serde_json::json!({
-                "active": true,
-                "scope": a.scope(),
-                "client_id": a.client_id,
-                "sub": a.sub,
-                "exp": a.exp,
-                "iat": a.iat,
-                "iss": a.iss.as_deref().unwrap_or(&ctx.cfg.issuer),
-                "token_type": "Bearer",
-                "jti": a.jti,
-                "aud": resource.id,
+impl Introspected {
+    /// The RFC 7662 answer (`iss`: a JWT's own, else `issuer`; `aud`: the calling resource).
+    pub fn response<'a>(&'a self, issuer: &'a str) -> IntrospectionResponse<'a> {
+        match &self.decided.decision {
+            Decision::Inactive => IntrospectionResponse::Inactive,
+            Decision::Active(a) => IntrospectionResponse::Active(ActiveClaims {
+                scope: &a.scopes,
+                client_id: &a.client_id,
+                sub: &a.sub,
+                exp: a.exp,
+                iat: a.iat,
+                iss: a.iss.as_deref().unwrap_or(issuer),
+                jti: &a.jti,
+                name: a.name.as_deref(),
+                aud: &self.resource.id,
+                rotated_at: a.grace.map(|g| g.0),
+                grace_until: a.grace.map(|g| g.1),
             }),
-        ),
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// `POST /oauth/introspect`: parse, [`handle`], serialize.
+pub async fn serve<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
+    let request = IntrospectionRequest::parse(req)?;
+    let done = handle(ctx, &request, ratelimit::client_ip(req)).await?;
+    let mut response = match request.format {
+        ResponseFormat::Json => json(ctx, &done),
+        ResponseFormat::SignedJwt => {
+            jwt_tokens::signed_introspection(ctx, &done.resource, &done.response(&ctx.cfg.issuer))?
+        }
+    };
+    response.log = done.decided.log;
+    Ok(Outcome {
+        response,
+        deferred: done.decided.deferred,
+    })
+}
 
-    #[test]
-    fn inactive_is_exactly_active_false() {
-        let r = IntrospectionResponse {
-            active: false,
-            details: None,
-        };
-        assert_eq!(
-            serde_json::to_string(&r).expect("json"),
-            r#"{"active":false}"#
-        );
-        assert_eq!(INACTIVE, br#"{"active":false}"#);
+/// Authenticates the API resource (`ip`: the caller's, for the rate limits), then decides on
+/// the token.
+pub async fn handle<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    request: &IntrospectionRequest<'_>,
+    ip: &str,
+) -> Result<Introspected, Error> {
+    let resource = client_auth::authenticate_resource(ctx, &request.client, ip).await?;
+    let decided = decision::decide(ctx, &resource, request.token()?).await?;
+    Ok(Introspected { resource, decided })
+}
+
+fn json<B>(ctx: &Ctx<'_, B>, done: &Introspected) -> Response {
+    match done.response(&ctx.cfg.issuer) {
+        IntrospectionResponse::Inactive => {
+            let mut r = Response::empty(200);
+            r.headers.push(("content-type", "application/json".into()));
+            r.body = INACTIVE_JSON.to_vec();
+            r
+        }
+        active @ IntrospectionResponse::Active(_) => Response::json(200, &active),
     }
 }

@@ -5,14 +5,13 @@
 use super::decision::{Active, Source};
 use super::{client_auth, Ctx};
 use crate::error::Error;
-use crate::http::{Request, Response};
+use crate::http::Response;
 use crate::jose::{AccessTokenClaims, IntrospectionResponseClaims, SigningKeys};
 use crate::model::{ApiResource, Client};
+use crate::oauth::introspection::{IntrospectionResponse, INTROSPECTION_JWT_MEDIA};
 use crate::store::Backend;
 use crate::token::random_id;
 use std::rc::Rc;
-
-pub use crate::jose::INTROSPECTION_MEDIA_TYPE as INTROSPECTION_JWT_MEDIA;
 
 pub use crate::jose::looks_like_jwt;
 
@@ -181,51 +180,11 @@ pub async fn revoke<B: Backend>(ctx: &Ctx<'_, B>, client: &Client, jwt: &str) ->
     Ok(())
 }
 
-/// Whether `Accept` asks for an RFC 9701 signed answer: a media range that is exactly
-/// `application/token-introspection+jwt` (case-insensitive) with a weight above zero
-/// (RFC 9110 12.4.2: `q=0` means "not acceptable"). Wildcards do not ask for it.
-pub fn wants_jwt_response(req: &Request) -> bool {
-    req.get_header("accept")
-        .ok()
-        .flatten()
-        .is_some_and(accepts_introspection_jwt)
-}
-
-fn accepts_introspection_jwt(accept: &str) -> bool {
-    accept.split(',').any(|range| {
-        let mut parts = range.split(';');
-        let media = parts.next().unwrap_or("").trim();
-        if !media.eq_ignore_ascii_case(INTROSPECTION_JWT_MEDIA) {
-            return false;
-        }
-        let mut weight = 1.0_f64;
-        for p in parts {
-            if let Some((k, v)) = p.split_once('=') {
-                if k.trim().eq_ignore_ascii_case("q") {
-                    // A malformed weight counts as 0: not a request for this type.
-                    weight = parse_qvalue(v.trim()).unwrap_or(0.0);
-                }
-            }
-        }
-        weight > 0.0
-    })
-}
-
-/// RFC 9110 12.4.2 `qvalue`: `0[.ddd]` or `1[.000]`.
-fn parse_qvalue(v: &str) -> Option<f64> {
-    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
-    let ok = matches!(int, "0" | "1")
-        && frac.len() <= 3
-        && frac.bytes().all(|b| b.is_ascii_digit())
-        && (int == "0" || frac.bytes().all(|b| b == b'0'));
-    ok.then(|| v.parse().ok()).flatten()
-}
-
-/// RFC 9701: the introspection result signed, for the calling API resource.
+/// RFC 9701: the typed introspection answer signed, for the calling API resource.
 pub fn signed_introspection<B>(
     ctx: &Ctx<'_, B>,
     resource: &ApiResource,
-    result: &serde_json::Value,
+    answer: &IntrospectionResponse<'_>,
 ) -> Result<Response, Error> {
     let keys = keys(ctx).ok_or_else(|| {
         Error::InvalidRequest("signed introspection responses are not configured".into())
@@ -234,7 +193,7 @@ pub fn signed_introspection<B>(
         aud: &resource.id,
         iat: ctx.now,
         iss: &ctx.cfg.issuer,
-        token_introspection: result,
+        token_introspection: answer,
     };
     let jwt = keys
         .sign_introspection(&claims)
@@ -244,33 +203,4 @@ pub fn signed_introspection<B>(
         .push(("content-type", INTROSPECTION_JWT_MEDIA.into()));
     r.body = jwt.into_bytes();
     Ok(r)
-}
-
-#[cfg(test)]
-mod accept_tests {
-    use super::accepts_introspection_jwt as accepts;
-
-    #[test]
-    fn accept_negotiation_honours_q() {
-        assert!(accepts("application/token-introspection+jwt"));
-        assert!(accepts("Application/Token-Introspection+JWT"));
-        assert!(accepts(
-            "application/json;q=0.5, application/token-introspection+jwt"
-        ));
-        assert!(accepts("application/token-introspection+jwt; q=0.001"));
-        assert!(accepts(
-            "application/token-introspection+jwt;charset=utf-8;q=1.000"
-        ));
-        assert!(!accepts("application/token-introspection+jwt;q=0"));
-        assert!(!accepts("application/token-introspection+jwt; Q=0.000"));
-        assert!(!accepts(
-            "application/json, application/token-introspection+jwt;q=0"
-        ));
-        assert!(!accepts("application/token-introspection+jwt;q=abc"));
-        assert!(!accepts("application/token-introspection+jwt;q=1.5"));
-        assert!(!accepts("application/token-introspection+jwtx"));
-        assert!(!accepts("*/*"));
-        assert!(!accepts("application/json"));
-        assert!(!accepts(""));
-    }
 }

@@ -257,10 +257,10 @@ async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome
     match (route, m) {
         (Route::Discovery, Method::Get) => discovery::metadata(ctx).await.map(Into::into),
         (Route::Jwks, Method::Get) => Ok(jwt_tokens::jwks(ctx).into()),
-        (Route::Token, Method::Post) => token_endpoint::handle(ctx, req).await.map(Into::into),
+        (Route::Token, Method::Post) => token_endpoint::serve(ctx, req).await.map(Into::into),
         (Route::Admin(rest), _) => admin::handle(ctx, req, rest).await.map(Into::into),
-        (Route::Introspect, Method::Post) => introspect::handle(ctx, req).await,
-        (Route::Revoke, Method::Post) => revoke::handle(ctx, req).await,
+        (Route::Introspect, Method::Post) => introspect::serve(ctx, req).await,
+        (Route::Revoke, Method::Post) => revoke::serve(ctx, req).await,
         (Route::Pats, Method::Get) => pats::list(ctx, req).await.map(Into::into),
         (Route::Pats, Method::Post) => pats::create(ctx, req).await.map(Into::into),
         (Route::Pat(id), Method::Get) => pats::get(ctx, req, id).await.map(Into::into),

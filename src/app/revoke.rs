@@ -1,49 +1,65 @@
 //! RFC 7009 token revocation. Holding a PAT is enough to revoke it: the public PAT client
 //! identifies with `client_id=pat_client` and no secret, so a leaked token dies with one curl.
 //! Confidential clients authenticate and revoke tokens issued to them.
+//!
+//! [`serve`] parses the request once ([`RevocationRequest`]); [`handle`] returns what is left to
+//! do after the (always empty) answer.
 
 use super::events::Event;
 use super::{client_auth, Ctx, Deferred, Outcome};
 use crate::error::Error;
 use crate::http::{Request, Response};
+use crate::oauth::RevocationRequest;
 use crate::store::{Backend, RevocationNote};
 use crate::token::{PlainToken, TokenHash};
 
-pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
-    let form = req.form()?;
-    let client = client_auth::authenticate_client(
-        ctx,
-        client_auth::presented(req, &form)?,
-        client_auth::Freshness::Cached,
-        &super::ratelimit::client_ip(req),
-    )
-    .await?;
-    let presented = form.require("token")?;
+/// `POST /oauth/revoke`: parse, [`handle`], an empty 200.
+pub async fn serve<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
+    let request = RevocationRequest::parse(req)?;
+    let done = handle(ctx, &request, super::ratelimit::client_ip(req)).await?;
+    let mut response = Response::empty(200);
+    response.log = done.log;
+    Ok(Outcome {
+        response,
+        deferred: done.deferred,
+    })
+}
+
+/// Authenticates the client (`ip`: the caller's, for the rate limits), then revokes the token if
+/// it is one of the client's. Whatever the token was, the answer is the same (RFC 7009 2.2).
+pub async fn handle<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    request: &RevocationRequest<'_>,
+    ip: &str,
+) -> Result<Purge, Error> {
+    let client =
+        client_auth::authenticate_client(ctx, &request.client, client_auth::Freshness::Cached, ip)
+            .await?;
+    let presented = request.token()?;
     // RFC 7009 2.2: invalid tokens get 200; the hint is only a hint.
     let Ok(token) = PlainToken::parse(presented) else {
         if super::jwt_tokens::looks_like_jwt(presented) {
             super::jwt_tokens::revoke(ctx, &client, presented).await?;
         }
-        return Ok(Response::empty(200).into());
+        return Ok(Purge::default());
     };
     let hash = token.hash();
     if !super::decision::may_exist(ctx, &hash).await {
-        return Ok(Response::empty(200).into());
+        return Ok(Purge::default());
     }
     let Some(rec) = ctx.backend.token_by_hash(&hash).await? else {
         // A PAT's token rotated away and still working in its grace period: holding it is
         // enough to end its grace (the current token is untouched).
         if client.id == super::PAT_CLIENT_ID {
             if let Some(ended) = super::lifecycle::end_grace(ctx, hash).await? {
-                let mut response = Response::empty(200);
-                response.log = ended.log;
-                return Ok(Outcome {
-                    response,
+                return Ok(Purge {
                     deferred: ended.deferred,
+                    log: ended.log,
+                    ..Purge::default()
                 });
             }
         }
-        return Ok(Response::empty(200).into());
+        return Ok(Purge::default());
     };
     if rec.client_id != client.id {
         return Err(Error::UnauthorizedClient(
@@ -55,12 +71,7 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
         .unwrap_or_default();
     ctx.isolate
         .emit(Event::revoked(&rec, done.newly, "rfc7009"));
-    let mut response = Response::empty(200);
-    response.log = done.log;
-    Ok(Outcome {
-        response,
-        deferred: done.deferred,
-    })
+    Ok(done)
 }
 
 /// What a revocation or rotation left to finish after the response, and what to log.

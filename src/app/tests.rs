@@ -114,6 +114,7 @@ struct Harness {
 mod handlers;
 mod integrity;
 mod lifecycle;
+mod oauth_layer;
 mod scopes;
 
 impl Harness {

@@ -1,71 +1,42 @@
-//! `POST /oauth/token` (RFC 6749 section 3.2).
-//!
-//! Grants: `client_credentials` for confidential clients (reference or JWT access tokens, per
-//! client), and RFC 8693 token exchange (see `exchange`).
+//! `POST /oauth/token` (RFC 6749 section 3.2): the per-IP rate limit, the request parsed once
+//! ([`TokenRequest`]), then its grant: `client_credentials` here (confidential clients,
+//! reference or JWT access tokens per client), RFC 8693 token exchange in `exchange`.
 
-use super::{client_auth, ratelimit, Ctx};
+use super::{client_auth, exchange, ratelimit, Ctx};
 use crate::error::Error;
-use crate::http::{Form, Request, Response};
+use crate::http::{Request, Response};
 use crate::model::{Client, TokenFormat};
-use crate::scopes::Scopes;
+use crate::oauth::token::{granted_scopes, ClientCredentials};
+use crate::oauth::{Grant, Presented, TokenRequest, TokenResponse};
 use crate::store::{Backend, Limit};
 use crate::token::TokenKind;
-use serde::Serialize;
 
-pub const CLIENT_CREDENTIALS: &str = "client_credentials";
-pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-
-/// RFC 6749 section 5.1 (plus RFC 8693 `issued_token_type`).
-#[derive(Serialize, Debug)]
-pub struct TokenResponse {
-    pub access_token: String,
-    pub token_type: &'static str,
-    pub expires_in: i64,
-    pub scope: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub issued_token_type: Option<&'static str>,
-}
-
-pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response, Error> {
+/// `POST /oauth/token`: count the call, parse, [`handle`], serialize.
+pub async fn serve<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response, Error> {
     let ip = ratelimit::client_ip(req);
-    ratelimit::count(ctx, Limit::TokenEndpointPerIp, &ip).await?;
-    let form = req.form()?;
-    let presented = client_auth::presented(req, &form)?;
-    let grant_type = form.require("grant_type")?;
-    let body = match grant_type {
-        CLIENT_CREDENTIALS => client_credentials(ctx, presented, &form, &ip).await?,
-        TOKEN_EXCHANGE => super::exchange::handle(ctx, presented, &form, &ip).await?,
-        other => {
-            return Err(Error::UnsupportedGrantType(format!(
-                "grant_type {other} is not supported"
-            )))
-        }
-    };
-    Ok(Response::json(200, &body))
+    ratelimit::count(ctx, Limit::TokenEndpointPerIp, ip).await?;
+    let request = TokenRequest::parse(req)?;
+    Ok(Response::json(200, &handle(ctx, request, ip).await?))
 }
 
-/// Requested scopes: a subset of `allowed`, or all of `allowed` when `scope` is absent.
-pub fn requested_scopes(form: &Form, allowed: &[String]) -> Result<Vec<String>, Error> {
-    let Some(requested) = form.get("scope") else {
-        if allowed.is_empty() {
-            return Err(Error::InvalidScope("the client has no scopes".into()));
+/// Answers a token request (`ip`: the caller's, for the rate limits).
+pub async fn handle<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    request: TokenRequest<'_>,
+    ip: &str,
+) -> Result<TokenResponse, Error> {
+    match request.grant {
+        Grant::ClientCredentials(grant) => {
+            client_credentials(ctx, &request.client, &grant, ip).await
         }
-        return Ok(allowed.to_vec());
-    };
-    let requested = Scopes::parse(requested).map_err(|e| Error::InvalidScope(e.to_string()))?;
-    if let Some(s) = requested.first_outside(allowed) {
-        return Err(Error::InvalidScope(format!("scope {s} is not allowed")));
+        Grant::TokenExchange(grant) => exchange::handle(ctx, &request.client, grant, ip).await,
     }
-    if requested.is_empty() {
-        return Err(Error::InvalidScope("scope is empty".into()));
-    }
-    Ok(requested.into_vec())
 }
 
 async fn client_credentials<B: Backend>(
     ctx: &Ctx<'_, B>,
-    presented: client_auth::Presented,
-    form: &Form,
+    presented: &Presented<'_>,
+    grant: &ClientCredentials<'_>,
     ip: &str,
 ) -> Result<TokenResponse, Error> {
     let client =
@@ -75,12 +46,12 @@ async fn client_credentials<B: Backend>(
             "a public client cannot use client_credentials".into(),
         ));
     }
-    let scopes = requested_scopes(form, &client.allowed_scopes)?;
+    let scopes = granted_scopes(grant.scope.as_ref(), &client.allowed_scopes)?;
     issue_access_token(ctx, &client, &client.id, scopes, client.token_lifetime).await
 }
 
 /// Issues an access token to `client` for `subject`, in the client's configured format.
-pub async fn issue_access_token<B: Backend>(
+async fn issue_access_token<B: Backend>(
     ctx: &Ctx<'_, B>,
     client: &Client,
     subject: &str,

@@ -185,6 +185,36 @@ test("RFC 9701: signed introspection responses", async () => {
   assert.deepEqual(v.payload.token_introspection, { active: false });
 });
 
+test("RFC 9701: the signed answer carries exactly the JSON answer's claims (PAT, JWT, garbage)", async () => {
+  const pat = await createPat(srv.url, "hana2", ["demo_api:read"]);
+  const jwt = (await token({ grant_type: "client_credentials", scope: "demo_api:read" }, { authorization: JWT_CLIENT })).json.access_token;
+  assert.equal(jwt.split(".").length, 3);
+  for (const [what, t] of [["pat", pat.token], ["jwt", jwt], ["garbage", "garbage"]]) {
+    const plain = await introspect(srv.url, t);
+    const signed = await introspect(srv.url, t, DEMO_API, { accept: "application/token-introspection+jwt" });
+    const { payload } = await jose.jwtVerify(signed.text, jwks(), { issuer: srv.url, audience: "demo_api" });
+    assert.deepEqual(payload.token_introspection, plain.json, what);
+    assert.equal(payload.token_introspection.active, what !== "garbage", what);
+  }
+});
+
+test("OAuth errors keep their order: form and grant type first, parameters only after client authentication", async () => {
+  const intro = (body, headers) => form(`${srv.url}/oauth/introspect`, body, headers);
+  assert.equal((await intro("", {})).status, 401, "no credentials, no token");
+  assert.equal((await intro("", { authorization: DEMO_API })).json.error_description, "missing parameter token");
+  assert.equal((await intro("token=a&token=b", {})).json.error, "invalid_request", "a repeated parameter before anything");
+  const unsupported = await token({ grant_type: "password", username: "a", password: "b" });
+  assert.equal(unsupported.status, 400);
+  assert.equal(unsupported.json.error, "unsupported_grant_type");
+  const anon = await token({ grant_type: TE, actor_token: "x" });
+  assert.equal(anon.status, 401);
+  const known = await token({ grant_type: TE, client_id: "pat_client", actor_token: "x" });
+  assert.equal(known.json.error_description, "missing parameter subject_token");
+  const both = await token({ grant_type: "client_credentials", client_id: "demo_client", client_secret: "demo-client-secret" },
+    { authorization: DEMO_CLIENT });
+  assert.equal(both.json.error, "invalid_request");
+});
+
 test("discovery lists what is supported, and a third-party client (openid-client) uses it alone", async () => {
   const meta = (await call(`${srv.url}/.well-known/oauth-authorization-server`)).json;
   assert.equal(meta.token_endpoint, `${srv.url}/oauth/token`);

@@ -1,6 +1,6 @@
 //! The page's form bodies and the cross-site check every POST passes first.
 //!
-//! Unlike the OAuth forms ([`crate::http::Form`]) a field may repeat here, but only where the
+//! Unlike the OAuth forms ([`crate::oauth::form`]) a field may repeat here, but only where the
 //! page says so (the scope checkboxes); every other field must appear at most once.
 
 use crate::error::Error;

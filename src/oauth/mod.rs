@@ -1,0 +1,20 @@
+//! The OAuth layer, pure (no storage, no `worker`): each endpoint's request parsed once from an
+//! [`crate::http::Request`] into a typed value, and the typed answers serialized once. The
+//! handlers of `app` (`introspect`, `revoke`, `token_endpoint`, `exchange`) take these requests;
+//! `app::client_auth` authenticates the [`Presented`] credentials.
+//!
+//! - [`form`]: the strict form parser (size, media type, duplicates, UTF-8), borrowing values
+//!   from the body;
+//! - [`credentials`]: the client credentials presented (Basic or post, never both);
+//! - [`introspection`], [`revocation`], [`token`]: one module per endpoint.
+
+pub mod credentials;
+pub mod form;
+pub mod introspection;
+pub mod revocation;
+pub mod token;
+
+pub use credentials::Presented;
+pub use introspection::{IntrospectionRequest, IntrospectionResponse, ResponseFormat};
+pub use revocation::RevocationRequest;
+pub use token::{Grant, TokenRequest, TokenResponse};
