@@ -14,7 +14,7 @@ import { ROOT } from "../../scripts/tools.mjs";
 import { startServer, createPat, userCall, call, ADMIN, eventually, TEST_VARS } from "./helpers.mjs";
 
 const OFFSET = Number(process.env.E2E_PORT_OFFSET ?? 0);
-const RECEIVER_PORT = 8831 + OFFSET;
+const RECEIVER_PORT = 8842 + OFFSET;
 const RECEIVER = `http://127.0.0.1:${RECEIVER_PORT}`;
 
 /** Every request the receiver got: { path, headers, body, status }. */
@@ -47,7 +47,7 @@ before(async () => {
     receiver.listen(RECEIVER_PORT, "127.0.0.1", resolve);
   });
   // A short delivery timeout, so that the hanging endpoint below is given up on quickly.
-  srv = await startServer("webhooks", 8830, { WEBHOOK_TIMEOUT_SECONDS: "2" });
+  srv = await startServer("webhooks", 8841, { WEBHOOK_TIMEOUT_SECONDS: "2" });
 });
 after(async () => {
   await srv?.stop();
@@ -208,7 +208,7 @@ test("hostile registrations and forged admin calls change nothing", async () => 
 
 test("without the queue the request's outcome is unchanged (enqueue fails after the response)", async () => {
   // The same Worker with its queue producer binding removed: every enqueue fails.
-  const port = 8832 + OFFSET;
+  const port = 8843 + OFFSET;
   const dir = join(ROOT, "tests", ".state", `webhooks-noqueue-${process.pid}-${Date.now()}`);
   mkdirSync(dir, { recursive: true });
   const config = writeConfig(join(dir, "wrangler.toml"), { limits: NO_RATE_LIMITS });
