@@ -45,10 +45,22 @@ export function prepareState(persistDir, { seed = true, config = "wrangler.toml"
   if (seed) wrangler(["d1", "execute", "DB", ...common, "--file", join(ROOT, "seed", "dev.sql")]);
 }
 
-/** Runs one SQL statement on the local D1 in `persistDir` (tests); returns its rows. */
+/**
+ * Runs one SQL statement on the local D1 in `persistDir` (tests); returns its rows. This opens the
+ * SQLite file from a second process while the dev server may be using it (after a response, its
+ * `wait_until` work still reads and writes D1): a `database is locked` (SQLITE_BUSY) answer is
+ * retried a few times, 200 ms apart, instead of failing the test.
+ */
 export function queryLocalD1(persistDir, sql, { config = "wrangler.toml" } = {}) {
-  const out = wrangler(["d1", "execute", "DB", "--local", "--persist-to", persistDir, "--config", config, "--json", "--command", sql]);
-  return JSON.parse(out)[0].results;
+  const args = ["d1", "execute", "DB", "--local", "--persist-to", persistDir, "--config", config, "--json", "--command", sql];
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return JSON.parse(wrangler(args))[0].results;
+    } catch (e) {
+      if (attempt >= 10 || !/SQLITE_BUSY|database is locked/.test(String(e.message))) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+    }
+  }
 }
 
 /**
