@@ -3,7 +3,7 @@
 //! Layout (see README "Architecture"):
 //! - the pure core, host-testable and free of the `worker` crate: [`token`] (the token format),
 //!   [`secret`] (secret hygiene), [`http`] (request/response, strict parsing), [`error`] (the one
-//!   error enum and its HTTP mapping), [`model`] (records), [`store`] (storage traits),
+//!   error enum and its HTTP mapping), [`model`] (records), [`origin`] (where a request came from), [`store`] (storage traits),
 //!   [`user_auth`] (identity-provider JWTs), [`secret_scanning`] (leak reports), [`gate`] (gate
 //!   routes and forwarding rules), [`app`] (routing and handlers);
 //! - `edge` (wasm only): the Worker entry point, KV/D1/Durable Object adapters.
@@ -16,6 +16,7 @@ pub mod http;
 pub mod jwt_issuer;
 pub mod last_use;
 pub mod model;
+pub mod origin;
 pub mod secret;
 pub mod secret_scanning;
 pub mod store;

@@ -165,6 +165,13 @@ impl Harness {
                         block_on(self.backend.delete_grant(hash)).expect("delete");
                     }
                 }
+                Deferred::PutMarkers { markers, .. } => {
+                    use crate::store::GrantCache;
+                    for (hash, marker) in markers {
+                        assert!(marker.marker && !marker.can_be_active(self.now));
+                        block_on(self.backend.put_grant(hash, marker)).expect("put");
+                    }
+                }
             }
         }
     }

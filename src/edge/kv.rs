@@ -35,7 +35,7 @@ impl GrantCache for EdgeBackend {
         bump(Op::KvPut);
         let now = super::now_secs();
         let value = serde_json::to_string(grant).map_err(err)?;
-        let exp = grant.exp.max(now + KV_MIN_TTL);
+        let exp = grant.kv_expires_at().max(now + KV_MIN_TTL);
         self.kv()?
             .put(&grant_key(hash), value)
             .map_err(err)?

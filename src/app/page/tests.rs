@@ -799,6 +799,7 @@ fn a_form_posted_twice_at_once_keeps_the_first_token() {
         expires_at: None,
         expires_in_days: Some(30),
         allow_self_rotation: false,
+        revoke_on_reuse: false,
     };
     let id = "AAAAAAAAAAAAAAAAAAAAAA".to_owned();
     let (first, token, _) = block_on(super::pats::issue_with_id(

@@ -515,6 +515,8 @@ mod tests {
             revoked_reason: None,
             revoked_url: None,
             allow_self_rotation: false,
+            revoke_on_reuse: false,
+            reuse: None,
         };
         assert!(!row(&r, now).into_string().contains("Leaked"));
         r.revoked_reason = Some("leaked".into());

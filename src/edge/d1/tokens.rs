@@ -3,8 +3,9 @@
 use super::super::backend::{err, n, s, EdgeBackend};
 use super::super::counters::{bump, Op};
 use crate::model::{
-    split_scopes, token_insert_values, SqlValue, TokenRecord, TOKEN_INSERT_COLUMNS,
+    split_scopes, token_insert_values, ReuseInfo, SqlValue, TokenRecord, TOKEN_INSERT_COLUMNS,
 };
+use crate::origin::ClientOrigin;
 use crate::store::{Cursor, Retired, RevocationNote, Revoked, StoreError, TokenStore, Write};
 use crate::token::{TokenHash, TokenKind};
 use serde::Deserialize;
@@ -30,10 +31,29 @@ struct TokenRow {
     revoked_reason: Option<String>,
     revoked_url: Option<String>,
     allow_self_rotation: i64,
+    revoke_on_reuse: i64,
+    reuse_count: i64,
+    first_reuse_at: Option<i64>,
+    last_reuse_at: Option<i64>,
+    last_reuse_ip: Option<String>,
+    last_reuse_colo: Option<String>,
+    last_reuse_country: Option<String>,
+    last_reuse_rotated_at: Option<i64>,
 }
 
 impl TokenRow {
     fn into_record(self) -> Result<TokenRecord, StoreError> {
+        let reuse = (self.reuse_count > 0).then(|| ReuseInfo {
+            count: self.reuse_count,
+            first_at: self.first_reuse_at.unwrap_or_default(),
+            last_at: self.last_reuse_at.unwrap_or_default(),
+            last_origin: ClientOrigin::new(
+                self.last_reuse_ip.as_deref(),
+                self.last_reuse_colo.as_deref(),
+                self.last_reuse_country.as_deref(),
+            ),
+            last_rotated_at: self.last_reuse_rotated_at,
+        });
         Ok(TokenRecord {
             kind: TokenKind::from_db(&self.kind).ok_or_else(|| err("bad token kind in D1"))?,
             hash: TokenHash::from_hex(&self.token_hash)
@@ -54,6 +74,8 @@ impl TokenRow {
             revoked_reason: self.revoked_reason,
             revoked_url: self.revoked_url,
             allow_self_rotation: self.allow_self_rotation != 0,
+            revoke_on_reuse: self.revoke_on_reuse != 0,
+            reuse,
         })
     }
 }
@@ -81,7 +103,9 @@ impl RetiredRow {
 const TOKEN_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name, scopes, created_at, \
                              expires_at, revoked_at, last_used_at, use_count, generation, \
                              client_uid, scope_owners, revoked_reason, revoked_url, \
-                             allow_self_rotation";
+                             allow_self_rotation, revoke_on_reuse, reuse_count, \
+                             first_reuse_at, last_reuse_at, last_reuse_ip, last_reuse_colo, \
+                             last_reuse_country, last_reuse_rotated_at";
 
 impl EdgeBackend {
     pub(super) async fn query_tokens(
@@ -304,6 +328,32 @@ impl TokenStore for EdgeBackend {
         self.execute(
             "UPDATE retired_token_hashes SET grace_until = ?2 WHERE token_hash = ?1 AND grace_until > ?2",
             &[s(&hash.to_hex()), n(now)],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn record_reuse(
+        &self,
+        id: &str,
+        at: i64,
+        origin: &ClientOrigin,
+        rotated_at: i64,
+    ) -> Result<(), StoreError> {
+        let opt = |v: &Option<String>| v.as_deref().map_or(JsValue::NULL, s);
+        self.execute(
+            "UPDATE tokens SET reuse_count = reuse_count + 1, \
+             first_reuse_at = COALESCE(first_reuse_at, ?2), last_reuse_at = ?2, \
+             last_reuse_ip = ?3, last_reuse_colo = ?4, last_reuse_country = ?5, \
+             last_reuse_rotated_at = ?6 WHERE id = ?1",
+            &[
+                s(id),
+                n(at),
+                opt(&origin.ip),
+                opt(&origin.colo),
+                opt(&origin.country),
+                n(rotated_at),
+            ],
         )
         .await
         .map(|_| ())
