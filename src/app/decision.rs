@@ -112,7 +112,13 @@ async fn reference_token<B: Backend>(
     let mut deferred = Vec::new();
     let mut log = None;
     let grant = match ctx.backend.get_grant(&hash).await {
-        Ok(Some(g)) if g.is_fresh(ctx.now) => Some(g),
+        Ok(Some(g)) if g.is_fresh(ctx.now) => {
+            // A fresh reuse marker (a reuse was just recorded): final, remembered here.
+            if g.marker {
+                ctx.isolate.mark_inactive(hash, ctx.now);
+            }
+            Some(g)
+        }
         // Past its trust time: D1 says whether it still holds (and the entry is rewritten). A
         // stale reuse marker lands here too: that is how a rotated-away token's reuse is seen.
         Ok(Some(_)) => from_source_of_truth(ctx, token, &mut deferred, &mut log).await?,
@@ -136,6 +142,8 @@ async fn reference_token<B: Backend>(
     let Some(grant) = grant.filter(|g| g.can_be_active(ctx.now) && g.kind == token.kind()) else {
         let mut d = Decided::inactive();
         d.log = log;
+        // the KV purge of a dead entry, a detected reuse's revocation follow-ups
+        d.deferred = deferred;
         return Ok(d);
     };
 

@@ -83,11 +83,18 @@ pub async fn detected<B: Backend>(ctx: &Ctx<'_, B>, retired: &Retired, pat: &Tok
     let origin = ctx.backend.request_origin();
     let mut log = Vec::new();
     let mut settled = true;
-    if let Err(e) = ctx
+    let mut record = ctx
         .backend
         .record_reuse(&pat.id, ctx.now, &origin, retired.retired_at)
-        .await
-    {
+        .await;
+    if record.is_err() && pat.revoke_on_reuse {
+        // The revocation below deletes the markers: no later use would record it. Once more.
+        record = ctx
+            .backend
+            .record_reuse(&pat.id, ctx.now, &origin, retired.retired_at)
+            .await;
+    }
+    if let Err(e) = record {
         log.push(format!(
             "recording a reuse of PAT {} failed: {}",
             pat.id, e.0

@@ -114,6 +114,7 @@ struct Harness {
 mod handlers;
 mod integrity;
 mod lifecycle;
+mod reuse;
 
 impl Harness {
     fn new() -> Self {
