@@ -40,7 +40,10 @@ pub enum RetiredState {
     /// Rotated away and still in its grace period: it works (the grant to cache).
     InGrace(Box<Grant>),
     /// Rotated away, no longer working, its PAT active: a reuse.
-    Reused { retired: Retired, pat: TokenRecord },
+    Reused {
+        retired: Retired,
+        pat: Box<TokenRecord>,
+    },
 }
 
 /// Reads what D1 knows of `hash` as a retired hash (and its PAT). Only called when `hash` is not
@@ -67,7 +70,10 @@ pub async fn retired_state<B: Backend>(
             ctx.now + ctx.cfg.grant_cache_secs,
         ))));
     }
-    Ok(RetiredState::Reused { retired, pat })
+    Ok(RetiredState::Reused {
+        retired,
+        pat: Box::new(pat),
+    })
 }
 
 /// When a retired token stopped working: the end of its grace, or its rotation.

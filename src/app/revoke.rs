@@ -126,7 +126,7 @@ pub async fn purge<B: Backend>(ctx: &Ctx<'_, B>, id: &str, mut hashes: Vec<Token
     let mut log = Vec::new();
     match ctx.backend.retired_hashes(id, i64::MIN).await {
         Ok(mut retired) => {
-            retired.sort_by(|a, b| b.retired_at.cmp(&a.retired_at));
+            retired.sort_by_key(|r| std::cmp::Reverse(r.retired_at));
             for r in retired.into_iter().take(MAX_PURGED_RETIRED) {
                 if !hashes.contains(&r.hash) {
                     hashes.push(r.hash);

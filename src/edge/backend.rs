@@ -41,7 +41,8 @@ impl EdgeBackend {
     /// The backend of one request: [`crate::store::RequestOrigin`] reads where it came from.
     pub fn for_request(env: &Env, req: &web_sys::Request) -> Self {
         let mut b = Self::new(env);
-        b.request = Some(req.clone());
+        // the JS object reference (not `Request.clone()`, which would tee the body)
+        b.request = Some(Clone::clone(req));
         b
     }
 
