@@ -549,3 +549,59 @@ fn the_option_is_strict_and_off_by_default() {
     assert_eq!(view(&h, id)["revoke_on_reuse"], false);
     assert!(!h.backend.tokens.borrow()[0].revoke_on_reuse);
 }
+
+/// The gate shares the decision: a reuse through it is detected the same way (and refused 401).
+#[test]
+fn a_reuse_through_the_gate_is_detected_and_refused() {
+    use crate::app::gate::{gate, GateAnswer, GateRequest};
+    let mut h = harness();
+    let (s, v, _) = h.call(
+        &Request::new(Method::Put, "/admin/routes/demo")
+            .header("authorization", &format!("Bearer {ADMIN}"))
+            .header("content-type", "application/json")
+            .body(
+                json!({"path_prefix": "/gw/demo/", "upstream": "http://127.0.0.1:9000",
+                       "resource": "demo_api",
+                       "rules": [{"methods": ["GET"], "scopes": ["demo_api:read"]}]})
+                .to_string(),
+            ),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (id, old) = create(&h, true);
+    let new = rotate(&h, &id, None);
+    h.now += 1;
+    let through_gate = |h: &Harness, token: &str| {
+        let ctx = Ctx {
+            cfg: &h.cfg,
+            backend: &h.backend,
+            isolate: &h.isolate,
+            now: h.now,
+        };
+        let bearer = format!("Bearer {token}");
+        let req = GateRequest {
+            method: "GET",
+            scheme: "https",
+            authority: "api.example.com",
+            path: "/gw/demo/x",
+            query: None,
+            authorization: Some(&bearer),
+        };
+        block_on(gate(&ctx, &req))
+    };
+    let a = through_gate(&h, &old);
+    let GateAnswer::Respond(o) = &a else {
+        panic!("refused, not forwarded: {a:?}");
+    };
+    assert_eq!(o.response.status, 401);
+    h.run_deferred(o);
+    let v = view(&h, &id);
+    assert_eq!(
+        (v["status"].as_str(), v["reuse_count"].as_i64()),
+        (Some("revoked"), Some(1))
+    );
+    assert_eq!(v["last_reuse"]["ip"], IP);
+    assert!(matches!(
+        through_gate(&h, &new),
+        GateAnswer::Respond(ref o) if o.response.status == 401
+    ));
+}
