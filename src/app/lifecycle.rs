@@ -34,7 +34,12 @@ pub async fn rotate_self<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<
         let mut response = bad("not an active PAT (rotated away)").into_response();
         let deferred = match super::reuse::check_unknown(ctx, &hash).await? {
             Some(done) => {
-                response.log = done.log;
+                if let Some(l) = done.log {
+                    response.log = Some(match response.log.take() {
+                        Some(cause) => format!("{cause}; {l}"),
+                        None => l,
+                    });
+                }
                 done.deferred
             }
             None => Vec::new(),

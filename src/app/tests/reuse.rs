@@ -588,12 +588,12 @@ fn a_reuse_through_the_gate_is_detected_and_refused() {
         };
         block_on(gate(&ctx, &req))
     };
-    let a = through_gate(&h, &old);
-    let GateAnswer::Respond(o) = &a else {
-        panic!("refused, not forwarded: {a:?}");
+    let answer = through_gate(&h, &old);
+    let GateAnswer::Respond(outcome) = &answer else {
+        panic!("refused, not forwarded: {answer:?}");
     };
-    assert_eq!(o.response.status, 401);
-    h.run_deferred(o);
+    assert_eq!(outcome.response.status, 401);
+    h.run_deferred(outcome);
     let v = view(&h, &id);
     assert_eq!(
         (v["status"].as_str(), v["reuse_count"].as_i64()),
