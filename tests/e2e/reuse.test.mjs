@@ -4,7 +4,7 @@
 // revoke_on_reuse, kills the whole PAT: the current token and the JWTs exchanged from it.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, createPat, introspect, userCall, form, eventually, sleep, RFC3339_RE } from "./helpers.mjs";
+import { startServer, createPat, introspect, userCall, form, eventually, sleep, makeToken, RFC3339_RE } from "./helpers.mjs";
 
 let srv;
 // logLevel log: the Worker's console.log lines (its security events) reach `srv.log()`
@@ -151,4 +151,20 @@ test("the option is strict: only a boolean", async () => {
     assert.equal(r.json.error, "invalid_request");
   }
   assert.equal((await userCall(srv.url, "reuse-d", "GET", "/api/pats")).json.pats.length, 0);
+});
+
+test("a CF-Connecting-IP that is no IP is not stored; a forged token records nothing", async () => {
+  const pat = await createPat(srv.url, "reuse-e", ["demo_api:read"]);
+  assert.equal((await rotate("reuse-e", pat.id)).status, 201);
+  for (const junk of ["not-an-ip", "203.0.113.9, 10.0.0.1", "<script>alert(1)</script>", "1".repeat(300)]) {
+    const r = await introspect(srv.url, pat.token, undefined, { "cf-connecting-ip": junk });
+    assert.equal(r.text, INACTIVE, junk);
+  }
+  const v = await view("reuse-e", pat.id);
+  assert.equal(v.reuse_count, 1, "the first use was recorded, the next ones answered by the marker");
+  assert.equal(v.last_reuse.ip, null, JSON.stringify(v.last_reuse));
+  // a well-formed token (valid checksum) that was never issued: inactive, nothing recorded
+  const forged = makeToken();
+  assert.equal((await introspect(srv.url, forged)).text, INACTIVE);
+  assert.equal((await view("reuse-e", pat.id)).reuse_count, 1);
 });
