@@ -65,7 +65,7 @@ export function queryLocalD1(persistDir, sql, { config = "wrangler.toml" } = {})
 
 /**
  * Starts `wrangler dev` and resolves once it answers HTTP.
- * Returns { url, stop(), proc }.
+ * Returns { url, stop(), proc, log() }.
  */
 export async function startDevServer({
   port,
@@ -75,12 +75,14 @@ export async function startDevServer({
   inherit = false,
   timeoutMs = 120_000,
   inspectorPort = 0,
+  // "log" shows the Worker's console.log lines (its security events) in `log()`
+  logLevel = "warn",
 } = {}) {
   // Several configs (`-c a -c b`) run Workers together; the first one is served on `port`.
   const configs = Array.isArray(config) ? config : [config];
   const args = ["dev", ...configs.flatMap((c) => ["--config", c]), "--ip", "127.0.0.1", "--port", String(port)];
   if (persistDir) args.push("--persist-to", persistDir);
-  args.push("--inspector-port", String(inspectorPort), "--show-interactive-dev-session=false", "--log-level", "warn", "--test-scheduled");
+  args.push("--inspector-port", String(inspectorPort), "--show-interactive-dev-session=false", "--log-level", logLevel, "--test-scheduled");
   for (const [k, v] of Object.entries({ ...DEV_VARS, ...vars })) args.push("--var", `${k}:${v}`);
   const proc = spawn(nodeBin("wrangler"), args, {
     cwd: ROOT,

@@ -3,7 +3,8 @@
 //! Layout (see README "Architecture"):
 //! - the pure core, host-testable and free of the `worker` crate: [`token`] (the token format),
 //!   [`secret`] (secret hygiene), [`http`] (request/response, strict parsing), [`error`] (the one
-//!   error enum and its HTTP mapping), [`model`] (records), [`store`] (storage traits),
+//!   error enum and its HTTP mapping), [`model`] (records), [`origin`] (where a request came
+//!   from), [`store`] (storage traits),
 //!   [`storage`] (stored formats: KV keys, D1 rows), [`jose`] (verifying and signing JWTs, keys),
 //!   [`scopes`] (the OAuth scope set), [`oauth`] (OAuth requests parsed once, typed answers),
 //!   [`secret_scanning`] (leak reports), [`gate`] (gate routes and forwarding rules), [`app`]
@@ -19,6 +20,7 @@ pub mod jose;
 pub mod last_use;
 pub mod model;
 pub mod oauth;
+pub mod origin;
 pub mod scopes;
 pub mod secret;
 pub mod secret_scanning;

@@ -44,6 +44,18 @@ pub struct Grant {
     /// See `rotated_at`: the end of the grace period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace_until: Option<i64>,
+    /// Until when KV keeps the entry, if not until `exp`: the entry of a rotated-away token is
+    /// kept until its PAT expires, so that a use after it stopped working reaches D1 once and is
+    /// detected as a reuse (README "Reuse detection").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_until: Option<i64>,
+    /// A reuse marker, not a grant: the entry of a token that no longer works (rotated away, its
+    /// grace over). It never makes a token active: its `exp` is already past when it is written,
+    /// its `scopes` are empty, and the decision refuses it by this flag too. Stale (trusted until
+    /// `fresh_until`, at most the end of the grace) it sends the next use to D1, which detects
+    /// the reuse; fresh it answers inactive with no D1 read.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub marker: bool,
 }
 
 impl Grant {
@@ -51,6 +63,29 @@ impl Grant {
     pub fn is_fresh(&self, now: i64) -> bool {
         self.fresh_until.is_some_and(|f| now < f)
     }
+
+    /// Until when KV keeps the entry (its KV expiration).
+    pub fn kv_expires_at(&self) -> i64 {
+        self.keep_until.map_or(self.exp, |k| k.max(self.exp))
+    }
+
+    /// Whether the entry may make its token active at `now` (not a marker, not past `exp`).
+    pub fn can_be_active(&self, now: i64) -> bool {
+        !self.marker && self.exp > now
+    }
+}
+
+/// What a detected reuse left in D1 (see [`TokenRecord::reuse`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReuseInfo {
+    /// Detections so far (at most one per stolen token per location per `GRANT_CACHE_SECONDS`).
+    pub count: i64,
+    pub first_at: i64,
+    pub last_at: i64,
+    /// Where the last one came from, as Cloudflare reported it.
+    pub last_origin: crate::origin::ClientOrigin,
+    /// When the token used the last time had been rotated away.
+    pub last_rotated_at: Option<i64>,
 }
 
 /// A row of D1 `tokens`.
@@ -83,13 +118,18 @@ pub struct TokenRecord {
     pub revoked_url: Option<String>,
     /// The PAT may rotate itself (an explicit permission chosen at creation).
     pub allow_self_rotation: bool,
+    /// A detected reuse of one of its rotated-away tokens revokes the PAT (an explicit option
+    /// chosen at creation).
+    pub revoke_on_reuse: bool,
+    /// Reuse of its rotated-away tokens detected so far (`None`: never).
+    pub reuse: Option<ReuseInfo>,
 }
 
 /// The columns of a new `tokens` row, in the order of [`token_insert_values`]: the one place that
 /// maps a [`TokenRecord`] to a D1 insert (the Worker binds the values; the benchmark's seeding
 /// tool writes them as SQL).
 pub const TOKEN_INSERT_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name, scopes, \
-    created_at, expires_at, client_uid, scope_owners, allow_self_rotation";
+    created_at, expires_at, client_uid, scope_owners, allow_self_rotation, revoke_on_reuse";
 
 /// A value bound to a D1 statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +154,7 @@ pub fn token_insert_values(rec: &TokenRecord) -> Vec<SqlValue> {
         SqlValue::OptText(rec.client_uid.clone()),
         SqlValue::OptText(rec.scope_owners.as_deref().map(crate::scopes::join)),
         SqlValue::Int(i64::from(rec.allow_self_rotation)),
+        SqlValue::Int(i64::from(rec.revoke_on_reuse)),
     ]
 }
 
@@ -155,6 +196,8 @@ impl TokenRecord {
             scope_owners: self.scope_owners.clone(),
             rotated_at: None,
             grace_until: None,
+            keep_until: None,
+            marker: false,
         }
     }
 
@@ -166,6 +209,33 @@ impl TokenRecord {
         g.exp = until;
         g.rotated_at = Some(rotated_at);
         g.grace_until = Some(until);
+        // kept after the grace, as the reuse marker it then is (stale: its next use asks D1)
+        g.keep_until = Some(self.expires_at);
+        g
+    }
+
+    /// The reuse marker of this record's token `rotated_at` (see [`Grant::marker`]), dead since
+    /// `dead_since` (the end of its grace, or its rotation), trusted until `fresh_until` (at
+    /// most `dead_since`: a marker that must send the next use to D1; later: one that answers
+    /// inactive cheaply after a recorded reuse). Kept in KV until the PAT expires. It carries no
+    /// scopes and no name.
+    pub fn marker(
+        &self,
+        rotated_at: i64,
+        grace_until: Option<i64>,
+        dead_since: i64,
+        fresh_until: i64,
+    ) -> Grant {
+        let mut g = self.grant(fresh_until);
+        g.scopes = Vec::new();
+        g.scope_owners = None;
+        g.name = None;
+        g.exp = dead_since.min(self.expires_at);
+        g.fresh_until = Some(fresh_until.min(self.expires_at));
+        g.rotated_at = Some(rotated_at);
+        g.grace_until = grace_until;
+        g.keep_until = Some(self.expires_at);
+        g.marker = true;
         g
     }
 }
@@ -246,6 +316,8 @@ mod tests {
             scope_owners: None,
             rotated_at: None,
             grace_until: None,
+            keep_until: None,
+            marker: false,
         };
         let json = serde_json::to_string(&g).expect("serializes");
         assert_eq!(
@@ -276,6 +348,24 @@ mod tests {
             serde_json::from_str::<Grant>(&json).expect("parses"),
             graced
         );
+        // a reuse marker: kept until the PAT's expiry, never active
+        let mut marker = graced.clone();
+        marker.scopes = Vec::new();
+        marker.name = None;
+        marker.keep_until = Some(1_800_000_000);
+        marker.marker = true;
+        let json = serde_json::to_string(&marker).expect("serializes");
+        assert_eq!(
+            json,
+            r#"{"id":"abc","kind":"pat","sub":"alice","client_id":"pat_client","scopes":[],"iat":1700000000,"exp":1700000600,"fresh_until":1700003600,"rotated_at":1700000000,"grace_until":1700000600,"keep_until":1800000000,"marker":true}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Grant>(&json).expect("parses"),
+            marker
+        );
+        assert_eq!(marker.kv_expires_at(), 1_800_000_000);
+        assert!(!marker.can_be_active(0), "a marker is never active");
+        assert_eq!(g.kv_expires_at(), g.exp);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use crate::gate::route::GateRoute;
 use crate::model::{ApiResource, Client, Grant, TokenRecord};
+use crate::origin::ClientOrigin;
 use crate::token::TokenHash;
 
 /// A storage failure. Its text is logged, never sent to clients.
@@ -84,6 +85,16 @@ pub trait TokenStore {
     async fn retired_by_hash(&self, hash: &TokenHash) -> Result<Option<Retired>, StoreError>;
     /// Ends the grace period of retired hash `hash` at `now` (if it lasts longer).
     async fn end_grace(&self, hash: &TokenHash, now: i64) -> Result<(), StoreError>;
+    /// Records a detected reuse of a token rotated away from PAT `id` (see
+    /// [`crate::model::ReuseInfo`]): one more detection, the first time kept, the last one's
+    /// time, origin and the reused token's rotation time replaced. One row per PAT: bounded.
+    async fn record_reuse(
+        &self,
+        id: &str,
+        at: i64,
+        origin: &ClientOrigin,
+        rotated_at: i64,
+    ) -> Result<(), StoreError>;
     /// Removes a token record. Only used to undo an insert whose outcome is unknown (the insert
     /// reported an error but may have landed): the token was never shown to anyone.
     async fn delete_token(&self, id: &str) -> Result<(), StoreError>;
@@ -92,7 +103,7 @@ pub trait TokenStore {
 /// Why a token was revoked, recorded with the revocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevocationNote {
-    /// `leaked`.
+    /// `leaked` (a leak report) or `reuse` (a detected reuse of a rotated-away token).
     pub reason: &'static str,
     /// Where it was found (a leak report's URL).
     pub url: Option<String>,
@@ -221,6 +232,12 @@ pub trait ExpiryNotices {
     ) -> Result<Vec<ExpiryNotice>, StoreError>;
 }
 
+/// Where the request being served came from, as the runtime reports it (see
+/// [`crate::origin`]). Asked only when needed (reuse detection): the runtime reads it lazily.
+pub trait RequestOrigin {
+    fn request_origin(&self) -> ClientOrigin;
+}
+
 /// Everything the service needs from its runtime.
 pub trait Backend:
     GrantCache
@@ -233,6 +250,7 @@ pub trait Backend:
     + RouteStore
     + ExpiryNotices
     + WebhookStore
+    + RequestOrigin
 {
 }
 impl<
@@ -245,7 +263,8 @@ impl<
             + RateLimiter
             + RouteStore
             + ExpiryNotices
-            + WebhookStore,
+            + WebhookStore
+            + RequestOrigin,
     > Backend for T
 {
 }

@@ -42,10 +42,12 @@ pub enum Step {
     TokenDelete,
     ClientWrite,
     ResourceWrite,
+    /// The D1 update that records a detected reuse.
+    ReuseRecord,
 }
 
 /// Every writing step, for tests that inject a fault into each in turn.
-pub const WRITE_STEPS: [Step; 7] = [
+pub const WRITE_STEPS: [Step; 8] = [
     Step::KvPut,
     Step::KvDelete,
     Step::TokenInsert,
@@ -53,6 +55,7 @@ pub const WRITE_STEPS: [Step; 7] = [
     Step::TokenRotate,
     Step::ClientWrite,
     Step::ResourceWrite,
+    Step::ReuseRecord,
 ];
 
 #[derive(Default)]
@@ -95,6 +98,10 @@ pub struct MemoryBackend {
     pub queue_faults: RefCell<Vec<Fault>>,
     pub posts: RefCell<Vec<WebhookPost>>,
     pub post_answers: RefCell<std::collections::VecDeque<Result<u16, StoreError>>>,
+    /// Where "the request" comes from ([`crate::store::RequestOrigin`]), and how often it was
+    /// asked.
+    pub origin: RefCell<crate::origin::ClientOrigin>,
+    pub origin_reads: Cell<u32>,
 }
 
 /// A webhook POST the in-memory sender received.
@@ -215,7 +222,9 @@ impl GrantCache for MemoryBackend {
         self.kv(|c| c.kv_put += 1)?;
         self.write(Step::KvPut, || {
             self.kv.borrow_mut().insert(*hash, grant.clone());
-            self.kv_until.borrow_mut().insert(*hash, grant.exp);
+            self.kv_until
+                .borrow_mut()
+                .insert(*hash, grant.kv_expires_at());
         })
     }
     async fn delete_grant(&self, hash: &TokenHash) -> Result<(), StoreError> {
@@ -388,6 +397,28 @@ impl TokenStore for MemoryBackend {
         })
     }
 
+    async fn record_reuse(
+        &self,
+        id: &str,
+        at: i64,
+        origin: &crate::origin::ClientOrigin,
+        rotated_at: i64,
+    ) -> Result<(), StoreError> {
+        self.d1()?;
+        self.write(Step::ReuseRecord, || {
+            if let Some(t) = self.tokens.borrow_mut().iter_mut().find(|t| t.id == id) {
+                let r = t.reuse.get_or_insert_with(|| crate::model::ReuseInfo {
+                    first_at: at,
+                    ..Default::default()
+                });
+                r.count += 1;
+                r.last_at = at;
+                r.last_origin = origin.clone();
+                r.last_rotated_at = Some(rotated_at);
+            }
+        })
+    }
+
     async fn delete_token(&self, id: &str) -> Result<(), StoreError> {
         self.d1()?;
         self.write(Step::TokenDelete, || {
@@ -412,6 +443,13 @@ impl UsageRecorder for MemoryBackend {
         self.bump(|c| c.do_call += 1);
         self.uses.borrow_mut().push((token_id.to_owned(), at, uses));
         Ok(())
+    }
+}
+
+impl crate::store::RequestOrigin for MemoryBackend {
+    fn request_origin(&self) -> crate::origin::ClientOrigin {
+        self.origin_reads.set(self.origin_reads.get() + 1);
+        self.origin.borrow().clone()
     }
 }
 

@@ -664,6 +664,15 @@ mod tests {
             Event::Warning {
                 message: "m".into(),
             },
+            Event::PatReuseDetected {
+                pat_id: "p".into(),
+                sub: "s".into(),
+                rotated_at: 1,
+                ip: None,
+                colo: None,
+                country: None,
+                family_revoked: true,
+            },
         ];
         for e in &all {
             let ty = event_type(e).expect("type");

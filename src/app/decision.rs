@@ -112,9 +112,16 @@ async fn reference_token<B: Backend>(
     let mut deferred = Vec::new();
     let mut log = None;
     let grant = match ctx.backend.get_grant(&hash).await {
-        Ok(Some(g)) if g.is_fresh(ctx.now) => Some(g),
-        // Past its trust time: D1 says whether it still holds (and the entry is rewritten).
-        Ok(Some(_)) => from_source_of_truth(ctx, token, &mut deferred).await?,
+        Ok(Some(g)) if g.is_fresh(ctx.now) => {
+            // A fresh reuse marker (a reuse was just recorded): final, remembered here.
+            if g.marker {
+                ctx.isolate.mark_inactive(hash, ctx.now);
+            }
+            Some(g)
+        }
+        // Past its trust time: D1 says whether it still holds (and the entry is rewritten). A
+        // stale reuse marker lands here too: that is how a rotated-away token's reuse is seen.
+        Ok(Some(_)) => from_source_of_truth(ctx, token, &mut deferred, &mut log).await?,
         // KV knows every issued token until it expires and loses it when revoked: a hash it does
         // not know is inactive, with no D1 read (forged tokens that pass the checksum cost one
         // KV read, once per isolate).
@@ -125,14 +132,18 @@ async fn reference_token<B: Backend>(
         Err(e) => {
             // KV is only a cache: answer from D1 rather than fail, and do not write back.
             log = Some(format!("KV read failed, answered from D1: {}", e.0));
-            let g = from_source_of_truth(ctx, token, &mut deferred).await?;
-            deferred.clear();
+            let g = from_source_of_truth(ctx, token, &mut deferred, &mut log).await?;
+            // no KV write-back (deletes and a revocation's follow-up deletes are kept)
+            deferred.retain(|d| !matches!(d, Deferred::CacheGrant { .. }));
             g
         }
     };
-    let Some(grant) = grant.filter(|g| g.exp > ctx.now && g.kind == token.kind()) else {
+    // A reuse marker is never a grant, fresh or not (its `exp` is past and its scopes empty too).
+    let Some(grant) = grant.filter(|g| g.can_be_active(ctx.now) && g.kind == token.kind()) else {
         let mut d = Decided::inactive();
         d.log = log;
+        // the KV purge of a dead entry, a detected reuse's revocation follow-ups
+        d.deferred = deferred;
         return Ok(d);
     };
 
@@ -204,15 +215,29 @@ async fn from_source_of_truth<B: Backend>(
     ctx: &Ctx<'_, B>,
     token: &PlainToken,
     deferred: &mut Vec<Deferred>,
+    log: &mut Option<String>,
 ) -> Result<Option<Grant>, Error> {
+    use super::reuse::{self, RetiredState};
     let hash = token.hash();
     let grant = match ctx.backend.token_by_hash(&hash).await? {
         Some(rec) if rec.status(ctx.now) == crate::model::Status::Active => {
             Some(rec.grant(ctx.now + ctx.cfg.grant_cache_secs))
         }
         Some(_) => None,
-        // Not a current hash: a token rotated away may still be in its grace period.
-        None => super::lifecycle::grace_grant(ctx, &hash).await?,
+        // Not a current hash: a token rotated away may still be in its grace period, or be
+        // used after it: a reuse (its marker stays in KV, see `reuse`).
+        None => match reuse::retired_state(ctx, &hash).await? {
+            RetiredState::InGrace(g) => Some(*g),
+            RetiredState::Reused { retired, pat } => {
+                let done = reuse::detected(ctx, &retired, &pat).await;
+                deferred.extend(done.deferred);
+                if let Some(l) = done.log {
+                    *log = Some(log.take().map_or(l.clone(), |old| format!("{old}; {l}")));
+                }
+                return Ok(None);
+            }
+            RetiredState::Unknown | RetiredState::Dead => None,
+        },
     };
     if let Some(grant) = grant {
         deferred.push(Deferred::CacheGrant {

@@ -21,8 +21,8 @@ pub enum Event {
         pat_id: String,
         /// False when it was revoked before (a repeat that only evicted KV again).
         newly: bool,
-        /// `api` (the owner), `rfc7009` (anyone holding the token) or `leaked` (a secret
-        /// scanning report).
+        /// `api` (the owner), `rfc7009` (anyone holding the token), `leaked` (a secret
+        /// scanning report) or `reuse` (a detected reuse, the owner chose `revoke_on_reuse`).
         via: &'static str,
     },
     /// A secret scanning partner reported a patgate token found in public: the token was revoked
@@ -56,6 +56,21 @@ pub enum Event {
         pat_id: String,
         sub: String,
         expires_at: i64,
+    },
+    /// A token rotated away from PAT `pat_id` (at `rotated_at`) was used after it stopped
+    /// working (its grace ended, or it was rotated without grace): probably a copy. Where the
+    /// request came from, as Cloudflare reported it (`null` when unknown). `family_revoked`: the
+    /// owner chose `revoke_on_reuse` and this detection revoked the PAT (a `pat.revoked` with
+    /// `via: "reuse"` goes with it). Never the token or its hash.
+    #[serde(rename = "pat.reuse_detected")]
+    PatReuseDetected {
+        pat_id: String,
+        sub: String,
+        rotated_at: i64,
+        ip: Option<String>,
+        colo: Option<String>,
+        country: Option<String>,
+        family_revoked: bool,
     },
     #[serde(rename = "pat.rotated")]
     PatRotated {
@@ -167,6 +182,19 @@ mod tests {
         assert_eq!(
             e.line(),
             r#"{"event":"pat.rotated","pat_id":"p1","generation":2,"grace_until":1800000000,"via":"self"}"#
+        );
+        let e = Event::PatReuseDetected {
+            pat_id: "p1".into(),
+            sub: "alice".into(),
+            rotated_at: 1_800_000_000,
+            ip: Some("203.0.113.7".into()),
+            colo: Some("DFW".into()),
+            country: None,
+            family_revoked: true,
+        };
+        assert_eq!(
+            e.line(),
+            r#"{"event":"pat.reuse_detected","pat_id":"p1","sub":"alice","rotated_at":1800000000,"ip":"203.0.113.7","colo":"DFW","country":null,"family_revoked":true}"#
         );
         let forged = Event::ClientAuthFailed {
             client_id: "x\n{\"event\":\"pat.created\"}".into(),

@@ -97,6 +97,7 @@ async fn sso_to_pat<B: Backend>(
         expires_at: new.expires_at.map(std::borrow::Cow::into_owned),
         expires_in_days: new.expires_in_days,
         allow_self_rotation: false,
+        revoke_on_reuse: false,
     };
     let (rec, token, _log) = pats::issue(ctx, sub, body).await?;
     Ok(TokenResponse {
@@ -119,10 +120,16 @@ async fn pat_to_jwt<B: Backend>(
         return Err(inactive());
     }
     // Then the source of truth, not KV: a PAT revoked a second ago must not mint a JWT here.
-    let rec = ctx
-        .backend
-        .token_by_hash(&pat.hash())
-        .await?
+    let Some(rec) = ctx.backend.token_by_hash(&pat.hash()).await? else {
+        // A token rotated away: used after its grace, a detected reuse (see `reuse`).
+        // (This answer carries no work for after it: what failed is logged as a warning.)
+        let done = super::reuse::check_unknown(ctx, &pat.hash()).await?;
+        if let Some(message) = done.and_then(|d| d.log) {
+            ctx.isolate.emit(super::events::Event::Warning { message });
+        }
+        return Err(inactive());
+    };
+    let rec = Some(rec)
         .filter(|r| r.status(ctx.now) == Status::Active)
         .ok_or_else(inactive)?;
     // A PAT of a disabled client is inactive everywhere: it mints nothing either.

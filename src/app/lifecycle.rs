@@ -1,10 +1,11 @@
-//! Token lifecycle beyond create/revoke: self-rotation for automation, and the grace period of
-//! rotated-away tokens as the decision reads it from D1 (see [`super::pats::rotate_record`]).
+//! Token lifecycle beyond create/revoke: self-rotation for automation, and ending the grace
+//! period of a rotated-away token (see [`super::pats::rotate_record`]; the grace as the decision
+//! reads it from D1, and reuse after it, are in [`super::reuse`]).
 
 use super::{client_auth, decision, pats, Ctx, Deferred, Outcome};
 use crate::error::Error;
 use crate::http::Request;
-use crate::model::{Grant, Status};
+use crate::model::Status;
 use crate::store::Backend;
 use crate::token::{PlainToken, TokenHash, TokenKind};
 
@@ -28,12 +29,26 @@ pub async fn rotate_self<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<
     if !decision::may_exist(ctx, &hash).await {
         return Err(bad("unknown token"));
     }
-    let rec = ctx
-        .backend
-        .token_by_hash(&hash)
-        .await?
+    let Some(rec) = ctx.backend.token_by_hash(&hash).await? else {
+        // Rotated away: refused, and a use after its grace is a detected reuse.
+        let mut response = bad("not an active PAT (rotated away)").into_response();
+        let deferred = match super::reuse::check_unknown(ctx, &hash).await? {
+            Some(done) => {
+                if let Some(l) = done.log {
+                    response.log = Some(match response.log.take() {
+                        Some(cause) => format!("{cause}; {l}"),
+                        None => l,
+                    });
+                }
+                done.deferred
+            }
+            None => Vec::new(),
+        };
+        return Ok(Outcome { response, deferred });
+    };
+    let rec = Some(rec)
         .filter(|r| r.kind == TokenKind::Pat && r.status(ctx.now) == Status::Active)
-        .ok_or_else(|| bad("not an active PAT (or rotated away)"))?;
+        .ok_or_else(|| bad("not an active PAT"))?;
     // Like introspection: a PAT of a disabled (or recreated) PAT client is dead.
     if !client_auth::load_client(ctx, &rec.client_id)
         .await?
@@ -62,7 +77,8 @@ pub struct GraceEnded {
 }
 
 /// Ends the grace period of `hash` now, if it is a retired hash (a token rotated away): D1
-/// first, then KV (a failed delete is retried after the response, and every delete repeated
+/// first, then KV: a reuse marker while the PAT is active ([`super::reuse::mark_retired`]),
+/// else a delete (a failed delete is retried after the response, and every delete repeated
 /// [`super::REVOCATION_RECHECK_SECS`] later, as for revocations). `None`: not a retired hash.
 pub async fn end_grace<B: Backend>(
     ctx: &Ctx<'_, B>,
@@ -74,6 +90,28 @@ pub async fn end_grace<B: Backend>(
     let was_in_grace = retired.in_grace(ctx.now);
     if was_in_grace {
         ctx.backend.end_grace(&hash, ctx.now).await?;
+    }
+    // The token stays known to KV as a reuse marker while its PAT lives: a use after this is a
+    // detected reuse, like after a grace that ran out (see `reuse`).
+    let pat = ctx
+        .backend
+        .token_by_id(&retired.token_id)
+        .await
+        .ok()
+        .flatten()
+        .filter(|r| r.status(ctx.now) == Status::Active);
+    if let Some(pat) = pat {
+        let mut ended = retired.clone();
+        if was_in_grace {
+            ended.grace_until = Some(ctx.now);
+        }
+        let marked = super::reuse::mark_retired(ctx, &pat, Some(ended)).await;
+        return Ok(Some(GraceEnded {
+            token_id: retired.token_id,
+            was_in_grace,
+            deferred: marked.deferred,
+            log: marked.log,
+        }));
     }
     ctx.isolate.mark_inactive(hash, ctx.now);
     let mut deferred = Vec::new();
@@ -98,31 +136,4 @@ pub async fn end_grace<B: Backend>(
         deferred,
         log,
     }))
-}
-
-/// The grant of a rotated-away token still in its grace period, from D1 (the retired hash and
-/// its PAT, which must still be active); `None` otherwise. Read only when KV's entry is stale or
-/// KV failed: the steady state of a token in grace is one KV read.
-pub async fn grace_grant<B: Backend>(
-    ctx: &Ctx<'_, B>,
-    hash: &TokenHash,
-) -> Result<Option<Grant>, Error> {
-    let Some(retired) = ctx.backend.retired_by_hash(hash).await? else {
-        return Ok(None);
-    };
-    let Some(until) = retired.grace_until.filter(|g| ctx.now < *g) else {
-        return Ok(None);
-    };
-    Ok(ctx
-        .backend
-        .token_by_id(&retired.token_id)
-        .await?
-        .filter(|r| r.status(ctx.now) == Status::Active)
-        .map(|r| {
-            r.grace_grant(
-                retired.retired_at,
-                until,
-                ctx.now + ctx.cfg.grant_cache_secs,
-            )
-        }))
 }

@@ -19,6 +19,7 @@ mod page;
 mod pats;
 mod ratelimit;
 mod reference;
+mod reuse;
 mod revoke;
 mod routes_admin;
 mod token_endpoint;
@@ -161,6 +162,15 @@ pub enum Deferred {
     /// change, or a concurrent rotation's KV write, may land in KV after the first delete.
     PurgeGrants {
         hashes: Vec<TokenHash>,
+        after_secs: u64,
+    },
+    /// Write reuse markers (see [`reuse`]) after `after_secs`, retrying a failed write a few
+    /// times (and deleting the entry if that keeps failing: never leave a live grant). Rotation
+    /// sends every marker it wrote again after [`REVOCATION_RECHECK_SECS`], for the same reason
+    /// as [`Deferred::PurgeGrants`]. A marker never makes a token active, so writing one late
+    /// is always safe.
+    PutMarkers {
+        markers: Vec<(TokenHash, Box<Grant>)>,
         after_secs: u64,
     },
 }

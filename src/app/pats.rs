@@ -2,7 +2,7 @@
 //! own PATs: another user's PAT is a 404, exactly like one that does not exist.
 
 use super::events::Event;
-use super::revoke::{purge, purge_keeping_grace, revoke_record, Purge};
+use super::revoke::{purge, revoke_record, Purge};
 use super::{client_auth, reference, rfc3339, user, Ctx, Deferred, Outcome, PAT_CLIENT_ID};
 use crate::error::Error;
 use crate::http::{Request, Response};
@@ -26,6 +26,10 @@ pub struct CreatePat {
     /// The PAT may rotate itself (`POST /api/pats/self/rotate`); off unless asked for.
     #[serde(default)]
     pub allow_self_rotation: bool,
+    /// A detected reuse of one of its rotated-away tokens revokes the whole PAT; off unless
+    /// asked for.
+    #[serde(default)]
+    pub revoke_on_reuse: bool,
 }
 
 /// The optional body of a rotation.
@@ -45,6 +49,7 @@ struct CreatedPat<'a> {
     created_at: String,
     expires_at: String,
     allow_self_rotation: bool,
+    revoke_on_reuse: bool,
     /// After a rotation with grace: until when the previous token keeps working.
     #[serde(skip_serializing_if = "Option::is_none")]
     previous_token_valid_until: Option<String>,
@@ -62,7 +67,8 @@ struct PatView<'a> {
     use_count: i64,
     status: Status,
     revoked_at: Option<String>,
-    /// `leaked` when a secret scanning report revoked it; else null.
+    /// `leaked` when a secret scanning report revoked it, `reuse` when a detected reuse of one
+    /// of its rotated-away tokens did (`revoke_on_reuse`); else null.
     revoked_reason: Option<&'a str>,
     /// For a leak: where the token was found.
     revoked_source_url: Option<&'a str>,
@@ -71,6 +77,24 @@ struct PatView<'a> {
     /// Active with 7 days or less left.
     expiring_soon: bool,
     allow_self_rotation: bool,
+    revoke_on_reuse: bool,
+    /// Detected uses of its rotated-away tokens after they stopped working (README "Reuse
+    /// detection"): 0 if none.
+    reuse_count: i64,
+    /// When the first one was detected.
+    first_reuse_at: Option<String>,
+    /// The last one: when, from where (as Cloudflare reported it), and when the token used
+    /// had been rotated away.
+    last_reuse: Option<ReuseView<'a>>,
+}
+
+#[derive(Serialize)]
+struct ReuseView<'a> {
+    at: String,
+    ip: Option<&'a str>,
+    colo: Option<&'a str>,
+    country: Option<&'a str>,
+    token_rotated_at: Option<String>,
 }
 
 /// Days at or below which a PAT is `expiring_soon` (the page's warning threshold too).
@@ -108,6 +132,16 @@ fn view(rec: &TokenRecord, now: i64) -> PatView<'_> {
         days_left: days,
         expiring_soon: status == Status::Active && days <= EXPIRING_SOON_DAYS,
         allow_self_rotation: rec.allow_self_rotation,
+        revoke_on_reuse: rec.revoke_on_reuse,
+        reuse_count: rec.reuse.as_ref().map_or(0, |r| r.count),
+        first_reuse_at: rec.reuse.as_ref().map(|r| rfc3339(r.first_at)),
+        last_reuse: rec.reuse.as_ref().map(|r| ReuseView {
+            at: rfc3339(r.last_at),
+            ip: r.last_origin.ip.as_deref(),
+            colo: r.last_origin.colo.as_deref(),
+            country: r.last_origin.country.as_deref(),
+            token_rotated_at: r.last_rotated_at.map(rfc3339),
+        }),
     }
 }
 
@@ -131,6 +165,7 @@ pub(crate) fn created_response_with(
             created_at: rfc3339(rec.created_at),
             expires_at: rfc3339(rec.expires_at),
             allow_self_rotation: rec.allow_self_rotation,
+            revoke_on_reuse: rec.revoke_on_reuse,
             previous_token_valid_until: grace_until.map(rfc3339),
         },
     )
@@ -256,6 +291,7 @@ pub async fn issue_with_id<B: Backend>(
         expires_at,
         client_uid: pat_client.uid.clone(),
         allow_self_rotation: body.allow_self_rotation,
+        revoke_on_reuse: body.revoke_on_reuse,
     };
     let issued = match id {
         None => reference::issue(ctx, new).await,
@@ -451,7 +487,10 @@ pub async fn rotate_for<B: Backend>(
 /// (never past the PAT's expiry). D1 records the grace with the retired hash; KV gets the old
 /// token's grant with `exp` at the end of the grace (trusted at most `GRANT_CACHE_SECONDS`, then
 /// D1's retired hash answers), so introspection of the old token needs no D1 read and says
-/// `rotated_at`/`grace_until`. A revocation of the PAT purges it like every retired hash.
+/// `rotated_at`/`grace_until`. Without grace the old token's KV entry becomes a reuse marker at
+/// once ([`super::reuse::mark_retired`]); either way KV keeps the entry until the PAT expires,
+/// so a use after the token stopped working is detected. A revocation of the PAT purges them
+/// like every retired hash.
 pub(crate) async fn rotate_record<B: Backend>(
     ctx: &Ctx<'_, B>,
     mut rec: TokenRecord,
@@ -480,7 +519,13 @@ pub(crate) async fn rotate_record<B: Backend>(
     {
         Ok(true) => {}
         Ok(false) => {
-            let _ = purge(ctx, &rec.id, vec![old]).await;
+            // Revoked meanwhile: finish its KV deletes. Rotated meanwhile: that rotation marks
+            // `old` (a purge here would delete the PAT's reuse markers).
+            if let Ok(Some(now)) = ctx.backend.token_by_id(&rec.id).await {
+                if now.revoked_at.is_some() {
+                    let _ = purge(ctx, &rec.id, vec![old]).await;
+                }
+            }
             return Err(Error::Conflict(
                 "the token was revoked, expired or rotated concurrently".into(),
             ));
@@ -494,24 +539,36 @@ pub(crate) async fn rotate_record<B: Backend>(
     }
     rec.generation += 1;
     let mut log: Vec<String> = Vec::new();
-    let done = match grace_until {
-        None => purge(ctx, &rec.id, vec![old]).await,
-        Some(until) => {
-            let grant = old_rec.grace_grant(ctx.now, until, ctx.now + ctx.cfg.grant_cache_secs);
-            // If this write fails, the old entry stays until its trust time and D1's retired
-            // hash answers after that: the old token still works exactly until `until`.
-            if let Err(e) = ctx.backend.put_grant(&old, &grant).await {
-                log.push(format!("KV write of a grace grant failed: {}", e.0));
-            }
-            purge_keeping_grace(ctx, &rec.id, Vec::new()).await
-        }
+    let retired = crate::store::Retired {
+        hash: old,
+        token_id: rec.id.clone(),
+        retired_at: ctx.now,
+        grace_until,
     };
+    if let Some(until) = grace_until {
+        // Kept in KV until the PAT expires: after the grace it is the reuse marker.
+        let grant = old_rec.grace_grant(ctx.now, until, ctx.now + ctx.cfg.grant_cache_secs);
+        // If this write fails, the old entry stays until its trust time and D1's retired
+        // hash answers after that: the old token still works exactly until `until`.
+        if let Err(e) = ctx.backend.put_grant(&old, &grant).await {
+            log.push(format!("KV write of a grace grant failed: {}", e.0));
+        }
+    }
+    // The old token (without grace) and the PAT's earlier ones get reuse markers in KV.
+    let done = super::reuse::mark_retired(ctx, &old_rec, Some(retired)).await;
     log.extend(done.log);
     // Without its KV grant the new token would be unknown everywhere: fail rather than hand out
     // a dead token (D1 already rotated; rotating again is safe).
     reference::put_grant_retrying(ctx, &rec).await?;
     match ctx.backend.token_by_id(&rec.id).await {
         Ok(Some(now)) if now.revoked_at.is_none() && now.hash == rec.hash => {}
+        // Revoked meanwhile: every hash of the PAT leaves KV (the markers written above too).
+        Ok(Some(now)) if now.revoked_at.is_some() => {
+            let _ = purge(ctx, &rec.id, vec![rec.hash, old]).await;
+            return Err(Error::Conflict(
+                "the token was revoked or rotated concurrently".into(),
+            ));
+        }
         Ok(_) => {
             ctx.isolate.mark_inactive(rec.hash, ctx.now);
             let _ = ctx.backend.delete_grant(&rec.hash).await;
@@ -552,6 +609,7 @@ mod tests {
             expires_at: expires_at.map(str::to_owned),
             expires_in_days: days,
             allow_self_rotation: false,
+            revoke_on_reuse: false,
         }
     }
 
@@ -622,6 +680,8 @@ mod tests {
             revoked_reason: None,
             revoked_url: None,
             allow_self_rotation: false,
+            revoke_on_reuse: false,
+            reuse: None,
         };
         assert_eq!(parse_cursor(&make_cursor(&rec)), Ok((42, "abc".to_owned())));
         assert!(parse_cursor("!!").is_err());

@@ -19,6 +19,8 @@ pub struct NewToken {
     pub client_uid: String,
     /// See [`TokenRecord::allow_self_rotation`] (PATs only).
     pub allow_self_rotation: bool,
+    /// See [`TokenRecord::revoke_on_reuse`] (PATs only).
+    pub revoke_on_reuse: bool,
 }
 
 /// Stores a new token (D1 record, then KV grant) and returns it with its record. If either write
@@ -74,6 +76,8 @@ async fn store<B: Backend>(
         revoked_reason: None,
         revoked_url: None,
         allow_self_rotation: new.allow_self_rotation,
+        revoke_on_reuse: new.revoke_on_reuse,
+        reuse: None,
     };
     if let Err(e) = ctx.backend.insert_token(&rec).await {
         // The insert may have landed although it reported an error: undo it, so that a retry

@@ -124,39 +124,22 @@ pub async fn revoke_record_because<B: Backend>(
     Ok(Some(done))
 }
 
-/// Deletes `hashes` and every hash token `id` retired within the KV cache bound (or still in a
-/// rotation grace period) from KV, and marks them inactive in this isolate. Failed deletes are
-/// retried after the response; all are deleted once more [`super::REVOCATION_RECHECK_SECS`]
-/// later.
-pub async fn purge<B: Backend>(ctx: &Ctx<'_, B>, id: &str, hashes: Vec<TokenHash>) -> Purge {
-    purge_retired(ctx, id, hashes, false).await
-}
+/// Most retired hashes (reuse markers, see [`super::reuse`]) a revocation deletes from KV, the
+/// most recent first: KV calls per request are bounded. One left behind never makes a token
+/// active; its next use costs one D1 read, which finds the PAT revoked and deletes it.
+pub const MAX_PURGED_RETIRED: usize = 100;
 
-/// [`purge`] for a rotation: retired hashes still in their grace period are left alone.
-pub async fn purge_keeping_grace<B: Backend>(
-    ctx: &Ctx<'_, B>,
-    id: &str,
-    hashes: Vec<TokenHash>,
-) -> Purge {
-    purge_retired(ctx, id, hashes, true).await
-}
-
-async fn purge_retired<B: Backend>(
-    ctx: &Ctx<'_, B>,
-    id: &str,
-    mut hashes: Vec<TokenHash>,
-    keep_grace: bool,
-) -> Purge {
+/// Deletes `hashes` and the hashes token `id` had before its rotations (their reuse markers or
+/// grace grants: the most recent [`MAX_PURGED_RETIRED`]) from KV, and marks them inactive in
+/// this isolate. Failed deletes are retried after the response; all are deleted once more
+/// [`super::REVOCATION_RECHECK_SECS`] later.
+pub async fn purge<B: Backend>(ctx: &Ctx<'_, B>, id: &str, mut hashes: Vec<TokenHash>) -> Purge {
     let mut log = Vec::new();
-    match ctx
-        .backend
-        .retired_hashes(id, ctx.now - ctx.cfg.grant_cache_secs)
-        .await
-    {
-        Ok(retired) => {
-            for r in retired {
-                let kept = keep_grace && r.in_grace(ctx.now);
-                if !kept && !hashes.contains(&r.hash) {
+    match ctx.backend.retired_hashes(id, i64::MIN).await {
+        Ok(mut retired) => {
+            retired.sort_by_key(|r| std::cmp::Reverse(r.retired_at));
+            for r in retired.into_iter().take(MAX_PURGED_RETIRED) {
+                if !hashes.contains(&r.hash) {
                     hashes.push(r.hash);
                 }
             }

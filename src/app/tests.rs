@@ -115,6 +115,7 @@ mod handlers;
 mod integrity;
 mod lifecycle;
 mod oauth_layer;
+mod reuse;
 mod scopes;
 
 impl Harness {
@@ -165,6 +166,13 @@ impl Harness {
                     use crate::store::GrantCache;
                     for hash in hashes {
                         block_on(self.backend.delete_grant(hash)).expect("delete");
+                    }
+                }
+                Deferred::PutMarkers { markers, .. } => {
+                    use crate::store::GrantCache;
+                    for (hash, marker) in markers {
+                        assert!(marker.marker && !marker.can_be_active(self.now));
+                        block_on(self.backend.put_grant(hash, marker)).expect("put");
                     }
                 }
             }

@@ -75,6 +75,7 @@ async fn issue_access_token<B: Backend>(
                 expires_at: ctx.now + lifetime,
                 client_uid: client.uid.clone(),
                 allow_self_rotation: false,
+                revoke_on_reuse: false,
             };
             let (_, token, _) = super::reference::issue(ctx, new).await?;
             token.expose_secret().to_owned()

@@ -92,6 +92,8 @@ fn seed_growth(n: usize, dir: &str, now: i64) {
                     client_uid: None,
                     scope_owners: None,
                     allow_self_rotation: false,
+                    revoke_on_reuse: false,
+                    reuse: None,
                     revoked_reason: None,
                     revoked_url: None,
                 };
@@ -181,6 +183,8 @@ fn introspect(n: usize) {
         client_uid: Some("c1".into()),
         scope_owners: Some(vec!["r1".into()]),
         allow_self_rotation: false,
+        revoke_on_reuse: false,
+        reuse: None,
         revoked_reason: None,
         revoked_url: None,
     };

@@ -6,6 +6,7 @@
 use crate::store::StoreError;
 use std::cell::OnceCell;
 use wasm_bindgen::JsValue;
+use worker::worker_sys::web_sys;
 use worker::{D1Database, Env, ObjectNamespace};
 
 use super::kv::KvNamespace;
@@ -16,6 +17,8 @@ pub struct EdgeBackend {
     kv: OnceCell<KvNamespace>,
     db: OnceCell<D1Database>,
     last_used: OnceCell<ObjectNamespace>,
+    /// The request being served, for [`crate::store::RequestOrigin`] (read only when asked).
+    request: Option<web_sys::Request>,
 }
 
 fn lazy<T>(cell: &OnceCell<T>, make: impl FnOnce() -> worker::Result<T>) -> Result<&T, StoreError> {
@@ -33,7 +36,16 @@ impl EdgeBackend {
             kv: OnceCell::new(),
             db: OnceCell::new(),
             last_used: OnceCell::new(),
+            request: None,
         }
+    }
+
+    /// The backend of one request: [`crate::store::RequestOrigin`] reads where it came from.
+    pub fn for_request(env: &Env, req: &web_sys::Request) -> Self {
+        let mut b = Self::new(env);
+        // the JS object reference (not `Request.clone()`, which would tee the body)
+        b.request = Some(Clone::clone(req));
+        b
     }
 
     pub(super) fn kv(&self) -> Result<&KvNamespace, StoreError> {
@@ -63,4 +75,27 @@ pub(super) fn s(v: &str) -> JsValue {
 
 pub(super) fn n(v: i64) -> JsValue {
     JsValue::from_f64(v as f64)
+}
+
+/// Where the request came from: `CF-Connecting-IP`, and `request.cf.colo` / `.country`. Read
+/// only when the service asks (reuse detection): reading `request.cf` costs CPU.
+impl crate::store::RequestOrigin for EdgeBackend {
+    fn request_origin(&self) -> crate::origin::ClientOrigin {
+        let Some(req) = &self.request else {
+            return crate::origin::ClientOrigin::default();
+        };
+        let ip = req.headers().get("cf-connecting-ip").ok().flatten();
+        let cf = js_sys::Reflect::get(req, &JsValue::from_str("cf")).ok();
+        let field = |name: &str| {
+            cf.as_ref()
+                .filter(|cf| cf.is_object())
+                .and_then(|cf| js_sys::Reflect::get(cf, &JsValue::from_str(name)).ok())
+                .and_then(|v| v.as_string())
+        };
+        crate::origin::ClientOrigin::new(
+            ip.as_deref(),
+            field("colo").as_deref(),
+            field("country").as_deref(),
+        )
+    }
 }

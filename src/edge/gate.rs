@@ -67,7 +67,7 @@ async fn serve_gate(
     let method = req.method();
     let headers = req.headers();
     let authorization = headers.get("authorization")?;
-    let backend = EdgeBackend::new(env);
+    let backend = EdgeBackend::for_request(env, req);
     let isolate = ISOLATE.with(Rc::clone);
     let actx = app::Ctx {
         cfg: &cfg,

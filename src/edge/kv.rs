@@ -93,7 +93,7 @@ impl GrantCache for EdgeBackend {
         bump(Op::KvPut);
         let now = super::now_secs();
         let value = kv_format::grant_value(grant).map_err(err)?;
-        let exp = kv_format::expiration(grant.exp, now);
+        let exp = kv_format::expiration(grant.kv_expires_at(), now);
         self.kv()?
             .put_text(&GrantKey(hash).key(), &value, exp)
             .await

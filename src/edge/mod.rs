@@ -129,7 +129,7 @@ async fn serve(
         Ok(r) => r,
         Err(e) => return Ok(app::refuse(path, e)),
     };
-    let backend = EdgeBackend::new(env);
+    let backend = EdgeBackend::for_request(env, req);
     let isolate = ISOLATE.with(Rc::clone);
     let actx = app::Ctx {
         cfg: &cfg,
@@ -165,6 +165,13 @@ async fn run_deferred(env: Env, work: Vec<Deferred>) {
             Deferred::PurgeGrants { hashes, after_secs } => {
                 sleep_secs(*after_secs).await;
                 purge_with_retries(&backend, hashes).await
+            }
+            Deferred::PutMarkers {
+                markers,
+                after_secs,
+            } => {
+                sleep_secs(*after_secs).await;
+                mark_with_retries(&backend, markers).await
             }
         };
         if let Err(e) = result {
@@ -202,6 +209,33 @@ async fn purge_with_retries(
         };
         if r.is_err() {
             last = r;
+        }
+    }
+    last
+}
+
+/// Writes each reuse marker, retrying a failed write after 1, 2 and 4 seconds; one that still
+/// fails is deleted instead (whatever KV held for that hash must not stay a live grant).
+async fn mark_with_retries(
+    backend: &EdgeBackend,
+    markers: &[(crate::token::TokenHash, Box<crate::model::Grant>)],
+) -> Result<(), crate::store::StoreError> {
+    use crate::store::GrantCache;
+    let mut last = Ok(());
+    for (hash, marker) in markers {
+        let mut delay = 1;
+        let r = loop {
+            match backend.put_grant(hash, marker).await {
+                Ok(()) => break Ok(()),
+                Err(e) if delay > 4 => break Err(e),
+                Err(_) => {
+                    sleep_secs(delay).await;
+                    delay *= 2;
+                }
+            }
+        };
+        if r.is_err() {
+            last = purge_with_retries(backend, &[*hash]).await.and(r);
         }
     }
     last

@@ -4,7 +4,8 @@
 //! (the request fails with 503), never a default that would change what a token may do.
 
 use crate::gate::route::{GateRoute, Rule};
-use crate::model::{ApiResource, Client, SecretSet, TokenFormat, TokenRecord};
+use crate::model::{ApiResource, Client, ReuseInfo, SecretSet, TokenFormat, TokenRecord};
+use crate::origin::ClientOrigin;
 use crate::secret::SecretHash;
 use crate::store::{Retired, StoreError};
 use crate::token::{TokenHash, TokenKind};
@@ -34,10 +35,29 @@ pub struct TokenRow {
     pub revoked_reason: Option<String>,
     pub revoked_url: Option<String>,
     pub allow_self_rotation: i64,
+    pub revoke_on_reuse: i64,
+    pub reuse_count: i64,
+    pub first_reuse_at: Option<i64>,
+    pub last_reuse_at: Option<i64>,
+    pub last_reuse_ip: Option<String>,
+    pub last_reuse_colo: Option<String>,
+    pub last_reuse_country: Option<String>,
+    pub last_reuse_rotated_at: Option<i64>,
 }
 
 impl TokenRow {
     pub fn into_record(self) -> Result<TokenRecord, StoreError> {
+        let reuse = (self.reuse_count > 0).then(|| ReuseInfo {
+            count: self.reuse_count,
+            first_at: self.first_reuse_at.unwrap_or_default(),
+            last_at: self.last_reuse_at.unwrap_or_default(),
+            last_origin: ClientOrigin::new(
+                self.last_reuse_ip.as_deref(),
+                self.last_reuse_colo.as_deref(),
+                self.last_reuse_country.as_deref(),
+            ),
+            last_rotated_at: self.last_reuse_rotated_at,
+        });
         Ok(TokenRecord {
             kind: TokenKind::from_db(&self.kind).ok_or_else(|| err("bad token kind in D1"))?,
             hash: TokenHash::from_hex(&self.token_hash)
@@ -58,6 +78,8 @@ impl TokenRow {
             revoked_reason: self.revoked_reason,
             revoked_url: self.revoked_url,
             allow_self_rotation: self.allow_self_rotation != 0,
+            revoke_on_reuse: self.revoke_on_reuse != 0,
+            reuse,
         })
     }
 }
@@ -82,11 +104,11 @@ impl RetiredRow {
     }
 }
 
-pub const TOKEN_COLUMNS: &str =
-    "id, kind, token_hash, subject, client_id, name, scopes, created_at, \
-                             expires_at, revoked_at, last_used_at, use_count, generation, \
-                             client_uid, scope_owners, revoked_reason, revoked_url, \
-                             allow_self_rotation";
+pub const TOKEN_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name, scopes, \
+    created_at, expires_at, revoked_at, last_used_at, use_count, generation, client_uid, \
+    scope_owners, revoked_reason, revoked_url, allow_self_rotation, revoke_on_reuse, \
+    reuse_count, first_reuse_at, last_reuse_at, last_reuse_ip, last_reuse_colo, \
+    last_reuse_country, last_reuse_rotated_at";
 
 fn secret_set(
     current: &str,
@@ -244,6 +266,15 @@ mod tests {
             Value::Null,
             Value::Null,
             json!(1),
+            // revoke_on_reuse, reuse_count, first/last reuse, last IP, colo, country, rotated_at
+            json!(1),
+            json!(2),
+            json!(300),
+            json!(400),
+            json!("203.0.113.7"),
+            json!("AMS"),
+            json!("NL"),
+            json!(250),
         ]
     }
 
@@ -273,7 +304,18 @@ mod tests {
             (Some(150), 3, 2)
         );
         assert_eq!(rec.client_uid.as_deref(), Some("cu1"));
-        assert!(rec.allow_self_rotation);
+        assert!(rec.allow_self_rotation && rec.revoke_on_reuse);
+        let reuse = rec.reuse.as_ref().unwrap();
+        assert_eq!((reuse.count, reuse.first_at, reuse.last_at), (2, 300, 400));
+        assert_eq!(reuse.last_rotated_at, Some(250));
+        let mut values = token_values("pat");
+        values[19] = json!(0);
+        let none = row(TOKEN_COLUMNS, &values);
+        let rec = serde_json::from_value::<TokenRow>(none)
+            .unwrap()
+            .into_record()
+            .unwrap();
+        assert!(rec.reuse.is_none(), "no detection: no reuse view");
         let access = row(TOKEN_COLUMNS, &token_values("access"));
         let rec = serde_json::from_value::<TokenRow>(access)
             .unwrap()

@@ -14,10 +14,11 @@ export { devToken };
 export const TEST_VARS = { LAST_USED_FLUSH_SECONDS: "1", DEV_COUNTERS: "true" };
 
 /**
- * Starts a server on fresh state. `vars` override the defaults. ISSUER is set to the server's own
+ * Starts a server on fresh state. `vars` override the defaults; `logLevel: "log"` puts the
+ * Worker's security events (console.log lines) into `log()`. ISSUER is set to the server's own
  * base URL (the default in wrangler.toml names port 8787), so `iss` and discovery are checkable.
  */
-export async function startServer(name, port, vars = {}, { limits = {} } = {}) {
+export async function startServer(name, port, vars = {}, { limits = {}, logLevel } = {}) {
   // E2E_PORT_OFFSET lets several checkouts run their suites side by side on one machine.
   port += Number(process.env.E2E_PORT_OFFSET ?? 0);
   const dir = join(ROOT, "tests", ".state", `${name}-${process.pid}-${Date.now()}`);
@@ -30,7 +31,7 @@ export async function startServer(name, port, vars = {}, { limits = {} } = {}) {
   let server;
   try {
     prepareState(dir);
-    server = await startDevServer({ port, persistDir: dir, vars: allVars, config });
+    server = await startDevServer({ port, persistDir: dir, vars: allVars, config, logLevel });
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     throw e;
@@ -44,7 +45,7 @@ export async function startServer(name, port, vars = {}, { limits = {} } = {}) {
     /** Stops the server (keeping its state) and starts a new one on the same state directory. */
     async restart(moreVars = {}) {
       await server.stop();
-      server = await startDevServer({ port, persistDir: dir, vars: { ...allVars, ...moreVars }, config });
+      server = await startDevServer({ port, persistDir: dir, vars: { ...allVars, ...moreVars }, config, logLevel });
     },
     async stop({ keepState = false } = {}) {
       try {
@@ -136,6 +137,7 @@ export function assertError(r, status, error, what = "") {
 export const PAT_VIEW_KEYS = [
   "created_at", "expires_at", "id", "last_used_at", "name", "revoked_at", "scopes", "status", "use_count",
   "revoked_reason", "revoked_source_url", "days_left", "expiring_soon", "allow_self_rotation",
+  "revoke_on_reuse", "reuse_count", "first_reuse_at", "last_reuse",
 ].sort();
 
 export const RFC3339_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;

@@ -20,7 +20,7 @@ function assertCreated(r, what) {
   assert.equal(r.headers.get("location"), `/api/pats/${r.json.id}`, what);
   assert.equal(r.headers.get("cache-control"), "no-store", what);
   assert.match(r.headers.get("content-type") ?? "", /^application\/json/, what);
-  assert.deepEqual(Object.keys(r.json).sort(), ["allow_self_rotation", "created_at", "expires_at", "id", "name", "scopes", "token"], what);
+  assert.deepEqual(Object.keys(r.json).sort(), ["allow_self_rotation", "created_at", "expires_at", "id", "name", "revoke_on_reuse", "scopes", "token"], what);
   assert.match(r.json.token, TOKEN_RE, what);
   assert.equal(r.json.token.length, 53, what);
   assert.equal(r.json.token.slice(47), checksum(r.json.token.slice(0, 47)), `${what}: CRC32 checksum`);
@@ -71,6 +71,7 @@ test("the token is shown once: never in GET or the list, nor its hash", async ()
     id: pat.id, name: "secret-holder", scopes: ["demo_api:read"], created_at: pat.created_at,
     expires_at: pat.expires_at, last_used_at: null, use_count: 0, status: "active", revoked_at: null,
     revoked_reason: null, revoked_source_url: null, days_left: 30, expiring_soon: false, allow_self_rotation: false,
+    revoke_on_reuse: false, reuse_count: 0, first_reuse_at: null, last_reuse: null,
   });
   const list = await userCall(srv.url, "once", "GET", "/api/pats");
   assert.equal(list.status, 200);
@@ -333,7 +334,7 @@ test("rotation: 201, same id/name/scopes/expiry/created_at, new token; old inact
   const r = await userCall(srv.url, "alice", "POST", `/api/pats/${pat.id}/rotate`);
   assert.equal(r.status, 201, r.text);
   assert.equal(r.headers.get("cache-control"), "no-store");
-  assert.deepEqual(Object.keys(r.json).sort(), ["allow_self_rotation", "created_at", "expires_at", "id", "name", "scopes", "token"]);
+  assert.deepEqual(Object.keys(r.json).sort(), ["allow_self_rotation", "created_at", "expires_at", "id", "name", "revoke_on_reuse", "scopes", "token"]);
   for (const k of ["id", "name", "scopes", "expires_at", "created_at"]) assert.deepEqual(r.json[k], pat[k], k);
   assert.match(r.json.token, TOKEN_RE);
   assert.equal(r.json.token.slice(47), checksum(r.json.token.slice(0, 47)));

@@ -584,6 +584,7 @@ fn form_expiry(f: &NewForm, now: i64, max_days: i64) -> Result<pats::CreatePat, 
         expires_at: None,
         expires_in_days: None,
         allow_self_rotation: false,
+        revoke_on_reuse: false,
     };
     let range = || {
         format!(

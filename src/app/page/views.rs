@@ -193,6 +193,19 @@ pub fn list_page(
     layout("Personal access tokens", Some(viewer), &body)
 }
 
+/// Where and when the last reuse of a rotated-away token came from (hover text).
+fn reuse_title(r: &crate::model::ReuseInfo) -> String {
+    let o = &r.last_origin;
+    format!(
+        "{} time(s); last {} from {} ({}, {})",
+        r.count,
+        date(r.last_at),
+        o.ip.as_deref().unwrap_or("unknown IP"),
+        o.colo.as_deref().unwrap_or("-"),
+        o.country.as_deref().unwrap_or("-"),
+    )
+}
+
 fn row(r: &TokenRecord, now: i64) -> Markup {
     let status = r.status(now);
     let (exp_text, warn) = expiry_text(r.expires_at, now);
@@ -212,6 +225,9 @@ fn row(r: &TokenRecord, now: i64) -> Markup {
                             " " a href=(url) rel="noopener noreferrer nofollow" { "(where)" }
                         }
                     }
+                    @if r.revoked_reason.as_deref() == Some("reuse") {
+                        br; span.warn.leaked { "⚠ Revoked: an old token was reused" }
+                    }
                 } @else if warn {
                     span.warn.expiry { "⚠ " (exp_text) }
                     br; span.muted { (time_exact(r.expires_at, &date(r.expires_at))) }
@@ -221,6 +237,12 @@ fn row(r: &TokenRecord, now: i64) -> Markup {
                 }
             }
             td.last-used data-label="Last used" {
+                @if let (Status::Active, Some(reuse)) = (status, &r.reuse) {
+                    span.warn.leaked title=(reuse_title(reuse)) {
+                        "⚠ An old token was used after rotation"
+                    }
+                    br;
+                }
                 @match r.last_used_at {
                     None => { span.muted { "Never used" } }
                     Some(t) => { time datetime=(crate::app::rfc3339(t)) title=(exact(t)) data-ago { (ago(t, now)) } }
@@ -515,6 +537,8 @@ mod tests {
             revoked_reason: None,
             revoked_url: None,
             allow_self_rotation: false,
+            revoke_on_reuse: false,
+            reuse: None,
         };
         assert!(!row(&r, now).into_string().contains("Leaked"));
         r.revoked_reason = Some("leaked".into());
@@ -525,6 +549,53 @@ mod tests {
             html.contains(r#"href="https://github.com/o/r/blob/x/f?a=1&amp;b=&quot;&lt;x&gt;""#),
             "{html}"
         );
+    }
+
+    #[test]
+    fn a_reused_token_says_so() {
+        let now = 1_795_000_000;
+        let mut r = TokenRecord {
+            id: "p1".into(),
+            kind: crate::token::TokenKind::Pat,
+            hash: crate::token::TokenHash([0; 32]),
+            subject: "alice".into(),
+            client_id: "pat_client".into(),
+            name: Some("ci".into()),
+            scopes: vec!["demo_api:read".into()],
+            created_at: now - 100,
+            expires_at: now + 86_400,
+            revoked_at: None,
+            last_used_at: None,
+            use_count: 0,
+            generation: 1,
+            client_uid: None,
+            scope_owners: None,
+            revoked_reason: None,
+            revoked_url: None,
+            allow_self_rotation: false,
+            revoke_on_reuse: false,
+            reuse: None,
+        };
+        assert!(!row(&r, now).into_string().contains("reused"));
+        assert!(!row(&r, now).into_string().contains("after rotation"));
+        r.reuse = Some(crate::model::ReuseInfo {
+            count: 2,
+            first_at: now - 50,
+            last_at: now - 5,
+            last_origin: crate::origin::ClientOrigin::new(Some("203.0.113.7"), Some("DFW"), None),
+            last_rotated_at: Some(now - 60),
+        });
+        let html = row(&r, now).into_string();
+        assert!(
+            html.contains("An old token was used after rotation"),
+            "{html}"
+        );
+        assert!(html.contains("from 203.0.113.7 (DFW, -)"), "{html}");
+        r.revoked_at = Some(now - 5);
+        r.revoked_reason = Some("reuse".into());
+        let html = row(&r, now).into_string();
+        assert!(html.contains("Revoked: an old token was reused"), "{html}");
+        assert!(!html.contains("after rotation"), "{html}");
     }
 
     #[test]

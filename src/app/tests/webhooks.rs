@@ -642,3 +642,54 @@ fn oversized_payloads_are_not_queued() {
     assert!(f.warnings[0].line().contains("too large"));
     assert!(h.backend.queue.borrow()[0].payload.contains("small"));
 }
+
+/// Reuse detection (its own event, and a revocation with reason `reuse`) reaches subscribers
+/// with nothing webhook-specific in the reuse code.
+#[test]
+fn reuse_detection_is_delivered() {
+    let h = Harness::new();
+    let (ep, _) = h.register("https://a.example/", &["pat.reuse_detected", "pat.revoked"]);
+    let (s, v) = h.create(
+        "alice",
+        json!({"name":"ci","scopes":["demo_api:read"],"expires_in_days":30,"revoke_on_reuse":true}),
+    );
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_str().expect("id").to_owned();
+    let old = v["token"].as_str().expect("token").to_owned();
+    let req = Request::new(Method::Post, &format!("/api/pats/{id}/rotate"))
+        .header("authorization", &format!("Bearer {}", user_jwt("alice")));
+    assert_eq!(h.call(&req).0, 201);
+    let _ = h.isolate.take_events();
+    // The old token used again, at another location.
+    let elsewhere = IsolateState::default();
+    let ctx = Ctx {
+        cfg: &h.cfg,
+        backend: &h.backend,
+        isolate: &elsewhere,
+        now: h.now + 60,
+    };
+    let o = block_on(handle(&ctx, &introspect_req(&old)));
+    h.run_deferred(&o);
+    assert_eq!(o.response.json_body()["active"], false);
+    let events = elsewhere.take_events();
+    let f = block_on(fan_out(&h.cfg, &h.backend, &h.isolate, h.now, &events));
+    assert!(f.warnings.is_empty(), "{:?}", f.warnings);
+    let q = h.backend.queue.borrow();
+    let types: Vec<&str> = q.iter().map(|d| d.event_type.as_str()).collect();
+    assert!(types.contains(&"pat.reuse_detected"), "{types:?}");
+    assert!(q.iter().all(|d| d.endpoint == ep));
+    let revoked = q
+        .iter()
+        .find(|d| d.event_type == "pat.revoked")
+        .expect("pat.revoked");
+    let p: Value = serde_json::from_str(&revoked.payload).expect("json");
+    assert_eq!(p["data"]["reason"], "reuse");
+    assert_eq!(p["data"]["pat_id"], id.as_str());
+    let detected = q
+        .iter()
+        .find(|d| d.event_type == "pat.reuse_detected")
+        .expect("detected");
+    let p: Value = serde_json::from_str(&detected.payload).expect("json");
+    assert_eq!(p["data"]["family_revoked"], true);
+    assert!(!detected.payload.contains(&old));
+}

@@ -3,6 +3,7 @@
 use super::super::backend::{err, n, s, EdgeBackend};
 use super::super::counters::{bump, Op};
 use crate::model::{token_insert_values, SqlValue, TokenRecord, TOKEN_INSERT_COLUMNS};
+use crate::origin::ClientOrigin;
 use crate::storage::rows::{RetiredRow, TokenRow, TOKEN_COLUMNS};
 use crate::store::{Cursor, Retired, RevocationNote, Revoked, StoreError, TokenStore, Write};
 use crate::token::TokenHash;
@@ -230,6 +231,32 @@ impl TokenStore for EdgeBackend {
         self.execute(
             "UPDATE retired_token_hashes SET grace_until = ?2 WHERE token_hash = ?1 AND grace_until > ?2",
             &[s(&hash.to_hex()), n(now)],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn record_reuse(
+        &self,
+        id: &str,
+        at: i64,
+        origin: &ClientOrigin,
+        rotated_at: i64,
+    ) -> Result<(), StoreError> {
+        let opt = |v: &Option<String>| v.as_deref().map_or(JsValue::NULL, s);
+        self.execute(
+            "UPDATE tokens SET reuse_count = reuse_count + 1, \
+             first_reuse_at = COALESCE(first_reuse_at, ?2), last_reuse_at = ?2, \
+             last_reuse_ip = ?3, last_reuse_colo = ?4, last_reuse_country = ?5, \
+             last_reuse_rotated_at = ?6 WHERE id = ?1",
+            &[
+                s(id),
+                n(at),
+                opt(&origin.ip),
+                opt(&origin.colo),
+                opt(&origin.country),
+                n(rotated_at),
+            ],
         )
         .await
         .map(|_| ())
