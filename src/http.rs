@@ -272,8 +272,6 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
-    /// A cause to log (never sent to the client, never contains a secret).
-    pub log: Option<String>,
 }
 
 impl Response {
@@ -282,7 +280,6 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Vec::new(),
-            log: None,
         }
     }
 
@@ -293,7 +290,6 @@ impl Response {
             status,
             headers: vec![("content-type", "application/json".into())],
             body,
-            log: None,
         }
     }
 
@@ -329,9 +325,26 @@ struct ErrorBody<'a> {
 
 impl Error {
     /// The single mapping from an error to (status, headers, body).
+    /// What an operator needs to know about this error and the client must not see (which
+    /// check failed, the storage error): logged as the `error` event
+    /// ([`crate::app::events::Event::ErrorCause`]), never sent. Never contains a secret.
+    pub fn cause(&self) -> Option<String> {
+        match self {
+            Error::InvalidSignature(cause) => Some(format!("invalid_signature: {cause}")),
+            Error::InvalidClient(cause) => Some(format!("invalid_client: {cause}")),
+            Error::InvalidToken { cause, .. } => Some(format!("invalid_token: {cause}")),
+            Error::Unavailable(cause) => Some(format!("storage unavailable: {cause}")),
+            Error::Internal(cause) => Some(format!("internal error: {cause}")),
+            Error::RateLimited(what, _) => Some(format!("rate limited: {what}")),
+            _ => None,
+        }
+    }
+
+    /// The response: status, RFC 6749 5.2 JSON body, challenge headers. The cause, if any, is
+    /// [`Error::cause`], logged by the caller.
     pub fn into_response(self) -> Response {
         let owned_description;
-        let (description, log): (Option<&str>, Option<String>) = match &self {
+        let description: Option<&str> = match &self {
             Error::InvalidRequest(m)
             | Error::InvalidGrant(m)
             | Error::InvalidScope(m)
@@ -339,42 +352,26 @@ impl Error {
             | Error::UnsupportedGrantType(m)
             | Error::UnsupportedTokenType(m)
             | Error::Conflict(m)
-            | Error::Forbidden(m) => (Some(m.as_str()), None),
-            Error::InvalidSignature(cause) => (
-                Some("the request signature is missing or not valid"),
-                Some(format!("invalid_signature: {cause}")),
+            | Error::Forbidden(m) => Some(m.as_str()),
+            Error::InvalidSignature(_) => Some("the request signature is missing or not valid"),
+            Error::InvalidClient(_) => Some("client authentication failed"),
+            Error::MissingBearer => Some("a bearer token is required"),
+            Error::InvalidToken { description, .. } => Some(*description),
+            Error::NotFound | Error::Internal(_) => None,
+            Error::PreconditionFailed => Some(
+                "the record changed since it was read (If-Match does not match its ETag): read it again",
             ),
-            Error::InvalidClient(cause) => (
-                Some("client authentication failed"),
-                Some(format!("invalid_client: {cause}")),
-            ),
-            Error::MissingBearer => (Some("a bearer token is required"), None),
-            Error::InvalidToken { description, cause } => {
-                (Some(*description), Some(format!("invalid_token: {cause}")))
-            }
-            Error::NotFound => (None, None),
-            Error::PreconditionFailed => (
-                Some("the record changed since it was read (If-Match does not match its ETag): read it again"),
-                None,
-            ),
-            Error::MethodNotAllowed(_) => (Some("method not allowed"), None),
+            Error::MethodNotAllowed(_) => Some("method not allowed"),
             Error::PayloadTooLarge(limit) => {
                 owned_description = format!("the body is larger than {limit} bytes");
-                (Some(owned_description.as_str()), None)
+                Some(owned_description.as_str())
             }
             Error::UnsupportedMediaType(expected) => {
                 owned_description = format!("the body must be {expected}");
-                (Some(owned_description.as_str()), None)
+                Some(owned_description.as_str())
             }
-            Error::Unavailable(cause) => (
-                Some("storage is temporarily unavailable, retry later"),
-                Some(format!("storage unavailable: {cause}")),
-            ),
-            Error::Internal(cause) => (None, Some(format!("internal error: {cause}"))),
-            Error::RateLimited(what, _) => (
-                Some("too many requests, retry later"),
-                Some(format!("rate limited: {what}")),
-            ),
+            Error::Unavailable(_) => Some("storage is temporarily unavailable, retry later"),
+            Error::RateLimited(..) => Some("too many requests, retry later"),
         };
         let mut resp = Response::json(
             self.status(),
@@ -383,7 +380,6 @@ impl Error {
                 error_description: description,
             },
         );
-        resp.log = log;
         match &self {
             Error::RateLimited(_, secs) => {
                 resp = resp.with_header("retry-after", secs.to_string());

@@ -164,8 +164,13 @@ pub struct Delivery {
 /// JSON string inside the message (escaping can double it); events are far smaller.
 pub const MAX_PAYLOAD_BYTES: usize = 32 * 1024;
 
-/// The event type of a security event (its log line's `event` field).
+/// The event type of a security event (its log line's `event` field); `None` for what is never
+/// delivered (error causes).
 pub fn event_type(e: &Event) -> Option<String> {
+    // The cause behind an error answer is for the log only (one per refused request).
+    if matches!(e, Event::ErrorCause { .. }) {
+        return None;
+    }
     match serde_json::to_value(e) {
         Ok(serde_json::Value::Object(m)) => m.get("event")?.as_str().map(str::to_owned),
         _ => None,

@@ -57,12 +57,12 @@ pub enum Decision {
     Inactive,
 }
 
-/// A decision, the work to do after the response (last use, KV repair), and a cause to log.
+/// A decision and the work to do after the response (last use, KV repair). Causes worth logging
+/// went to the isolate's event sink.
 #[derive(Debug)]
 pub struct Decided {
     pub decision: Decision,
     pub deferred: Vec<Deferred>,
-    pub log: Option<String>,
 }
 
 impl Decided {
@@ -70,7 +70,6 @@ impl Decided {
         Decided {
             decision: Decision::Inactive,
             deferred: Vec::new(),
-            log: None,
         }
     }
 }
@@ -89,7 +88,6 @@ pub async fn decide<B: Backend>(
                 Some(active) => Decided {
                     decision: Decision::Active(active),
                     deferred: Vec::new(),
-                    log: None,
                 },
                 None => Decided::inactive(),
             },
@@ -110,7 +108,6 @@ async fn reference_token<B: Backend>(
     }
 
     let mut deferred = Vec::new();
-    let mut log = None;
     let grant = match ctx.backend.get_grant(&hash).await {
         Ok(Some(g)) if g.is_fresh(ctx.now) => {
             // A fresh reuse marker (a reuse was just recorded): final, remembered here.
@@ -121,7 +118,7 @@ async fn reference_token<B: Backend>(
         }
         // Past its trust time: D1 says whether it still holds (and the entry is rewritten). A
         // stale reuse marker lands here too: that is how a rotated-away token's reuse is seen.
-        Ok(Some(_)) => from_source_of_truth(ctx, token, &mut deferred, &mut log).await?,
+        Ok(Some(_)) => from_source_of_truth(ctx, token, &mut deferred).await?,
         // KV knows every issued token until it expires and loses it when revoked: a hash it does
         // not know is inactive, with no D1 read (forged tokens that pass the checksum cost one
         // KV read, once per isolate).
@@ -131,8 +128,9 @@ async fn reference_token<B: Backend>(
         }
         Err(e) => {
             // KV is only a cache: answer from D1 rather than fail, and do not write back.
-            log = Some(format!("KV read failed, answered from D1: {}", e.0));
-            let g = from_source_of_truth(ctx, token, &mut deferred, &mut log).await?;
+            ctx.isolate
+                .warn(format!("KV read failed, answered from D1: {}", e.0));
+            let g = from_source_of_truth(ctx, token, &mut deferred).await?;
             // no KV write-back (deletes and a revocation's follow-up deletes are kept)
             deferred.retain(|d| !matches!(d, Deferred::CacheGrant { .. }));
             g
@@ -141,7 +139,6 @@ async fn reference_token<B: Backend>(
     // A reuse marker is never a grant, fresh or not (its `exp` is past and its scopes empty too).
     let Some(grant) = grant.filter(|g| g.can_be_active(ctx.now) && g.kind == token.kind()) else {
         let mut d = Decided::inactive();
-        d.log = log;
         // the KV purge of a dead entry, a detected reuse's revocation follow-ups
         d.deferred = deferred;
         return Ok(d);
@@ -187,7 +184,6 @@ async fn reference_token<B: Backend>(
             grace: grant.rotated_at.zip(grant.grace_until),
         }),
         deferred,
-        log,
     })
 }
 
@@ -215,7 +211,6 @@ async fn from_source_of_truth<B: Backend>(
     ctx: &Ctx<'_, B>,
     token: &PlainToken,
     deferred: &mut Vec<Deferred>,
-    log: &mut Option<String>,
 ) -> Result<Option<Grant>, Error> {
     use super::reuse::{self, RetiredState};
     let hash = token.hash();
@@ -231,9 +226,6 @@ async fn from_source_of_truth<B: Backend>(
             RetiredState::Reused { retired, pat } => {
                 let done = reuse::detected(ctx, &retired, &pat).await;
                 deferred.extend(done.deferred);
-                if let Some(l) = done.log {
-                    *log = Some(log.take().map_or(l.clone(), |old| format!("{old}; {l}")));
-                }
                 return Ok(None);
             }
             RetiredState::Unknown | RetiredState::Dead => None,

@@ -110,9 +110,27 @@ pub enum Event {
     /// limiter that failed open, ...).
     #[serde(rename = "warning")]
     Warning { message: String },
+    /// The cause behind an error answer ([`crate::error::Error::cause`]): which check failed,
+    /// which storage call broke. For operators only: never sent to the client, and not
+    /// delivered to webhooks (one per refused request).
+    #[serde(rename = "error")]
+    ErrorCause {
+        status: u16,
+        error: &'static str,
+        cause: String,
+    },
 }
 
 impl Event {
+    /// The `error` event of an error answer, if its error has a cause worth logging.
+    pub fn error_cause(e: &crate::error::Error) -> Option<Self> {
+        e.cause().map(|cause| Event::ErrorCause {
+            status: e.status(),
+            error: e.code(),
+            cause,
+        })
+    }
+
     /// The event for a revoked token record: `pat.revoked` for a PAT, `token.revoked` for a
     /// client access token. `newly`: this call revoked it; `via`: who asked.
     pub fn revoked(rec: &crate::model::TokenRecord, newly: bool, via: &'static str) -> Self {
@@ -151,6 +169,17 @@ mod tests {
             e.line(),
             r#"{"event":"pat.revoked","pat_id":"p1","newly":true,"via":"api"}"#
         );
+        // The cause behind an error answer: from an Error, with its status and code.
+        let e = Event::error_cause(&crate::error::Error::InvalidClient(
+            "unknown client \"x\"\n{\"event\":\"forged\"}".into(),
+        ))
+        .expect("a cause");
+        assert_eq!(
+            e.line(),
+            r#"{"event":"error","status":401,"error":"invalid_client","cause":"invalid_client: unknown client \"x\"\n{\"event\":\"forged\"}"}"#
+        );
+        assert!(Event::error_cause(&crate::error::Error::NotFound).is_none());
+        assert_eq!(crate::webhook::event_type(&e), None, "never delivered");
         let e = Event::TokenLeaked {
             token_id: "p1".into(),
             kind: "pat",

@@ -99,7 +99,7 @@ async fn sso_to_pat<B: Backend>(
         allow_self_rotation: false,
         revoke_on_reuse: false,
     };
-    let (rec, token, _log) = pats::issue(ctx, sub, body).await?;
+    let (rec, token) = pats::issue(ctx, sub, body).await?;
     Ok(TokenResponse {
         access_token: token.expose_secret().to_owned(),
         token_type: "Bearer",
@@ -123,10 +123,7 @@ async fn pat_to_jwt<B: Backend>(
     let Some(rec) = ctx.backend.token_by_hash(&pat.hash()).await? else {
         // A token rotated away: used after its grace, a detected reuse (see `reuse`).
         // (This answer carries no work for after it: what failed is logged as a warning.)
-        let done = super::reuse::check_unknown(ctx, &pat.hash()).await?;
-        if let Some(message) = done.and_then(|d| d.log) {
-            ctx.isolate.emit(super::events::Event::Warning { message });
-        }
+        let _done = super::reuse::check_unknown(ctx, &pat.hash()).await?;
         return Err(inactive());
     };
     let rec = Some(rec)

@@ -9,6 +9,7 @@
 
 use super::client_auth::load_resource;
 use super::decision::{self, Active, Decision};
+use super::events::Event;
 use super::isolate::Lookup;
 use super::{Ctx, Deferred, Outcome};
 use crate::error::{Error, REALM};
@@ -57,7 +58,6 @@ pub struct Forward {
     pub url: String,
     pub identity: Vec<(&'static str, String)>,
     pub deferred: Vec<Deferred>,
-    pub log: Option<String>,
 }
 
 /// Loads the route table through the isolate cache (one value for all routes; the registry
@@ -92,7 +92,10 @@ pub async fn gate<B: Backend>(ctx: &Ctx<'_, B>, req: &GateRequest<'_>) -> GateAn
     }
     let routes = match load_routes(ctx).await {
         Ok(r) => r,
-        Err(e) => return GateAnswer::Respond(finish(e.into_response()).into()),
+        Err(e) => {
+            ctx.isolate.error(&e);
+            return GateAnswer::Respond(finish(e.into_response()).into());
+        }
     };
     if let Some(suffix) = req.path.strip_prefix(METADATA_PATH) {
         if let Some(r) =
@@ -100,7 +103,10 @@ pub async fn gate<B: Backend>(ctx: &Ctx<'_, B>, req: &GateRequest<'_>) -> GateAn
         {
             let resp = match metadata(ctx, req, r).await {
                 Ok(r) => r,
-                Err(e) => e.into_response(),
+                Err(e) => {
+                    ctx.isolate.error(&e);
+                    e.into_response()
+                }
             };
             return GateAnswer::Respond(finish(resp).into());
         }
@@ -110,7 +116,10 @@ pub async fn gate<B: Backend>(ctx: &Ctx<'_, B>, req: &GateRequest<'_>) -> GateAn
     };
     match check(ctx, req, r).await {
         Ok(a) => a,
-        Err(e) => GateAnswer::Respond(finish(e.into_response()).into()),
+        Err(e) => {
+            ctx.isolate.error(&e);
+            GateAnswer::Respond(finish(e.into_response()).into())
+        }
     }
 }
 
@@ -169,14 +178,18 @@ async fn check<B: Backend>(
 ) -> Result<GateAnswer, Error> {
     let metadata_url = format!("{}://{}{}", req.scheme, req.authority, r.metadata_path());
     let invalid = |cause: &str| {
-        let mut resp = challenge(
+        let resp = challenge(
             401,
             "invalid_token",
             "the access token is invalid, expired or revoked",
             ", error=\"invalid_token\"",
             &metadata_url,
         );
-        resp.log = Some(format!("gate route {}: {cause}", r.id));
+        ctx.isolate.emit(Event::ErrorCause {
+            status: 401,
+            error: "invalid_token",
+            cause: format!("gate route {}: {cause}", r.id),
+        });
         resp
     };
     // RFC 6750 section 2.1 only: a token in the query or the body is not looked at.
@@ -200,10 +213,7 @@ async fn check<B: Backend>(
         }
     };
     let decided = decision::decide(ctx, &resource, token).await?;
-    let respond = |mut resp: Response, deferred: Vec<Deferred>, log: Option<String>| {
-        if resp.log.is_none() {
-            resp.log = log;
-        }
+    let respond = |resp: Response, deferred: Vec<Deferred>| {
         GateAnswer::Respond(Outcome {
             response: resp,
             deferred,
@@ -211,7 +221,7 @@ async fn check<B: Backend>(
     };
     let Decision::Active(active) = decided.decision else {
         let resp = invalid("inactive token");
-        return Ok(respond(resp, decided.deferred, decided.log));
+        return Ok(respond(resp, decided.deferred));
     };
     let required = match r.rule_for(req.method) {
         MethodRule::Scopes(s) => s,
@@ -226,7 +236,7 @@ async fn check<B: Backend>(
                 )
                 .with_header("allow", allow),
             );
-            return Ok(respond(resp, decided.deferred, decided.log));
+            return Ok(respond(resp, decided.deferred));
         }
     };
     if !required.iter().all(|s| active.scopes.contains(s)) {
@@ -238,7 +248,7 @@ async fn check<B: Backend>(
             &format!(", error=\"insufficient_scope\", scope=\"{scope}\""),
             &metadata_url,
         );
-        return Ok(respond(resp, decided.deferred, decided.log));
+        return Ok(respond(resp, decided.deferred));
     }
 
     Ok(GateAnswer::Forward(identity(
@@ -248,7 +258,6 @@ async fn check<B: Backend>(
         &resource.id,
         &active,
         decided.deferred,
-        decided.log,
     )?))
 }
 
@@ -260,7 +269,6 @@ fn identity<B>(
     resource_id: &str,
     active: &Active,
     deferred: Vec<Deferred>,
-    mut log: Option<String>,
 ) -> Result<Forward, Error> {
     let scope = active.scope();
     let mut identity = vec![
@@ -281,14 +289,13 @@ fn identity<B>(
         };
         match keys.sign_gate_assertion(&claims, ctx.now, ctx.now + ASSERTION_LIFETIME_SECS) {
             Ok(jwt) => identity.push(("x-patgate-assertion", jwt)),
-            Err(e) => log = Some(format!("gate assertion not signed: {e}")),
+            Err(e) => ctx.isolate.warn(format!("gate assertion not signed: {e}")),
         }
     }
     Ok(Forward {
         url: upstream_url(r, req.path, req.query),
         identity,
         deferred,
-        log,
     })
 }
 

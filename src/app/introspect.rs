@@ -47,13 +47,12 @@ impl Introspected {
 pub async fn serve<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
     let request = IntrospectionRequest::parse(req)?;
     let done = handle(ctx, &request, ratelimit::client_ip(req)).await?;
-    let mut response = match request.format {
+    let response = match request.format {
         ResponseFormat::Json => json(ctx, &done),
         ResponseFormat::SignedJwt => {
             jwt_tokens::signed_introspection(ctx, &done.resource, &done.response(&ctx.cfg.issuer))?
         }
     };
-    response.log = done.decided.log;
     Ok(Outcome {
         response,
         deferred: done.decided.deferred,

@@ -181,7 +181,21 @@ impl IsolateState {
         *self.webhooks.borrow_mut() = None;
     }
 
-    /// Records a security event; the runtime writes it as one log line.
+    /// A `warning` event: something went wrong that did not change the answer.
+    pub fn warn(&self, message: String) {
+        self.emit(super::events::Event::Warning { message });
+    }
+
+    /// The `error` event of an error answer (its cause), if it has one.
+    pub fn error(&self, e: &crate::error::Error) {
+        if let Some(ev) = super::events::Event::error_cause(e) {
+            self.emit(ev);
+        }
+    }
+
+    /// Records an event (security event, warning, error cause): the one sink. The runtime writes
+    /// each as one log line after the request (and queues webhook deliveries of the deliverable
+    /// ones).
     pub fn emit(&self, e: super::events::Event) {
         let mut ev = self.events.borrow_mut();
         if ev.len() < MAX_ENTRIES {

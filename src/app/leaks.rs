@@ -65,7 +65,6 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
         )));
     }
     let mut deferred = Vec::new();
-    let mut log = Vec::new();
     let mut seen: Vec<(TokenHash, &'static str)> = Vec::new();
     let mut labels = Vec::with_capacity(matches.len());
     for m in &matches {
@@ -76,7 +75,7 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
                 if let Some((_, l)) = seen.iter().find(|(h, _)| *h == hash) {
                     l
                 } else {
-                    let l = judge(ctx, m, hash, &mut deferred, &mut log).await?;
+                    let l = judge(ctx, m, hash, &mut deferred).await?;
                     seen.push((hash, l));
                     l
                 }
@@ -88,8 +87,7 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
             label,
         });
     }
-    let mut response = Response::json(200, &labels);
-    response.log = (!log.is_empty()).then(|| log.join("; "));
+    let response = Response::json(200, &labels);
     Ok(Outcome { response, deferred })
 }
 
@@ -104,7 +102,6 @@ async fn judge<B: Backend>(
     m: &Match,
     hash: TokenHash,
     deferred: &mut Vec<Deferred>,
-    log: &mut Vec<String>,
 ) -> Result<&'static str, Error> {
     if !decision::may_exist(ctx, &hash).await {
         return Ok(FALSE);
@@ -123,7 +120,6 @@ async fn judge<B: Backend>(
             return Ok(FALSE);
         };
         deferred.extend(done.deferred);
-        log.extend(done.log);
         ctx.isolate.emit(Event::revoked(&rec, done.newly, "leaked"));
         ctx.isolate.emit(Event::TokenLeaked {
             token_id: rec.id,
@@ -138,7 +134,6 @@ async fn judge<B: Backend>(
     // A rotated-away token still working in its grace period: the grace ends now.
     if let Some(ended) = super::lifecycle::end_grace(ctx, hash).await? {
         deferred.extend(ended.deferred);
-        log.extend(ended.log);
         ctx.isolate.emit(Event::TokenLeaked {
             token_id: ended.token_id,
             kind: "pat",

@@ -31,17 +31,11 @@ pub async fn rotate_self<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<
     }
     let Some(rec) = ctx.backend.token_by_hash(&hash).await? else {
         // Rotated away: refused, and a use after its grace is a detected reuse.
-        let mut response = bad("not an active PAT (rotated away)").into_response();
+        let refused = bad("not an active PAT (rotated away)");
+        ctx.isolate.error(&refused);
+        let response = refused.into_response();
         let deferred = match super::reuse::check_unknown(ctx, &hash).await? {
-            Some(done) => {
-                if let Some(l) = done.log {
-                    response.log = Some(match response.log.take() {
-                        Some(cause) => format!("{cause}; {l}"),
-                        None => l,
-                    });
-                }
-                done.deferred
-            }
+            Some(done) => done.deferred,
             None => Vec::new(),
         };
         return Ok(Outcome { response, deferred });
@@ -73,7 +67,6 @@ pub struct GraceEnded {
     /// It was still in its grace period (false: it was dead already).
     pub was_in_grace: bool,
     pub deferred: Vec<Deferred>,
-    pub log: Option<String>,
 }
 
 /// Ends the grace period of `hash` now, if it is a retired hash (a token rotated away): D1
@@ -110,14 +103,12 @@ pub async fn end_grace<B: Backend>(
             token_id: retired.token_id,
             was_in_grace,
             deferred: marked.deferred,
-            log: marked.log,
         }));
     }
     ctx.isolate.mark_inactive(hash, ctx.now);
     let mut deferred = Vec::new();
-    let mut log = None;
     if let Err(e) = ctx.backend.delete_grant(&hash).await {
-        log = Some(format!(
+        ctx.isolate.warn(format!(
             "KV delete of a retired token of {} failed (retried): {}",
             retired.token_id, e.0
         ));
@@ -134,6 +125,5 @@ pub async fn end_grace<B: Backend>(
         token_id: retired.token_id,
         was_in_grace,
         deferred,
-        log,
     }))
 }

@@ -233,15 +233,20 @@ fn route(path: &str) -> Option<(Route<'_>, &'static str)> {
 pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Outcome {
     let mut outcome = match dispatch(ctx, req).await {
         Ok(o) => o,
-        Err(e) => e.into_response().into(),
+        Err(e) => {
+            ctx.isolate.error(&e);
+            e.into_response().into()
+        }
     };
     finish(&req.path, &mut outcome.response);
     outcome
 }
 
 /// The answer to a request refused before it could be parsed (a body over the endpoint's limit,
-/// an unreadable body), with the same caching headers as every other answer.
-pub fn refuse(path: &str, e: Error) -> Response {
+/// an unreadable body), with the same caching headers as every other answer; its cause goes to
+/// `isolate`'s event sink like every error's.
+pub fn refuse(isolate: &IsolateState, path: &str, e: Error) -> Response {
+    isolate.error(&e);
     let mut r = e.into_response();
     finish(path, &mut r);
     r

@@ -265,7 +265,7 @@ pub async fn issue<B: Backend>(
     ctx: &Ctx<'_, B>,
     sub: String,
     body: CreatePat,
-) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
+) -> Result<(TokenRecord, PlainToken), Error> {
     issue_with_id(ctx, sub, body, None).await
 }
 
@@ -276,7 +276,7 @@ pub async fn issue_with_id<B: Backend>(
     sub: String,
     body: CreatePat,
     id: Option<String>,
-) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
+) -> Result<(TokenRecord, PlainToken), Error> {
     validate_name(&body.name)?;
     let expires_at = validate_expiry(&body, ctx.now, ctx.cfg.pat_max_days)?;
     let pat_client = validate_scopes(ctx, &body.scopes).await?;
@@ -310,10 +310,8 @@ pub async fn issue_with_id<B: Backend>(
 pub async fn create<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response, Error> {
     let sub = user::authenticate(ctx, req).await?;
     let body: CreatePat = req.json()?;
-    let (rec, token, log) = issue(ctx, sub, body).await?;
-    let mut resp = created_response(&rec, &token);
-    resp.log = log;
-    Ok(resp)
+    let (rec, token) = issue(ctx, sub, body).await?;
+    Ok(created_response(&rec, &token))
 }
 
 pub(crate) fn parse_cursor(s: &str) -> Result<Cursor, Error> {
@@ -392,8 +390,7 @@ pub async fn revoke<B: Backend>(
 ) -> Result<Outcome, Error> {
     let sub = user::authenticate(ctx, req).await?;
     let done = revoke_for(ctx, &sub, id).await?;
-    let mut response = Response::empty(204);
-    response.log = done.log;
+    let response = Response::empty(204);
     Ok(Outcome {
         response,
         deferred: done.deferred,
@@ -425,8 +422,7 @@ pub async fn rotate<B: Backend>(
 }
 
 pub(crate) fn rotated_outcome(r: Rotated) -> Outcome {
-    let mut response = created_response_with(&r.record, &r.token, r.grace_until);
-    response.log = r.log;
+    let response = created_response_with(&r.record, &r.token, r.grace_until);
     Outcome {
         response,
         deferred: r.deferred,
@@ -461,7 +457,6 @@ pub struct Rotated {
     pub token: PlainToken,
     /// The old token works until then (rotation with grace).
     pub grace_until: Option<i64>,
-    pub log: Option<String>,
     pub deferred: Vec<Deferred>,
 }
 
@@ -538,7 +533,6 @@ pub(crate) async fn rotate_record<B: Backend>(
         }
     }
     rec.generation += 1;
-    let mut log: Vec<String> = Vec::new();
     let retired = crate::store::Retired {
         hash: old,
         token_id: rec.id.clone(),
@@ -551,12 +545,12 @@ pub(crate) async fn rotate_record<B: Backend>(
         // If this write fails, the old entry stays until its trust time and D1's retired
         // hash answers after that: the old token still works exactly until `until`.
         if let Err(e) = ctx.backend.put_grant(&old, &grant).await {
-            log.push(format!("KV write of a grace grant failed: {}", e.0));
+            ctx.isolate
+                .warn(format!("KV write of a grace grant failed: {}", e.0));
         }
     }
     // The old token (without grace) and the PAT's earlier ones get reuse markers in KV.
     let done = super::reuse::mark_retired(ctx, &old_rec, Some(retired)).await;
-    log.extend(done.log);
     // Without its KV grant the new token would be unknown everywhere: fail rather than hand out
     // a dead token (D1 already rotated; rotating again is safe).
     reference::put_grant_retrying(ctx, &rec).await?;
@@ -581,7 +575,9 @@ pub(crate) async fn rotate_record<B: Backend>(
             ));
         }
         // The revocation that might have raced us deletes the new hash again 10 s after itself.
-        Err(e) => log.push(format!("reading back a rotated PAT failed: {}", e.0)),
+        Err(e) => ctx
+            .isolate
+            .warn(format!("reading back a rotated PAT failed: {}", e.0)),
     }
     ctx.isolate.emit(Event::PatRotated {
         pat_id: rec.id.clone(),
@@ -593,7 +589,6 @@ pub(crate) async fn rotate_record<B: Backend>(
         record: rec,
         token,
         grace_until,
-        log: (!log.is_empty()).then(|| log.join("; ")),
         deferred: done.deferred,
     })
 }

@@ -25,12 +25,11 @@ pub struct NewToken {
 
 /// Stores a new token (D1 record, then KV grant) and returns it with its record. If either write
 /// fails, both are undone (best effort) and the error returned: the token was never shown, so a
-/// retry by the caller leaves exactly one token. (The third element, a line to log, is kept for
-/// callers; it is `None` today.)
+/// retry by the caller leaves exactly one token.
 pub async fn issue<B: Backend>(
     ctx: &Ctx<'_, B>,
     new: NewToken,
-) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
+) -> Result<(TokenRecord, PlainToken), Error> {
     let id = random_id().map_err(rng)?;
     store(ctx, new, id, false).await
 }
@@ -45,7 +44,7 @@ pub async fn issue_with_id<B: Backend>(
     ctx: &Ctx<'_, B>,
     new: NewToken,
     id: String,
-) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
+) -> Result<(TokenRecord, PlainToken), Error> {
     store(ctx, new, id, true).await
 }
 
@@ -54,7 +53,7 @@ async fn store<B: Backend>(
     new: NewToken,
     id: String,
     chosen_id: bool,
-) -> Result<(TokenRecord, PlainToken, Option<String>), Error> {
+) -> Result<(TokenRecord, PlainToken), Error> {
     let token = PlainToken::generate(new.kind).map_err(rng)?;
     let scope_owners = super::client_auth::scope_owners(ctx, &new.scopes).await?;
     let rec = TokenRecord {
@@ -97,7 +96,7 @@ async fn store<B: Backend>(
         let _ = ctx.backend.delete_grant(&rec.hash).await;
         return Err(e);
     }
-    Ok((rec, token, None))
+    Ok((rec, token))
 }
 
 /// Writes the record's KV grant (fresh for `grant_cache_secs`), trying twice.

@@ -87,7 +87,6 @@ fn dead_since(r: &Retired) -> i64 {
 /// that failed is logged and retried by the next use. Returns the work for after the response.
 pub async fn detected<B: Backend>(ctx: &Ctx<'_, B>, retired: &Retired, pat: &TokenRecord) -> Purge {
     let origin = ctx.backend.request_origin();
-    let mut log = Vec::new();
     let mut settled = true;
     let mut record = ctx
         .backend
@@ -101,7 +100,7 @@ pub async fn detected<B: Backend>(ctx: &Ctx<'_, B>, retired: &Retired, pat: &Tok
             .await;
     }
     if let Err(e) = record {
-        log.push(format!(
+        ctx.isolate.warn(format!(
             "recording a reuse of PAT {} failed: {}",
             pat.id, e.0
         ));
@@ -117,13 +116,12 @@ pub async fn detected<B: Backend>(ctx: &Ctx<'_, B>, retired: &Retired, pat: &Tok
         match revoke_record_because(ctx, &pat.id, &pat.hash, Some(&note)).await {
             Ok(Some(done)) => {
                 deferred.extend(done.deferred);
-                log.extend(done.log);
                 family_revoked = done.newly;
                 ctx.isolate.emit(Event::revoked(pat, done.newly, REASON));
             }
             Ok(None) => {}
             Err(e) => {
-                log.push(format!(
+                ctx.isolate.warn(format!(
                     "revoking PAT {} after a reuse failed (retried on the next reuse): {e:?}",
                     pat.id
                 ));
@@ -151,7 +149,7 @@ pub async fn detected<B: Backend>(ctx: &Ctx<'_, B>, retired: &Retired, pat: &Tok
         );
         match ctx.backend.put_grant(&retired.hash, &quiet).await {
             Ok(()) => ctx.isolate.mark_inactive(retired.hash, ctx.now),
-            Err(e) => log.push(format!(
+            Err(e) => ctx.isolate.warn(format!(
                 "KV write of a reuse marker of PAT {} failed: {}",
                 pat.id, e.0
             )),
@@ -159,7 +157,6 @@ pub async fn detected<B: Backend>(ctx: &Ctx<'_, B>, retired: &Retired, pat: &Tok
     }
     Purge {
         deferred,
-        log: (!log.is_empty()).then(|| log.join("; ")),
         newly: family_revoked,
     }
 }
@@ -190,7 +187,6 @@ pub async fn mark_retired<B: Backend>(
     pat: &TokenRecord,
     rotated: Option<Retired>,
 ) -> Purge {
-    let mut log = Vec::new();
     let mut retired: Vec<Retired> = rotated.into_iter().collect();
     match ctx
         .backend
@@ -204,7 +200,7 @@ pub async fn mark_retired<B: Backend>(
                 }
             }
         }
-        Err(e) => log.push(format!(
+        Err(e) => ctx.isolate.warn(format!(
             "reading the retired hashes of {} failed: {}",
             pat.id, e.0
         )),
@@ -217,7 +213,7 @@ pub async fn mark_retired<B: Backend>(
         // Not remembered as inactive by this isolate: its next use must reach D1 (detection).
         if let Err(e) = ctx.backend.put_grant(&r.hash, &marker).await {
             ctx.isolate.mark_inactive(r.hash, ctx.now);
-            log.push(format!(
+            ctx.isolate.warn(format!(
                 "KV write of a reuse marker of {} failed ({}), deleting instead",
                 pat.id, e.0
             ));
@@ -242,7 +238,6 @@ pub async fn mark_retired<B: Backend>(
     }
     Purge {
         deferred,
-        log: (!log.is_empty()).then(|| log.join("; ")),
         newly: false,
     }
 }

@@ -17,8 +17,7 @@ use crate::token::{PlainToken, TokenHash};
 pub async fn serve<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
     let request = RevocationRequest::parse(req)?;
     let done = handle(ctx, &request, super::ratelimit::client_ip(req)).await?;
-    let mut response = Response::empty(200);
-    response.log = done.log;
+    let response = Response::empty(200);
     Ok(Outcome {
         response,
         deferred: done.deferred,
@@ -54,7 +53,6 @@ pub async fn handle<B: Backend>(
             if let Some(ended) = super::lifecycle::end_grace(ctx, hash).await? {
                 return Ok(Purge {
                     deferred: ended.deferred,
-                    log: ended.log,
                     ..Purge::default()
                 });
             }
@@ -74,11 +72,11 @@ pub async fn handle<B: Backend>(
     Ok(done)
 }
 
-/// What a revocation or rotation left to finish after the response, and what to log.
+/// What a revocation or rotation left to finish after the response (what failed went to the
+/// isolate's event sink as warnings).
 #[derive(Debug, Default)]
 pub struct Purge {
     pub deferred: Vec<Deferred>,
-    pub log: Option<String>,
     /// For a revocation: this call revoked the token (false: it was revoked before).
     pub newly: bool,
 }
@@ -134,7 +132,6 @@ pub const MAX_PURGED_RETIRED: usize = 100;
 /// this isolate. Failed deletes are retried after the response; all are deleted once more
 /// [`super::REVOCATION_RECHECK_SECS`] later.
 pub async fn purge<B: Backend>(ctx: &Ctx<'_, B>, id: &str, mut hashes: Vec<TokenHash>) -> Purge {
-    let mut log = Vec::new();
     match ctx.backend.retired_hashes(id, i64::MIN).await {
         Ok(mut retired) => {
             retired.sort_by_key(|r| std::cmp::Reverse(r.retired_at));
@@ -144,7 +141,7 @@ pub async fn purge<B: Backend>(ctx: &Ctx<'_, B>, id: &str, mut hashes: Vec<Token
                 }
             }
         }
-        Err(e) => log.push(format!(
+        Err(e) => ctx.isolate.warn(format!(
             "reading the retired hashes of {id} failed: {}",
             e.0
         )),
@@ -153,7 +150,7 @@ pub async fn purge<B: Backend>(ctx: &Ctx<'_, B>, id: &str, mut hashes: Vec<Token
     for h in &hashes {
         ctx.isolate.mark_inactive(*h, ctx.now);
         if let Err(e) = ctx.backend.delete_grant(h).await {
-            log.push(format!(
+            ctx.isolate.warn(format!(
                 "KV delete for token {id} failed (retried): {}",
                 e.0
             ));
@@ -175,7 +172,6 @@ pub async fn purge<B: Backend>(ctx: &Ctx<'_, B>, id: &str, mut hashes: Vec<Token
     }
     Purge {
         deferred,
-        log: (!log.is_empty()).then(|| log.join("; ")),
         newly: false,
     }
 }

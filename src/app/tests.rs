@@ -119,6 +119,17 @@ mod reuse;
 mod scopes;
 
 impl Harness {
+    /// The log lines written since the last call (events, warnings, error causes): what the
+    /// runtime writes after each request.
+    fn logged(&self) -> String {
+        self.isolate
+            .take_events()
+            .iter()
+            .map(super::events::Event::line)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     fn new() -> Self {
         Harness {
             cfg: config(),

@@ -77,7 +77,7 @@ async fn issue_access_token<B: Backend>(
                 allow_self_rotation: false,
                 revoke_on_reuse: false,
             };
-            let (_, token, _) = super::reference::issue(ctx, new).await?;
+            let (_, token) = super::reference::issue(ctx, new).await?;
             token.expose_secret().to_owned()
         }
     };

@@ -10,6 +10,7 @@
 use super::backend::EdgeBackend;
 use super::settle::Settled;
 use super::{config, respond, run_deferred, ISOLATE};
+use crate::app::events::Event;
 use crate::app::gate::{self as core_gate, GateAnswer, GateRequest};
 use crate::app::{self, Deferred};
 use crate::error::Error;
@@ -59,8 +60,10 @@ async fn serve_gate(
     let cfg = match config::load(env) {
         Ok(c) => c,
         Err(e) => {
-            return respond(Error::Internal(format!("configuration: {e}")).into_response())
-                .map(Some)
+            return respond(super::error_response(Error::Internal(format!(
+                "configuration: {e}"
+            ))))
+            .map(Some)
         }
     };
     let (scheme, authority) = scheme_and_authority(&url);
@@ -85,9 +88,7 @@ async fn serve_gate(
     };
     let answer = core_gate::gate(&actx, &greq).await;
     let events = isolate.take_events();
-    for event in &events {
-        worker::console_log!("{}", event.line());
-    }
+    super::write_events(&events);
     super::queue::fan_out_later(env, ctx, &cfg, events);
     match answer {
         GateAnswer::NotGate => Ok(None),
@@ -96,21 +97,21 @@ async fn serve_gate(
             respond(outcome.response).map(Some)
         }
         GateAnswer::Forward(f) => {
-            if let Some(line) = &f.log {
-                worker::console_warn!("{}", line);
-            }
             defer(env, ctx, f.deferred);
             match forward(req, &method, &headers, &f.url, f.identity).await {
                 Ok(resp) => Ok(Some(resp)),
                 Err(e) => {
-                    let mut r = core_gate::bad_gateway();
-                    r.log = Some(format!(
-                        "gate: upstream fetch failed: {}",
-                        e.as_string()
-                            .or_else(|| js_sys::Error::from(e).message().as_string())
-                            .unwrap_or_default()
-                    ));
-                    respond(r).map(Some)
+                    super::write_events(&[Event::ErrorCause {
+                        status: 502,
+                        error: "bad_gateway",
+                        cause: format!(
+                            "gate: upstream fetch failed: {}",
+                            e.as_string()
+                                .or_else(|| js_sys::Error::from(e).message().as_string())
+                                .unwrap_or_default()
+                        ),
+                    }]);
+                    respond(core_gate::bad_gateway()).map(Some)
                 }
             }
         }

@@ -16,6 +16,7 @@ mod queue;
 mod ratelimit;
 mod settle;
 
+use crate::app::events::Event;
 use crate::app::{self, Deferred, IsolateState};
 use crate::error::Error;
 use crate::http::{self, Method};
@@ -62,18 +63,42 @@ pub fn handle(
     executor::run(async move {
         let resp = match serve(&req, body, body_problem.as_deref(), &env, &ctx).await {
             Ok(r) => r,
-            Err(e) => Error::Internal(format!("{e:?}")).into_response(),
+            Err(e) => error_response(Error::Internal(format!("{e:?}"))),
         };
         respond(resp).map(JsValue::from)
     })
 }
 
-/// Logs a response's cause, if any, and builds the Workers response.
+/// Builds the Workers response.
 fn respond(resp: http::Response) -> Result<web_sys::Response, JsValue> {
-    if let Some(line) = &resp.log {
-        worker::console_warn!("{}", line);
-    }
     to_web_response(resp)
+}
+
+/// Writes events as log lines, one JSON line each: the one place where the isolate's event sink
+/// ([`IsolateState::emit`]) reaches the log. Warnings and error causes go to the warning level.
+pub(crate) fn write_events(events: &[Event]) {
+    for event in events {
+        match event {
+            Event::Warning { .. } | Event::ErrorCause { .. } => {
+                worker::console_warn!("{}", event.line());
+            }
+            _ => worker::console_log!("{}", event.line()),
+        }
+    }
+}
+
+/// A warning written right away (work after the response, the runtime's own failures).
+pub(crate) fn warn(message: String) {
+    write_events(&[Event::Warning { message }]);
+}
+
+/// The answer to an error of the runtime layer itself (configuration, a JS exception), its cause
+/// written like every error's.
+fn error_response(e: Error) -> http::Response {
+    if let Some(ev) = Event::error_cause(&e) {
+        write_events(&[ev]);
+    }
+    e.into_response()
 }
 
 /// The Cron Trigger entry point (wrangler.toml `[triggers]`), called by the shim's `scheduled`:
@@ -93,14 +118,12 @@ pub fn scheduled(env: Env) -> js_sys::Promise {
         };
         let result = app::expiry::scan(&actx).await;
         let events = isolate.take_events();
-        for event in &events {
-            worker::console_log!("{}", event.line());
-        }
+        write_events(&events);
         queue::fan_out_now(&env, &cfg, &events).await;
         match result {
             Ok(n) => Ok(JsValue::from_f64(n as f64)),
             Err(e) => {
-                worker::console_warn!("expiry scan failed: {:?}", e);
+                warn(format!("expiry scan failed: {e:?}"));
                 Err(JsValue::from_str("expiry scan failed"))
             }
         }
@@ -123,14 +146,22 @@ async fn serve(
     }
     let cfg = match config::load(env) {
         Ok(c) => c,
-        Err(e) => return Ok(Error::Internal(format!("configuration: {e}")).into_response()),
+        Err(e) => {
+            return Ok(error_response(Error::Internal(format!(
+                "configuration: {e}"
+            ))))
+        }
     };
+    let isolate = ISOLATE.with(Rc::clone);
     let core_req = match to_core_request(req, path, query, body, body_problem)? {
         Ok(r) => r,
-        Err(e) => return Ok(app::refuse(path, e)),
+        Err(e) => {
+            let r = app::refuse(&isolate, path, e);
+            write_events(&isolate.take_events());
+            return Ok(r);
+        }
     };
     let backend = EdgeBackend::for_request(env, req);
-    let isolate = ISOLATE.with(Rc::clone);
     let actx = app::Ctx {
         cfg: &cfg,
         backend: &backend,
@@ -139,9 +170,7 @@ async fn serve(
     };
     let outcome = app::handle(&actx, &core_req).await;
     let events = isolate.take_events();
-    for event in &events {
-        worker::console_log!("{}", event.line());
-    }
+    write_events(&events);
     queue::fan_out_later(env, ctx, &cfg, events);
     if !outcome.deferred.is_empty() {
         let env = env.clone();
@@ -175,7 +204,7 @@ async fn run_deferred(env: Env, work: Vec<Deferred>) {
             }
         };
         if let Err(e) = result {
-            worker::console_warn!("deferred work failed: {}", e.0);
+            warn(format!("deferred work failed: {}", e.0));
         }
     }
 }

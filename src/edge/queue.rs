@@ -150,9 +150,7 @@ pub(super) async fn fan_out_now(env: &Env, cfg: &app::Config, events: &[Event]) 
     let backend = EdgeBackend::new(env);
     let isolate = ISOLATE.with(Rc::clone);
     let out = app::webhooks::fan_out(cfg, &backend, &isolate, now_secs(), events).await;
-    for w in out.warnings {
-        worker::console_warn!("{}", w.line());
-    }
+    super::write_events(&out.warnings);
 }
 
 /// The queue consumer (wrangler.toml `[[queues.consumers]]`), called by the shim's `queue`

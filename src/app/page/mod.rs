@@ -23,6 +23,7 @@ mod form;
 mod session;
 mod views;
 
+use super::events::Event;
 use super::{client_auth, pats, user, Config, Ctx, Outcome, PAT_CLIENT_ID};
 use crate::error::Error;
 use crate::http::{Method, Request, Response};
@@ -226,7 +227,7 @@ fn fail_page<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, f: Fail) -> Response {
     let back = Some(("/tokens", "Back to your tokens"));
     match f {
         Fail::Forbidden(why) => {
-            let mut r = html(
+            let r = html(
                 403,
                 views::message(
                     None,
@@ -236,7 +237,12 @@ fn fail_page<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, f: Fail) -> Response {
                     back,
                 ),
             );
-            r.log = Some(format!("token page: refused {}: {why}", req.path));
+            log_cause(
+                ctx,
+                403,
+                "forbidden",
+                format!("token page: refused {}: {why}", req.path),
+            );
             r
         }
         Fail::SignInRequired(cause) => {
@@ -255,68 +261,94 @@ fn fail_page<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, f: Fail) -> Response {
                 .page
                 .dev_sign_in
                 .then_some(("/tokens/sign-in", "Sign in"));
-            let mut r = html(401, views::message(None, "Sign-in required", text, link))
-                .with_header(
-                    "www-authenticate",
-                    format!("Bearer realm=\"{}\"", crate::error::REALM),
+            let r = html(401, views::message(None, "Sign-in required", text, link)).with_header(
+                "www-authenticate",
+                format!("Bearer realm=\"{}\"", crate::error::REALM),
+            );
+            if let Some(c) = cause {
+                log_cause(
+                    ctx,
+                    401,
+                    "sign_in_required",
+                    format!("token page: sign-in refused: {c}"),
                 );
-            r.log = cause.map(|c| format!("token page: sign-in refused: {c}"));
+            }
             r
         }
         Fail::NotConfigured => {
-            let mut r = msg(
+            log_cause(
+                ctx,
+                503,
+                "not_configured",
+                "token page: SESSION_SECRET is missing or shorter than 32 bytes".into(),
+            );
+            msg(
                 503,
                 "Not configured",
                 "The token page is not configured on this server yet.",
-            );
-            r.log = Some("token page: SESSION_SECRET is missing or shorter than 32 bytes".into());
-            r
+            )
         }
-        Fail::Core(e) => {
-            let status = e.status();
-            let (title, text, log): (&str, String, Option<String>) = match &e {
-                Error::NotFound => (
-                    "Not found",
-                    "There is no such page or token, or it is not yours.".into(),
-                    None,
-                ),
-                Error::MethodNotAllowed(_) => ("Method not allowed", String::new(), None),
-                Error::InvalidRequest(m) | Error::Conflict(m) | Error::InvalidScope(m) => {
-                    ("Bad request", ucfirst(m), None)
-                }
-                Error::PayloadTooLarge(_) | Error::UnsupportedMediaType(_) => {
-                    ("Bad request", "The form could not be read.".into(), None)
-                }
-                Error::RateLimited(what, secs) => (
-                    "Too many requests",
-                    format!(
-                        "Too many {what} for now. Try again in {} minutes.",
-                        secs.div_ceil(60)
-                    ),
-                    None,
-                ),
-                Error::Unavailable(c) => (
-                    "Temporarily unavailable",
-                    "Storage is temporarily unavailable. Nothing may have changed; try again in a moment.".into(),
-                    Some(c.clone()),
-                ),
-                other => (
-                    "Something went wrong",
-                    "An internal error occurred. Try again later.".into(),
-                    Some(format!("{other:?}")),
-                ),
-            };
-            let title = if status == 409 { "Conflict" } else { title };
-            let mut r = html(status, views::message(None, title, &text, back));
-            match e {
-                Error::MethodNotAllowed(allow) => r.headers.push(("allow", allow.to_owned())),
-                Error::RateLimited(_, secs) => r.headers.push(("retry-after", secs.to_string())),
-                _ => {}
-            }
-            r.log = log.map(|l| format!("token page: {l}"));
-            r
-        }
+        Fail::Core(e) => core_failure_page(ctx, &e),
     }
+}
+
+/// The page for a core error: a message, the headers the error calls for, its cause logged.
+fn core_failure_page<B>(ctx: &Ctx<'_, B>, e: &Error) -> Response {
+    let back = Some(("/tokens", "Back to your tokens"));
+    let status = e.status();
+    let (title, text, log): (&str, String, Option<String>) = match e {
+        Error::NotFound => (
+            "Not found",
+            "There is no such page or token, or it is not yours.".into(),
+            None,
+        ),
+        Error::MethodNotAllowed(_) => ("Method not allowed", String::new(), None),
+        Error::InvalidRequest(m) | Error::Conflict(m) | Error::InvalidScope(m) => {
+            ("Bad request", ucfirst(m), None)
+        }
+        Error::PayloadTooLarge(_) | Error::UnsupportedMediaType(_) => {
+            ("Bad request", "The form could not be read.".into(), None)
+        }
+        Error::RateLimited(what, secs) => (
+            "Too many requests",
+            format!(
+                "Too many {what} for now. Try again in {} minutes.",
+                secs.div_ceil(60)
+            ),
+            None,
+        ),
+        Error::Unavailable(c) => (
+            "Temporarily unavailable",
+            "Storage is temporarily unavailable. Nothing may have changed; try again in a moment."
+                .into(),
+            Some(c.clone()),
+        ),
+        other => (
+            "Something went wrong",
+            "An internal error occurred. Try again later.".into(),
+            Some(format!("{other:?}")),
+        ),
+    };
+    let title = if status == 409 { "Conflict" } else { title };
+    let mut r = html(status, views::message(None, title, &text, back));
+    match e {
+        Error::MethodNotAllowed(allow) => r.headers.push(("allow", (*allow).to_owned())),
+        Error::RateLimited(_, secs) => r.headers.push(("retry-after", secs.to_string())),
+        _ => {}
+    }
+    if let Some(l) = log {
+        log_cause(ctx, status, e.code(), format!("token page: {l}"));
+    }
+    r
+}
+
+/// Logs why the page refused or failed a request (the `error` event; never shown on the page).
+fn log_cause<B>(ctx: &Ctx<'_, B>, status: u16, error: &'static str, cause: String) {
+    ctx.isolate.emit(Event::ErrorCause {
+        status,
+        error,
+        cause,
+    });
 }
 
 fn ucfirst(s: &str) -> String {
@@ -684,12 +716,10 @@ async fn create<B: Backend>(
     body.name.clone_from(&nf.name);
     body.scopes.clone_from(&nf.scopes);
     match pats::issue_with_id(ctx, who.user.clone(), body, Some(id)).await {
-        Ok((rec, token, log)) => {
+        Ok((rec, token)) => {
             let csrf = csrf_for(key, who)?;
             let page = views::shown_once(&viewer(who, &csrf), &rec, token.expose_secret(), false);
-            let mut r = html(200, page);
-            r.log = log;
-            Ok(r.into())
+            Ok(html(200, page).into())
         }
         Err(e @ (Error::InvalidRequest(_) | Error::InvalidScope(_))) => {
             nf.errors.form = Some(message_of(&e));
@@ -729,8 +759,7 @@ async fn revoke<B: Backend>(
 ) -> Result<Outcome, Fail> {
     checked_form(ctx, req, key, &who.binding)?;
     let done = pats::revoke_for(ctx, &who.user, id).await?;
-    let mut response = redirect("/tokens");
-    response.log = done.log;
+    let response = redirect("/tokens");
     Ok(Outcome {
         response,
         deferred: done.deferred,
@@ -799,8 +828,7 @@ async fn regenerate<B: Backend>(
         r.token.expose_secret(),
         true,
     );
-    let mut response = html(200, page);
-    response.log = r.log;
+    let response = html(200, page);
     Ok(Outcome {
         response,
         deferred: r.deferred,

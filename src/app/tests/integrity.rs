@@ -134,11 +134,7 @@ fn a_failed_kv_delete_is_retried_after_the_response() {
     h.backend.inject(Step::KvDelete, Fault::Lost);
     let o = h.send(&alice(Method::Delete, &format!("/api/pats/{id}")));
     assert_eq!(o.response.status, 204);
-    assert!(o
-        .response
-        .log
-        .as_deref()
-        .is_some_and(|l| l.contains("KV delete")));
+    assert!(h.logged().contains("KV delete"), "the failure is logged");
     assert_eq!(h.backend.kv.borrow().len(), 1, "the grant is still in KV");
     assert!(matches!(
         o.deferred.first(),
@@ -764,8 +760,11 @@ fn security_events_are_one_json_line_each_with_ids_and_never_a_secret() {
             "pat.rotated",
             "pat.revoked",
             "client_auth.failed",
+            // the cause behind the 401 (the same sink; not a webhook event)
+            "error",
             "client_auth.failed",
             "rate_limited",
+            "error",
             "admin.change"
         ],
         "{lines:#?}"
@@ -782,9 +781,9 @@ fn security_events_are_one_json_line_each_with_ids_and_never_a_secret() {
         lines[2]
     );
     assert!(
-        lines[6].contains(r#""target":"clients/demo_client","status":200"#),
+        lines[8].contains(r#""target":"clients/demo_client","status":200"#),
         "{}",
-        lines[6]
+        lines[8]
     );
 }
 
