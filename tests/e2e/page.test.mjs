@@ -134,7 +134,7 @@ test("the whole life of a token in the browser (dev sign-in, JavaScript on)", { 
 
   // Create: two scopes, 30 days.
   await page.goto(`${srv.url}/tokens/new`);
-  await page.screenshot({ path: join(SHOTS, "new-token.png") });
+  await page.screenshot({ path: join(SHOTS, "new-token.png"), fullPage: true }); // the whole form, options included
   const created = await generate(page, { name: "deploy bot", scopes: ["demo_api:read", "demo_api:write"] });
   assert.equal(created.status(), 200);
   assert.equal(created.headers()["cache-control"], "no-store");
@@ -390,6 +390,74 @@ test("accessibility (axe-core), keyboard use, phone width", { skip }, async () =
     assert.ok(w <= 375, `${path} is ${w}px wide at 375px`);
   }
   assertClean(page, "a11y");
+  await page.close();
+});
+
+test("lifecycle options: both checked in the browser reach the API; axe-core; desktop and phone", { skip }, async () => {
+  // Extra screenshots stay in tests/.state (only new-token.png, which shows the options too, is in the README).
+  const STATE = join(ROOT, "tests", ".state", "screenshots");
+  mkdirSync(STATE, { recursive: true });
+  const page = await newPage({ headers: { "cf-access-jwt-assertion": devToken("opal") } });
+  await page.setBypassCSP(true); // only to inject axe-core
+  await page.goto(`${srv.url}/tokens/new`);
+  for (const id of ["allow_self_rotation", "revoke_on_reuse"]) {
+    const box = await page.$eval(`#${id}`, (e) => ({
+      checked: e.checked,
+      type: e.type,
+      label: document.querySelector(`label[for="${e.id}"]`)?.textContent ?? "",
+      hint: document.getElementById(e.getAttribute("aria-describedby"))?.textContent ?? "",
+    }));
+    assert.equal(box.type, "checkbox", id);
+    assert.equal(box.checked, false, `${id} is unchecked by default`);
+    assert.ok(box.label.length > 10 && box.hint.length > 10, `${id} has a label and a hint: ${JSON.stringify(box)}`);
+  }
+  await axeCheck(page, "form with lifecycle options");
+  await page.type("#name", "release bot");
+  await page.click('input[name=scope][value="demo_api:read"]');
+  // Check the boxes by clicking their labels (the label is wired to the input).
+  await page.click('label[for="allow_self_rotation"]');
+  await page.click('label[for="revoke_on_reuse"]');
+  assert.deepEqual(await page.$$eval("#options input[type=checkbox]", (l) => l.map((e) => e.checked)), [true, true]);
+  await page.$eval("#options", (e) => e.scrollIntoView());
+  await page.screenshot({ path: join(STATE, "options-desktop.png") });
+  await page.setViewport({ width: 375, height: 740, deviceScaleFactor: 1 });
+  assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 375, "the form fits a phone");
+  await page.$eval("#options", (e) => e.scrollIntoView());
+  await page.screenshot({ path: join(STATE, "options-phone.png") });
+  await page.setViewport({ width: 1000, height: 720, deviceScaleFactor: 1 });
+  const created = await submit(page);
+  assert.equal(created.status(), 200);
+  assert.equal(await page.$eval("dd.options", (e) => e.textContent), "self-rotation allowed, revoke on reuse");
+  const token = await page.$eval("#new-token", (e) => e.value);
+  assert.match(token, TOKEN_RE);
+  const [listed] = (await userCall(srv.url, "opal", "GET", "/api/pats")).json.pats;
+  const pat = (await userCall(srv.url, "opal", "GET", `/api/pats/${listed.id}`)).json;
+  assert.equal(pat.name, "release bot");
+  assert.equal(pat.allow_self_rotation, true);
+  assert.equal(pat.revoke_on_reuse, true);
+  // The option works: the token rotates itself.
+  const rotated = await call(`${srv.url}/api/pats/self/rotate`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+  assert.equal(rotated.status, 201, rotated.text);
+  assert.equal(rotated.json.id, listed.id);
+  // The list says so.
+  await page.goto(`${srv.url}/tokens`);
+  assert.deepEqual(await page.$$eval(`${rowOf(listed.id)} .option`, (l) => l.map((e) => e.textContent)), ["self-rotation allowed", "revoke on reuse"]);
+  await axeCheck(page, "list with options");
+  await page.screenshot({ path: join(STATE, "options-list-desktop.png") });
+  await page.setViewport({ width: 375, height: 740, deviceScaleFactor: 1 });
+  await page.goto(`${srv.url}/tokens`);
+  assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 375, "the list fits a phone");
+  await page.screenshot({ path: join(STATE, "options-list-phone.png") });
+  // A forged value is a validation error on the form (400), never a 500, and creates nothing.
+  await page.goto(`${srv.url}/tokens/new`);
+  await page.type("#name", "forged");
+  await page.click('input[name=scope][value="demo_api:read"]');
+  await page.$eval("#revoke_on_reuse", (e) => { e.value = "true"; e.checked = true; });
+  const forged = await submit(page);
+  assert.equal(forged.status(), 400);
+  assert.match(await page.$eval("#options-error", (e) => e.textContent), /checked or unchecked/);
+  assert.equal((await userCall(srv.url, "opal", "GET", "/api/pats")).json.pats.length, 1, "nothing created");
+  assertClean(page, "lifecycle options");
   await page.close();
 });
 

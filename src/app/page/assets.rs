@@ -54,6 +54,7 @@ fieldset{border:1px solid var(--border);border-radius:6px;padding:.5rem 1rem 1re
 fieldset fieldset{margin:.5rem 0 0;padding:.25rem .75rem .5rem}
 fieldset fieldset legend{font-weight:500;font-size:.9375rem}
 .check{display:flex;gap:.5rem;align-items:center;margin:.25rem 0}
+.check+.hint{margin:0 0 .75rem 1.5rem}
 .token-box{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center;margin:1rem 0}
 .token-box input{flex:1 1 20rem;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.875rem;padding:.5rem;border:1px solid var(--ok);border-radius:6px;background:#dafbe1;color:var(--fg)}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}

@@ -52,6 +52,18 @@ impl PageForm {
         Ok(v)
     }
 
+    /// A checkbox without a `value` attribute: absent is `false`, exactly one `on` (what browsers
+    /// send) is `true`; anything else (another value, an empty one, repeated) is `None`, for the
+    /// form to report as a validation error.
+    pub fn checkbox(&self, name: &str) -> Option<bool> {
+        let mut it = self.0.iter().filter(|(k, _)| k == name);
+        match (it.next(), it.next()) {
+            (None, _) => Some(false),
+            (Some((_, v)), None) if v == "on" => Some(true),
+            _ => None,
+        }
+    }
+
     /// Every value of a multi-valued field, in order.
     pub fn all(&self, name: &str) -> Vec<String> {
         self.0
@@ -184,6 +196,16 @@ mod tests {
             f.one("scope").is_err(),
             "a repeated single field is refused"
         );
+    }
+
+    #[test]
+    fn checkboxes_are_on_or_absent() {
+        let f = PageForm::parse(&form("a=on&b=&c=true&d=ON&e=on&e=on&f=on%20&g")).expect("ok");
+        assert_eq!(f.checkbox("a"), Some(true));
+        assert_eq!(f.checkbox("absent"), Some(false));
+        for bad in ["b", "c", "d", "e", "f", "g"] {
+            assert_eq!(f.checkbox(bad), None, "{bad}");
+        }
     }
 
     #[test]

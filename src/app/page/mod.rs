@@ -666,8 +666,21 @@ async fn create<B: Backend>(
         expiration: f.one("expiration")?.to_owned(),
         custom_date: f.one("custom_date")?.to_owned(),
         scopes: f.all("scope"),
+        allow_self_rotation: false,
+        revoke_on_reuse: false,
         errors: FormErrors::default(),
     };
+    match (
+        f.checkbox("allow_self_rotation"),
+        f.checkbox("revoke_on_reuse"),
+    ) {
+        (Some(self_rotation), Some(reuse)) => {
+            nf.allow_self_rotation = self_rotation;
+            nf.revoke_on_reuse = reuse;
+        }
+        // Only a forged form gets here (a checkbox sends `on` or nothing): both shown unchecked.
+        _ => nf.errors.options = Some("Lifecycle options can only be checked or unchecked.".into()),
+    }
     // The id this form's token gets: a re-posted form (reload, back) finds it and stops.
     let id = key.derive_id(&who.user, form_id);
     match pats::owned(ctx, &who.user, &id).await {
@@ -715,6 +728,8 @@ async fn create<B: Backend>(
     }
     body.name.clone_from(&nf.name);
     body.scopes.clone_from(&nf.scopes);
+    body.allow_self_rotation = nf.allow_self_rotation;
+    body.revoke_on_reuse = nf.revoke_on_reuse;
     match pats::issue_with_id(ctx, who.user.clone(), body, Some(id)).await {
         Ok((rec, token)) => {
             let csrf = csrf_for(key, who)?;

@@ -885,3 +885,163 @@ fn creation_rate_limit_is_a_429_page() {
     assert!(text(&r).contains("Too many PAT creations per user"));
     assert_eq!(h.pats("alice").len(), 1);
 }
+
+#[test]
+fn lifecycle_options_unchecked_by_default_and_labelled() {
+    let h = h();
+    let cookie = h.sign_in("alice");
+    let html = text(&h.get("/tokens/new", Some(&cookie)));
+    for (name, label) in [
+        ("allow_self_rotation", "Allow this token to rotate itself"),
+        (
+            "revoke_on_reuse",
+            "Revoke this token if a replaced token is used again",
+        ),
+    ] {
+        let input = format!(
+            "<input id=\"{name}\" type=\"checkbox\" name=\"{name}\" aria-describedby=\"{name}-hint\">"
+        );
+        assert!(html.contains(&input), "unchecked, described: {html}");
+        assert!(html.contains(&format!("<label for=\"{name}\">{label}</label>")));
+        assert!(html.contains(&format!("id=\"{name}-hint\"")));
+    }
+    // Unchecked (absent): both off, shown as such.
+    let r = h.create(&cookie, "name=plain&expiration=30&scope=demo_api%3Aread");
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert!(text(&r).contains("<dd class=\"options\">none</dd>"));
+    let p = &h.pats("alice")[0];
+    assert!(!p.allow_self_rotation && !p.revoke_on_reuse);
+    let list = text(&h.get("/tokens", Some(&cookie)));
+    assert!(!list.contains("self-rotation allowed") && !list.contains("revoke on reuse"));
+}
+
+#[test]
+fn lifecycle_options_checked_reach_the_record_and_the_views() {
+    for (body, self_rot, reuse) in [
+        ("allow_self_rotation=on", true, false),
+        ("revoke_on_reuse=on", false, true),
+        ("allow_self_rotation=on&revoke_on_reuse=on", true, true),
+    ] {
+        let h = h();
+        let cookie = h.sign_in("alice");
+        let r = h.create(
+            &cookie,
+            &format!("name=ci&expiration=30&scope=demo_api%3Aread&{body}"),
+        );
+        assert_eq!(r.status, 200, "{body}: {}", text(&r));
+        let p = &h.pats("alice")[0];
+        assert_eq!(
+            (p.allow_self_rotation, p.revoke_on_reuse),
+            (self_rot, reuse),
+            "{body}"
+        );
+        let shown = text(&r);
+        let list = text(&h.get("/tokens", Some(&cookie)));
+        for html in [&shown, &list] {
+            assert_eq!(html.contains("self-rotation allowed"), self_rot, "{body}");
+            assert_eq!(html.contains("revoke on reuse"), reuse, "{body}");
+        }
+        // The API sees the same record.
+        let view: serde_json::Value = serde_json::from_slice(
+            &h.send(
+                &Request::new(Method::Get, &format!("/api/pats/{}", p.id)).header(
+                    "authorization",
+                    &format!("Bearer {}", user_jwt("alice", NOW + 600)),
+                ),
+            )
+            .response
+            .body,
+        )
+        .expect("json");
+        assert_eq!(view["allow_self_rotation"], self_rot, "{view}");
+        assert_eq!(view["revoke_on_reuse"], reuse, "{view}");
+    }
+}
+
+#[test]
+fn lifecycle_options_refuse_anything_but_on() {
+    let h = h();
+    let cookie = h.sign_in("alice");
+    let base = "name=x&expiration=30&scope=demo_api%3Awrite";
+    for bad in [
+        "allow_self_rotation=true",
+        "allow_self_rotation=1",
+        "allow_self_rotation=ON",
+        "allow_self_rotation=",
+        "allow_self_rotation",
+        "allow_self_rotation=on%20",
+        "allow_self_rotation=on%00",
+        "allow_self_rotation=on&allow_self_rotation=on",
+        "revoke_on_reuse=false",
+        "revoke_on_reuse=%3Cscript%3E",
+        "revoke_on_reuse=on&revoke_on_reuse=off",
+        &format!("revoke_on_reuse={}", "on".repeat(2000)),
+        "allow_self_rotation=on&revoke_on_reuse=yes",
+    ] {
+        let r = h.create(&cookie, &format!("{base}&{bad}"));
+        assert_eq!(r.status, 400, "{bad}: {}", text(&r));
+        let html = text(&r);
+        assert!(html.contains("id=\"options-error\""), "{bad}: {html}");
+        assert!(html.contains("can only be checked or unchecked"), "{bad}");
+        assert_eq!(
+            html.matches("<script").count(),
+            1,
+            "only the page's own: {bad}"
+        );
+        // The other input is kept, the options are not: both unchecked.
+        assert!(html.contains("value=\"x\""), "{bad}");
+        assert!(html.contains("value=\"demo_api:write\" checked"), "{bad}");
+        assert!(
+            !html.contains("name=\"allow_self_rotation\" checked"),
+            "{bad}"
+        );
+        assert!(!html.contains("name=\"revoke_on_reuse\" checked"), "{bad}");
+    }
+    assert!(h.pats("alice").is_empty(), "nothing was created");
+    // A checked box is kept when another field fails.
+    let r = h.create(
+        &cookie,
+        "name=&expiration=30&scope=demo_api%3Aread&revoke_on_reuse=on",
+    );
+    assert_eq!(r.status, 400);
+    let html = text(&r);
+    assert!(html.contains("id=\"name-error\"") && !html.contains("options-error"));
+    assert!(html.contains("name=\"revoke_on_reuse\" checked"), "{html}");
+    assert!(!html.contains("name=\"allow_self_rotation\" checked"));
+    assert!(h.pats("alice").is_empty());
+}
+
+#[test]
+fn lifecycle_options_still_need_the_csrf_token_and_same_origin() {
+    let h = h();
+    let cookie = h.sign_in("alice");
+    let form = text(&h.get("/tokens/new", Some(&cookie)));
+    let (csrf, id) = (field(&form, "csrf"), field(&form, "form_id"));
+    let ok = format!(
+        "form_id={id}&name=x&expiration=30&scope=demo_api%3Aread&allow_self_rotation=on&revoke_on_reuse=on"
+    );
+    for (body, headers) in [
+        (ok.clone(), vec![("sec-fetch-site", "same-origin")]),
+        (
+            format!("csrf=forged&{ok}"),
+            vec![("sec-fetch-site", "same-origin")],
+        ),
+        (
+            format!("csrf={csrf}&{ok}"),
+            vec![
+                ("sec-fetch-site", "cross-site"),
+                ("origin", "https://evil.test"),
+            ],
+        ),
+    ] {
+        let r = h
+            .post_with("/tokens/new", &body, Some(&cookie), &headers)
+            .response;
+        assert_eq!(r.status, 403, "{headers:?}");
+    }
+    assert!(h.pats("alice").is_empty());
+    let r = h.post("/tokens/new", &format!("csrf={csrf}&{ok}"), Some(&cookie));
+    assert_eq!(r.response.status, 200, "{}", text(&r.response));
+    let p = &h.pats("alice")[0];
+    assert!(p.allow_self_rotation && p.revoke_on_reuse);
+}

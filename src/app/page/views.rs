@@ -149,6 +149,18 @@ fn status_badge(s: Status) -> Markup {
     html! { span class=(class) { (text) } }
 }
 
+/// The lifecycle options a PAT was created with, as short phrases (empty: neither).
+pub fn options_of(r: &TokenRecord) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if r.allow_self_rotation {
+        v.push("self-rotation allowed");
+    }
+    if r.revoke_on_reuse {
+        v.push("revoke on reuse");
+    }
+    v
+}
+
 fn scopes(list: &[String]) -> Markup {
     html! { @for s in list { span.scope { (s) } " " } }
 }
@@ -248,7 +260,10 @@ fn row(r: &TokenRecord, now: i64) -> Markup {
                     Some(t) => { time datetime=(crate::app::rfc3339(t)) title=(exact(t)) data-ago { (ago(t, now)) } }
                 }
             }
-            td data-label="Status" { (status_badge(status)) }
+            td data-label="Status" {
+                (status_badge(status))
+                @for o in options_of(r) { br; span.muted.option { (o) } }
+            }
             td.actions data-label="Actions" {
                 @if status == Status::Active {
                     a href={ "/tokens/" (r.id) "/regenerate" } aria-label={ "Regenerate " (name) } { "Regenerate" }
@@ -278,6 +293,10 @@ pub struct NewForm {
     /// `YYYY-MM-DD` when `expiration` is `"custom"`.
     pub custom_date: String,
     pub scopes: Vec<String>,
+    /// The "Allow self-rotation" checkbox (`allow_self_rotation`; off by default).
+    pub allow_self_rotation: bool,
+    /// The "Revoke on reuse" checkbox (`revoke_on_reuse`; off by default).
+    pub revoke_on_reuse: bool,
     pub errors: FormErrors,
 }
 
@@ -288,6 +307,8 @@ impl Default for NewForm {
             expiration: "30".into(),
             custom_date: String::new(),
             scopes: Vec::new(),
+            allow_self_rotation: false,
+            revoke_on_reuse: false,
             errors: FormErrors::default(),
         }
     }
@@ -298,6 +319,8 @@ pub struct FormErrors {
     pub name: Option<String>,
     pub expiration: Option<String>,
     pub scopes: Option<String>,
+    /// The lifecycle option checkboxes.
+    pub options: Option<String>,
     /// Not about one field.
     pub form: Option<String>,
 }
@@ -307,6 +330,7 @@ impl FormErrors {
         self.name.is_some()
             || self.expiration.is_some()
             || self.scopes.is_some()
+            || self.options.is_some()
             || self.form.is_some()
     }
 }
@@ -396,6 +420,26 @@ pub fn new_page(viewer: &Viewer<'_>, p: &NewPage<'_>) -> Markup {
                     }
                 }
             }
+            fieldset #options aria-describedby=[e.options.as_ref().map(|_| "options-error")] {
+                legend { "Lifecycle options" }
+                (field_error("options-error", e.options.as_ref()))
+                div.check {
+                    input #allow_self_rotation type="checkbox" name="allow_self_rotation"
+                        checked[f.allow_self_rotation] aria-describedby="allow_self_rotation-hint";
+                    label for="allow_self_rotation" { "Allow this token to rotate itself" }
+                }
+                p.hint #allow_self_rotation-hint {
+                    "For automation: the token can get its own successor from " code { "POST /api/pats/self/rotate" } ". Anyone holding it can do so."
+                }
+                div.check {
+                    input #revoke_on_reuse type="checkbox" name="revoke_on_reuse"
+                        checked[f.revoke_on_reuse] aria-describedby="revoke_on_reuse-hint";
+                    label for="revoke_on_reuse" { "Revoke this token if a replaced token is used again" }
+                }
+                p.hint #revoke_on_reuse-hint {
+                    "After Regenerate or a rotation, a use of the old token (likely a stolen copy) revokes this token. Best when only one place holds it."
+                }
+            }
             div.buttons {
                 button.btn.btn-primary type="submit" { "Generate token" }
                 a href="/tokens" { "Cancel" }
@@ -428,6 +472,10 @@ pub fn shown_once(
             dt { "Name" } dd.name { (rec.name.as_deref().unwrap_or("")) }
             dt { "Scopes" } dd { (scopes(&rec.scopes)) }
             dt { "Expires" } dd { (time_exact(rec.expires_at, &exact(rec.expires_at))) }
+            dt { "Options" } dd.options {
+                @let opts = options_of(rec);
+                @if opts.is_empty() { "none" } @else { (opts.join(", ")) }
+            }
         }
         p { a href="/tokens" { "Back to your tokens" } }
     };
