@@ -7,8 +7,9 @@
 //!   from), [`store`] (storage traits),
 //!   [`storage`] (stored formats: KV keys, D1 rows), [`jose`] (verifying and signing JWTs, keys),
 //!   [`scopes`] (the OAuth scope set), [`oauth`] (OAuth requests parsed once, typed answers),
-//!   [`secret_scanning`] (leak reports), [`gate`] (gate routes and forwarding rules), [`app`]
-//!   (routing and handlers);
+//!   [`secret_scanning`] (leak reports), [`webhook`] (Standard Webhooks signing and payloads),
+//!   [`last_use`] (the Durable Object's messages), [`encoding`] (hex), [`gate`] (gate routes and
+//!   forwarding rules), [`app`] (routing and handlers); `testing` (the in-memory backend);
 //! - `edge` (wasm only): the Worker entry point, KV/D1/Durable Object adapters.
 
 pub mod app;
