@@ -109,16 +109,22 @@ impl Request {
 
     /// Media type of the body, lowercased and without parameters.
     fn media_type(&self) -> Option<String> {
+        self.media_type_raw().map(str::to_ascii_lowercase)
+    }
+
+    /// Whether the body's media type (the first `Content-Type`, parameters ignored) is
+    /// `expected` (ASCII case-insensitive; no allocation).
+    pub fn has_media_type(&self, expected: &str) -> bool {
+        self.media_type_raw()
+            .is_some_and(|m| m.eq_ignore_ascii_case(expected))
+    }
+
+    /// The first `Content-Type`'s media type as sent: parameters cut, whitespace trimmed.
+    fn media_type_raw(&self) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k == "content-type")
-            .map(|(_, v)| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            })
+            .map(|(_, v)| v.split(';').next().unwrap_or("").trim())
     }
 
     fn check_size(&self, limit: usize) -> Result<(), Error> {

@@ -225,22 +225,31 @@ async fn purge_with_retries(
     use crate::store::GrantCache;
     let mut last = Ok(());
     for hash in hashes {
-        let mut delay = 1;
-        let r = loop {
-            match backend.delete_grant(hash).await {
-                Ok(()) => break Ok(()),
-                Err(e) if delay > 4 => break Err(e),
-                Err(_) => {
-                    sleep_secs(delay).await;
-                    delay *= 2;
-                }
-            }
-        };
+        let r = with_retries(|| backend.delete_grant(hash)).await;
         if r.is_err() {
             last = r;
         }
     }
     last
+}
+
+/// Runs `op`, and again after 1, 2 and 4 seconds while it fails: its last result.
+async fn with_retries<F, Fut>(mut op: F) -> Result<(), crate::store::StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), crate::store::StoreError>>,
+{
+    let mut delay = 1;
+    loop {
+        match op().await {
+            Ok(()) => return Ok(()),
+            Err(e) if delay > 4 => return Err(e),
+            Err(_) => {
+                sleep_secs(delay).await;
+                delay *= 2;
+            }
+        }
+    }
 }
 
 /// Writes each reuse marker, retrying a failed write after 1, 2 and 4 seconds; one that still
@@ -252,17 +261,7 @@ async fn mark_with_retries(
     use crate::store::GrantCache;
     let mut last = Ok(());
     for (hash, marker) in markers {
-        let mut delay = 1;
-        let r = loop {
-            match backend.put_grant(hash, marker).await {
-                Ok(()) => break Ok(()),
-                Err(e) if delay > 4 => break Err(e),
-                Err(_) => {
-                    sleep_secs(delay).await;
-                    delay *= 2;
-                }
-            }
-        };
+        let r = with_retries(|| backend.put_grant(hash, marker)).await;
         if r.is_err() {
             last = purge_with_retries(backend, &[*hash]).await.and(r);
         }

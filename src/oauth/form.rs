@@ -86,16 +86,7 @@ pub fn present(v: Option<Cow<'_, str>>) -> Option<Cow<'_, str>> {
 
 /// Whether the body's media type (the first `Content-Type`, parameters ignored) is a form.
 fn is_form(req: &Request) -> bool {
-    req.headers
-        .iter()
-        .find(|(k, _)| k == "content-type")
-        .is_some_and(|(_, v)| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
+    req.has_media_type("application/x-www-form-urlencoded")
 }
 
 /// Form-urlencoded decoding, borrowing when there is nothing to decode.
