@@ -39,6 +39,11 @@ export function report(info, pg, { wrkVersion, gt }) {
     const d = pg.active.workerdCpuMsPerReq - B.workerdCpuMsPerReq;
     T("active-PAT introspection workerd CPU per request within 0.1 ms of floor B's", d, d <= 0.1, `+${fmt(d, 3)} ms (${fmt(pg.active.workerdCpuMsPerReq, 3)} vs ${fmt(B.workerdCpuMsPerReq, 3)})`);
   }
+  if (pg && pg.floorW) {
+    const d = pg.active.workerdCpuMsPerReq - pg.floorW.workerdCpuMsPerReq;
+    T("(wasm floor) active-PAT workerd CPU within 0.1 ms of floor W (patgate's runtime path, no logic)", d, d <= 0.1, `+${fmt(d, 3)} ms (${fmt(pg.active.workerdCpuMsPerReq, 3)} vs ${fmt(pg.floorW.workerdCpuMsPerReq, 3)})`);
+    T("(wasm floor) active-PAT introspection req/s >= 0.9 x floor W", pg.active.rps / pg.floorW.rps, pg.active.rps >= 0.9 * pg.floorW.rps, `${fmt(pg.active.rps / pg.floorW.rps, 3)} x`);
+  }
   if (pg && B2) {
     T("(like for like) active-PAT introspection req/s >= 0.9 x floor B' (same POST body read)", pg.active.rps / B2.rps, pg.active.rps >= 0.9 * B2.rps, `${fmt(pg.active.rps / B2.rps, 3)} x`);
     const d = pg.active.workerdCpuMsPerReq - B2.workerdCpuMsPerReq;
@@ -119,7 +124,7 @@ export function report(info, pg, { wrkVersion, gt }) {
     "",
     ...table,
     "",
-    "Targets: floor A = constant JSON body, no I/O; floor B = one KV read returned as the body (B': after reading the same POST body as an introspection); floor C = one KV read, then the request forwarded to a constant local upstream (Node, in the runner; the gate scenarios use the same one); peer = `@cloudflare/workers-oauth-provider` 1.2.3 protecting `/api/`, validating a token it issued (client registered, authorization completed, code exchanged with PKCE).",
+    "Targets: floor A = constant JSON body, no I/O; floor B = one KV read returned as the body (B': after reading the same POST body as an introspection); floor W = patgate's own runtime path (JS shim reading the same body, wasm entry and executor, KV binding, Response) answering one KV read with none of its logic (`/_dev/floor`, only with `DEV_COUNTERS`); floor C = one KV read, then the request forwarded to a constant local upstream (Node, in the runner; the gate scenarios use the same one); peer = `@cloudflare/workers-oauth-provider` 1.2.3 protecting `/api/`, validating a token it issued (client registered, authorization completed, code exchanged with PKCE).",
     `patgate introspection: \`POST /oauth/introspect\` with client_secret_basic demo_api and \`token=...\`; ~100 PATs stored (growth rows: +${fmt(GROWTH)} PATs of 10,000 other users, as D1 rows and KV grants, then a restart and warm-up).`,
     "",
     "## Targets",

@@ -142,6 +142,13 @@ export async function patgate(info, config) {
     await check(unknown, false);
     await check(revoked.token, false);
 
+    // Floor W: patgate's own runtime path (shim body read, wasm entry and executor, KV binding,
+    // Response) with none of its logic: the same POST, one KV read of a grant-sized value.
+    const grantJson = JSON.stringify({ id: active.id, kind: "pat", sub: "bench-user", client_id: "pat_client", scopes: ["demo_api:read"], iat: 1795478400, exp: 1798761600, name: "bench" });
+    await req(`${url}/_dev/floor`, { method: "PUT", body: grantJson });
+    const w = await req(`${url}/_dev/floor`, { method: "POST", headers: { authorization: DEMO_API, "content-type": FORM }, body: intro(active.token).body });
+    if (w.status !== 200 || w.json().kind !== "pat") throw new Error(`floor W did not answer its KV value: ${w.status} ${w.text}`);
+    out.floorW = await scenario(t, "floor W: patgate's wasm path, same POST body, one KV read, no logic", "/_dev/floor", intro(active.token), { counters });
     out.active = await scenario(t, "patgate: introspect active PAT", "/oauth/introspect", intro(active.token), { counters });
     out.garbage = await scenario(t, "patgate: introspect garbage token", "/oauth/introspect", intro("garbage"), { counters });
     out.unknown = await scenario(t, "patgate: introspect unknown well-formed token", "/oauth/introspect", intro(unknown), { counters });

@@ -40,11 +40,56 @@ fn wasm_memory_bytes() -> f64 {
         .into()
 }
 
+thread_local! {
+    static ENABLED: std::cell::OnceCell<bool> = const { std::cell::OnceCell::new() };
+}
+
+/// Whether `DEV_COUNTERS` is `"true"` (read once per isolate: vars do not change).
+pub fn enabled(env: &Env) -> bool {
+    ENABLED.with(|e| {
+        *e.get_or_init(|| {
+            env.var("DEV_COUNTERS")
+                .is_ok_and(|v| v.to_string() == "true")
+        })
+    })
+}
+
+/// `/_dev/floor` (only with `DEV_COUNTERS`): the benchmark's **floor W**, the least a request
+/// can cost through patgate's own runtime path (the JS shim reading the body, the wasm entry and
+/// executor, the KV binding, the `Response`), without any of patgate's logic: `PUT` stores the
+/// body under one KV key, any other method answers that key's value as JSON.
+pub async fn floor(
+    backend: &super::backend::EdgeBackend,
+    method: &str,
+    body: Option<Vec<u8>>,
+) -> Response {
+    const KEY: &str = "f:floor";
+    let kv = match backend.kv() {
+        Ok(kv) => kv,
+        Err(e) => return crate::error::Error::Unavailable(e.0).into_response(),
+    };
+    if method == "PUT" {
+        bump(Op::KvPut);
+        let text = String::from_utf8_lossy(body.as_deref().unwrap_or_default()).into_owned();
+        return match kv.put_text(KEY, &text, super::now_secs() + 86_400).await {
+            Ok(()) => Response::empty(204),
+            Err(e) => crate::error::Error::Unavailable(e.0).into_response(),
+        };
+    }
+    bump(Op::KvGet);
+    match kv.get_text(KEY).await {
+        Ok(v) => {
+            let mut r = Response::empty(200);
+            r.headers.push(("content-type", "application/json".into()));
+            r.body = v.unwrap_or_else(|| "null".into()).into_bytes();
+            r
+        }
+        Err(e) => crate::error::Error::Unavailable(e.0).into_response(),
+    }
+}
+
 pub fn respond(env: &Env) -> Response {
-    let enabled = env
-        .var("DEV_COUNTERS")
-        .is_ok_and(|v| v.to_string() == "true");
-    if !enabled {
+    if !enabled(env) {
         return crate::error::Error::NotFound.into_response();
     }
     let v = COUNTS.with(|c| c.iter().map(Cell::get).collect::<Vec<_>>());

@@ -49,12 +49,17 @@ impl KvNamespace {
         Ok(v.unchecked_into())
     }
 
-    async fn get_text(&self, key: &str) -> Result<Option<String>, StoreError> {
+    pub(super) async fn get_text(&self, key: &str) -> Result<Option<String>, StoreError> {
         let promise = self.get(key).map_err(js_err)?;
         Ok(Settled::new(promise).await.map_err(js_err)?.as_string())
     }
 
-    async fn put_text(&self, key: &str, value: &str, expiration: i64) -> Result<(), StoreError> {
+    pub(super) async fn put_text(
+        &self,
+        key: &str,
+        value: &str,
+        expiration: i64,
+    ) -> Result<(), StoreError> {
         let options = js_sys::Object::new();
         js_sys::Reflect::set(
             &options,

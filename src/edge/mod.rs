@@ -144,6 +144,10 @@ async fn serve(
     if path == "/_dev/counters" {
         return Ok(counters::respond(env));
     }
+    if path == "/_dev/floor" && counters::enabled(env) {
+        let backend = EdgeBackend::new(env);
+        return Ok(counters::floor(&backend, &req.method(), body).await);
+    }
     let cfg = match config::load(env) {
         Ok(c) => c,
         Err(e) => {

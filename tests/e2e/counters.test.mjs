@@ -69,3 +69,18 @@ test("dev counters: forged well-formed tokens cost one KV read and no D1 query o
   assert.ok(d.kv_get <= n, `at most one KV read per forged token: ${JSON.stringify(d)}`);
   assert.equal(d.kv_put + d.kv_delete + d.do_call, 0, JSON.stringify(d));
 });
+
+test("dev floor (the benchmark's floor W): one KV read per request, no D1, no patgate logic", async () => {
+  const value = JSON.stringify({ kind: "pat", sub: "floor" });
+  const put = await call(`${srv.url}/_dev/floor`, { method: "PUT", body: value });
+  assert.equal(put.status, 204);
+  const a = await counters();
+  const n = 5;
+  for (let i = 0; i < n; i++) {
+    const r = await call(`${srv.url}/_dev/floor`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "token=anything" });
+    assert.equal(r.status, 200);
+    assert.equal(r.text, value, "the stored value, as is");
+  }
+  const b = await counters();
+  assert.deepEqual(diff(a, b), { kv_get: n, kv_put: 0, kv_delete: 0, d1_query: 0, do_call: 0 }, "one KV read each, nothing else");
+});
