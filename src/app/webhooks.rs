@@ -228,6 +228,12 @@ pub fn none_registered(cfg: &Config, isolate: &IsolateState, now: i64) -> bool {
         .is_some_and(|s| s.is_empty())
 }
 
+/// Whether any of `events` can be delivered (error causes never are): without one, the fan-out
+/// reads nothing (a refused request's `error` event must not cost a storage read).
+pub fn any_deliverable(events: &[Event]) -> bool {
+    events.iter().any(|e| webhook::event_type(e).is_some())
+}
+
 /// What [`fan_out`] did: messages queued, and warnings for the log (never fanned out again).
 #[derive(Debug, Default, PartialEq)]
 pub struct FanOut {
@@ -247,7 +253,7 @@ pub async fn fan_out<B: WebhookStore + DeliveryQueue>(
     events: &[Event],
 ) -> FanOut {
     let mut out = FanOut::default();
-    if events.is_empty() {
+    if !any_deliverable(events) {
         return out;
     }
     let subs = match subscriptions(cfg, backend, isolate, now).await {

@@ -130,7 +130,7 @@ impl WebhookSender for EdgeBackend {
 /// `wait_until`, so that nothing here delays or changes the answer. Skipped without any work
 /// when this isolate knows that no endpoint is registered.
 pub(super) fn fan_out_later(env: &Env, ctx: &Context, cfg: &Rc<app::Config>, events: Vec<Event>) {
-    if events.is_empty() {
+    if !app::webhooks::any_deliverable(&events) {
         return;
     }
     let isolate = ISOLATE.with(Rc::clone);

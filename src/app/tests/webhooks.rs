@@ -693,3 +693,30 @@ fn reuse_detection_is_delivered() {
     assert_eq!(p["data"]["family_revoked"], true);
     assert!(!detected.payload.contains(&old));
 }
+
+/// A refused request emits only an `error` event (its cause): never delivered, so the fan-out
+/// reads nothing, not even the endpoint list (the gate's garbage-token 401 stays storage-free).
+#[test]
+fn error_causes_alone_cost_no_read() {
+    let h = Harness::new();
+    let (s, _, _) = h.call(
+        &Request::new(Method::Post, "/oauth/introspect")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("authorization", "Basic ZGVtb19hcGk6d3Jvbmc=")
+            .body("token=x"),
+    );
+    assert_eq!(s, 401);
+    let events = h.isolate.take_events();
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, crate::app::events::Event::ErrorCause { .. })));
+    let only_causes: Vec<_> = events
+        .into_iter()
+        .filter(|e| matches!(e, crate::app::events::Event::ErrorCause { .. }))
+        .collect();
+    assert!(!crate::app::webhooks::any_deliverable(&only_causes));
+    let before = h.backend.counts.get().d1_query;
+    let f = block_on(fan_out(&h.cfg, &h.backend, &h.isolate, h.now, &only_causes));
+    assert_eq!(f, FanOut::default());
+    assert_eq!(h.backend.counts.get().d1_query, before, "no endpoint read");
+}
