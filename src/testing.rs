@@ -128,6 +128,33 @@ pub type RetiredRow = (TokenHash, String, i64, Option<i64>);
 /// A hook: something another request does at that moment.
 pub type Hook = Box<dyn FnOnce(&MemoryBackend)>;
 
+/// An active PAT record of `subject` (scope `demo_api:read`, expiring a day after `now`, default
+/// options), for tests and tools: change fields with struct update syntax.
+pub fn pat_record(id: &str, subject: &str, hash: TokenHash, now: i64) -> TokenRecord {
+    TokenRecord {
+        id: id.to_owned(),
+        kind: crate::token::TokenKind::Pat,
+        hash,
+        subject: subject.to_owned(),
+        client_id: crate::app::PAT_CLIENT_ID.to_owned(),
+        name: None,
+        scopes: vec!["demo_api:read".to_owned()],
+        created_at: now,
+        expires_at: now + 86_400,
+        revoked_at: None,
+        last_used_at: None,
+        use_count: 0,
+        generation: 0,
+        client_uid: None,
+        scope_owners: None,
+        revoked_reason: None,
+        revoked_url: None,
+        allow_self_rotation: false,
+        revoke_on_reuse: false,
+        reuse: None,
+    }
+}
+
 impl MemoryBackend {
     fn bump(&self, f: impl FnOnce(&mut Counts)) {
         let mut c = self.counts.get();

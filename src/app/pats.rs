@@ -657,26 +657,9 @@ mod tests {
     #[test]
     fn cursor_round_trip_and_garbage() {
         let rec = TokenRecord {
-            id: "abc".into(),
-            kind: TokenKind::Pat,
-            hash: crate::token::TokenHash([0; 32]),
-            subject: "s".into(),
-            client_id: "c".into(),
-            name: None,
-            scopes: vec![],
             created_at: 42,
             expires_at: 43,
-            revoked_at: None,
-            last_used_at: None,
-            use_count: 0,
-            generation: 0,
-            client_uid: None,
-            scope_owners: None,
-            revoked_reason: None,
-            revoked_url: None,
-            allow_self_rotation: false,
-            revoke_on_reuse: false,
-            reuse: None,
+            ..crate::testing::pat_record("abc", "s", crate::token::TokenHash([0; 32]), 0)
         };
         assert_eq!(parse_cursor(&make_cursor(&rec)), Ok((42, "abc".to_owned())));
         assert!(parse_cursor("!!").is_err());

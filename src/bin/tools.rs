@@ -76,26 +76,15 @@ fn seed_growth(n: usize, dir: &str, now: i64) {
                 let token =
                     PlainToken::generate(TokenKind::Pat).unwrap_or_else(|_| fail("no randomness"));
                 let rec = TokenRecord {
-                    id: format!("bulk{j:07}"),
-                    kind: TokenKind::Pat,
-                    hash: token.hash(),
-                    subject: format!("bulk-user-{}", j % 10_000),
-                    client_id: app::PAT_CLIENT_ID.to_owned(),
                     name: Some(format!("bulk {j}")),
-                    scopes: vec!["demo_api:read".to_owned()],
                     created_at: now - 86_400 - j as i64,
                     expires_at: exp,
-                    revoked_at: None,
-                    last_used_at: None,
-                    use_count: 0,
-                    generation: 0,
-                    client_uid: None,
-                    scope_owners: None,
-                    allow_self_rotation: false,
-                    revoke_on_reuse: false,
-                    reuse: None,
-                    revoked_reason: None,
-                    revoked_url: None,
+                    ..patgate::testing::pat_record(
+                        &format!("bulk{j:07}"),
+                        &format!("bulk-user-{}", j % 10_000),
+                        token.hash(),
+                        now,
+                    )
                 };
                 let values = patgate::model::token_insert_values(&rec);
                 rows.push(format!(
@@ -167,26 +156,10 @@ fn introspect(n: usize) {
     };
     let token = PlainToken::generate(TokenKind::Pat).unwrap_or_else(|_| fail("no randomness"));
     let rec = TokenRecord {
-        id: "t1".into(),
-        kind: TokenKind::Pat,
-        hash: token.hash(),
-        subject: "alice".into(),
-        client_id: app::PAT_CLIENT_ID.into(),
         name: Some("bench".into()),
-        scopes: vec!["demo_api:read".into()],
-        created_at: now,
-        expires_at: now + 86_400,
-        revoked_at: None,
-        last_used_at: None,
-        use_count: 0,
-        generation: 0,
         client_uid: Some("c1".into()),
         scope_owners: Some(vec!["r1".into()]),
-        allow_self_rotation: false,
-        revoke_on_reuse: false,
-        reuse: None,
-        revoked_reason: None,
-        revoked_url: None,
+        ..patgate::testing::pat_record("t1", "alice", token.hash(), now)
     };
     backend.tokens.borrow_mut().push(rec.clone());
     backend

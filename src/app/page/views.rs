@@ -567,26 +567,10 @@ mod tests {
     fn a_leaked_token_says_so_with_its_source_escaped() {
         let now = 1_795_000_000;
         let mut r = TokenRecord {
-            id: "p1".into(),
-            kind: crate::token::TokenKind::Pat,
-            hash: crate::token::TokenHash([0; 32]),
-            subject: "alice".into(),
-            client_id: "pat_client".into(),
             name: Some("ci".into()),
-            scopes: vec!["demo_api:read".into()],
             created_at: now - 100,
-            expires_at: now + 86_400,
             revoked_at: Some(now - 10),
-            last_used_at: None,
-            use_count: 0,
-            generation: 0,
-            client_uid: None,
-            scope_owners: None,
-            revoked_reason: None,
-            revoked_url: None,
-            allow_self_rotation: false,
-            revoke_on_reuse: false,
-            reuse: None,
+            ..crate::testing::pat_record("p1", "alice", crate::token::TokenHash([0; 32]), now)
         };
         assert!(!row(&r, now).into_string().contains("Leaked"));
         r.revoked_reason = Some("leaked".into());
@@ -603,26 +587,10 @@ mod tests {
     fn a_reused_token_says_so() {
         let now = 1_795_000_000;
         let mut r = TokenRecord {
-            id: "p1".into(),
-            kind: crate::token::TokenKind::Pat,
-            hash: crate::token::TokenHash([0; 32]),
-            subject: "alice".into(),
-            client_id: "pat_client".into(),
             name: Some("ci".into()),
-            scopes: vec!["demo_api:read".into()],
             created_at: now - 100,
-            expires_at: now + 86_400,
-            revoked_at: None,
-            last_used_at: None,
-            use_count: 0,
             generation: 1,
-            client_uid: None,
-            scope_owners: None,
-            revoked_reason: None,
-            revoked_url: None,
-            allow_self_rotation: false,
-            revoke_on_reuse: false,
-            reuse: None,
+            ..crate::testing::pat_record("p1", "alice", crate::token::TokenHash([0; 32]), now)
         };
         assert!(!row(&r, now).into_string().contains("reused"));
         assert!(!row(&r, now).into_string().contains("after rotation"));
