@@ -119,14 +119,11 @@ fn schedules_are_deterministic() {
     }
 }
 
-/// The first schedule in which `cfg` breaks the bound.
-fn hunt(cfg: &Config) -> Option<(u64, String)> {
-    seeds(HUNT).find_map(|seed| {
-        run(seed, cfg)
-            .violations
-            .into_iter()
-            .next()
-            .map(|v| (seed, v))
+/// The first schedule in which `cfg` breaks the bound: (its index, seed, violation).
+fn hunt(cfg: &Config) -> Option<(usize, u64, String)> {
+    seeds(HUNT).enumerate().find_map(|(i, seed)| {
+        let first = run(seed, cfg).violations.into_iter().next();
+        first.map(|v| (i, seed, v))
     })
 }
 
@@ -136,8 +133,11 @@ fn assert_caught(cfg: &Config, defect: &str) {
         found.is_some(),
         "{HUNT} schedules missed the planted defect: {defect}"
     );
-    if let Some((seed, v)) = found {
-        eprintln!("{defect}: caught by seed {seed:#x}: {v}");
+    if let Some((i, seed, v)) = found {
+        eprintln!(
+            "{defect}: caught by schedule {} (seed {seed:#x}): {v}",
+            i + 1
+        );
     }
 }
 

@@ -101,6 +101,13 @@ impl Snapshot {
     /// Parses a Cache API body. Strict: one bad line refuses the whole snapshot (the isolate
     /// keeps its view, which ages until it refreshes from the consistent place or falls back).
     pub fn parse(text: &str) -> Result<Snapshot, FormatError> {
+        Snapshot::parse_after(text, 0)
+    }
+
+    /// [`Snapshot::parse`], keeping only the entries after seq `after` (what an isolate that
+    /// knows everything up to `after` needs): earlier lines are checked for their order only,
+    /// so a refresh costs one scan of the text plus the new entries.
+    pub fn parse_after(text: &str, after: u64) -> Result<Snapshot, FormatError> {
         let mut lines = text.split_terminator('\n');
         let header = lines.next().ok_or(FormatError::BadHeader)?;
         let rest = header
@@ -113,12 +120,17 @@ impl Snapshot {
         let mut entries = Vec::new();
         let mut last = 0;
         for (i, line) in lines.enumerate() {
-            if let Some(e) = Entry::parse_line(line, i + 2)? {
-                if e.seq <= last || e.seq > through {
-                    return Err(FormatError::Inconsistent);
-                }
-                last = e.seq;
-                entries.push(e);
+            let n = i + 2;
+            let seq = line
+                .split_once(' ')
+                .and_then(|(seq, _)| seq.parse::<u64>().ok())
+                .ok_or(FormatError::BadLine(n))?;
+            if seq <= last || seq > through {
+                return Err(FormatError::Inconsistent);
+            }
+            last = seq;
+            if seq > after {
+                entries.extend(Entry::parse_line(line, n)?);
             }
         }
         Ok(Snapshot {

@@ -138,6 +138,45 @@ fn hostile_snapshots_are_refused_whole() {
 }
 
 #[test]
+fn an_isolate_parses_only_what_is_new() {
+    let mut f = FeedLog::new();
+    for id in ["a", "b", "c", "d"] {
+        f.append(rec(id), 0, 1_000_000);
+    }
+    let s = Snapshot::empty()
+        .refreshed(&f.since(0, 10), 50, 50, 500)
+        .expect("ok");
+    let text = s.encode().expect("encodes");
+    let tail = Snapshot::parse_after(&text, 2).expect("parses");
+    assert_eq!((tail.as_of, tail.through), (50, 4));
+    assert_eq!(tail.entries, s.entries[2..].to_vec());
+    assert_eq!(
+        Snapshot::parse_after(&text, 4).expect("parses").entries,
+        vec![]
+    );
+    // skipped lines still have to be in order
+    let shuffled = text.replacen("1 r", "3 r", 1);
+    assert_eq!(
+        Snapshot::parse_after(&shuffled, 3),
+        Err(FormatError::Inconsistent)
+    );
+    // a view that knew the first two, fed only the tail, ends where the whole snapshot leads
+    let first = Snapshot::empty()
+        .refreshed(&f.since(0, 2), 40, 40, 500)
+        .expect("ok");
+    let (mut whole, mut partial) = (View::new(), View::new());
+    whole.apply(&s, 50, &P);
+    partial.apply(&first, 40, &P);
+    assert_eq!(partial.through(), 2);
+    let tail = Snapshot::parse_after(&text, partial.through()).expect("parses");
+    assert_eq!(partial.apply(&tail, 50, &P), 2);
+    assert_eq!(
+        (whole.len(), whole.through(), whole.as_of()),
+        (partial.len(), partial.through(), partial.as_of())
+    );
+}
+
+#[test]
 fn a_new_view_asks_until_its_first_snapshot() {
     let v = View::new();
     assert!(v.must_fall_back(0, &P));
