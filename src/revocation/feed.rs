@@ -245,7 +245,8 @@ impl Retention {
 
 /// What the consistent place answers to "since `after`": every entry it still keeps with
 /// `after < seq <= through`. Entries in that range that it no longer keeps were trimmed, so
-/// expired: a reader loses nothing by not seeing them.
+/// expired: a reader loses nothing by not seeing them. A `head` below `after` means the feed
+/// went back (its store was restored to an earlier point): the reader must start over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     pub after: u64,
@@ -259,7 +260,7 @@ impl Page {
     /// Whether the page holds everything committed when it was answered (else: ask again since
     /// `through`).
     pub fn reaches_head(&self) -> bool {
-        self.through == self.head
+        self.through >= self.head
     }
 }
 
@@ -315,7 +316,7 @@ impl FeedLog {
         Page {
             after,
             through,
-            head: self.head.max(after),
+            head: self.head,
             entries,
         }
     }
@@ -464,8 +465,9 @@ mod tests {
         assert!(rest.reaches_head());
         assert_eq!(f.since(5, 10).entries, vec![]);
         assert_eq!(f.since(5, 10).through, 5);
-        // a cursor ahead of the head (a reader that saw a newer copy) is answered, not an error
-        assert_eq!(f.since(9, 10).through, 9);
+        // a cursor ahead of the head (the feed was restored to an earlier point) shows as such
+        let ahead = f.since(9, 10);
+        assert_eq!((ahead.through, ahead.head), (9, 5));
     }
 
     #[test]

@@ -30,11 +30,14 @@ pub struct Snapshot {
     pub entries: Vec<Entry>,
 }
 
-/// A page that does not continue the snapshot (it starts after its `through`): fetch again
-/// since `through`.
+/// Why a page cannot refresh a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Gap {
-    pub through: u64,
+pub enum Refused {
+    /// The page starts after the snapshot's `through`: fetch again since `through`.
+    Gap { through: u64 },
+    /// The feed's head is below what the snapshot already knows: the feed went back (its store
+    /// restored to an earlier point, seqs given out again). Start over from an empty snapshot.
+    Rewound { head: u64 },
 }
 
 impl Snapshot {
@@ -56,9 +59,12 @@ impl Snapshot {
         sent_at: Millis,
         now: Millis,
         skew_ms: i64,
-    ) -> Result<Snapshot, Gap> {
+    ) -> Result<Snapshot, Refused> {
+        if page.head < self.through {
+            return Err(Refused::Rewound { head: page.head });
+        }
         if page.after > self.through {
-            return Err(Gap {
+            return Err(Refused::Gap {
                 through: self.through,
             });
         }
@@ -266,9 +272,13 @@ impl View {
     }
 
     /// Takes in a location's snapshot (ends the fetch under way). Entries it already knows, and
-    /// snapshots older than what it has, change nothing: applying in any order is safe.
-    /// Returns how many entries were new.
+    /// snapshots older than what it has, change nothing: applying in any order is safe. A
+    /// snapshot newer (beyond the clock allowance) yet knowing fewer entries comes from a feed
+    /// that went back: the view starts over from it. Returns how many entries were new.
     pub fn apply(&mut self, snap: &Snapshot, now: Millis, p: &Params) -> usize {
+        if snap.through < self.through && snap.as_of > self.as_of.saturating_add(p.skew_ms) {
+            *self = View::new();
+        }
         self.fetch_started = None;
         let mut added = 0;
         for e in snap.entries.iter().filter(|e| e.seq > self.through) {

@@ -55,8 +55,55 @@ fn refreshing_merges_pages_and_stamps_the_send_time() {
     f.append(rec("f"), 0, 1_000_000);
     assert_eq!(
         s3.refreshed(&f.since(5, 100), 400, 400, 500),
-        Err(Gap { through: 4 })
+        Err(Refused::Gap { through: 4 })
     );
+}
+
+#[test]
+fn a_feed_that_went_back_is_noticed() {
+    let mut feed = feed_with(&[rec("a"), rec("b"), rec("c")], 1_000_000);
+    let snap = Snapshot::empty()
+        .refreshed(&feed.since(0, 10), 100, 100, 500)
+        .expect("ok");
+    let mut view = View::new();
+    view.apply(&snap, 100, &P);
+    // the store is restored to when it held one entry; seq 2 is given out again
+    feed = feed_with(&[rec("a")], 1_000_000);
+    feed.append(rec("x"), 0, 1_000_000);
+    assert_eq!(
+        snap.refreshed(&feed.since(snap.through, 10), 2_000, 2_000, 500),
+        Err(Refused::Rewound { head: 2 })
+    );
+    // the location starts over; the isolate, seeing a newer snapshot that knows less, too
+    let again = Snapshot::empty()
+        .refreshed(&feed.since(0, 10), 2_000, 2_000, 500)
+        .expect("ok");
+    view.apply(&again, 2_000, &P);
+    assert_eq!((view.through(), view.as_of()), (2, 2_000));
+    let record = |r| Subject {
+        record: Some(r),
+        ..Subject::default()
+    };
+    assert_eq!(view.hit(&record("x"), &P), Some(Hit::Revoked));
+    assert_eq!(
+        view.hit(&record("b"), &P),
+        None,
+        "the restored feed no longer has it"
+    );
+    // a copy that knows less and is not newer beyond the clock allowance (a delayed answer)
+    // does not reset the view
+    let mut other = View::new();
+    other.apply(&snap, 100, &P);
+    let older = Snapshot::empty()
+        .refreshed(
+            &feed_with(&[rec("a")], 1_000_000).since(0, 10),
+            600,
+            600,
+            500,
+        )
+        .expect("ok");
+    other.apply(&older, 650, &P);
+    assert_eq!((other.through(), other.as_of(), other.len()), (3, 600, 3));
 }
 
 #[test]
