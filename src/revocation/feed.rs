@@ -113,30 +113,27 @@ fn valid_value(v: &str) -> bool {
 }
 
 impl Entry {
-    /// Appends the entry's line (with its newline) to `out`.
+    /// Appends the entry's line (with its newline) to `out`; on error `out` is unchanged.
     pub fn write_line(&self, out: &mut String) -> Result<(), FormatError> {
-        let _ = write!(
-            out,
-            "{} {} {} {} ",
-            self.seq,
-            self.key.kind(),
-            self.at,
-            self.until
-        );
+        let id = match &self.key {
+            Key::Token(_) => None,
+            Key::Generation(v, _)
+            | Key::Record(v)
+            | Key::Jti(v)
+            | Key::Grant(v)
+            | Key::Client(v) => Some(v),
+        };
+        if id.is_some_and(|v| !valid_value(v)) {
+            return Err(FormatError::BadValue);
+        }
+        let (seq, kind, at, until) = (self.seq, self.key.kind(), self.at, self.until);
+        let _ = write!(out, "{seq} {kind} {at} {until} ");
         match &self.key {
             Key::Token(p) => out.push_str(&crate::encoding::hex(p)),
             Key::Generation(record, generation) => {
-                if !valid_value(record) {
-                    return Err(FormatError::BadValue);
-                }
                 let _ = write!(out, "{generation} {record}");
             }
-            Key::Record(v) | Key::Jti(v) | Key::Grant(v) | Key::Client(v) => {
-                if !valid_value(v) {
-                    return Err(FormatError::BadValue);
-                }
-                out.push_str(v);
-            }
+            Key::Record(v) | Key::Jti(v) | Key::Grant(v) | Key::Client(v) => out.push_str(v),
         }
         out.push('\n');
         Ok(())
@@ -429,7 +426,9 @@ mod tests {
                 at: 0,
                 until: 0,
             };
-            assert_eq!(e.write_line(&mut String::new()), Err(FormatError::BadValue));
+            let mut out = String::from("kept\n");
+            assert_eq!(e.write_line(&mut out), Err(FormatError::BadValue));
+            assert_eq!(out, "kept\n", "nothing half-written");
         }
     }
 

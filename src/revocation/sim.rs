@@ -12,8 +12,8 @@
 //! - KV: one central store. Each write or delete becomes visible at each location after its own
 //!   delay (70% under 2 s, 20% under 30 s, 8% under 90 s, 2% up to 4 min); a location caches
 //!   what it read, "not found" included, for 30 to 60 s. A grant carries `fresh_until` = the
-//!   writer's clock + `GRANT_CACHE` (60 s here, its smallest value); a stale one is read from D1 and rewritten (the
-//!   refill: lands 0 to 30 s later, or is lost), a dead one deleted.
+//!   writer's clock + `GRANT_CACHE` (60 s here, its smallest value); a stale one is read from
+//!   D1 and rewritten (the refill: lands 0 to 30 s later, or is lost), a dead one deleted.
 //! - D1: the truth. A revocation (or a rotation without grace) and its feed entry commit
 //!   together; the KV deletes follow (each lost with 3%) and are repeated 10 s later.
 //! - The feed: each location's Cache API holds a snapshot (read fails or is evicted now and
@@ -21,7 +21,8 @@
 //!   since the snapshot's cursor, in pages of at most 3 entries. Queries and answers take 10 ms
 //!   to 6 s (5% over 1 s), 3% are lost; a lost fetch blocks others until its timeout.
 //! - Outages: up to two windows in which no location can read the feed, one more per location
-//!   with 30%, and with 25% a D1 outage (feed and token reads both fail) at one location or all.
+//!   with 30%, and with about 25% a D1 outage (feed and token reads both fail) at one location
+//!   or at all of them.
 //! - APIs: each location's API caches active answers for their `max-age` and uses them again
 //!   up to 6 s later.
 
