@@ -22,6 +22,7 @@ pub mod last_use;
 pub mod model;
 pub mod oauth;
 pub mod origin;
+pub mod revocation;
 pub mod scopes;
 pub mod secret;
 pub mod secret_scanning;
