@@ -460,32 +460,35 @@ pub struct Rotated {
     pub deferred: Vec<Deferred>,
 }
 
-/// Replaces `sub`'s PAT `id`'s token: same id, name, scopes and expiry; the old token stops
-/// working. 404 if it is not theirs, 409 if it is not active.
+/// Rotates the PAT `rec` was read as: the D1 update is conditional on `rec`'s hash (the version
+/// the caller checked), so of two concurrent rotations of one version exactly one happens, the
+/// other is a 409. Same id, name, scopes and expiry; for `grace_secs > 0` the old token keeps
+/// working until `now + grace_secs` (never past the PAT's expiry).
 ///
-/// D1 first, with one conditional statement (the old hash, not revoked, not expired), which also
-/// records the old hash as retired; then the old hash leaves KV (retried after the response if
-/// that fails) and the new grant enters it. A revocation that lands between the D1 update and
-/// the KV write would be undone by that write: the record is read back, and if it is no longer
-/// active with the new hash, the new grant is evicted and the rotation answers 409.
-pub async fn rotate_for<B: Backend>(
-    ctx: &Ctx<'_, B>,
-    sub: &str,
-    id: &str,
-) -> Result<Rotated, Error> {
-    let rec = owned(ctx, sub, id).await?;
-    rotate_record(ctx, rec, 0, "api").await
-}
-
-/// [`rotate_for`] on a record already read (its hash is the one the rotation replaces), with a
-/// grace period: for `grace_secs > 0` the old token keeps working until `now + grace_secs`
-/// (never past the PAT's expiry). D1 records the grace with the retired hash; KV gets the old
-/// token's grant with `exp` at the end of the grace (trusted at most `GRANT_CACHE_SECONDS`, then
-/// D1's retired hash answers), so introspection of the old token needs no D1 read and says
-/// `rotated_at`/`grace_until`. Without grace the old token's KV entry becomes a reuse marker at
-/// once ([`super::reuse::mark_retired`]); either way KV keeps the entry until the PAT expires,
-/// so a use after the token stopped working is detected. A revocation of the PAT purges them
-/// like every retired hash.
+/// Rotations are rate limited per PAT ([`crate::store::Limit::RotationsPerPat`]: 429), and
+/// their KV writes are bounded ([`super::reuse::MAX_MARKED_PER_ROTATION`]).
+///
+/// The order makes every failure recoverable, answered 503 with the PAT still rotatable:
+/// 1. the new token's KV grant is written first (a token nobody has yet: if anything later
+///    fails it is deleted, and a grant left behind matches no token anyone holds); if it
+///    cannot be written, nothing has changed;
+/// 2. D1, with one conditional statement (the old hash, not revoked, not expired), which also
+///    records the old hash as retired. A write that reports an error is read back: landed, the
+///    rotation goes on and the token is returned; not landed, nothing has changed; unknown (the
+///    read fails too), the old hash leaves KV and the answer is 503 (the owner rotates again:
+///    the next rotation starts from whatever hash D1 holds);
+/// 3. after the commit nothing can fail the rotation: the old token's grace grant or reuse
+///    marker ([`super::reuse::mark_retired`]) are written, failures retried after the response;
+/// 4. a revocation that lands meanwhile would be undone by those writes: the record is read
+///    back, and if it is no longer active with the new hash, the new grant is evicted and the
+///    rotation answers 409.
+///
+/// D1 records the grace with the retired hash; KV gets the old token's grant with `exp` at the
+/// end of the grace (trusted at most `GRANT_CACHE_SECONDS`, then D1's retired hash answers), so
+/// introspection of the old token needs no D1 read and says `rotated_at`/`grace_until`. Without
+/// grace the old token's KV entry becomes a reuse marker at once; either way KV keeps the entry
+/// until the PAT expires, so a use after the token stopped working is detected. A revocation of
+/// the PAT purges them like every retired hash.
 pub(crate) async fn rotate_record<B: Backend>(
     ctx: &Ctx<'_, B>,
     mut rec: TokenRecord,
@@ -501,38 +504,60 @@ pub(crate) async fn rotate_record<B: Backend>(
             "only an active token can be rotated".into(),
         ));
     }
+    super::ratelimit::count(ctx, crate::store::Limit::RotationsPerPat, &rec.id).await?;
     let token = PlainToken::generate(TokenKind::Pat)
         .map_err(|e| Error::Internal(format!("randomness unavailable: {e}")))?;
     let old = rec.hash;
     let old_rec = rec.clone();
     let grace_until = (grace_secs > 0).then(|| (ctx.now + grace_secs).min(rec.expires_at));
     rec.hash = token.hash();
-    match ctx
+    // 1. Without its KV grant the new token would be unknown everywhere: written before D1
+    // changes, so that a failure here changes nothing (the same rotation can be asked again).
+    reference::put_grant_retrying(ctx, &rec).await?;
+    // 2. D1.
+    let landed = match ctx
         .backend
         .rotate_token(&rec.id, &old, &rec.hash, ctx.now, grace_until)
         .await
     {
-        Ok(true) => {}
-        Ok(false) => {
-            // Revoked meanwhile: finish its KV deletes. Rotated meanwhile: that rotation marks
-            // `old` (a purge here would delete the PAT's reuse markers).
-            if let Ok(Some(now)) = ctx.backend.token_by_id(&rec.id).await {
-                if now.revoked_at.is_some() {
-                    let _ = purge(ctx, &rec.id, vec![old]).await;
-                }
+        Ok(landed) => landed,
+        Err(e) => match ctx.backend.token_by_id(&rec.id).await {
+            // Landed although it reported an error.
+            Ok(Some(now)) if now.hash == rec.hash => true,
+            // Did not land: nothing changed; asking again works.
+            Ok(Some(now)) if now.hash == old => {
+                forget(ctx, rec.hash).await;
+                return Err(e.into());
             }
-            return Err(Error::Conflict(
-                "the token was revoked, expired or rotated concurrently".into(),
-            ));
+            // Revoked, or rotated by another request.
+            Ok(_) => false,
+            Err(_) => {
+                // Unknown: if it landed, the old token must not stay live in KV; if it did
+                // not, evicting the old hash only makes the owner rotate again.
+                forget(ctx, rec.hash).await;
+                forget(ctx, old).await;
+                return Err(Error::Unavailable(format!(
+                    "rotation of {}: outcome unknown, rotate again: {}",
+                    rec.id, e.0
+                )));
+            }
+        },
+    };
+    if !landed {
+        forget(ctx, rec.hash).await;
+        // Revoked meanwhile: finish its KV deletes. Rotated meanwhile: that rotation marks
+        // `old` (a purge here would delete the PAT's reuse markers).
+        if let Ok(Some(now)) = ctx.backend.token_by_id(&rec.id).await {
+            if now.revoked_at.is_some() {
+                let _ = purge(ctx, &rec.id, vec![old]).await;
+            }
         }
-        Err(e) => {
-            // Unknown outcome (the update may have landed): evicting the old hash is safe.
-            ctx.isolate.mark_inactive(old, ctx.now);
-            let _ = ctx.backend.delete_grant(&old).await;
-            return Err(e.into());
-        }
+        return Err(Error::Conflict(
+            "the token was revoked, expired or rotated concurrently".into(),
+        ));
     }
     rec.generation += 1;
+    // 3. The old token's KV entry: a grace grant, or a reuse marker.
     let retired = crate::store::Retired {
         hash: old,
         token_id: rec.id.clone(),
@@ -549,11 +574,9 @@ pub(crate) async fn rotate_record<B: Backend>(
                 .warn(format!("KV write of a grace grant failed: {}", e.0));
         }
     }
-    // The old token (without grace) and the PAT's earlier ones get reuse markers in KV.
+    // The old token (without grace) and the PAT's recent earlier ones get reuse markers in KV.
     let done = super::reuse::mark_retired(ctx, &old_rec, Some(retired)).await;
-    // Without its KV grant the new token would be unknown everywhere: fail rather than hand out
-    // a dead token (D1 already rotated; rotating again is safe).
-    reference::put_grant_retrying(ctx, &rec).await?;
+    // 4. A revocation that landed meanwhile.
     match ctx.backend.token_by_id(&rec.id).await {
         Ok(Some(now)) if now.revoked_at.is_none() && now.hash == rec.hash => {}
         // Revoked meanwhile: every hash of the PAT leaves KV (the markers written above too).
@@ -564,11 +587,9 @@ pub(crate) async fn rotate_record<B: Backend>(
             ));
         }
         Ok(_) => {
-            ctx.isolate.mark_inactive(rec.hash, ctx.now);
-            let _ = ctx.backend.delete_grant(&rec.hash).await;
+            forget(ctx, rec.hash).await;
             if grace_until.is_some() {
-                ctx.isolate.mark_inactive(old, ctx.now);
-                let _ = ctx.backend.delete_grant(&old).await;
+                forget(ctx, old).await;
             }
             return Err(Error::Conflict(
                 "the token was revoked or rotated concurrently".into(),
@@ -591,6 +612,12 @@ pub(crate) async fn rotate_record<B: Backend>(
         grace_until,
         deferred: done.deferred,
     })
+}
+
+/// Evicts `hash` from KV (best effort) and from this isolate: a grant that must not be used.
+async fn forget<B: Backend>(ctx: &Ctx<'_, B>, hash: crate::token::TokenHash) {
+    ctx.isolate.mark_inactive(hash, ctx.now);
+    let _ = ctx.backend.delete_grant(&hash).await;
 }
 
 #[cfg(test)]

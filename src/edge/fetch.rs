@@ -1,11 +1,100 @@
-//! Outbound `fetch`: [`JwksFetcher`].
+//! Outbound `fetch`: [`JwksFetcher`] (the identity provider's JWKS, the secret scanning partner's
+//! keys), bounded in time and size, and [`within`], the timeout every outbound request uses.
 
 use super::backend::{err, EdgeBackend};
 use crate::store::{JwksFetcher, StoreError};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use wasm_bindgen::{JsCast, JsValue};
+
+/// A key document fetch gives up after this long (connection, answer and body).
+pub const FETCH_TIMEOUT_SECS: u32 = 5;
+/// Largest key document read; a larger one is refused (a JWKS or GitHub's key list is a few
+/// KiB).
+pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+
+/// The first of two futures to finish: `Some` from `a`, `None` if `b` (the timer) came first.
+struct Race<A, B> {
+    a: Pin<Box<A>>,
+    b: Pin<Box<B>>,
+}
+
+impl<A: Future, B: Future> Future for Race<A, B> {
+    type Output = Option<A::Output>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(v) = self.a.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        if self.b.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+}
+
+/// `fut`'s output, or `None` if `secs` seconds pass first (the caller aborts what it started).
+pub(super) async fn within<F: Future>(secs: u32, fut: F) -> Option<F::Output> {
+    Race {
+        a: Box::pin(fut),
+        b: Box::pin(worker::Delay::from(std::time::Duration::from_secs(
+            u64::from(secs),
+        ))),
+    }
+    .await
+}
+
+fn js(e: JsValue) -> StoreError {
+    err(format!("{e:?}"))
+}
+
+/// Reads a response body, refusing (and cancelling) it past `max` bytes.
+async fn read_bounded(resp: &worker::Response, max: usize) -> Result<Vec<u8>, StoreError> {
+    let stream: &JsValue = match resp.body() {
+        worker::ResponseBody::Empty => return Ok(Vec::new()),
+        worker::ResponseBody::Body(b) if b.len() <= max => return Ok(b.clone()),
+        worker::ResponseBody::Body(_) => return Err(err(format!("more than {max} bytes"))),
+        worker::ResponseBody::Stream(s) => s.as_ref(),
+    };
+    let method = |target: &JsValue, name: &str| -> Result<js_sys::Function, StoreError> {
+        js_sys::Reflect::get(target, &JsValue::from_str(name))
+            .map_err(js)?
+            .dyn_into::<js_sys::Function>()
+            .map_err(js)
+    };
+    let reader = method(stream, "getReader")?.call0(stream).map_err(js)?;
+    let read = method(&reader, "read")?;
+    let mut out = Vec::new();
+    loop {
+        let promise: js_sys::Promise = read.call0(&reader).map_err(js)?.dyn_into().map_err(js)?;
+        let chunk = wasm_bindgen_futures::JsFuture::from(promise)
+            .await
+            .map_err(js)?;
+        if js_sys::Reflect::get(&chunk, &JsValue::from_str("done"))
+            .map_err(js)?
+            .as_bool()
+            == Some(true)
+        {
+            return Ok(out);
+        }
+        let bytes: js_sys::Uint8Array = js_sys::Reflect::get(&chunk, &JsValue::from_str("value"))
+            .map_err(js)?
+            .dyn_into()
+            .map_err(js)?;
+        if out.len() + bytes.length() as usize > max {
+            if let Ok(cancel) = method(&reader, "cancel") {
+                let _ = cancel.call0(&reader);
+            }
+            return Err(err(format!("more than {max} bytes")));
+        }
+        out.extend(bytes.to_vec());
+    }
+}
 
 impl JwksFetcher for EdgeBackend {
     /// Also fetches the secret scanning public keys (`SECRET_SCANNING_KEYS_URL`): GitHub's API
-    /// refuses requests without a `User-Agent`.
+    /// refuses requests without a `User-Agent`. At most [`FETCH_TIMEOUT_SECS`] and
+    /// [`MAX_DOCUMENT_BYTES`] (both URLs are the operator's configuration).
     async fn fetch_jwks(&self, url: &str) -> Result<String, StoreError> {
         let headers = worker::Headers::new();
         headers.set("user-agent", "patgate").map_err(err)?;
@@ -13,13 +102,35 @@ impl JwksFetcher for EdgeBackend {
         let mut init = worker::RequestInit::new();
         init.with_headers(headers);
         let req = worker::Request::new_with_init(url, &init).map_err(err)?;
-        let mut resp = worker::Fetch::Request(req).send().await.map_err(err)?;
-        if resp.status_code() != 200 {
-            return Err(err(format!(
-                "JWKS endpoint answered {}",
-                resp.status_code()
-            )));
-        }
-        resp.text().await.map_err(err)
+        let controller = worker::AbortController::default();
+        let signal = controller.signal();
+        let fetched = within(FETCH_TIMEOUT_SECS, async move {
+            let resp = worker::Fetch::Request(req)
+                .send_with_signal(&signal)
+                .await
+                .map_err(err)?;
+            if resp.status_code() != 200 {
+                return Err(err(format!(
+                    "key document URL answered {}",
+                    resp.status_code()
+                )));
+            }
+            let declared = resp
+                .headers()
+                .get("content-length")
+                .ok()
+                .flatten()
+                .and_then(|v| v.parse::<usize>().ok());
+            if declared.is_some_and(|n| n > MAX_DOCUMENT_BYTES) {
+                return Err(err(format!("more than {MAX_DOCUMENT_BYTES} bytes")));
+            }
+            let body = read_bounded(&resp, MAX_DOCUMENT_BYTES).await?;
+            String::from_utf8(body).map_err(err)
+        })
+        .await;
+        fetched.unwrap_or_else(|| {
+            controller.abort();
+            Err(err(format!("no answer within {FETCH_TIMEOUT_SECS} s")))
+        })
     }
 }
