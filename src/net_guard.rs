@@ -365,9 +365,9 @@ fn classify_v6(ip: Ipv6Addr) -> (AddressKind, std::net::IpAddr) {
     }
     let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
     let v4 = match s {
-        [0, 0, 0, 0, 0, 0xffff, hi, lo] | [0, 0, 0, 0, 0, 0, hi, lo] => Some(embedded(hi, lo)),
-        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(embedded(hi, lo)),
-        [0x2002, hi, lo, ..] => Some(embedded(hi, lo)),
+        [0, 0, 0, 0, 0, 0xffff | 0, hi, lo]
+        | [0x64, 0xff9b, 0, 0, 0, 0, hi, lo]
+        | [0x2002, hi, lo, ..] => Some(embedded(hi, lo)),
         _ => None,
     };
     if let Some(v4) = v4 {

@@ -44,7 +44,7 @@ pub(super) async fn within<F: Future>(secs: u32, fut: F) -> Option<F::Output> {
     .await
 }
 
-fn js(e: JsValue) -> StoreError {
+fn js(e: &JsValue) -> StoreError {
     err(format!("{e:?}"))
 }
 
@@ -58,29 +58,35 @@ async fn read_bounded(resp: &worker::Response, max: usize) -> Result<Vec<u8>, St
     };
     let method = |target: &JsValue, name: &str| -> Result<js_sys::Function, StoreError> {
         js_sys::Reflect::get(target, &JsValue::from_str(name))
-            .map_err(js)?
+            .map_err(|e| js(&e))?
             .dyn_into::<js_sys::Function>()
-            .map_err(js)
+            .map_err(|e| js(&e))
     };
-    let reader = method(stream, "getReader")?.call0(stream).map_err(js)?;
+    let reader = method(stream, "getReader")?
+        .call0(stream)
+        .map_err(|e| js(&e))?;
     let read = method(&reader, "read")?;
     let mut out = Vec::new();
     loop {
-        let promise: js_sys::Promise = read.call0(&reader).map_err(js)?.dyn_into().map_err(js)?;
+        let promise: js_sys::Promise = read
+            .call0(&reader)
+            .map_err(|e| js(&e))?
+            .dyn_into()
+            .map_err(|e| js(&e))?;
         let chunk = wasm_bindgen_futures::JsFuture::from(promise)
             .await
-            .map_err(js)?;
+            .map_err(|e| js(&e))?;
         if js_sys::Reflect::get(&chunk, &JsValue::from_str("done"))
-            .map_err(js)?
+            .map_err(|e| js(&e))?
             .as_bool()
             == Some(true)
         {
             return Ok(out);
         }
         let bytes: js_sys::Uint8Array = js_sys::Reflect::get(&chunk, &JsValue::from_str("value"))
-            .map_err(js)?
+            .map_err(|e| js(&e))?
             .dyn_into()
-            .map_err(js)?;
+            .map_err(|e| js(&e))?;
         if out.len() + bytes.length() as usize > max {
             if let Ok(cancel) = method(&reader, "cancel") {
                 let _ = cancel.call0(&reader);

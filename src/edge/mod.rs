@@ -178,7 +178,7 @@ async fn serve(
     let outcome = app::handle(&actx, &core_req).await;
     let events = isolate.take_events();
     write_events(&events);
-    queue::fan_out_later(env, ctx, &cfg, events);
+    queue::fan_out_later(env, ctx, &cfg, &events);
     if !outcome.deferred.is_empty() {
         let env = env.clone();
         ctx.wait_until(async move { run_deferred(env, outcome.deferred).await });

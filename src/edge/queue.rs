@@ -108,10 +108,10 @@ impl WebhookSender for EdgeBackend {
 /// is due), in `wait_until`, so that nothing here delays or changes the answer. Skipped without
 /// any work when this isolate knows that no endpoint is registered, and when sampling leaves
 /// nothing to deliver (a sampled event past the first of its window costs no read and no send).
-pub(super) fn fan_out_later(env: &Env, ctx: &Context, cfg: &Rc<app::Config>, events: Vec<Event>) {
+pub(super) fn fan_out_later(env: &Env, ctx: &Context, cfg: &Rc<app::Config>, events: &[Event]) {
     let isolate = ISOLATE.with(Rc::clone);
     let now = now_secs();
-    if !app::webhooks::any_deliverable(&events) && !isolate.sampler().summary_due(now) {
+    if !app::webhooks::any_deliverable(events) && !isolate.sampler().summary_due(now) {
         return;
     }
     if app::webhooks::none_registered(cfg, &isolate, now) {
@@ -119,7 +119,7 @@ pub(super) fn fan_out_later(env: &Env, ctx: &Context, cfg: &Rc<app::Config>, eve
         isolate.sampler().take_due(now);
         return;
     }
-    let items = app::webhooks::outgoing(&isolate, now, &events);
+    let items = app::webhooks::outgoing(&isolate, now, events);
     if items.is_empty() {
         return;
     }
