@@ -3,9 +3,12 @@
 
 use super::backend::{err, EdgeBackend};
 use crate::store::{JwksFetcher, StoreError};
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
+use std::rc::Rc;
+use std::task::{Context as TaskContext, Poll, Waker};
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
 /// A key document fetch gives up after this long (connection, answer and body).
@@ -37,11 +40,87 @@ impl<A: Future, B: Future> Future for Race<A, B> {
 pub(super) async fn within<F: Future>(secs: u32, fut: F) -> Option<F::Output> {
     Race {
         a: Box::pin(fut),
-        b: Box::pin(worker::Delay::from(std::time::Duration::from_secs(
-            u64::from(secs),
-        ))),
+        b: Box::pin(Timer::new(secs)),
     }
     .await
+}
+
+/// A `setTimeout` as a future. Not `worker::Delay`: that one wakes its task before it records
+/// that the time has come, so a poll right inside the wake-up (what the request executor does,
+/// `executor.rs`) still finds it pending, and nothing wakes it again: a request waiting on it
+/// would never be answered. Here the flag is set first.
+struct Timer {
+    millis: i32,
+    state: Rc<TimerState>,
+    callback: Option<Closure<dyn FnMut()>>,
+    id: Option<JsValue>,
+}
+
+#[derive(Default)]
+struct TimerState {
+    fired: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Timer {
+    fn new(secs: u32) -> Self {
+        Timer {
+            millis: i32::try_from(u64::from(secs) * 1000).unwrap_or(i32::MAX),
+            state: Rc::default(),
+            callback: None,
+            id: None,
+        }
+    }
+}
+
+fn global_fn(name: &str) -> Option<js_sys::Function> {
+    js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str(name))
+        .ok()?
+        .dyn_into()
+        .ok()
+}
+
+impl Future for Timer {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        if self.state.fired.get() {
+            return Poll::Ready(());
+        }
+        *self.state.waker.borrow_mut() = Some(cx.waker().clone());
+        if self.callback.is_none() {
+            let state = self.state.clone();
+            let callback = Closure::<dyn FnMut()>::new(move || {
+                state.fired.set(true);
+                let waker = state.waker.borrow_mut().take();
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            });
+            let id = global_fn("setTimeout").and_then(|set| {
+                set.call2(
+                    &JsValue::UNDEFINED,
+                    callback.as_ref(),
+                    &JsValue::from(self.millis),
+                )
+                .ok()
+            });
+            if id.is_none() {
+                // No timer available: never time out rather than at once.
+                return Poll::Pending;
+            }
+            self.id = id;
+            self.callback = Some(callback);
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        if let (Some(id), Some(clear)) = (self.id.take(), global_fn("clearTimeout")) {
+            let _ = clear.call1(&JsValue::UNDEFINED, &id);
+        }
+    }
 }
 
 fn js(e: &JsValue) -> StoreError {

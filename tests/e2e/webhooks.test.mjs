@@ -269,3 +269,47 @@ test("an endpoint that never answers is given up on after the timeout and retrie
   assert.match(srv.log(), /"event":"webhook.retrying"[^\n]*"error":"no answer within 2 s"/);
   assert.equal((await admin("DELETE", `/admin/webhooks/${slow.id}`)).status, 204);
 });
+
+test("a message the consumer keeps failing on ends in the dead-letter queue as webhook.failed", async () => {
+  // The same Worker with max_retries = 1 on the delivery consumer: an endpoint that always
+  // answers 500 is retried once (5 s), then the queue moves the message to the dead-letter queue,
+  // whose consumer (this Worker) logs it as webhook.failed and acks it.
+  const port = 8844 + OFFSET;
+  const dir = join(ROOT, "tests", ".state", `webhooks-dlq-${process.pid}-${Date.now()}`);
+  mkdirSync(dir, { recursive: true });
+  const config = writeConfig(join(dir, "wrangler.toml"), { limits: NO_RATE_LIMITS });
+  const toml = readFileSync(config, "utf8");
+  const lowered = toml.replace(/(queue = "patgate-webhooks"\n(?:[^\n[]*\n)*?)max_retries = \d+/, "$1max_retries = 1");
+  assert.notEqual(lowered, toml);
+  assert.match(lowered, /dead_letter_queue = "patgate-webhooks-dlq"/);
+  writeFileSync(config, lowered);
+  script.set("/dead", Array(10).fill(500));
+  let server;
+  try {
+    prepareState(dir, { config });
+    const url = `http://127.0.0.1:${port}`;
+    server = await startDevServer({ port, persistDir: dir, config, vars: { ...TEST_VARS, ISSUER: url } });
+    const r = await call(`${url}/admin/webhooks`, {
+      method: "POST",
+      headers: { authorization: ADMIN, "content-type": "application/json" },
+      body: JSON.stringify({ url: `${RECEIVER}/dead`, event_types: ["pat.created"] }),
+    });
+    assert.equal(r.status, 201, r.text);
+    const pat = await createPat(url, "deadletter", ["demo_api:read"]);
+    const attempts = () => at("/dead").filter((x) => x.body.includes(pat.id));
+    assert.ok(await eventually(() => attempts().length >= 2, { timeoutMs: 30_000 }), JSON.stringify(attempts().map((x) => x.status)));
+    const msgId = attempts()[0].headers["webhook-id"];
+    const line = () => server.log().split("\n").find((l) => l.includes('"event":"webhook.failed"') && l.includes(msgId));
+    assert.ok(await eventually(() => line() !== undefined, { timeoutMs: 30_000 }), server.log().slice(-3000));
+    const failed = JSON.parse(line().slice(line().indexOf("{")));
+    assert.equal(failed.type, "pat.created");
+    assert.match(failed.error, /dead-letter/);
+    // Not delivered again from the dead-letter queue.
+    await new Promise((res) => setTimeout(res, 2000));
+    assert.equal(attempts().length, 2, JSON.stringify(attempts().map((x) => x.status)));
+  } finally {
+    script.delete("/dead");
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
