@@ -21,6 +21,7 @@ mod ratelimit;
 mod reference;
 mod reuse;
 mod revoke;
+mod rotation;
 mod routes_admin;
 pub mod sampling;
 mod token_endpoint;
