@@ -9,7 +9,7 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { prepareState, startDevServer, writeConfig, NO_RATE_LIMITS } from "../../scripts/devserver.mjs";
+import { prepareState, startDevServer, writeConfig, queryLocalD1, NO_RATE_LIMITS } from "../../scripts/devserver.mjs";
 import { ROOT } from "../../scripts/tools.mjs";
 import { startServer, createPat, userCall, call, ADMIN, eventually, TEST_VARS } from "./helpers.mjs";
 
@@ -239,6 +239,23 @@ test("without the queue the request's outcome is unchanged (enqueue fails after 
       server.log().slice(-3000),
     );
     assert.equal(at("/noqueue").length, 0);
+    // An expiry notice that could not be queued is released (real D1), so the next scan
+    // claims it again instead of losing it.
+    const expiring = await createPat(url, "noqueue", ["demo_api:read"], { name: "expiring", expires_in_days: 5 });
+    const notices = () =>
+      queryLocalD1(dir, `SELECT threshold_days FROM expiry_notices WHERE token_id = '${expiring.id}'`, { config });
+    const lost = () => (server.log().match(/deliveries not queued/g) ?? []).length;
+    for (let run = 1; run <= 2; run++) {
+      const before = lost();
+      // queryLocalD1 blocks this process for seconds: let the HTTP client see the server's close
+      // of the idle keep-alive connection before it sends on it.
+      await new Promise((r) => setTimeout(r, 500));
+      const cron = await call(`${url}/__scheduled?cron=17+*+*+*+*`);
+      assert.equal(cron.status, 200, cron.text);
+      assert.ok(await eventually(() => lost() > before, { timeoutMs: 15_000 }), server.log().slice(-3000));
+      // claimed (its deliveries failed just now), then released
+      assert.ok(await eventually(() => notices().length === 0, { timeoutMs: 10_000 }), `run ${run}: ${JSON.stringify(notices())}`);
+    }
   } finally {
     await server?.stop();
     rmSync(dir, { recursive: true, force: true });
