@@ -8,6 +8,7 @@
 //!   [`storage`] (stored formats: KV keys, D1 rows), [`jose`] (verifying and signing JWTs, keys),
 //!   [`scopes`] (the OAuth scope set), [`oauth`] (OAuth requests parsed once, typed answers),
 //!   [`secret_scanning`] (leak reports), [`webhook`] (Standard Webhooks signing and payloads),
+//!   [`net_guard`] (which URLs the server may send requests to),
 //!   [`last_use`] (the Durable Object's messages), [`encoding`] (hex), [`gate`] (gate routes and
 //!   forwarding rules), [`app`] (routing and handlers); `testing` (the in-memory backend);
 //! - `edge` (wasm only): the Worker entry point, KV/D1/Durable Object adapters.
@@ -20,6 +21,7 @@ pub mod http;
 pub mod jose;
 pub mod last_use;
 pub mod model;
+pub mod net_guard;
 pub mod oauth;
 pub mod origin;
 pub mod revocation;

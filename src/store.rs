@@ -162,6 +162,8 @@ pub enum Limit {
     PatCreationsPerUser,
     /// Calls of the token endpoint, per IP.
     TokenEndpointPerIp,
+    /// Rotations of one PAT (owner, page and self-rotation), per PAT id.
+    RotationsPerPat,
 }
 
 impl Limit {
@@ -230,6 +232,9 @@ pub trait ExpiryNotices {
         now: i64,
         limit: u32,
     ) -> Result<Vec<ExpiryNotice>, StoreError>;
+    /// Forgets claimed notices, each (token id, threshold days), so that a later scan claims them
+    /// again: their events could not be queued.
+    async fn release_expiry_notices(&self, notices: &[(String, i64)]) -> Result<(), StoreError>;
 }
 
 /// Where the request being served came from, as the runtime reports it (see

@@ -44,10 +44,15 @@ pub enum Step {
     ResourceWrite,
     /// The D1 update that records a detected reuse.
     ReuseRecord,
+    /// The D1 delete that releases claimed expiry notices.
+    NoticeRelease,
+    /// A read of a PAT by owner and id (no fault; hooks run after it, to interleave a
+    /// concurrent request between a read and what the reader does next).
+    PatRead,
 }
 
 /// Every writing step, for tests that inject a fault into each in turn.
-pub const WRITE_STEPS: [Step; 8] = [
+pub const WRITE_STEPS: [Step; 9] = [
     Step::KvPut,
     Step::KvDelete,
     Step::TokenInsert,
@@ -56,6 +61,7 @@ pub const WRITE_STEPS: [Step; 8] = [
     Step::ClientWrite,
     Step::ResourceWrite,
     Step::ReuseRecord,
+    Step::NoticeRelease,
 ];
 
 #[derive(Default)]
@@ -65,7 +71,10 @@ pub struct MemoryBackend {
     pub resources: RefCell<Vec<ApiResource>>,
     pub clients: RefCell<Vec<Client>>,
     pub uses: RefCell<Vec<(String, i64, u32)>>,
+    /// The document every outbound key fetch (JWKS, secret scanning keys) gets; `None`: the
+    /// fetch fails (a network error or a timeout). Fetches are counted.
     pub jwks: RefCell<Option<String>>,
+    pub jwks_fetches: Cell<u32>,
     pub denied: RefCell<Vec<(String, i64)>>,
     pub routes: RefCell<Vec<GateRoute>>,
     pub counts: Cell<Counts>,
@@ -88,8 +97,8 @@ pub struct MemoryBackend {
     pub kv_until: RefCell<HashMap<TokenHash, i64>>,
     /// Expiry notices sent: (token id, threshold days).
     pub notices: RefCell<Vec<(String, i64)>>,
-    /// One-shot hooks run right after a write of that step applied (to interleave a concurrent
-    /// request at an exact point).
+    /// One-shot hooks run right after a write of that step applied, or a read of
+    /// [`Step::PatRead`] (to interleave a concurrent request at an exact point).
     pub after: RefCell<Vec<(Step, Hook)>>,
     /// Webhooks: endpoints, the delivery queue, one-shot enqueue faults (in order), the POSTs
     /// sent (url, headers, body) and the answers to give them (default 200).
@@ -188,7 +197,8 @@ impl MemoryBackend {
         self.faults.borrow_mut().push((step, fault));
     }
 
-    /// Runs `hook` right after the next write of `step` applies.
+    /// Runs `hook` right after the next write of `step` applies (for [`Step::PatRead`]: right
+    /// after the next read, whose result it does not change).
     pub fn after_step(&self, step: Step, hook: impl FnOnce(&MemoryBackend) + 'static) {
         self.after.borrow_mut().push((step, Box::new(hook)));
     }
@@ -214,6 +224,15 @@ impl MemoryBackend {
             return Err(StoreError(format!("{step:?} lost (test)")));
         }
         let v = apply();
+        self.run_hook(step);
+        if fault == Some(Fault::LandedButFailed) {
+            return Err(StoreError(format!("{step:?} landed but failed (test)")));
+        }
+        Ok(v)
+    }
+
+    /// Runs the next hook registered for `step`, if any.
+    fn run_hook(&self, step: Step) {
         let hook = {
             let mut after = self.after.borrow_mut();
             let i = after.iter().position(|(s, _)| *s == step);
@@ -222,10 +241,6 @@ impl MemoryBackend {
         if let Some(hook) = hook {
             hook(self);
         }
-        if fault == Some(Fault::LandedButFailed) {
-            return Err(StoreError(format!("{step:?} landed but failed (test)")));
-        }
-        Ok(v)
     }
 
     fn read_fault(&self, step: Step) -> Result<(), StoreError> {
@@ -303,12 +318,14 @@ impl TokenStore for MemoryBackend {
         id: &str,
     ) -> Result<Option<TokenRecord>, StoreError> {
         self.d1()?;
-        Ok(self
+        let found = self
             .tokens
             .borrow()
             .iter()
             .find(|t| t.id == id && t.subject == subject && t.kind == crate::token::TokenKind::Pat)
-            .cloned())
+            .cloned();
+        self.run_hook(Step::PatRead);
+        Ok(found)
     }
     async fn list_pats(
         &self,
@@ -482,6 +499,7 @@ impl crate::store::RequestOrigin for MemoryBackend {
 
 impl JwksFetcher for MemoryBackend {
     async fn fetch_jwks(&self, _url: &str) -> Result<String, StoreError> {
+        self.jwks_fetches.set(self.jwks_fetches.get() + 1);
         self.jwks
             .borrow()
             .clone()
@@ -653,6 +671,13 @@ impl crate::store::ExpiryNotices for MemoryBackend {
         }
         Ok(out)
     }
+
+    async fn release_expiry_notices(&self, released: &[(String, i64)]) -> Result<(), StoreError> {
+        self.d1()?;
+        self.write(Step::NoticeRelease, || {
+            self.notices.borrow_mut().retain(|n| !released.contains(n));
+        })
+    }
 }
 
 impl crate::store::WebhookStore for MemoryBackend {
@@ -707,8 +732,27 @@ impl crate::store::WebhookStore for MemoryBackend {
     }
 }
 
+/// What Cloudflare Queues measure of a message (its JSON body and about 100 bytes of metadata),
+/// measured here independently of the producer's own estimate.
+fn platform_message_bytes(d: &crate::webhook::Delivery) -> usize {
+    serde_json::to_string(d).map_or(usize::MAX / 4, |b| b.len()) + 100
+}
+
 impl crate::store::DeliveryQueue for MemoryBackend {
+    /// Refuses a batch the platform would refuse (over 100 messages, a message over 128 KB, or
+    /// over 256 KB in all), then applies the next injected fault.
     async fn enqueue(&self, msgs: &[crate::webhook::Delivery]) -> Result<(), StoreError> {
+        let sizes: Vec<usize> = msgs.iter().map(platform_message_bytes).collect();
+        if msgs.len() > 100
+            || sizes.iter().any(|n| *n > 128_000)
+            || sizes.iter().sum::<usize>() > 256_000
+        {
+            return Err(StoreError(format!(
+                "batch of {} messages, {} bytes: over the Queues limits (test)",
+                msgs.len(),
+                sizes.iter().sum::<usize>()
+            )));
+        }
         let fault = {
             let mut f = self.queue_faults.borrow_mut();
             (!f.is_empty()).then(|| f.remove(0))

@@ -27,7 +27,8 @@ pub const MAX_REPORT_BODY: usize = crate::http::MAX_REPORT_BODY;
 pub const MAX_MATCHES: usize = 200;
 /// Fetched keys are used this long before they are fetched again.
 const KEYS_TTL_SECS: i64 = 600;
-/// An unknown key identifier refetches the keys, at most once per this many seconds.
+/// The key URL is asked at most once per this many seconds per isolate (an unknown key
+/// identifier, or a failed fetch, waits for it).
 const KEYS_REFETCH_SECS: i64 = 60;
 /// While the key URL fails, the last keys fetched stay in use this long.
 const KEYS_MAX_STALE_SECS: i64 = 86_400;
@@ -148,9 +149,13 @@ async fn judge<B: Backend>(
 }
 
 /// The keys that may know `key_id`: the inline keys, then the fetched ones (cached per isolate
-/// for [`KEYS_TTL_SECS`]; an unknown key identifier refetches at most every
-/// [`KEYS_REFETCH_SECS`], as GitHub rotates keys; if the URL fails, the last keys fetched are
-/// used for up to [`KEYS_MAX_STALE_SECS`]).
+/// for [`KEYS_TTL_SECS`]; an unknown key identifier refetches, as GitHub rotates keys; if the URL
+/// fails, the last keys fetched are used for up to [`KEYS_MAX_STALE_SECS`]).
+///
+/// The key URL is asked at most once per [`KEYS_REFETCH_SECS`] per isolate, whatever the outcome
+/// of the last try: while it fails (or times out: the runtime gives up after a few seconds and
+/// refuses an oversized document), requests with an unknown key identifier are answered from
+/// the cache (401) or with 503, without an outbound fetch each.
 async fn keys_for<B: Backend>(ctx: &Ctx<'_, B>, key_id: &str) -> Result<Rc<KeySet>, Error> {
     let lc = &ctx.cfg.lifecycle;
     let inline = lc.scanning_keys.clone().unwrap_or_default();
@@ -167,6 +172,20 @@ async fn keys_for<B: Backend>(ctx: &Ctx<'_, B>, key_id: &str) -> Result<Rc<KeySe
             return Ok(keys.clone());
         }
     }
+    let stale_or = |why: String| match &cached {
+        Some((at, keys)) if ctx.now - at < KEYS_MAX_STALE_SECS => Ok(keys.clone()),
+        _ => Err(Error::Unavailable(format!(
+            "secret scanning keys from {url}: {why}"
+        ))),
+    };
+    if !ctx
+        .isolate
+        .claim_scanning_keys_fetch(ctx.now, KEYS_REFETCH_SECS)
+    {
+        return stale_or(format!(
+            "asked less than {KEYS_REFETCH_SECS} s ago (and it failed or lacked this key); not asked again yet"
+        ));
+    }
     let fetched = match ctx.backend.fetch_jwks(url).await {
         Ok(text) => KeySet::parse(&text).map_err(|e| format!("keys unusable: {e}")),
         Err(e) => Err(e.0),
@@ -177,11 +196,11 @@ async fn keys_for<B: Backend>(ctx: &Ctx<'_, B>, key_id: &str) -> Result<Rc<KeySe
             ctx.isolate.store_scanning_keys(ctx.now, keys.clone());
             Ok(keys)
         }
-        Err(e) => match cached {
-            Some((at, keys)) if ctx.now - at < KEYS_MAX_STALE_SECS => Ok(keys),
-            _ => Err(Error::Unavailable(format!(
-                "secret scanning keys from {url}: {e}"
-            ))),
-        },
+        Err(e) => {
+            ctx.isolate.warn(format!(
+                "fetching the secret scanning keys failed (not asked again for {KEYS_REFETCH_SECS} s): {e}"
+            ));
+            stale_or(e)
+        }
     }
 }

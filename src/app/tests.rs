@@ -111,11 +111,13 @@ struct Harness {
     now: i64,
 }
 
+mod fanout;
 mod handlers;
 mod integrity;
 mod lifecycle;
 mod oauth_layer;
 mod reuse;
+mod rotation;
 mod scopes;
 
 impl Harness {

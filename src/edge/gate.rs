@@ -89,7 +89,7 @@ async fn serve_gate(
     let answer = core_gate::gate(&actx, &greq).await;
     let events = isolate.take_events();
     super::write_events(&events);
-    super::queue::fan_out_later(env, ctx, &cfg, events);
+    super::queue::fan_out_later(env, ctx, &cfg, &events);
     match answer {
         GateAnswer::NotGate => Ok(None),
         GateAnswer::Respond(outcome) => {

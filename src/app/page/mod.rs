@@ -825,18 +825,27 @@ async fn regenerate<B: Backend>(
     if rec.status(ctx.now) != Status::Active {
         return Ok(not_active_page(who, &csrf).into());
     }
-    if !session::ct_eq(f.one("version")?, &version_of(key, &rec)) {
-        // The token changed since the form was shown: a reload of the answer, or another tab.
+    let already = |who: &Who| {
+        // The token changed since the form was shown: a reload of the answer, another tab, or
+        // a concurrent post of the same form.
         let page = views::message(
             Some(&viewer(who, &csrf)),
             "Already regenerated",
             "This token was regenerated since this form was shown; the new token was shown once \
-             and cannot be shown again. Nothing was changed now.",
+             and cannot be shown again. Nothing was changed now. If you do not have the new \
+             token, regenerate it again.",
             Some(("/tokens", "Back to your tokens")),
         );
-        return Ok(html(409, page).into());
+        Ok(html(409, page).into())
+    };
+    if !session::ct_eq(f.one("version")?, &version_of(key, &rec)) {
+        return already(who);
     }
-    let r = pats::rotate_for(ctx, &who.user, id).await?;
+    // Exactly the version checked is rotated (D1's update is conditional on its hash).
+    let r = match pats::rotate_record(ctx, rec, 0, "api").await {
+        Err(Error::Conflict(_)) => return already(who),
+        r => r?,
+    };
     let page = views::shown_once(
         &viewer(who, &csrf),
         &r.record,

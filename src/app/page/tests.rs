@@ -725,6 +725,75 @@ fn regenerate_once_per_confirmation() {
     assert_eq!(h.pats("alice")[0].hash, after.hash);
 }
 
+/// Two posts of the same confirmation at once (a double click, two tabs): the version the form
+/// carried is checked against one read, and exactly that version is rotated. The second post,
+/// whose read came before the first one's rotation, rotates nothing.
+#[test]
+fn concurrent_posts_of_one_confirmation_rotate_once() {
+    let h = h();
+    let cookie = h.sign_in("alice");
+    let _ = h.create(&cookie, "name=x&expiration=30&scope=demo_api%3Aread");
+    let rec = h.pats("alice")[0].clone();
+    let confirm = text(&h.get(&format!("/tokens/{}/regenerate", rec.id), Some(&cookie)));
+    let body = format!(
+        "csrf={}&version={}",
+        field(&confirm, "csrf"),
+        field(&confirm, "version")
+    );
+    // The other post rotates right after this one read the record.
+    let other = crate::token::TokenHash([7; 32]);
+    let id = rec.id.clone();
+    h.backend
+        .after_step(crate::testing::Step::PatRead, move |b| {
+            let mut tokens = b.tokens.borrow_mut();
+            let t = tokens.iter_mut().find(|t| t.id == id).expect("token");
+            b.retired
+                .borrow_mut()
+                .push((t.hash, t.id.clone(), NOW, None));
+            t.hash = other;
+            t.generation += 1;
+        });
+    let r = h.post(
+        &format!("/tokens/{}/regenerate", rec.id),
+        &body,
+        Some(&cookie),
+    );
+    assert_eq!(r.response.status, 409, "{}", text(&r.response));
+    assert!(text(&r.response).contains("Already regenerated"));
+    assert!(!text(&r.response).contains("pgp_"));
+    let after = h.pats("alice")[0].clone();
+    assert_eq!((after.hash, after.generation), (other, 1), "rotated once");
+}
+
+/// A regenerate that failed before anything changed (storage down: 503) works when the same
+/// form is posted again.
+#[test]
+fn a_failed_regenerate_can_be_posted_again() {
+    let h = h();
+    let cookie = h.sign_in("alice");
+    let _ = h.create(&cookie, "name=x&expiration=30&scope=demo_api%3Aread");
+    let rec = h.pats("alice")[0].clone();
+    let confirm = text(&h.get(&format!("/tokens/{}/regenerate", rec.id), Some(&cookie)));
+    let body = format!(
+        "csrf={}&version={}",
+        field(&confirm, "csrf"),
+        field(&confirm, "version")
+    );
+    let path = format!("/tokens/{}/regenerate", rec.id);
+    h.backend
+        .inject(crate::testing::Step::KvPut, crate::testing::Fault::Lost);
+    h.backend
+        .inject(crate::testing::Step::KvPut, crate::testing::Fault::Lost);
+    let r = h.post(&path, &body, Some(&cookie));
+    assert_eq!(r.response.status, 503, "{}", text(&r.response));
+    assert!(text(&r.response).contains("Temporarily unavailable"));
+    assert_eq!(h.pats("alice")[0].hash, rec.hash);
+    let r = h.post(&path, &body, Some(&cookie));
+    assert_eq!(r.response.status, 200, "{}", text(&r.response));
+    assert!(text(&r.response).contains("pgp_"));
+    assert_ne!(h.pats("alice")[0].hash, rec.hash);
+}
+
 #[test]
 fn list_is_paginated_newest_first() {
     let mut h = h();
