@@ -22,6 +22,7 @@ mod reference;
 mod reuse;
 mod revoke;
 mod routes_admin;
+pub mod settings;
 mod token_endpoint;
 mod user;
 pub mod webhooks;

@@ -117,6 +117,7 @@ mod lifecycle;
 mod oauth_layer;
 mod reuse;
 mod scopes;
+mod state;
 
 impl Harness {
     /// The log lines written since the last call (events, warnings, error causes): what the

@@ -43,6 +43,8 @@ pub struct TokenRow {
     pub last_reuse_colo: Option<String>,
     pub last_reuse_country: Option<String>,
     pub last_reuse_rotated_at: Option<i64>,
+    /// [`LEAK_URLS_COLUMN`]: a JSON array of `[url, reported_at]` pairs.
+    pub leak_urls: Option<String>,
 }
 
 impl TokenRow {
@@ -58,6 +60,16 @@ impl TokenRow {
             ),
             last_rotated_at: self.last_reuse_rotated_at,
         });
+        let leak_urls = match self.leak_urls.as_deref() {
+            None => Vec::new(),
+            Some(json) => {
+                let mut pairs: Vec<(String, i64)> = serde_json::from_str(json)
+                    .map_err(|e| err(format!("bad leak_urls in D1: {e}")))?;
+                pairs.sort_by(|a, b| b.1.cmp(&a.1));
+                pairs.truncate(crate::model::MAX_LEAK_URLS);
+                pairs.into_iter().map(|(url, _)| url).collect()
+            }
+        };
         Ok(TokenRecord {
             kind: TokenKind::from_db(&self.kind).ok_or_else(|| err("bad token kind in D1"))?,
             hash: TokenHash::from_hex(&self.token_hash)
@@ -80,6 +92,7 @@ impl TokenRow {
             allow_self_rotation: self.allow_self_rotation != 0,
             revoke_on_reuse: self.revoke_on_reuse != 0,
             reuse,
+            leak_urls,
         })
     }
 }
@@ -109,6 +122,12 @@ pub const TOKEN_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name,
     scope_owners, revoked_reason, revoked_url, allow_self_rotation, revoke_on_reuse, \
     reuse_count, first_reuse_at, last_reuse_at, last_reuse_ip, last_reuse_colo, \
     last_reuse_country, last_reuse_rotated_at";
+
+/// Selected with [`TOKEN_COLUMNS`] from `tokens` (`SELECT {TOKEN_COLUMNS}, {LEAK_URLS_COLUMN}
+/// FROM tokens ...`): the token's leak report URLs (D1 `leak_reports`, at most
+/// [`crate::model::MAX_LEAK_URLS`] rows per token) with their times, `[]` when there are none.
+pub const LEAK_URLS_COLUMN: &str = "(SELECT json_group_array(json_array(url, reported_at)) \
+    FROM leak_reports WHERE leak_reports.token_id = tokens.id) AS leak_urls";
 
 fn secret_set(
     current: &str,

@@ -136,7 +136,7 @@ export function assertError(r, status, error, what = "") {
 
 export const PAT_VIEW_KEYS = [
   "created_at", "expires_at", "id", "last_used_at", "name", "revoked_at", "scopes", "status", "use_count",
-  "revoked_reason", "revoked_source_url", "days_left", "expiring_soon", "allow_self_rotation",
+  "revoked_reason", "revoked_source_url", "leak_urls", "days_left", "expiring_soon", "allow_self_rotation",
   "revoke_on_reuse", "reuse_count", "first_reuse_at", "last_reuse",
 ].sort();
 
