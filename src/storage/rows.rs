@@ -65,7 +65,7 @@ impl TokenRow {
             Some(json) => {
                 let mut pairs: Vec<(String, i64)> = serde_json::from_str(json)
                     .map_err(|e| err(format!("bad leak_urls in D1: {e}")))?;
-                pairs.sort_by(|a, b| b.1.cmp(&a.1));
+                pairs.sort_by_key(|p| std::cmp::Reverse(p.1));
                 pairs.truncate(crate::model::MAX_LEAK_URLS);
                 pairs.into_iter().map(|(url, _)| url).collect()
             }
@@ -341,6 +341,34 @@ mod tests {
             .into_record()
             .unwrap();
         assert_eq!(rec.kind, TokenKind::Access);
+    }
+
+    /// [`LEAK_URLS_COLUMN`]: `[url, reported_at]` pairs in any order become the URLs newest
+    /// first, at most `MAX_LEAK_URLS`; `[]` (no report) or an absent column, none; unreadable
+    /// JSON is an error.
+    #[test]
+    fn leak_urls_column_contract() {
+        assert!(LEAK_URLS_COLUMN.ends_with(" AS leak_urls"));
+        let with = |json: Value| {
+            let mut v = row(TOKEN_COLUMNS, &token_values("pat"));
+            v.as_object_mut().unwrap().insert("leak_urls".into(), json);
+            serde_json::from_value::<TokenRow>(v).unwrap().into_record()
+        };
+        let rec = with(json!(
+            r#"[["https://a/1",5],["https://a/2",9],["https://a/3",7]]"#
+        ))
+        .unwrap();
+        assert_eq!(rec.leak_urls, ["https://a/2", "https://a/3", "https://a/1"]);
+        assert!(with(json!("[]")).unwrap().leak_urls.is_empty());
+        assert!(with(Value::Null).unwrap().leak_urls.is_empty());
+        let many: Vec<Value> = (0..15)
+            .map(|i| json!([format!("https://a/{i}"), i]))
+            .collect();
+        let rec = with(json!(Value::Array(many).to_string())).unwrap();
+        assert_eq!(rec.leak_urls.len(), crate::model::MAX_LEAK_URLS);
+        assert_eq!(rec.leak_urls[0], "https://a/14");
+        assert!(with(json!("not json")).is_err());
+        assert!(with(json!(r#"[["https://a/1"]]"#)).is_err());
     }
 
     /// An unknown kind or a malformed hash is an error, never a default.
