@@ -1,6 +1,6 @@
 -- Where leaked tokens were found (GitHub secret scanning reports, README "Leaked tokens"). A token
 -- is often reported more than once (GitHub retries, a fork, a second commit): each token keeps the
--- newest 10 distinct report URLs (a URL reported again moves to the front; the writer drops older
+-- newest 10 distinct report URLs (by the time of their latest report; the writer drops older
 -- ones in the same transaction). token_id is the reported token's record (for a rotated-away token:
 -- the PAT it was rotated from). tokens.revoked_url keeps the URL of the report that revoked it.
 CREATE TABLE leak_reports (

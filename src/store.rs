@@ -103,8 +103,8 @@ pub trait TokenStore {
         hash: &TokenHash,
     ) -> Result<Option<(TokenRecord, Option<Retired>)>, StoreError>;
     /// Keeps `url` among the places token `id` was reported leaked, at `at`: the newest
-    /// [`crate::model::MAX_LEAK_URLS`] distinct URLs are kept (a URL reported again moves to the
-    /// front), older ones are dropped in the same transaction.
+    /// [`crate::model::MAX_LEAK_URLS`] distinct URLs are kept, by the time of their latest report
+    /// (ties: the URL first reported later), older ones are dropped in the same transaction.
     async fn record_leak_url(&self, id: &str, url: &str, at: i64) -> Result<(), StoreError>;
     /// Removes a token record. Only used to undo an insert whose outcome is unknown (the insert
     /// reported an error but may have landed): the token was never shown to anyone.

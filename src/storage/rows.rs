@@ -43,7 +43,8 @@ pub struct TokenRow {
     pub last_reuse_colo: Option<String>,
     pub last_reuse_country: Option<String>,
     pub last_reuse_rotated_at: Option<i64>,
-    /// [`LEAK_URLS_COLUMN`]: a JSON array of `[url, reported_at]` pairs.
+    /// [`LEAK_URLS_COLUMN`]: a JSON array of `[url, reported_at, rowid]` (the rowid orders
+    /// reports of the same second: a URL first reported later is newer).
     pub leak_urls: Option<String>,
 }
 
@@ -63,11 +64,11 @@ impl TokenRow {
         let leak_urls = match self.leak_urls.as_deref() {
             None => Vec::new(),
             Some(json) => {
-                let mut pairs: Vec<(String, i64)> = serde_json::from_str(json)
+                let mut rows: Vec<(String, i64, i64)> = serde_json::from_str(json)
                     .map_err(|e| err(format!("bad leak_urls in D1: {e}")))?;
-                pairs.sort_by_key(|p| std::cmp::Reverse(p.1));
-                pairs.truncate(crate::model::MAX_LEAK_URLS);
-                pairs.into_iter().map(|(url, _)| url).collect()
+                rows.sort_by_key(|(_, at, seq)| std::cmp::Reverse((*at, *seq)));
+                rows.truncate(crate::model::MAX_LEAK_URLS);
+                rows.into_iter().map(|(url, ..)| url).collect()
             }
         };
         Ok(TokenRecord {
@@ -125,8 +126,9 @@ pub const TOKEN_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name,
 
 /// Selected with [`TOKEN_COLUMNS`] from `tokens` (`SELECT {TOKEN_COLUMNS}, {LEAK_URLS_COLUMN}
 /// FROM tokens ...`): the token's leak report URLs (D1 `leak_reports`, at most
-/// [`crate::model::MAX_LEAK_URLS`] rows per token) with their times, `[]` when there are none.
-pub const LEAK_URLS_COLUMN: &str = "(SELECT json_group_array(json_array(url, reported_at)) \
+/// [`crate::model::MAX_LEAK_URLS`] rows per token) with their times and rowids (the order the
+/// writer keeps them by), `[]` when there are none.
+pub const LEAK_URLS_COLUMN: &str = "(SELECT json_group_array(json_array(url, reported_at, rowid)) \
     FROM leak_reports WHERE leak_reports.token_id = tokens.id) AS leak_urls";
 
 fn secret_set(
@@ -355,20 +357,23 @@ mod tests {
             serde_json::from_value::<TokenRow>(v).unwrap().into_record()
         };
         let rec = with(json!(
-            r#"[["https://a/1",5],["https://a/2",9],["https://a/3",7]]"#
+            r#"[["https://a/1",5,1],["https://a/2",9,2],["https://a/3",7,3],["https://a/4",7,4]]"#
         ))
         .unwrap();
-        assert_eq!(rec.leak_urls, ["https://a/2", "https://a/3", "https://a/1"]);
+        assert_eq!(
+            rec.leak_urls,
+            ["https://a/2", "https://a/4", "https://a/3", "https://a/1"]
+        );
         assert!(with(json!("[]")).unwrap().leak_urls.is_empty());
         assert!(with(Value::Null).unwrap().leak_urls.is_empty());
         let many: Vec<Value> = (0..15)
-            .map(|i| json!([format!("https://a/{i}"), i]))
+            .map(|i| json!([format!("https://a/{i}"), 100, i]))
             .collect();
         let rec = with(json!(Value::Array(many).to_string())).unwrap();
         assert_eq!(rec.leak_urls.len(), crate::model::MAX_LEAK_URLS);
         assert_eq!(rec.leak_urls[0], "https://a/14");
         assert!(with(json!("not json")).is_err());
-        assert!(with(json!(r#"[["https://a/1"]]"#)).is_err());
+        assert!(with(json!(r#"[["https://a/1", 5]]"#)).is_err());
     }
 
     /// An unknown kind or a malformed hash is an error, never a default.
