@@ -27,8 +27,10 @@ pub enum Error {
     UnauthorizedClient(String),
     /// RFC 6749 5.2 `unsupported_grant_type`.
     UnsupportedGrantType(String),
-    /// RFC 7009 2.2.1 / RFC 8693 `unsupported_token_type`.
-    UnsupportedTokenType(String),
+    // No `unsupported_token_type` (RFC 7009 2.2.1): patgate can revoke every token type it
+    // issues, and `token_type_hint` is only a hint (RFC 7009 2.1: an unknown or wrong hint makes
+    // the server search all its token types, which it does). An unsupported `subject_token_type`
+    // in a token exchange is `invalid_request` (RFC 8693 2.2.2).
     /// RFC 6750 3.1: no bearer credentials at all (challenge without an error code).
     MissingBearer,
     /// RFC 6750 3.1 `invalid_token`: "expired, revoked, malformed, or invalid". `cause` is logged.
@@ -71,7 +73,6 @@ impl Error {
             Error::InvalidScope(_) => "invalid_scope",
             Error::UnauthorizedClient(_) => "unauthorized_client",
             Error::UnsupportedGrantType(_) => "unsupported_grant_type",
-            Error::UnsupportedTokenType(_) => "unsupported_token_type",
             Error::MissingBearer => "unauthorized",
             Error::InvalidToken { .. } => "invalid_token",
             Error::Forbidden(_) => "insufficient_scope",
@@ -92,8 +93,7 @@ impl Error {
             | Error::InvalidGrant(_)
             | Error::InvalidScope(_)
             | Error::UnauthorizedClient(_)
-            | Error::UnsupportedGrantType(_)
-            | Error::UnsupportedTokenType(_) => 400,
+            | Error::UnsupportedGrantType(_) => 400,
             Error::InvalidClient(_)
             | Error::MissingBearer
             | Error::InvalidToken { .. }
@@ -147,11 +147,6 @@ mod tests {
                 Error::UnsupportedGrantType("x".into()),
                 400,
                 "unsupported_grant_type",
-            ),
-            (
-                Error::UnsupportedTokenType("x".into()),
-                400,
-                "unsupported_token_type",
             ),
             (Error::Conflict("x".into()), 409, "conflict"),
             (Error::NotFound, 404, "not_found"),

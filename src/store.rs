@@ -95,6 +95,17 @@ pub trait TokenStore {
         origin: &ClientOrigin,
         rotated_at: i64,
     ) -> Result<(), StoreError>;
+    /// The token that has `hash` now or had it before a rotation: its record, and the retired
+    /// hash when `hash` is one of its rotated-away hashes. One read (both are unique keys). Any
+    /// status: revoked and expired tokens are found too.
+    async fn token_by_any_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<(TokenRecord, Option<Retired>)>, StoreError>;
+    /// Keeps `url` among the places token `id` was reported leaked, at `at`: the newest
+    /// [`crate::model::MAX_LEAK_URLS`] distinct URLs are kept, by the time of their latest report
+    /// (ties: the URL first reported later), older ones are dropped in the same transaction.
+    async fn record_leak_url(&self, id: &str, url: &str, at: i64) -> Result<(), StoreError>;
     /// Removes a token record. Only used to undo an insert whose outcome is unknown (the insert
     /// reported an error but may have landed): the token was never shown to anyone.
     async fn delete_token(&self, id: &str) -> Result<(), StoreError>;

@@ -49,6 +49,8 @@ pub enum Step {
     /// A read of a PAT by owner and id (no fault; hooks run after it, to interleave a
     /// concurrent request between a read and what the reader does next).
     PatRead,
+    /// The D1 write that keeps a leak report's URL.
+    LeakRecord,
 }
 
 /// Every writing step, for tests that inject a fault into each in turn.
@@ -161,6 +163,7 @@ pub fn pat_record(id: &str, subject: &str, hash: TokenHash, now: i64) -> TokenRe
         allow_self_rotation: false,
         revoke_on_reuse: false,
         reuse: None,
+        leak_urls: Vec::new(),
     }
 }
 
@@ -459,6 +462,42 @@ impl TokenStore for MemoryBackend {
                 r.last_at = at;
                 r.last_origin = origin.clone();
                 r.last_rotated_at = Some(rotated_at);
+            }
+        })
+    }
+
+    async fn token_by_any_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<(TokenRecord, Option<Retired>)>, StoreError> {
+        self.d1()?;
+        self.read_fault(Step::TokenRead)?;
+        let tokens = self.tokens.borrow();
+        if let Some(t) = tokens.iter().find(|t| t.hash == *hash) {
+            return Ok(Some((t.clone(), None)));
+        }
+        let retired = self.retired.borrow();
+        let Some((h, id, at, grace)) = retired.iter().find(|(h, ..)| h == hash) else {
+            return Ok(None);
+        };
+        Ok(tokens.iter().find(|t| t.id == *id).map(|t| {
+            let r = Retired {
+                hash: *h,
+                token_id: id.clone(),
+                retired_at: *at,
+                grace_until: *grace,
+            };
+            (t.clone(), Some(r))
+        }))
+    }
+
+    async fn record_leak_url(&self, id: &str, url: &str, _at: i64) -> Result<(), StoreError> {
+        self.d1()?;
+        self.write(Step::LeakRecord, || {
+            for t in self.tokens.borrow_mut().iter_mut().filter(|t| t.id == id) {
+                t.leak_urls.retain(|u| u != url);
+                t.leak_urls.insert(0, url.to_owned());
+                t.leak_urls.truncate(crate::model::MAX_LEAK_URLS);
             }
         })
     }

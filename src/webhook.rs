@@ -244,7 +244,7 @@ pub fn event_type(e: &Event) -> Option<String> {
 /// The payload of an event, Standard Webhooks style:
 /// `{"type": "pat.revoked", "timestamp": "2026-11-29T08:00:00Z", "data": {...}}`, where `data`
 /// holds the log line's fields (any [`Event`] variant, present or future). `pat.revoked` also
-/// gets `reason` (`user`, `admin`, `leaked`, `reuse`, `expired`) derived from `via`;
+/// gets `reason` (`user`, `leaked`, `reuse`) derived from `via`;
 /// `pat.expired` gets `reason: "expired"`.
 pub fn payload(e: &Event, now: i64) -> Option<(String, String)> {
     let serde_json::Value::Object(mut data) = serde_json::to_value(e).ok()? else {
@@ -293,13 +293,13 @@ fn admin_object(target: &str) -> Option<(&'static str, &str)> {
 }
 
 /// The `reason` of a revoked PAT from the event's `via`: the owner (API, page, or anyone holding
-/// the token through RFC 7009) is `user`.
+/// the token through RFC 7009) is `user`. These three are every reason produced: no admin action
+/// revokes tokens (disabling or deleting a client makes its tokens inactive, see
+/// `app::decision::status`), and expiry is its own event (`pat.expired`).
 pub fn revocation_reason(via: &str) -> &'static str {
     match via {
         "leaked" => "leaked",
         "reuse" | "reuse_detected" => "reuse",
-        "admin" => "admin",
-        "expired" => "expired",
         _ => "user",
     }
 }
@@ -545,7 +545,10 @@ mod tests {
             ("rfc7009", "user"),
             ("leaked", "leaked"),
             ("reuse", "reuse"),
-            ("admin", "admin"),
+            // every `via` a revocation is emitted with (Event::revoked's callers) is one of the
+            // above; anything else is the owner, never a reason nothing produces
+            ("admin", "user"),
+            ("expired", "user"),
         ] {
             let e = Event::PatRevoked {
                 pat_id: "p".into(),

@@ -12,7 +12,7 @@
 
 use super::{client_auth, jwt_tokens, Ctx, Deferred};
 use crate::error::Error;
-use crate::model::{ApiResource, Grant};
+use crate::model::{ApiResource, Grant, Status, TokenRecord};
 use crate::store::Backend;
 use crate::token::{PlainToken, TokenKind};
 
@@ -148,12 +148,7 @@ async fn reference_token<B: Backend>(
     if visible.is_empty() {
         return Ok(Decided::inactive());
     }
-    // Tokens of a disabled or deleted client stop working within the registry cache lifetime,
-    // and a client created again with the same id (another uid) does not revive them.
-    if !client_auth::load_client(ctx, &grant.client_id)
-        .await?
-        .is_some_and(|c| c.enabled && same_uid(grant.client_uid.as_deref(), &c.uid))
-    {
+    if !client_holds(ctx, &grant.client_id, grant.client_uid.as_deref()).await? {
         return Ok(Decided::inactive());
     }
 
@@ -215,7 +210,7 @@ async fn from_source_of_truth<B: Backend>(
     use super::reuse::{self, RetiredState};
     let hash = token.hash();
     let grant = match ctx.backend.token_by_hash(&hash).await? {
-        Some(rec) if rec.status(ctx.now) == crate::model::Status::Active => {
+        Some(rec) if rec.status(ctx.now) == Status::Active => {
             Some(rec.grant(ctx.now + ctx.cfg.grant_cache_secs))
         }
         Some(_) => None,
@@ -252,20 +247,80 @@ pub fn same_uid(recorded: Option<&str>, current: &str) -> bool {
     recorded.is_none_or(|r| r == current)
 }
 
+/// Whether the client a token was issued to still holds it: it exists, is enabled, and is the
+/// same client (`recorded`: its uid at issuance, see [`same_uid`]). Tokens of a disabled or
+/// deleted client stop working within the registry cache lifetime, and a client created again
+/// with the same id (another uid) revives none. Every place that accepts a token asks this: the
+/// decision (reference tokens and JWTs), token exchange, and [`status`].
+pub async fn client_holds<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    client_id: &str,
+    recorded: Option<&str>,
+) -> Result<bool, Error> {
+    Ok(client_auth::load_client(ctx, client_id)
+        .await?
+        .is_some_and(|c| c.enabled && same_uid(recorded, &c.uid)))
+}
+
+/// The one status of a token record, as the management API, the token page and every other view
+/// report it. What the record says (revoked, expired) first; then what [`decide`] checks besides
+/// for every resource: the client ([`client_holds`]), and an enabled API resource that sees at
+/// least one of its scopes ([`visible_scopes`]; disabled resources cannot introspect, and the
+/// gate refuses their routes). Failing either is [`Status::Inactive`]: a token shown `active`
+/// is one that introspection answers active for some API resource, from the same isolate caches.
+/// Costs no D1 read while the isolate's registry copies are fresh.
+pub async fn status<B: Backend>(ctx: &Ctx<'_, B>, rec: &TokenRecord) -> Result<Status, Error> {
+    let recorded = rec.status(ctx.now);
+    if recorded != Status::Active {
+        return Ok(recorded);
+    }
+    if !client_holds(ctx, &rec.client_id, rec.client_uid.as_deref()).await? {
+        return Ok(Status::Inactive);
+    }
+    let resources = client_auth::resources(ctx).await?;
+    let owners = rec.scope_owners.as_deref();
+    let seen = resources
+        .values()
+        .any(|r| r.enabled && !visible_in(&rec.scopes, owners, r).is_empty());
+    Ok(if seen {
+        Status::Active
+    } else {
+        Status::Inactive
+    })
+}
+
+/// [`status`] of each record, in order.
+pub async fn statuses<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    recs: &[TokenRecord],
+) -> Result<Vec<Status>, Error> {
+    let mut out = Vec::with_capacity(recs.len());
+    for rec in recs {
+        out.push(status(ctx, rec).await?);
+    }
+    Ok(out)
+}
+
 /// IdentityServer's rule: a resource sees only its own scopes, and a token without any of them is
 /// inactive for it. A scope counts only if this resource (this uid) owned it when the token was
 /// issued: a scope deleted and created again under another resource stays invisible to it.
 pub fn visible_scopes(grant: &Grant, resource: &ApiResource) -> crate::scopes::Scopes {
-    grant
-        .scopes
+    visible_in(&grant.scopes, grant.scope_owners.as_deref(), resource)
+}
+
+/// [`visible_scopes`] of a token's `scopes` and their owners at issuance (`None`: issued before
+/// owners were recorded, matched by name alone).
+fn visible_in(
+    scopes: &[String],
+    owners: Option<&[String]>,
+    resource: &ApiResource,
+) -> crate::scopes::Scopes {
+    scopes
         .iter()
         .enumerate()
         .filter(|(i, s)| {
             resource.scopes.iter().any(|r| r == *s)
-                && grant
-                    .scope_owners
-                    .as_ref()
-                    .is_none_or(|o| o.get(*i).is_some_and(|u| *u == resource.uid))
+                && owners.is_none_or(|o| o.get(*i).is_some_and(|u| *u == resource.uid))
         })
         .map(|(_, s)| s.clone())
         .collect()

@@ -130,10 +130,7 @@ async fn pat_to_jwt<B: Backend>(
         .filter(|r| r.status(ctx.now) == Status::Active)
         .ok_or_else(inactive)?;
     // A PAT of a disabled client is inactive everywhere: it mints nothing either.
-    if !client_auth::load_client(ctx, &rec.client_id)
-        .await?
-        .is_some_and(|c| c.enabled && super::decision::same_uid(rec.client_uid.as_deref(), &c.uid))
-    {
+    if !super::decision::client_holds(ctx, &rec.client_id, rec.client_uid.as_deref()).await? {
         return Err(inactive());
     }
     still_enabled(ctx, client).await?;

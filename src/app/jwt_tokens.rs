@@ -2,8 +2,8 @@
 //! for introspection and revocation (with a `jti` denylist in KV), and RFC 9701 signed
 //! introspection responses.
 
-use super::decision::{Active, Source};
-use super::{client_auth, Ctx};
+use super::decision::{self, Active, Source};
+use super::Ctx;
 use crate::error::Error;
 use crate::http::Response;
 use crate::jose::{AccessTokenClaims, IntrospectionResponseClaims, SigningKeys};
@@ -72,6 +72,7 @@ pub async fn sign_access_token<B: Backend>(
         iat: ctx.now,
         jti: random_id().map_err(|e| Error::Internal(format!("randomness unavailable: {e}")))?,
         client_id: client.id.clone(),
+        client_uid: Some(client.uid.clone()),
         scope: crate::scopes::Scopes::from_trusted(scopes),
         pat_id: source.map(|(id, _)| id.to_owned()),
         pat_gen: source.map(|(_, generation)| generation),
@@ -80,7 +81,8 @@ pub async fn sign_access_token<B: Backend>(
         .map_err(|e| Error::Internal(format!("signing failed: {e}")))
 }
 
-/// A verified, unrevoked JWT access token of ours, or `None`.
+/// A verified, unrevoked JWT access token of ours whose client still holds it (enabled, the
+/// same uid: [`decision::client_holds`]), or `None`.
 pub async fn verify_active<B: Backend>(
     ctx: &Ctx<'_, B>,
     jwt: &str,
@@ -91,7 +93,16 @@ pub async fn verify_active<B: Backend>(
     let Ok((claims, exp)) = keys.verify_access_token(jwt, ctx.now) else {
         return Ok(None);
     };
-    if claims.iss != ctx.cfg.issuer || ctx.backend.is_jti_revoked(&claims.jti).await? {
+    if claims.iss != ctx.cfg.issuer {
+        return Ok(None);
+    }
+    // The client it was issued to, as it was then (a JWT without the uid predates it: refused).
+    let Some(uid) = claims.client_uid.as_deref() else {
+        return Ok(None);
+    };
+    if !decision::client_holds(ctx, &claims.client_id, Some(uid)).await?
+        || ctx.backend.is_jti_revoked(&claims.jti).await?
+    {
         return Ok(None);
     }
     if let Some(pat_id) = &claims.pat_id {
@@ -117,11 +128,7 @@ async fn source_pat_active<B: Backend>(
         Some(rec) => {
             rec.status(ctx.now) == crate::model::Status::Active
                 && Some(rec.generation) == generation
-                && client_auth::load_client(ctx, &rec.client_id)
-                    .await?
-                    .is_some_and(|c| {
-                        c.enabled && super::decision::same_uid(rec.client_uid.as_deref(), &c.uid)
-                    })
+                && decision::client_holds(ctx, &rec.client_id, rec.client_uid.as_deref()).await?
         }
         None => false,
     };
@@ -142,11 +149,7 @@ pub async fn introspect<B: Backend>(
         return Ok(None);
     };
     let visible = claims.scope.intersection(&resource.scopes);
-    if visible.is_empty()
-        || !client_auth::load_client(ctx, &claims.client_id)
-            .await?
-            .is_some_and(|c| c.enabled)
-    {
+    if visible.is_empty() {
         return Ok(None);
     }
     Ok(Some(Active {
@@ -175,6 +178,11 @@ pub async fn revoke<B: Backend>(ctx: &Ctx<'_, B>, client: &Client, jwt: &str) ->
         return Err(Error::UnauthorizedClient(
             "the token was not issued to this client".into(),
         ));
+    }
+    if claims.client_uid.as_deref() != Some(client.uid.as_str()) {
+        // Issued to an earlier client with this id (or before uids were carried): inactive
+        // everywhere already, nothing to revoke (RFC 7009 2.2: no error for such a token).
+        return Ok(());
     }
     ctx.backend.revoke_jti(&claims.jti, exp).await?;
     Ok(())

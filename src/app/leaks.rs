@@ -11,7 +11,7 @@
 
 use super::events::Event;
 use super::revoke::revoke_record_because;
-use super::{decision, Ctx, Deferred, Outcome};
+use super::{Ctx, Deferred, Outcome};
 use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::secret_scanning::{self, KeySet, Label, Match};
@@ -95,57 +95,87 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
 const TRUE: &str = "true_positive";
 const FALSE: &str = "false_positive";
 
-/// Kills one reported token if it is live: `true_positive` if D1 knows it (revoked now or
-/// before, or a rotated-away token whose grace this ends), `false_positive` otherwise. A token KV
-/// does not know (never issued, or revoked or expired long ago) costs no D1 read.
+/// Judges one reported token (the report's signature is verified): `true_positive` for every
+/// token patgate issued, whatever it is now (active, rotated away, revoked, expired: a second
+/// report of a token the first one revoked is as real as the first), `false_positive` only for a
+/// token it never issued. One D1 read finds the token by its current or a retired hash. Then a
+/// live token is revoked (reason `leaked`), a rotated-away token in its grace period loses its
+/// grace, a revoked token KV still caches is purged again, and the report's URL is kept for the
+/// owner (the newest [`crate::model::MAX_LEAK_URLS`] distinct ones, [`record_url`]).
 async fn judge<B: Backend>(
     ctx: &Ctx<'_, B>,
     m: &Match,
     hash: TokenHash,
     deferred: &mut Vec<Deferred>,
 ) -> Result<&'static str, Error> {
-    if !decision::may_exist(ctx, &hash).await {
+    let Some((rec, retired)) = ctx.backend.token_by_any_hash(&hash).await? else {
+        ctx.isolate.mark_inactive(hash, ctx.now);
         return Ok(FALSE);
-    }
+    };
     let url = secret_scanning::keepable_url(m.url.as_deref());
     let source = m
         .source
         .as_deref()
         .map(|s| s.chars().take(MAX_SOURCE_CHARS).collect::<String>());
-    if let Some(rec) = ctx.backend.token_by_hash(&hash).await? {
+    let leaked =
+        |token_id: String, kind: &'static str, newly: bool, grace_ended: bool| Event::TokenLeaked {
+            token_id,
+            kind,
+            newly,
+            grace_ended,
+            url: url.clone(),
+            source: source.clone(),
+        };
+    if let Some(retired) = retired {
+        // A rotated-away token: still working in its grace period, the grace ends now (the
+        // current token, held by the owner, is untouched); else it is dead already.
+        let (mut pat_id, mut grace_ended) = (rec.id, false);
+        if retired.in_grace(ctx.now) {
+            if let Some(ended) = super::lifecycle::end_grace(ctx, hash).await? {
+                deferred.extend(ended.deferred);
+                grace_ended = ended.was_in_grace;
+                pat_id = ended.token_id;
+            }
+        }
+        record_url(ctx, &pat_id, url.as_deref()).await?;
+        ctx.isolate
+            .emit(leaked(pat_id, rec.kind.as_str(), false, grace_ended));
+        return Ok(TRUE);
+    }
+    let live = rec.revoked_at.is_none() && rec.expires_at > ctx.now;
+    // Revoked before, but still in KV (a delete that failed): the repeated revocation purges it.
+    let cached = !live
+        && rec.revoked_at.is_some()
+        && matches!(ctx.backend.get_grant(&hash).await, Ok(Some(_)) | Err(_));
+    let mut newly = false;
+    if live || cached {
         let note = RevocationNote {
             reason: "leaked",
             url: url.clone(),
         };
-        let Some(done) = revoke_record_because(ctx, &rec.id, &hash, Some(&note)).await? else {
-            return Ok(FALSE);
-        };
-        deferred.extend(done.deferred);
-        ctx.isolate.emit(Event::revoked(&rec, done.newly, "leaked"));
-        ctx.isolate.emit(Event::TokenLeaked {
-            token_id: rec.id,
-            kind: rec.kind.as_str(),
-            newly: done.newly,
-            grace_ended: false,
-            url,
-            source,
-        });
-        return Ok(TRUE);
+        if let Some(done) = revoke_record_because(ctx, &rec.id, &hash, Some(&note)).await? {
+            deferred.extend(done.deferred);
+            newly = done.newly;
+            ctx.isolate.emit(Event::revoked(&rec, done.newly, "leaked"));
+        }
     }
-    // A rotated-away token still working in its grace period: the grace ends now.
-    if let Some(ended) = super::lifecycle::end_grace(ctx, hash).await? {
-        deferred.extend(ended.deferred);
-        ctx.isolate.emit(Event::TokenLeaked {
-            token_id: ended.token_id,
-            kind: "pat",
-            newly: false,
-            grace_ended: ended.was_in_grace,
-            url,
-            source,
-        });
-        return Ok(TRUE);
+    record_url(ctx, &rec.id, url.as_deref()).await?;
+    ctx.isolate
+        .emit(leaked(rec.id, rec.kind.as_str(), newly, false));
+    Ok(TRUE)
+}
+
+/// Keeps a report's URL for the token's owner. A failure fails the report (503): GitHub sends it
+/// again, and every step before this one is safe to repeat.
+async fn record_url<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    token_id: &str,
+    url: Option<&str>,
+) -> Result<(), Error> {
+    if let Some(url) = url {
+        ctx.backend.record_leak_url(token_id, url, ctx.now).await?;
     }
-    Ok(FALSE)
+    Ok(())
 }
 
 /// The keys that may know `key_id`: the inline keys, then the fetched ones (cached per isolate

@@ -24,6 +24,7 @@ mod revoke;
 mod rotation;
 mod routes_admin;
 pub mod sampling;
+pub mod settings;
 mod token_endpoint;
 mod user;
 pub mod webhooks;

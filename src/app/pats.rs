@@ -72,6 +72,9 @@ struct PatView<'a> {
     revoked_reason: Option<&'a str>,
     /// For a leak: where the token was found.
     revoked_source_url: Option<&'a str>,
+    /// Every place leak reports found it or one of its rotated-away tokens (the newest 10
+    /// distinct URLs, newest first; empty if none), whatever its status.
+    leak_urls: &'a [String],
     /// Whole days left before expiry, a started day counting as one (0 once expired or revoked).
     days_left: i64,
     /// Active with 7 days or less left.
@@ -110,8 +113,8 @@ pub fn days_left(expires_at: i64, now: i64) -> i64 {
     }
 }
 
-fn view(rec: &TokenRecord, now: i64) -> PatView<'_> {
-    let status = rec.status(now);
+/// `status`: the one status ([`super::decision::status`]), never the record's alone.
+fn view(rec: &TokenRecord, status: Status, now: i64) -> PatView<'_> {
     let days = if status == Status::Active {
         days_left(rec.expires_at, now)
     } else {
@@ -129,6 +132,7 @@ fn view(rec: &TokenRecord, now: i64) -> PatView<'_> {
         revoked_at: rec.revoked_at.map(rfc3339),
         revoked_reason: rec.revoked_reason.as_deref(),
         revoked_source_url: rec.revoked_url.as_deref(),
+        leak_urls: &rec.leak_urls,
         days_left: days,
         expiring_soon: status == Status::Active && days <= EXPIRING_SOON_DAYS,
         allow_self_rotation: rec.allow_self_rotation,
@@ -235,18 +239,21 @@ pub(crate) async fn validate_scopes<B: Backend>(
     if scopes.is_empty() {
         return Err(Error::InvalidScope("at least one scope is required".into()));
     }
-    let pat_client = client_auth::load_client(ctx, PAT_CLIENT_ID)
-        .await?
-        .ok_or_else(|| {
-            Error::InvalidRequest(format!(
-                "personal access tokens are not enabled here (no client {PAT_CLIENT_ID} is configured)"
-            ))
-        })?;
-    if !pat_client.enabled {
-        return Err(Error::UnauthorizedClient(format!(
-            "personal access tokens cannot be created: the client {PAT_CLIENT_ID} is disabled"
-        )));
-    }
+    // One meaning, whether the PAT client is missing or disabled: PATs cannot be created here
+    // now (`unauthorized_client`, docs/API.md), nothing about the request is wrong.
+    let pat_client = match client_auth::load_client(ctx, PAT_CLIENT_ID).await? {
+        Some(c) if c.enabled => c,
+        found => {
+            let why = if found.is_some() {
+                "is disabled"
+            } else {
+                "does not exist"
+            };
+            return Err(Error::UnauthorizedClient(format!(
+                "personal access tokens cannot be created: the client {PAT_CLIENT_ID} {why}"
+            )));
+        }
+    };
     for (i, s) in scopes.iter().enumerate() {
         if scopes[..i].contains(s) {
             return Err(Error::InvalidScope(format!("scope {s} is repeated")));
@@ -342,7 +349,12 @@ pub async fn list<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Respons
     };
     let after = q.get("cursor").map(parse_cursor).transpose()?;
     let (recs, next) = list_for(ctx, &sub, after.as_ref(), limit).await?;
-    let pats: Vec<PatView<'_>> = recs.iter().map(|r| view(r, ctx.now)).collect();
+    let statuses = super::decision::statuses(ctx, &recs).await?;
+    let pats: Vec<PatView<'_>> = recs
+        .iter()
+        .zip(statuses)
+        .map(|(r, s)| view(r, s, ctx.now))
+        .collect();
     Ok(Response::json(
         200,
         &serde_json::json!({ "pats": pats, "next_cursor": next }),
@@ -380,7 +392,8 @@ pub(crate) async fn owned<B: Backend>(
 pub async fn get<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, id: &str) -> Result<Response, Error> {
     let sub = user::authenticate(ctx, req).await?;
     let rec = owned(ctx, &sub, id).await?;
-    Ok(Response::json(200, &view(&rec, ctx.now)))
+    let status = super::decision::status(ctx, &rec).await?;
+    Ok(Response::json(200, &view(&rec, status, ctx.now)))
 }
 
 pub async fn revoke<B: Backend>(

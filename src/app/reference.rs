@@ -77,6 +77,7 @@ async fn store<B: Backend>(
         allow_self_rotation: new.allow_self_rotation,
         revoke_on_reuse: new.revoke_on_reuse,
         reuse: None,
+        leak_urls: Vec::new(),
     };
     if let Err(e) = ctx.backend.insert_token(&rec).await {
         // The insert may have landed although it reported an error: undo it, so that a retry

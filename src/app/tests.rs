@@ -119,6 +119,7 @@ mod oauth_layer;
 mod reuse;
 mod rotation;
 mod scopes;
+mod state;
 
 impl Harness {
     /// The log lines written since the last call (events, warnings, error causes): what the

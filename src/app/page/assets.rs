@@ -39,7 +39,7 @@ code,.scope{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;fon
 .scope{display:inline-block;margin:0 .25rem .25rem 0;padding:0 .375rem;border:1px solid var(--border);border-radius:1em;background:var(--bg)}
 .badge{display:inline-block;padding:0 .5rem;border-radius:1em;font-size:.8125rem;font-weight:500;border:1px solid currentColor}
 .s-active{color:var(--ok)}
-.s-expired,.s-revoked{color:var(--muted)}
+.s-expired,.s-revoked,.s-inactive{color:var(--muted)}
 .warn{background:var(--warn-bg);color:var(--warn-fg);padding:0 .25rem;border-radius:4px;font-weight:500}
 .muted{color:var(--muted);font-size:.875rem}
 .notice{padding:.75rem 1rem;border:1px solid #d4a72c;background:var(--warn-bg);color:var(--warn-fg);border-radius:6px;margin:1rem 0}

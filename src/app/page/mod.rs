@@ -522,10 +522,12 @@ async fn list<B: Backend>(
     let q = req.query_params()?;
     let after = q.get("cursor").map(pats::parse_cursor).transpose()?;
     let (recs, next) = pats::list_for(ctx, &who.user, after.as_ref(), PAGE_SIZE).await?;
+    let statuses = crate::app::decision::statuses(ctx, &recs).await?;
     let csrf = csrf_for(key, who)?;
     let page = views::list_page(
         &viewer(who, &csrf),
         &recs,
+        &statuses,
         ctx.now,
         next.as_deref(),
         after.is_none(),

@@ -1114,3 +1114,68 @@ fn lifecycle_options_still_need_the_csrf_token_and_same_origin() {
     let p = &h.pats("alice")[0];
     assert!(p.allow_self_rotation && p.revoke_on_reuse);
 }
+
+#[test]
+fn the_list_shows_the_one_status_introspection_uses() {
+    let mut h = h();
+    let cookie = h.sign_in("alice");
+    h.create(&cookie, "name=ci&expiration=30&scope=demo_api%3Aread");
+    let row_of = |html: &str| {
+        let start = html.find("<tbody>").expect("a table");
+        html[start..].to_owned()
+    };
+    let html = row_of(&text(&h.get("/tokens", Some(&cookie))));
+    assert!(
+        html.contains("s-active") && !html.contains("s-inactive"),
+        "{html}"
+    );
+    // the PAT client is disabled (at another location: this isolate learns it on its next read)
+    h.backend.clients.borrow_mut()[0].enabled = false;
+    h.isolate = IsolateState::default();
+    let cookie = h.sign_in("alice");
+    let html = row_of(&text(&h.get("/tokens", Some(&cookie))));
+    assert!(
+        html.contains(">Inactive<") && !html.contains("s-active"),
+        "{html}"
+    );
+    // it can be revoked, not regenerated
+    assert!(
+        html.contains("/revoke\"") && !html.contains("/regenerate\""),
+        "{html}"
+    );
+    // enabled again: active again
+    h.backend.clients.borrow_mut()[0].enabled = true;
+    h.isolate = IsolateState::default();
+    let cookie = h.sign_in("alice");
+    let html = row_of(&text(&h.get("/tokens", Some(&cookie))));
+    assert!(html.contains(">Active<"), "{html}");
+}
+
+#[test]
+fn every_leak_report_url_is_linked() {
+    let h = h();
+    let cookie = h.sign_in("alice");
+    h.create(&cookie, "name=ci&expiration=30&scope=demo_api%3Aread");
+    {
+        let mut tokens = h.backend.tokens.borrow_mut();
+        let t = &mut tokens[0];
+        t.revoked_at = Some(NOW);
+        t.revoked_reason = Some("leaked".into());
+        t.revoked_url = Some("https://github.com/o/r/blob/a/f".into());
+        t.leak_urls = vec![
+            "https://github.com/fork/r/blob/b/f".into(),
+            "https://github.com/o/r/blob/a/f".into(),
+        ];
+    }
+    let html = text(&h.get("/tokens", Some(&cookie)));
+    assert!(
+        html.contains(r#"href="https://github.com/fork/r/blob/b/f" rel="noopener noreferrer nofollow">(where)</a>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(
+            r#"href="https://github.com/o/r/blob/a/f" rel="noopener noreferrer nofollow">(2)</a>"#
+        ),
+        "{html}"
+    );
+}

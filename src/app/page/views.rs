@@ -145,6 +145,11 @@ fn status_badge(s: Status) -> Markup {
         Status::Active => ("badge s-active", "Active"),
         Status::Expired => ("badge s-expired", "Expired"),
         Status::Revoked => ("badge s-revoked", "Revoked"),
+        Status::Inactive => {
+            return html! {
+                span.badge.s-inactive title="Its client or its APIs were disabled or removed: no API accepts it" { "Inactive" }
+            }
+        }
     };
     html! { span class=(class) { (text) } }
 }
@@ -166,9 +171,11 @@ fn scopes(list: &[String]) -> Markup {
 }
 
 /// The list of the viewer's tokens.
+/// `statuses`: each record's one status (`decision::status`), in order.
 pub fn list_page(
     viewer: &Viewer<'_>,
     recs: &[TokenRecord],
+    statuses: &[Status],
     now: i64,
     next: Option<&str>,
     first_page: bool,
@@ -193,7 +200,7 @@ pub fn list_page(
                     th scope="col" { "Actions" }
                 } }
                 tbody {
-                    @for r in recs { (row(r, now)) }
+                    @for (r, s) in recs.iter().zip(statuses) { (row(r, *s, now)) }
                 }
             }
         }
@@ -218,8 +225,13 @@ fn reuse_title(r: &crate::model::ReuseInfo) -> String {
     )
 }
 
-fn row(r: &TokenRecord, now: i64) -> Markup {
-    let status = r.status(now);
+fn row(r: &TokenRecord, status: Status, now: i64) -> Markup {
+    // Every report's URL (rows revoked before they were kept: the first one only).
+    let urls: Vec<&str> = if r.leak_urls.is_empty() {
+        r.revoked_url.as_deref().into_iter().collect()
+    } else {
+        r.leak_urls.iter().map(String::as_str).collect()
+    };
     let (exp_text, warn) = expiry_text(r.expires_at, now);
     let name = r.name.as_deref().unwrap_or("");
     html! {
@@ -233,8 +245,10 @@ fn row(r: &TokenRecord, now: i64) -> Markup {
                     @if r.revoked_reason.as_deref() == Some("leaked") {
                         br; span.warn.leaked { "⚠ Leaked: found in public" }
                         // Stored only if it is an http(s) URL (secret_scanning::keepable_url).
-                        @if let Some(url) = &r.revoked_url {
-                            " " a href=(url) rel="noopener noreferrer nofollow" { "(where)" }
+                        @for (i, url) in urls.iter().enumerate() {
+                            " " a href=(url) rel="noopener noreferrer nofollow" {
+                                @if i == 0 { "(where)" } @else { "(" (i + 1) ")" }
+                            }
                         }
                     }
                     @if r.revoked_reason.as_deref() == Some("reuse") {
@@ -267,6 +281,8 @@ fn row(r: &TokenRecord, now: i64) -> Markup {
             td.actions data-label="Actions" {
                 @if status == Status::Active {
                     a href={ "/tokens/" (r.id) "/regenerate" } aria-label={ "Regenerate " (name) } { "Regenerate" }
+                    a.btn-danger href={ "/tokens/" (r.id) "/revoke" } aria-label={ "Revoke " (name) } { "Revoke" }
+                } @else if status == Status::Inactive {
                     a.btn-danger href={ "/tokens/" (r.id) "/revoke" } aria-label={ "Revoke " (name) } { "Revoke" }
                 } @else {
                     span.muted { "None" }
@@ -572,10 +588,10 @@ mod tests {
             revoked_at: Some(now - 10),
             ..crate::testing::pat_record("p1", "alice", crate::token::TokenHash([0; 32]), now)
         };
-        assert!(!row(&r, now).into_string().contains("Leaked"));
+        assert!(!row(&r, r.status(now), now).into_string().contains("Leaked"));
         r.revoked_reason = Some("leaked".into());
         r.revoked_url = Some("https://github.com/o/r/blob/x/f?a=1&b=\"<x>".into());
-        let html = row(&r, now).into_string();
+        let html = row(&r, r.status(now), now).into_string();
         assert!(html.contains("Leaked: found in public"), "{html}");
         assert!(
             html.contains(r#"href="https://github.com/o/r/blob/x/f?a=1&amp;b=&quot;&lt;x&gt;""#),
@@ -592,8 +608,10 @@ mod tests {
             generation: 1,
             ..crate::testing::pat_record("p1", "alice", crate::token::TokenHash([0; 32]), now)
         };
-        assert!(!row(&r, now).into_string().contains("reused"));
-        assert!(!row(&r, now).into_string().contains("after rotation"));
+        assert!(!row(&r, r.status(now), now).into_string().contains("reused"));
+        assert!(!row(&r, r.status(now), now)
+            .into_string()
+            .contains("after rotation"));
         r.reuse = Some(crate::model::ReuseInfo {
             count: 2,
             first_at: now - 50,
@@ -601,7 +619,7 @@ mod tests {
             last_origin: crate::origin::ClientOrigin::new(Some("203.0.113.7"), Some("DFW"), None),
             last_rotated_at: Some(now - 60),
         });
-        let html = row(&r, now).into_string();
+        let html = row(&r, r.status(now), now).into_string();
         assert!(
             html.contains("An old token was used after rotation"),
             "{html}"
@@ -609,7 +627,7 @@ mod tests {
         assert!(html.contains("from 203.0.113.7 (DFW, -)"), "{html}");
         r.revoked_at = Some(now - 5);
         r.revoked_reason = Some("reuse".into());
-        let html = row(&r, now).into_string();
+        let html = row(&r, r.status(now), now).into_string();
         assert!(html.contains("Revoked: an old token was reused"), "{html}");
         assert!(!html.contains("after rotation"), "{html}");
     }
