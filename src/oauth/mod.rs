@@ -6,13 +6,17 @@
 //! - [`form`]: the strict form parser (size, media type, duplicates, UTF-8), borrowing values
 //!   from the body;
 //! - [`credentials`]: the client credentials presented (Basic or post, never both);
-//! - [`introspection`], [`revocation`], [`token`]: one module per endpoint.
+//! - [`introspection`], [`revocation`], [`token`]: one module per endpoint;
+//! - [`authorize`]: the authorization endpoint's request, redirect URI rules, PKCE, resource
+//!   indicators and answers; [`uri`]: the strict absolute-URI reader they share.
 
+pub mod authorize;
 pub mod credentials;
 pub mod form;
 pub mod introspection;
 pub mod revocation;
 pub mod token;
+pub mod uri;
 
 pub use credentials::Presented;
 pub use introspection::{IntrospectionRequest, IntrospectionResponse, ResponseFormat};
