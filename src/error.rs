@@ -29,6 +29,9 @@ pub enum Error {
     UnsupportedGrantType(String),
     /// RFC 7009 2.2.1 / RFC 8693 `unsupported_token_type`.
     UnsupportedTokenType(String),
+    /// RFC 8707 section 2 `invalid_target`: "The requested resource is invalid, missing,
+    /// unknown, or malformed."
+    InvalidTarget(String),
     /// RFC 6750 3.1: no bearer credentials at all (challenge without an error code).
     MissingBearer,
     /// RFC 6750 3.1 `invalid_token`: "expired, revoked, malformed, or invalid". `cause` is logged.
@@ -72,6 +75,7 @@ impl Error {
             Error::UnauthorizedClient(_) => "unauthorized_client",
             Error::UnsupportedGrantType(_) => "unsupported_grant_type",
             Error::UnsupportedTokenType(_) => "unsupported_token_type",
+            Error::InvalidTarget(_) => "invalid_target",
             Error::MissingBearer => "unauthorized",
             Error::InvalidToken { .. } => "invalid_token",
             Error::Forbidden(_) => "insufficient_scope",
@@ -93,7 +97,8 @@ impl Error {
             | Error::InvalidScope(_)
             | Error::UnauthorizedClient(_)
             | Error::UnsupportedGrantType(_)
-            | Error::UnsupportedTokenType(_) => 400,
+            | Error::UnsupportedTokenType(_)
+            | Error::InvalidTarget(_) => 400,
             Error::InvalidClient(_)
             | Error::MissingBearer
             | Error::InvalidToken { .. }
@@ -153,6 +158,7 @@ mod tests {
                 400,
                 "unsupported_token_type",
             ),
+            (Error::InvalidTarget("x".into()), 400, "invalid_target"),
             (Error::Conflict("x".into()), 409, "conflict"),
             (Error::NotFound, 404, "not_found"),
             (Error::PreconditionFailed, 412, "precondition_failed"),

@@ -11,6 +11,7 @@
 //!   indicators and answers; [`uri`]: the strict absolute-URI reader they share.
 
 pub mod authorize;
+pub mod code_grants;
 pub mod credentials;
 pub mod form;
 pub mod introspection;

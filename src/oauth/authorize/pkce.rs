@@ -7,6 +7,7 @@
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::fmt;
 use subtle::ConstantTimeEq;
 
@@ -103,13 +104,14 @@ impl fmt::Debug for CodeChallenge {
 }
 
 /// A `code_verifier` of valid grammar (RFC 7636 section 4.1). `Debug` hides it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct CodeVerifier<'a>(&'a str);
+#[derive(Clone, PartialEq, Eq)]
+pub struct CodeVerifier<'a>(Cow<'a, str>);
 
 impl<'a> CodeVerifier<'a> {
     /// # Errors
     /// [`PkceError::MalformedVerifier`] outside 43-128 characters of the unreserved set.
-    pub fn parse(s: &'a str) -> Result<Self, PkceError> {
+    pub fn parse(s: impl Into<Cow<'a, str>>) -> Result<Self, PkceError> {
+        let s = s.into();
         let ok = (MIN_VERIFIER_LEN..=MAX_VERIFIER_LEN).contains(&s.len())
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
@@ -143,7 +145,7 @@ mod tests {
         assert_eq!(CodeChallenge::of(&v), c);
         assert_eq!(c.to_stored(), RFC_CHALLENGE);
         let changed = RFC_VERIFIER.replace('d', "e");
-        let other = CodeVerifier::parse(&changed).expect("ok");
+        let other = CodeVerifier::parse(changed.as_str()).expect("ok");
         assert!(!c.verify(&other));
     }
 
@@ -206,7 +208,7 @@ mod tests {
             format!("{}-._~", "0".repeat(40)),
         ];
         for s in &ok {
-            assert!(CodeVerifier::parse(s).is_ok(), "{s}");
+            assert!(CodeVerifier::parse(s.as_str()).is_ok(), "{s}");
         }
         let bad = [
             "a".repeat(42),
@@ -219,7 +221,7 @@ mod tests {
         ];
         for s in &bad {
             assert_eq!(
-                CodeVerifier::parse(s),
+                CodeVerifier::parse(s.as_str()),
                 Err(PkceError::MalformedVerifier),
                 "{s:?}"
             );
@@ -231,8 +233,8 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn a_verifier_matches_its_own_challenge_only(v in "[A-Za-z0-9._~-]{43,128}", w in "[A-Za-z0-9._~-]{43,128}") {
-            let v = CodeVerifier::parse(&v).expect("grammar");
-            let w2 = CodeVerifier::parse(&w).expect("grammar");
+            let v = CodeVerifier::parse(v.as_str()).expect("grammar");
+            let w2 = CodeVerifier::parse(w.as_str()).expect("grammar");
             let c = CodeChallenge::of(&v);
             let stored = CodeChallenge::from_stored(&c.to_stored()).expect("round trip");
             proptest::prop_assert!(stored.verify(&v));
@@ -242,7 +244,7 @@ mod tests {
         #[test]
         fn parsing_never_panics(c in "\\PC{0,60}", m in "\\PC{0,8}", v in "\\PC{0,140}") {
             let _ = CodeChallenge::parse(Some(&c), Some(&m));
-            let _ = CodeVerifier::parse(&v);
+            let _ = CodeVerifier::parse(v.as_str());
         }
     }
 }
