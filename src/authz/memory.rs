@@ -9,8 +9,8 @@ use super::records::{
     RefreshTokenRecord, RememberedApproval,
 };
 use super::store::{
-    AppGrants, AuthorizationCodes, ClientDirectory, ConsentRequests, GrantRevoked,
-    RememberedApprovals,
+    AppGrants, AuthorizationCodes, ClientDirectory, ConsentRequests, Fetched, GrantRevoked,
+    MetadataFetcher, RememberedApprovals,
 };
 use crate::model::Client;
 use crate::store::{StoreError, Write};
@@ -64,6 +64,9 @@ pub struct AuthzMemory {
     /// Access tokens issued from grants: (grant id, token hash, revoked). In D1 these are
     /// `tokens` rows with `grant_id`.
     pub access: RefCell<Vec<(String, TokenHash, bool)>>,
+    /// Metadata documents by URL (absent: the fetch fails), and the URLs fetched.
+    pub documents: RefCell<Vec<(String, Fetched)>>,
+    pub fetched: RefCell<Vec<String>>,
     /// One-shot faults, by step, in order.
     pub faults: RefCell<Vec<(AuthzStep, Fault)>>,
     /// One-shot hooks run right after a write of that step applied.
@@ -503,5 +506,25 @@ impl AppGrants for AuthzMemory {
             refresh.push(next.clone());
             true
         })
+    }
+}
+
+impl MetadataFetcher for AuthzMemory {
+    async fn fetch_metadata(
+        &self,
+        url: &str,
+        max_bytes: usize,
+        _timeout_ms: u32,
+    ) -> Result<Fetched, StoreError> {
+        self.fetched.borrow_mut().push(url.to_owned());
+        let found = self
+            .documents
+            .borrow()
+            .iter()
+            .find(|(u, _)| u == url)
+            .map(|(_, f)| f.clone());
+        let mut f = found.ok_or_else(|| StoreError(format!("fetch of {url} failed")))?;
+        f.body.truncate(max_bytes + 1);
+        Ok(f)
     }
 }

@@ -25,4 +25,6 @@ pub mod target;
 pub mod memory;
 
 #[cfg(test)]
+mod client_tests;
+#[cfg(test)]
 mod tests;

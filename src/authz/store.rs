@@ -157,6 +157,30 @@ pub trait AppGrants {
     ) -> Result<bool, StoreError>;
 }
 
+/// A fetched client ID metadata document (the response as received, the body cut off after
+/// `max_bytes + 1` bytes so that an oversized one is seen as such).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fetched {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub cache_control: Option<String>,
+    pub expires: Option<String>,
+    pub date: Option<String>,
+    pub age: Option<String>,
+}
+
+/// Fetches client ID metadata documents: through the network guard (public addresses only),
+/// `GET` with `Accept: application/json`, redirects not followed (a 3xx is returned as such),
+/// at most `max_bytes + 1` bytes read, given up after `timeout_ms`.
+pub trait MetadataFetcher {
+    async fn fetch_metadata(
+        &self,
+        url: &str,
+        max_bytes: usize,
+        timeout_ms: u32,
+    ) -> Result<Fetched, StoreError>;
+}
+
 /// Everything the authorization server stores.
 pub trait AuthzBackend:
     ClientDirectory + ConsentRequests + RememberedApprovals + AuthorizationCodes + AppGrants

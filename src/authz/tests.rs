@@ -16,20 +16,19 @@ use super::store::{
 use crate::model::{Client, TokenFormat};
 use crate::oauth::authorize::{CodeChallenge, CodeVerifier};
 use crate::oauth::code_grants::AuthorizationCode as CodeRequest;
-use crate::store::Write;
 use crate::testing::Fault;
 use crate::token::TokenHash;
 use futures::executor::block_on;
 use std::borrow::Cow;
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const P: RefreshPolicy = RefreshPolicy {
+pub(super) const P: RefreshPolicy = RefreshPolicy {
     idle_secs: 1000,
     absolute_secs: 100_000,
     retry_grace_secs: 60,
 };
 
-fn approved() -> Approved {
+pub(super) fn approved() -> Approved {
     Approved {
         subject: "alice".into(),
         client_id: "https://app.example/c.json".into(),
@@ -515,7 +514,7 @@ fn a_new_grant_finds_the_ones_it_replaces() {
     assert_eq!(listed, [second, first]);
 }
 
-fn client(id: &str) -> Client {
+pub(super) fn client(id: &str) -> Client {
     Client {
         id: id.into(),
         uid: String::new(),
@@ -527,71 +526,10 @@ fn client(id: &str) -> Client {
     }
 }
 
-fn profile(source: ClientSource) -> ClientProfile {
+pub(super) fn profile(source: ClientSource) -> ClientProfile {
     ClientProfile {
         source,
         redirect_uris: vec!["http://127.0.0.1/cb".into()],
         ..ClientProfile::legacy()
     }
-}
-
-#[test]
-fn clients_are_stored_one_by_one_and_keep_their_uid() {
-    let m = AuthzMemory::default();
-    let url = "https://app.example/c.json";
-    let uid =
-        block_on(m.put_metadata_client(&client(url), &profile(ClientSource::MetadataDocument), 1))
-            .expect("put")
-            .expect("stored");
-    let mut refetched = profile(ClientSource::MetadataDocument);
-    refetched.display_name = Some("Renamed".into());
-    assert_eq!(
-        block_on(m.put_metadata_client(&client(url), &refetched, 2)).expect("put"),
-        Some(uid.clone())
-    );
-    let (c, p) = block_on(m.client_profile(url))
-        .expect("read")
-        .expect("client");
-    assert_eq!((c.uid, p.display_name.as_deref()), (uid, Some("Renamed")));
-    // an administrator's client is never overwritten by a document
-    block_on(m.register_client(&client("admin_made"), &profile(ClientSource::Admin), 1))
-        .expect("register");
-    assert_eq!(
-        block_on(m.put_metadata_client(&client("admin_made"), &refetched, 3)).expect("put"),
-        None
-    );
-    assert_eq!(
-        block_on(m.register_client(&client("admin_made"), &profile(ClientSource::Dynamic), 1))
-            .expect("register"),
-        Write::Conflict
-    );
-    // unused dynamic clients expire, unless a live grant uses them
-    block_on(m.register_client(&client("pgd_unused"), &profile(ClientSource::Dynamic), 10))
-        .expect("register");
-    block_on(m.register_client(&client("pgd_used"), &profile(ClientSource::Dynamic), 10))
-        .expect("register");
-    block_on(m.touch_client("pgd_used", 500)).expect("touch");
-    block_on(m.register_client(&client("pgd_granted"), &profile(ClientSource::Dynamic), 10))
-        .expect("register");
-    let granted_uid = block_on(m.client_profile("pgd_granted"))
-        .expect("read")
-        .expect("c")
-        .0
-        .uid;
-    let mut g = grant_from_code(
-        &new_code(approved(), TokenHash([1; 32]), "gx".into(), 10),
-        10,
-        &P,
-        false,
-    );
-    g.client_uid = granted_uid;
-    block_on(m.insert_grant(&g, None)).expect("grant");
-    assert_eq!(
-        block_on(m.expire_dynamic_clients(100, 10)).expect("expire"),
-        ["pgd_unused"]
-    );
-    assert!(
-        block_on(m.client_profile(url)).expect("read").is_some(),
-        "other sources never expire"
-    );
 }
