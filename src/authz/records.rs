@@ -134,8 +134,9 @@ pub struct PendingConsent {
     pub used_at: Option<i64>,
 }
 
-/// Longest life of an authorization code (RFC 6749 4.1.2 recommends at most 10 minutes; the
-/// MCP and peer implementations use about one).
+/// Longest life of an authorization code. RFC 6749 4.1.2 allows up to 10 minutes (the edge peer
+/// uses 10); clients exchange a code at once, and a shorter life narrows what a leaked code
+/// (browser history, logs, a `Referer`) is good for.
 pub const CODE_TTL_SECS: i64 = 60;
 
 /// An authorization code (D1 `authorization_codes`): single use, [`CODE_TTL_SECS`] at most.
