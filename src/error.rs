@@ -31,6 +31,9 @@ pub enum Error {
     // issues, and `token_type_hint` is only a hint (RFC 7009 2.1: an unknown or wrong hint makes
     // the server search all its token types, which it does). An unsupported `subject_token_type`
     // in a token exchange is `invalid_request` (RFC 8693 2.2.2).
+    /// RFC 8707 section 2 `invalid_target`: "The requested resource is invalid, missing,
+    /// unknown, or malformed."
+    InvalidTarget(String),
     /// RFC 6750 3.1: no bearer credentials at all (challenge without an error code).
     MissingBearer,
     /// RFC 6750 3.1 `invalid_token`: "expired, revoked, malformed, or invalid". `cause` is logged.
@@ -73,6 +76,7 @@ impl Error {
             Error::InvalidScope(_) => "invalid_scope",
             Error::UnauthorizedClient(_) => "unauthorized_client",
             Error::UnsupportedGrantType(_) => "unsupported_grant_type",
+            Error::InvalidTarget(_) => "invalid_target",
             Error::MissingBearer => "unauthorized",
             Error::InvalidToken { .. } => "invalid_token",
             Error::Forbidden(_) => "insufficient_scope",
@@ -93,7 +97,8 @@ impl Error {
             | Error::InvalidGrant(_)
             | Error::InvalidScope(_)
             | Error::UnauthorizedClient(_)
-            | Error::UnsupportedGrantType(_) => 400,
+            | Error::UnsupportedGrantType(_)
+            | Error::InvalidTarget(_) => 400,
             Error::InvalidClient(_)
             | Error::MissingBearer
             | Error::InvalidToken { .. }
@@ -148,6 +153,7 @@ mod tests {
                 400,
                 "unsupported_grant_type",
             ),
+            (Error::InvalidTarget("x".into()), 400, "invalid_target"),
             (Error::Conflict("x".into()), 409, "conflict"),
             (Error::NotFound, 404, "not_found"),
             (Error::PreconditionFailed, 412, "precondition_failed"),

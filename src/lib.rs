@@ -10,10 +10,12 @@
 //!   [`secret_scanning`] (leak reports), [`webhook`] (Standard Webhooks signing and payloads),
 //!   [`net_guard`] (which URLs the server may send requests to),
 //!   [`last_use`] (the Durable Object's messages), [`encoding`] (hex), [`gate`] (gate routes and
-//!   forwarding rules), [`app`] (routing and handlers); `testing` (the in-memory backend);
+//!   forwarding rules), [`authz`] (the authorization server's records, decisions and storage
+//!   contracts), [`app`] (routing and handlers); `testing` (the in-memory backend);
 //! - `edge` (wasm only): the Worker entry point, KV/D1/Durable Object adapters.
 
 pub mod app;
+pub mod authz;
 pub mod encoding;
 pub mod error;
 pub mod gate;
