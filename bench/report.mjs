@@ -98,6 +98,19 @@ export function report(info, pg, { wrkVersion, gt }) {
       `${fmt(pg.activeLarge.rps / a.rps, 3)} x (p99 ${fmt(pg.activeLarge.p99, 2)} vs ${fmt(a.p99, 2)} ms)`);
     T(`listing 50 PATs with +${fmt(GROWTH)} PATs within 10% of ~100`, pg.listLarge.rps / pg.list.rps, pg.listLarge.rps >= 0.9 * pg.list.rps,
       `${fmt(pg.listLarge.rps / pg.list.rps, 3)} x (D1 queries/req ${fmt(pg.listLarge.ops.d1_query, 3)} vs ${fmt(pg.list.ops.d1_query, 3)})`);
+    const ca = pg.clientAuth?.confidential, cal = pg.clientAuthLarge;
+    if (ca && cal?.confidential) {
+      T(`client authentication with +${fmt(GROWTH)} self-registered clients within 10% of ~3`, cal.confidential.rps / ca.rps, cal.confidential.rps >= 0.9 * ca.rps,
+        `${fmt(cal.confidential.rps / ca.rps, 3)} x (p99 ${fmt(cal.confidential.p99, 2)} vs ${fmt(ca.p99, 2)} ms; first after a restart ${fmt(pg.firstClientAuth.ms, 1)} ms)`);
+      // The admin table (and API resources) refreshed every 30 s; a self-registered client read
+      // once per cache lifetime; a forged pgd_ id never.
+      const forged = cal.forged;
+      if (forged) {
+        const allowed = 2 * (Math.floor(forged.wallS / 30) + 1);
+        T("client authentication, forged pgd_ id: D1 queries = 0 (but 30 s registry refreshes)", forged.opsTotal.d1_query, forged.opsTotal.d1_query <= allowed,
+          `${forged.opsTotal.d1_query} in ${forged.requests} requests (allowed ${allowed})`);
+      }
+    }
   }
 
   const opsRows = results.filter((r) => r.ops);
@@ -169,6 +182,7 @@ export function report(info, pg, { wrkVersion, gt }) {
       "",
     );
   }
+  if (pg?.firstClientAuth) lines.push(`Client authentication (\`POST /oauth/revoke\` of a garbage token: nothing but the client's authentication; confidential = demo_client with Basic, self-registered = one of the growth set's public \`pgd_\` clients by \`client_id\`): the first one after the restart with +${fmt(GROWTH)} clients stored took ${fmt(pg.firstClientAuth.ms, 1)} ms (answer ${pg.firstClientAuth.status}).`, "");
   if (pg?.insert) lines.push(`Growth set: ${fmt(GROWTH)} rows inserted in ${fmt(pg.insertS, 1)} s (D1 ${fmt(pg.insert.d1Ms / 1000, 1)} s, KV ${fmt(pg.insert.kvMs / 1000, 1)} s).`, "");
   const md = lines.join("\n");
   console.log(`\n${md}`);
