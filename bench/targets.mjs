@@ -11,7 +11,6 @@ import { GROWTH, STATE, PORTS, log, fmt } from "./lib/settings.mjs";
 import { startTarget, launch, results, scenario } from "./lib/load.mjs";
 import { req, json, basic, FORM, DEMO_API, forgeToken } from "./lib/http.mjs";
 import { bulkInsert } from "./lib/growth.mjs";
-import { CLIENT_VARS, bulkInsertClients, clientAuthScenarios, authenticateOnce, DEMO_CLIENT } from "./lib/clients.mjs";
 
 export async function startUpstream() {
   const body = JSON.stringify({ ok: true, from: "bench upstream" });
@@ -100,7 +99,7 @@ export function snapshotConfig() {
 }
 
 export async function patgate(info, config) {
-  const vars = { DEV_COUNTERS: "true", ISSUER: `http://127.0.0.1:${PORTS.patgate}`, ...CLIENT_VARS };
+  const vars = { DEV_COUNTERS: "true", ISSUER: `http://127.0.0.1:${PORTS.patgate}` };
   let t = await startTarget("patgate", { prepare: true, vars, config });
   info.patgateReadyMs = t.readyMs;
   const out = {};
@@ -159,8 +158,6 @@ export async function patgate(info, config) {
     if (page.pats?.length !== 50 || !page.next_cursor) throw new Error(`listing: expected a full page with a cursor, got ${page.pats?.length}`);
     out.list = await scenario(t, "patgate: list 50 of a user's PATs", "/api/pats?limit=50", listOpts, { counters });
 
-    out.clientAuth = await clientAuthScenarios(t, { counters, section: "main" });
-
     // Writes (one measured run each: every request adds a row).
     out.create = await scenario(t, "patgate: create PAT (POST /api/pats)", "/api/pats", {
       method: "POST", contentType: "application/json", auth: `Bearer ${jwt("bench-creator")}`,
@@ -182,16 +179,10 @@ export async function patgate(info, config) {
     out.insert = bulkInsert(t.dir, GROWTH, config);
     out.insertS = (performance.now() - t0) / 1000;
     log(`growth: inserted ${fmt(GROWTH)} PATs (D1 rows + KV grants) in ${fmt(out.insertS, 1)} s`);
-    const clients = bulkInsertClients(t.dir, GROWTH, config);
-    log(`growth: inserted ${fmt(GROWTH)} self-registered clients in ${fmt(clients.ms / 1000, 1)} s`);
     t = await launch("patgate", t.dir, { vars, config });
-    // A new isolate's first client authentication (the client records it must read first).
-    out.firstClientAuth = await authenticateOnce(t.url, DEMO_CLIENT);
-    log(`growth: first client authentication after the restart: ${out.firstClientAuth.status} in ${fmt(out.firstClientAuth.ms, 1)} ms`);
     await check(active.token, true);
     out.activeLarge = await scenario(t, `patgate: introspect active PAT, +${fmt(GROWTH)} PATs stored`, "/oauth/introspect", intro(active.token), { counters, section: "growth" });
     out.listLarge = await scenario(t, `patgate: list 50 of a user's PATs, +${fmt(GROWTH)} PATs stored`, "/api/pats?limit=50", listOpts, { counters, section: "growth" });
-    out.clientAuthLarge = await clientAuthScenarios(t, { counters, section: "growth", suffix: `, +${fmt(GROWTH)} clients stored`, dynamic: clients.sample });
   } finally {
     await t.stop();
   }

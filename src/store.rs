@@ -175,6 +175,11 @@ pub enum Limit {
     TokenEndpointPerIp,
     /// Rotations of one PAT (owner, page and self-rotation), per PAT id.
     RotationsPerPat,
+    /// RFC 7591 registrations, per IP.
+    RegistrationsPerIp,
+    /// Client ID metadata document fetches, per client id and per IP (two keys, one budget
+    /// each).
+    MetadataFetches,
 }
 
 impl Limit {

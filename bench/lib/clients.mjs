@@ -6,9 +6,9 @@ import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { TOOLS_BIN } from "../instructions.mjs";
 import { wranglerRun } from "./growth.mjs";
-import { log, fmt } from "./settings.mjs";
-import { scenario } from "./load.mjs";
-import { req, basic, FORM } from "./http.mjs";
+import { GROWTH, PORTS, log, fmt } from "./settings.mjs";
+import { scenario, startTarget, launch } from "./load.mjs";
+import { req, json, basic, FORM } from "./http.mjs";
 
 /** The benchmark's `CLIENT_ID_KEYS` key (base64 of 32 bytes): tags the growth set's `pgd_` ids. */
 export const BENCH_CLIENT_ID_KEY = Buffer.alloc(32, 7).toString("base64");
@@ -80,5 +80,32 @@ export async function clientAuthScenarios(t, { counters, section, suffix = "", d
     out.forged = await scenario(t, `patgate: client authentication, a forged pgd_ id (401)${suffix}`, "/oauth/revoke", revokeGarbage(forged), { counters, section });
   }
   log(`client authentication${suffix}: ${Object.entries(out).map(([k, v]) => `${k} ${fmt(v.rps)} req/s`).join(", ")}`);
+  return out;
+}
+
+/**
+ * The clients target: patgate on its own fresh state, client authentication measured with the
+ * seeded clients only, then again after inserting GROWTH self-registered clients and a restart
+ * (the first authentication of the new isolate timed on its own).
+ */
+export async function clientsTarget(config) {
+  const vars = { DEV_COUNTERS: "true", ISSUER: `http://127.0.0.1:${PORTS.clients}`, ...CLIENT_VARS };
+  let t = await startTarget("clients", { prepare: true, vars, config });
+  const out = {};
+  try {
+    const counters = async () => json(`${t.url}/_dev/counters`);
+    out.base = await clientAuthScenarios(t, { counters, section: "clients" });
+    await t.stop();
+    const clients = bulkInsertClients(t.dir, GROWTH, config);
+    out.insertMs = clients.ms;
+    log(`clients: inserted ${fmt(GROWTH)} self-registered clients in ${fmt(clients.ms / 1000, 1)} s`);
+    t = await launch("clients", t.dir, { vars, config });
+    // A new isolate's first client authentication (the client records it must read first).
+    out.first = await authenticateOnce(t.url, DEMO_CLIENT);
+    log(`clients: first client authentication after the restart: ${out.first.status} in ${fmt(out.first.ms, 1)} ms`);
+    out.large = await clientAuthScenarios(t, { counters, section: "clients", suffix: `, +${fmt(GROWTH)} clients stored`, dynamic: clients.sample });
+  } finally {
+    await t.stop();
+  }
   return out;
 }

@@ -150,7 +150,8 @@ fn sql_bind(v: &Bind) -> String {
 
 fn seed_clients(n: usize, dir: &str, now: i64, key: &str) {
     const PER_FILE: usize = 25_000;
-    const PER_STATEMENT: usize = 500;
+    // D1's local SQLite refuses statements over 100 KB: 100 client rows each.
+    const PER_STATEMENT: usize = 100;
     let key = ClientIdKey::from_base64(key)
         .unwrap_or_else(|| fail("KEY must be a base64 key of at least 32 bytes"));
     for (file, start) in (0..n).step_by(PER_FILE).enumerate() {
