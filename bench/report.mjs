@@ -184,7 +184,7 @@ export function report(info, pg, { wrkVersion, gt }) {
       "",
     );
   }
-  if (cl?.first) lines.push(`Client authentication (the clients target: \`POST /oauth/revoke\` of a garbage token, which does nothing but authenticate the client; confidential = demo_client with Basic, self-registered = one of ${fmt(GROWTH)} public \`pgd_\` clients inserted by \`patgate-tools seed-clients\`, by \`client_id\`): ${fmt(GROWTH)} clients inserted in ${fmt(cl.insertMs / 1000, 1)} s; the first authentication of the restarted isolate took ${fmt(cl.first.ms, 1)} ms (answer ${cl.first.status}).`, "");
+  if (cl?.first) lines.push(`Client authentication (the clients target: \`POST /oauth/revoke\` of a garbage token, which does nothing but authenticate the client; confidential = demo_client with Basic, self-registered = one of ${fmt(GROWTH)} public \`pgd_\` clients inserted by \`patgate-tools seed-clients\`, by \`client_id\`): ${fmt(GROWTH)} clients inserted in ${fmt(cl.insertMs / 1000, 1)} s; after the restart, the first authentication took ${fmt(cl.first.ms, 1)} ms (answer ${cl.first.status}; the readiness probe's metadata request had already loaded the client table), the one that refreshed the stale table 31 s later ${fmt(cl.refresh.ms, 1)} ms; wasm memory ${fmt(cl.memBase / 2 ** 20, 1)} MiB with the seeded clients, ${fmt(cl.memLarge / 2 ** 20, 1)} MiB with +${fmt(GROWTH)}.`, "");
   if (pg?.insert) lines.push(`Growth set: ${fmt(GROWTH)} rows inserted in ${fmt(pg.insertS, 1)} s (D1 ${fmt(pg.insert.d1Ms / 1000, 1)} s, KV ${fmt(pg.insert.kvMs / 1000, 1)} s).`, "");
   const md = lines.join("\n");
   console.log(`\n${md}`);
