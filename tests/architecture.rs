@@ -1,0 +1,780 @@
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+//! The architecture, checked: reads `src/` as text and builds the module graph from its `use`
+//! declarations and paths, then holds the code to the rules of `docs/ARCHITECTURE.md`:
+//!
+//! 1. no import circle between the files of `src/` (test modules excluded);
+//! 2. the layers point one way: runtime (`src/edge/`) -> service (`src/app/`) -> storage
+//!    contracts (`src/store*`, `src/storage/`, `src/model.rs`) -> everything else (the pure
+//!    protocol and formats); a file may use its own layer and the ones below it only;
+//! 3. a capability folder of `src/app/` (`src/app/<capability>/`) is used by other parts of
+//!    `src/app/` through its public face (`mod.rs`) only, never through its inner files;
+//! 4. production code never uses the in-memory test backend (`src/testing.rs`);
+//! 5. no source file but tests is over 600 lines;
+//! 6. comments never cite issue numbers.
+//!
+//! It also draws the picture of the layers and capabilities that opens `docs/ARCHITECTURE.md`
+//! (between the `<!-- architecture:begin -->` and `<!-- architecture:end -->` markers) and fails
+//! when the document shows another picture; `UPDATE_ARCHITECTURE=1 cargo test --test
+//! architecture` rewrites it.
+//!
+//! The reading is textual (no compiler): comments, strings and `#[cfg(test)]` items are
+//! removed, then every `use` tree and every path that starts with `crate::`, `super::`,
+//! `self::` or a child module's name is resolved to the deepest module file it names.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const MAX_LINES: usize = 600;
+
+/// One source file: its module path (`["app", "gate"]` for `src/app/gate.rs`) and text.
+struct Module {
+    path: Vec<String>,
+    file: String,
+    lines: usize,
+    /// Code with comments, strings and `#[cfg(test)]` items removed.
+    code: String,
+    /// Raw text (for the comment rule).
+    raw: String,
+    /// Declared only under `#[cfg(test)]` (or `cfg(any(test, ...))`): tests and test support.
+    test_only: bool,
+}
+
+fn src_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn module_path(rel: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = rel
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let last = parts.pop().unwrap_or_default();
+    let stem = last.trim_end_matches(".rs");
+    if stem != "mod" && stem != "lib" {
+        parts.push(stem.to_owned());
+    }
+    parts
+}
+
+fn collect(dir: &Path, root: &Path, out: &mut Vec<(Vec<String>, String, String)>) {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            // Binaries are tools, not part of the library's layers.
+            if p.strip_prefix(root).is_ok_and(|r| r == Path::new("bin")) {
+                continue;
+            }
+            collect(&p, root, out);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            let rel = p.strip_prefix(root).unwrap_or(&p);
+            let text = fs::read_to_string(&p).unwrap_or_default();
+            out.push((
+                module_path(rel),
+                format!("src/{}", rel.display()),
+                text,
+            ));
+        }
+    }
+}
+
+/// Removes comments and the contents of string and char literals, keeping line structure.
+fn strip_comments_and_strings(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'/' && b.get(i + 1) == Some(&b'/') {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+        } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            let mut depth = 0;
+            while i < b.len() {
+                if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                    depth += 1;
+                    i += 2;
+                } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    if b[i] == b'\n' {
+                        out.push('\n');
+                    }
+                    i += 1;
+                }
+            }
+        } else if c == b'r'
+            && (b.get(i + 1) == Some(&b'"') || b.get(i + 1) == Some(&b'#'))
+            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
+        {
+            // Raw string r"..." or r#"..."#.
+            let mut j = i + 1;
+            let mut hashes = 0;
+            while b.get(j) == Some(&b'#') {
+                hashes += 1;
+                j += 1;
+            }
+            if b.get(j) != Some(&b'"') {
+                out.push(c as char);
+                i += 1;
+                continue;
+            }
+            j += 1;
+            loop {
+                if j >= b.len() {
+                    break;
+                }
+                if b[j] == b'"' && (0..hashes).all(|k| b.get(j + 1 + k) == Some(&b'#')) {
+                    j += 1 + hashes;
+                    break;
+                }
+                if b[j] == b'\n' {
+                    out.push('\n');
+                }
+                j += 1;
+            }
+            out.push_str("\"\"");
+            i = j;
+        } else if c == b'"' {
+            i += 1;
+            while i < b.len() && b[i] != b'"' {
+                if b[i] == b'\\' {
+                    i += 1;
+                }
+                if i < b.len() && b[i] == b'\n' {
+                    out.push('\n');
+                }
+                i += 1;
+            }
+            i += 1;
+            out.push_str("\"\"");
+        } else if c == b'\'' {
+            // A char literal ('a', '\n', '\u{..}') or a lifetime ('a): a literal closes soon.
+            let close = if b.get(i + 1) == Some(&b'\\') {
+                b[i + 2..].iter().position(|&x| x == b'\'').map(|p| i + 2 + p)
+            } else if b.get(i + 2) == Some(&b'\'') {
+                Some(i + 2)
+            } else {
+                // Multi-byte UTF-8 char literal.
+                let rest = &s[i + 1..];
+                rest.chars()
+                    .next()
+                    .filter(|ch| ch.len_utf8() > 1 && rest[ch.len_utf8()..].starts_with('\''))
+                    .map(|ch| i + 1 + ch.len_utf8())
+            };
+            if let Some(end) = close {
+                out.push_str("' '");
+                i = end + 1;
+            } else {
+                out.push('\'');
+                i += 1;
+            }
+        } else {
+            // Copy one whole UTF-8 character.
+            let ch = s[i..].chars().next().unwrap_or(' ');
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+/// Whether an attribute's text is exactly `cfg(test)`. Test support that other builds also
+/// compile (`cfg(any(test, feature = "tools"))`: the in-memory backend) counts as production
+/// code here: it has layers and a size like any other module.
+fn is_test_cfg(attr: &str) -> bool {
+    let a: String = attr.chars().filter(|c| !c.is_whitespace()).collect();
+    a == "cfg(test)"
+}
+
+/// Removes every item under `#[cfg(test)]`; returns the code and the names of child modules
+/// declared under it (`#[cfg(test)] mod tests;`).
+fn strip_test_items(code: &str) -> (String, BTreeSet<String>) {
+    let b = code.as_bytes();
+    let mut out = String::with_capacity(code.len());
+    let mut test_mods = BTreeSet::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'#' && b.get(i + 1) == Some(&b'[') {
+            let end = matching(b, i + 1, b'[', b']');
+            let attr = &code[i + 2..end];
+            if is_test_cfg(attr) {
+                // Skip further attributes, then the item: up to `;` or a balanced `{}` block.
+                let mut j = end + 1;
+                loop {
+                    while j < b.len() && b[j].is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    if b.get(j) == Some(&b'#') && b.get(j + 1) == Some(&b'[') {
+                        j = matching(b, j + 1, b'[', b']') + 1;
+                    } else {
+                        break;
+                    }
+                }
+                let start = j;
+                while j < b.len() && b[j] != b';' && b[j] != b'{' {
+                    j += 1;
+                }
+                let head = &code[start..j.min(code.len())];
+                if b.get(j) == Some(&b';') {
+                    let words: Vec<&str> = head.split_whitespace().collect();
+                    if let Some(p) = words.iter().position(|w| *w == "mod") {
+                        if let Some(name) = words.get(p + 1) {
+                            test_mods.insert((*name).to_owned());
+                        }
+                    }
+                    j += 1;
+                } else if j < b.len() {
+                    j = matching(b, j, b'{', b'}') + 1;
+                }
+                for ch in code[i..j.min(code.len())].chars() {
+                    if ch == '\n' {
+                        out.push('\n');
+                    }
+                }
+                i = j;
+                continue;
+            }
+        }
+        let ch = code[i..].chars().next().unwrap_or(' ');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    (out, test_mods)
+}
+
+fn matching(b: &[u8], open_at: usize, open: u8, close: u8) -> usize {
+    let mut depth = 0;
+    let mut i = open_at;
+    while i < b.len() {
+        if b[i] == open {
+            depth += 1;
+        } else if b[i] == close {
+            depth -= 1;
+            if depth == 0 {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    b.len().saturating_sub(1)
+}
+
+fn load() -> Vec<Module> {
+    let root = src_dir();
+    let mut files = Vec::new();
+    collect(&root, &root, &mut files);
+    let mut stripped: Vec<(Vec<String>, String, String, String, BTreeSet<String>)> = files
+        .into_iter()
+        .map(|(path, file, raw)| {
+            let (code, test_mods) = strip_test_items(&strip_comments_and_strings(&raw));
+            (path, file, raw, code, test_mods)
+        })
+        .collect();
+    // A module is test-only when its parent declares it under #[cfg(test)], or an ancestor is.
+    let mut test_only: BTreeSet<Vec<String>> = BTreeSet::new();
+    for (path, _, _, _, test_mods) in &stripped {
+        for m in test_mods {
+            let mut p = path.clone();
+            p.push(m.clone());
+            test_only.insert(p);
+        }
+    }
+    stripped.sort_by(|a, b| a.0.cmp(&b.0));
+    stripped
+        .into_iter()
+        .map(|(path, file, raw, code, _)| Module {
+            test_only: (1..=path.len()).any(|n| test_only.contains(&path[..n])),
+            lines: raw.lines().count(),
+            path,
+            file,
+            code,
+            raw,
+        })
+        .collect()
+}
+
+fn is_ident_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// Every `use` declaration's tree, expanded into paths (`use a::{b, c::d}` -> `a::b`, `a::c::d`).
+fn use_paths(code: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let b = code.as_bytes();
+    let mut i = 0;
+    while let Some(p) = code[i..].find("use ") {
+        let at = i + p;
+        i = at + 4;
+        if at > 0 && is_ident_byte(b[at - 1]) {
+            continue;
+        }
+        let Some(end) = code[at..].find(';') else {
+            break;
+        };
+        let tree: String = code[at + 4..at + end]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        expand(&tree, &mut Vec::new(), &mut out);
+        i = at + end;
+    }
+    out
+}
+
+fn expand(tree: &str, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    let tree = tree.trim_start_matches("::");
+    if let Some(open) = tree.find('{') {
+        let head: Vec<String> = tree[..open]
+            .split("::")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let inner = &tree[open + 1..tree.rfind('}').unwrap_or(tree.len())];
+        let n = prefix.len();
+        prefix.extend(head);
+        let mut depth = 0;
+        let mut start = 0;
+        for (k, c) in inner.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    expand(&inner[start..k], prefix, out);
+                    start = k + 1;
+                }
+                _ => {}
+            }
+        }
+        expand(&inner[start..], prefix, out);
+        prefix.truncate(n);
+    } else if !tree.is_empty() {
+        let tree = tree.split("as").next().unwrap_or(tree);
+        let mut p = prefix.clone();
+        p.extend(
+            tree.split("::")
+                .filter(|s| !s.is_empty() && *s != "*")
+                .map(str::to_owned),
+        );
+        if p.last().is_some_and(|l| l == "self") {
+            p.pop();
+        }
+        out.push(p);
+    }
+}
+
+/// Paths in code (not `use`) that start with `crate`, `super` or `self`, or with one of `firsts`.
+fn code_paths(code: &str, firsts: &BTreeSet<String>) -> Vec<Vec<String>> {
+    let b = code.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if is_ident_byte(b[i]) && (i == 0 || !(is_ident_byte(b[i - 1]) || b[i - 1] == b':')) {
+            let mut segs = Vec::new();
+            let mut j = i;
+            loop {
+                let s = j;
+                while j < b.len() && is_ident_byte(b[j]) {
+                    j += 1;
+                }
+                segs.push(code[s..j].to_owned());
+                if code[j..].starts_with("::") && b.get(j + 2).is_some_and(|&c| is_ident_byte(c))
+                {
+                    j += 2;
+                } else {
+                    break;
+                }
+            }
+            if segs.len() > 1
+                && (matches!(segs[0].as_str(), "crate" | "super" | "self")
+                    || firsts.contains(&segs[0]))
+            {
+                out.push(segs);
+            }
+            i = j.max(i + 1);
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Resolves a path used in module `from` to the deepest module (file) it names.
+fn resolve(
+    from: &[String],
+    path: &[String],
+    modules: &BTreeSet<Vec<String>>,
+) -> Option<Vec<String>> {
+    let mut cur: Vec<String> = Vec::new();
+    let mut segs = path.iter().peekable();
+    match segs.peek().map(|s| s.as_str()) {
+        Some("crate") => {
+            segs.next();
+        }
+        Some("super") => {
+            // `super` of `a/b.rs` (a::b) is a; of `a/b/mod.rs` (a::b) also a.
+            cur = from.to_vec();
+            while segs.peek().is_some_and(|s| *s == "super") {
+                segs.next();
+                cur.pop()?;
+            }
+        }
+        Some("self") => {
+            segs.next();
+            cur = from.to_vec();
+        }
+        Some(first) => {
+            // 2018 paths: a child module of the current one, else an external crate.
+            let mut child = from.to_vec();
+            child.push(first.to_owned());
+            if !modules.contains(&child) {
+                return None;
+            }
+            cur = from.to_vec();
+        }
+        None => return None,
+    }
+    for s in segs {
+        let mut next = cur.clone();
+        next.push(s.clone());
+        if modules.contains(&next) {
+            cur = next;
+        } else {
+            break;
+        }
+    }
+    Some(cur)
+}
+
+struct Graph {
+    modules: Vec<Module>,
+    /// Production dependencies between modules (by index), self-edges removed.
+    edges: BTreeMap<usize, BTreeSet<usize>>,
+}
+
+fn graph() -> Graph {
+    let modules = load();
+    let known: BTreeSet<Vec<String>> = modules.iter().map(|m| m.path.clone()).collect();
+    let index: BTreeMap<Vec<String>, usize> = modules
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.path.clone(), i))
+        .collect();
+    let mut edges: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
+    for (i, m) in modules.iter().enumerate() {
+        if m.test_only {
+            continue;
+        }
+        let children: BTreeSet<String> = known
+            .iter()
+            .filter(|p| p.len() == m.path.len() + 1 && p.starts_with(&m.path))
+            .filter_map(|p| p.last().cloned())
+            .collect();
+        let mut paths = use_paths(&m.code);
+        paths.extend(code_paths(&m.code, &children));
+        for p in paths {
+            if let Some(target) = resolve(&m.path, &p, &known) {
+                if let Some(&t) = index.get(&target) {
+                    if t != i && !modules[t].test_only {
+                        edges.entry(i).or_default().insert(t);
+                    }
+                }
+            }
+        }
+    }
+    Graph { modules, edges }
+}
+
+/// Strongly connected components with more than one module (Tarjan).
+fn circles(g: &Graph) -> Vec<Vec<usize>> {
+    struct T<'a> {
+        g: &'a Graph,
+        index: Vec<Option<usize>>,
+        low: Vec<usize>,
+        on: Vec<bool>,
+        stack: Vec<usize>,
+        next: usize,
+        out: Vec<Vec<usize>>,
+    }
+    fn visit(t: &mut T, v: usize) {
+        t.index[v] = Some(t.next);
+        t.low[v] = t.next;
+        t.next += 1;
+        t.stack.push(v);
+        t.on[v] = true;
+        let succ: Vec<usize> = t.g.edges.get(&v).into_iter().flatten().copied().collect();
+        for w in succ {
+            match t.index[w] {
+                None => {
+                    visit(t, w);
+                    t.low[v] = t.low[v].min(t.low[w]);
+                }
+                Some(iw) if t.on[w] => t.low[v] = t.low[v].min(iw),
+                _ => {}
+            }
+        }
+        if Some(t.low[v]) == t.index[v] {
+            let mut comp = Vec::new();
+            while let Some(w) = t.stack.pop() {
+                t.on[w] = false;
+                comp.push(w);
+                if w == v {
+                    break;
+                }
+            }
+            if comp.len() > 1 {
+                comp.sort_unstable();
+                t.out.push(comp);
+            }
+        }
+    }
+    let n = g.modules.len();
+    let mut t = T {
+        g,
+        index: vec![None; n],
+        low: vec![0; n],
+        on: vec![false; n],
+        stack: Vec::new(),
+        next: 0,
+        out: Vec::new(),
+    };
+    for v in 0..n {
+        if t.index[v].is_none() {
+            visit(&mut t, v);
+        }
+    }
+    t.out
+}
+
+/// The layer of a module: 3 runtime, 2 service, 1 storage contracts, 0 pure.
+fn layer(path: &[String]) -> (u8, &'static str) {
+    match path.first().map(String::as_str) {
+        Some("edge") => (3, "runtime"),
+        Some("app") => (2, "service"),
+        // The in-memory backend implements the storage contracts: it sits with them.
+        Some(s)
+            if s == "store"
+                || s.starts_with("store_")
+                || s == "storage"
+                || s == "model"
+                || s == "testing" =>
+        {
+            (1, "storage contracts")
+        }
+        _ => (0, "pure"),
+    }
+}
+
+fn name(m: &Module) -> String {
+    m.file.clone()
+}
+
+#[test]
+fn no_import_circle() {
+    let g = graph();
+    let found = circles(&g);
+    let mut msg = String::new();
+    for c in &found {
+        let names: Vec<String> = c.iter().map(|&i| name(&g.modules[i])).collect();
+        let _ = writeln!(msg, "circle of {} files: {}", c.len(), names.join(", "));
+        // The arrows inside the circle: one of them has to go.
+        for &i in c {
+            for &j in g.edges.get(&i).into_iter().flatten() {
+                if c.contains(&j) {
+                    let _ = writeln!(msg, "    {} -> {}", name(&g.modules[i]), name(&g.modules[j]));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "import circles in src/:\n{msg}");
+}
+
+#[test]
+fn layers_point_one_way() {
+    let g = graph();
+    let mut bad = Vec::new();
+    for (&from, tos) in &g.edges {
+        let (lf, nf) = layer(&g.modules[from].path);
+        for &to in tos {
+            let (lt, nt) = layer(&g.modules[to].path);
+            if lt > lf {
+                bad.push(format!(
+                    "{} ({nf}) uses {} ({nt})",
+                    name(&g.modules[from]),
+                    name(&g.modules[to])
+                ));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "arrows running up the layers:\n{}", bad.join("\n"));
+}
+
+/// The capability a module of `src/app/` belongs to: its folder under `src/app/`, if any.
+fn capability(m: &Module) -> Option<&str> {
+    if m.path.first().map(String::as_str) != Some("app") {
+        return None;
+    }
+    let in_folder = m.file.matches('/').count() >= 3;
+    if in_folder {
+        m.path.get(1).map(String::as_str)
+    } else {
+        None
+    }
+}
+
+#[test]
+fn capabilities_are_used_through_their_public_face() {
+    let g = graph();
+    let mut bad = Vec::new();
+    for (&from, tos) in &g.edges {
+        let f = &g.modules[from];
+        for &to in tos {
+            let t = &g.modules[to];
+            let Some(cap) = capability(t) else { continue };
+            let face = t.path.len() == 2;
+            if !face && capability(f) != Some(cap) {
+                bad.push(format!("{} reaches into {}", name(f), name(t)));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "capability internals used from outside:\n{}", bad.join("\n"));
+}
+
+#[test]
+fn production_code_never_uses_the_test_backend() {
+    let g = graph();
+    let testing = g.modules.iter().position(|m| m.path == ["testing"]);
+    let mut bad = Vec::new();
+    if let Some(t) = testing {
+        for (&from, tos) in &g.edges {
+            if tos.contains(&t) && g.modules[from].path != ["testing"] {
+                bad.push(name(&g.modules[from]));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "production modules using src/testing.rs: {bad:?}");
+}
+
+#[test]
+fn no_source_file_over_600_lines() {
+    let g = graph();
+    let bad: Vec<String> = g
+        .modules
+        .iter()
+        .filter(|m| !m.test_only && m.lines > MAX_LINES)
+        .map(|m| format!("{} ({} lines)", m.file, m.lines))
+        .collect();
+    assert!(bad.is_empty(), "non-test files over {MAX_LINES} lines:\n{}", bad.join("\n"));
+}
+
+#[test]
+fn comments_cite_no_issue_numbers() {
+    let g = graph();
+    let mut bad = Vec::new();
+    for m in &g.modules {
+        for (n, line) in m.raw.lines().enumerate() {
+            let Some(c) = line.find("//") else { continue };
+            let comment = line[c..].to_ascii_lowercase();
+            let mut rest = comment.as_str();
+            while let Some(p) = rest.find("issue") {
+                let after = rest[p + 5..].trim_start_matches([' ', '#']);
+                if after.starts_with(|ch: char| ch.is_ascii_digit()) {
+                    bad.push(format!("{}:{}: {}", m.file, n + 1, line.trim()));
+                    break;
+                }
+                rest = &rest[p + 5..];
+            }
+        }
+    }
+    assert!(bad.is_empty(), "comments citing issue numbers:\n{}", bad.join("\n"));
+}
+
+/// The picture: each layer with its parts (top-level modules, and app/ capabilities), and the
+/// arrows between parts, drawn from the module graph.
+fn picture(g: &Graph) -> String {
+    let part = |m: &Module| -> String {
+        match m.path.as_slice() {
+            [] => "lib".to_owned(),
+            [first] => first.clone(),
+            [first, second, ..] if first == "app" => format!("app/{second}"),
+            [first, ..] => first.clone(),
+        }
+    };
+    let mut layers: BTreeMap<u8, (&str, BTreeSet<String>)> = BTreeMap::new();
+    let mut arrows: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for m in g.modules.iter().filter(|m| !m.test_only && !m.path.is_empty()) {
+        let (l, n) = layer(&m.path);
+        layers.entry(l).or_insert((n, BTreeSet::new())).1.insert(part(m));
+    }
+    for (&from, tos) in &g.edges {
+        let f = &g.modules[from];
+        if f.path.is_empty() {
+            continue;
+        }
+        for &to in tos {
+            let (pf, pt) = (part(f), part(&g.modules[to]));
+            if pf != pt && layer(&f.path).0 >= 2 {
+                arrows.entry(pf).or_default().insert(pt);
+            }
+        }
+    }
+    let mut s = String::from("```text\n");
+    for (_, (n, parts)) in layers.iter().rev() {
+        let _ = writeln!(s, "{n}:");
+        let list: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let mut line = String::from("   ");
+        for p in list {
+            if line.len() + p.len() > 96 {
+                let _ = writeln!(s, "{}", line.trim_end());
+                line = String::from("   ");
+            }
+            line.push(' ');
+            line.push_str(p);
+        }
+        let _ = writeln!(s, "{}", line.trim_end());
+    }
+    s.push_str("\nuses (runtime and service parts):\n");
+    for (from, tos) in &arrows {
+        let list: Vec<&str> = tos.iter().map(String::as_str).collect();
+        let _ = writeln!(s, "  {from} -> {}", list.join(", "));
+    }
+    s.push_str("```\n");
+    s
+}
+
+#[test]
+fn architecture_document_shows_the_code() {
+    const BEGIN: &str = "<!-- architecture:begin -->\n";
+    const END: &str = "<!-- architecture:end -->";
+    let g = graph();
+    let pic = picture(&g);
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/ARCHITECTURE.md");
+    let doc = fs::read_to_string(&doc_path).unwrap_or_default();
+    let (Some(b), Some(e)) = (doc.find(BEGIN), doc.find(END)) else {
+        panic!("docs/ARCHITECTURE.md has no {BEGIN:?} ... {END:?} block");
+    };
+    let current = &doc[b + BEGIN.len()..e];
+    if current != pic {
+        if std::env::var_os("UPDATE_ARCHITECTURE").is_some() {
+            let new = format!("{}{BEGIN}{pic}{}", &doc[..b], &doc[e..]);
+            fs::write(&doc_path, new).unwrap_or_else(|e| panic!("write: {e}"));
+        } else {
+            panic!(
+                "docs/ARCHITECTURE.md's picture differs from the code; run \
+                 `UPDATE_ARCHITECTURE=1 cargo test --test architecture`. The code's picture:\n{pic}"
+            );
+        }
+    }
+}
