@@ -9,9 +9,12 @@
 //!    protocol and formats); a file may use its own layer and the ones below it only;
 //! 3. a capability folder of `src/app/` (`src/app/<capability>/`) is used by other parts of
 //!    `src/app/` through its public face (`mod.rs`) only, never through its inner files;
-//! 4. production code never uses the in-memory test backend (`src/testing.rs`);
-//! 5. no source file but tests is over 600 lines;
-//! 6. comments never cite issue numbers.
+//! 4. the shared pieces of `src/app/` (its files outside capability folders: configuration,
+//!    request context, isolate state, ...) use no capability and not the router;
+//! 5. production code never uses the in-memory test backend (`src/testing.rs`);
+//! 6. no source file but tests is over 600 lines;
+//! 7. comments never cite issue numbers (in `src/`, and in the tests, scripts, benchmark, fuzz
+//!    targets and migrations).
 //!
 //! It also draws the picture of the layers and capabilities that opens `docs/ARCHITECTURE.md`
 //! (between the `<!-- architecture:begin -->` and `<!-- architecture:end -->` markers) and fails
@@ -324,9 +327,11 @@ fn use_paths(code: &str) -> Vec<Vec<String>> {
         let Some(end) = code[at..].find(';') else {
             break;
         };
+        // Whitespace goes, except that the keyword `as` becomes `@` (an `as` inside a name, as in
+        // `assets` or `TokenHash`, stays part of the name).
         let tree: String = code[at + 4..at + end]
-            .chars()
-            .filter(|c| !c.is_whitespace())
+            .split_whitespace()
+            .map(|w| if w == "as" { "@" } else { w })
             .collect();
         expand(&tree, &mut Vec::new(), &mut out);
         i = at + end;
@@ -361,7 +366,7 @@ fn expand(tree: &str, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
         expand(&inner[start..], prefix, out);
         prefix.truncate(n);
     } else if !tree.is_empty() {
-        let tree = tree.split("as").next().unwrap_or(tree);
+        let tree = tree.split('@').next().unwrap_or(tree);
         let mut p = prefix.clone();
         p.extend(
             tree.split("::")
@@ -652,6 +657,35 @@ fn capabilities_are_used_through_their_public_face() {
     assert!(bad.is_empty(), "capability internals used from outside:\n{}", bad.join("\n"));
 }
 
+/// Whether a module is one of the shared pieces of `src/app/`: a file directly in `src/app/`
+/// other than the router (`src/app/mod.rs`) and the service's host tests.
+fn shared_piece(m: &Module) -> bool {
+    m.path.first().map(String::as_str) == Some("app") && m.path.len() == 2 && capability(m).is_none()
+}
+
+#[test]
+fn shared_pieces_use_no_capability() {
+    let g = graph();
+    let mut bad = Vec::new();
+    for (&from, tos) in &g.edges {
+        let f = &g.modules[from];
+        if !shared_piece(f) {
+            continue;
+        }
+        for &to in tos {
+            let t = &g.modules[to];
+            if capability(t).is_some() || t.path == ["app"] {
+                bad.push(format!("{} uses {}", name(f), name(t)));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "shared pieces of src/app/ using a capability or the router:\n{}",
+        bad.join("\n")
+    );
+}
+
 #[test]
 fn production_code_never_uses_the_test_backend() {
     let g = graph();
@@ -679,30 +713,96 @@ fn no_source_file_over_600_lines() {
     assert!(bad.is_empty(), "non-test files over {MAX_LINES} lines:\n{}", bad.join("\n"));
 }
 
+/// The comment part of a line of a file with extension `ext` (Rust, JavaScript, SQL), if any:
+/// after `//` (`--` in SQL), or a line inside a block comment (`/*`, ` *`).
+fn comment_of<'a>(line: &'a str, ext: &str) -> Option<&'a str> {
+    let marker = if ext == "sql" { "--" } else { "//" };
+    if let Some(c) = line.find(marker) {
+        return Some(&line[c..]);
+    }
+    let t = line.trim_start();
+    (ext != "sql" && (t.starts_with("/*") || t.starts_with('*'))).then_some(t)
+}
+
+/// Whether a comment cites an issue by its number (the word, then digits, maybe after `#`).
+fn cites_issue(comment: &str) -> bool {
+    let comment = comment.to_ascii_lowercase();
+    let mut rest = comment.as_str();
+    while let Some(p) = rest.find("issue") {
+        let after = rest[p + 5..].trim_start_matches([' ', '#']);
+        if after.starts_with(|ch: char| ch.is_ascii_digit()) {
+            return true;
+        }
+        rest = &rest[p + 5..];
+    }
+    false
+}
+
+/// Every source file outside `src/` whose comments the rule also covers: tests, scripts, the
+/// benchmark, fuzz targets and migrations (`node_modules` and generated state left out).
+fn other_sources() -> Vec<(String, String)> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
+        let Ok(entries) = fs::read_dir(dir) else { return };
+        let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        paths.sort();
+        for p in paths {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if p.is_dir() {
+                if !name.starts_with('.') && name != "node_modules" && name != "target" {
+                    walk(&p, root, out);
+                }
+            } else if ["rs", "mjs", "js", "sql"]
+                .iter()
+                .any(|e| p.extension().is_some_and(|x| x == *e))
+            {
+                let rel = p.strip_prefix(root).unwrap_or(&p).display().to_string();
+                out.push((rel, fs::read_to_string(&p).unwrap_or_default()));
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = Vec::new();
+    for dir in ["tests", "scripts", "bench", "fuzz", "migrations"] {
+        walk(&root.join(dir), root, &mut out);
+    }
+    out
+}
+
 #[test]
 fn comments_cite_no_issue_numbers() {
     let g = graph();
+    let mut files: Vec<(String, String)> =
+        g.modules.iter().map(|m| (m.file.clone(), m.raw.clone())).collect();
+    files.extend(other_sources());
     let mut bad = Vec::new();
-    for m in &g.modules {
-        for (n, line) in m.raw.lines().enumerate() {
-            let Some(c) = line.find("//") else { continue };
-            let comment = line[c..].to_ascii_lowercase();
-            let mut rest = comment.as_str();
-            while let Some(p) = rest.find("issue") {
-                let after = rest[p + 5..].trim_start_matches([' ', '#']);
-                if after.starts_with(|ch: char| ch.is_ascii_digit()) {
-                    bad.push(format!("{}:{}: {}", m.file, n + 1, line.trim()));
-                    break;
-                }
-                rest = &rest[p + 5..];
+    for (file, text) in &files {
+        let ext = file.rsplit('.').next().unwrap_or_default();
+        for (n, line) in text.lines().enumerate() {
+            if comment_of(line, ext).is_some_and(cites_issue) {
+                bad.push(format!("{file}:{}: {}", n + 1, line.trim()));
             }
         }
     }
     assert!(bad.is_empty(), "comments citing issue numbers:\n{}", bad.join("\n"));
 }
 
-/// The picture: each layer with its parts (top-level modules, and app/ capabilities), and the
-/// arrows between parts, drawn from the module graph.
+/// A list of names, wrapped under `indent` before 96 columns.
+fn wrapped(out: &mut String, first: &str, indent: usize, names: &[&str], sep: &str) {
+    let mut line = first.to_owned();
+    for (i, n) in names.iter().enumerate() {
+        let piece = if i + 1 < names.len() { format!("{n}{sep}") } else { (*n).to_owned() };
+        if line.len() + piece.len() > 96 && line.trim().len() > first.trim().len() {
+            let _ = writeln!(out, "{}", line.trim_end());
+            line = " ".repeat(indent);
+        }
+        line.push_str(&piece);
+    }
+    let _ = writeln!(out, "{}", line.trim_end());
+}
+
+/// The picture: each layer with its parts (top-level modules; in the service, the router, the
+/// capability folders and the shared pieces of `src/app/`), then what each part of the runtime
+/// and the service uses, drawn from the module graph.
 fn picture(g: &Graph) -> String {
     let part = |m: &Module| -> String {
         match m.path.as_slice() {
@@ -713,10 +813,16 @@ fn picture(g: &Graph) -> String {
         }
     };
     let mut layers: BTreeMap<u8, (&str, BTreeSet<String>)> = BTreeMap::new();
+    let (mut capabilities, mut shared) = (BTreeSet::new(), BTreeSet::new());
     let mut arrows: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for m in g.modules.iter().filter(|m| !m.test_only && !m.path.is_empty()) {
         let (l, n) = layer(&m.path);
         layers.entry(l).or_insert((n, BTreeSet::new())).1.insert(part(m));
+        if capability(m).is_some() {
+            capabilities.insert(part(m));
+        } else if shared_piece(m) {
+            shared.insert(part(m));
+        }
     }
     for (&from, tos) in &g.edges {
         let f = &g.modules[from];
@@ -730,25 +836,32 @@ fn picture(g: &Graph) -> String {
             }
         }
     }
+    let list = |set: &BTreeSet<String>| -> Vec<String> {
+        set.iter().map(|p| p.trim_start_matches("app/").to_owned()).collect()
+    };
     let mut s = String::from("```text\n");
-    for (_, (n, parts)) in layers.iter().rev() {
-        let _ = writeln!(s, "{n}:");
-        let list: Vec<&str> = parts.iter().map(String::as_str).collect();
-        let mut line = String::from("   ");
-        for p in list {
-            if line.len() + p.len() > 96 {
-                let _ = writeln!(s, "{}", line.trim_end());
-                line = String::from("   ");
-            }
-            line.push(' ');
-            line.push_str(p);
+    for (&l, (n, parts)) in layers.iter().rev() {
+        if l == 2 {
+            let _ = writeln!(s, "{n} (src/app/):");
+            let caps = list(&capabilities);
+            let sh = list(&shared);
+            wrapped(&mut s, "    router:       ", 18, &["app (mod.rs)"], "");
+            let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
+            wrapped(&mut s, "    capabilities: ", 18, &caps, " ");
+            let sh: Vec<&str> = sh.iter().map(String::as_str).collect();
+            wrapped(&mut s, "    shared:       ", 18, &sh, " ");
+        } else {
+            let _ = writeln!(s, "{n}:");
+            let names: Vec<&str> = parts.iter().map(String::as_str).collect();
+            wrapped(&mut s, "    ", 4, &names, " ");
         }
-        let _ = writeln!(s, "{}", line.trim_end());
     }
     s.push_str("\nuses (runtime and service parts):\n");
     for (from, tos) in &arrows {
-        let list: Vec<&str> = tos.iter().map(String::as_str).collect();
-        let _ = writeln!(s, "  {from} -> {}", list.join(", "));
+        let names: Vec<&str> = tos.iter().map(String::as_str).collect();
+        let head = format!("  {from} -> ");
+        let indent = head.len();
+        wrapped(&mut s, &head, indent, &names, ", ");
     }
     s.push_str("```\n");
     s
@@ -777,4 +890,27 @@ fn architecture_document_shows_the_code() {
             );
         }
     }
+}
+
+/// The reader itself: `use` trees, renames, names that contain `as`, and block comments.
+#[test]
+fn the_reader_reads_use_trees() {
+    let code = strip_comments_and_strings(
+        "use crate::storage::kv::{self as kv_format, Denied};\n\
+         use super::assets::SCRIPT;\n\
+         use crate::token::TokenHash as H; /* use crate::nothing; */\n\
+         let s = \"use crate::neither;\";\n",
+    );
+    let paths: Vec<String> = use_paths(&code).iter().map(|p| p.join("::")).collect();
+    assert_eq!(
+        paths,
+        [
+            "crate::storage::kv",
+            "crate::storage::kv::Denied",
+            "super::assets::SCRIPT",
+            "crate::token::TokenHash"
+        ]
+    );
+    assert!(cites_issue(&format!("// see Issue #{}", 12)));
+    assert!(!cites_issue("// the issuer's keys, 2 issues ago"));
 }
