@@ -79,11 +79,7 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<(Vec<String>, String, String)>
         } else if p.extension().is_some_and(|e| e == "rs") {
             let rel = p.strip_prefix(root).unwrap_or(&p);
             let text = fs::read_to_string(&p).unwrap_or_default();
-            out.push((
-                module_path(rel),
-                format!("src/{}", rel.display()),
-                text,
-            ));
+            out.push((module_path(rel), format!("src/{}", rel.display()), text));
         }
     }
 }
@@ -166,7 +162,10 @@ fn strip_comments_and_strings(s: &str) -> String {
         } else if c == b'\'' {
             // A char literal ('a', '\n', '\u{..}') or a lifetime ('a): a literal closes soon.
             let close = if b.get(i + 1) == Some(&b'\\') {
-                b[i + 2..].iter().position(|&x| x == b'\'').map(|p| i + 2 + p)
+                b[i + 2..]
+                    .iter()
+                    .position(|&x| x == b'\'')
+                    .map(|p| i + 2 + p)
             } else if b.get(i + 2) == Some(&b'\'') {
                 Some(i + 2)
             } else {
@@ -395,8 +394,7 @@ fn code_paths(code: &str, firsts: &BTreeSet<String>) -> Vec<Vec<String>> {
                     j += 1;
                 }
                 segs.push(code[s..j].to_owned());
-                if code[j..].starts_with("::") && b.get(j + 2).is_some_and(|&c| is_ident_byte(c))
-                {
+                if code[j..].starts_with("::") && b.get(j + 2).is_some_and(|&c| is_ident_byte(c)) {
                     j += 2;
                 } else {
                     break;
@@ -598,7 +596,12 @@ fn no_import_circle() {
         for &i in c {
             for &j in g.edges.get(&i).into_iter().flatten() {
                 if c.contains(&j) {
-                    let _ = writeln!(msg, "    {} -> {}", name(&g.modules[i]), name(&g.modules[j]));
+                    let _ = writeln!(
+                        msg,
+                        "    {} -> {}",
+                        name(&g.modules[i]),
+                        name(&g.modules[j])
+                    );
                 }
             }
         }
@@ -623,7 +626,11 @@ fn layers_point_one_way() {
             }
         }
     }
-    assert!(bad.is_empty(), "arrows running up the layers:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "arrows running up the layers:\n{}",
+        bad.join("\n")
+    );
 }
 
 /// The capability a module of `src/app/` belongs to: its folder under `src/app/`, if any.
@@ -654,13 +661,19 @@ fn capabilities_are_used_through_their_public_face() {
             }
         }
     }
-    assert!(bad.is_empty(), "capability internals used from outside:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "capability internals used from outside:\n{}",
+        bad.join("\n")
+    );
 }
 
 /// Whether a module is one of the shared pieces of `src/app/`: a file directly in `src/app/`
 /// other than the router (`src/app/mod.rs`) and the service's host tests.
 fn shared_piece(m: &Module) -> bool {
-    m.path.first().map(String::as_str) == Some("app") && m.path.len() == 2 && capability(m).is_none()
+    m.path.first().map(String::as_str) == Some("app")
+        && m.path.len() == 2
+        && capability(m).is_none()
 }
 
 #[test]
@@ -698,7 +711,10 @@ fn production_code_never_uses_the_test_backend() {
             }
         }
     }
-    assert!(bad.is_empty(), "production modules using src/testing.rs: {bad:?}");
+    assert!(
+        bad.is_empty(),
+        "production modules using src/testing.rs: {bad:?}"
+    );
 }
 
 #[test]
@@ -710,7 +726,11 @@ fn no_source_file_over_600_lines() {
         .filter(|m| !m.test_only && m.lines > MAX_LINES)
         .map(|m| format!("{} ({} lines)", m.file, m.lines))
         .collect();
-    assert!(bad.is_empty(), "non-test files over {MAX_LINES} lines:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "non-test files over {MAX_LINES} lines:\n{}",
+        bad.join("\n")
+    );
 }
 
 /// The comment part of a line of a file with extension `ext` (Rust, JavaScript, SQL), if any:
@@ -742,11 +762,16 @@ fn cites_issue(comment: &str) -> bool {
 /// benchmark, fuzz targets and migrations (`node_modules` and generated state left out).
 fn other_sources() -> Vec<(String, String)> {
     fn walk(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
-        let Ok(entries) = fs::read_dir(dir) else { return };
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
         let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
         paths.sort();
         for p in paths {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if p.is_dir() {
                 if !name.starts_with('.') && name != "node_modules" && name != "target" {
                     walk(&p, root, out);
@@ -771,8 +796,11 @@ fn other_sources() -> Vec<(String, String)> {
 #[test]
 fn comments_cite_no_issue_numbers() {
     let g = graph();
-    let mut files: Vec<(String, String)> =
-        g.modules.iter().map(|m| (m.file.clone(), m.raw.clone())).collect();
+    let mut files: Vec<(String, String)> = g
+        .modules
+        .iter()
+        .map(|m| (m.file.clone(), m.raw.clone()))
+        .collect();
     files.extend(other_sources());
     let mut bad = Vec::new();
     for (file, text) in &files {
@@ -783,14 +811,22 @@ fn comments_cite_no_issue_numbers() {
             }
         }
     }
-    assert!(bad.is_empty(), "comments citing issue numbers:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "comments citing issue numbers:\n{}",
+        bad.join("\n")
+    );
 }
 
 /// A list of names, wrapped under `indent` before 96 columns.
 fn wrapped(out: &mut String, first: &str, indent: usize, names: &[&str], sep: &str) {
     let mut line = first.to_owned();
     for (i, n) in names.iter().enumerate() {
-        let piece = if i + 1 < names.len() { format!("{n}{sep}") } else { (*n).to_owned() };
+        let piece = if i + 1 < names.len() {
+            format!("{n}{sep}")
+        } else {
+            (*n).to_owned()
+        };
         if line.len() + piece.len() > 96 && line.trim().len() > first.trim().len() {
             let _ = writeln!(out, "{}", line.trim_end());
             line = " ".repeat(indent);
@@ -815,9 +851,17 @@ fn picture(g: &Graph) -> String {
     let mut layers: BTreeMap<u8, (&str, BTreeSet<String>)> = BTreeMap::new();
     let (mut capabilities, mut shared) = (BTreeSet::new(), BTreeSet::new());
     let mut arrows: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for m in g.modules.iter().filter(|m| !m.test_only && !m.path.is_empty()) {
+    for m in g
+        .modules
+        .iter()
+        .filter(|m| !m.test_only && !m.path.is_empty())
+    {
         let (l, n) = layer(&m.path);
-        layers.entry(l).or_insert((n, BTreeSet::new())).1.insert(part(m));
+        layers
+            .entry(l)
+            .or_insert((n, BTreeSet::new()))
+            .1
+            .insert(part(m));
         if capability(m).is_some() {
             capabilities.insert(part(m));
         } else if shared_piece(m) {
@@ -837,7 +881,9 @@ fn picture(g: &Graph) -> String {
         }
     }
     let list = |set: &BTreeSet<String>| -> Vec<String> {
-        set.iter().map(|p| p.trim_start_matches("app/").to_owned()).collect()
+        set.iter()
+            .map(|p| p.trim_start_matches("app/").to_owned())
+            .collect()
     };
     let mut s = String::from("```text\n");
     for (&l, (n, parts)) in layers.iter().rev() {

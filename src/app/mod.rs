@@ -62,7 +62,7 @@ pub struct Config {
     pub signing_keys: Option<std::rc::Rc<crate::jose::SigningKeys>>,
     /// The token page (`SESSION_SECRET`, `DEV_SIGN_IN`).
     pub page: PageConfig,
-    /// Leak reports and rotation with grace (issue 11).
+    /// Leak reports, rotation with grace, reuse detection (README "Token lifecycle").
     pub lifecycle: LifecycleConfig,
     /// Signed webhooks (README "Webhooks").
     pub webhooks: webhooks::WebhookConfig,

@@ -1,4 +1,4 @@
-//! Hostile input at the service level (issue 7): bodies that are not JSON objects, ids a URL
+//! Hostile input at the service level: bodies that are not JSON objects, ids a URL
 //! cannot address, tokens of the wrong type acting as users, missing keys or clients, `Accept`
 //! weights, the discovery cache, and `If-Match` on admin writes.
 
