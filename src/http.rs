@@ -333,7 +333,7 @@ impl Error {
     /// The single mapping from an error to (status, headers, body).
     /// What an operator needs to know about this error and the client must not see (which
     /// check failed, the storage error): logged as the `error` event
-    /// ([`crate::app::events::Event::ErrorCause`]), never sent. Never contains a secret.
+    /// ([`crate::events::Event::ErrorCause`]), never sent. Never contains a secret.
     pub fn cause(&self) -> Option<String> {
         match self {
             Error::InvalidSignature(cause) => Some(format!("invalid_signature: {cause}")),

@@ -15,6 +15,7 @@
 pub mod app;
 pub mod encoding;
 pub mod error;
+pub mod events;
 pub mod gate;
 pub mod http;
 pub mod jose;
@@ -27,6 +28,7 @@ pub mod secret;
 pub mod secret_scanning;
 pub mod storage;
 pub mod store;
+pub mod time;
 pub mod token;
 pub mod webhook;
 

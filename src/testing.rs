@@ -136,7 +136,7 @@ pub fn pat_record(id: &str, subject: &str, hash: TokenHash, now: i64) -> TokenRe
         kind: crate::token::TokenKind::Pat,
         hash,
         subject: subject.to_owned(),
-        client_id: crate::app::PAT_CLIENT_ID.to_owned(),
+        client_id: crate::model::PAT_CLIENT_ID.to_owned(),
         name: None,
         scopes: vec!["demo_api:read".to_owned()],
         created_at: now,

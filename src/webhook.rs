@@ -9,7 +9,7 @@
 //!   the decoded bytes of the endpoint secret `whsec_<base64>`; several space-separated
 //!   signatures while a rotated-away secret is still in its grace period.
 
-use crate::app::events::Event;
+use crate::events::Event;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -206,7 +206,7 @@ pub fn payload(e: &Event, now: i64) -> Option<(String, String)> {
     }
     let body = serde_json::json!({
         "type": ty,
-        "timestamp": crate::app::rfc3339(now),
+        "timestamp": crate::time::rfc3339(now),
         "data": data,
     });
     Some((ty, body.to_string()))

@@ -314,7 +314,7 @@ pub async fn handle<B: Backend>(
             Ok(r) => (r.status, "ok"),
             Err(e) => (e.status(), e.code()),
         };
-        ctx.isolate.emit(super::events::Event::AdminChange {
+        ctx.isolate.emit(crate::events::Event::AdminChange {
             method: match req.method {
                 Method::Post => "POST",
                 Method::Put => "PUT",

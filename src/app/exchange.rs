@@ -149,7 +149,7 @@ async fn pat_to_jwt<B: Backend>(
         Some((&rec.id, rec.generation)),
     )
     .await?;
-    ctx.isolate.emit(super::events::Event::TokenIssued {
+    ctx.isolate.emit(crate::events::Event::TokenIssued {
         client_id: client.id.clone(),
         sub: rec.subject.clone(),
         format: "jwt",

@@ -9,10 +9,10 @@
 
 use super::client_auth::load_resource;
 use super::decision::{self, Active, Decision};
-use super::events::Event;
 use super::isolate::Lookup;
 use super::{Ctx, Deferred, Outcome};
 use crate::error::{Error, REALM};
+use crate::events::Event;
 use crate::gate::forward::{header_value, upstream_url};
 use crate::gate::route::{self, GateRoute, MethodRule};
 use crate::http::Response;

@@ -39,7 +39,7 @@ pub struct IsolateState {
     clients: Snapshot<Client>,
     inactive: RefCell<HashMap<TokenHash, i64>>,
     /// Security events not yet written (see [`super::events`]).
-    events: RefCell<Vec<super::events::Event>>,
+    events: RefCell<Vec<crate::events::Event>>,
     /// Rate-limited keys and until when they are refused.
     blocked: RefCell<HashMap<(crate::store::Limit, String), i64>>,
     /// Sources (PAT id, generation) of exchanged JWTs known to be dead.
@@ -183,12 +183,12 @@ impl IsolateState {
 
     /// A `warning` event: something went wrong that did not change the answer.
     pub fn warn(&self, message: String) {
-        self.emit(super::events::Event::Warning { message });
+        self.emit(crate::events::Event::Warning { message });
     }
 
     /// The `error` event of an error answer (its cause), if it has one.
     pub fn error(&self, e: &crate::error::Error) {
-        if let Some(ev) = super::events::Event::error_cause(e) {
+        if let Some(ev) = crate::events::Event::error_cause(e) {
             self.emit(ev);
         }
     }
@@ -196,7 +196,7 @@ impl IsolateState {
     /// Records an event (security event, warning, error cause): the one sink. The runtime writes
     /// each as one log line after the request (and queues webhook deliveries of the deliverable
     /// ones).
-    pub fn emit(&self, e: super::events::Event) {
+    pub fn emit(&self, e: crate::events::Event) {
         let mut ev = self.events.borrow_mut();
         if ev.len() < MAX_ENTRIES {
             ev.push(e);
@@ -204,7 +204,7 @@ impl IsolateState {
     }
 
     /// The events emitted since the last call, oldest first.
-    pub fn take_events(&self) -> Vec<super::events::Event> {
+    pub fn take_events(&self) -> Vec<crate::events::Event> {
         std::mem::take(&mut self.events.borrow_mut())
     }
 

@@ -9,10 +9,10 @@
 //! not a JSON array of matches or has more than [`MAX_MATCHES`] (400, checked only after the
 //! signature). Without any configured key the endpoint does not exist (404).
 
-use super::events::Event;
 use super::revoke::revoke_record_because;
 use super::{decision, Ctx, Deferred, Outcome};
 use crate::error::Error;
+use crate::events::Event;
 use crate::http::{Request, Response};
 use crate::secret_scanning::{self, KeySet, Label, Match};
 use crate::store::{Backend, RevocationNote};
@@ -120,7 +120,8 @@ async fn judge<B: Backend>(
             return Ok(FALSE);
         };
         deferred.extend(done.deferred);
-        ctx.isolate.emit(Event::revoked(&rec, done.newly, "leaked"));
+        ctx.isolate
+            .emit(super::revoke::revoked_event(&rec, done.newly, "leaked"));
         ctx.isolate.emit(Event::TokenLeaked {
             token_id: rec.id,
             kind: rec.kind.as_str(),

@@ -6,7 +6,7 @@ mod admin;
 mod client_auth;
 mod decision;
 mod discovery;
-pub mod events;
+
 mod exchange;
 pub mod expiry;
 pub mod gate;
@@ -133,8 +133,7 @@ pub const MAX_EXCHANGED_JWT_SECS: i64 = 3600;
 /// Delay of the second KV delete after a revocation or rotation.
 pub const REVOCATION_RECHECK_SECS: u64 = 10;
 
-/// The id of the public client that PATs are issued to.
-pub const PAT_CLIENT_ID: &str = "pat_client";
+pub use crate::model::PAT_CLIENT_ID;
 
 /// What a handler needs: configuration, storage, this isolate's caches, and the time.
 pub struct Ctx<'a, B> {
@@ -295,14 +294,6 @@ pub fn parse_all_json_bodies(body: &[u8]) {
     let _ = crate::http::parse_json_object::<pats::CreatePat>(body);
     admin::parse_bodies(body);
     webhooks::parse_bodies(body);
-}
-
-/// RFC 3339 in UTC with seconds precision, e.g. `2026-11-23T22:00:00Z`.
-pub fn rfc3339(ts: i64) -> String {
-    chrono::DateTime::from_timestamp(ts, 0).map_or_else(
-        || ts.to_string(),
-        |d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    )
 }
 
 #[cfg(test)]

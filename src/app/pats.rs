@@ -1,13 +1,14 @@
 //! The management API for a user's personal access tokens. Every call acts only on the caller's
 //! own PATs: another user's PAT is a 404, exactly like one that does not exist.
 
-use super::events::Event;
 use super::revoke::{purge, revoke_record, Purge};
-use super::{client_auth, reference, rfc3339, user, Ctx, Deferred, Outcome, PAT_CLIENT_ID};
+use super::{client_auth, reference, user, Ctx, Deferred, Outcome, PAT_CLIENT_ID};
 use crate::error::Error;
+use crate::events::Event;
 use crate::http::{Request, Response};
 use crate::model::{Status, TokenRecord};
 use crate::store::{Backend, Cursor};
+use crate::time::rfc3339;
 use crate::token::{PlainToken, TokenKind};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -404,7 +405,8 @@ pub async fn revoke_for<B: Backend>(ctx: &Ctx<'_, B>, sub: &str, id: &str) -> Re
     let done = revoke_record(ctx, &rec.id, &rec.hash)
         .await?
         .ok_or(Error::NotFound)?;
-    ctx.isolate.emit(Event::revoked(&rec, done.newly, "api"));
+    ctx.isolate
+        .emit(super::revoke::revoked_event(&rec, done.newly, "api"));
     Ok(done)
 }
 

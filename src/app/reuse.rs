@@ -20,10 +20,10 @@
 //! - A revocation deletes the PAT's markers (the most recent [`super::revoke::MAX_PURGED_RETIRED`]);
 //!   one left behind costs one D1 read on its next use, which finds the PAT revoked and deletes it.
 
-use super::events::Event;
 use super::revoke::{revoke_record_because, Purge};
 use super::{Ctx, Deferred};
 use crate::error::Error;
+use crate::events::Event;
 use crate::model::{Grant, Status, TokenRecord};
 use crate::store::{Backend, Retired, RevocationNote};
 use crate::token::TokenHash;
@@ -117,7 +117,8 @@ pub async fn detected<B: Backend>(ctx: &Ctx<'_, B>, retired: &Retired, pat: &Tok
             Ok(Some(done)) => {
                 deferred.extend(done.deferred);
                 family_revoked = done.newly;
-                ctx.isolate.emit(Event::revoked(pat, done.newly, REASON));
+                ctx.isolate
+                    .emit(super::revoke::revoked_event(pat, done.newly, REASON));
             }
             Ok(None) => {}
             Err(e) => {

@@ -5,9 +5,9 @@
 //! [`serve`] parses the request once ([`RevocationRequest`]); [`handle`] returns what is left to
 //! do after the (always empty) answer.
 
-use super::events::Event;
 use super::{client_auth, Ctx, Deferred, Outcome};
 use crate::error::Error;
+use crate::events::Event;
 use crate::http::{Request, Response};
 use crate::oauth::RevocationRequest;
 use crate::store::{Backend, RevocationNote};
@@ -67,8 +67,7 @@ pub async fn handle<B: Backend>(
     let done = revoke_record(ctx, &rec.id, &hash)
         .await?
         .unwrap_or_default();
-    ctx.isolate
-        .emit(Event::revoked(&rec, done.newly, "rfc7009"));
+    ctx.isolate.emit(revoked_event(&rec, done.newly, "rfc7009"));
     Ok(done)
 }
 
@@ -120,6 +119,22 @@ pub async fn revoke_record_because<B: Backend>(
     let mut done = purge(ctx, id, hashes).await;
     done.newly = revoked.newly;
     Ok(Some(done))
+}
+
+/// The event for a revoked token record: `pat.revoked` for a PAT, `token.revoked` for a client
+/// access token. `newly`: this call revoked it; `via`: who asked.
+pub fn revoked_event(rec: &crate::model::TokenRecord, newly: bool, via: &'static str) -> Event {
+    match rec.kind {
+        crate::token::TokenKind::Pat => Event::PatRevoked {
+            pat_id: rec.id.clone(),
+            newly,
+            via,
+        },
+        crate::token::TokenKind::Access => Event::TokenRevoked {
+            token_id: rec.id.clone(),
+            client_id: rec.client_id.clone(),
+        },
+    }
 }
 
 /// Most retired hashes (reuse markers, see [`super::reuse`]) a revocation deletes from KV, the

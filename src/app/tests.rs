@@ -4,10 +4,12 @@
 #![allow(clippy::needless_pass_by_value)]
 
 use super::*;
+use crate::events;
 use crate::http::{Method, Request};
 use crate::model::{ApiResource, Client, SecretSet, TokenFormat};
 use crate::secret::ClientSecret;
 use crate::testing::{Counts, MemoryBackend};
+use crate::time::rfc3339;
 use base64::Engine as _;
 use futures::executor::block_on;
 use hmac::{Hmac, Mac};
@@ -125,7 +127,7 @@ impl Harness {
         self.isolate
             .take_events()
             .iter()
-            .map(super::events::Event::line)
+            .map(crate::events::Event::line)
             .collect::<Vec<_>>()
             .join("\n")
     }

@@ -81,7 +81,7 @@ async fn issue_access_token<B: Backend>(
             token.expose_secret().to_owned()
         }
     };
-    ctx.isolate.emit(super::events::Event::TokenIssued {
+    ctx.isolate.emit(crate::events::Event::TokenIssued {
         client_id: client.id.clone(),
         sub: subject.to_owned(),
         format: match client.token_format {

@@ -11,9 +11,9 @@
 //! Delivery is at least once: a retried send, or an enqueue that landed but reported an error
 //! and was sent again, may deliver a message twice, always with the same `webhook-id`.
 
-use super::events::Event;
 use super::{Config, Ctx, IsolateState};
 use crate::error::Error;
+use crate::events::Event;
 use crate::http::{Method, Request, Response};
 use crate::store::{
     Backend, DeliveryQueue, WebhookEndpoint, WebhookSender, WebhookStore, WebhookSubscription,

@@ -10,10 +10,10 @@
 use super::backend::EdgeBackend;
 use super::settle::Settled;
 use super::{config, respond, run_deferred, ISOLATE};
-use crate::app::events::Event;
 use crate::app::gate::{self as core_gate, GateAnswer, GateRequest};
 use crate::app::{self, Deferred};
 use crate::error::Error;
+use crate::events::Event;
 use crate::gate::forward::forwardable_headers;
 use crate::http;
 use std::rc::Rc;

@@ -16,9 +16,9 @@ mod queue;
 mod ratelimit;
 mod settle;
 
-use crate::app::events::Event;
 use crate::app::{self, Deferred, IsolateState};
 use crate::error::Error;
+use crate::events::Event;
 use crate::http::{self, Method};
 use backend::EdgeBackend;
 use std::rc::Rc;

@@ -5,7 +5,8 @@
 
 use super::backend::{err, EdgeBackend};
 use super::{config, now_secs, ISOLATE};
-use crate::app::{self, events::Event, webhooks::Verdict};
+use crate::app::{self, webhooks::Verdict};
+use crate::events::Event;
 use crate::store::{DeliveryQueue, StoreError, WebhookSender};
 use crate::webhook::Delivery;
 use std::future::Future;

@@ -23,9 +23,9 @@ mod form;
 mod session;
 mod views;
 
-use super::events::Event;
 use super::{client_auth, pats, user, Config, Ctx, Outcome, PAT_CLIENT_ID};
 use crate::error::Error;
+use crate::events::Event;
 use crate::http::{Method, Request, Response};
 use crate::model::{Status, TokenRecord};
 use crate::store::Backend;
@@ -628,7 +628,7 @@ fn form_expiry(f: &NewForm, now: i64, max_days: i64) -> Result<pats::CreatePat, 
     if f.expiration == "custom" {
         let ts = views::parse_date(&f.custom_date)
             .ok_or_else(|| format!("Enter the custom date as YYYY-MM-DD. {}", range()))?;
-        body.expires_at = Some(crate::app::rfc3339(ts));
+        body.expires_at = Some(crate::time::rfc3339(ts));
     } else {
         let days = f
             .expiration

@@ -126,7 +126,7 @@ impl H {
         self.isolate
             .take_events()
             .iter()
-            .map(crate::app::events::Event::line)
+            .map(crate::events::Event::line)
             .collect::<Vec<_>>()
             .join("\n")
     }

@@ -137,7 +137,7 @@ pub fn expiry_text(expires_at: i64, now: i64) -> (String, bool) {
 }
 
 fn time_exact(ts: i64, text: &str) -> Markup {
-    html! { time datetime=(crate::app::rfc3339(ts)) title=(exact(ts)) { (text) } }
+    html! { time datetime=(crate::time::rfc3339(ts)) title=(exact(ts)) { (text) } }
 }
 
 fn status_badge(s: Status) -> Markup {
@@ -257,7 +257,7 @@ fn row(r: &TokenRecord, now: i64) -> Markup {
                 }
                 @match r.last_used_at {
                     None => { span.muted { "Never used" } }
-                    Some(t) => { time datetime=(crate::app::rfc3339(t)) title=(exact(t)) data-ago { (ago(t, now)) } }
+                    Some(t) => { time datetime=(crate::time::rfc3339(t)) title=(exact(t)) data-ago { (ago(t, now)) } }
                 }
             }
             td data-label="Status" {

@@ -423,7 +423,7 @@ fn refused_bodies_carry_the_endpoint_limit_and_cache_headers() {
     let lines: Vec<String> = isolate
         .take_events()
         .iter()
-        .map(crate::app::events::Event::line)
+        .map(crate::events::Event::line)
         .collect();
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains(r#""event":"error""#) && lines[0].contains("stream broke"));

@@ -742,7 +742,7 @@ fn security_events_are_one_json_line_each_with_ids_and_never_a_secret() {
         .isolate
         .take_events()
         .iter()
-        .map(super::super::events::Event::line)
+        .map(crate::events::Event::line)
         .collect();
     let kinds: Vec<String> = lines
         .iter()
@@ -896,7 +896,7 @@ fn a_failing_rate_limiter_lets_requests_through_and_says_so() {
         .isolate
         .take_events()
         .into_iter()
-        .filter(|e| matches!(e, super::super::events::Event::Warning { .. }))
+        .filter(|e| matches!(e, crate::events::Event::Warning { .. }))
         .count();
     assert!(warnings >= 2, "each failed limiter call is a warning event");
 }

@@ -93,7 +93,7 @@ fn the_secret_is_shown_once_and_never_again() {
         .isolate
         .take_events()
         .iter()
-        .map(crate::app::events::Event::line)
+        .map(crate::events::Event::line)
         .collect();
     assert_eq!(events.len(), 1, "{events:?}");
     assert!(events[0].contains(r#""target":"webhooks""#), "{events:?}");
@@ -373,7 +373,7 @@ fn nothing_registered_means_no_reads_after_the_first() {
     assert!(none_registered(&h.cfg, &h.isolate, h.now));
     // The cached (empty) list is used without D1 while fresh...
     h.backend.break_d1.set(true);
-    h.isolate.emit(crate::app::events::Event::Warning {
+    h.isolate.emit(crate::events::Event::Warning {
         message: "x".into(),
     });
     let before = h.backend.counts.get().d1_query;
@@ -391,7 +391,7 @@ fn nothing_registered_means_no_reads_after_the_first() {
 fn a_registration_reaches_this_isolates_fan_out_at_once() {
     let h = Harness::new();
     let _ = h.fan_out_now(); // caches "no endpoints"
-    h.isolate.emit(crate::app::events::Event::Warning {
+    h.isolate.emit(crate::events::Event::Warning {
         message: "x".into(),
     });
     let _ = h.fan_out_now();
@@ -399,7 +399,7 @@ fn a_registration_reaches_this_isolates_fan_out_at_once() {
     h.register("https://a.example/", &["warning"]);
     assert!(!none_registered(&h.cfg, &h.isolate, h.now));
     let _ = h.isolate.take_events();
-    h.isolate.emit(crate::app::events::Event::Warning {
+    h.isolate.emit(crate::events::Event::Warning {
         message: "x".into(),
     });
     assert_eq!(h.fan_out_now().queued, 1);
@@ -630,10 +630,10 @@ fn oversized_payloads_are_not_queued() {
     let h = Harness::new();
     h.register("https://a.example/", &["warning"]);
     let _ = h.isolate.take_events();
-    h.isolate.emit(crate::app::events::Event::Warning {
+    h.isolate.emit(crate::events::Event::Warning {
         message: "x".repeat(crate::webhook::MAX_PAYLOAD_BYTES),
     });
-    h.isolate.emit(crate::app::events::Event::Warning {
+    h.isolate.emit(crate::events::Event::Warning {
         message: "small".into(),
     });
     let f = h.fan_out_now();
@@ -709,10 +709,10 @@ fn error_causes_alone_cost_no_read() {
     let events = h.isolate.take_events();
     assert!(events
         .iter()
-        .any(|e| matches!(e, crate::app::events::Event::ErrorCause { .. })));
+        .any(|e| matches!(e, crate::events::Event::ErrorCause { .. })));
     let only_causes: Vec<_> = events
         .into_iter()
-        .filter(|e| matches!(e, crate::app::events::Event::ErrorCause { .. }))
+        .filter(|e| matches!(e, crate::events::Event::ErrorCause { .. }))
         .collect();
     assert!(!crate::app::webhooks::any_deliverable(&only_causes));
     let before = h.backend.counts.get().d1_query;

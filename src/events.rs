@@ -131,22 +131,6 @@ impl Event {
         })
     }
 
-    /// The event for a revoked token record: `pat.revoked` for a PAT, `token.revoked` for a
-    /// client access token. `newly`: this call revoked it; `via`: who asked.
-    pub fn revoked(rec: &crate::model::TokenRecord, newly: bool, via: &'static str) -> Self {
-        match rec.kind {
-            crate::token::TokenKind::Pat => Event::PatRevoked {
-                pat_id: rec.id.clone(),
-                newly,
-                via,
-            },
-            crate::token::TokenKind::Access => Event::TokenRevoked {
-                token_id: rec.id.clone(),
-                client_id: rec.client_id.clone(),
-            },
-        }
-    }
-
     /// The log line: one line of JSON.
     pub fn line(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| r#"{"event":"unserializable"}"#.into())
