@@ -1,6 +1,7 @@
 //! Outbound `fetch`: [`JwksFetcher`].
 
-use super::backend::{err, EdgeBackend};
+use super::backend::EdgeBackend;
+use super::js::err;
 use crate::store::{JwksFetcher, StoreError};
 
 impl JwksFetcher for EdgeBackend {

@@ -8,8 +8,12 @@
 //! shim reads them (small bodies only) and served by patgate's own endpoints.
 
 use super::backend::EdgeBackend;
+use super::config;
+use super::deferred::run_deferred;
+use super::isolate::{write_events, ISOLATE};
+use super::js::now_secs;
+use super::response::{error_response, respond};
 use super::settle::Settled;
-use super::{config, respond, run_deferred, ISOLATE};
 use crate::app::gate::{self as core_gate, GateAnswer, GateRequest};
 use crate::app::{self, Deferred};
 use crate::error::Error;
@@ -60,7 +64,7 @@ async fn serve_gate(
     let cfg = match config::load(env) {
         Ok(c) => c,
         Err(e) => {
-            return respond(super::error_response(Error::Internal(format!(
+            return respond(error_response(Error::Internal(format!(
                 "configuration: {e}"
             ))))
             .map(Some)
@@ -76,7 +80,7 @@ async fn serve_gate(
         cfg: &cfg,
         backend: &backend,
         isolate: &isolate,
-        now: super::now_secs(),
+        now: now_secs(),
     };
     let greq = GateRequest {
         method: &method,
@@ -88,7 +92,7 @@ async fn serve_gate(
     };
     let answer = core_gate::gate(&actx, &greq).await;
     let events = isolate.take_events();
-    super::write_events(&events);
+    write_events(&events);
     super::queue::fan_out_later(env, ctx, &cfg, events);
     match answer {
         GateAnswer::NotGate => Ok(None),
@@ -101,7 +105,7 @@ async fn serve_gate(
             match forward(req, &method, &headers, &f.url, f.identity).await {
                 Ok(resp) => Ok(Some(resp)),
                 Err(e) => {
-                    super::write_events(&[Event::ErrorCause {
+                    write_events(&[Event::ErrorCause {
                         status: 502,
                         error: "bad_gateway",
                         cause: format!(

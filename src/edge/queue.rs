@@ -3,8 +3,10 @@
 //! ([`DeliveryQueue`]), outbound POSTs ([`WebhookSender`]), the fan-out after a response, and the
 //! consumer entry point [`queue`] called by the shim's `queue` handler.
 
-use super::backend::{err, EdgeBackend};
-use super::{config, now_secs, ISOLATE};
+use super::backend::EdgeBackend;
+use super::config;
+use super::isolate::{write_events, ISOLATE};
+use super::js::{err, now_secs};
 use crate::app::{self, webhooks::Verdict};
 use crate::events::Event;
 use crate::store::{DeliveryQueue, StoreError, WebhookSender};
@@ -151,7 +153,7 @@ pub(super) async fn fan_out_now(env: &Env, cfg: &app::Config, events: &[Event]) 
     let backend = EdgeBackend::new(env);
     let isolate = ISOLATE.with(Rc::clone);
     let out = app::webhooks::fan_out(cfg, &backend, &isolate, now_secs(), events).await;
-    super::write_events(&out.warnings);
+    write_events(&out.warnings);
 }
 
 /// The queue consumer (wrangler.toml `[[queues.consumers]]`), called by the shim's `queue`

@@ -1,6 +1,7 @@
 //! D1 `expiry_notices`: [`ExpiryNotices`].
 
-use super::super::backend::{n, EdgeBackend};
+use super::super::backend::EdgeBackend;
+use super::super::js::n;
 use crate::store::{ExpiryNotice, ExpiryNotices, StoreError};
 use serde::Deserialize;
 
