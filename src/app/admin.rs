@@ -6,7 +6,7 @@
 //! forgets its cached copy at once; other isolates within `REGISTRY_CACHE_SECONDS` (30 s), inside
 //! the KV propagation bound that revocation has (60 s).
 
-use super::Ctx;
+use crate::app::ctx::Ctx;
 use crate::error::Error;
 use crate::http::{Method, Request, Response};
 use crate::model::{ApiResource, Client, SecretSet, TokenFormat};

@@ -10,7 +10,8 @@
 //! most once per token per isolate per `last_used_coalesce_secs`. Garbage never reaches storage;
 //! a token known to be inactive (unknown to D1, revoked, expired) is remembered by the isolate.
 
-use super::{client_auth, jwt_tokens, Ctx, Deferred};
+use super::{client_auth, jwt_tokens};
+use crate::app::ctx::{Ctx, Deferred};
 use crate::error::Error;
 use crate::model::{ApiResource, Grant};
 use crate::store::Backend;

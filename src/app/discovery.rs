@@ -10,9 +10,11 @@
 //! forgets it in its own isolate after every change ([`forget`]); other isolates render it
 //! again within `REGISTRY_CACHE_SECONDS`.
 
-use super::{client_auth, Ctx, PAT_CLIENT_ID};
+use super::client_auth;
+use crate::app::ctx::Ctx;
 use crate::error::Error;
 use crate::http::Response;
+use crate::model::PAT_CLIENT_ID;
 use crate::oauth::token::{
     CLIENT_CREDENTIALS, TOKEN_EXCHANGE, TT_ACCESS_TOKEN, TT_ID_TOKEN, TT_JWT,
 };

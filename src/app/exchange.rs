@@ -13,9 +13,11 @@
 //! signature) is `invalid_grant`: it is the grant of this request (RFC 6749 section 5.2);
 //! malformed requests, unsupported token types and `actor_token` are `invalid_request`.
 
-use super::{client_auth, jwt_tokens, pats, user, Ctx, PAT_CLIENT_ID};
+use super::{client_auth, jwt_tokens, pats, user};
+use crate::app::ctx::Ctx;
 use crate::error::Error;
 use crate::model::Status;
+use crate::model::PAT_CLIENT_ID;
 use crate::oauth::token::{granted_scopes, TokenExchange, TokenType, TT_ACCESS_TOKEN, TT_JWT};
 use crate::oauth::{Presented, TokenResponse};
 use crate::store::Backend;

@@ -5,7 +5,7 @@
 //! `(0, 1]`: 1; expired in the last day: 0), so a PAT created with 5 days left gets the 7-day and
 //! then the 1-day notice, not the 30-day one. Revoked PATs are skipped.
 
-use super::Ctx;
+use crate::app::ctx::Ctx;
 use crate::error::Error;
 use crate::events::Event;
 use crate::store::Backend;

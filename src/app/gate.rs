@@ -10,7 +10,7 @@
 use super::client_auth::load_resource;
 use super::decision::{self, Active, Decision};
 use super::isolate::Lookup;
-use super::{Ctx, Deferred, Outcome};
+use crate::app::ctx::{Ctx, Deferred, Outcome};
 use crate::error::{Error, REALM};
 use crate::events::Event;
 use crate::gate::forward::{header_value, upstream_url};

@@ -5,7 +5,8 @@
 //! typed answer ([`IntrospectionResponse`]) is serialized once: as JSON, or signed (RFC 9701).
 
 use super::decision::{self, Decided, Decision};
-use super::{client_auth, jwt_tokens, ratelimit, Ctx, Outcome};
+use super::{client_auth, jwt_tokens, ratelimit};
+use crate::app::ctx::{Ctx, Outcome};
 use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::model::ApiResource;

@@ -2,8 +2,9 @@
 //! for introspection and revocation (with a `jti` denylist in KV), and RFC 9701 signed
 //! introspection responses.
 
+use super::client_auth;
 use super::decision::{Active, Source};
-use super::{client_auth, Ctx};
+use crate::app::ctx::Ctx;
 use crate::error::Error;
 use crate::http::Response;
 use crate::jose::{AccessTokenClaims, IntrospectionResponseClaims, SigningKeys};

@@ -9,8 +9,9 @@
 //! not a JSON array of matches or has more than [`MAX_MATCHES`] (400, checked only after the
 //! signature). Without any configured key the endpoint does not exist (404).
 
+use super::decision;
 use super::revoke::revoke_record_because;
-use super::{decision, Ctx, Deferred, Outcome};
+use crate::app::ctx::{Ctx, Deferred, Outcome};
 use crate::error::Error;
 use crate::events::Event;
 use crate::http::{Request, Response};

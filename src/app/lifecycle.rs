@@ -2,7 +2,8 @@
 //! period of a rotated-away token (see [`super::pats::rotate_record`]; the grace as the decision
 //! reads it from D1, and reuse after it, are in [`super::reuse`]).
 
-use super::{client_auth, decision, pats, Ctx, Deferred, Outcome};
+use super::{client_auth, decision, pats};
+use crate::app::ctx::{Ctx, Deferred, Outcome};
 use crate::error::Error;
 use crate::http::Request;
 use crate::model::Status;
@@ -72,7 +73,7 @@ pub struct GraceEnded {
 /// Ends the grace period of `hash` now, if it is a retired hash (a token rotated away): D1
 /// first, then KV: a reuse marker while the PAT is active ([`super::reuse::mark_retired`]),
 /// else a delete (a failed delete is retried after the response, and every delete repeated
-/// [`super::REVOCATION_RECHECK_SECS`] later, as for revocations). `None`: not a retired hash.
+/// [`crate::app::config::REVOCATION_RECHECK_SECS`] later, as for revocations). `None`: not a retired hash.
 pub async fn end_grace<B: Backend>(
     ctx: &Ctx<'_, B>,
     hash: TokenHash,
@@ -119,7 +120,7 @@ pub async fn end_grace<B: Backend>(
     }
     deferred.push(Deferred::PurgeGrants {
         hashes: vec![hash],
-        after_secs: super::REVOCATION_RECHECK_SECS,
+        after_secs: crate::app::config::REVOCATION_RECHECK_SECS,
     });
     Ok(Some(GraceEnded {
         token_id: retired.token_id,

@@ -2,10 +2,12 @@
 //! own PATs: another user's PAT is a 404, exactly like one that does not exist.
 
 use super::revoke::{purge, revoke_record, Purge};
-use super::{client_auth, reference, user, Ctx, Deferred, Outcome, PAT_CLIENT_ID};
+use super::{client_auth, reference, user};
+use crate::app::ctx::{Ctx, Deferred, Outcome};
 use crate::error::Error;
 use crate::events::Event;
 use crate::http::{Request, Response};
+use crate::model::PAT_CLIENT_ID;
 use crate::model::{Status, TokenRecord};
 use crate::store::{Backend, Cursor};
 use crate::time::rfc3339;
@@ -442,7 +444,7 @@ pub(crate) fn grace_from_body<B>(ctx: &Ctx<'_, B>, req: &Request) -> Result<i64,
         .cfg
         .lifecycle
         .max_grace_secs
-        .clamp(0, super::MAX_ROTATION_GRACE_SECS);
+        .clamp(0, crate::app::config::MAX_ROTATION_GRACE_SECS);
     match body.grace_seconds {
         None => Ok(0),
         Some(g) if (0..=max).contains(&g) => Ok(g),

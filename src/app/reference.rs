@@ -1,7 +1,7 @@
 //! Issuing reference tokens (PATs and client access tokens): the one place that generates the
 //! secret, writes the record to D1 (the truth) and then the grant to KV (the read path).
 
-use super::Ctx;
+use crate::app::ctx::Ctx;
 use crate::error::Error;
 use crate::model::TokenRecord;
 use crate::store::Backend;

@@ -21,7 +21,7 @@
 //!   one left behind costs one D1 read on its next use, which finds the PAT revoked and deletes it.
 
 use super::revoke::{revoke_record_because, Purge};
-use super::{Ctx, Deferred};
+use crate::app::ctx::{Ctx, Deferred};
 use crate::error::Error;
 use crate::events::Event;
 use crate::model::{Grant, Status, TokenRecord};
@@ -182,7 +182,7 @@ pub async fn check_unknown<B: Backend>(
 /// place of whatever KV holds (a grant a lost write left there, or a repair of a concurrent
 /// request). Tokens still in a grace period are left alone. A marker write that fails falls
 /// back to a delete (no detection for that token, never a live grant), retried after the
-/// response; every marker is written again [`super::REVOCATION_RECHECK_SECS`] later.
+/// response; every marker is written again [`crate::app::config::REVOCATION_RECHECK_SECS`] later.
 pub async fn mark_retired<B: Backend>(
     ctx: &Ctx<'_, B>,
     pat: &TokenRecord,
@@ -234,7 +234,7 @@ pub async fn mark_retired<B: Backend>(
     if !markers.is_empty() {
         deferred.push(Deferred::PutMarkers {
             markers,
-            after_secs: super::REVOCATION_RECHECK_SECS,
+            after_secs: crate::app::config::REVOCATION_RECHECK_SECS,
         });
     }
     Purge {

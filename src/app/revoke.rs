@@ -5,7 +5,8 @@
 //! [`serve`] parses the request once ([`RevocationRequest`]); [`handle`] returns what is left to
 //! do after the (always empty) answer.
 
-use super::{client_auth, Ctx, Deferred, Outcome};
+use super::client_auth;
+use crate::app::ctx::{Ctx, Deferred, Outcome};
 use crate::error::Error;
 use crate::events::Event;
 use crate::http::{Request, Response};
@@ -49,7 +50,7 @@ pub async fn handle<B: Backend>(
     let Some(rec) = ctx.backend.token_by_hash(&hash).await? else {
         // A PAT's token rotated away and still working in its grace period: holding it is
         // enough to end its grace (the current token is untouched).
-        if client.id == super::PAT_CLIENT_ID {
+        if client.id == crate::model::PAT_CLIENT_ID {
             if let Some(ended) = super::lifecycle::end_grace(ctx, hash).await? {
                 return Ok(Purge {
                     deferred: ended.deferred,
@@ -145,7 +146,7 @@ pub const MAX_PURGED_RETIRED: usize = 100;
 /// Deletes `hashes` and the hashes token `id` had before its rotations (their reuse markers or
 /// grace grants: the most recent [`MAX_PURGED_RETIRED`]) from KV, and marks them inactive in
 /// this isolate. Failed deletes are retried after the response; all are deleted once more
-/// [`super::REVOCATION_RECHECK_SECS`] later.
+/// [`crate::app::config::REVOCATION_RECHECK_SECS`] later.
 pub async fn purge<B: Backend>(ctx: &Ctx<'_, B>, id: &str, mut hashes: Vec<TokenHash>) -> Purge {
     match ctx.backend.retired_hashes(id, i64::MIN).await {
         Ok(mut retired) => {
@@ -182,7 +183,7 @@ pub async fn purge<B: Backend>(ctx: &Ctx<'_, B>, id: &str, mut hashes: Vec<Token
     if !hashes.is_empty() {
         deferred.push(Deferred::PurgeGrants {
             hashes,
-            after_secs: super::REVOCATION_RECHECK_SECS,
+            after_secs: crate::app::config::REVOCATION_RECHECK_SECS,
         });
     }
     Purge {

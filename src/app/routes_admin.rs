@@ -5,7 +5,7 @@
 //! isolates within `REGISTRY_CACHE_SECONDS`.
 
 use super::admin::{check_id, written};
-use super::Ctx;
+use crate::app::ctx::Ctx;
 use crate::error::Error;
 use crate::gate::route::{self, GateRoute, RouteInput};
 use crate::http::{Method, Request, Response};

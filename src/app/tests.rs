@@ -4,8 +4,11 @@
 #![allow(clippy::needless_pass_by_value)]
 
 use super::*;
+use crate::app::config::*;
 use crate::events;
 use crate::http::{Method, Request};
+use crate::jose::UserAuthConfig;
+use crate::model::PAT_CLIENT_ID;
 use crate::model::{ApiResource, Client, SecretSet, TokenFormat};
 use crate::secret::ClientSecret;
 use crate::testing::{Counts, MemoryBackend};

@@ -2,7 +2,8 @@
 //! ([`TokenRequest`]), then its grant: `client_credentials` here (confidential clients,
 //! reference or JWT access tokens per client), RFC 8693 token exchange in `exchange`.
 
-use super::{client_auth, exchange, ratelimit, Ctx};
+use super::{client_auth, exchange, ratelimit};
+use crate::app::ctx::Ctx;
 use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::model::{Client, TokenFormat};

@@ -11,7 +11,9 @@
 //! Delivery is at least once: a retried send, or an enqueue that landed but reported an error
 //! and was sent again, may deliver a message twice, always with the same `webhook-id`.
 
-use super::{Config, Ctx, IsolateState};
+use crate::app::config::Config;
+use crate::app::ctx::Ctx;
+use crate::app::isolate::IsolateState;
 use crate::error::Error;
 use crate::events::Event;
 use crate::http::{Method, Request, Response};
@@ -22,28 +24,6 @@ use crate::webhook::{self, Delivery, WebhookSecret};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::rc::Rc;
-
-/// Webhook settings (README "Webhooks").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookConfig {
-    /// `WEBHOOK_ALLOW_HTTP_LOCALHOST=true`: endpoints may be `http://localhost` or
-    /// `http://127.0.0.1` (local development and tests only).
-    pub allow_http_localhost: bool,
-    /// `WEBHOOK_TIMEOUT_SECONDS` (1 to 30): how long one delivery attempt may take.
-    pub timeout_secs: u32,
-}
-
-pub const DEFAULT_TIMEOUT_SECS: u32 = 10;
-pub const MAX_TIMEOUT_SECS: u32 = 30;
-
-impl Default for WebhookConfig {
-    fn default() -> Self {
-        WebhookConfig {
-            allow_http_localhost: false,
-            timeout_secs: DEFAULT_TIMEOUT_SECS,
-        }
-    }
-}
 
 /// Most endpoints registered at once (bounds the fan-out per event).
 pub const MAX_ENDPOINTS: usize = 20;

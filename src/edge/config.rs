@@ -1,6 +1,6 @@
 //! Configuration from Worker vars and secrets, parsed once per isolate.
 
-use crate::app::{self, Config, PageConfig};
+use crate::app::config::{self as app, Config, PageConfig};
 use crate::jose::SigningKeys;
 use crate::jose::UserAuthConfig;
 use std::cell::OnceCell;
@@ -102,13 +102,13 @@ fn parse(env: &Env) -> Result<Config, String> {
                 _ => return Err("ROTATION_MAX_GRACE_SECONDS must be 0 to 604800".into()),
             },
         },
-        webhooks: app::webhooks::WebhookConfig {
+        webhooks: app::WebhookConfig {
             allow_http_localhost: text(env, "WEBHOOK_ALLOW_HTTP_LOCALHOST").as_deref()
                 == Some("true"),
             timeout_secs: match number(
                 env,
                 "WEBHOOK_TIMEOUT_SECONDS",
-                i64::from(app::webhooks::DEFAULT_TIMEOUT_SECS),
+                i64::from(app::DEFAULT_TIMEOUT_SECS),
             )? {
                 n @ 1..=30 => n as u32,
                 _ => return Err("WEBHOOK_TIMEOUT_SECONDS must be 1 to 30".into()),

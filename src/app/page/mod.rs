@@ -23,10 +23,13 @@ mod form;
 mod session;
 mod views;
 
-use super::{client_auth, pats, user, Config, Ctx, Outcome, PAT_CLIENT_ID};
+use super::{client_auth, pats, user};
+use crate::app::config::Config;
+use crate::app::ctx::{Ctx, Outcome};
 use crate::error::Error;
 use crate::events::Event;
 use crate::http::{Method, Request, Response};
+use crate::model::PAT_CLIENT_ID;
 use crate::model::{Status, TokenRecord};
 use crate::store::Backend;
 use form::PageForm;
@@ -36,28 +39,6 @@ use views::{FormErrors, NewForm, NewPage, ScopeGroup, SignOut, Viewer};
 
 /// Tokens per page of the list.
 const PAGE_SIZE: u32 = 20;
-
-/// The page's configuration (see README "Configuration").
-#[derive(Clone, Default)]
-pub struct PageConfig {
-    /// `SESSION_SECRET`: the HMAC key of sessions and CSRF tokens (at least 32 bytes). Without it
-    /// the page answers 503 "not configured".
-    pub session_secret: Option<String>,
-    /// `DEV_SIGN_IN="true"`: the local sign-in form. Only the local dev config sets it.
-    pub dev_sign_in: bool,
-}
-
-impl std::fmt::Debug for PageConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PageConfig")
-            .field(
-                "session_secret",
-                &self.session_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("dev_sign_in", &self.dev_sign_in)
-            .finish()
-    }
-}
 
 /// Whether `path` belongs to the page (it is served only on the issuer's host, see [`on_issuer_host`]).
 pub fn is_page_path(path: &str) -> bool {

@@ -1,11 +1,12 @@
 //! Host tests of the token page over the in-memory backend: sign-in, identity, every action,
 //! the cross-site checks, escaping, and the headers on every answer.
 
-use super::super::{handle, Config, Ctx, IsolateState, Outcome, PAT_CLIENT_ID};
+use super::super::{handle, Config, Ctx, IsolateState, Outcome};
 use super::session::{SESSION_COOKIE, SIGNIN_COOKIE};
-use super::PageConfig;
+use crate::app::config::PageConfig;
 use crate::http::{Method, Request, Response};
 use crate::jose::UserAuthConfig;
+use crate::model::PAT_CLIENT_ID;
 use crate::model::{ApiResource, Client, SecretSet, Status, TokenFormat};
 use crate::secret::ClientSecret;
 use crate::testing::MemoryBackend;
