@@ -384,8 +384,32 @@ fn expand(tree: &str, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
     }
 }
 
+/// `code` without its `use` declarations (read by [`use_paths`]): a group such as
+/// `crate::app::{ctx, user}` is not a path to `crate::app`.
+fn without_uses(code: &str) -> String {
+    let b = code.as_bytes();
+    let mut out = String::with_capacity(code.len());
+    let mut i = 0;
+    while let Some(p) = code[i..].find("use ") {
+        let at = i + p;
+        if at > 0 && is_ident_byte(b[at - 1]) {
+            out.push_str(&code[i..at + 4]);
+            i = at + 4;
+            continue;
+        }
+        let end = code[at..].find(';').map_or(code.len(), |e| at + e + 1);
+        out.push_str(&code[i..at]);
+        out.extend(code[at..end].chars().filter(|c| *c == '\n'));
+        i = end;
+    }
+    out.push_str(&code[i..]);
+    out
+}
+
 /// Paths in code (not `use`) that start with `crate`, `super` or `self`, or with one of `firsts`.
 fn code_paths(code: &str, firsts: &BTreeSet<String>) -> Vec<Vec<String>> {
+    let code = without_uses(code);
+    let code = code.as_str();
     let b = code.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -961,6 +985,14 @@ fn the_reader_reads_use_trees() {
             "crate::token::TokenHash"
         ]
     );
+    let in_code: Vec<String> = code_paths(
+        "use crate::app::{ctx, user};\nfn f() { crate::http::Response::empty(204); }",
+        &BTreeSet::new(),
+    )
+    .iter()
+    .map(|p| p.join("::"))
+    .collect();
+    assert_eq!(in_code, ["crate::http::Response::empty"]);
     assert!(cites_issue(&format!("// see Issue #{}", 12)));
     assert!(!cites_issue("// the issuer's keys, 2 issues ago"));
 }

@@ -339,7 +339,7 @@ async fn dispatch<B: Backend>(
     let result = route(ctx, req, rest).await;
     if req.method != Method::Get {
         // Scopes, clients and their state are in the discovery document.
-        super::discovery::forget();
+        crate::app::server::forget_metadata();
     }
     result
 }

@@ -8,9 +8,9 @@
 //! and passes the body streams through untouched.
 
 use super::client_auth::load_resource;
-use super::decision::{self, Active, Decision};
 use super::isolate::Lookup;
 use crate::app::ctx::{Ctx, Deferred, Outcome};
+use crate::app::tokens::{self, Active, Decision};
 use crate::error::{Error, REALM};
 use crate::events::Event;
 use crate::gate::forward::{header_value, upstream_url};
@@ -212,7 +212,7 @@ async fn check<B: Backend>(
             return Ok(GateAnswer::Respond(resp.into()));
         }
     };
-    let decided = decision::decide(ctx, &resource, token).await?;
+    let decided = tokens::decide(ctx, &resource, token).await?;
     let respond = |resp: Response, deferred: Vec<Deferred>| {
         GateAnswer::Respond(Outcome {
             response: resp,

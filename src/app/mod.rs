@@ -6,32 +6,21 @@ mod admin;
 mod client_auth;
 pub mod config;
 pub mod ctx;
-mod decision;
-mod discovery;
-mod exchange;
-pub mod expiry;
 pub mod gate;
-mod introspect;
 mod isolate;
-mod jwt_tokens;
-mod leaks;
-mod lifecycle;
 mod page;
-mod pats;
 mod ratelimit;
-mod reference;
-mod reuse;
-mod revoke;
 mod routes_admin;
-mod token_endpoint;
+mod server;
+pub mod tokens;
 mod user;
 pub mod webhooks;
 
 pub use config::{Config, LifecycleConfig, PageConfig, WebhookConfig};
 pub use ctx::{Ctx, Deferred, Outcome};
 pub use isolate::IsolateState;
-pub use leaks::{HEADERS as LEAK_REPORT_HEADERS, PATH as LEAK_REPORT_PATH};
 pub use page::is_page_path;
+pub use tokens::{LEAK_REPORT_HEADERS, LEAK_REPORT_PATH};
 
 use crate::error::Error;
 use crate::http::{Method, Request, Response};
@@ -62,7 +51,7 @@ fn route(path: &str) -> Option<(Route<'_>, &'static str)> {
         "/oauth/revoke" => (Route::Revoke, "POST"),
         "/api/pats" => (Route::Pats, "GET, POST"),
         "/api/pats/self/rotate" => (Route::RotateSelf, "POST"),
-        leaks::PATH => (Route::LeakReport, "POST"),
+        tokens::LEAK_REPORT_PATH => (Route::LeakReport, "POST"),
         _ if path.starts_with("/admin/") => (Route::Admin(&path[7..]), ""),
         _ => {
             let rest = path.strip_prefix("/api/pats/")?;
@@ -116,19 +105,19 @@ async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome
     let (route, allow) = route(&req.path).ok_or(Error::NotFound)?;
     let m = req.method;
     match (route, m) {
-        (Route::Discovery, Method::Get) => discovery::metadata(ctx).await.map(Into::into),
-        (Route::Jwks, Method::Get) => Ok(jwt_tokens::jwks(ctx).into()),
-        (Route::Token, Method::Post) => token_endpoint::serve(ctx, req).await.map(Into::into),
+        (Route::Discovery, Method::Get) => server::metadata(ctx).await.map(Into::into),
+        (Route::Jwks, Method::Get) => Ok(server::jwks(ctx).into()),
+        (Route::Token, Method::Post) => server::token(ctx, req).await.map(Into::into),
         (Route::Admin(rest), _) => admin::handle(ctx, req, rest).await.map(Into::into),
-        (Route::Introspect, Method::Post) => introspect::serve(ctx, req).await,
-        (Route::Revoke, Method::Post) => revoke::serve(ctx, req).await,
-        (Route::Pats, Method::Get) => pats::list(ctx, req).await.map(Into::into),
-        (Route::Pats, Method::Post) => pats::create(ctx, req).await.map(Into::into),
-        (Route::Pat(id), Method::Get) => pats::get(ctx, req, id).await.map(Into::into),
-        (Route::Pat(id), Method::Delete) => pats::revoke(ctx, req, id).await,
-        (Route::RotatePat(id), Method::Post) => pats::rotate(ctx, req, id).await,
-        (Route::RotateSelf, Method::Post) => lifecycle::rotate_self(ctx, req).await,
-        (Route::LeakReport, Method::Post) => leaks::handle(ctx, req).await,
+        (Route::Introspect, Method::Post) => tokens::serve_introspection(ctx, req).await,
+        (Route::Revoke, Method::Post) => tokens::serve_revocation(ctx, req).await,
+        (Route::Pats, Method::Get) => tokens::list_pats(ctx, req).await.map(Into::into),
+        (Route::Pats, Method::Post) => tokens::create_pat(ctx, req).await.map(Into::into),
+        (Route::Pat(id), Method::Get) => tokens::get_pat(ctx, req, id).await.map(Into::into),
+        (Route::Pat(id), Method::Delete) => tokens::revoke_pat(ctx, req, id).await,
+        (Route::RotatePat(id), Method::Post) => tokens::rotate_pat(ctx, req, id).await,
+        (Route::RotateSelf, Method::Post) => tokens::rotate_self(ctx, req).await,
+        (Route::LeakReport, Method::Post) => tokens::leak_report(ctx, req).await,
         _ => Err(Error::MethodNotAllowed(allow)),
     }
 }
@@ -138,7 +127,7 @@ async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome
 #[cfg(test)]
 #[doc(hidden)]
 pub fn parse_all_json_bodies(body: &[u8]) {
-    let _ = crate::http::parse_json_object::<pats::CreatePat>(body);
+    let _ = crate::http::parse_json_object::<tokens::CreatePat>(body);
     admin::parse_bodies(body);
     webhooks::parse_bodies(body);
 }

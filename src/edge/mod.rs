@@ -76,7 +76,7 @@ pub fn handle(
 }
 
 /// The Cron Trigger entry point (wrangler.toml `[triggers]`), called by the shim's `scheduled`:
-/// the expiry scan ([`app::expiry::scan`]). Its events are written as log lines like a request's.
+/// the expiry scan ([`app::tokens::expiry_scan`]). Its events are written as log lines like a request's.
 #[wasm_bindgen]
 pub fn scheduled(env: Env) -> js_sys::Promise {
     wasm_bindgen_futures::future_to_promise(async move {
@@ -90,7 +90,7 @@ pub fn scheduled(env: Env) -> js_sys::Promise {
             isolate: &isolate,
             now: now_secs(),
         };
-        let result = app::expiry::scan(&actx).await;
+        let result = app::tokens::expiry_scan(&actx).await;
         let events = isolate.take_events();
         write_events(&events);
         queue::fan_out_now(&env, &cfg, &events).await;

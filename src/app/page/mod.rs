@@ -23,9 +23,10 @@ mod form;
 mod session;
 mod views;
 
-use super::{client_auth, pats, user};
 use crate::app::config::Config;
 use crate::app::ctx::{Ctx, Outcome};
+use crate::app::tokens::{self, CreatePat};
+use crate::app::{client_auth, user};
 use crate::error::Error;
 use crate::events::Event;
 use crate::http::{Method, Request, Response};
@@ -501,8 +502,8 @@ async fn list<B: Backend>(
     who: &Who,
 ) -> Result<Outcome, Fail> {
     let q = req.query_params()?;
-    let after = q.get("cursor").map(pats::parse_cursor).transpose()?;
-    let (recs, next) = pats::list_for(ctx, &who.user, after.as_ref(), PAGE_SIZE).await?;
+    let after = q.get("cursor").map(tokens::parse_cursor).transpose()?;
+    let (recs, next) = tokens::list_for(ctx, &who.user, after.as_ref(), PAGE_SIZE).await?;
     let csrf = csrf_for(key, who)?;
     let page = views::list_page(
         &viewer(who, &csrf),
@@ -590,8 +591,8 @@ async fn new_form<B: Backend>(
 }
 
 /// The expiry the form asks for, as the API's input, or the message to show next to the field.
-fn form_expiry(f: &NewForm, now: i64, max_days: i64) -> Result<pats::CreatePat, String> {
-    let mut body = pats::CreatePat {
+fn form_expiry(f: &NewForm, now: i64, max_days: i64) -> Result<CreatePat, String> {
+    let mut body = CreatePat {
         name: String::new(),
         scopes: Vec::new(),
         expires_at: None,
@@ -619,7 +620,7 @@ fn form_expiry(f: &NewForm, now: i64, max_days: i64) -> Result<pats::CreatePat, 
             .ok_or("Choose one of the expiration options.")?;
         body.expires_in_days = Some(days);
     }
-    pats::validate_expiry(&body, now, max_days).map_err(|_| range())?;
+    tokens::validate_expiry(&body, now, max_days).map_err(|_| range())?;
     Ok(body)
 }
 
@@ -664,7 +665,7 @@ async fn create<B: Backend>(
     }
     // The id this form's token gets: a re-posted form (reload, back) finds it and stops.
     let id = key.derive_id(&who.user, form_id);
-    match pats::owned(ctx, &who.user, &id).await {
+    match tokens::owned(ctx, &who.user, &id).await {
         Ok(_) => {
             let csrf = csrf_for(key, who)?;
             let page = views::message(
@@ -679,7 +680,7 @@ async fn create<B: Backend>(
         Err(Error::NotFound) => {}
         Err(e) => return Err(e.into()),
     }
-    if let Err(e) = pats::validate_name(&nf.name) {
+    if let Err(e) = tokens::validate_name(&nf.name) {
         nf.errors.name = Some(message_of(&e));
     }
     let expiry = form_expiry(&nf, ctx.now, ctx.cfg.pat_max_days);
@@ -688,7 +689,7 @@ async fn create<B: Backend>(
     }
     if nf.scopes.is_empty() {
         nf.errors.scopes = Some("Select at least one scope.".into());
-    } else if let Err(e) = pats::validate_scopes(ctx, &nf.scopes).await {
+    } else if let Err(e) = tokens::validate_scopes(ctx, &nf.scopes).await {
         match e {
             Error::InvalidScope(m) => nf.errors.scopes = Some(ucfirst(&m)),
             Error::UnauthorizedClient(_) => {
@@ -711,7 +712,7 @@ async fn create<B: Backend>(
     body.scopes.clone_from(&nf.scopes);
     body.allow_self_rotation = nf.allow_self_rotation;
     body.revoke_on_reuse = nf.revoke_on_reuse;
-    match pats::issue_with_id(ctx, who.user.clone(), body, Some(id)).await {
+    match tokens::issue_pat_with_id(ctx, who.user.clone(), body, Some(id)).await {
         Ok((rec, token)) => {
             let csrf = csrf_for(key, who)?;
             let page = views::shown_once(&viewer(who, &csrf), &rec, token.expose_secret(), false);
@@ -731,7 +732,7 @@ async fn confirm_revoke<B: Backend>(
     who: &Who,
     id: &str,
 ) -> Result<Outcome, Fail> {
-    let rec = pats::owned(ctx, &who.user, id).await?;
+    let rec = tokens::owned(ctx, &who.user, id).await?;
     let csrf = csrf_for(key, who)?;
     let v = viewer(who, &csrf);
     if rec.revoked_at.is_some() {
@@ -754,7 +755,7 @@ async fn revoke<B: Backend>(
     id: &str,
 ) -> Result<Outcome, Fail> {
     checked_form(ctx, req, key, &who.binding)?;
-    let done = pats::revoke_for(ctx, &who.user, id).await?;
+    let done = tokens::revoke_for(ctx, &who.user, id).await?;
     let response = redirect("/tokens");
     Ok(Outcome {
         response,
@@ -784,7 +785,7 @@ async fn confirm_regenerate<B: Backend>(
     who: &Who,
     id: &str,
 ) -> Result<Outcome, Fail> {
-    let rec = pats::owned(ctx, &who.user, id).await?;
+    let rec = tokens::owned(ctx, &who.user, id).await?;
     let csrf = csrf_for(key, who)?;
     if rec.status(ctx.now) != Status::Active {
         return Ok(not_active_page(who, &csrf).into());
@@ -801,7 +802,7 @@ async fn regenerate<B: Backend>(
     id: &str,
 ) -> Result<Outcome, Fail> {
     let f = checked_form(ctx, req, key, &who.binding)?;
-    let rec = pats::owned(ctx, &who.user, id).await?;
+    let rec = tokens::owned(ctx, &who.user, id).await?;
     let csrf = csrf_for(key, who)?;
     if rec.status(ctx.now) != Status::Active {
         return Ok(not_active_page(who, &csrf).into());
@@ -817,7 +818,7 @@ async fn regenerate<B: Backend>(
         );
         return Ok(html(409, page).into());
     }
-    let r = pats::rotate_for(ctx, &who.user, id).await?;
+    let r = tokens::rotate_for(ctx, &who.user, id).await?;
     let page = views::shown_once(
         &viewer(who, &csrf),
         &r.record,

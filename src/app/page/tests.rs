@@ -816,7 +816,7 @@ fn a_form_posted_twice_at_once_keeps_the_first_token() {
         isolate: &h.isolate,
         now: h.now,
     };
-    let body = || super::pats::CreatePat {
+    let body = || crate::app::tokens::CreatePat {
         name: "twice".into(),
         scopes: vec!["demo_api:read".into()],
         expires_at: None,
@@ -825,14 +825,14 @@ fn a_form_posted_twice_at_once_keeps_the_first_token() {
         revoke_on_reuse: false,
     };
     let id = "AAAAAAAAAAAAAAAAAAAAAA".to_owned();
-    let (first, token) = block_on(super::pats::issue_with_id(
+    let (first, token) = block_on(crate::app::tokens::issue_pat_with_id(
         &ctx,
         "alice".into(),
         body(),
         Some(id.clone()),
     ))
     .expect("first");
-    let second = block_on(super::pats::issue_with_id(
+    let second = block_on(crate::app::tokens::issue_pat_with_id(
         &ctx,
         "alice".into(),
         body(),

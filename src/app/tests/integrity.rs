@@ -267,7 +267,7 @@ fn a_revocation_that_read_the_record_before_a_rotation_kills_the_new_token() {
         isolate: &h.isolate,
         now: h.now,
     };
-    let done = block_on(super::super::revoke::revoke_record(&ctx, &id, &stale))
+    let done = block_on(tokens::revoke_record(&ctx, &id, &stale))
         .expect("revoke")
         .expect("known");
     h.run_deferred(&Outcome {

@@ -352,7 +352,10 @@ fn the_expiry_scan_and_rotation_events_reach_subscribers() {
         isolate: &h.isolate,
         now: h.now,
     };
-    assert_eq!(block_on(crate::app::expiry::scan(&ctx)).expect("scan"), 1);
+    assert_eq!(
+        block_on(crate::app::tokens::expiry_scan(&ctx)).expect("scan"),
+        1
+    );
     h.fan_out_now();
     let q = h.backend.queue.borrow();
     let types: Vec<&str> = q.iter().map(|d| d.event_type.as_str()).collect();

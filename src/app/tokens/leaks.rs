@@ -9,8 +9,8 @@
 //! not a JSON array of matches or has more than [`MAX_MATCHES`] (400, checked only after the
 //! signature). Without any configured key the endpoint does not exist (404).
 
-use super::decision;
-use super::revoke::revoke_record_because;
+use super::revocation::{revoke_record_because, revoked_event};
+use super::{decision, lifecycle};
 use crate::app::ctx::{Ctx, Deferred, Outcome};
 use crate::error::Error;
 use crate::events::Event;
@@ -121,8 +121,7 @@ async fn judge<B: Backend>(
             return Ok(FALSE);
         };
         deferred.extend(done.deferred);
-        ctx.isolate
-            .emit(super::revoke::revoked_event(&rec, done.newly, "leaked"));
+        ctx.isolate.emit(revoked_event(&rec, done.newly, "leaked"));
         ctx.isolate.emit(Event::TokenLeaked {
             token_id: rec.id,
             kind: rec.kind.as_str(),
@@ -134,7 +133,7 @@ async fn judge<B: Backend>(
         return Ok(TRUE);
     }
     // A rotated-away token still working in its grace period: the grace ends now.
-    if let Some(ended) = super::lifecycle::end_grace(ctx, hash).await? {
+    if let Some(ended) = lifecycle::end_grace(ctx, hash).await? {
         deferred.extend(ended.deferred);
         ctx.isolate.emit(Event::TokenLeaked {
             token_id: ended.token_id,

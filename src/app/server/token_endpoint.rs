@@ -2,8 +2,10 @@
 //! ([`TokenRequest`]), then its grant: `client_credentials` here (confidential clients,
 //! reference or JWT access tokens per client), RFC 8693 token exchange in `exchange`.
 
-use super::{client_auth, exchange, ratelimit};
+use super::{exchange, jwt};
 use crate::app::ctx::Ctx;
+use crate::app::tokens::{self, NewToken};
+use crate::app::{client_auth, ratelimit};
 use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::model::{Client, TokenFormat};
@@ -63,11 +65,10 @@ async fn issue_access_token<B: Backend>(
     let scope = crate::scopes::join(&scopes);
     let access_token = match client.token_format {
         TokenFormat::Jwt => {
-            super::jwt_tokens::sign_access_token(ctx, client, subject, &scopes, lifetime, None)
-                .await?
+            jwt::sign_access_token(ctx, client, subject, &scopes, lifetime, None).await?
         }
         TokenFormat::Reference => {
-            let new = super::reference::NewToken {
+            let new = NewToken {
                 kind: TokenKind::Access,
                 subject: subject.to_owned(),
                 client_id: client.id.clone(),
@@ -78,7 +79,7 @@ async fn issue_access_token<B: Backend>(
                 allow_self_rotation: false,
                 revoke_on_reuse: false,
             };
-            let (_, token) = super::reference::issue(ctx, new).await?;
+            let (_, token) = tokens::issue(ctx, new).await?;
             token.expose_secret().to_owned()
         }
     };

@@ -17,10 +17,10 @@
 //!   nothing), and at most one detection (3 D1 reads and 1 write) per stolen token per location
 //!   per `GRANT_CACHE_SECONDS`. A step that failed (the record, the revocation, the marker) leaves
 //!   the marker stale, so the next use tries again.
-//! - A revocation deletes the PAT's markers (the most recent [`super::revoke::MAX_PURGED_RETIRED`]);
+//! - A revocation deletes the PAT's markers (the most recent [`super::revocation::MAX_PURGED_RETIRED`]);
 //!   one left behind costs one D1 read on its next use, which finds the PAT revoked and deletes it.
 
-use super::revoke::{revoke_record_because, Purge};
+use super::revocation::{revoke_record_because, revoked_event, Purge};
 use crate::app::ctx::{Ctx, Deferred};
 use crate::error::Error;
 use crate::events::Event;
@@ -117,8 +117,7 @@ pub async fn detected<B: Backend>(ctx: &Ctx<'_, B>, retired: &Retired, pat: &Tok
             Ok(Some(done)) => {
                 deferred.extend(done.deferred);
                 family_revoked = done.newly;
-                ctx.isolate
-                    .emit(super::revoke::revoked_event(pat, done.newly, REASON));
+                ctx.isolate.emit(revoked_event(pat, done.newly, REASON));
             }
             Ok(None) => {}
             Err(e) => {

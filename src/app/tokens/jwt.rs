@@ -1,84 +1,22 @@
-//! JWT access tokens in the service: the JWKS document, signing for clients, local verification
-//! for introspection and revocation (with a `jti` denylist in KV), and RFC 9701 signed
-//! introspection responses.
+//! patgate's JWT access tokens in the token decision: local verification for introspection and
+//! revocation (with a `jti` denylist in KV; a JWT exchanged from a PAT lives only as long as that
+//! PAT), and RFC 9701 signed introspection responses. Issuing them is the server's part.
 
-use super::client_auth;
-use super::decision::{Active, Source};
+use super::active::{same_uid, Active, Source};
+use crate::app::client_auth;
 use crate::app::ctx::Ctx;
 use crate::error::Error;
 use crate::http::Response;
 use crate::jose::{AccessTokenClaims, IntrospectionResponseClaims, SigningKeys};
-use crate::model::{ApiResource, Client};
+use crate::model::{ApiResource, Client, Status};
 use crate::oauth::introspection::{IntrospectionResponse, INTROSPECTION_JWT_MEDIA};
 use crate::store::Backend;
-use crate::token::random_id;
 use std::rc::Rc;
 
 pub use crate::jose::looks_like_jwt;
 
 fn keys<'a, B>(ctx: &'a Ctx<'_, B>) -> Option<&'a Rc<SigningKeys>> {
     ctx.cfg.signing_keys.as_ref()
-}
-
-pub fn jwks<B>(ctx: &Ctx<'_, B>) -> Response {
-    let body = keys(ctx).map_or_else(|| r#"{"keys":[]}"#.to_owned(), |k| k.jwks_json());
-    let mut r = Response::empty(200);
-    r.headers
-        .push(("content-type", "application/jwk-set+json".into()));
-    // Public keys may be cached briefly; a new key is published before it signs (README).
-    r.headers
-        .push(("cache-control", "public, max-age=300".into()));
-    r.body = body.into_bytes();
-    r
-}
-
-/// The API resources owning `scopes` (the `aud` of a JWT access token).
-async fn audiences<B: Backend>(ctx: &Ctx<'_, B>, scopes: &[String]) -> Result<Vec<String>, Error> {
-    let resources = ctx.backend.list_resources().await?;
-    let mut aud: Vec<String> = Vec::new();
-    for r in &resources {
-        if r.scopes.iter().any(|s| scopes.contains(s)) && !aud.contains(&r.id) {
-            aud.push(r.id.clone());
-        }
-    }
-    Ok(aud)
-}
-
-/// Signs an RFC 9068 access token for `client` and `subject`. `source`: the PAT (id, generation)
-/// a token exchange minted it from; the JWT is active only while that PAT is.
-pub async fn sign_access_token<B: Backend>(
-    ctx: &Ctx<'_, B>,
-    client: &Client,
-    subject: &str,
-    scopes: &[String],
-    lifetime: i64,
-    source: Option<(&str, i64)>,
-) -> Result<String, Error> {
-    let keys = keys(ctx).ok_or_else(|| {
-        Error::InvalidRequest(
-            "JWT access tokens are not available: no signing keys are configured".into(),
-        )
-    })?;
-    // RFC 9068 requires an audience: scopes no API resource owns cannot make a JWT.
-    let aud = audiences(ctx, scopes).await?;
-    if aud.is_empty() {
-        return Err(Error::InvalidScope(
-            "no API resource owns the requested scopes".into(),
-        ));
-    }
-    let claims = AccessTokenClaims {
-        iss: ctx.cfg.issuer.clone(),
-        sub: subject.to_owned(),
-        aud,
-        iat: ctx.now,
-        jti: random_id().map_err(|e| Error::Internal(format!("randomness unavailable: {e}")))?,
-        client_id: client.id.clone(),
-        scope: crate::scopes::Scopes::from_trusted(scopes),
-        pat_id: source.map(|(id, _)| id.to_owned()),
-        pat_gen: source.map(|(_, generation)| generation),
-    };
-    keys.sign_access_token(&claims, ctx.now + lifetime)
-        .map_err(|e| Error::Internal(format!("signing failed: {e}")))
 }
 
 /// A verified, unrevoked JWT access token of ours, or `None`.
@@ -116,13 +54,11 @@ async fn source_pat_active<B: Backend>(
     }
     let alive = match ctx.backend.token_by_id(pat_id).await? {
         Some(rec) => {
-            rec.status(ctx.now) == crate::model::Status::Active
+            rec.status(ctx.now) == Status::Active
                 && Some(rec.generation) == generation
                 && client_auth::load_client(ctx, &rec.client_id)
                     .await?
-                    .is_some_and(|c| {
-                        c.enabled && super::decision::same_uid(rec.client_uid.as_deref(), &c.uid)
-                    })
+                    .is_some_and(|c| c.enabled && same_uid(rec.client_uid.as_deref(), &c.uid))
         }
         None => false,
     };

@@ -1,76 +1,14 @@
-//! RFC 7009 token revocation. Holding a PAT is enough to revoke it: the public PAT client
-//! identifies with `client_id=pat_client` and no secret, so a leaked token dies with one curl.
-//! Confidential clients authenticate and revoke tokens issued to them.
-//!
-//! [`serve`] parses the request once ([`RevocationRequest`]); [`handle`] returns what is left to
-//! do after the (always empty) answer.
+//! The one revocation path: D1 first (the truth), then the token's hashes out of KV, with
+//! retries after the response. Every revocation goes through here: RFC 7009, the management API
+//! and the token page, leak reports, reuse detection.
 
-use super::client_auth;
-use crate::app::ctx::{Ctx, Deferred, Outcome};
+use crate::app::config::REVOCATION_RECHECK_SECS;
+use crate::app::ctx::{Ctx, Deferred};
 use crate::error::Error;
 use crate::events::Event;
-use crate::http::{Request, Response};
-use crate::oauth::RevocationRequest;
+use crate::model::TokenRecord;
 use crate::store::{Backend, RevocationNote};
-use crate::token::{PlainToken, TokenHash};
-
-/// `POST /oauth/revoke`: parse, [`handle`], an empty 200.
-pub async fn serve<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
-    let request = RevocationRequest::parse(req)?;
-    let done = handle(ctx, &request, super::ratelimit::client_ip(req)).await?;
-    let response = Response::empty(200);
-    Ok(Outcome {
-        response,
-        deferred: done.deferred,
-    })
-}
-
-/// Authenticates the client (`ip`: the caller's, for the rate limits), then revokes the token if
-/// it is one of the client's. Whatever the token was, the answer is the same (RFC 7009 2.2).
-pub async fn handle<B: Backend>(
-    ctx: &Ctx<'_, B>,
-    request: &RevocationRequest<'_>,
-    ip: &str,
-) -> Result<Purge, Error> {
-    let client =
-        client_auth::authenticate_client(ctx, &request.client, client_auth::Freshness::Cached, ip)
-            .await?;
-    let presented = request.token()?;
-    // RFC 7009 2.2: invalid tokens get 200; the hint is only a hint.
-    let Ok(token) = PlainToken::parse(presented) else {
-        if super::jwt_tokens::looks_like_jwt(presented) {
-            super::jwt_tokens::revoke(ctx, &client, presented).await?;
-        }
-        return Ok(Purge::default());
-    };
-    let hash = token.hash();
-    if !super::decision::may_exist(ctx, &hash).await {
-        return Ok(Purge::default());
-    }
-    let Some(rec) = ctx.backend.token_by_hash(&hash).await? else {
-        // A PAT's token rotated away and still working in its grace period: holding it is
-        // enough to end its grace (the current token is untouched).
-        if client.id == crate::model::PAT_CLIENT_ID {
-            if let Some(ended) = super::lifecycle::end_grace(ctx, hash).await? {
-                return Ok(Purge {
-                    deferred: ended.deferred,
-                    ..Purge::default()
-                });
-            }
-        }
-        return Ok(Purge::default());
-    };
-    if rec.client_id != client.id {
-        return Err(Error::UnauthorizedClient(
-            "the token was not issued to this client".into(),
-        ));
-    }
-    let done = revoke_record(ctx, &rec.id, &hash)
-        .await?
-        .unwrap_or_default();
-    ctx.isolate.emit(revoked_event(&rec, done.newly, "rfc7009"));
-    Ok(done)
-}
+use crate::token::{TokenHash, TokenKind};
 
 /// What a revocation or rotation left to finish after the response (what failed went to the
 /// isolate's event sink as warnings).
@@ -124,14 +62,14 @@ pub async fn revoke_record_because<B: Backend>(
 
 /// The event for a revoked token record: `pat.revoked` for a PAT, `token.revoked` for a client
 /// access token. `newly`: this call revoked it; `via`: who asked.
-pub fn revoked_event(rec: &crate::model::TokenRecord, newly: bool, via: &'static str) -> Event {
+pub fn revoked_event(rec: &TokenRecord, newly: bool, via: &'static str) -> Event {
     match rec.kind {
-        crate::token::TokenKind::Pat => Event::PatRevoked {
+        TokenKind::Pat => Event::PatRevoked {
             pat_id: rec.id.clone(),
             newly,
             via,
         },
-        crate::token::TokenKind::Access => Event::TokenRevoked {
+        TokenKind::Access => Event::TokenRevoked {
             token_id: rec.id.clone(),
             client_id: rec.client_id.clone(),
         },
@@ -146,7 +84,7 @@ pub const MAX_PURGED_RETIRED: usize = 100;
 /// Deletes `hashes` and the hashes token `id` had before its rotations (their reuse markers or
 /// grace grants: the most recent [`MAX_PURGED_RETIRED`]) from KV, and marks them inactive in
 /// this isolate. Failed deletes are retried after the response; all are deleted once more
-/// [`crate::app::config::REVOCATION_RECHECK_SECS`] later.
+/// [`REVOCATION_RECHECK_SECS`] later.
 pub async fn purge<B: Backend>(ctx: &Ctx<'_, B>, id: &str, mut hashes: Vec<TokenHash>) -> Purge {
     match ctx.backend.retired_hashes(id, i64::MIN).await {
         Ok(mut retired) => {
@@ -183,7 +121,7 @@ pub async fn purge<B: Backend>(ctx: &Ctx<'_, B>, id: &str, mut hashes: Vec<Token
     if !hashes.is_empty() {
         deferred.push(Deferred::PurgeGrants {
             hashes,
-            after_secs: crate::app::config::REVOCATION_RECHECK_SECS,
+            after_secs: REVOCATION_RECHECK_SECS,
         });
     }
     Purge {

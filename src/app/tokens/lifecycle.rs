@@ -1,8 +1,10 @@
 //! Token lifecycle beyond create/revoke: self-rotation for automation, and ending the grace
-//! period of a rotated-away token (see [`super::pats::rotate_record`]; the grace as the decision
+//! period of a rotated-away token (see [`super::rotation::rotate_record`]; the grace as the decision
 //! reads it from D1, and reuse after it, are in [`super::reuse`]).
 
-use super::{client_auth, decision, pats};
+use super::active::same_uid;
+use super::{decision, pats, reuse, rotation};
+use crate::app::client_auth;
 use crate::app::ctx::{Ctx, Deferred, Outcome};
 use crate::error::Error;
 use crate::http::Request;
@@ -35,7 +37,7 @@ pub async fn rotate_self<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<
         let refused = bad("not an active PAT (rotated away)");
         ctx.isolate.error(&refused);
         let response = refused.into_response();
-        let deferred = match super::reuse::check_unknown(ctx, &hash).await? {
+        let deferred = match reuse::check_unknown(ctx, &hash).await? {
             Some(done) => done.deferred,
             None => Vec::new(),
         };
@@ -47,7 +49,7 @@ pub async fn rotate_self<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<
     // Like introspection: a PAT of a disabled (or recreated) PAT client is dead.
     if !client_auth::load_client(ctx, &rec.client_id)
         .await?
-        .is_some_and(|c| c.enabled && decision::same_uid(rec.client_uid.as_deref(), &c.uid))
+        .is_some_and(|c| c.enabled && same_uid(rec.client_uid.as_deref(), &c.uid))
     {
         return Err(bad("the PAT client is disabled"));
     }
@@ -56,9 +58,9 @@ pub async fn rotate_self<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<
             "this token was not created with allow_self_rotation".into(),
         ));
     }
-    let grace = pats::grace_from_body(ctx, req)?;
+    let grace = rotation::grace_from_body(ctx, req)?;
     Ok(pats::rotated_outcome(
-        pats::rotate_record(ctx, rec, grace, "self").await?,
+        rotation::rotate_record(ctx, rec, grace, "self").await?,
     ))
 }
 
@@ -99,7 +101,7 @@ pub async fn end_grace<B: Backend>(
         if was_in_grace {
             ended.grace_until = Some(ctx.now);
         }
-        let marked = super::reuse::mark_retired(ctx, &pat, Some(ended)).await;
+        let marked = reuse::mark_retired(ctx, &pat, Some(ended)).await;
         return Ok(Some(GraceEnded {
             token_id: retired.token_id,
             was_in_grace,

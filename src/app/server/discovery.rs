@@ -10,7 +10,7 @@
 //! forgets it in its own isolate after every change ([`forget`]); other isolates render it
 //! again within `REGISTRY_CACHE_SECONDS`.
 
-use super::client_auth;
+use crate::app::client_auth;
 use crate::app::ctx::Ctx;
 use crate::error::Error;
 use crate::http::Response;

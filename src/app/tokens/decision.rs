@@ -10,70 +10,14 @@
 //! most once per token per isolate per `last_used_coalesce_secs`. Garbage never reaches storage;
 //! a token known to be inactive (unknown to D1, revoked, expired) is remembered by the isolate.
 
-use super::{client_auth, jwt_tokens};
+use super::active::{same_uid, visible_scopes, Active, Decided, Decision, Source};
+use super::{jwt, reuse};
+use crate::app::client_auth;
 use crate::app::ctx::{Ctx, Deferred};
 use crate::error::Error;
-use crate::model::{ApiResource, Grant};
+use crate::model::{ApiResource, Grant, Status};
 use crate::store::Backend;
-use crate::token::{PlainToken, TokenKind};
-
-/// Where an active token came from (introspection serializes each as it always has).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// A reference token (PAT or client access token), from KV or D1.
-    Reference,
-    /// One of patgate's JWT access tokens, verified locally.
-    Jwt,
-}
-
-/// An active token as the resource may see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Active {
-    pub source: Source,
-    pub sub: String,
-    pub client_id: String,
-    /// The token's scopes that belong to the resource (never empty).
-    pub scopes: crate::scopes::Scopes,
-    /// The token id (`jti` in introspection).
-    pub jti: String,
-    pub exp: i64,
-    pub iat: i64,
-    /// The `iss` of a JWT (equal to the configured issuer); `None` for reference tokens.
-    pub iss: Option<String>,
-    pub name: Option<String>,
-    /// A token rotated away with a grace period: (rotated at, works until). `exp` is the latter.
-    pub grace: Option<(i64, i64)>,
-}
-
-impl Active {
-    /// The visible scopes, space-delimited (RFC 7662 `scope`).
-    pub fn scope(&self) -> String {
-        self.scopes.to_string()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Active(Active),
-    Inactive,
-}
-
-/// A decision and the work to do after the response (last use, KV repair). Causes worth logging
-/// went to the isolate's event sink.
-#[derive(Debug)]
-pub struct Decided {
-    pub decision: Decision,
-    pub deferred: Vec<Deferred>,
-}
-
-impl Decided {
-    fn inactive() -> Self {
-        Decided {
-            decision: Decision::Inactive,
-            deferred: Vec::new(),
-        }
-    }
-}
+use crate::token::{PlainToken, TokenHash, TokenKind};
 
 /// Decides whether `presented` is an active token for `resource`.
 pub async fn decide<B: Backend>(
@@ -83,16 +27,14 @@ pub async fn decide<B: Backend>(
 ) -> Result<Decided, Error> {
     if let Ok(token) = PlainToken::parse(presented) {
         reference_token(ctx, resource, &token).await
-    } else if jwt_tokens::looks_like_jwt(presented) {
-        Ok(
-            match jwt_tokens::introspect(ctx, resource, presented).await? {
-                Some(active) => Decided {
-                    decision: Decision::Active(active),
-                    deferred: Vec::new(),
-                },
-                None => Decided::inactive(),
+    } else if jwt::looks_like_jwt(presented) {
+        Ok(match jwt::introspect(ctx, resource, presented).await? {
+            Some(active) => Decided {
+                decision: Decision::Active(active),
+                deferred: Vec::new(),
             },
-        )
+            None => Decided::inactive(),
+        })
     } else {
         Ok(Decided::inactive())
     }
@@ -192,7 +134,7 @@ async fn reference_token<B: Backend>(
 /// hash KV does not know is inactive (see [`crate::model::Grant`]), so endpoints that would read
 /// D1 for a token (revocation, exchange) ask this first: a forged token that passes the checksum
 /// costs one KV read, never a D1 query. A KV failure says "maybe" (D1 decides).
-pub async fn may_exist<B: Backend>(ctx: &Ctx<'_, B>, hash: &crate::token::TokenHash) -> bool {
+pub async fn may_exist<B: Backend>(ctx: &Ctx<'_, B>, hash: &TokenHash) -> bool {
     if ctx.isolate.is_known_inactive(hash, ctx.now) {
         return false;
     }
@@ -213,10 +155,10 @@ async fn from_source_of_truth<B: Backend>(
     token: &PlainToken,
     deferred: &mut Vec<Deferred>,
 ) -> Result<Option<Grant>, Error> {
-    use super::reuse::{self, RetiredState};
+    use reuse::RetiredState;
     let hash = token.hash();
     let grant = match ctx.backend.token_by_hash(&hash).await? {
-        Some(rec) if rec.status(ctx.now) == crate::model::Status::Active => {
+        Some(rec) if rec.status(ctx.now) == Status::Active => {
             Some(rec.grant(ctx.now + ctx.cfg.grant_cache_secs))
         }
         Some(_) => None,
@@ -245,29 +187,4 @@ async fn from_source_of_truth<B: Backend>(
         after_secs: 0,
     });
     Ok(None)
-}
-
-/// Whether a record's uid is the one a token recorded at issuance (`None`: a token issued before
-/// uids existed, matched by id alone).
-pub fn same_uid(recorded: Option<&str>, current: &str) -> bool {
-    recorded.is_none_or(|r| r == current)
-}
-
-/// IdentityServer's rule: a resource sees only its own scopes, and a token without any of them is
-/// inactive for it. A scope counts only if this resource (this uid) owned it when the token was
-/// issued: a scope deleted and created again under another resource stays invisible to it.
-pub fn visible_scopes(grant: &Grant, resource: &ApiResource) -> crate::scopes::Scopes {
-    grant
-        .scopes
-        .iter()
-        .enumerate()
-        .filter(|(i, s)| {
-            resource.scopes.iter().any(|r| r == *s)
-                && grant
-                    .scope_owners
-                    .as_ref()
-                    .is_none_or(|o| o.get(*i).is_some_and(|u| *u == resource.uid))
-        })
-        .map(|(_, s)| s.clone())
-        .collect()
 }

@@ -13,8 +13,10 @@
 //! signature) is `invalid_grant`: it is the grant of this request (RFC 6749 section 5.2);
 //! malformed requests, unsupported token types and `actor_token` are `invalid_request`.
 
-use super::{client_auth, jwt_tokens, pats, user};
+use super::jwt;
 use crate::app::ctx::Ctx;
+use crate::app::tokens::{self, CreatePat};
+use crate::app::{client_auth, user};
 use crate::error::Error;
 use crate::model::Status;
 use crate::model::PAT_CLIENT_ID;
@@ -89,7 +91,7 @@ async fn sso_to_pat<B: Backend>(
     })?;
     still_enabled(ctx, client).await?;
     let new = grant.new_pat?;
-    let body = pats::CreatePat {
+    let body = CreatePat {
         name: new.name.into_owned(),
         scopes: crate::scopes::split(
             &grant
@@ -101,7 +103,7 @@ async fn sso_to_pat<B: Backend>(
         allow_self_rotation: false,
         revoke_on_reuse: false,
     };
-    let (rec, token) = pats::issue(ctx, sub, body).await?;
+    let (rec, token) = tokens::issue_pat(ctx, sub, body).await?;
     Ok(TokenResponse {
         access_token: token.expose_secret().to_owned(),
         token_type: "Bearer",
@@ -118,14 +120,14 @@ async fn pat_to_jwt<B: Backend>(
     grant: &TokenExchange<'_>,
 ) -> Result<TokenResponse, Error> {
     let inactive = || Error::InvalidGrant("subject_token is not an active token".into());
-    if !super::decision::may_exist(ctx, &pat.hash()).await {
+    if !tokens::may_exist(ctx, &pat.hash()).await {
         return Err(inactive());
     }
     // Then the source of truth, not KV: a PAT revoked a second ago must not mint a JWT here.
     let Some(rec) = ctx.backend.token_by_hash(&pat.hash()).await? else {
         // A token rotated away: used after its grace, a detected reuse (see `reuse`).
         // (This answer carries no work for after it: what failed is logged as a warning.)
-        let _done = super::reuse::check_unknown(ctx, &pat.hash()).await?;
+        let _done = tokens::check_unknown(ctx, &pat.hash()).await?;
         return Err(inactive());
     };
     let rec = Some(rec)
@@ -134,7 +136,7 @@ async fn pat_to_jwt<B: Backend>(
     // A PAT of a disabled client is inactive everywhere: it mints nothing either.
     if !client_auth::load_client(ctx, &rec.client_id)
         .await?
-        .is_some_and(|c| c.enabled && super::decision::same_uid(rec.client_uid.as_deref(), &c.uid))
+        .is_some_and(|c| c.enabled && tokens::same_uid(rec.client_uid.as_deref(), &c.uid))
     {
         return Err(inactive());
     }
@@ -142,7 +144,7 @@ async fn pat_to_jwt<B: Backend>(
     let scopes = granted_scopes(grant.scope.as_ref(), &rec.scopes)?;
     // Offline verifiers cannot see the PAT's revocation: keep the JWT short (README).
     let lifetime = ctx.cfg.exchanged_jwt_secs.min(rec.expires_at - ctx.now);
-    let access_token = jwt_tokens::sign_access_token(
+    let access_token = jwt::sign_access_token(
         ctx,
         client,
         &rec.subject,

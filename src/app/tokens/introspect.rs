@@ -4,9 +4,10 @@
 //! API resource and asks the shared decision ([`decision::decide`], also the gate's), and the
 //! typed answer ([`IntrospectionResponse`]) is serialized once: as JSON, or signed (RFC 9701).
 
-use super::decision::{self, Decided, Decision};
-use super::{client_auth, jwt_tokens, ratelimit};
+use super::active::{Decided, Decision};
+use super::{decision, jwt};
 use crate::app::ctx::{Ctx, Outcome};
+use crate::app::{client_auth, ratelimit};
 use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::model::ApiResource;
@@ -51,7 +52,7 @@ pub async fn serve<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcom
     let response = match request.format {
         ResponseFormat::Json => json(ctx, &done),
         ResponseFormat::SignedJwt => {
-            jwt_tokens::signed_introspection(ctx, &done.resource, &done.response(&ctx.cfg.issuer))?
+            jwt::signed_introspection(ctx, &done.resource, &done.response(&ctx.cfg.issuer))?
         }
     };
     Ok(Outcome {

@@ -1,6 +1,7 @@
 //! Issuing reference tokens (PATs and client access tokens): the one place that generates the
 //! secret, writes the record to D1 (the truth) and then the grant to KV (the read path).
 
+use crate::app::client_auth;
 use crate::app::ctx::Ctx;
 use crate::error::Error;
 use crate::model::TokenRecord;
@@ -55,7 +56,7 @@ async fn store<B: Backend>(
     chosen_id: bool,
 ) -> Result<(TokenRecord, PlainToken), Error> {
     let token = PlainToken::generate(new.kind).map_err(rng)?;
-    let scope_owners = super::client_auth::scope_owners(ctx, &new.scopes).await?;
+    let scope_owners = client_auth::scope_owners(ctx, &new.scopes).await?;
     let rec = TokenRecord {
         id,
         kind: new.kind,
