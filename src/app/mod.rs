@@ -10,7 +10,6 @@ pub mod gate;
 mod isolate;
 mod page;
 mod ratelimit;
-mod routes_admin;
 mod server;
 pub mod tokens;
 mod user;
@@ -129,7 +128,6 @@ async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome
 pub fn parse_all_json_bodies(body: &[u8]) {
     let _ = crate::http::parse_json_object::<tokens::CreatePat>(body);
     admin::parse_bodies(body);
-    webhooks::parse_bodies(body);
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! Reads and writes go to D1. This isolate forgets its cached route table at once; other
 //! isolates within `REGISTRY_CACHE_SECONDS`.
 
-use super::admin::{check_id, written};
+use super::checks::{check_id, written};
 use crate::app::ctx::Ctx;
 use crate::error::Error;
 use crate::gate::route::{self, GateRoute, RouteInput};
