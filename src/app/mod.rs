@@ -1,18 +1,33 @@
-//! The service: routing and handlers over the storage traits. No `worker` types here; the
-//! runtime layer builds a [`Ctx`], calls [`handle`], sends the response and runs the
-//! [`Deferred`] work after it (`wait_until`).
+//! The service (`src/app/`): the router, over capabilities, over shared pieces. No `worker`
+//! types here; the runtime layer builds a [`Ctx`], calls [`handle`] (or, on a host other than the
+//! issuer's, [`gate::gate`] first), sends the response and runs the [`Deferred`] work after it
+//! (`wait_until`).
+//!
+//! - Capabilities, each a folder used through its `mod.rs`: [`tokens`] (the token decision and a
+//!   token's life), `server` (the OAuth server), [`gate`], `page` (the token page), `admin` (the
+//!   admin API), [`webhooks`] (events fanned out to endpoints). A capability may use the shared
+//!   pieces and another capability's face; the arrows point one way (`docs/ARCHITECTURE.md`).
+//! - Shared pieces, which use no capability: [`config`], [`ctx`] (the request context, deferred
+//!   work, outcomes), `isolate` (per-isolate caches and the event sink), `client_auth` (client
+//!   and API resource authentication, the registry tables), `user` (the signed-in user),
+//!   `ratelimit`.
+//!
+//! This file is the router and the module list, nothing else.
 
-mod admin;
+// Shared pieces.
 mod client_auth;
 pub mod config;
 pub mod ctx;
-pub mod gate;
 mod isolate;
-mod page;
 mod ratelimit;
+mod user;
+
+// Capabilities.
+mod admin;
+pub mod gate;
+mod page;
 mod server;
 pub mod tokens;
-mod user;
 pub mod webhooks;
 
 pub use config::{Config, LifecycleConfig, PageConfig, WebhookConfig};
@@ -24,44 +39,6 @@ pub use tokens::{LEAK_REPORT_HEADERS, LEAK_REPORT_PATH};
 use crate::error::Error;
 use crate::http::{Method, Request, Response};
 use crate::store::Backend;
-
-enum Route<'p> {
-    Discovery,
-    Jwks,
-    Token,
-    Admin(&'p str),
-    Introspect,
-    Revoke,
-    Pats,
-    Pat(&'p str),
-    RotatePat(&'p str),
-    RotateSelf,
-    LeakReport,
-}
-
-fn route(path: &str) -> Option<(Route<'_>, &'static str)> {
-    Some(match path {
-        // Not `/.well-known/openid-configuration`: patgate is no OpenID Provider (it has no
-        // authorization endpoint and issues no ID tokens), so it serves no OIDC metadata.
-        "/.well-known/oauth-authorization-server" => (Route::Discovery, "GET"),
-        "/.well-known/jwks.json" => (Route::Jwks, "GET"),
-        "/oauth/token" => (Route::Token, "POST"),
-        "/oauth/introspect" => (Route::Introspect, "POST"),
-        "/oauth/revoke" => (Route::Revoke, "POST"),
-        "/api/pats" => (Route::Pats, "GET, POST"),
-        "/api/pats/self/rotate" => (Route::RotateSelf, "POST"),
-        tokens::LEAK_REPORT_PATH => (Route::LeakReport, "POST"),
-        _ if path.starts_with("/admin/") => (Route::Admin(&path[7..]), ""),
-        _ => {
-            let rest = path.strip_prefix("/api/pats/")?;
-            match rest.split_once('/') {
-                None if !rest.is_empty() => (Route::Pat(rest), "GET, DELETE"),
-                Some((id, "rotate")) if !id.is_empty() => (Route::RotatePat(id), "POST"),
-                _ => return None,
-            }
-        }
-    })
-}
 
 /// Handles one request. Never panics on input; every failure is an [`Error`] mapped in one place.
 pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Outcome {
@@ -97,27 +74,95 @@ fn finish(path: &str, r: &mut Response) {
     }
 }
 
-async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
-    if page::is_page_path(&req.path) && page::on_issuer_host(ctx.cfg, req) {
-        return Ok(page::handle(ctx, req).await);
+/// What a path is. Every host reaches these (on a host other than the issuer's, after the gate
+/// found no route for it), but the token page's paths only on the issuer's host.
+#[derive(Clone, Copy)]
+enum Route<'p> {
+    Page,
+    Metadata,
+    Jwks,
+    Token,
+    Introspect,
+    Revoke,
+    LeakReport,
+    Pats,
+    Pat(&'p str),
+    RotatePat(&'p str),
+    RotateSelf,
+    Admin(&'p str),
+}
+
+fn route<'p>(cfg: &Config, req: &'p Request) -> Option<Route<'p>> {
+    let path = req.path.as_str();
+    Some(match path {
+        _ if page::is_page_path(path) && page::on_issuer_host(cfg, req) => Route::Page,
+        // Not `/.well-known/openid-configuration`: patgate is no OpenID Provider (it has no
+        // authorization endpoint and issues no ID tokens), so it serves no OIDC metadata.
+        "/.well-known/oauth-authorization-server" => Route::Metadata,
+        "/.well-known/jwks.json" => Route::Jwks,
+        "/oauth/token" => Route::Token,
+        "/oauth/introspect" => Route::Introspect,
+        "/oauth/revoke" => Route::Revoke,
+        tokens::LEAK_REPORT_PATH => Route::LeakReport,
+        "/api/pats" => Route::Pats,
+        "/api/pats/self/rotate" => Route::RotateSelf,
+        _ if path.starts_with("/admin/") => Route::Admin(&path[7..]),
+        _ => {
+            let rest = path.strip_prefix("/api/pats/")?;
+            match rest.split_once('/') {
+                None if !rest.is_empty() => Route::Pat(rest),
+                Some((id, "rotate")) if !id.is_empty() => Route::RotatePat(id),
+                _ => return None,
+            }
+        }
+    })
+}
+
+impl Route<'_> {
+    /// The methods of a path (the `Allow` of a 405). The page and the admin API answer every
+    /// method themselves.
+    fn allow(self) -> &'static str {
+        match self {
+            Route::Metadata | Route::Jwks => "GET",
+            Route::Token
+            | Route::Introspect
+            | Route::Revoke
+            | Route::LeakReport
+            | Route::RotatePat(_)
+            | Route::RotateSelf => "POST",
+            Route::Pats => "GET, POST",
+            Route::Pat(_) => "GET, DELETE",
+            Route::Page | Route::Admin(_) => "",
+        }
     }
-    let (route, allow) = route(&req.path).ok_or(Error::NotFound)?;
-    let m = req.method;
-    match (route, m) {
-        (Route::Discovery, Method::Get) => server::metadata(ctx).await.map(Into::into),
-        (Route::Jwks, Method::Get) => Ok(server::jwks(ctx).into()),
-        (Route::Token, Method::Post) => server::token(ctx, req).await.map(Into::into),
+}
+
+/// The table: (path, method) to the capability's entry point; no route is a 404, a route without
+/// the method a 405.
+async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
+    use Method::{Delete, Get, Post};
+    let route = route(ctx.cfg, req).ok_or(Error::NotFound)?;
+    match (route, req.method) {
+        // The token page, on the issuer's host: `/`, `/tokens...` (its own table), `/favicon.ico`.
+        (Route::Page, _) => Ok(page::handle(ctx, req).await),
+        // The OAuth server.
+        (Route::Metadata, Get) => server::metadata(ctx).await.map(Into::into),
+        (Route::Jwks, Get) => Ok(server::jwks(ctx).into()),
+        (Route::Token, Post) => server::token(ctx, req).await.map(Into::into),
+        // Tokens: introspection, revocation, leak reports, the PAT management API.
+        (Route::Introspect, Post) => tokens::serve_introspection(ctx, req).await,
+        (Route::Revoke, Post) => tokens::serve_revocation(ctx, req).await,
+        (Route::LeakReport, Post) => tokens::leak_report(ctx, req).await,
+        (Route::Pats, Get) => tokens::list_pats(ctx, req).await.map(Into::into),
+        (Route::Pats, Post) => tokens::create_pat(ctx, req).await.map(Into::into),
+        (Route::Pat(id), Get) => tokens::get_pat(ctx, req, id).await.map(Into::into),
+        (Route::Pat(id), Delete) => tokens::revoke_pat(ctx, req, id).await,
+        (Route::RotatePat(id), Post) => tokens::rotate_pat(ctx, req, id).await,
+        (Route::RotateSelf, Post) => tokens::rotate_self(ctx, req).await,
+        // The admin API (its own table: `/admin/clients`, `/admin/resources`, `/admin/routes`,
+        // `/admin/webhooks`).
         (Route::Admin(rest), _) => admin::handle(ctx, req, rest).await.map(Into::into),
-        (Route::Introspect, Method::Post) => tokens::serve_introspection(ctx, req).await,
-        (Route::Revoke, Method::Post) => tokens::serve_revocation(ctx, req).await,
-        (Route::Pats, Method::Get) => tokens::list_pats(ctx, req).await.map(Into::into),
-        (Route::Pats, Method::Post) => tokens::create_pat(ctx, req).await.map(Into::into),
-        (Route::Pat(id), Method::Get) => tokens::get_pat(ctx, req, id).await.map(Into::into),
-        (Route::Pat(id), Method::Delete) => tokens::revoke_pat(ctx, req, id).await,
-        (Route::RotatePat(id), Method::Post) => tokens::rotate_pat(ctx, req, id).await,
-        (Route::RotateSelf, Method::Post) => tokens::rotate_self(ctx, req).await,
-        (Route::LeakReport, Method::Post) => tokens::leak_report(ctx, req).await,
-        _ => Err(Error::MethodNotAllowed(allow)),
+        (route, _) => Err(Error::MethodNotAllowed(route.allow())),
     }
 }
 
