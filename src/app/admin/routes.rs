@@ -7,7 +7,8 @@
 use super::checks::{check_id, written};
 use crate::app::ctx::Ctx;
 use crate::error::Error;
-use crate::gate::route::{self, GateRoute, RouteInput};
+use crate::gate::route::{GateRoute, RouteInput};
+use crate::gate::validate;
 use crate::http::{Method, Request, Response};
 use crate::store::{Backend, Write};
 use serde_json::json;
@@ -42,7 +43,7 @@ pub async fn handle<B: Backend>(
 async fn put<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, id: &str) -> Result<Response, Error> {
     check_id(id)?;
     let input: RouteInput = req.json()?;
-    let r = route::validate(id, input)?;
+    let r = validate::validate(id, input)?;
     // Fresh reads: the operator must see the result of a change at once.
     let resource = ctx
         .backend
@@ -51,7 +52,7 @@ async fn put<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, id: &str) -> Result<Re
         .ok_or_else(|| {
             Error::InvalidRequest(format!("resource: no API resource {}", r.resource))
         })?;
-    route::check_rule_scopes(&r, &resource.scopes)?;
+    validate::check_rule_scopes(&r, &resource.scopes)?;
     let all = ctx.backend.list_routes().await?;
     if all.iter().any(|x| same_place(x, &r) && x.id != r.id) {
         return Err(conflict());

@@ -23,7 +23,8 @@ pub use check::ASSERTION_LIFETIME_SECS;
 use crate::app::ctx::Ctx;
 use crate::app::isolate::Lookup;
 use crate::error::Error;
-use crate::gate::route::{self, GateRoute};
+use crate::gate::matching;
+use crate::gate::route::GateRoute;
 use crate::store::Backend;
 use answer::finish;
 use metadata::METADATA_PATH;
@@ -56,7 +57,7 @@ pub async fn load_routes<B: Backend>(ctx: &Ctx<'_, B>) -> Result<Rc<Vec<GateRout
 
 /// Whether `req` is gate traffic, and if so the answer or what to forward.
 pub async fn gate<B: Backend>(ctx: &Ctx<'_, B>, req: &GateRequest<'_>) -> GateAnswer {
-    if route::is_issuer_host(&ctx.cfg.issuer, req.authority) {
+    if matching::is_issuer_host(&ctx.cfg.issuer, req.authority) {
         return GateAnswer::NotGate;
     }
     let routes = match load_routes(ctx).await {
@@ -68,7 +69,7 @@ pub async fn gate<B: Backend>(ctx: &Ctx<'_, B>, req: &GateRequest<'_>) -> GateAn
     };
     if let Some(suffix) = req.path.strip_prefix(METADATA_PATH) {
         if let Some(r) =
-            route::find_by_metadata_suffix(&routes, &ctx.cfg.issuer, req.authority, suffix)
+            matching::find_by_metadata_suffix(&routes, &ctx.cfg.issuer, req.authority, suffix)
         {
             let resp = match metadata::metadata(ctx, req, r).await {
                 Ok(r) => r,
@@ -80,7 +81,7 @@ pub async fn gate<B: Backend>(ctx: &Ctx<'_, B>, req: &GateRequest<'_>) -> GateAn
             return GateAnswer::Respond(finish(resp).into());
         }
     }
-    let Some(r) = route::find(&routes, &ctx.cfg.issuer, req.authority, req.path) else {
+    let Some(r) = matching::find(&routes, &ctx.cfg.issuer, req.authority, req.path) else {
         return GateAnswer::NotGate;
     };
     match check::check(ctx, req, r).await {
