@@ -1,6 +1,6 @@
 //! Security events: one structured JSON log line each (`{"event":"pat.revoked",...}`), with ids
 //! and outcome, never a secret or a token. Handlers emit them into this isolate's sink
-//! ([`super::IsolateState::emit`]); the runtime writes each as one line after the request (or,
+//! ([`crate::app::IsolateState::emit`]); the runtime writes each as one line after the request (or,
 //! for work after the response, right away). JSON escaping keeps user-controlled strings (names,
 //! ids, paths) from forging lines.
 

@@ -3,8 +3,8 @@
 //! The runtime layer (`edge`) converts a Workers request into [`Request`] and a [`Response`]
 //! back; everything in between is plain Rust that runs in host tests.
 //!
-//! Bodies and queries are parsed strictly in [`body`] (JSON objects, forms, percent-decoding);
-//! the one mapping from an error to a response is in [`error_response`].
+//! Bodies and queries are parsed strictly in `http/body.rs` (JSON objects, forms,
+//! percent-decoding); the one mapping from an error to a response is in `http/error_response.rs`.
 
 mod body;
 mod error_response;

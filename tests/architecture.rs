@@ -865,8 +865,9 @@ fn wrapped(out: &mut String, first: &str, indent: usize, names: &[&str], sep: &s
 }
 
 /// The picture: each layer with its parts (top-level modules; in the service, the router, the
-/// capability folders and the shared pieces of `src/app/`), then what each part of the runtime
-/// and the service uses, drawn from the module graph.
+/// capability folders and the shared pieces of `src/app/`), then the arrows between the parts of
+/// the runtime and the service, drawn from the module graph (arrows into the layers below are
+/// left out: every part has some, and [`layers_point_one_way`] holds them).
 fn picture(g: &Graph) -> String {
     let part = |m: &Module| -> String {
         match m.path.as_slice() {
@@ -902,7 +903,7 @@ fn picture(g: &Graph) -> String {
         }
         for &to in tos {
             let (pf, pt) = (part(f), part(&g.modules[to]));
-            if pf != pt && layer(&f.path).0 >= 2 {
+            if pf != pt && layer(&f.path).0 >= 2 && layer(&g.modules[to].path).0 >= 2 {
                 arrows.entry(pf).or_default().insert(pt);
             }
         }
@@ -929,7 +930,9 @@ fn picture(g: &Graph) -> String {
             wrapped(&mut s, "    ", 4, &names, " ");
         }
     }
-    s.push_str("\nuses (runtime and service parts):\n");
+    s.push_str(
+        "\nuses, inside the runtime and the service (every part also uses the layers below):\n",
+    );
     for (from, tos) in &arrows {
         let names: Vec<&str> = tos.iter().map(String::as_str).collect();
         let head = format!("  {from} -> ");

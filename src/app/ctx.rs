@@ -30,17 +30,19 @@ pub enum Deferred {
     CacheGrant { hash: TokenHash, grant: Box<Grant> },
     /// Delete grants from KV after `after_secs`, retrying a failed delete a few times. Revocation
     /// and rotation send the hashes whose delete failed with `after_secs: 0`, and every hash they
-    /// retired again after [`REVOCATION_RECHECK_SECS`](super::config::REVOCATION_RECHECK_SECS): a repair that read D1 just before the
-    /// change, or a concurrent rotation's KV write, may land in KV after the first delete.
+    /// retired again after [`REVOCATION_RECHECK_SECS`](super::config::REVOCATION_RECHECK_SECS): a
+    /// repair that read D1 just before the change, or a concurrent rotation's KV write, may land in
+    /// KV after the first delete.
     PurgeGrants {
         hashes: Vec<TokenHash>,
         after_secs: u64,
     },
     /// Write reuse markers (see `tokens::reuse`) after `after_secs`, retrying a failed write a few
     /// times (and deleting the entry if that keeps failing: never leave a live grant). Rotation
-    /// sends every marker it wrote again after [`REVOCATION_RECHECK_SECS`](super::config::REVOCATION_RECHECK_SECS), for the same reason
-    /// as [`Deferred::PurgeGrants`]. A marker never makes a token active, so writing one late
-    /// is always safe.
+    /// sends every marker it wrote again after
+    /// [`REVOCATION_RECHECK_SECS`](super::config::REVOCATION_RECHECK_SECS), for the same reason as
+    /// [`Deferred::PurgeGrants`]. A marker never makes a token active, so writing one late is
+    /// always safe.
     PutMarkers {
         markers: Vec<(TokenHash, Box<Grant>)>,
         after_secs: u64,

@@ -75,8 +75,9 @@ pub fn handle(
     })
 }
 
-/// The Cron Trigger entry point (wrangler.toml `[triggers]`), called by the shim's `scheduled`:
-/// the expiry scan ([`app::tokens::expiry_scan`]). Its events are written as log lines like a request's.
+/// The Cron Trigger entry point (wrangler.toml `[triggers]`), called by the shim's `scheduled`: the
+/// expiry scan ([`app::tokens::expiry_scan`]). Its events are written as log lines like a
+/// request's.
 #[wasm_bindgen]
 pub fn scheduled(env: Env) -> js_sys::Promise {
     wasm_bindgen_futures::future_to_promise(async move {

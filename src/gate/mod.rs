@@ -1,6 +1,6 @@
-//! The edge gate's pure parts: routes (the record: [`route`]; [`validate`]; [`matching`]) and
-//! what is forwarded upstream (URL, headers: [`forward`]). The decision and the responses are in `app::gate`; the fetch and the body
-//! streams in the runtime layer.
+//! The edge gate's pure parts: routes (the record: [`route`]; [`validate`]; [`matching`]) and what
+//! is forwarded upstream (URL, headers: [`forward`]). The decision and the responses are in
+//! `app::gate`; the fetch and the body streams in the runtime layer.
 
 pub mod forward;
 pub mod matching;

@@ -55,7 +55,8 @@ impl std::error::Error for JwksError {}
 impl Jwks {
     /// Parses a JWKS as identity providers serve it.
     ///
-    /// Supported: `kty` `RSA` (RS256, modulus of at least [`MIN_RSA_BITS`]), `EC` with `crv`
+    /// Supported: `kty` `RSA` (RS256, modulus of at least
+    /// [`MIN_RSA_BITS`](super::limits::MIN_RSA_BITS)), `EC` with `crv`
     /// `P-256` (ES256), `OKP` with `crv` `Ed25519` (`EdDSA`). Keys of other types or curves,
     /// with `use` other than `sig`, with `key_ops` lacking `verify`, with an `alg` other than the
     /// one their type implies, or that do not decode, are skipped: the result may be empty.

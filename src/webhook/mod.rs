@@ -1,5 +1,5 @@
 //! Signed webhooks, the pure part: Standard Webhooks signatures (<https://www.standardwebhooks.com>),
-//! endpoint secrets, the payload built from a security [`Event`], the queue message format, the
+//! endpoint secrets, the payload built from a security [`Event`](crate::events::Event), the queue message format, the
 //! retry schedule, and validation of what operators register (URL, event types).
 //!
 //! A delivery is an HTTP POST of the JSON payload with three headers:
@@ -9,7 +9,7 @@
 //!   the decoded bytes of the endpoint secret `whsec_<base64>`; several space-separated
 //!   signatures while a rotated-away secret is still in its grace period.
 //!
-//! By idea: [`signing`] (secrets and signatures), [`payload`] (the queue message, payloads, the
+//! By idea: [`signing`] (secrets and signatures), [`mod@payload`] (the queue message, payloads, the
 //! retry schedule), [`endpoint`] (validation of what operators register).
 
 pub mod endpoint;

@@ -1,10 +1,11 @@
-//! The admin API (`/admin/*`): the operator's API for clients and API resources
-//! ([`registry`]), gate routes ([`routes`]) and webhook endpoints ([`webhooks`]). Authenticated
-//! with the `ADMIN_TOKEN` secret (`Authorization: Bearer`, constant-time compare); without that
-//! secret the admin API does not exist (404). Every write is logged as one `admin.change` event.
-//! All changes go to D1; this isolate forgets its cached copies at once. It may use the shared
-//! pieces of `app/`, the OAuth server's face (to forget the cached metadata, which lists
-//! scopes and clients), the webhooks' face (the limit on endpoints), storage traits and the pure layer; only the router uses it.
+//! The admin API (`/admin/*`): the operator's API for clients and API resources ([`registry`]),
+//! gate routes ([`routes`]) and webhook endpoints ([`webhooks`]). Authenticated with the
+//! `ADMIN_TOKEN` secret (`Authorization: Bearer`, constant-time compare); without that secret the
+//! admin API does not exist (404). Every write is logged as one `admin.change` event. All changes
+//! go to D1; this isolate forgets its cached copies at once. It may use the shared pieces of
+//! `app/`, the OAuth server's face (to forget the cached metadata, which lists scopes and clients),
+//! the webhooks' face (the limit on endpoints), storage traits and the pure layer; only the router
+//! uses it.
 
 mod checks;
 mod registry;
@@ -39,8 +40,8 @@ fn authorize(ctx: &Ctx<'_, impl Backend>, req: &Request) -> Result<(), Error> {
     }
 }
 
-/// The admin API's entry point. Every call that is not a read is logged as one `admin.change` security event
-/// with its outcome (failed admin authentication included).
+/// The admin API's entry point. Every call that is not a read is logged as one `admin.change`
+/// security event with its outcome (failed admin authentication included).
 pub async fn handle<B: Backend>(
     ctx: &Ctx<'_, B>,
     req: &Request,

@@ -241,7 +241,8 @@ pub async fn delete_client<B: Backend>(
     Ok(Response::empty(204))
 }
 
-/// `POST /admin/clients/{id}/rotate-secret`: a new secret, shown once; the old one works for the grace period.
+/// `POST /admin/clients/{id}/rotate-secret`: a new secret, shown once; the old one works for the
+/// grace period.
 pub async fn rotate_client_secret<B: Backend>(
     ctx: &Ctx<'_, B>,
     req: &Request,
@@ -297,7 +298,8 @@ pub async fn delete_resource<B: Backend>(
     Ok(Response::empty(204))
 }
 
-/// `POST /admin/resources/{id}/rotate-secret`: a new secret, shown once; the old one works for the grace period.
+/// `POST /admin/resources/{id}/rotate-secret`: a new secret, shown once; the old one works for the
+/// grace period.
 pub async fn rotate_resource_secret<B: Backend>(
     ctx: &Ctx<'_, B>,
     req: &Request,

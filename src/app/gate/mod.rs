@@ -7,8 +7,8 @@
 //! Sans-IO towards the upstream: this module says what to forward; the runtime does the fetch
 //! and passes the body streams through untouched.
 //!
-//! It owns the gate's answers ([`answer`]), the check of a request on a route ([`check`]) and
-//! the routes' metadata ([`metadata`]); it may use the shared pieces of `app/` (the isolate's
+//! It owns the gate's answers (`answer.rs`), the check of a request on a route (`check.rs`) and
+//! the routes' metadata (`metadata.rs`); it may use the shared pieces of `app/` (the isolate's
 //! route table, API resources), the tokens capability's decision through its face, storage
 //! traits and the pure gate rules (`crate::gate`: route matching, what is forwarded). The runtime
 //! calls [`gate`] for requests on hosts other than the issuer's; the admin API edits the routes.

@@ -19,9 +19,9 @@
 //! derived from the form's one-time id, and the regenerate form names the token's current hash.
 //!
 //! It owns the pages ([`pats`]), who is signed in ([`identity`], [`session`]), forms and the
-//! cross-site check ([`form`]), the HTML ([`views`], [`dates`], [`assets`]) and the answers ([`respond`]);
-//! it may use the shared pieces of `app/`, the tokens capability through its face, storage traits
-//! and the pure layer. Only the router uses it.
+//! cross-site check ([`form`]), the HTML ([`views`], [`dates`], [`assets`]) and the answers
+//! ([`respond`]); it may use the shared pieces of `app/`, the tokens capability through its face,
+//! storage traits and the pure layer. Only the router uses it.
 
 mod assets;
 mod dates;
@@ -42,7 +42,8 @@ use respond::{fail_page, icon, redirect, Fail};
 use session::Key;
 use views::NewForm;
 
-/// Whether `path` belongs to the page (it is served only on the issuer's host, see [`on_issuer_host`]).
+/// Whether `path` belongs to the page (it is served only on the issuer's host, see
+/// [`on_issuer_host`]).
 pub fn is_page_path(path: &str) -> bool {
     path == "/" || path == "/favicon.ico" || path == "/tokens" || path.starts_with("/tokens/")
 }

@@ -1,6 +1,6 @@
 //! Token lifecycle beyond create/revoke: self-rotation for automation, and ending the grace
-//! period of a rotated-away token (see [`super::rotation::rotate_record`]; the grace as the decision
-//! reads it from D1, and reuse after it, are in [`super::reuse`]).
+//! period of a rotated-away token (see [`super::rotation::rotate_record`]; the grace as the
+//! decision reads it from D1, and reuse after it, are in [`super::reuse`]).
 
 use super::active::same_uid;
 use super::{decision, pats, reuse, rotation};
@@ -75,7 +75,8 @@ pub struct GraceEnded {
 /// Ends the grace period of `hash` now, if it is a retired hash (a token rotated away): D1
 /// first, then KV: a reuse marker while the PAT is active ([`super::reuse::mark_retired`]),
 /// else a delete (a failed delete is retried after the response, and every delete repeated
-/// [`crate::app::config::REVOCATION_RECHECK_SECS`] later, as for revocations). `None`: not a retired hash.
+/// [`crate::app::config::REVOCATION_RECHECK_SECS`] later, as for revocations). `None`: not a
+/// retired hash.
 pub async fn end_grace<B: Backend>(
     ctx: &Ctx<'_, B>,
     hash: TokenHash,

@@ -17,8 +17,8 @@
 //!   nothing), and at most one detection (3 D1 reads and 1 write) per stolen token per location
 //!   per `GRANT_CACHE_SECONDS`. A step that failed (the record, the revocation, the marker) leaves
 //!   the marker stale, so the next use tries again.
-//! - A revocation deletes the PAT's markers (the most recent [`super::revocation::MAX_PURGED_RETIRED`]);
-//!   one left behind costs one D1 read on its next use, which finds the PAT revoked and deletes it.
+//! - A revocation deletes the PAT's markers (the most recent
+//!   [`super::revocation::MAX_PURGED_RETIRED`]); one left behind costs one D1 read on its next use, which finds the PAT revoked and deletes it.
 
 use super::revocation::{revoke_record_because, revoked_event, Purge};
 use crate::app::ctx::{Ctx, Deferred};

@@ -2,15 +2,16 @@
 //! queue consumer's delivery decision. Operators register endpoints in the admin API
 //! (`/admin/webhooks`).
 //!
-//! Flow: a handler emits [`Event`](crate::events::Event)s; after the response is sent the runtime logs them and calls
-//! [`fan_out`] (`wait_until`), which queues one [`Delivery`](crate::webhook::Delivery) per (event, subscribed endpoint);
-//! the queue consumer calls [`deliver`] per message: it reads the endpoint (URL, secret) from D1,
-//! signs the payload (Standard Webhooks), POSTs it with a timeout and answers ack or retry with
-//! the backoff of [`crate::webhook::retry_delay`]. Nothing of this runs before or during a request's
-//! answer: a slow or failing endpoint, or a failing queue, never changes or delays it.
+//! Flow: a handler emits [`Event`](crate::events::Event)s; after the response is sent the runtime
+//! logs them and calls [`fan_out`] (`wait_until`), which queues one
+//! [`Delivery`](crate::webhook::Delivery) per (event, subscribed endpoint); the queue consumer
+//! calls [`deliver`] per message: it reads the endpoint (URL, secret) from D1, signs the payload
+//! (Standard Webhooks), POSTs it with a timeout and answers ack or retry with the backoff of
+//! [`crate::webhook::retry_delay`]. Nothing of this runs before or during a request's answer: a
+//! slow or failing endpoint, or a failing queue, never changes or delays it.
 //!
-//! Delivery is at least once: a retried send, or an enqueue that landed but reported an error
-//! and was sent again, may deliver a message twice, always with the same `webhook-id`.
+//! Delivery is at least once: a retried send, or an enqueue that landed but reported an error and
+//! was sent again, may deliver a message twice, always with the same `webhook-id`.
 //!
 //! It may use the shared pieces of `app/` (configuration, the isolate's cache of endpoints),
 //! storage traits and the pure layer (`crate::webhook`: signatures, payloads, the queue message);
