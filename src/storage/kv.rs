@@ -48,6 +48,20 @@ impl Denied {
     pub const VALUE: &'static str = "1";
 }
 
+/// `s:{hex sha256 of the token}` -> a token the page showed, sealed (`app::page::replay`: only
+/// the same session's resubmission of the same form can open it); expires a minute after.
+pub struct SealedKey<'a>(pub &'a TokenHash);
+
+/// Prefix of [`SealedKey`]. Persisted (for a minute at a time): never reuse it for another value.
+pub const SEALED_PREFIX: &str = "s:";
+
+impl KvKey for SealedKey<'_> {
+    type Value = String;
+    fn key(&self) -> String {
+        format!("{SEALED_PREFIX}{}", self.0.to_hex())
+    }
+}
+
 /// KV refuses expirations less than 60 s ahead: every expiration is at least this far out.
 pub const MIN_TTL_SECS: i64 = 60;
 
@@ -85,6 +99,17 @@ mod tests {
         assert_eq!(
             key,
             "g:ab0000000000000000000000000000000000000000000000000000000000000f"
+        );
+    }
+
+    /// Golden: a sealed token's key (distinct from the grant's: a sealed value is never a grant).
+    #[test]
+    fn sealed_key_format_unchanged() {
+        let mut bytes = [0u8; 32];
+        bytes[0] = 0xab;
+        assert_eq!(
+            SealedKey(&TokenHash(bytes)).key(),
+            "s:ab00000000000000000000000000000000000000000000000000000000000000"
         );
     }
 
