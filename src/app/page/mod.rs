@@ -75,6 +75,28 @@ pub fn on_issuer_host(cfg: &Config, req: &Request) -> bool {
     matches!(req.get_header("host"), Ok(Some(h)) if h.eq_ignore_ascii_case(authority))
 }
 
+/// A page path on another host than the issuer's, in local development (a loopback `ISSUER`):
+/// a 404 that says where the page is (`http://localhost:8787/` is the gate's host there, and a
+/// newcomer opens it first). `None` in production: there, other hosts say nothing about the page.
+pub fn not_on_this_host(cfg: &Config) -> Option<Response> {
+    let authority = crate::gate::route::authority(&cfg.issuer);
+    let host = crate::gate::route::host_name(authority);
+    let loopback = host == "localhost" || host == "[::1]" || host.starts_with("127.");
+    loopback.then(|| {
+        Response::json(
+            404,
+            &serde_json::json!({
+                "error": "not_found",
+                "error_description": format!(
+                    "this host serves the gate; the token page is on {}/",
+                    form::origin_of(&cfg.issuer)
+                ),
+            }),
+        )
+        .with_header("cache-control", "no-store")
+    })
+}
+
 /// Why a page request fails (rendered as HTML, never JSON).
 #[derive(Debug)]
 enum Fail {

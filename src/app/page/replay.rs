@@ -16,6 +16,9 @@
 //!    shows it again, within [`REPLAY_SECS`] of the PAT's creation and only while the PAT is
 //!    active and was never regenerated. Otherwise the page says the token was already created.
 //!
+//! Before the token is shown again, its KV grant is checked (and written if the creating request
+//! ended before writing it): a token is never shown that does not work.
+//!
 //! The seal is written before the PAT, so a twin that finds the PAT also finds the seal (KV reads
 //! at the location of the write see it; both POSTs come from one browser, so one location). If
 //! the seal cannot be written, the PAT is created anyway and a repeat gets the "already created"
@@ -154,8 +157,39 @@ impl Sealer {
             }
         };
         let token = PlainToken::parse(&open(&self.0, &sealed)?).ok()?;
-        (token.hash() == rec.hash).then_some(token)
+        if token.hash() != rec.hash {
+            return None;
+        }
+        usable(ctx, rec).await.then_some(token)
     }
+}
+
+/// Whether the PAT's token works: its KV grant exists (a hash KV does not know is inactive).
+/// The request that created the PAT may have ended between its D1 insert and its KV write (the
+/// runtime cancels a request whose client went away, and a double submit is exactly that): the
+/// grant is then written here, and the record read back, so that a revocation landing meanwhile
+/// is not undone (its grant is deleted again and nothing is shown).
+async fn usable<B: Backend>(ctx: &Ctx<'_, B>, rec: &TokenRecord) -> bool {
+    match ctx.backend.get_grant(&rec.hash).await {
+        Ok(Some(g)) if !g.marker => return true,
+        Ok(_) => {}
+        // KV unreadable: writing blind could revive a revoked token; show nothing.
+        Err(_) => return false,
+    }
+    if crate::app::reference::put_grant_retrying(ctx, rec)
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let still = matches!(
+        ctx.backend.token_by_id(&rec.id).await,
+        Ok(Some(now)) if now.hash == rec.hash && now.status(ctx.now) == Status::Active
+    );
+    if !still {
+        let _ = ctx.backend.delete_grant(&rec.hash).await;
+    }
+    still
 }
 
 #[cfg(test)]

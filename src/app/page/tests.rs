@@ -1223,3 +1223,88 @@ fn field_value(body: &str, name: &str) -> String {
         .expect(name)
         .to_owned()
 }
+
+#[test]
+fn other_hosts_never_serve_the_page_and_a_local_one_says_where_it_is() {
+    let mut h = h();
+    let get = |h: &H, host: &str, path: &str| {
+        h.send(&Request::new(Method::Get, path).header("host", host))
+            .response
+    };
+    // production issuer: a bare 404 on other hosts, nothing about the page
+    for path in ["/", "/tokens", "/tokens/new"] {
+        let r = get(&h, "api.example.com", path);
+        assert_eq!(r.status, 404);
+        assert_eq!(r.json_body(), serde_json::json!({"error": "not_found"}));
+    }
+    // a loopback issuer (npm start): the gate's host says where the page is
+    h.cfg.issuer = "http://127.0.0.1:8787".into();
+    for path in ["/", "/tokens", "/favicon.ico"] {
+        let r = get(&h, "localhost:8787", path);
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(
+            r.json_body()["error_description"],
+            "this host serves the gate; the token page is on http://127.0.0.1:8787/"
+        );
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+    }
+    // and the page itself is still served on the issuer's host
+    assert_eq!(get(&h, "127.0.0.1:8787", "/").status, 303);
+    // other paths on the gate host are patgate's endpoints as before
+    assert_eq!(
+        get(&h, "localhost:8787", "/nope").json_body(),
+        serde_json::json!({"error": "not_found"})
+    );
+}
+
+#[test]
+fn a_creation_cut_off_before_its_kv_write_is_completed_by_the_resubmission() {
+    // The runtime cancels a request whose client went away (the first POST of a double submit):
+    // it may end after the D1 insert and before the KV grant, whose absence makes a token dead.
+    let h = h();
+    let (cookie, body) = filled_form(&h, "alice");
+    let token = token_in(&text(&h.post("/tokens/new", &body, Some(&cookie)).response));
+    let hash = crate::token::PlainToken::parse(&token)
+        .expect("token")
+        .hash();
+    h.backend.kv.borrow_mut().remove(&hash);
+    let again = h.post("/tokens/new", &body, Some(&cookie)).response;
+    assert_eq!(again.status, 200, "{}", text(&again));
+    assert_eq!(token_in(&text(&again)), token);
+    assert!(
+        h.backend.kv.borrow().get(&hash).is_some_and(|g| !g.marker),
+        "the grant is back: the token shown works"
+    );
+    // KV unreadable: nothing is written blind, nothing shown
+    h.backend.kv.borrow_mut().remove(&hash);
+    h.backend.break_kv.set(true);
+    let r = h.post("/tokens/new", &body, Some(&cookie)).response;
+    h.backend.break_kv.set(false);
+    assert_ne!(r.status, 200);
+    assert!(!text(&r).contains("pgp_"));
+}
+
+#[test]
+fn a_revocation_landing_during_the_repair_is_not_undone() {
+    let h = h();
+    let (cookie, body) = filled_form(&h, "alice");
+    let token = token_in(&text(&h.post("/tokens/new", &body, Some(&cookie)).response));
+    let hash = crate::token::PlainToken::parse(&token)
+        .expect("token")
+        .hash();
+    h.backend.kv.borrow_mut().remove(&hash);
+    // right after the repair's KV write, the PAT is revoked (its own KV delete came before ours)
+    h.backend
+        .after_step(crate::testing::Step::KvPut, move |b: &MemoryBackend| {
+            let mut tokens = b.tokens.borrow_mut();
+            let t = tokens.iter_mut().find(|t| t.hash == hash).expect("token");
+            t.revoked_at = Some(NOW);
+        });
+    let r = h.post("/tokens/new", &body, Some(&cookie)).response;
+    assert_eq!(r.status, 409, "{}", text(&r));
+    assert!(!text(&r).contains("pgp_"));
+    assert!(
+        !h.backend.kv.borrow().contains_key(&hash),
+        "the revoked token's grant is gone again"
+    );
+}
