@@ -118,8 +118,8 @@ async fn serve_gate(
         GateAnswer::Forward(f) => {
             defer(env, ctx, f.deferred);
             match forward(req, &method, &headers, &f.url, f.identity).await {
-                Ok(resp) => Ok(Some(match f.cors {
-                    Some(cors) => with_cors(resp, &cors),
+                Ok(resp) => Ok(Some(match &f.cors {
+                    Some(cors) => with_cors(resp, cors),
                     None => resp,
                 })),
                 Err(e) => {
@@ -133,7 +133,9 @@ async fn serve_gate(
                                 .unwrap_or_default()
                         ),
                     }]);
-                    respond(core_gate::bad_gateway()).map(Some)
+                    let mut answer = core_gate::bad_gateway();
+                    answer.headers.extend(f.cors.unwrap_or_default());
+                    respond(answer).map(Some)
                 }
             }
         }
