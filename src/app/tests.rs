@@ -761,6 +761,7 @@ fn config_debug_shows_no_secret() {
 }
 
 mod gate;
+mod gate_cors;
 
 mod hostile;
 mod webhooks;
