@@ -131,6 +131,7 @@ export async function startDevServer({
 /** Rate limits high enough that no test or benchmark trips them by accident. */
 export const NO_RATE_LIMITS = {
   RL_FAILED_AUTH_CLIENT: 100000, RL_FAILED_AUTH_IP: 100000, RL_PAT_CREATE: 100000, RL_TOKEN_IP: 100000,
+  RL_ROTATE: 100000,
 };
 
 /**

@@ -305,13 +305,40 @@ mod tests {
             (b"-1", "a number"),
             (b"true", "a boolean"),
             (b"null", "null"),
-            (b"", "empty"),
-            (b"  ", "empty"),
-            (b"\xef\xbb\xbf{}", "not JSON"),
         ] {
             match json_req(body).json::<Pair>() {
                 Err(Error::InvalidRequest(m)) => {
                     assert_eq!(m, format!("the JSON body must be an object, not {found}"));
+                }
+                other => panic!("{body:?}: {other:?}"),
+            }
+        }
+        // Not JSON at all, whatever its first byte suggests (a form body, a BOM, a typo).
+        for body in [
+            &b"\xef\xbb\xbf{}"[..],
+            b"name=ci&scopes=a",
+            b"nul",
+            b"true-ish",
+            b"fals",
+            b"12 34",
+            b"[1,",
+            b"\"open",
+            b"hello",
+        ] {
+            match json_req(body).json::<Pair>() {
+                Err(Error::InvalidRequest(m)) => {
+                    assert_eq!(
+                        m, "the body is not JSON: a JSON object is required",
+                        "{body:?}"
+                    );
+                }
+                other => panic!("{body:?}: {other:?}"),
+            }
+        }
+        for body in [&b""[..], b"  ", b"\r\n"] {
+            match json_req(body).json::<Pair>() {
+                Err(Error::InvalidRequest(m)) => {
+                    assert_eq!(m, "the body is empty: a JSON object is required");
                 }
                 other => panic!("{body:?}: {other:?}"),
             }

@@ -38,6 +38,17 @@ pub trait GrantCache {
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError>;
     /// Puts a `jti` on the denylist until the token's `exp`.
     async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<(), StoreError>;
+    /// Keeps a token the page is about to show, sealed (encrypted, see `app::page::replay`),
+    /// under its hash until `expires_at` (a minute): a second submission of the same form can
+    /// show it again. Never a plain token.
+    async fn put_sealed(
+        &self,
+        hash: &TokenHash,
+        sealed: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// The sealed token kept under this hash, if it has not expired.
+    async fn get_sealed(&self, hash: &TokenHash) -> Result<Option<String>, StoreError>;
 }
 
 /// Keyset page position for listing (`created_at`, `id`), newest first.
@@ -102,6 +113,17 @@ pub trait TokenStore {
         origin: &ClientOrigin,
         rotated_at: i64,
     ) -> Result<(), StoreError>;
+    /// The token that has `hash` now or had it before a rotation: its record, and the retired
+    /// hash when `hash` is one of its rotated-away hashes. One read (both are unique keys). Any
+    /// status: revoked and expired tokens are found too.
+    async fn token_by_any_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<(TokenRecord, Option<Retired>)>, StoreError>;
+    /// Keeps `url` among the places token `id` was reported leaked, at `at`: the newest
+    /// [`crate::model::MAX_LEAK_URLS`] distinct URLs are kept, by the time of their latest report
+    /// (ties: the URL first reported later), older ones are dropped in the same transaction.
+    async fn record_leak_url(&self, id: &str, url: &str, at: i64) -> Result<(), StoreError>;
     /// Removes a token record. Only used to undo an insert whose outcome is unknown (the insert
     /// reported an error but may have landed): the token was never shown to anyone.
     async fn delete_token(&self, id: &str) -> Result<(), StoreError>;
@@ -169,6 +191,8 @@ pub enum Limit {
     PatCreationsPerUser,
     /// Calls of the token endpoint, per IP.
     TokenEndpointPerIp,
+    /// Rotations of one PAT (owner, page and self-rotation), per PAT id.
+    RotationsPerPat,
 }
 
 impl Limit {
@@ -237,6 +261,9 @@ pub trait ExpiryNotices {
         now: i64,
         limit: u32,
     ) -> Result<Vec<ExpiryNotice>, StoreError>;
+    /// Forgets claimed notices, each (token id, threshold days), so that a later scan claims them
+    /// again: their events could not be queued.
+    async fn release_expiry_notices(&self, notices: &[(String, i64)]) -> Result<(), StoreError>;
 }
 
 /// Where the request being served came from, as the runtime reports it (see

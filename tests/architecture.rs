@@ -5,13 +5,15 @@
 //!
 //! 1. no import circle between the files of `src/` (test modules excluded);
 //! 2. the layers point one way: runtime (`src/edge/`) -> service (`src/app/`) -> storage
-//!    contracts (`src/store*`, `src/storage/`, `src/model.rs`) -> everything else (the pure
-//!    protocol and formats); a file may use its own layer and the ones below it only;
+//!    contracts (`src/store*`, `src/storage/`, `src/model.rs`, a folder's own `store.rs`, the
+//!    in-memory backends) -> everything else (the pure protocol and formats); a file may use its
+//!    own layer and the ones below it only;
 //! 3. a capability folder of `src/app/` (`src/app/<capability>/`) is used by other parts of
 //!    `src/app/` through its public face (`mod.rs`) only, never through its inner files;
 //! 4. the shared pieces of `src/app/` (its files outside capability folders: configuration,
 //!    request context, isolate state, ...) use no capability and not the router;
-//! 5. production code never uses the in-memory test backend (`src/testing`);
+//! 5. production code never uses the in-memory test backends (`src/testing/`, and any module
+//!    declared under `cfg(any(test, ...))` like it);
 //! 6. no source file but tests is over 600 lines;
 //! 7. comments never cite issue numbers (in `src/`, and in the tests, scripts, benchmark, fuzz
 //!    targets and migrations).
@@ -41,8 +43,11 @@ struct Module {
     code: String,
     /// Raw text (for the comment rule).
     raw: String,
-    /// Declared only under `#[cfg(test)]` (or `cfg(any(test, ...))`): tests and test support.
+    /// Declared only under `#[cfg(test)]`: tests and test helpers.
     test_only: bool,
+    /// Test support that other builds compile too, declared under `cfg(any(test, ...))` (or an
+    /// ancestor is): the in-memory backends (`src/testing/`, `src/authz/memory.rs`).
+    test_backend: bool,
 }
 
 fn src_dir() -> PathBuf {
@@ -196,11 +201,45 @@ fn strip_comments_and_strings(s: &str) -> String {
 }
 
 /// Whether an attribute's text is exactly `cfg(test)`. Test support that other builds also
-/// compile (`cfg(any(test, feature = "tools"))`: the in-memory backend) counts as production
-/// code here: it has layers and a size like any other module.
+/// compile (`cfg(any(test, feature = "tools"))`: the in-memory backends) is not test code here:
+/// it has layers and a size like any other module ([`is_test_support_cfg`]).
 fn is_test_cfg(attr: &str) -> bool {
     let a: String = attr.chars().filter(|c| !c.is_whitespace()).collect();
     a == "cfg(test)"
+}
+
+/// Whether an attribute compiles its item for tests and some other build too
+/// (`cfg(any(test, feature = "tools"))`).
+fn is_test_support_cfg(attr: &str) -> bool {
+    let a: String = attr.chars().filter(|c| !c.is_whitespace()).collect();
+    a.starts_with("cfg(any(test,")
+}
+
+/// The child modules declared under a test-support `cfg` (`#[cfg(any(test, ...))] mod x;`).
+fn test_support_mods(code: &str) -> BTreeSet<String> {
+    let b = code.as_bytes();
+    let mut out = BTreeSet::new();
+    let mut i = 0;
+    while let Some(p) = code[i..].find("#[") {
+        let at = i + p;
+        let end = matching(b, at + 1, b'[', b']');
+        i = end + 1;
+        if !is_test_support_cfg(&code[at + 2..end]) {
+            continue;
+        }
+        let rest = code[end + 1..].trim_start();
+        let words: Vec<&str> = rest
+            .split(|c: char| c.is_whitespace() || c == ';')
+            .filter(|w| !w.is_empty())
+            .take(3)
+            .collect();
+        if let Some(m) = words.iter().position(|w| *w == "mod") {
+            if let Some(name) = words.get(m + 1) {
+                out.insert((*name).to_owned());
+            }
+        }
+    }
+    out
 }
 
 /// Removes every item under `#[cfg(test)]`; returns the code and the names of child modules
@@ -276,8 +315,16 @@ fn matching(b: &[u8], open_at: usize, open: u8, close: u8) -> usize {
     b.len().saturating_sub(1)
 }
 
-/// A file read: its module path, file name, raw text, code, and child modules declared for tests.
-type Stripped = (Vec<String>, String, String, String, BTreeSet<String>);
+/// A file read: its module path, file name, raw text, code, and child modules declared for tests
+/// and for test support.
+type Stripped = (
+    Vec<String>,
+    String,
+    String,
+    String,
+    BTreeSet<String>,
+    BTreeSet<String>,
+);
 
 fn load() -> Vec<Module> {
     let root = src_dir();
@@ -286,24 +333,31 @@ fn load() -> Vec<Module> {
     let mut stripped: Vec<Stripped> = files
         .into_iter()
         .map(|(path, file, raw)| {
-            let (code, test_mods) = strip_test_items(&strip_comments_and_strings(&raw));
-            (path, file, raw, code, test_mods)
+            let clean = strip_comments_and_strings(&raw);
+            let support = test_support_mods(&clean);
+            let (code, test_mods) = strip_test_items(&clean);
+            (path, file, raw, code, test_mods, support)
         })
         .collect();
-    // A module is test-only when its parent declares it under #[cfg(test)], or an ancestor is.
+    // A module is test-only when its parent declares it under #[cfg(test)], or an ancestor is;
+    // test support likewise.
     let mut test_only: BTreeSet<Vec<String>> = BTreeSet::new();
-    for (path, _, _, _, test_mods) in &stripped {
-        for m in test_mods {
-            let mut p = path.clone();
-            p.push(m.clone());
-            test_only.insert(p);
+    let mut support: BTreeSet<Vec<String>> = BTreeSet::new();
+    for (path, _, _, _, test_mods, support_mods) in &stripped {
+        for (set, mods) in [(&mut test_only, test_mods), (&mut support, support_mods)] {
+            for m in mods {
+                let mut p = path.clone();
+                p.push(m.clone());
+                set.insert(p);
+            }
         }
     }
     stripped.sort_by(|a, b| a.0.cmp(&b.0));
     stripped
         .into_iter()
-        .map(|(path, file, raw, code, _)| Module {
+        .map(|(path, file, raw, code, _, _)| Module {
             test_only: (1..=path.len()).any(|n| test_only.contains(&path[..n])),
+            test_backend: (1..=path.len()).any(|n| support.contains(&path[..n])),
             lines: raw.lines().count(),
             path,
             file,
@@ -590,18 +644,22 @@ fn circles(g: &Graph) -> Vec<Vec<usize>> {
     t.out
 }
 
-/// The layer of a module: 3 runtime, 2 service, 1 storage contracts, 0 pure.
-fn layer(path: &[String]) -> (u8, &'static str) {
+/// The layer of a module: 3 runtime, 2 service, 1 storage contracts, 0 pure. Storage contracts
+/// are `store.rs`, `storage/` and `model.rs`, a folder's own storage traits (a `store.rs` inside
+/// it, e.g. `authz/store.rs`), and the in-memory backends that implement them.
+fn layer(m: &Module) -> (u8, &'static str) {
+    let path = &m.path;
     match path.first().map(String::as_str) {
         Some("edge") => (3, "runtime"),
         Some("app") => (2, "service"),
-        // The in-memory backend implements the storage contracts: it sits with them.
         Some(s)
             if s == "store"
                 || s.starts_with("store_")
                 || s == "storage"
                 || s == "model"
-                || s == "testing" =>
+                || s == "testing"
+                || m.test_backend
+                || path.last().is_some_and(|l| l == "store") =>
         {
             (1, "storage contracts")
         }
@@ -643,9 +701,9 @@ fn layers_point_one_way() {
     let g = graph();
     let mut bad = Vec::new();
     for (&from, tos) in &g.edges {
-        let (lf, nf) = layer(&g.modules[from].path);
+        let (lf, nf) = layer(&g.modules[from]);
         for &to in tos {
-            let (lt, nt) = layer(&g.modules[to].path);
+            let (lt, nt) = layer(&g.modules[to]);
             if lt > lf {
                 bad.push(format!(
                     "{} ({nf}) uses {} ({nt})",
@@ -731,7 +789,7 @@ fn shared_pieces_use_no_capability() {
 #[test]
 fn production_code_never_uses_the_test_backend() {
     let g = graph();
-    let in_backend = |m: &Module| m.path.first().map(String::as_str) == Some("testing");
+    let in_backend = |m: &Module| m.test_backend;
     let mut bad = Vec::new();
     for (&from, tos) in &g.edges {
         let f = &g.modules[from];
@@ -869,10 +927,17 @@ fn wrapped(out: &mut String, first: &str, indent: usize, names: &[&str], sep: &s
 /// the runtime and the service, drawn from the module graph (arrows into the layers below are
 /// left out: every part has some, and [`layers_point_one_way`] holds them).
 fn picture(g: &Graph) -> String {
+    // A folder's storage traits or in-memory backend (`authz/store.rs`) sit in another layer than
+    // the rest of their folder: they are named by their path.
     let part = |m: &Module| -> String {
         match m.path.as_slice() {
             [] => "lib".to_owned(),
             [first, second, ..] if first == "app" => format!("app/{second}"),
+            [first, _, ..]
+                if layer(m).0 == 1 && !["testing", "storage"].contains(&first.as_str()) =>
+            {
+                m.path.join("/")
+            }
             [first, ..] => first.clone(),
         }
     };
@@ -884,7 +949,7 @@ fn picture(g: &Graph) -> String {
         .iter()
         .filter(|m| !m.test_only && !m.path.is_empty())
     {
-        let (l, n) = layer(&m.path);
+        let (l, n) = layer(m);
         layers
             .entry(l)
             .or_insert((n, BTreeSet::new()))
@@ -903,7 +968,7 @@ fn picture(g: &Graph) -> String {
         }
         for &to in tos {
             let (pf, pt) = (part(f), part(&g.modules[to]));
-            if pf != pt && layer(&f.path).0 >= 2 && layer(&g.modules[to].path).0 >= 2 {
+            if pf != pt && layer(f).0 >= 2 && layer(&g.modules[to]).0 >= 2 {
                 arrows.entry(pf).or_default().insert(pt);
             }
         }
@@ -995,6 +1060,10 @@ fn the_reader_reads_use_trees() {
     .map(|p| p.join("::"))
     .collect();
     assert_eq!(in_code, ["crate::http::Response::empty"]);
+    let support = test_support_mods(&strip_comments_and_strings(
+        "#[cfg(any(test, feature = \"tools\"))]\npub mod testing;\n#[cfg(test)]\nmod tests;\n",
+    ));
+    assert_eq!(support.into_iter().collect::<Vec<_>>(), ["testing"]);
     assert!(cites_issue(&format!("// see Issue #{}", 12)));
     assert!(!cites_issue("// the issuer's keys, 2 issues ago"));
 }

@@ -7,10 +7,10 @@
 //!   token's life), `server` (the OAuth server), [`gate`], `page` (the token page), `admin` (the
 //!   admin API), [`webhooks`] (events fanned out to endpoints). A capability may use the shared
 //!   pieces and another capability's face; the arrows point one way (`docs/ARCHITECTURE.md`).
-//! - Shared pieces, which use no capability: [`config`], [`ctx`] (the request context, deferred
-//!   work, outcomes), `isolate` (per-isolate caches and the event sink), `client_auth` (client
-//!   and API resource authentication, the registry tables), `user` (the signed-in user),
-//!   `ratelimit`.
+//! - Shared pieces, which use no capability: [`config`] (and [`settings`], the checks of settings
+//!   the runtime reads), [`ctx`] (the request context, deferred work, outcomes), `isolate`
+//!   (per-isolate caches and the event sink), `client_auth` (client and API resource
+//!   authentication, the registry tables), `user` (the signed-in user), `ratelimit`.
 //!
 //! This file is the router and the module list, nothing else.
 
@@ -20,6 +20,7 @@ pub mod config;
 pub mod ctx;
 mod isolate;
 mod ratelimit;
+pub mod settings;
 mod user;
 
 // Capabilities.
@@ -79,6 +80,8 @@ fn finish(path: &str, r: &mut Response) {
 #[derive(Clone, Copy)]
 enum Route<'p> {
     Page,
+    /// A page path on another host.
+    PageElsewhere,
     Metadata,
     Jwks,
     Token,
@@ -96,6 +99,7 @@ fn route<'p>(cfg: &Config, req: &'p Request) -> Option<Route<'p>> {
     let path = req.path.as_str();
     Some(match path {
         _ if page::is_page_path(path) && page::on_issuer_host(cfg, req) => Route::Page,
+        _ if page::is_page_path(path) => Route::PageElsewhere,
         // Not `/.well-known/openid-configuration`: patgate is no OpenID Provider (it has no
         // authorization endpoint and issues no ID tokens), so it serves no OIDC metadata.
         "/.well-known/oauth-authorization-server" => Route::Metadata,
@@ -132,7 +136,7 @@ impl Route<'_> {
             | Route::RotateSelf => "POST",
             Route::Pats => "GET, POST",
             Route::Pat(_) => "GET, DELETE",
-            Route::Page | Route::Admin(_) => "",
+            Route::Page | Route::PageElsewhere | Route::Admin(_) => "",
         }
     }
 }
@@ -145,6 +149,10 @@ async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome
     match (route, req.method) {
         // The token page, on the issuer's host: `/`, `/tokens...` (its own table), `/favicon.ico`.
         (Route::Page, _) => Ok(page::handle(ctx, req).await),
+        // Elsewhere a 404, which in local development says where the page is.
+        (Route::PageElsewhere, _) => page::not_on_this_host(ctx.cfg)
+            .map(Into::into)
+            .ok_or(Error::NotFound),
         // The OAuth server.
         (Route::Metadata, Get) => server::metadata(ctx).await.map(Into::into),
         (Route::Jwks, Get) => Ok(server::jwks(ctx).into()),

@@ -26,6 +26,7 @@ fn name(limit: Limit) -> &'static str {
         Limit::FailedAuthPerIp => "failed client authentications per IP",
         Limit::PatCreationsPerUser => "PAT creations per user",
         Limit::TokenEndpointPerIp => "token endpoint calls per IP",
+        Limit::RotationsPerPat => "rotations of this token",
     }
 }
 

@@ -116,12 +116,15 @@ struct Harness {
     now: i64,
 }
 
+mod fanout;
 mod handlers;
 mod integrity;
 mod lifecycle;
 mod oauth_layer;
 mod reuse;
+mod rotation;
 mod scopes;
+mod state;
 
 impl Harness {
     /// The log lines written since the last call (events, warnings, error causes): what the
@@ -798,6 +801,7 @@ fn config_debug_shows_no_secret() {
 }
 
 mod gate;
+mod gate_cors;
 
 mod hostile;
 mod webhooks;

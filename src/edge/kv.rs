@@ -1,12 +1,12 @@
-//! KV `GRANTS`: token grants (`g:{sha256 hex}`) and the JWT denylist (`d:{jti}`); the keys and
-//! values are [`crate::storage::kv`].
-//! The binding itself is [`super::kv_namespace`].
+//! KV `GRANTS`: token grants (`g:{sha256 hex}`), the JWT denylist (`d:{jti}`) and, for a minute
+//! each, tokens the page showed, sealed (`s:{sha256 hex}`); the keys and values are
+//! [`crate::storage::kv`]. The binding itself is [`super::kv_namespace`].
 
 use super::backend::EdgeBackend;
 use super::counters::{bump, Op};
 use super::js::{err, now_secs};
 use crate::model::Grant;
-use crate::storage::kv::{self as kv_format, Denied, DenyKey, GrantKey, KvKey as _};
+use crate::storage::kv::{self as kv_format, Denied, DenyKey, GrantKey, KvKey as _, SealedKey};
 use crate::store::{GrantCache, StoreError};
 use crate::token::TokenHash;
 
@@ -43,5 +43,23 @@ impl GrantCache for EdgeBackend {
         self.kv()?
             .put_text(&DenyKey(jti).key(), Denied::VALUE, exp)
             .await
+    }
+
+    async fn put_sealed(
+        &self,
+        hash: &TokenHash,
+        sealed: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        bump(Op::KvPut);
+        let exp = kv_format::expiration(expires_at, super::js::now_secs());
+        self.kv()?
+            .put_text(&SealedKey(hash).key(), sealed, exp)
+            .await
+    }
+
+    async fn get_sealed(&self, hash: &TokenHash) -> Result<Option<String>, StoreError> {
+        bump(Op::KvGet);
+        self.kv()?.get_text(&SealedKey(hash).key()).await
     }
 }

@@ -37,11 +37,11 @@ impl DurableObject for LastUsed {
                 let Ok(rec) = serde_json::from_slice::<UseRecord>(&req.bytes().await?) else {
                     return Response::error("bad record", 400);
                 };
+                let secs = flush_secs(&self.env)?;
                 let mut st: UseState = storage.get("state").await?.unwrap_or_default();
                 st.apply(rec);
                 storage.put("state", &st).await?;
                 if storage.get_alarm().await?.is_none() {
-                    let secs = flush_secs(&self.env);
                     storage.set_alarm(secs * 1000).await?;
                 }
                 Ok(Response::empty()?.with_status(204))
@@ -73,10 +73,14 @@ impl DurableObject for LastUsed {
     }
 }
 
-fn flush_secs(env: &Env) -> i64 {
-    env.var("LAST_USED_FLUSH_SECONDS")
+/// `LAST_USED_FLUSH_SECONDS`, checked like the Worker's configuration (which refuses to serve
+/// with an invalid value, so no record reaches this object then): an invalid value is an error
+/// here too, never a silent default.
+fn flush_secs(env: &Env) -> Result<i64> {
+    let raw = env
+        .var("LAST_USED_FLUSH_SECONDS")
         .ok()
-        .and_then(|v| v.to_string().parse::<i64>().ok())
-        .filter(|s| *s >= 0)
-        .unwrap_or(10)
+        .map(|v| v.to_string());
+    crate::app::settings::last_used_flush_secs(raw.as_deref())
+        .map_err(|e| worker::Error::RustError(format!("configuration: {e}")))
 }

@@ -94,7 +94,10 @@ pub fn scheduled(env: Env) -> js_sys::Promise {
         let result = app::tokens::expiry_scan(&actx).await;
         let events = isolate.take_events();
         write_events(&events);
-        queue::fan_out_now(&env, &cfg, &events).await;
+        let out = queue::fan_out_now(&env, &cfg, &events).await;
+        // Notices whose deliveries were not queued are released for the next scan.
+        app::tokens::release_unqueued_notices(&actx, &events, &out.not_queued).await;
+        write_events(&isolate.take_events());
         match result {
             Ok(n) => Ok(JsValue::from_f64(n as f64)),
             Err(e) => {
@@ -150,7 +153,7 @@ async fn serve(
     let outcome = app::handle(&actx, &core_req).await;
     let events = isolate.take_events();
     write_events(&events);
-    queue::fan_out_later(env, ctx, &cfg, events);
+    queue::fan_out_later(env, ctx, &cfg, &events);
     if !outcome.deferred.is_empty() {
         let env = env.clone();
         ctx.wait_until(async move { run_deferred(env, outcome.deferred).await });

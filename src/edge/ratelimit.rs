@@ -13,6 +13,7 @@ fn limit_binding(limit: Limit) -> &'static str {
         Limit::FailedAuthPerIp => "RL_FAILED_AUTH_IP",
         Limit::PatCreationsPerUser => "RL_PAT_CREATE",
         Limit::TokenEndpointPerIp => "RL_TOKEN_IP",
+        Limit::RotationsPerPat => "RL_ROTATE",
     }
 }
 

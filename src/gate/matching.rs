@@ -1,23 +1,8 @@
 //! Matching a request to a gate route: on the request's host (never the issuer's), the longest
 //! path prefix, host-specific routes first; and the route whose RFC 9728 metadata a path names.
 
+use super::host::{authority, host_name};
 use super::route::GateRoute;
-use super::validate::split_absolute;
-
-/// The host name of an authority (`host[:port]`), without the port, lowercase.
-pub fn host_name(authority: &str) -> String {
-    let name = if authority.starts_with('[') {
-        authority.find(']').map_or(authority, |i| &authority[..=i])
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(n, _)| n)
-    };
-    name.to_ascii_lowercase()
-}
-
-/// The authority (`host[:port]`) of an absolute URL such as `ISSUER` or a request URL.
-pub fn authority(url: &str) -> &str {
-    split_absolute(url).map_or("", |(_, a, _)| a)
-}
 
 /// Whether a route's `host` names this request authority: with a port, exactly; without one,
 /// the host name on any port.
@@ -99,6 +84,7 @@ mod tests {
                 methods: vec!["*".into()],
                 scopes: vec![],
             }],
+            cors: None,
         }
     }
 
@@ -207,13 +193,5 @@ mod tests {
             find_by_metadata_suffix(&routes, ISSUER, "127.0.0.1:8787", ""),
             None
         );
-    }
-
-    #[test]
-    fn host_parts() {
-        assert_eq!(authority("http://127.0.0.1:8787/x"), "127.0.0.1:8787");
-        assert_eq!(authority("https://h"), "h");
-        assert_eq!(host_name("H:1"), "h");
-        assert_eq!(host_name("[::1]:80"), "[::1]");
     }
 }

@@ -29,6 +29,9 @@ pub struct GateRoute {
     /// The API resource whose token rules apply (`aud` of the assertion).
     pub resource: String,
     pub rules: Vec<Rule>,
+    /// The route's CORS policy (D1 `gate_routes.cors`); `None`: no CORS answers (the default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<super::cors::Cors>,
 }
 
 /// The body of `PUT /admin/routes/{id}`.
@@ -41,6 +44,8 @@ pub struct RouteInput {
     pub upstream: String,
     pub resource: String,
     pub rules: Vec<Rule>,
+    #[serde(default)]
+    pub cors: Option<super::cors::Cors>,
 }
 
 /// What the route says about a method.

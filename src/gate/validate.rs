@@ -1,13 +1,13 @@
 //! Validating a gate route from the admin API: every field named when it is refused (host,
 //! path prefix, upstream URL, method rules and their scopes), sizes bounded. Pure.
 
+use super::host::{normalize_host, split_absolute};
 use super::route::{GateRoute, RouteInput, Rule};
 use crate::error::Error;
 
 /// Longest accepted `path_prefix` and `upstream`.
 const MAX_PREFIX_LEN: usize = 1024;
 const MAX_UPSTREAM_LEN: usize = 2048;
-const MAX_HOST_LEN: usize = 253 + 6;
 const MAX_RULES: usize = 32;
 const MAX_METHODS: usize = 16;
 const MAX_SCOPES: usize = 64;
@@ -34,6 +34,7 @@ pub fn validate(id: &str, input: RouteInput) -> Result<GateRoute, Error> {
         return Err(bad("resource", "must name an existing API resource"));
     }
     check_rules(&input.rules)?;
+    let cors = input.cors.map(super::cors::validate).transpose()?;
     Ok(GateRoute {
         id: id.to_owned(),
         host,
@@ -41,37 +42,8 @@ pub fn validate(id: &str, input: RouteInput) -> Result<GateRoute, Error> {
         upstream: input.upstream,
         resource: input.resource,
         rules: input.rules,
+        cors,
     })
-}
-
-/// A host name (RFC 1123 labels) with an optional port, lowercased. `None` if invalid.
-pub fn normalize_host(h: &str) -> Option<String> {
-    if h.is_empty() || h.len() > MAX_HOST_LEN {
-        return None;
-    }
-    let (name, port) = match h.rsplit_once(':') {
-        Some((n, p)) => (n, Some(p)),
-        None => (h, None),
-    };
-    if let Some(p) = port {
-        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        if !p.parse::<u32>().is_ok_and(|n| (1..=65_535).contains(&n)) {
-            return None;
-        }
-    }
-    if name.is_empty() || name.len() > 253 {
-        return None;
-    }
-    let labels_ok = name.split('.').all(|l| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    });
-    labels_ok.then(|| h.to_ascii_lowercase())
 }
 
 fn check_prefix(p: &str) -> Result<(), Error> {
@@ -99,16 +71,6 @@ fn check_prefix(p: &str) -> Result<(), Error> {
         ));
     }
     Ok(())
-}
-
-/// The parts of an absolute http(s) URL: (scheme, authority, path).
-pub(super) fn split_absolute(u: &str) -> Option<(&str, &str, &str)> {
-    let (scheme, rest) = u.split_once("://")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    Some((scheme, authority, path))
 }
 
 fn check_upstream(u: &str) -> Result<(), Error> {

@@ -18,10 +18,21 @@ pub fn parse_json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
         Some(b'-' | b'0'..=b'9') => Some("a number"),
         Some(b't' | b'f') => Some("a boolean"),
         Some(b'n') => Some("null"),
-        Some(_) => Some("not JSON"),
-        None => Some("empty"),
+        Some(_) => Some(""),
+        None => {
+            return Err(Error::InvalidRequest(
+                "the body is empty: a JSON object is required".into(),
+            ))
+        }
     };
     if let Some(found) = found {
+        // The first byte only suggests a kind (`name=x` starts like `null`): say "not JSON"
+        // unless the whole body is JSON of that kind.
+        if found.is_empty() || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
+            return Err(Error::InvalidRequest(
+                "the body is not JSON: a JSON object is required".into(),
+            ));
+        }
         return Err(Error::InvalidRequest(format!(
             "the JSON body must be an object, not {found}"
         )));

@@ -40,7 +40,7 @@ impl Error {
             | Error::InvalidScope(m)
             | Error::UnauthorizedClient(m)
             | Error::UnsupportedGrantType(m)
-            | Error::UnsupportedTokenType(m)
+            | Error::InvalidTarget(m)
             | Error::Conflict(m)
             | Error::Forbidden(m) => Some(m.as_str()),
             Error::InvalidSignature(_) => Some("the request signature is missing or not valid"),

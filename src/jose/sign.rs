@@ -102,6 +102,7 @@ mod tests {
             iat: NOW,
             jti: "j1".into(),
             client_id: "pat_client".into(),
+            client_uid: Some("u1".into()),
             scope: Scopes::from_stored("demo_api:read"),
             pat_id: None,
             pat_gen: None,

@@ -13,11 +13,15 @@
 //!   `api_resources`, `clients`, `gate_routes`) and their mapping to the core's records; unknown
 //!   enum values and malformed hashes are errors, never a default.
 //! - [`webhooks`]: D1 `webhook_endpoints` (secrets stored as is: HMAC signing needs them).
+//! - [`authz_rows`]: the authorization server's D1 rows (client profiles, consent requests,
+//!   codes, grants, refresh tokens, remembered approvals) and the conditional statements its
+//!   storage contracts rest on.
 //! - The Durable Object's request body and stored state: [`crate::last_use`].
 //!
 //! The runtime adapters (`src/edge/kv.rs`, `src/edge/d1/`) only move these values to and from the
 //! bindings.
 
+pub mod authz_rows;
 pub mod kv;
 pub mod rows;
 pub mod webhooks;

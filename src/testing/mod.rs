@@ -49,10 +49,17 @@ pub enum Step {
     ResourceWrite,
     /// The D1 update that records a detected reuse.
     ReuseRecord,
+    /// The D1 delete that releases claimed expiry notices.
+    NoticeRelease,
+    /// A read of a PAT by owner and id (no fault; hooks run after it, to interleave a
+    /// concurrent request between a read and what the reader does next).
+    PatRead,
+    /// The D1 write that keeps a leak report's URL.
+    LeakRecord,
 }
 
 /// Every writing step, for tests that inject a fault into each in turn.
-pub const WRITE_STEPS: [Step; 8] = [
+pub const WRITE_STEPS: [Step; 9] = [
     Step::KvPut,
     Step::KvDelete,
     Step::TokenInsert,
@@ -61,6 +68,7 @@ pub const WRITE_STEPS: [Step; 8] = [
     Step::ClientWrite,
     Step::ResourceWrite,
     Step::ReuseRecord,
+    Step::NoticeRelease,
 ];
 
 #[derive(Default)]
@@ -70,7 +78,10 @@ pub struct MemoryBackend {
     pub resources: RefCell<Vec<ApiResource>>,
     pub clients: RefCell<Vec<Client>>,
     pub uses: RefCell<Vec<(String, i64, u32)>>,
+    /// The document every outbound key fetch (JWKS, secret scanning keys) gets; `None`: the
+    /// fetch fails (a network error or a timeout). Fetches are counted.
     pub jwks: RefCell<Option<String>>,
+    pub jwks_fetches: Cell<u32>,
     pub denied: RefCell<Vec<(String, i64)>>,
     pub routes: RefCell<Vec<GateRoute>>,
     pub counts: Cell<Counts>,
@@ -93,8 +104,8 @@ pub struct MemoryBackend {
     pub kv_until: RefCell<HashMap<TokenHash, i64>>,
     /// Expiry notices sent: (token id, threshold days).
     pub notices: RefCell<Vec<(String, i64)>>,
-    /// One-shot hooks run right after a write of that step applied (to interleave a concurrent
-    /// request at an exact point).
+    /// One-shot hooks run right after a write of that step applied, or a read of
+    /// [`Step::PatRead`] (to interleave a concurrent request at an exact point).
     pub after: RefCell<Vec<(Step, Hook)>>,
     /// Webhooks: endpoints, the delivery queue, one-shot enqueue faults (in order), the POSTs
     /// sent (url, headers, body) and the answers to give them (default 200).
@@ -107,6 +118,8 @@ pub struct MemoryBackend {
     /// asked.
     pub origin: RefCell<crate::origin::ClientOrigin>,
     pub origin_reads: Cell<u32>,
+    /// Sealed tokens of the page (KV `s:`): value and expiry. Written through [`Step::KvPut`].
+    pub sealed: RefCell<HashMap<TokenHash, (String, i64)>>,
 }
 
 /// A webhook POST the in-memory sender received.
@@ -157,6 +170,7 @@ pub fn pat_record(id: &str, subject: &str, hash: TokenHash, now: i64) -> TokenRe
         allow_self_rotation: false,
         revoke_on_reuse: false,
         reuse: None,
+        leak_urls: Vec::new(),
     }
 }
 
@@ -193,7 +207,8 @@ impl MemoryBackend {
         self.faults.borrow_mut().push((step, fault));
     }
 
-    /// Runs `hook` right after the next write of `step` applies.
+    /// Runs `hook` right after the next write of `step` applies (for [`Step::PatRead`]: right
+    /// after the next read, whose result it does not change).
     pub fn after_step(&self, step: Step, hook: impl FnOnce(&MemoryBackend) + 'static) {
         self.after.borrow_mut().push((step, Box::new(hook)));
     }
@@ -219,6 +234,15 @@ impl MemoryBackend {
             return Err(StoreError(format!("{step:?} lost (test)")));
         }
         let v = apply();
+        self.run_hook(step);
+        if fault == Some(Fault::LandedButFailed) {
+            return Err(StoreError(format!("{step:?} landed but failed (test)")));
+        }
+        Ok(v)
+    }
+
+    /// Runs the next hook registered for `step`, if any.
+    fn run_hook(&self, step: Step) {
         let hook = {
             let mut after = self.after.borrow_mut();
             let i = after.iter().position(|(s, _)| *s == step);
@@ -227,10 +251,6 @@ impl MemoryBackend {
         if let Some(hook) = hook {
             hook(self);
         }
-        if fault == Some(Fault::LandedButFailed) {
-            return Err(StoreError(format!("{step:?} landed but failed (test)")));
-        }
-        Ok(v)
     }
 
     fn read_fault(&self, step: Step) -> Result<(), StoreError> {

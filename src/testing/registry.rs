@@ -19,6 +19,7 @@ impl Registry for MemoryBackend {
 
 impl JwksFetcher for MemoryBackend {
     async fn fetch_jwks(&self, _url: &str) -> Result<String, StoreError> {
+        self.jwks_fetches.set(self.jwks_fetches.get() + 1);
         self.jwks
             .borrow()
             .clone()
@@ -189,5 +190,12 @@ impl crate::store::ExpiryNotices for MemoryBackend {
             }
         }
         Ok(out)
+    }
+
+    async fn release_expiry_notices(&self, released: &[(String, i64)]) -> Result<(), StoreError> {
+        self.d1()?;
+        self.write(Step::NoticeRelease, || {
+            self.notices.borrow_mut().retain(|n| !released.contains(n));
+        })
     }
 }

@@ -37,6 +37,23 @@ impl GrantCache for MemoryBackend {
         self.denied.borrow_mut().push((jti.to_owned(), exp));
         Ok(())
     }
+    async fn put_sealed(
+        &self,
+        hash: &TokenHash,
+        sealed: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.kv(|c| c.kv_put += 1)?;
+        self.write(Step::KvPut, || {
+            self.sealed
+                .borrow_mut()
+                .insert(*hash, (sealed.to_owned(), expires_at));
+        })
+    }
+    async fn get_sealed(&self, hash: &TokenHash) -> Result<Option<String>, StoreError> {
+        self.kv(|c| c.kv_get += 1)?;
+        Ok(self.sealed.borrow().get(hash).map(|(v, _)| v.clone()))
+    }
 }
 
 impl TokenStore for MemoryBackend {
@@ -71,12 +88,14 @@ impl TokenStore for MemoryBackend {
         id: &str,
     ) -> Result<Option<TokenRecord>, StoreError> {
         self.d1()?;
-        Ok(self
+        let found = self
             .tokens
             .borrow()
             .iter()
             .find(|t| t.id == id && t.subject == subject && t.kind == crate::token::TokenKind::Pat)
-            .cloned())
+            .cloned();
+        self.run_hook(Step::PatRead);
+        Ok(found)
     }
     async fn list_pats(
         &self,
@@ -210,6 +229,42 @@ impl TokenStore for MemoryBackend {
                 r.last_at = at;
                 r.last_origin = origin.clone();
                 r.last_rotated_at = Some(rotated_at);
+            }
+        })
+    }
+
+    async fn token_by_any_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<(TokenRecord, Option<Retired>)>, StoreError> {
+        self.d1()?;
+        self.read_fault(Step::TokenRead)?;
+        let tokens = self.tokens.borrow();
+        if let Some(t) = tokens.iter().find(|t| t.hash == *hash) {
+            return Ok(Some((t.clone(), None)));
+        }
+        let retired = self.retired.borrow();
+        let Some((h, id, at, grace)) = retired.iter().find(|(h, ..)| h == hash) else {
+            return Ok(None);
+        };
+        Ok(tokens.iter().find(|t| t.id == *id).map(|t| {
+            let r = Retired {
+                hash: *h,
+                token_id: id.clone(),
+                retired_at: *at,
+                grace_until: *grace,
+            };
+            (t.clone(), Some(r))
+        }))
+    }
+
+    async fn record_leak_url(&self, id: &str, url: &str, _at: i64) -> Result<(), StoreError> {
+        self.d1()?;
+        self.write(Step::LeakRecord, || {
+            for t in self.tokens.borrow_mut().iter_mut().filter(|t| t.id == id) {
+                t.leak_urls.retain(|u| u != url);
+                t.leak_urls.insert(0, url.to_owned());
+                t.leak_urls.truncate(crate::model::MAX_LEAK_URLS);
             }
         })
     }

@@ -55,8 +55,27 @@ impl crate::store::WebhookStore for MemoryBackend {
     }
 }
 
+/// What Cloudflare Queues measure of a message (its JSON body and about 100 bytes of metadata),
+/// measured here independently of the producer's own estimate.
+fn platform_message_bytes(d: &crate::webhook::Delivery) -> usize {
+    serde_json::to_string(d).map_or(usize::MAX / 4, |b| b.len()) + 100
+}
+
 impl crate::store::DeliveryQueue for MemoryBackend {
+    /// Refuses a batch the platform would refuse (over 100 messages, a message over 128 KB, or
+    /// over 256 KB in all), then applies the next injected fault.
     async fn enqueue(&self, msgs: &[crate::webhook::Delivery]) -> Result<(), StoreError> {
+        let sizes: Vec<usize> = msgs.iter().map(platform_message_bytes).collect();
+        if msgs.len() > 100
+            || sizes.iter().any(|n| *n > 128_000)
+            || sizes.iter().sum::<usize>() > 256_000
+        {
+            return Err(StoreError(format!(
+                "batch of {} messages, {} bytes: over the Queues limits (test)",
+                msgs.len(),
+                sizes.iter().sum::<usize>()
+            )));
+        }
         let fault = {
             let mut f = self.queue_faults.borrow_mut();
             (!f.is_empty()).then(|| f.remove(0))

@@ -51,84 +51,17 @@ pub fn subscribed(types: &[String], ty: &str) -> bool {
 }
 
 /// Longest endpoint URL.
-pub const MAX_URL_LEN: usize = 2048;
+pub const MAX_URL_LEN: usize = crate::net_guard::MAX_URL_LEN;
 
-/// Checks an endpoint URL: absolute `https://host[:port]/path?query`, printable ASCII, no
-/// credentials, no fragment, at most [`MAX_URL_LEN`]. Plain `http` only to `localhost` or
-/// `127.0.0.1`, and only if `allow_http_localhost` (`WEBHOOK_ALLOW_HTTP_LOCALHOST`, for local
-/// development and tests).
-pub fn check_url(url: &str, allow_http_localhost: bool) -> Result<(), &'static str> {
-    if url.len() > MAX_URL_LEN {
-        return Err("url must be at most 2048 characters");
-    }
-    if url.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
-        return Err("url must be printable ASCII without spaces");
-    }
-    if url.contains('#') {
-        return Err("url must not have a fragment");
-    }
-    let (scheme, rest) = url.split_once("://").ok_or("url must be an absolute URL")?;
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    if authority.contains('@') {
-        return Err("url must not contain credentials");
-    }
-    if authority.contains('\\') || rest[end..].contains('\\') {
-        return Err("url must not contain backslashes");
-    }
-    let host = host_of(authority).ok_or("url must have a valid host and port")?;
-    match scheme {
-        "https" => Ok(()),
-        "http" if allow_http_localhost && (host == "localhost" || host == "127.0.0.1") => Ok(()),
-        "http" => Err("url must use https (plain http only to localhost, and only when WEBHOOK_ALLOW_HTTP_LOCALHOST is set)"),
-        _ => Err("url must use https"),
-    }
-}
-
-/// The lowercase host of `host[:port]` (DNS name, IPv4 or `[IPv6]`), if well formed.
-fn host_of(authority: &str) -> Option<String> {
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let (h, after) = rest.split_once(']')?;
-        if h.is_empty()
-            || !h
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        {
-            return None;
-        }
-        (
-            format!("[{}]", h.to_ascii_lowercase()),
-            after.strip_prefix(':'),
-        )
-    } else {
-        let (h, p) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        };
-        let ok = !h.is_empty()
-            && h.len() <= 253
-            && h.split('.').all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
-        if !ok {
-            return None;
-        }
-        (h.to_ascii_lowercase(), p)
-    };
-    if authority.starts_with('[') && !authority.ends_with(']') && port.is_none() {
-        return None;
-    }
-    if let Some(p) = port {
-        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        if !(1..=65_535).contains(&p.parse::<u32>().ok()?) {
-            return None;
-        }
-    }
-    Some(host)
+/// Checks an endpoint URL with [`crate::net_guard::public_https_url`]: absolute `https` to a
+/// public DNS name (no numeric, loopback, private or link-local host, no `localhost`), no
+/// credentials, no fragment, at most [`MAX_URL_LEN`]. With `allow_local`
+/// (`WEBHOOK_ALLOW_HTTP_LOCALHOST`, local development and tests only) any host over `https`, and
+/// plain `http` to `localhost`, `127.0.0.1` or `[::1]`.
+pub fn check_url(url: &str, allow_local: bool) -> Result<(), String> {
+    crate::net_guard::public_https_url(url, allow_local)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -253,10 +186,22 @@ mod tests {
             "https://hooks.example.com/patgate",
             "https://hooks.example.com",
             "https://hooks.example.com:8443/a/b?x=1",
-            "https://[2001:db8::1]:443/h",
-            "https://192.0.2.7/h",
         ] {
             assert_eq!(check_url(ok, false), Ok(()), "{ok}");
+        }
+        // Numeric hosts (the guard's own tests cover every form and range).
+        for bad in [
+            "https://[2001:db8::1]:443/h",
+            "https://192.0.2.7/h",
+            "https://127.0.0.1/h",
+            "https://[::1]/h",
+            "https://169.254.169.254/h",
+            "https://10.0.0.1/h",
+            "https://2130706433/h",
+            "https://localhost/h",
+        ] {
+            assert!(check_url(bad, false).is_err(), "{bad}");
+            assert!(check_url(bad, true).is_ok(), "{bad} in local development");
         }
         assert_eq!(check_url("http://127.0.0.1:8989/h", true), Ok(()));
         assert_eq!(check_url("http://localhost:8989/h", true), Ok(()));

@@ -10,16 +10,22 @@
 //!   signatures while a rotated-away secret is still in its grace period.
 //!
 //! By idea: [`signing`] (secrets and signatures), [`mod@payload`] (the queue message, payloads, the
-//! retry schedule), [`endpoint`] (validation of what operators register).
+//! retry schedule), [`sampling`] (event types anyone can cause, delivered as summaries),
+//! [`endpoint`] (validation of what operators register).
 
 pub mod endpoint;
 pub mod payload;
+pub mod sampling;
 pub mod signing;
 
 pub use endpoint::{
     check_event_types, check_url, subscribed, EVENT_TYPES, MAX_EVENT_TYPES, MAX_URL_LEN,
 };
-pub use payload::{event_type, payload, retry_delay, Delivery, MAX_PAYLOAD_BYTES, RETRY_DELAYS};
+pub use payload::{
+    event_type, payload, queue_batches, queue_message_bytes, retry_delay, summary_payload,
+    Delivery, MAX_PAYLOAD_BYTES, QUEUE_MAX_BATCH_BYTES, QUEUE_MAX_BATCH_MESSAGES,
+    QUEUE_MAX_MESSAGE_BYTES, RETRY_DELAYS,
+};
 pub use signing::{
     hmac_sha256, new_msg_id, sign, signature_header, verify, BadSecret, WebhookSecret,
     SECRET_PREFIX,

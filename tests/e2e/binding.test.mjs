@@ -15,7 +15,9 @@ const PATGATE_URL = "http://patgate.internal"; // the consumer's PATGATE_URL
 /** patgate's wrangler.toml with absolute paths and the test's vars in [vars] (`--var` only
  * reaches the first Worker of a multi-config `wrangler dev`). */
 function patgateConfig(dir) {
-  const vars = { ...DEV_VARS, ...TEST_VARS, ISSUER: PATGATE_URL };
+  // Not the page's local sign-in form: patgate refuses it with an issuer that is not loopback.
+  const { DEV_SIGN_IN: _, ...devVars } = DEV_VARS;
+  const vars = { ...devVars, ...TEST_VARS, ISSUER: PATGATE_URL };
   const out = [];
   let inVars = false;
   for (const line of readFileSync(join(ROOT, "wrangler.toml"), "utf8").split("\n")) {

@@ -97,7 +97,7 @@ pub(super) async fn handle<B: Backend>(
 async fn create<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response, Error> {
     let body: NewWebhook = req.json()?;
     webhook::check_url(&body.url, ctx.cfg.webhooks.allow_http_localhost)
-        .map_err(|e| Error::InvalidRequest(e.into()))?;
+        .map_err(Error::InvalidRequest)?;
     webhook::check_event_types(&body.event_types).map_err(Error::InvalidRequest)?;
     if ctx.backend.list_webhooks().await?.len() >= MAX_ENDPOINTS {
         return Err(Error::Conflict(format!(

@@ -1,8 +1,12 @@
 //! What the gate reads of a request and what it answers: its own answers (RFC 6750 challenges
-//! with RFC 9728 pointers, a small JSON body, never cached) or a request to forward.
+//! with RFC 9728 pointers, CORS preflights, a small JSON body, never cached) or a request to
+//! forward.
 
-use crate::app::ctx::{Deferred, Outcome};
+use crate::app::ctx::{Ctx, Deferred, Outcome};
 use crate::error::REALM;
+use crate::events::Event;
+use crate::gate::cors::{self, CorsRequest, Headers as CorsHeaders};
+use crate::gate::route::GateRoute;
 use crate::http::Response;
 use serde::Serialize;
 
@@ -18,6 +22,10 @@ pub struct GateRequest<'a> {
     pub query: Option<&'a str>,
     /// The `Authorization` header, if any.
     pub authorization: Option<&'a str>,
+    /// `Origin` and the preflight headers (for routes with a CORS policy).
+    pub cors: CorsRequest<'a>,
+    /// `CF-Connecting-IP` (or `unknown`): refused requests are rate limited per IP.
+    pub client_ip: &'a str,
 }
 
 /// The gate's answer.
@@ -38,6 +46,10 @@ pub struct Forward {
     pub url: String,
     pub identity: Vec<(&'static str, String)>,
     pub deferred: Vec<Deferred>,
+    /// For a route with a CORS policy: the headers to set on the upstream's answer, replacing
+    /// its own `Access-Control-*` headers ([`crate::gate::cors::is_cors_response_header`]);
+    /// `None`: the upstream's answer is returned untouched.
+    pub cors: Option<CorsHeaders>,
 }
 
 /// The upstream could not be reached: 502 `{"error":"bad_gateway"}`.
@@ -53,6 +65,42 @@ pub(super) fn finish(mut r: Response) -> Response {
         r.headers.push(("cache-control", "no-store".into()));
     }
     r
+}
+
+/// The answer to a CORS preflight on a route with a policy: `204` with the CORS headers, or
+/// `403` without them (the browser then sends nothing). Never forwarded, no token needed.
+pub(super) fn preflight<B>(
+    ctx: &Ctx<'_, B>,
+    r: &GateRoute,
+    policy: &cors::Cors,
+    req: &CorsRequest<'_>,
+) -> Response {
+    match policy.preflight(req) {
+        Ok(headers) => {
+            let mut resp = Response::empty(204);
+            resp.headers.extend(headers);
+            resp
+        }
+        Err(refused) => {
+            let description = refused.description();
+            ctx.isolate.emit(Event::ErrorCause {
+                status: 403,
+                error: "cors_refused",
+                cause: format!("gate route {}: preflight refused: {description}", r.id),
+            });
+            Response::json(
+                403,
+                &Problem {
+                    error: "cors_refused",
+                    error_description: &description,
+                },
+            )
+            .with_header(
+                "vary",
+                "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
+            )
+        }
+    }
 }
 
 #[derive(Serialize)]

@@ -5,13 +5,14 @@
 use super::answer::{challenge, finish, Forward, GateAnswer, GateRequest, Problem};
 use crate::app::client_auth::load_resource;
 use crate::app::ctx::{Ctx, Deferred, Outcome};
+use crate::app::ratelimit;
 use crate::app::tokens::{self, Active, Decision};
 use crate::error::Error;
 use crate::events::Event;
 use crate::gate::forward::{header_value, upstream_url};
 use crate::gate::route::{GateRoute, MethodRule};
 use crate::http::Response;
-use crate::store::Backend;
+use crate::store::{Backend, Limit};
 use crate::token::random_id;
 
 /// Lifetime of an `X-Patgate-Assertion`.
@@ -28,6 +29,9 @@ pub(super) async fn check<B: Backend>(
     req: &GateRequest<'_>,
     r: &GateRoute,
 ) -> Result<GateAnswer, Error> {
+    // An IP this isolate found over the failed-authentication limit is refused outright, like
+    // at the OAuth endpoints (no storage read; even a valid token waits for the period).
+    ratelimit::check_blocked(ctx, Limit::FailedAuthPerIp, req.client_ip)?;
     let metadata_url = format!("{}://{}{}", req.scheme, req.authority, r.metadata_path());
     let invalid = |cause: &str| {
         let resp = challenge(
@@ -46,6 +50,7 @@ pub(super) async fn check<B: Backend>(
     };
     // RFC 6750 section 2.1 only: a token in the query or the body is not looked at.
     let Some(token) = bearer(req.authorization) else {
+        failed_authentication(ctx, req).await?;
         return Ok(GateAnswer::Respond(
             challenge(
                 401,
@@ -72,6 +77,9 @@ pub(super) async fn check<B: Backend>(
         })
     };
     let Decision::Active(active) = decided.decision else {
+        if let Err(limited) = failed_authentication(ctx, req).await {
+            return Ok(respond(finish(limited.into_response()), decided.deferred));
+        }
         let resp = invalid("inactive token");
         return Ok(respond(resp, decided.deferred));
     };
@@ -113,6 +121,15 @@ pub(super) async fn check<B: Backend>(
     )?))
 }
 
+/// A request refused for its token (missing, garbage, unknown, revoked, expired): counted per IP
+/// against the failed-authentication limit shared with the OAuth endpoints. `Err`: 429.
+async fn failed_authentication<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    req: &GateRequest<'_>,
+) -> Result<(), Error> {
+    ratelimit::count(ctx, Limit::FailedAuthPerIp, req.client_ip).await
+}
+
 /// The forward of an accepted request: URL, identity headers and the signed assertion.
 fn identity<B>(
     ctx: &Ctx<'_, B>,
@@ -148,5 +165,6 @@ fn identity<B>(
         url: upstream_url(r, req.path, req.query),
         identity,
         deferred,
+        cors: None,
     })
 }

@@ -23,10 +23,11 @@ pub use check::ASSERTION_LIFETIME_SECS;
 use crate::app::ctx::Ctx;
 use crate::app::isolate::Lookup;
 use crate::error::Error;
+use crate::gate::cors;
 use crate::gate::matching;
 use crate::gate::route::GateRoute;
 use crate::store::Backend;
-use answer::finish;
+use answer::{finish, preflight};
 use metadata::METADATA_PATH;
 use std::rc::Rc;
 
@@ -84,11 +85,33 @@ pub async fn gate<B: Backend>(ctx: &Ctx<'_, B>, req: &GateRequest<'_>) -> GateAn
     let Some(r) = matching::find(&routes, &ctx.cfg.issuer, req.authority, req.path) else {
         return GateAnswer::NotGate;
     };
-    match check::check(ctx, req, r).await {
+    if let Some(policy) = &r.cors {
+        // Before any token is looked at: a browser's preflight never carries one.
+        if cors::is_preflight(req.method, &req.cors) {
+            return GateAnswer::Respond(finish(preflight(ctx, r, policy, &req.cors)).into());
+        }
+    }
+    let answer = match check::check(ctx, req, r).await {
         Ok(a) => a,
         Err(e) => {
             ctx.isolate.error(&e);
             GateAnswer::Respond(finish(e.into_response()).into())
         }
+    };
+    let Some(policy) = &r.cors else {
+        return answer;
+    };
+    match answer {
+        GateAnswer::Respond(mut o) => {
+            o.response
+                .headers
+                .extend(policy.actual(req.cors.origin, true));
+            GateAnswer::Respond(o)
+        }
+        GateAnswer::Forward(mut f) => {
+            f.cors = Some(policy.actual(req.cors.origin, false));
+            GateAnswer::Forward(f)
+        }
+        GateAnswer::NotGate => GateAnswer::NotGate,
     }
 }

@@ -15,10 +15,12 @@
 //! | `GET /favicon.ico` | the icon |
 //!
 //! Every POST passes [`form::same_origin`] and carries a CSRF token bound to the session
-//! ([`session`]). A reload of a POST answer cannot show or create a token twice: a new PAT's id is
-//! derived from the form's one-time id, and the regenerate form names the token's current hash.
+//! ([`session`]). A reload of a POST answer cannot create a token twice: a new PAT's id is derived
+//! from the form's one-time id, and the regenerate form names the token's current hash. A second
+//! POST of the same form, from the same session within a minute (a double submit), shows the same
+//! token again ([`replay`]); later, never.
 //!
-//! It owns the pages ([`pats`]), who is signed in ([`identity`], [`session`]), forms and the
+//! It owns the pages ([`pats`], double submits: [`replay`]), who is signed in ([`identity`], [`session`]), forms and the
 //! cross-site check ([`form`]), the HTML ([`views`], [`dates`], [`assets`]) and the answers
 //! ([`respond`]); it may use the shared pieces of `app/`, the tokens capability through its face,
 //! storage traits and the pure layer. Only the router uses it.
@@ -28,6 +30,7 @@ mod dates;
 mod form;
 mod identity;
 mod pats;
+mod replay;
 mod respond;
 mod session;
 mod views;
@@ -35,7 +38,8 @@ mod views;
 use crate::app::config::Config;
 use crate::app::ctx::{Ctx, Outcome};
 use crate::error::Error;
-use crate::http::{Method, Request};
+use crate::gate::host;
+use crate::http::{Method, Request, Response};
 use crate::store::Backend;
 use identity::identify;
 use respond::{fail_page, icon, redirect, Fail};
@@ -54,6 +58,28 @@ pub fn on_issuer_host(cfg: &Config, req: &Request) -> bool {
     let own = form::origin_of(&cfg.issuer);
     let authority = own.split_once("://").map_or(own.as_str(), |(_, a)| a);
     matches!(req.get_header("host"), Ok(Some(h)) if h.eq_ignore_ascii_case(authority))
+}
+
+/// A page path on another host than the issuer's, in local development (a loopback `ISSUER`):
+/// a 404 that says where the page is (`http://localhost:8787/` is the gate's host there, and a
+/// newcomer opens it first). `None` in production: there, other hosts say nothing about the page.
+pub fn not_on_this_host(cfg: &Config) -> Option<Response> {
+    let authority = host::authority(&cfg.issuer);
+    let host = host::host_name(authority);
+    let loopback = host == "localhost" || host == "[::1]" || host.starts_with("127.");
+    loopback.then(|| {
+        Response::json(
+            404,
+            &serde_json::json!({
+                "error": "not_found",
+                "error_description": format!(
+                    "this host serves the gate; the token page is on {}/",
+                    form::origin_of(&cfg.issuer)
+                ),
+            }),
+        )
+        .with_header("cache-control", "no-store")
+    })
 }
 
 /// Serves a page request. Never fails: errors are HTML pages.

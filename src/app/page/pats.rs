@@ -4,6 +4,7 @@
 
 use super::dates;
 use super::identity::{checked_form, csrf_for, viewer, Who};
+use super::replay;
 use super::respond::{html, message_of, redirect, rng, ucfirst, Fail};
 use super::session::{self, Key};
 use super::views::{self, FormErrors, NewForm, NewPage, ScopeGroup};
@@ -14,6 +15,7 @@ use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::model::{Status, TokenRecord, PAT_CLIENT_ID};
 use crate::store::Backend;
+use crate::token::{PlainToken, TokenKind};
 
 /// Tokens per page of the list.
 const PAGE_SIZE: u32 = 20;
@@ -27,10 +29,12 @@ pub(super) async fn list<B: Backend>(
     let q = req.query_params()?;
     let after = q.get("cursor").map(tokens::parse_cursor).transpose()?;
     let (recs, next) = tokens::list_for(ctx, &who.user, after.as_ref(), PAGE_SIZE).await?;
+    let statuses = tokens::statuses(ctx, &recs).await?;
     let csrf = csrf_for(key, who)?;
     let page = views::list_page(
         &viewer(who, &csrf),
         &recs,
+        &statuses,
         ctx.now,
         next.as_deref(),
         after.is_none(),
@@ -186,20 +190,11 @@ pub(super) async fn create<B: Backend>(
         // Only a forged form gets here (a checkbox sends `on` or nothing): both shown unchecked.
         _ => nf.errors.options = Some("Lifecycle options can only be checked or unchecked.".into()),
     }
-    // The id this form's token gets: a re-posted form (reload, back) finds it and stops.
+    // The id this form's token gets: a re-posted form (double submit, reload, back) finds it.
     let id = key.derive_id(&who.user, form_id);
+    let sealer = replay::Sealer::new(key, &who.user, form_id, &who.binding);
     match tokens::owned(ctx, &who.user, &id).await {
-        Ok(_) => {
-            let csrf = csrf_for(key, who)?;
-            let page = views::message(
-                Some(&viewer(who, &csrf)),
-                "Token already created",
-                "This form was already submitted: its token was created and shown once, and \
-                 cannot be shown again. If you did not copy it, regenerate or revoke it.",
-                Some(("/tokens", "Back to your tokens")),
-            );
-            return Ok(html(409, page).into());
-        }
+        Ok(rec) => return already_created(ctx, key, who, &sealer, &rec).await,
         Err(Error::NotFound) => {}
         Err(e) => return Err(e.into()),
     }
@@ -235,7 +230,10 @@ pub(super) async fn create<B: Backend>(
     body.scopes.clone_from(&nf.scopes);
     body.allow_self_rotation = nf.allow_self_rotation;
     body.revoke_on_reuse = nf.revoke_on_reuse;
-    match tokens::issue_pat_with_id(ctx, who.user.clone(), body, Some(id)).await {
+    // Sealed before the PAT exists: a twin POST that finds the PAT also finds its token.
+    let token = PlainToken::generate(TokenKind::Pat).map_err(rng)?;
+    sealer.keep(ctx, &token).await;
+    match tokens::issue_pat_with_id(ctx, who.user.clone(), body, Some((id.clone(), token))).await {
         Ok((rec, token)) => {
             let csrf = csrf_for(key, who)?;
             let page = views::shown_once(&viewer(who, &csrf), &rec, token.expose_secret(), false);
@@ -245,8 +243,39 @@ pub(super) async fn create<B: Backend>(
             nf.errors.form = Some(message_of(&e));
             new_form(ctx, key, who, &nf, Some(form_id), 400).await
         }
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            // A twin POST of this form may have stored the PAT first (the insert of the same id
+            // failed): show what it created.
+            match tokens::owned(ctx, &who.user, &id).await {
+                Ok(rec) => already_created(ctx, key, who, &sealer, &rec).await,
+                Err(_) => Err(e.into()),
+            }
+        }
     }
+}
+
+/// A POST of a form whose PAT exists: the same token again for a resubmission from the same
+/// session within a minute ([`replay`]), else 409 "already created".
+async fn already_created<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    key: &Key,
+    who: &Who,
+    sealer: &replay::Sealer,
+    rec: &TokenRecord,
+) -> Result<Outcome, Fail> {
+    let csrf = csrf_for(key, who)?;
+    if let Some(token) = sealer.shown_again(ctx, rec).await {
+        let page = views::shown_once(&viewer(who, &csrf), rec, token.expose_secret(), false);
+        return Ok(html(200, page).into());
+    }
+    let page = views::message(
+        Some(&viewer(who, &csrf)),
+        "Token already created",
+        "This form was already submitted: its token was created and shown, and cannot be shown \
+         again. If you did not copy it, regenerate or revoke it.",
+        Some(("/tokens", "Back to your tokens")),
+    );
+    Ok(html(409, page).into())
 }
 
 pub(super) async fn confirm_revoke<B: Backend>(
@@ -330,18 +359,27 @@ pub(super) async fn regenerate<B: Backend>(
     if rec.status(ctx.now) != Status::Active {
         return Ok(not_active_page(who, &csrf).into());
     }
-    if !session::ct_eq(f.one("version")?, &version_of(key, &rec)) {
-        // The token changed since the form was shown: a reload of the answer, or another tab.
+    let already = |who: &Who| {
+        // The token changed since the form was shown: a reload of the answer, another tab, or
+        // a concurrent post of the same form.
         let page = views::message(
             Some(&viewer(who, &csrf)),
             "Already regenerated",
             "This token was regenerated since this form was shown; the new token was shown once \
-             and cannot be shown again. Nothing was changed now.",
+             and cannot be shown again. Nothing was changed now. If you do not have the new \
+             token, regenerate it again.",
             Some(("/tokens", "Back to your tokens")),
         );
-        return Ok(html(409, page).into());
+        Ok(html(409, page).into())
+    };
+    if !session::ct_eq(f.one("version")?, &version_of(key, &rec)) {
+        return already(who);
     }
-    let r = tokens::rotate_for(ctx, &who.user, id).await?;
+    // Exactly the version checked is rotated (D1's update is conditional on its hash).
+    let r = match tokens::rotate_record(ctx, rec, 0, "api").await {
+        Err(Error::Conflict(_)) => return already(who),
+        r => r?,
+    };
     let page = views::shown_once(
         &viewer(who, &csrf),
         &r.record,

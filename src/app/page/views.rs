@@ -68,6 +68,11 @@ fn status_badge(s: Status) -> Markup {
         Status::Active => ("badge s-active", "Active"),
         Status::Expired => ("badge s-expired", "Expired"),
         Status::Revoked => ("badge s-revoked", "Revoked"),
+        Status::Inactive => {
+            return html! {
+                span.badge.s-inactive title="Its client or its APIs were disabled or removed: no API accepts it" { "Inactive" }
+            }
+        }
     };
     html! { span class=(class) { (text) } }
 }
@@ -89,9 +94,11 @@ fn scopes(list: &[String]) -> Markup {
 }
 
 /// The list of the viewer's tokens.
+/// `statuses`: each record's one status (`decision::status`), in order.
 pub fn list_page(
     viewer: &Viewer<'_>,
     recs: &[TokenRecord],
+    statuses: &[Status],
     now: i64,
     next: Option<&str>,
     first_page: bool,
@@ -109,14 +116,13 @@ pub fn list_page(
                 thead { tr {
                     th scope="col" { "Name" }
                     th scope="col" { "Scopes" }
-                    th scope="col" { "Created" }
                     th scope="col" { "Expires" }
                     th scope="col" { "Last used" }
                     th scope="col" { "Status" }
                     th scope="col" { "Actions" }
                 } }
                 tbody {
-                    @for r in recs { (row(r, now)) }
+                    @for (r, s) in recs.iter().zip(statuses) { (row(r, *s, now)) }
                 }
             }
         }
@@ -141,23 +147,35 @@ fn reuse_title(r: &crate::model::ReuseInfo) -> String {
     )
 }
 
-fn row(r: &TokenRecord, now: i64) -> Markup {
-    let status = r.status(now);
+fn row(r: &TokenRecord, status: Status, now: i64) -> Markup {
+    // Every report's URL (rows revoked before they were kept: the first one only).
+    let urls: Vec<&str> = if r.leak_urls.is_empty() {
+        r.revoked_url.as_deref().into_iter().collect()
+    } else {
+        r.leak_urls.iter().map(String::as_str).collect()
+    };
     let (exp_text, warn) = expiry_text(r.expires_at, now);
     let name = r.name.as_deref().unwrap_or("");
     html! {
         tr data-token-id=(r.id) {
-            td.name data-label="Name" { (name) }
-            td data-label="Scopes" { (scopes(&r.scopes)) }
-            td data-label="Created" { (time_exact(r.created_at, &date(r.created_at))) }
+            // The creation date and the options under the name: fewer, narrower columns, so
+            // that the name keeps its room at every width.
+            td.token data-label="Name" {
+                span.name { (name) }
+                br; span.muted.created { "Created " (time_exact(r.created_at, &date(r.created_at))) }
+                @for o in options_of(r) { br; span.muted.option { (o) } }
+            }
+            td.scopes data-label="Scopes" { (scopes(&r.scopes)) }
             td data-label="Expires" {
                 @if status == Status::Revoked {
                     span.muted { "Revoked " (time_exact(r.revoked_at.unwrap_or(r.created_at), &date(r.revoked_at.unwrap_or(r.created_at)))) }
                     @if r.revoked_reason.as_deref() == Some("leaked") {
                         br; span.warn.leaked { "⚠ Leaked: found in public" }
                         // Stored only if it is an http(s) URL (secret_scanning::keepable_url).
-                        @if let Some(url) = &r.revoked_url {
-                            " " a href=(url) rel="noopener noreferrer nofollow" { "(where)" }
+                        @for (i, url) in urls.iter().enumerate() {
+                            " " a href=(url) rel="noopener noreferrer nofollow" {
+                                @if i == 0 { "(where)" } @else { "(" (i + 1) ")" }
+                            }
                         }
                     }
                     @if r.revoked_reason.as_deref() == Some("reuse") {
@@ -183,13 +201,12 @@ fn row(r: &TokenRecord, now: i64) -> Markup {
                     Some(t) => { time datetime=(crate::time::rfc3339(t)) title=(exact(t)) data-ago { (ago(t, now)) } }
                 }
             }
-            td data-label="Status" {
-                (status_badge(status))
-                @for o in options_of(r) { br; span.muted.option { (o) } }
-            }
+            td data-label="Status" { (status_badge(status)) }
             td.actions data-label="Actions" {
                 @if status == Status::Active {
                     a href={ "/tokens/" (r.id) "/regenerate" } aria-label={ "Regenerate " (name) } { "Regenerate" }
+                    a.btn-danger href={ "/tokens/" (r.id) "/revoke" } aria-label={ "Revoke " (name) } { "Revoke" }
+                } @else if status == Status::Inactive {
                     a.btn-danger href={ "/tokens/" (r.id) "/revoke" } aria-label={ "Revoke " (name) } { "Revoke" }
                 } @else {
                     span.muted { "None" }
@@ -495,10 +512,10 @@ mod tests {
             revoked_at: Some(now - 10),
             ..crate::testing::pat_record("p1", "alice", crate::token::TokenHash([0; 32]), now)
         };
-        assert!(!row(&r, now).into_string().contains("Leaked"));
+        assert!(!row(&r, r.status(now), now).into_string().contains("Leaked"));
         r.revoked_reason = Some("leaked".into());
         r.revoked_url = Some("https://github.com/o/r/blob/x/f?a=1&b=\"<x>".into());
-        let html = row(&r, now).into_string();
+        let html = row(&r, r.status(now), now).into_string();
         assert!(html.contains("Leaked: found in public"), "{html}");
         assert!(
             html.contains(r#"href="https://github.com/o/r/blob/x/f?a=1&amp;b=&quot;&lt;x&gt;""#),
@@ -515,8 +532,10 @@ mod tests {
             generation: 1,
             ..crate::testing::pat_record("p1", "alice", crate::token::TokenHash([0; 32]), now)
         };
-        assert!(!row(&r, now).into_string().contains("reused"));
-        assert!(!row(&r, now).into_string().contains("after rotation"));
+        assert!(!row(&r, r.status(now), now).into_string().contains("reused"));
+        assert!(!row(&r, r.status(now), now)
+            .into_string()
+            .contains("after rotation"));
         r.reuse = Some(crate::model::ReuseInfo {
             count: 2,
             first_at: now - 50,
@@ -524,7 +543,7 @@ mod tests {
             last_origin: crate::origin::ClientOrigin::new(Some("203.0.113.7"), Some("DFW"), None),
             last_rotated_at: Some(now - 60),
         });
-        let html = row(&r, now).into_string();
+        let html = row(&r, r.status(now), now).into_string();
         assert!(
             html.contains("An old token was used after rotation"),
             "{html}"
@@ -532,7 +551,7 @@ mod tests {
         assert!(html.contains("from 203.0.113.7 (DFW, -)"), "{html}");
         r.revoked_at = Some(now - 5);
         r.revoked_reason = Some("reuse".into());
-        let html = row(&r, now).into_string();
+        let html = row(&r, r.status(now), now).into_string();
         assert!(html.contains("Revoked: an old token was reused"), "{html}");
         assert!(!html.contains("after rotation"), "{html}");
     }

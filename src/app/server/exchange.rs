@@ -110,6 +110,7 @@ async fn sso_to_pat<B: Backend>(
         expires_in: rec.expires_at - ctx.now,
         scope: crate::scopes::join(&rec.scopes),
         issued_token_type: Some(TT_ACCESS_TOKEN),
+        pat_id: Some(rec.id),
     })
 }
 
@@ -134,10 +135,7 @@ async fn pat_to_jwt<B: Backend>(
         .filter(|r| r.status(ctx.now) == Status::Active)
         .ok_or_else(inactive)?;
     // A PAT of a disabled client is inactive everywhere: it mints nothing either.
-    if !client_auth::load_client(ctx, &rec.client_id)
-        .await?
-        .is_some_and(|c| c.enabled && tokens::same_uid(rec.client_uid.as_deref(), &c.uid))
-    {
+    if !tokens::client_holds(ctx, &rec.client_id, rec.client_uid.as_deref()).await? {
         return Err(inactive());
     }
     still_enabled(ctx, client).await?;
@@ -165,6 +163,7 @@ async fn pat_to_jwt<B: Backend>(
         expires_in: lifetime,
         scope: crate::scopes::join(&scopes),
         issued_token_type: Some(TT_JWT),
+        pat_id: None,
     })
 }
 

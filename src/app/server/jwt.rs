@@ -69,6 +69,7 @@ pub async fn sign_access_token<B: Backend>(
         iat: ctx.now,
         jti: random_id().map_err(|e| Error::Internal(format!("randomness unavailable: {e}")))?,
         client_id: client.id.clone(),
+        client_uid: Some(client.uid.clone()),
         scope: Scopes::from_trusted(scopes),
         pat_id: source.map(|(id, _)| id.to_owned()),
         pat_gen: source.map(|(_, generation)| generation),

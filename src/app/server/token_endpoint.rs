@@ -33,7 +33,14 @@ pub async fn handle<B: Backend>(
             client_credentials(ctx, &request.client, &grant, ip).await
         }
         Grant::TokenExchange(grant) => exchange::handle(ctx, &request.client, grant, ip).await,
+        // Parsed already; served once the authorization server is wired in (docs/AUTHORIZATION.md).
+        Grant::AuthorizationCode(_) => Err(unsupported(crate::oauth::token::AUTHORIZATION_CODE)),
+        Grant::RefreshToken(_) => Err(unsupported(crate::oauth::token::REFRESH_TOKEN)),
     }
+}
+
+fn unsupported(grant_type: &str) -> Error {
+    Error::UnsupportedGrantType(format!("grant_type {grant_type} is not supported"))
 }
 
 async fn client_credentials<B: Backend>(
@@ -98,5 +105,6 @@ async fn issue_access_token<B: Backend>(
         expires_in: lifetime,
         scope,
         issued_token_type: None,
+        pat_id: None,
     })
 }

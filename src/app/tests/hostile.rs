@@ -290,7 +290,8 @@ fn without_the_pat_client_pats_are_a_400_and_discovery_offers_no_exchange() {
         "alice",
         json!({"name":"x","scopes":["demo_api:read"],"expires_in_days":1}),
     );
-    assert_eq!((s, error_of(&v).0), (400, "invalid_request"), "{v}");
+    // one meaning, missing or disabled: PATs cannot be created here now (docs/API.md)
+    assert_eq!((s, error_of(&v).0), (400, "unauthorized_client"), "{v}");
     let (s, m, _) = h.call(&Request::new(
         Method::Get,
         "/.well-known/oauth-authorization-server",

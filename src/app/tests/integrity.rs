@@ -292,9 +292,12 @@ fn a_revocation_that_read_the_record_before_a_rotation_kills_the_new_token() {
 fn a_repeated_rotate_or_revoke_retries_the_old_hashes_kv_delete() {
     let h = Harness::new();
     let (id, old) = h.pat("alice", &["demo_api:read"]);
-    // the old hash's reuse marker is lost, and so is the delete that replaces it
-    h.backend.inject(Step::KvPut, Fault::Lost);
-    h.backend.inject(Step::KvDelete, Fault::Lost);
+    // the old hash's reuse marker is lost, and so is the delete that replaces it (after D1
+    // rotated: the new token's grant was written before)
+    h.backend.after_step(Step::TokenRotate, |b| {
+        b.inject(Step::KvPut, Fault::Lost);
+        b.inject(Step::KvDelete, Fault::Lost);
+    });
     assert_eq!(
         send_dropping_deferred(&h, &alice(Method::Post, &format!("/api/pats/{id}/rotate"))),
         201

@@ -1,10 +1,14 @@
 //! What the one token decision answers: an active token as the asking API resource may see it
 //! ([`Active`]), or inactive; and the two rules both kinds of token (reference tokens and JWTs)
-//! are held to: the client's uid and the scope owners' uids recorded at issuance.
+//! are held to: the client still holds the token ([`client_holds`]: enabled, the uid recorded at
+//! issuance), and a resource sees only the scopes it owned at issuance ([`visible_scopes`]).
 
-use crate::app::ctx::Deferred;
+use crate::app::client_auth;
+use crate::app::ctx::{Ctx, Deferred};
+use crate::error::Error;
 use crate::model::{ApiResource, Grant};
 use crate::scopes::Scopes;
+use crate::store::Backend;
 
 /// Where an active token came from (introspection serializes each as it always has).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,20 +74,41 @@ pub fn same_uid(recorded: Option<&str>, current: &str) -> bool {
     recorded.is_none_or(|r| r == current)
 }
 
+/// Whether the client a token was issued to still holds it: it exists, is enabled, and is the
+/// same client (`recorded`: its uid at issuance, see [`same_uid`]). Tokens of a disabled or
+/// deleted client stop working within the registry cache lifetime, and a client created again
+/// with the same id (another uid) revives none. Every place that accepts a token asks this: the
+/// decision (reference tokens and JWTs), token exchange, and [`super::status::status`].
+pub async fn client_holds<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    client_id: &str,
+    recorded: Option<&str>,
+) -> Result<bool, Error> {
+    Ok(client_auth::load_client(ctx, client_id)
+        .await?
+        .is_some_and(|c| c.enabled && same_uid(recorded, &c.uid)))
+}
+
 /// IdentityServer's rule: a resource sees only its own scopes, and a token without any of them is
 /// inactive for it. A scope counts only if this resource (this uid) owned it when the token was
 /// issued: a scope deleted and created again under another resource stays invisible to it.
 pub fn visible_scopes(grant: &Grant, resource: &ApiResource) -> Scopes {
-    grant
-        .scopes
+    visible_in(&grant.scopes, grant.scope_owners.as_deref(), resource)
+}
+
+/// [`visible_scopes`] of a token's `scopes` and their owners at issuance (`None`: issued before
+/// owners were recorded, matched by name alone).
+pub(super) fn visible_in(
+    scopes: &[String],
+    owners: Option<&[String]>,
+    resource: &ApiResource,
+) -> Scopes {
+    scopes
         .iter()
         .enumerate()
         .filter(|(i, s)| {
             resource.scopes.iter().any(|r| r == *s)
-                && grant
-                    .scope_owners
-                    .as_ref()
-                    .is_none_or(|o| o.get(*i).is_some_and(|u| *u == resource.uid))
+                && owners.is_none_or(|o| o.get(*i).is_some_and(|u| *u == resource.uid))
         })
         .map(|(_, s)| s.clone())
         .collect()

@@ -10,9 +10,8 @@
 //! most once per token per isolate per `last_used_coalesce_secs`. Garbage never reaches storage;
 //! a token known to be inactive (unknown to D1, revoked, expired) is remembered by the isolate.
 
-use super::active::{same_uid, visible_scopes, Active, Decided, Decision, Source};
+use super::active::{client_holds, visible_scopes, Active, Decided, Decision, Source};
 use super::{jwt, reuse};
-use crate::app::client_auth;
 use crate::app::ctx::{Ctx, Deferred};
 use crate::error::Error;
 use crate::model::{ApiResource, Grant, Status};
@@ -91,12 +90,7 @@ async fn reference_token<B: Backend>(
     if visible.is_empty() {
         return Ok(Decided::inactive());
     }
-    // Tokens of a disabled or deleted client stop working within the registry cache lifetime,
-    // and a client created again with the same id (another uid) does not revive them.
-    if !client_auth::load_client(ctx, &grant.client_id)
-        .await?
-        .is_some_and(|c| c.enabled && same_uid(grant.client_uid.as_deref(), &c.uid))
-    {
+    if !client_holds(ctx, &grant.client_id, grant.client_uid.as_deref()).await? {
         return Ok(Decided::inactive());
     }
 

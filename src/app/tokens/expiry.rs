@@ -4,6 +4,11 @@
 //! noticed only for the tightest window it is in (`(7, 30]` days ahead: 30; `(1, 7]`: 7;
 //! `(0, 1]`: 1; expired in the last day: 0), so a PAT created with 5 days left gets the 7-day and
 //! then the 1-day notice, not the 30-day one. Revoked PATs are skipped.
+//!
+//! A notice is claimed (recorded) before its event is queued for webhook delivery; if the queue
+//! refuses it, [`release_unqueued`] forgets the claim, so the next scan claims and queues it
+//! again (a new delivery, with a new `webhook-id`: an endpoint whose copy was queued before the
+//! failure can get it twice).
 
 use crate::app::ctx::Ctx;
 use crate::error::Error;
@@ -55,4 +60,41 @@ pub async fn scan<B: Backend>(ctx: &Ctx<'_, B>) -> Result<usize, Error> {
         }
     }
     Ok(emitted)
+}
+
+/// After the scan's events were fanned out: releases the notices of the events whose
+/// deliveries could not all be queued (`not_queued`: indices into `events`,
+/// [`crate::app::webhooks::FanOut::not_queued`]), so that the next scan sends them again. Returns how
+/// many were released; a release that fails is a warning (those notices are lost).
+pub async fn release_unqueued<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    events: &[Event],
+    not_queued: &[usize],
+) -> usize {
+    let notices: Vec<(String, i64)> = not_queued
+        .iter()
+        .filter_map(|i| match events.get(*i)? {
+            Event::PatExpiring {
+                pat_id,
+                threshold_days,
+                ..
+            } => Some((pat_id.clone(), *threshold_days)),
+            Event::PatExpired { pat_id, .. } => Some((pat_id.clone(), 0)),
+            _ => None,
+        })
+        .collect();
+    if notices.is_empty() {
+        return 0;
+    }
+    match ctx.backend.release_expiry_notices(&notices).await {
+        Ok(()) => notices.len(),
+        Err(e) => {
+            ctx.isolate.warn(format!(
+                "expiry: {} notice(s) neither queued nor released, lost: {}",
+                notices.len(),
+                e.0
+            ));
+            0
+        }
+    }
 }

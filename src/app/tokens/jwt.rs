@@ -2,8 +2,7 @@
 //! revocation (with a `jti` denylist in KV; a JWT exchanged from a PAT lives only as long as that
 //! PAT), and RFC 9701 signed introspection responses. Issuing them is the server's part.
 
-use super::active::{same_uid, Active, Source};
-use crate::app::client_auth;
+use super::active::{client_holds, Active, Source};
 use crate::app::ctx::Ctx;
 use crate::error::Error;
 use crate::http::Response;
@@ -19,7 +18,8 @@ fn keys<'a, B>(ctx: &'a Ctx<'_, B>) -> Option<&'a Rc<SigningKeys>> {
     ctx.cfg.signing_keys.as_ref()
 }
 
-/// A verified, unrevoked JWT access token of ours, or `None`.
+/// A verified, unrevoked JWT access token of ours whose client still holds it (enabled, the
+/// same uid: [`client_holds`]), or `None`.
 pub async fn verify_active<B: Backend>(
     ctx: &Ctx<'_, B>,
     jwt: &str,
@@ -30,7 +30,16 @@ pub async fn verify_active<B: Backend>(
     let Ok((claims, exp)) = keys.verify_access_token(jwt, ctx.now) else {
         return Ok(None);
     };
-    if claims.iss != ctx.cfg.issuer || ctx.backend.is_jti_revoked(&claims.jti).await? {
+    if claims.iss != ctx.cfg.issuer {
+        return Ok(None);
+    }
+    // The client it was issued to, as it was then (a JWT without the uid predates it: refused).
+    let Some(uid) = claims.client_uid.as_deref() else {
+        return Ok(None);
+    };
+    if !client_holds(ctx, &claims.client_id, Some(uid)).await?
+        || ctx.backend.is_jti_revoked(&claims.jti).await?
+    {
         return Ok(None);
     }
     if let Some(pat_id) = &claims.pat_id {
@@ -56,9 +65,7 @@ async fn source_pat_active<B: Backend>(
         Some(rec) => {
             rec.status(ctx.now) == Status::Active
                 && Some(rec.generation) == generation
-                && client_auth::load_client(ctx, &rec.client_id)
-                    .await?
-                    .is_some_and(|c| c.enabled && same_uid(rec.client_uid.as_deref(), &c.uid))
+                && client_holds(ctx, &rec.client_id, rec.client_uid.as_deref()).await?
         }
         None => false,
     };
@@ -79,11 +86,7 @@ pub async fn introspect<B: Backend>(
         return Ok(None);
     };
     let visible = claims.scope.intersection(&resource.scopes);
-    if visible.is_empty()
-        || !client_auth::load_client(ctx, &claims.client_id)
-            .await?
-            .is_some_and(|c| c.enabled)
-    {
+    if visible.is_empty() {
         return Ok(None);
     }
     Ok(Some(Active {
@@ -112,6 +115,11 @@ pub async fn revoke<B: Backend>(ctx: &Ctx<'_, B>, client: &Client, jwt: &str) ->
         return Err(Error::UnauthorizedClient(
             "the token was not issued to this client".into(),
         ));
+    }
+    if claims.client_uid.as_deref() != Some(client.uid.as_str()) {
+        // Issued to an earlier client with this id (or before uids were carried): inactive
+        // everywhere already, nothing to revoke (RFC 7009 2.2: no error for such a token).
+        return Ok(());
     }
     ctx.backend.revoke_jti(&claims.jti, exp).await?;
     Ok(())

@@ -9,8 +9,8 @@
 //! not a JSON array of matches or has more than [`MAX_MATCHES`] (400, checked only after the
 //! signature). Without any configured key the endpoint does not exist (404).
 
+use super::lifecycle;
 use super::revocation::{revoke_record_because, revoked_event};
-use super::{decision, lifecycle};
 use crate::app::ctx::{Ctx, Deferred, Outcome};
 use crate::error::Error;
 use crate::events::Event;
@@ -28,7 +28,8 @@ pub const MAX_REPORT_BODY: usize = crate::http::MAX_REPORT_BODY;
 pub const MAX_MATCHES: usize = 200;
 /// Fetched keys are used this long before they are fetched again.
 const KEYS_TTL_SECS: i64 = 600;
-/// An unknown key identifier refetches the keys, at most once per this many seconds.
+/// The key URL is asked at most once per this many seconds per isolate (an unknown key
+/// identifier, or a failed fetch, waits for it).
 const KEYS_REFETCH_SECS: i64 = 60;
 /// While the key URL fails, the last keys fetched stay in use this long.
 const KEYS_MAX_STALE_SECS: i64 = 86_400;
@@ -95,63 +96,97 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
 const TRUE: &str = "true_positive";
 const FALSE: &str = "false_positive";
 
-/// Kills one reported token if it is live: `true_positive` if D1 knows it (revoked now or
-/// before, or a rotated-away token whose grace this ends), `false_positive` otherwise. A token KV
-/// does not know (never issued, or revoked or expired long ago) costs no D1 read.
+/// Judges one reported token (the report's signature is verified): `true_positive` for every
+/// token patgate issued, whatever it is now (active, rotated away, revoked, expired: a second
+/// report of a token the first one revoked is as real as the first), `false_positive` only for a
+/// token it never issued. One D1 read finds the token by its current or a retired hash. Then a
+/// live token is revoked (reason `leaked`), a rotated-away token in its grace period loses its
+/// grace, a revoked token KV still caches is purged again, and the report's URL is kept for the
+/// owner (the newest [`crate::model::MAX_LEAK_URLS`] distinct ones, [`record_url`]).
 async fn judge<B: Backend>(
     ctx: &Ctx<'_, B>,
     m: &Match,
     hash: TokenHash,
     deferred: &mut Vec<Deferred>,
 ) -> Result<&'static str, Error> {
-    if !decision::may_exist(ctx, &hash).await {
+    let Some((rec, retired)) = ctx.backend.token_by_any_hash(&hash).await? else {
+        ctx.isolate.mark_inactive(hash, ctx.now);
         return Ok(FALSE);
-    }
+    };
     let url = secret_scanning::keepable_url(m.url.as_deref());
     let source = m
         .source
         .as_deref()
         .map(|s| s.chars().take(MAX_SOURCE_CHARS).collect::<String>());
-    if let Some(rec) = ctx.backend.token_by_hash(&hash).await? {
+    let leaked =
+        |token_id: String, kind: &'static str, newly: bool, grace_ended: bool| Event::TokenLeaked {
+            token_id,
+            kind,
+            newly,
+            grace_ended,
+            url: url.clone(),
+            source: source.clone(),
+        };
+    if let Some(retired) = retired {
+        // A rotated-away token: still working in its grace period, the grace ends now (the
+        // current token, held by the owner, is untouched); else it is dead already.
+        let (mut pat_id, mut grace_ended) = (rec.id, false);
+        if retired.in_grace(ctx.now) {
+            if let Some(ended) = lifecycle::end_grace(ctx, hash).await? {
+                deferred.extend(ended.deferred);
+                grace_ended = ended.was_in_grace;
+                pat_id = ended.token_id;
+            }
+        }
+        record_url(ctx, &pat_id, url.as_deref()).await?;
+        ctx.isolate
+            .emit(leaked(pat_id, rec.kind.as_str(), false, grace_ended));
+        return Ok(TRUE);
+    }
+    let live = rec.revoked_at.is_none() && rec.expires_at > ctx.now;
+    // Revoked before, but still in KV (a delete that failed): the repeated revocation purges it.
+    let cached = !live
+        && rec.revoked_at.is_some()
+        && matches!(ctx.backend.get_grant(&hash).await, Ok(Some(_)) | Err(_));
+    let mut newly = false;
+    if live || cached {
         let note = RevocationNote {
             reason: "leaked",
             url: url.clone(),
         };
-        let Some(done) = revoke_record_because(ctx, &rec.id, &hash, Some(&note)).await? else {
-            return Ok(FALSE);
-        };
-        deferred.extend(done.deferred);
-        ctx.isolate.emit(revoked_event(&rec, done.newly, "leaked"));
-        ctx.isolate.emit(Event::TokenLeaked {
-            token_id: rec.id,
-            kind: rec.kind.as_str(),
-            newly: done.newly,
-            grace_ended: false,
-            url,
-            source,
-        });
-        return Ok(TRUE);
+        if let Some(done) = revoke_record_because(ctx, &rec.id, &hash, Some(&note)).await? {
+            deferred.extend(done.deferred);
+            newly = done.newly;
+            ctx.isolate.emit(revoked_event(&rec, done.newly, "leaked"));
+        }
     }
-    // A rotated-away token still working in its grace period: the grace ends now.
-    if let Some(ended) = lifecycle::end_grace(ctx, hash).await? {
-        deferred.extend(ended.deferred);
-        ctx.isolate.emit(Event::TokenLeaked {
-            token_id: ended.token_id,
-            kind: "pat",
-            newly: false,
-            grace_ended: ended.was_in_grace,
-            url,
-            source,
-        });
-        return Ok(TRUE);
+    record_url(ctx, &rec.id, url.as_deref()).await?;
+    ctx.isolate
+        .emit(leaked(rec.id, rec.kind.as_str(), newly, false));
+    Ok(TRUE)
+}
+
+/// Keeps a report's URL for the token's owner. A failure fails the report (503): GitHub sends it
+/// again, and every step before this one is safe to repeat.
+async fn record_url<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    token_id: &str,
+    url: Option<&str>,
+) -> Result<(), Error> {
+    if let Some(url) = url {
+        ctx.backend.record_leak_url(token_id, url, ctx.now).await?;
     }
-    Ok(FALSE)
+    Ok(())
 }
 
 /// The keys that may know `key_id`: the inline keys, then the fetched ones (cached per isolate
-/// for [`KEYS_TTL_SECS`]; an unknown key identifier refetches at most every
-/// [`KEYS_REFETCH_SECS`], as GitHub rotates keys; if the URL fails, the last keys fetched are
-/// used for up to [`KEYS_MAX_STALE_SECS`]).
+/// for [`KEYS_TTL_SECS`]; an unknown key identifier refetches, as GitHub rotates keys; if the URL
+/// fails, the last keys fetched are used for up to [`KEYS_MAX_STALE_SECS`]).
+///
+/// The key URL is asked at most once per [`KEYS_REFETCH_SECS`] per isolate, whatever the outcome
+/// of the last try: while it fails (or times out: the runtime gives up after a few seconds and
+/// refuses an oversized document), requests with an unknown key identifier are answered from
+/// the cache (401) or with 503, without an outbound fetch each.
 async fn keys_for<B: Backend>(ctx: &Ctx<'_, B>, key_id: &str) -> Result<Rc<KeySet>, Error> {
     let lc = &ctx.cfg.lifecycle;
     let inline = lc.scanning_keys.clone().unwrap_or_default();
@@ -168,6 +203,20 @@ async fn keys_for<B: Backend>(ctx: &Ctx<'_, B>, key_id: &str) -> Result<Rc<KeySe
             return Ok(keys.clone());
         }
     }
+    let stale_or = |why: String| match &cached {
+        Some((at, keys)) if ctx.now - at < KEYS_MAX_STALE_SECS => Ok(keys.clone()),
+        _ => Err(Error::Unavailable(format!(
+            "secret scanning keys from {url}: {why}"
+        ))),
+    };
+    if !ctx
+        .isolate
+        .claim_scanning_keys_fetch(ctx.now, KEYS_REFETCH_SECS)
+    {
+        return stale_or(format!(
+            "asked less than {KEYS_REFETCH_SECS} s ago (and it failed or lacked this key); not asked again yet"
+        ));
+    }
     let fetched = match ctx.backend.fetch_jwks(url).await {
         Ok(text) => KeySet::parse(&text).map_err(|e| format!("keys unusable: {e}")),
         Err(e) => Err(e.0),
@@ -178,11 +227,11 @@ async fn keys_for<B: Backend>(ctx: &Ctx<'_, B>, key_id: &str) -> Result<Rc<KeySe
             ctx.isolate.store_scanning_keys(ctx.now, keys.clone());
             Ok(keys)
         }
-        Err(e) => match cached {
-            Some((at, keys)) if ctx.now - at < KEYS_MAX_STALE_SECS => Ok(keys),
-            _ => Err(Error::Unavailable(format!(
-                "secret scanning keys from {url}: {e}"
-            ))),
-        },
+        Err(e) => {
+            ctx.isolate.warn(format!(
+                "fetching the secret scanning keys failed (not asked again for {KEYS_REFETCH_SECS} s): {e}"
+            ));
+            stale_or(e)
+        }
     }
 }

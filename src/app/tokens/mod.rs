@@ -22,11 +22,13 @@ mod reuse;
 mod revocation;
 mod revoke;
 mod rotation;
+mod status;
 
 // The decision (introspection, the gate, token exchange).
-pub use active::{same_uid, Active, Decided, Decision, Source};
+pub use active::{client_holds, same_uid, Active, Decided, Decision, Source};
 pub use decision::{decide, may_exist};
-pub use reuse::check_unknown;
+pub use reuse::{check_unknown, MAX_MARKED_PER_ROTATION};
+pub use status::{status, statuses};
 
 // Endpoints: the router's entry points.
 pub use introspect::serve as serve_introspection;
@@ -42,17 +44,16 @@ pub use pats::{
 pub use revoke::serve as serve_revocation;
 
 // The Cron Trigger's scan.
-pub use expiry::scan as expiry_scan;
+pub use expiry::{release_unqueued as release_unqueued_notices, scan as expiry_scan};
 
 // Issuing: reference tokens for clients, PATs for users.
-pub use issuance::{issue, NewToken};
+pub use issuance::{issue, put_grant_retrying, NewToken};
 pub use new_pat::{
     issue as issue_pat, issue_with_id as issue_pat_with_id, validate_expiry, validate_name,
     validate_scopes, CreatePat,
 };
 
 // A user's PATs (the token page) and the one revocation path.
-pub use pats::{
-    days_left, list_for, owned, parse_cursor, revoke_for, rotate_for, EXPIRING_SOON_DAYS,
-};
+pub use pats::{days_left, list_for, owned, parse_cursor, revoke_for, EXPIRING_SOON_DAYS};
 pub use revocation::{revoke_record, Purge};
+pub use rotation::{rotate_record, Rotated};

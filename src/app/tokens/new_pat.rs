@@ -95,18 +95,21 @@ pub async fn validate_scopes<B: Backend>(
     if scopes.is_empty() {
         return Err(Error::InvalidScope("at least one scope is required".into()));
     }
-    let pat_client = client_auth::load_client(ctx, PAT_CLIENT_ID)
-        .await?
-        .ok_or_else(|| {
-            Error::InvalidRequest(format!(
-                "personal access tokens are not enabled here (no client {PAT_CLIENT_ID} is configured)"
-            ))
-        })?;
-    if !pat_client.enabled {
-        return Err(Error::UnauthorizedClient(format!(
-            "personal access tokens cannot be created: the client {PAT_CLIENT_ID} is disabled"
-        )));
-    }
+    // One meaning, whether the PAT client is missing or disabled: PATs cannot be created here
+    // now (`unauthorized_client`, docs/API.md), nothing about the request is wrong.
+    let pat_client = match client_auth::load_client(ctx, PAT_CLIENT_ID).await? {
+        Some(c) if c.enabled => c,
+        found => {
+            let why = if found.is_some() {
+                "is disabled"
+            } else {
+                "does not exist"
+            };
+            return Err(Error::UnauthorizedClient(format!(
+                "personal access tokens cannot be created: the client {PAT_CLIENT_ID} {why}"
+            )));
+        }
+    };
     for (i, s) in scopes.iter().enumerate() {
         if scopes[..i].contains(s) {
             return Err(Error::InvalidScope(format!("scope {s} is repeated")));
@@ -129,13 +132,14 @@ pub async fn issue<B: Backend>(
     issue_with_id(ctx, sub, body, None).await
 }
 
-/// [`issue`] with a caller-chosen record id (`None`: random). The token page derives the id from
-/// its one-time form token, so that re-posting the same form cannot create a second PAT.
+/// [`issue`] with a caller-chosen record id and token (`None`: random). The token page derives the
+/// id from its one-time form token, so that re-posting the same form cannot create a second PAT,
+/// and generates the token first, to keep it sealed for a repeated submission (`page::replay`).
 pub async fn issue_with_id<B: Backend>(
     ctx: &Ctx<'_, B>,
     sub: String,
     body: CreatePat,
-    id: Option<String>,
+    chosen: Option<(String, PlainToken)>,
 ) -> Result<(TokenRecord, PlainToken), Error> {
     validate_name(&body.name)?;
     let expires_at = validate_expiry(&body, ctx.now, ctx.cfg.pat_max_days)?;
@@ -153,9 +157,9 @@ pub async fn issue_with_id<B: Backend>(
         allow_self_rotation: body.allow_self_rotation,
         revoke_on_reuse: body.revoke_on_reuse,
     };
-    let issued = match id {
+    let issued = match chosen {
         None => issuance::issue(ctx, new).await,
-        Some(id) => issuance::issue_with_id(ctx, new, id).await,
+        Some((id, token)) => issuance::issue_with_id(ctx, new, id, token).await,
     }?;
     let rec = &issued.0;
     ctx.isolate.emit(Event::PatCreated {

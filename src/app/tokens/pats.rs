@@ -4,6 +4,7 @@
 use super::new_pat::{self, CreatePat};
 use super::revocation::{revoke_record, revoked_event, Purge};
 use super::rotation::{self, grace_from_body, Rotated};
+use super::status;
 use crate::app::ctx::{Ctx, Outcome};
 use crate::app::user;
 use crate::error::Error;
@@ -51,6 +52,9 @@ struct PatView<'a> {
     revoked_reason: Option<&'a str>,
     /// For a leak: where the token was found.
     revoked_source_url: Option<&'a str>,
+    /// Every place leak reports found it or one of its rotated-away tokens (the newest 10
+    /// distinct URLs, newest first; empty if none), whatever its status.
+    leak_urls: &'a [String],
     /// Whole days left before expiry, a started day counting as one (0 once expired or revoked).
     days_left: i64,
     /// Active with 7 days or less left.
@@ -89,8 +93,8 @@ pub fn days_left(expires_at: i64, now: i64) -> i64 {
     }
 }
 
-fn view(rec: &TokenRecord, now: i64) -> PatView<'_> {
-    let status = rec.status(now);
+/// `status`: the one status ([`super::status::status`]), never the record's alone.
+fn view(rec: &TokenRecord, status: Status, now: i64) -> PatView<'_> {
     let days = if status == Status::Active {
         days_left(rec.expires_at, now)
     } else {
@@ -108,6 +112,7 @@ fn view(rec: &TokenRecord, now: i64) -> PatView<'_> {
         revoked_at: rec.revoked_at.map(rfc3339),
         revoked_reason: rec.revoked_reason.as_deref(),
         revoked_source_url: rec.revoked_url.as_deref(),
+        leak_urls: &rec.leak_urls,
         days_left: days,
         expiring_soon: status == Status::Active && days <= EXPIRING_SOON_DAYS,
         allow_self_rotation: rec.allow_self_rotation,
@@ -186,7 +191,12 @@ pub async fn list<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Respons
     };
     let after = q.get("cursor").map(parse_cursor).transpose()?;
     let (recs, next) = list_for(ctx, &sub, after.as_ref(), limit).await?;
-    let pats: Vec<PatView<'_>> = recs.iter().map(|r| view(r, ctx.now)).collect();
+    let statuses = status::statuses(ctx, &recs).await?;
+    let pats: Vec<PatView<'_>> = recs
+        .iter()
+        .zip(statuses)
+        .map(|(r, s)| view(r, s, ctx.now))
+        .collect();
     Ok(Response::json(
         200,
         &serde_json::json!({ "pats": pats, "next_cursor": next }),
@@ -224,7 +234,8 @@ pub async fn owned<B: Backend>(
 pub async fn get<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, id: &str) -> Result<Response, Error> {
     let sub = user::authenticate(ctx, req).await?;
     let rec = owned(ctx, &sub, id).await?;
-    Ok(Response::json(200, &view(&rec, ctx.now)))
+    let status = status::status(ctx, &rec).await?;
+    Ok(Response::json(200, &view(&rec, status, ctx.now)))
 }
 
 pub async fn revoke<B: Backend>(
@@ -271,23 +282,6 @@ pub fn rotated_outcome(r: Rotated) -> Outcome {
         response,
         deferred: r.deferred,
     }
-}
-
-/// Replaces `sub`'s PAT `id`'s token: same id, name, scopes and expiry; the old token stops
-/// working. 404 if it is not theirs, 409 if it is not active.
-///
-/// D1 first, with one conditional statement (the old hash, not revoked, not expired), which also
-/// records the old hash as retired; then the old hash leaves KV (retried after the response if
-/// that fails) and the new grant enters it. A revocation that lands between the D1 update and
-/// the KV write would be undone by that write: the record is read back, and if it is no longer
-/// active with the new hash, the new grant is evicted and the rotation answers 409.
-pub async fn rotate_for<B: Backend>(
-    ctx: &Ctx<'_, B>,
-    sub: &str,
-    id: &str,
-) -> Result<Rotated, Error> {
-    let rec = owned(ctx, sub, id).await?;
-    rotation::rotate_record(ctx, rec, 0, "api").await
 }
 
 #[cfg(test)]

@@ -175,13 +175,26 @@ pub async fn check_unknown<B: Backend>(
     }
 }
 
+/// Most retired hashes whose reuse marker one rotation (or grace end) writes: the rotated one
+/// and the most recently retired others. Bounds the KV writes of a rotation (a marker now and
+/// again [`super::REVOCATION_RECHECK_SECS`] later) whatever the number of earlier rotations:
+/// without it, n rotations within `GRANT_CACHE_SECONDS` cost about n squared KV writes.
+pub const MAX_MARKED_PER_ROTATION: usize = 8;
+
 /// After a rotation of `pat` (its record before the rotation, `rotated` its old hash, now
-/// retired): every retired hash of the PAT that no longer works and may still be trusted in KV
-/// (retired within `GRANT_CACHE_SECONDS`), the rotated one first, gets a stale reuse marker in
-/// place of whatever KV holds (a grant a lost write left there, or a repair of a concurrent
-/// request). Tokens still in a grace period are left alone. A marker write that fails falls
-/// back to a delete (no detection for that token, never a live grant), retried after the
-/// response; every marker is written again [`crate::app::config::REVOCATION_RECHECK_SECS`] later.
+/// retired): the rotated hash and the PAT's other retired hashes that no longer work and may
+/// still be trusted in KV (retired within `GRANT_CACHE_SECONDS`), the most recent
+/// [`MAX_MARKED_PER_ROTATION`] in all, get a stale reuse marker in place of whatever KV holds (a
+/// grant a lost write left there, or a repair of a concurrent request). Tokens still in a grace
+/// period are left alone. A marker write that fails falls back to a delete (no detection for
+/// that token, never a live grant), retried after the response; every marker is written again
+/// [`crate::app::config::REVOCATION_RECHECK_SECS`] later.
+///
+/// An older retired hash is not rewritten: it got its marker when it was retired (and again
+/// 10 s later, and at each of the next rotations while among the most recent), so its entry is
+/// a marker, which never makes a token active. Only if every one of those writes and their
+/// fallback deletes failed could a live grant of it remain, and that grant is trusted at most
+/// `GRANT_CACHE_SECONDS` after it was written, like one a lost revocation delete leaves.
 pub async fn mark_retired<B: Backend>(
     ctx: &Ctx<'_, B>,
     pat: &TokenRecord,
@@ -193,7 +206,8 @@ pub async fn mark_retired<B: Backend>(
         .retired_hashes(&pat.id, ctx.now - ctx.cfg.grant_cache_secs)
         .await
     {
-        Ok(rows) => {
+        Ok(mut rows) => {
+            rows.sort_by_key(|r| std::cmp::Reverse(r.retired_at));
             for r in rows {
                 if !retired.iter().any(|x| x.hash == r.hash) {
                     retired.push(r);
@@ -207,7 +221,11 @@ pub async fn mark_retired<B: Backend>(
     }
     let mut markers = Vec::new();
     let mut failed = Vec::new();
-    for r in retired.iter().filter(|r| !r.in_grace(ctx.now)) {
+    for r in retired
+        .iter()
+        .filter(|r| !r.in_grace(ctx.now))
+        .take(MAX_MARKED_PER_ROTATION)
+    {
         let dead = dead_since(r);
         let marker = pat.marker(r.retired_at, r.grace_until, dead, dead.min(ctx.now));
         // Not remembered as inactive by this isolate: its next use must reach D1 (detection).

@@ -76,8 +76,8 @@ pub fn revoked_event(rec: &TokenRecord, newly: bool, via: &'static str) -> Event
     }
 }
 
-/// Most retired hashes (reuse markers, see [`super::reuse`]) a revocation deletes from KV, the
-/// most recent first: KV calls per request are bounded. One left behind never makes a token
+/// Most retired hashes (reuse markers, see [`super::reuse`]) a revocation deletes from KV, those
+/// still in a grace period first, then the most recent: KV calls per request are bounded. One left behind never makes a token
 /// active; its next use costs one D1 read, which finds the PAT revoked and deletes it.
 pub const MAX_PURGED_RETIRED: usize = 100;
 
@@ -88,7 +88,8 @@ pub const MAX_PURGED_RETIRED: usize = 100;
 pub async fn purge<B: Backend>(ctx: &Ctx<'_, B>, id: &str, mut hashes: Vec<TokenHash>) -> Purge {
     match ctx.backend.retired_hashes(id, i64::MIN).await {
         Ok(mut retired) => {
-            retired.sort_by_key(|r| std::cmp::Reverse(r.retired_at));
+            // Tokens still in a grace period (a live grant in KV) first, then the most recent.
+            retired.sort_by_key(|r| (!r.in_grace(ctx.now), std::cmp::Reverse(r.retired_at)));
             for r in retired.into_iter().take(MAX_PURGED_RETIRED) {
                 if !hashes.contains(&r.hash) {
                     hashes.push(r.hash);

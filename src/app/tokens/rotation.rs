@@ -1,19 +1,20 @@
-//! Rotation: a PAT gets a new token under the same id, name, scopes and expiry; the old token
-//! stops working at once or after a grace period, and stays known as retired so that a later
-//! use is detected ([`super::reuse`]). Asked for by the owner (management API, token page) or by
-//! the PAT itself (self-rotation, [`super::lifecycle`]).
+//! Rotating a PAT (the owner's API, the token page's Regenerate, self-rotation): one path,
+//! [`rotate_record`], rate limited per PAT, with a bounded number of KV writes, and ordered so
+//! that every failure leaves the PAT rotatable. The old token stops working at once or after a
+//! grace period, and stays known as retired so that a later use is detected ([`super::reuse`]).
 
 use super::issuance::put_grant_retrying;
 use super::reuse;
 use super::revocation::purge;
 use crate::app::config::MAX_ROTATION_GRACE_SECS;
 use crate::app::ctx::{Ctx, Deferred};
+use crate::app::ratelimit;
 use crate::error::Error;
 use crate::events::Event;
 use crate::http::Request;
 use crate::model::{Status, TokenRecord};
-use crate::store::{Backend, Retired};
-use crate::token::{PlainToken, TokenKind};
+use crate::store::{Backend, Limit, Retired};
+use crate::token::{PlainToken, TokenHash, TokenKind};
 use serde::Deserialize;
 
 /// The optional body of a rotation.
@@ -54,15 +55,35 @@ pub struct Rotated {
     pub deferred: Vec<Deferred>,
 }
 
-/// [`rotate_for`] on a record already read (its hash is the one the rotation replaces), with a
-/// grace period: for `grace_secs > 0` the old token keeps working until `now + grace_secs`
-/// (never past the PAT's expiry). D1 records the grace with the retired hash; KV gets the old
-/// token's grant with `exp` at the end of the grace (trusted at most `GRANT_CACHE_SECONDS`, then
-/// D1's retired hash answers), so introspection of the old token needs no D1 read and says
-/// `rotated_at`/`grace_until`. Without grace the old token's KV entry becomes a reuse marker at
-/// once ([`reuse::mark_retired`]); either way KV keeps the entry until the PAT expires,
-/// so a use after the token stopped working is detected. A revocation of the PAT purges them
-/// like every retired hash.
+/// Rotates the PAT `rec` was read as: the D1 update is conditional on `rec`'s hash (the version
+/// the caller checked), so of two concurrent rotations of one version exactly one happens, the
+/// other is a 409. Same id, name, scopes and expiry; for `grace_secs > 0` the old token keeps
+/// working until `now + grace_secs` (never past the PAT's expiry).
+///
+/// Rotations are rate limited per PAT ([`Limit::RotationsPerPat`]: 429), and their KV writes are
+/// bounded ([`reuse::MAX_MARKED_PER_ROTATION`]).
+///
+/// The order makes every failure recoverable, answered 503 with the PAT still rotatable:
+/// 1. the new token's KV grant is written first (a token nobody has yet: if anything later
+///    fails it is deleted, and a grant left behind matches no token anyone holds); if it
+///    cannot be written, nothing has changed;
+/// 2. D1, with one conditional statement (the old hash, not revoked, not expired), which also
+///    records the old hash as retired. A write that reports an error is read back: landed, the
+///    rotation goes on and the token is returned; not landed, nothing has changed; unknown (the
+///    read fails too), the old hash leaves KV and the answer is 503 (the owner rotates again:
+///    the next rotation starts from whatever hash D1 holds);
+/// 3. after the commit nothing can fail the rotation: the old token's grace grant or reuse
+///    marker ([`super::reuse::mark_retired`]) are written, failures retried after the response;
+/// 4. a revocation that lands meanwhile would be undone by those writes: the record is read
+///    back, and if it is no longer active with the new hash, the new grant is evicted and the
+///    rotation answers 409.
+///
+/// D1 records the grace with the retired hash; KV gets the old token's grant with `exp` at the
+/// end of the grace (trusted at most `GRANT_CACHE_SECONDS`, then D1's retired hash answers), so
+/// introspection of the old token needs no D1 read and says `rotated_at`/`grace_until`. Without
+/// grace the old token's KV entry becomes a reuse marker at once; either way KV keeps the entry
+/// until the PAT expires, so a use after the token stopped working is detected. A revocation of
+/// the PAT purges them like every retired hash.
 pub async fn rotate_record<B: Backend>(
     ctx: &Ctx<'_, B>,
     mut rec: TokenRecord,
@@ -78,38 +99,60 @@ pub async fn rotate_record<B: Backend>(
             "only an active token can be rotated".into(),
         ));
     }
+    ratelimit::count(ctx, Limit::RotationsPerPat, &rec.id).await?;
     let token = PlainToken::generate(TokenKind::Pat)
         .map_err(|e| Error::Internal(format!("randomness unavailable: {e}")))?;
     let old = rec.hash;
     let old_rec = rec.clone();
     let grace_until = (grace_secs > 0).then(|| (ctx.now + grace_secs).min(rec.expires_at));
     rec.hash = token.hash();
-    match ctx
+    // 1. Without its KV grant the new token would be unknown everywhere: written before D1
+    // changes, so that a failure here changes nothing (the same rotation can be asked again).
+    put_grant_retrying(ctx, &rec).await?;
+    // 2. D1.
+    let landed = match ctx
         .backend
         .rotate_token(&rec.id, &old, &rec.hash, ctx.now, grace_until)
         .await
     {
-        Ok(true) => {}
-        Ok(false) => {
-            // Revoked meanwhile: finish its KV deletes. Rotated meanwhile: that rotation marks
-            // `old` (a purge here would delete the PAT's reuse markers).
-            if let Ok(Some(now)) = ctx.backend.token_by_id(&rec.id).await {
-                if now.revoked_at.is_some() {
-                    let _ = purge(ctx, &rec.id, vec![old]).await;
-                }
+        Ok(landed) => landed,
+        Err(e) => match ctx.backend.token_by_id(&rec.id).await {
+            // Landed although it reported an error.
+            Ok(Some(now)) if now.hash == rec.hash => true,
+            // Did not land: nothing changed; asking again works.
+            Ok(Some(now)) if now.hash == old => {
+                forget(ctx, rec.hash).await;
+                return Err(e.into());
             }
-            return Err(Error::Conflict(
-                "the token was revoked, expired or rotated concurrently".into(),
-            ));
+            // Revoked, or rotated by another request.
+            Ok(_) => false,
+            Err(_) => {
+                // Unknown: if it landed, the old token must not stay live in KV; if it did
+                // not, evicting the old hash only makes the owner rotate again.
+                forget(ctx, rec.hash).await;
+                forget(ctx, old).await;
+                return Err(Error::Unavailable(format!(
+                    "rotation of {}: outcome unknown, rotate again: {}",
+                    rec.id, e.0
+                )));
+            }
+        },
+    };
+    if !landed {
+        forget(ctx, rec.hash).await;
+        // Revoked meanwhile: finish its KV deletes. Rotated meanwhile: that rotation marks
+        // `old` (a purge here would delete the PAT's reuse markers).
+        if let Ok(Some(now)) = ctx.backend.token_by_id(&rec.id).await {
+            if now.revoked_at.is_some() {
+                let _ = purge(ctx, &rec.id, vec![old]).await;
+            }
         }
-        Err(e) => {
-            // Unknown outcome (the update may have landed): evicting the old hash is safe.
-            ctx.isolate.mark_inactive(old, ctx.now);
-            let _ = ctx.backend.delete_grant(&old).await;
-            return Err(e.into());
-        }
+        return Err(Error::Conflict(
+            "the token was revoked, expired or rotated concurrently".into(),
+        ));
     }
     rec.generation += 1;
+    // 3. The old token's KV entry: a grace grant, or a reuse marker.
     let retired = Retired {
         hash: old,
         token_id: rec.id.clone(),
@@ -126,11 +169,9 @@ pub async fn rotate_record<B: Backend>(
                 .warn(format!("KV write of a grace grant failed: {}", e.0));
         }
     }
-    // The old token (without grace) and the PAT's earlier ones get reuse markers in KV.
+    // The old token (without grace) and the PAT's recent earlier ones get reuse markers in KV.
     let done = reuse::mark_retired(ctx, &old_rec, Some(retired)).await;
-    // Without its KV grant the new token would be unknown everywhere: fail rather than hand out
-    // a dead token (D1 already rotated; rotating again is safe).
-    put_grant_retrying(ctx, &rec).await?;
+    // 4. A revocation that landed meanwhile.
     match ctx.backend.token_by_id(&rec.id).await {
         Ok(Some(now)) if now.revoked_at.is_none() && now.hash == rec.hash => {}
         // Revoked meanwhile: every hash of the PAT leaves KV (the markers written above too).
@@ -141,11 +182,9 @@ pub async fn rotate_record<B: Backend>(
             ));
         }
         Ok(_) => {
-            ctx.isolate.mark_inactive(rec.hash, ctx.now);
-            let _ = ctx.backend.delete_grant(&rec.hash).await;
+            forget(ctx, rec.hash).await;
             if grace_until.is_some() {
-                ctx.isolate.mark_inactive(old, ctx.now);
-                let _ = ctx.backend.delete_grant(&old).await;
+                forget(ctx, old).await;
             }
             return Err(Error::Conflict(
                 "the token was revoked or rotated concurrently".into(),
@@ -168,4 +207,10 @@ pub async fn rotate_record<B: Backend>(
         grace_until,
         deferred: done.deferred,
     })
+}
+
+/// Evicts `hash` from KV (best effort) and from this isolate: a grant that must not be used.
+async fn forget<B: Backend>(ctx: &Ctx<'_, B>, hash: TokenHash) {
+    ctx.isolate.mark_inactive(hash, ctx.now);
+    let _ = ctx.backend.delete_grant(&hash).await;
 }

@@ -41,6 +41,39 @@ impl DeliveryLog {
     }
 }
 
+/// The dead-letter queue's consumer (wrangler.toml `dead_letter_queue`): a message ends there
+/// when the delivery consumer failed on it (threw, or asked for more retries) as often as the
+/// queue's `max_retries` allows. It is not delivered again: the answer is its log line,
+/// `webhook.failed` (`webhook.dropped` if it is not a delivery at all), and the caller acks it.
+pub fn dead_lettered(body: &str, attempts: u32) -> DeliveryLog {
+    match serde_json::from_str::<Delivery>(body) {
+        Ok(d) => DeliveryLog {
+            event: "webhook.failed",
+            endpoint: d.endpoint,
+            msg_id: d.msg_id,
+            event_type: d.event_type,
+            attempt: attempts,
+            status: None,
+            error: Some(
+                "the delivery consumer failed on this message as often as the queue allows \
+                 (dead-letter queue)"
+                    .into(),
+            ),
+            retry_in: None,
+        },
+        Err(_) => DeliveryLog {
+            event: "webhook.dropped",
+            endpoint: String::new(),
+            msg_id: String::new(),
+            event_type: String::new(),
+            attempt: attempts,
+            status: None,
+            error: Some("malformed message in the dead-letter queue".into()),
+            retry_in: None,
+        },
+    }
+}
+
 /// Delivers one queue message (`body`, attempt `attempt`, 1-based) and says what to do with it.
 pub async fn deliver<B: WebhookStore + WebhookSender>(
     cfg: &Config,

@@ -1,17 +1,18 @@
-//! The fan-out, after the response: one queued [`Delivery`] per (event, subscribed endpoint),
-//! the endpoints' subscriptions read through this isolate's cache.
+//! The fan-out, after the response: the types anyone can cause without authenticating sampled
+//! ([`crate::webhook::sampling`]), then one queued [`Delivery`] per (event, subscribed endpoint),
+//! in batches within the Queues limits; the endpoints' subscriptions read through this isolate's
+//! cache.
 
 use crate::app::config::Config;
 use crate::app::isolate::IsolateState;
 use crate::events::Event;
 use crate::store::{DeliveryQueue, StoreError, WebhookStore, WebhookSubscription};
+use crate::webhook::sampling::{self, Summary};
 use crate::webhook::{self, Delivery};
 use std::rc::Rc;
 
 /// Most endpoints registered at once (bounds the fan-out per event).
 pub const MAX_ENDPOINTS: usize = 20;
-/// Messages per `sendBatch` (the Queues limit).
-const MAX_BATCH: usize = 100;
 
 /// The endpoints' subscriptions, from this isolate's cache (fresh for `REGISTRY_CACHE_SECONDS`)
 /// or D1. A failed read falls back to the stale list if there is one.
@@ -55,17 +56,64 @@ pub fn any_deliverable(events: &[Event]) -> bool {
     events.iter().any(|e| webhook::event_type(e).is_some())
 }
 
-/// What [`fan_out`] did: messages queued, and warnings for the log (never fanned out again).
+/// What [`fan_out`] did: messages queued, warnings for the log (never fanned out again), and
+/// which events had a delivery that could not be queued.
 #[derive(Debug, Default, PartialEq)]
 pub struct FanOut {
     pub queued: usize,
     pub warnings: Vec<Event>,
+    /// Indices (into the events given) of events with at least one delivery not queued (the
+    /// queue or the endpoint list failed): the expiry scan releases their notices.
+    pub not_queued: Vec<usize>,
 }
 
-/// Queues one delivery per (event, subscribed endpoint). Runs after the response; its failures
-/// are warnings in the log and never touch the request's outcome (already sent and committed).
-/// A failed send is sent once more with the same message ids: if the first one landed after
-/// all, the receiver gets the message twice with one `webhook-id` and dedupes.
+/// One webhook payload to fan out: an event, or a sampling summary
+/// ([`Summary`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub event_type: String,
+    pub payload: String,
+    /// The index of its event in the events given to [`outgoing`]; `None` for a summary.
+    pub event: Option<usize>,
+}
+
+/// The payloads to fan out for `events` (synchronous, before anything is read): deliverable
+/// events, except the sampled types past the first of their window ([`sampling`]), plus
+/// the summaries of sampling windows that have ended.
+pub fn outgoing(isolate: &IsolateState, now: i64, events: &[Event]) -> Vec<Outgoing> {
+    let sampler = isolate.sampler();
+    let summary = |s: &Summary| {
+        let (event_type, payload) = webhook::summary_payload(s, now);
+        Outgoing {
+            event_type,
+            payload,
+            event: None,
+        }
+    };
+    let mut out: Vec<Outgoing> = sampler.take_due(now).iter().map(summary).collect();
+    for (i, e) in events.iter().enumerate() {
+        let Some(ty) = webhook::event_type(e) else {
+            continue;
+        };
+        if sampling::is_sampled(&ty) {
+            let (admit, previous) = sampler.admit(&ty, now);
+            out.extend(previous.as_ref().map(summary));
+            if admit == sampling::Admit::Counted {
+                continue;
+            }
+        }
+        if let Some((event_type, payload)) = webhook::payload(e, now) {
+            out.push(Outgoing {
+                event_type,
+                payload,
+                event: Some(i),
+            });
+        }
+    }
+    out
+}
+
+/// Queues one delivery per (event, subscribed endpoint): [`outgoing`], then [`queue_outgoing`].
 pub async fn fan_out<B: WebhookStore + DeliveryQueue>(
     cfg: &Config,
     backend: &B,
@@ -73,8 +121,27 @@ pub async fn fan_out<B: WebhookStore + DeliveryQueue>(
     now: i64,
     events: &[Event],
 ) -> FanOut {
+    if events.is_empty() && !isolate.sampler().summary_due(now) {
+        return FanOut::default();
+    }
+    let items = outgoing(isolate, now, events);
+    queue_outgoing(cfg, backend, isolate, now, &items).await
+}
+
+/// Queues one delivery per (payload, subscribed endpoint), in batches within the Queues limits
+/// (count and bytes, [`webhook::queue_batches`]). Runs after the response; its failures are
+/// warnings in the log and never touch the request's outcome (already sent and committed). A
+/// failed send is sent once more with the same message ids: if the first one landed after all,
+/// the receiver gets the message twice with one `webhook-id` and dedupes.
+pub async fn queue_outgoing<B: WebhookStore + DeliveryQueue>(
+    cfg: &Config,
+    backend: &B,
+    isolate: &IsolateState,
+    now: i64,
+    items: &[Outgoing],
+) -> FanOut {
     let mut out = FanOut::default();
-    if !any_deliverable(events) {
+    if items.is_empty() {
         return out;
     }
     let subs = match subscriptions(cfg, backend, isolate, now).await {
@@ -83,10 +150,11 @@ pub async fn fan_out<B: WebhookStore + DeliveryQueue>(
             out.warnings.push(Event::Warning {
                 message: format!(
                     "webhooks: endpoints unreadable, {} event(s) not delivered: {}",
-                    events.len(),
+                    items.len(),
                     e.0
                 ),
             });
+            out.not_queued = items.iter().filter_map(|o| o.event).collect();
             return out;
         }
     };
@@ -94,21 +162,18 @@ pub async fn fan_out<B: WebhookStore + DeliveryQueue>(
         return out;
     }
     let mut msgs = Vec::new();
-    for e in events {
-        let Some(ty) = webhook::event_type(e) else {
-            continue;
-        };
+    let mut sizes = Vec::new();
+    let mut sources = Vec::new();
+    for item in items {
+        let ty = &item.event_type;
         let targets: Vec<&WebhookSubscription> = subs
             .iter()
-            .filter(|s| webhook::subscribed(&s.event_types, &ty))
+            .filter(|s| webhook::subscribed(&s.event_types, ty))
             .collect();
         if targets.is_empty() {
             continue;
         }
-        let Some((ty, body)) = webhook::payload(e, now) else {
-            continue;
-        };
-        if body.len() > webhook::MAX_PAYLOAD_BYTES {
+        if item.payload.len() > webhook::MAX_PAYLOAD_BYTES {
             out.warnings.push(Event::Warning {
                 message: format!("webhooks: a {ty} payload is too large to deliver"),
             });
@@ -124,15 +189,26 @@ pub async fn fan_out<B: WebhookStore + DeliveryQueue>(
                     return out;
                 }
             };
-            msgs.push(Delivery {
+            let d = Delivery {
                 endpoint: s.id.clone(),
                 msg_id,
                 event_type: ty.clone(),
-                payload: body.clone(),
-            });
+                payload: item.payload.clone(),
+            };
+            let size = webhook::queue_message_bytes(&d);
+            if size > webhook::QUEUE_MAX_MESSAGE_BYTES {
+                out.warnings.push(Event::Warning {
+                    message: format!("webhooks: a {ty} message is too large to queue"),
+                });
+                break;
+            }
+            msgs.push(d);
+            sizes.push(size);
+            sources.push(item.event);
         }
     }
-    for chunk in msgs.chunks(MAX_BATCH) {
+    for range in webhook::queue_batches(&sizes) {
+        let chunk = &msgs[range.clone()];
         let sent = match backend.enqueue(chunk).await {
             Ok(()) => Ok(()),
             Err(_) => backend.enqueue(chunk).await,
@@ -149,6 +225,11 @@ pub async fn fan_out<B: WebhookStore + DeliveryQueue>(
                         e.0
                     ),
                 });
+                for i in sources[range].iter().flatten() {
+                    if !out.not_queued.contains(i) {
+                        out.not_queued.push(*i);
+                    }
+                }
             }
         }
     }
