@@ -78,7 +78,7 @@ pub fn same_uid(recorded: Option<&str>, current: &str) -> bool {
 /// same client (`recorded`: its uid at issuance, see [`same_uid`]). Tokens of a disabled or
 /// deleted client stop working within the registry cache lifetime, and a client created again
 /// with the same id (another uid) revives none. Every place that accepts a token asks this: the
-/// decision (reference tokens and JWTs), token exchange, and [`super::status::status`].
+/// decision (reference tokens and JWTs), token exchange, and [`super::one_status::status`].
 pub async fn client_holds<B: Backend>(
     ctx: &Ctx<'_, B>,
     client_id: &str,

@@ -1,9 +1,10 @@
 //! Tokens: the one decision on a presented token, and everything that reads or changes a token's
-//! life. It owns introspection (RFC 7662, and RFC 9701 signed answers), revocation (RFC 7009 and
-//! the one revocation path every other part uses), issuing reference tokens (D1 then KV), the
-//! PAT management API (`/api/pats`: create, list, rotate with grace, revoke), self-rotation,
-//! reuse detection of rotated-away tokens, leak reports from secret scanning, the expiry scan,
-//! and the checks of patgate's own JWTs. It may use the shared pieces of `app/` (context,
+//! life. It owns introspection (RFC 7662, and RFC 9701 signed answers), the one status every
+//! view shows, revocation (RFC 7009 and the one revocation path every other part uses), issuing
+//! reference tokens (D1 then KV), the PAT management API (`/api/pats`: create, list, rotate with
+//! grace, revoke) and the one rotation path, self-rotation, reuse detection of rotated-away
+//! tokens, leak reports from secret scanning, the expiry scan, and the checks of patgate's own
+//! JWTs. It may use the shared pieces of `app/` (context,
 //! configuration, isolate, client authentication, user identification, rate limits), storage
 //! traits and the pure layer; no other capability. The gate, the OAuth server and the token page
 //! use it through this face: the decision, issuing, and a user's PATs.
@@ -17,18 +18,18 @@ mod jwt;
 mod leaks;
 mod lifecycle;
 mod new_pat;
+mod one_status;
 mod pats;
 mod reuse;
 mod revocation;
 mod revoke;
 mod rotation;
-mod status;
 
 // The decision (introspection, the gate, token exchange).
 pub use active::{client_holds, same_uid, Active, Decided, Decision, Source};
 pub use decision::{decide, may_exist};
+pub use one_status::{status, statuses};
 pub use reuse::{check_unknown, MAX_MARKED_PER_ROTATION};
-pub use status::{status, statuses};
 
 // Endpoints: the router's entry points.
 pub use introspect::serve as serve_introspection;

@@ -2,9 +2,9 @@
 //! the caller's own PATs: another user's PAT is a 404, exactly like one that does not exist.
 
 use super::new_pat::{self, CreatePat};
+use super::one_status;
 use super::revocation::{revoke_record, revoked_event, Purge};
 use super::rotation::{self, grace_from_body, Rotated};
-use super::status;
 use crate::app::ctx::{Ctx, Outcome};
 use crate::app::user;
 use crate::error::Error;
@@ -93,7 +93,7 @@ pub fn days_left(expires_at: i64, now: i64) -> i64 {
     }
 }
 
-/// `status`: the one status ([`super::status::status`]), never the record's alone.
+/// `status`: the one status ([`super::one_status::status`]), never the record's alone.
 fn view(rec: &TokenRecord, status: Status, now: i64) -> PatView<'_> {
     let days = if status == Status::Active {
         days_left(rec.expires_at, now)
@@ -191,7 +191,7 @@ pub async fn list<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Respons
     };
     let after = q.get("cursor").map(parse_cursor).transpose()?;
     let (recs, next) = list_for(ctx, &sub, after.as_ref(), limit).await?;
-    let statuses = status::statuses(ctx, &recs).await?;
+    let statuses = one_status::statuses(ctx, &recs).await?;
     let pats: Vec<PatView<'_>> = recs
         .iter()
         .zip(statuses)
@@ -234,7 +234,7 @@ pub async fn owned<B: Backend>(
 pub async fn get<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, id: &str) -> Result<Response, Error> {
     let sub = user::authenticate(ctx, req).await?;
     let rec = owned(ctx, &sub, id).await?;
-    let status = status::status(ctx, &rec).await?;
+    let status = one_status::status(ctx, &rec).await?;
     Ok(Response::json(200, &view(&rec, status, ctx.now)))
 }
 
