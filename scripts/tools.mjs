@@ -8,7 +8,6 @@ import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
-export const WORKER_BUILD_VERSION = "0.8.7";
 
 /** wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly. */
 export function wasmBindgenVersion() {
@@ -41,7 +40,8 @@ export const nodeBin = (name) => join(ROOT, "node_modules", ".bin", name);
 
 /** Install what is missing; print what is already there. Idempotent. */
 export function ensureTools({ quiet = false } = {}) {
-  const say = (m) => quiet || console.log(`[setup] ${m}`);
+  // Installs are always announced; `quiet` only drops the final "tools ready".
+  const say = (m) => console.log(`[setup] ${m}`);
   const targets = output("rustup", ["target", "list", "--installed"]) || "";
   if (!targets.split("\n").includes("wasm32-unknown-unknown")) {
     say("adding rust target wasm32-unknown-unknown");
@@ -54,30 +54,17 @@ export function ensureTools({ quiet = false } = {}) {
       run("rustup", ["component", "add", c]);
     }
   }
-  const wb = output(cargoBin("worker-build"), ["--version"]);
-  if (!wb || !wb.includes(WORKER_BUILD_VERSION)) {
-    say(`installing worker-build ${WORKER_BUILD_VERSION} (a few minutes, once)`);
-    run("cargo", ["install", "worker-build", "--version", WORKER_BUILD_VERSION, "--locked"]);
-  }
   const want = wasmBindgenVersion();
   const bg = output(cargoBin("wasm-bindgen"), ["--version"]);
   if (!bg || !bg.includes(want)) {
-    say(`installing wasm-bindgen-cli ${want} (a few minutes, once)`);
-    // Its published lockfile can pin a dependency release the registry no longer serves;
-    // then install with fresh resolution of its (semver-compatible) dependencies.
-    try {
-      run("cargo", ["install", "wasm-bindgen-cli", "--version", want, "--locked"]);
-    } catch {
-      say("locked install failed; retrying without --locked");
-      run("cargo", ["install", "wasm-bindgen-cli", "--version", want]);
-    }
+    say(`installing wasm-bindgen-cli ${want} (about 2 minutes on 2 cores, once)`);
+    run("cargo", wasmBindgenInstallArgs(want));
   }
-  const npmDeps = [nodeBin("wrangler"), nodeBin("esbuild"), join(ROOT, "node_modules", "puppeteer-core", "package.json"), join(ROOT, "node_modules", "axe-core", "axe.min.js")];
-  if (!npmDeps.every((p) => existsSync(p))) {
+  if (!npmInstalled()) {
     say("installing npm dependencies");
     run("npm", ["ci", "--no-audit", "--no-fund"]);
   }
-  say("tools ready");
+  quiet || say("tools ready");
 }
 
 /** Debian's Chromium, driven by the browser tests (tests/e2e/page.test.mjs) through puppeteer-core. */
@@ -100,14 +87,32 @@ export function ensureChromium({ quiet = false } = {}) {
   return false;
 }
 
-/** Environment that makes worker-build use local binaries instead of downloading them. */
+/**
+ * The one `cargo install` of wasm-bindgen-cli: the exact version, only the `wasm-bindgen` binary,
+ * without default features. The features only serve the test runner's downloads (ureq over
+ * rustls), and `--locked` cannot work: the published lockfile pins webpki-roots 1.0.11, which the
+ * registry does not serve. Without `--locked` cargo resolves the (semver-compatible) dependencies
+ * afresh, and without the TLS stack there is no C code (ring) to compile.
+ */
+export function wasmBindgenInstallArgs(version) {
+  return ["install", "wasm-bindgen-cli", "--version", version, "--no-default-features", "--bin", "wasm-bindgen"];
+}
+
+/** The npm dependencies every script relies on, each pinned in package.json. */
+export function npmInstalled() {
+  const deps = [nodeBin("node"), nodeBin("wrangler"), nodeBin("esbuild"), join(ROOT, "node_modules", "smol-toml", "package.json"), join(ROOT, "node_modules", "puppeteer-core", "package.json"), join(ROOT, "node_modules", "axe-core", "axe.min.js")];
+  return deps.every((p) => existsSync(p));
+}
+
+/**
+ * Environment for the tools (wrangler, esbuild) the scripts start: node_modules/.bin first on
+ * PATH, so wrangler runs on the Node of the `node` dev dependency (wrangler needs Node >= 22; the
+ * machine may have Node 20) even when a script itself was started with the system's Node.
+ */
 export function buildEnv() {
   return {
     ...process.env,
-    WASM_BINDGEN_BIN: cargoBin("wasm-bindgen"),
-    ESBUILD_BIN: nodeBin("esbuild"),
-    // Our own entry template: a plain module export (see scripts/worker-shim.js).
-    CUSTOM_SHIM: join(ROOT, "scripts", "worker-shim.js"),
+    PATH: `${join(ROOT, "node_modules", ".bin")}:${process.env.PATH ?? ""}`,
     WRANGLER_SEND_METRICS: "false",
   };
 }
