@@ -30,7 +30,7 @@ function permissionFor(path) {
  * (the test's stand-in for the deployed Worker). Returns { url, calls, state, close() }.
  */
 export async function startCloudflareMock({ port, accountId = "acc0123456789abcdef0123456789abcd", tokens = { "test-token": PERMISSIONS }, failSql = null, onUpload = null } = {}) {
-  const state = { kv: new Map(), d1: new Map(), queues: new Map(), scripts: new Map(), subdomain: "patgate-test", domains: [] };
+  const state = { kv: new Map(), d1: new Map(), queues: new Map(), scripts: new Map(), pending: new Map(), subdomain: "patgate-test", domains: [] };
   const calls = [];
   const server = createServer(async (req, res) => {
     const chunks = [];
@@ -163,19 +163,36 @@ export async function startCloudflareMock({ port, accountId = "acc0123456789abcd
       return ok({ id: s.name, default_environment: { environment: "production", script: scriptInfo(s) } });
     }
     if (path === `${A}/workers/scripts` && req.method === "GET") return ok([...state.scripts.values()].map(scriptInfo));
-    if ((g = m(/^\/accounts\/[^/]+\/workers\/scripts\/([^/]+)$/)) && req.method === "PUT") {
+    // A Worker upload: PUT the script (a new Worker, or a Durable Object migration) deploys at
+    // once; POST a version then POST a deployment of it (wrangler's path for an existing Worker).
+    const versionUpload = m(/^\/accounts\/[^/]+\/workers\/scripts\/([^/]+)\/versions$/) && req.method === "POST";
+    if (((g = m(/^\/accounts\/[^/]+\/workers\/scripts\/([^/]+)$/)) && req.method === "PUT") || (versionUpload && (g = m(/^\/accounts\/[^/]+\/workers\/scripts\/([^/]+)\/versions$/)))) {
       const form = await new Response(raw, { headers: { "content-type": req.headers["content-type"] } }).formData();
-      const metadata = JSON.parse(await form.get("metadata").text());
+      const meta = form.get("metadata");
+      const metadata = JSON.parse(typeof meta === "string" ? meta : await meta.text());
       const name = g[1];
       const prev = state.scripts.get(name);
+      if (versionUpload && !prev) return fail(404, 10007, "This Worker does not exist on your account.");
       const secrets = { ...(prev?.secrets ?? {}) };
       for (const b of metadata.bindings ?? []) if (b.type === "secret_text") secrets[b.name] = b.text;
+      // An "inherit" binding takes the previous version's binding of that name (a kept secret, or a
+      // resource wrangler found already bound); one that has none is invalid.
+      const inherited = [];
       for (const b of metadata.bindings ?? []) {
-        if (b.type === "inherit" && !(b.name in secrets)) return fail(400, 10021, `inherit binding '${b.name}' is invalid`);
+        if (b.type !== "inherit") continue;
+        const before = prev?.metadata.bindings.find((x) => x.name === b.name && x.type !== "secret_text");
+        if (!(b.name in secrets) && !before) return fail(400, 10021, `inherit binding '${b.name}' is invalid`);
+        if (before) inherited.push(before);
+      }
+      metadata.bindings = [...(metadata.bindings ?? []).filter((b) => b.type !== "inherit" || b.name in secrets), ...inherited];
+      call.inherited = (metadata.bindings ?? []).filter((b) => b.type === "inherit").map((b) => b.name).concat(inherited.map((b) => b.name));
+      if (metadata.migrations && (metadata.migrations.old_tag ?? null) !== (prev?.migration_tag ?? null)) {
+        return fail(400, 10079, `migration old_tag ${metadata.migrations.old_tag} does not match ${prev?.migration_tag}`);
       }
       const modules = {};
       for (const [k, v] of form.entries()) if (k !== "metadata" && typeof v !== "string") modules[k] = Buffer.from(await v.arrayBuffer());
       const s = {
+        ...(prev ?? {}),
         name,
         etag: randomUUID(),
         version: (prev?.version ?? 0) + 1,
@@ -187,13 +204,42 @@ export async function startCloudflareMock({ port, accountId = "acc0123456789abcd
         schedules: prev?.schedules ?? [],
         created_on: prev?.created_on ?? new Date().toISOString(),
       };
-      if (metadata.migrations && (metadata.migrations.old_tag ?? null) !== (prev?.migration_tag ?? null)) {
-        return fail(400, 10079, `migration old_tag ${metadata.migrations.old_tag} does not match ${prev?.migration_tag}`);
+      call.upload = { version: s.version, secretsUploaded: (metadata.bindings ?? []).filter((b) => b.type === "secret_text").map((b) => b.name).sort() };
+      if (versionUpload) {
+        state.pending.set(s.etag, s);
+        return ok({ id: s.etag, number: s.version, resources: { script: { etag: s.etag, handlers: ["fetch", "queue", "scheduled"] }, bindings: metadata.bindings }, startup_time_ms: 10 });
       }
       state.scripts.set(name, s);
-      call.upload = { version: s.version, secretsUploaded: (metadata.bindings ?? []).filter((b) => b.type === "secret_text").map((b) => b.name).sort() };
       if (onUpload) await onUpload(s);
       return ok({ id: name, etag: s.etag, handlers: ["fetch", "queue", "scheduled"], deployment_id: randomUUID(), startup_time_ms: 10 });
+    }
+    if ((g = m(/^\/accounts\/[^/]+\/workers\/scripts\/([^/]+)\/deployments$/)) && req.method === "POST") {
+      const { versions } = json();
+      const s = state.pending.get(versions?.[0]?.version_id);
+      if (!s || versions.length !== 1 || versions[0].percentage !== 100) return fail(400, 10000, "unknown version");
+      state.pending.delete(s.etag);
+      state.scripts.set(g[1], s);
+      call.deployed = { version: s.version };
+      if (onUpload) await onUpload(s);
+      return ok({ id: randomUUID(), strategy: "percentage", versions });
+    }
+    if ((g = m(/^\/accounts\/[^/]+\/workers\/scripts\/([^/]+)\/script-settings$/)) && req.method === "PATCH") {
+      return state.scripts.has(g[1]) ? ok(json()) : fail(404, 10007, "This Worker does not exist on your account.");
+    }
+    if ((g = m(/^\/accounts\/[^/]+\/workers\/workers\/([^/]+)$/)) && req.method === "GET") {
+      const s = state.scripts.get(g[1]);
+      if (!s) return fail(404, 10007, "This Worker does not exist on your account.");
+      return ok({ id: s.name, name: s.name, subdomain: { enabled: s.workers_dev, previews_enabled: s.previews_enabled ?? false }, previews_base_config: {} });
+    }
+    if ((g = m(/^\/accounts\/[^/]+\/workers\/scripts\/([^/]+)\/settings$/)) && req.method === "GET") {
+      const s = state.scripts.get(g[1]);
+      if (!s) return fail(404, 10007, "This Worker does not exist on your account.");
+      return ok({ bindings: s.metadata.bindings.filter((b) => !["secret_text", "plain_text"].includes(b.type)), compatibility_date: s.metadata.compatibility_date, logpush: false, placement: {} });
+    }
+    if ((g = m(/^\/accounts\/[^/]+\/workers\/scripts\/([^/]+)\/deployments$/)) && req.method === "GET") {
+      const s = state.scripts.get(g[1]);
+      if (!s) return fail(404, 10007, "This Worker does not exist on your account.");
+      return ok({ deployments: [{ id: s.etag, source: "wrangler", strategy: "percentage", created_on: s.created_on, versions: [{ version_id: s.etag, percentage: 100 }] }] });
     }
     if ((g = m(/^\/accounts\/[^/]+\/workers\/scripts\/([^/]+)\/secrets$/)) && req.method === "GET") {
       const s = state.scripts.get(g[1]);
@@ -207,8 +253,9 @@ export async function startCloudflareMock({ port, accountId = "acc0123456789abcd
         const b = json();
         if (s.workers_dev !== b.enabled) call.changed = { workers_dev: b.enabled };
         s.workers_dev = b.enabled;
+        s.previews_enabled = b.previews_enabled ?? s.previews_enabled;
       }
-      return ok({ enabled: s.workers_dev, previews_enabled: s.workers_dev });
+      return ok({ enabled: s.workers_dev, previews_enabled: s.previews_enabled ?? false });
     }
     if ((g = m(/^\/accounts\/[^/]+\/workers\/scripts\/([^/]+)\/schedules$/))) {
       const s = state.scripts.get(g[1]);
@@ -230,7 +277,14 @@ export async function startCloudflareMock({ port, accountId = "acc0123456789abcd
       }
     }
     if ((g = m(/^\/accounts\/[^/]+\/workers\/scripts\/([^/]+)\/domains\/changeset$/)) && req.method === "POST") {
-      return ok(json().map((d) => ({ ...d, id: randomUUID(), zone_name: d.hostname.split(".").slice(-2).join(".") })).filter((d) => !state.domains.some((x) => x.hostname === d.hostname)));
+      const wanted = json();
+      const mine = state.domains.filter((d) => d.service === g[1]);
+      return ok({
+        added: wanted.filter((d) => !state.domains.some((x) => x.hostname === d.hostname)).map((d) => ({ ...d, id: randomUUID(), service: g[1] })),
+        removed: mine.filter((d) => !wanted.some((w) => w.hostname === d.hostname)),
+        updated: mine.filter((d) => wanted.some((w) => w.hostname === d.hostname)).map((d) => ({ ...d, modified: false })),
+        conflicting: [],
+      });
     }
     if ((g = m(/^\/accounts\/[^/]+\/workers\/scripts\/([^/]+)\/domains\/records$/)) && req.method === "PUT") {
       const b = json();
@@ -274,7 +328,7 @@ function queueInfo(q) {
 }
 
 function scriptInfo(s) {
-  return { id: s.name, tag: s.name, etag: s.etag, handlers: ["fetch", "queue", "scheduled"], migration_tag: s.migration_tag, created_on: s.created_on, modified_on: new Date().toISOString(), usage_model: "standard" };
+  return { id: s.name, tag: s.name, etag: s.etag, last_deployed_from: "wrangler", handlers: ["fetch", "queue", "scheduled"], migration_tag: s.migration_tag, created_on: s.created_on, modified_on: new Date().toISOString(), usage_model: "standard" };
 }
 
 /** Runs a D1 query like the /query endpoint: the statements in one transaction, rows of the last. */
