@@ -8,7 +8,8 @@
 // into place whole, so a dev server never sees half a build.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { ensureTools, run, cargoBin, nodeBin, ROOT } from "./tools.mjs";
+import { ensureTools, run, cargoBin, nodeBin, ROOT, WASM_BUILD } from "./tools.mjs";
+import { addProducer } from "./wasm-producers.mjs";
 
 export const BUILD_DIR = join(ROOT, "build");
 export const WORKER_DIR = join(BUILD_DIR, "worker");
@@ -28,6 +29,13 @@ function files(dir, base = dir) {
  * (`#[wasm_bindgen(module = ...)]` inline JS) becomes an import of the module and an entry in the
  * wasm instance's import object; `$WAIT_UNTIL_RESPONSE` is empty (no run-to-completion mode).
  */
+/** The version of a crate in Cargo.lock (the `worker` crate: worker-build shares its version). */
+export function lockedVersion(crate) {
+  const m = readFileSync(join(ROOT, "Cargo.lock"), "utf8").match(new RegExp(`name = "${crate}"\\nversion = "([^"]+)"`));
+  if (!m) throw new Error(`${crate} not found in Cargo.lock`);
+  return m[1];
+}
+
 export function fillShim(template, snippets) {
   const named = snippets.map((path, i) => [`snippets_${i}`, `./snippets/${path}`]);
   const jsImports = named.map(([name, path]) => `import * as ${name} from "${path}";\n`).join("");
@@ -41,11 +49,7 @@ export function fillShim(template, snippets) {
 export function build({ quiet = false } = {}) {
   ensureTools({ quiet: true });
   const started = Date.now();
-  // WASM_BINDGEN_USE_JS_SYS: worker-build sets it for its cargo build (async exports go through
-  // js_sys's futures); set here too so the wasm is the same.
-  run("cargo", ["build", "--locked", "--lib", "--release", "--target", "wasm32-unknown-unknown"], {
-    env: { ...process.env, WASM_BINDGEN_USE_JS_SYS: "1" },
-  });
+  run("cargo", WASM_BUILD.args, { env: { ...process.env, ...WASM_BUILD.env } });
   const stage = join(BUILD_DIR, `.stage-${process.pid}`);
   rmSync(stage, { recursive: true, force: true });
   mkdirSync(stage, { recursive: true });
@@ -56,7 +60,9 @@ export function build({ quiet = false } = {}) {
     const worker = join(stage, "worker");
     mkdirSync(worker);
     renameSync(join(bindgen, "index_bg.js"), join(worker, "index_bg.js"));
-    renameSync(join(bindgen, "index_bg.wasm"), join(worker, "index.wasm"));
+    // worker-build records the SDK in the wasm's producers section: so do we (byte-identical output).
+    const wasmOut = addProducer(readFileSync(join(bindgen, "index_bg.wasm")), { version: lockedVersion("worker") });
+    writeFileSync(join(worker, "index.wasm"), wasmOut);
     const snippets = files(join(bindgen, "snippets"));
     if (snippets.length) renameSync(join(bindgen, "snippets"), join(worker, "snippets"));
     const template = readFileSync(join(ROOT, "scripts", "worker-shim.js"), "utf8");

@@ -1,7 +1,7 @@
 // Shared helpers for the project scripts: the pinned tool versions, running commands, and
 // locating binaries. Everything a fresh machine (rustup + node/npm + registries) needs is
 // installed from here, and nothing already present is installed again.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, dirname } from "node:path";
@@ -38,10 +38,15 @@ export function cargoBin(name) {
 
 export const nodeBin = (name) => join(ROOT, "node_modules", ".bin", name);
 
-/** Install what is missing; print what is already there. Idempotent. */
-export function ensureTools({ quiet = false } = {}) {
-  // Installs are always announced; `quiet` only drops the final "tools ready".
-  const say = (m) => console.log(`[setup] ${m}`);
+/** The release build of the crate for the Worker (scripts/build.mjs; also started early by setup). */
+export const WASM_BUILD = {
+  args: ["build", "--locked", "--lib", "--release", "--target", "wasm32-unknown-unknown"],
+  // worker-build sets this for its cargo build (wasm-bindgen's macro then drives async exports
+  // with js_sys's futures); set here too so the wasm stays the same.
+  env: { WASM_BINDGEN_USE_JS_SYS: "1" },
+};
+
+function rustupReady(say) {
   const targets = output("rustup", ["target", "list", "--installed"]) || "";
   if (!targets.split("\n").includes("wasm32-unknown-unknown")) {
     say("adding rust target wasm32-unknown-unknown");
@@ -54,16 +59,58 @@ export function ensureTools({ quiet = false } = {}) {
       run("rustup", ["component", "add", c]);
     }
   }
-  const want = wasmBindgenVersion();
-  const bg = output(cargoBin("wasm-bindgen"), ["--version"]);
-  if (!bg || !bg.includes(want)) {
-    say(`installing wasm-bindgen-cli ${want} (about 2 minutes on 2 cores, once)`);
-    run("cargo", wasmBindgenInstallArgs(want));
+}
+
+const wasmBindgenReady = () => (output(cargoBin("wasm-bindgen"), ["--version"]) ?? "").includes(wasmBindgenVersion());
+
+/** Install what is missing, one after the other; print what is already there. Idempotent. */
+export function ensureTools({ quiet = false } = {}) {
+  // Installs are always announced; `quiet` only drops the final "tools ready".
+  const say = (m) => console.log(`[setup] ${m}`);
+  rustupReady(say);
+  if (!wasmBindgenReady()) {
+    say(`installing wasm-bindgen-cli ${wasmBindgenVersion()} (once)`);
+    run("cargo", wasmBindgenInstallArgs(wasmBindgenVersion()));
   }
   if (!npmInstalled()) {
     say("installing npm dependencies");
     run("npm", ["ci", "--no-audit", "--no-fund"]);
   }
+  quiet || say("tools ready");
+}
+
+function runAsync(cmd, args, opts = {}) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: "inherit", cwd: ROOT, ...opts });
+    p.on("error", reject);
+    p.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(" ")} exited with ${code}`))));
+  });
+}
+
+/**
+ * `scripts/setup.mjs`: the same installs as `ensureTools`, at the same time: `npm ci` (mostly
+ * download), the wasm-bindgen-cli compile and, with `prebuild`, the release build of the crate
+ * (the build step then finds it done). On a fresh 2-core machine this overlaps the download with
+ * the compiles, and the two compiles' single-threaded phases (linking, LTO) with each other.
+ */
+export async function setup({ quiet = false, prebuild = false } = {}) {
+  const say = (m) => console.log(`[setup] ${m}`);
+  rustupReady(say);
+  const jobs = [];
+  if (!npmInstalled()) {
+    say("installing npm dependencies");
+    jobs.push(runAsync("npm", ["ci", "--no-audit", "--no-fund"]));
+  }
+  if (!wasmBindgenReady()) {
+    say(`installing wasm-bindgen-cli ${wasmBindgenVersion()} (once)`);
+    jobs.push(runAsync("cargo", wasmBindgenInstallArgs(wasmBindgenVersion())));
+  }
+  if (prebuild && jobs.length) {
+    say("building the release wasm meanwhile");
+    jobs.push(runAsync("cargo", WASM_BUILD.args, { env: { ...process.env, ...WASM_BUILD.env } }));
+  }
+  const failed = (await Promise.allSettled(jobs)).filter((r) => r.status === "rejected");
+  if (failed.length) throw failed[0].reason;
   quiet || say("tools ready");
 }
 

@@ -47,6 +47,8 @@ export async function startCloudflareMock({ port, accountId = "acc0123456789abcd
       answer = fail(500, 10000, `mock error: ${e.stack}`);
     }
     call.status = answer.status ?? 200;
+    // CFMOCK_LOG=1: every call on stderr (debugging a new wrangler's calls)
+    if (process.env.CFMOCK_LOG) console.error(`[cfmock] ${call.status} ${req.method} ${path}${url.search}${call.unknown ? " UNKNOWN" : ""}${call.status >= 400 ? ` ${JSON.stringify(answer.body?.errors)}` : ""}`);
     res.writeHead(call.status, { "content-type": "application/json" });
     res.end(JSON.stringify(answer.body ?? answer));
   });
@@ -209,18 +211,20 @@ export async function startCloudflareMock({ port, accountId = "acc0123456789abcd
         state.pending.set(s.etag, s);
         return ok({ id: s.etag, number: s.version, resources: { script: { etag: s.etag, handlers: ["fetch", "queue", "scheduled"] }, bindings: metadata.bindings }, startup_time_ms: 10 });
       }
+      const refused = await startWorker(s);
+      if (refused) return refused;
       state.scripts.set(name, s);
-      if (onUpload) await onUpload(s);
       return ok({ id: name, etag: s.etag, handlers: ["fetch", "queue", "scheduled"], deployment_id: randomUUID(), startup_time_ms: 10 });
     }
     if ((g = m(/^\/accounts\/[^/]+\/workers\/scripts\/([^/]+)\/deployments$/)) && req.method === "POST") {
       const { versions } = json();
       const s = state.pending.get(versions?.[0]?.version_id);
       if (!s || versions.length !== 1 || versions[0].percentage !== 100) return fail(400, 10000, "unknown version");
+      const refused = await startWorker(s);
+      if (refused) return refused;
       state.pending.delete(s.etag);
       state.scripts.set(g[1], s);
       call.deployed = { version: s.version };
-      if (onUpload) await onUpload(s);
       return ok({ id: randomUUID(), strategy: "percentage", versions });
     }
     if ((g = m(/^\/accounts\/[^/]+\/workers\/scripts\/([^/]+)\/script-settings$/)) && req.method === "PATCH") {
@@ -298,6 +302,17 @@ export async function startCloudflareMock({ port, accountId = "acc0123456789abcd
     }
     call.unknown = true;
     return fail(404, 7003, `No route for that URI (mock: ${req.method} ${path})`);
+  }
+
+  /** The Worker must start, as Cloudflare validates an upload: else the upload is refused. */
+  async function startWorker(s) {
+    if (!onUpload) return null;
+    try {
+      await onUpload(s);
+      return null;
+    } catch (e) {
+      return fail(400, 10021, `the Worker failed to start: ${e.message}`);
+    }
   }
 
   await new Promise((r) => server.listen(port, "127.0.0.1", r));
