@@ -172,7 +172,11 @@ export async function main(argv = process.argv.slice(2)) {
   // --- 2. read-only: permissions and what exists ------------------------------------------------
   const api = new CloudflareApi(token.token);
   try {
-    plan.accountId = await resolveAccount(api, plan.accountId);
+    try {
+      plan.accountId = await resolveAccount(api, plan.accountId);
+    } catch (e) {
+      throw new Refusal([`cannot tell which account to deploy to (${e.message}): set CLOUDFLARE_ACCOUNT_ID`]);
+    }
     const missing = await missingPermissions(api, plan.accountId);
     if (missing.length) throw new Refusal([`the API token (${token.source}) lacks ${missing.join(", ")} on account ${plan.accountId}: add ${missing.length > 1 ? "them" : "it"} to the token`]);
   } catch (e) {
@@ -256,7 +260,10 @@ export async function main(argv = process.argv.slice(2)) {
     const admin = adminClient(plan.adminUrl, adminToken);
     const current = await readRegistry(admin);
     const { actions, problems: regProblems } = registryActions(current, plan.registry);
-    for (const p of regProblems) console.error(`registry: not changed: ${p}`);
+    if (regProblems.length) {
+      console.error(`deploy stopped before the registry (the Worker is deployed; no registry record was changed):\n${regProblems.map((p) => `  - ${p}`).join("\n")}`);
+      return 1;
+    }
     let result;
     try {
       result = await applyActions(admin, actions);
@@ -278,7 +285,6 @@ export async function main(argv = process.argv.slice(2)) {
       console.error(`deploy stopped in the registry: ${result.error.message}`);
       return 1;
     }
-    if (regProblems.length) return 1;
   }
 
   say("");

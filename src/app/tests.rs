@@ -358,7 +358,10 @@ fn kv_entries_of_older_versions_are_checked_against_d1_and_rewritten() {
         .values()
         .map(|g| (g.id.clone(), serde_json::to_string(g).expect("json")))
         .collect();
-    assert!(rows.iter().all(|(_, j)| !j.contains("fresh_until")), "{rows:?}");
+    assert!(
+        rows.iter().all(|(_, j)| !j.contains("fresh_until")),
+        "{rows:?}"
+    );
     h.backend.take_counts();
     let (_, v, _) = h.call(&introspect_req(&token));
     assert_eq!(v["active"], true, "an old entry keeps its token working");
@@ -382,8 +385,15 @@ fn kv_entries_of_older_versions_are_checked_against_d1_and_rewritten() {
             t.revoked_at = Some(h.now);
         }
     });
-    assert_eq!(h.call(&introspect_req(&revoked)).1, json!({"active": false}));
-    assert_eq!(h.backend.kv.borrow().len(), 1, "the revoked token's entry is deleted");
+    assert_eq!(
+        h.call(&introspect_req(&revoked)).1,
+        json!({"active": false})
+    );
+    assert_eq!(
+        h.backend.kv.borrow().len(),
+        1,
+        "the revoked token's entry is deleted"
+    );
 }
 
 #[test]

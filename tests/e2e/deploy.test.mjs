@@ -297,3 +297,68 @@ test("a failing migration stops the deploy before any code is uploaded", async (
     await failing.close();
   }
 });
+
+// --- the plan and the registry diff, as functions --------------------------------------------------
+
+test("environments keep separate Workers, resources, secrets and issuers", async () => {
+  const { makePlan, generatedConfig, readWranglerToml } = await import("../../scripts/deploy-plan.mjs");
+  const toml = readWranglerToml(join(ROOT, "wrangler.toml"));
+  const cfg = config({ environments: { staging: { issuer: "https://auth.staging.example.com", identity: { access: { team_domain: "example", aud: "b".repeat(64) } } } } });
+  const prod = makePlan({ toml, config: cfg, root: ROOT });
+  const staging = makePlan({ toml, config: cfg, root: ROOT, flags: { env: "staging" } });
+  assert.equal(prod.worker, "patgate");
+  assert.equal(staging.worker, "patgate-staging");
+  assert.deepEqual([staging.kv[0].title, staging.d1[0].name, staging.queues[0].name], ["patgate-staging-grants", "patgate-staging", "patgate-webhooks-staging"]);
+  assert.deepEqual([prod.kv[0].title, prod.d1[0].name, prod.queues[0].name], ["patgate-grants", "patgate", "patgate-webhooks"]);
+  const gen = generatedConfig(toml, staging, { kv: { GRANTS: "k" }, d1: { DB: "d" } }, ROOT);
+  assert.equal(gen.vars.ISSUER, "https://auth.staging.example.com");
+  assert.equal(gen.vars.USER_JWT_AUDIENCE, "b".repeat(64));
+  assert.deepEqual(gen.queues.producers.map((p) => p.queue), ["patgate-webhooks-staging"]);
+  assert.deepEqual(gen.queues.consumers.map((c) => c.queue), ["patgate-webhooks-staging"]);
+  assert.deepEqual(gen.routes.map((r) => r.pattern), ["auth.staging.example.com", "api.example.com"], "hosts not overridden: the top level's");
+  assert.deepEqual(gen.secrets.required, ["ADMIN_TOKEN", "SESSION_SECRET", "JWT_SIGNING_KEYS"]);
+  // a workers.dev issuer: no Custom Domain for it, workers.dev on
+  const dev = makePlan({ toml, config: config({ issuer: "https://patgate.acme.workers.dev", hosts: [] }), root: ROOT });
+  assert.equal(generatedConfig(toml, dev, { kv: {}, d1: {} }, ROOT).workers_dev, true);
+  assert.deepEqual(dev.hosts, []);
+});
+
+test("the registry diff: create missing, change in place, delete only what is listed, refuse what cannot change in place", async () => {
+  const { registryActions } = await import("../../scripts/deploy-registry.mjs");
+  const current = {
+    resources: [{ id: "orders", scopes: ["orders:write", "orders:read"], enabled: true }, { id: "legacy", scopes: ["legacy:read"], enabled: true }],
+    clients: [{ id: "pat_client", public: true, allowed_scopes: ["orders:read"], token_format: "reference", token_lifetime: 3600, enabled: true }, { id: "ci", public: false, allowed_scopes: [], token_format: "reference", token_lifetime: 3600, enabled: true }],
+    routes: [{ id: "r1", host: "API.example.com", path_prefix: "/a/", upstream: "https://o.example.com", resource: "orders", rules: [{ methods: ["GET"], scopes: [] }] }],
+    webhooks: [{ id: "wh_1", url: "https://h.example.com/a", event_types: ["pat.revoked"] }, { id: "wh_2", url: "https://h.example.com/b", event_types: ["pat.revoked"] }],
+  };
+  const same = registryActions(current, {
+    resources: [{ id: "orders", scopes: ["orders:read", "orders:write"] }],
+    pat_client: { allowed_scopes: ["orders:read"] },
+    clients: [{ id: "ci", allowed_scopes: [] }],
+    gate_routes: [{ id: "r1", host: "api.example.com", path_prefix: "/a/", upstream: "https://o.example.com", resource: "orders", rules: [{ methods: ["GET"], scopes: [] }] }],
+    webhooks: [{ url: "https://h.example.com/a", event_types: ["pat.revoked"] }],
+  });
+  assert.deepEqual(same, { actions: [], problems: [] }, "as declared: nothing to do (set order and host case ignored; undeclared records left alone)");
+  const { actions, problems } = registryActions(current, {
+    resources: [{ id: "orders", scopes: ["orders:read"], enabled: false }, { id: "billing", scopes: ["billing:read"] }],
+    pat_client: { allowed_scopes: ["orders:read", "billing:read"] },
+    clients: [{ id: "ci", public: true, allowed_scopes: [] }, { id: "new", allowed_scopes: ["billing:read"], token_lifetime: 600 }],
+    webhooks: [{ url: "https://h.example.com/a", event_types: ["*"] }, { url: "https://h.example.com/b", event_types: ["*"], replace: true }],
+    remove: { gate_routes: ["r1", "absent"], resources: ["legacy"] },
+  });
+  assert.deepEqual(actions.map((a) => `${a.method} ${a.path}${a.ifMatch ? " (If-Match)" : ""}`), [
+    "PATCH /admin/resources/orders (If-Match)",
+    "POST /admin/resources",
+    "PATCH /admin/clients/pat_client (If-Match)",
+    "POST /admin/clients",
+    "POST /admin/webhooks",
+    "DELETE /admin/webhooks/wh_2",
+    "DELETE /admin/routes/r1",
+    "DELETE /admin/resources/legacy (If-Match)",
+  ]);
+  assert.deepEqual(actions[0].body, { scopes: ["orders:read"], enabled: false });
+  assert.deepEqual(actions[3].body, { id: "new", public: false, allowed_scopes: ["billing:read"], token_lifetime: 600 });
+  assert.equal(problems.length, 2);
+  assert.match(problems[0], /client ci is confidential but declared public/);
+  assert.match(problems[1], /webhook https:\/\/h\.example\.com\/a exists .* "replace": true/);
+});
