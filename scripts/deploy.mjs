@@ -99,11 +99,12 @@ function printPlan(plan, state) {
 
 function printAccess(plan) {
   if (!plan.vars.USER_JWKS_URL?.endsWith("/cdn-cgi/access/certs")) return;
-  say("Cloudflare Access (Zero Trust > Access > Applications, once): a self-hosted application on");
-  say(`  ${plan.issuerHost}, paths "/" and "/tokens" (Access covers every path under it: /tokens/new, /tokens/{id}/...),`);
-  say(`  and "/api/pats" if people call the management API from a browser session; its AUD tag is`);
-  say(`  ${plan.vars.USER_JWT_AUDIENCE} (identity.access.aud). Leave /oauth/*, /.well-known/*, /admin/* and`);
-  say("  /api/pats/self/rotate outside Access: clients, API resources and PATs authenticate there themselves.");
+  say("Cloudflare Access (Zero Trust > Access > Applications, once):");
+  say(`  a self-hosted application on ${plan.issuerHost} with the path "tokens" (it covers /tokens/new,`);
+  say(`  /tokens/{id}/...), AUD tag ${plan.vars.USER_JWT_AUDIENCE} (identity.access.aud).`);
+  say(`  Never the whole host: /oauth/*, /.well-known/*, /admin/* and gate routes authenticate themselves.`);
+  say(`  Browser use of the management API: add the path "api/pats", plus an application on`);
+  say(`  "api/pats/self/rotate" with a Bypass policy (PATs authenticate themselves there).`);
 }
 
 export async function main(argv = process.argv.slice(2)) {

@@ -248,7 +248,7 @@ test("first deploy: resources, migrations, secrets with the Worker, then the reg
   const tok = await fetchSim(`${sim.url}/oauth/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", authorization: `Basic ${Buffer.from(`reporting:${saved.clients.reporting}`).toString("base64")}` }, body: "grant_type=client_credentials&scope=orders:read" });
   assert.equal(tok.status, 200, await tok.clone().text());
   assert.match(first.out, /token page +https:\/\/auth\.example\.com\/tokens/);
-  assert.match(first.out, /auth\.example\.com, paths "\/" and "\/tokens"/);
+  assert.match(first.out, /application on auth\.example\.com with the path "tokens"/);
   const before = uids();
 
   // the second deploy: the same Worker uploaded again, nothing else changes
