@@ -12,4 +12,4 @@ run("cargo", ["test", "--locked"]);
 build();
 // The e2e suite runs on the Node of the `node` dev dependency (wrangler and the deploy tests need
 // Node >= 22), whichever Node started this script.
-run(nodeBin("node"), ["--test", "--test-concurrency=1", "--test-reporter=spec", "tests/e2e/"]);
+run(nodeBin("node"), ["--test", "--test-concurrency=1", "--test-reporter=spec", "tests/e2e/*.test.mjs"]);
