@@ -26,7 +26,7 @@ function importObject() {
 // - asynchronously, when the request future traps in a wake-up: the panic hook
 //   (`edge::start`) then rejects that request's promise with a RuntimeError (so it is answered)
 //   and calls `__patgate_poisoned`; a trap without a panic (an allocation failure) surfaces as an
-//   unhandled RuntimeError rejection.
+//   unhandled RuntimeError rejection, and the request whose wake-up trapped is failed then.
 // From then on the instance is *poisoned*: no new request enters it. The first request to arrive
 // waits (at most RECOVERY_WAIT_MS) for the requests still in flight on it to finish there,
 // untouched; then the instance is reset (a fresh one from the same module) and every new request
@@ -68,7 +68,11 @@ function poison(e) {
 // Called by the panic hook (`edge::start`) before the trap.
 globalThis.__patgate_poisoned = poison;
 globalThis.addEventListener?.("unhandledrejection", (event) => {
-	if (event.reason instanceof WebAssembly.RuntimeError) poison(event.reason);
+	if (!(event.reason instanceof WebAssembly.RuntimeError)) return;
+	poison(event.reason);
+	try {
+		imports.fail_trapped(); // answers the request whose wake-up trapped
+	} catch {}
 });
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -82,28 +86,34 @@ function parkedOnOld() {
 	}
 }
 
+/** Thrown when a trapped instance cannot be reset: answered 503, and the instance stays unused. */
+const STUCK = new Error("patgate: wasm trapped and this build cannot reset the instance");
+
 /** Resolves once the instance is usable again: waits for the poisoned instance's requests in
  * flight (bounded), then resets it. */
 async function recovered() {
 	const deadline = Date.now() + RECOVERY_WAIT_MS;
 	while (poisoned && parkedOnOld() > 0 && Date.now() < deadline) await sleep(5);
 	if (!poisoned) return;
-	if (reinit === undefined) {
-		// The glue has no reinit machinery (a wasm-bindgen change): never reuse a trapped instance.
-		throw new Error("patgate: wasm trapped and this build cannot reset the instance");
-	}
+	if (reinit === undefined) throw STUCK; // no reinit machinery in the glue (a wasm-bindgen change)
 	try {
 		imports.abandon_requests();
 	} catch {}
+	try {
+		imports[reinit]();
+		imports.parked_requests(); // any export call: the glue's call guard runs the reset first
+	} catch (e) {
+		console.error("patgate: the wasm instance could not be reset", e);
+		throw STUCK;
+	}
 	poisoned = false;
 	generation++;
-	imports[reinit]();
-	imports.__worker_init_state(); // the glue's call guard runs the reset here
 	console.error("patgate: wasm instance reset after a trap");
 }
 
 /** A request that ran into a trap or was abandoned by a reset: its answer; other errors rethrown. */
 function failed(e) {
+	if (e === STUCK) return jsonError(503, '{"error":"temporarily_unavailable"}');
 	if (e instanceof WebAssembly.RuntimeError) {
 		if (e.message === "patgate: abandoned by a reset") {
 			return jsonError(503, '{"error":"temporarily_unavailable"}');
@@ -158,13 +168,21 @@ function enteredRethrow(f) {
 // connection and answers it `503 Your worker restarted mid-request` (a GET or HEAD is retried when
 // the next request arrives). So one oversized upload failed an unrelated request. Read to its end,
 // the refused request leaves its connection clean for the next one.
-// The drain is bounded: DRAIN_MS in all, and DRAIN_BYTES past the limit unless the var
-// DEV_DRAIN_REFUSED_BODIES is "true" (set by the local dev configuration only). Past a bound the
-// rest is cancelled and the refusal answered at once; the runtime then closes that connection.
-// On Cloudflare's edge every client has its own connection to the Worker, so that costs only the
-// sender's connection, and the byte bound caps the work a sender can cause (about 6 ms of runtime
-// CPU per MiB drained, measured under workerd). Under `wrangler dev` without the var, an upload
-// more than DRAIN_BYTES over the limit can still cost the next request its connection.
+// The drain is bounded by DRAIN_BYTES past the limit, unless the var DEV_DRAIN_REFUSED_BODIES is
+// "true" (set by the local dev configuration only), and by the client: it ends when the body ends or
+// fails. Past the bound the rest is cancelled and the refusal answered at once; the runtime then
+// closes that connection. On Cloudflare's edge every client has its own connection to the Worker,
+// so that costs only the sender's connection, and the bound caps the work a sender can cause
+// (about 6 ms of runtime CPU per MiB drained, measured under workerd). Under `wrangler dev` without
+// the var, an upload more than DRAIN_BYTES over the limit can still cost the next request its
+// connection. A client that stalls mid-body waits for its own answer and holds nothing but its
+// own connection (no CPU while waiting).
+//
+// Left to the local proxy: a GET or HEAD sent with a declared body that the client abandons
+// midway. workerd answers a declared body only once all of it has arrived, so the proxy's fetch
+// fails, and the proxy's retry of that GET (with a body it has used up) throws while it handles
+// the next request, which then gets `500 Cannot reconstruct a Request with a used body`. Nothing in
+// the Worker can answer earlier; deployed, there is no such proxy.
 //
 // A chunked body nobody reads is drained the same way before the answer: a GET, HEAD or OPTIONS
 // sent with one, and a gate request refused before it was forwarded (its body stream untouched).
@@ -172,7 +190,6 @@ const MAX_FORM_BODY = 8 * 1024;
 const MAX_JSON_BODY = 16 * 1024;
 const MAX_REPORT_BODY = 64 * 1024;
 const DRAIN_BYTES = 1024 * 1024;
-const DRAIN_MS = 10_000;
 const NO_BODY = new Set(["GET", "HEAD", "OPTIONS"]);
 const EMPTY = new Uint8Array(0);
 const TOO_LARGE = "too_large";
@@ -224,12 +241,10 @@ async function readChunked(reader, limit, env) {
 	return out;
 }
 
-/** Reads and drops the rest of a body (`past` bytes over the limit read so far) until it ends,
- * within the bounds; past them, cancels the rest. Resolves either way (a failing body included:
- * its connection is gone). */
+/** Reads and drops the rest of a body (`past` bytes over the limit read so far) until it ends or
+ * fails; past the byte bound, cancels the rest. */
 async function drain(reader, past, env) {
 	const maxBytes = env.DEV_DRAIN_REFUSED_BODIES === "true" ? Infinity : DRAIN_BYTES;
-	const timer = setTimeout(() => reader.cancel().catch(() => {}), DRAIN_MS);
 	try {
 		while (past <= maxBytes) {
 			const { done, value } = await reader.read();
@@ -238,9 +253,7 @@ async function drain(reader, past, env) {
 		}
 		reader.cancel().catch(() => {});
 	} catch {
-		// the body failed: nothing more to read
-	} finally {
-		clearTimeout(timer);
+		// the body failed (malformed, or the client went away): nothing more to read
 	}
 }
 

@@ -13,6 +13,9 @@
 
 use super::backend::EdgeBackend;
 use super::counters;
+use super::settle::Settled;
+use wasm_bindgen::JsCast as _;
+use worker::worker_sys::web_sys;
 use crate::error::Error;
 use crate::http::Response;
 use worker::Env;
@@ -55,10 +58,16 @@ fn param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
 async fn trap(query: Option<&str>) -> Response {
     if param(query, "when") != Some("sync") {
         let ms = param(query, "ms")
-            .and_then(|v| v.parse::<u64>().ok())
+            .and_then(|v| v.parse::<i32>().ok())
             .unwrap_or(1)
             .clamp(1, 10_000);
-        worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+        // A JS timer awaited like any I/O (`worker::Delay` sets its flag after waking the task,
+        // which this executor polls at once).
+        let timer = js_sys::Promise::new(&mut |resolve, _| {
+            let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+            let _ = global.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        });
+        let _ = Settled::new(timer).await;
     }
     if param(query, "how") == Some("unreachable") {
         core::arch::wasm32::unreachable()

@@ -15,7 +15,8 @@
 //! Everything runs on the isolate's one thread.
 //!
 //! Traps: a panic while a parked task is polled fails that task's promise first
-//! ([`fail_current`], from the panic hook), so its request is answered. After a trap the shim
+//! ([`fail_current`], from the panic hook), so its request is answered; a trap without a panic
+//! is failed the same way right after ([`fail_trapped`], from the shim). After a trap the shim
 //! stops sending requests here, waits for [`parked_requests`] to reach zero (the requests in
 //! flight finish on this instance), and, before it resets the instance, fails whatever is still
 //! parked ([`abandon_requests`]).
@@ -70,6 +71,14 @@ pub fn fail_current(message: &str) {
     if let Some(p) = parked {
         let _ = p.reject.call1(&JsValue::UNDEFINED, &trap_error(message));
     }
+}
+
+/// Rejects the promise of the parked task whose wake-up trapped without a panic (the shim saw
+/// the trap as an unhandled `RuntimeError`): the trap unwound [`wake`] before it cleared
+/// [`POLLING`], so the slot is still there.
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn fail_trapped() {
+    fail_current("wasm trap");
 }
 
 /// How many requests are parked (awaiting I/O); `u32::MAX` if the table cannot be read.
