@@ -14,10 +14,10 @@
 use super::backend::EdgeBackend;
 use super::counters;
 use super::settle::Settled;
-use wasm_bindgen::JsCast as _;
-use worker::worker_sys::web_sys;
 use crate::error::Error;
 use crate::http::Response;
+use wasm_bindgen::JsCast as _;
+use worker::worker_sys::web_sys;
 use worker::Env;
 
 /// The answer to a `/_dev/` request, or `None` when the dev routes are off or not on this host.

@@ -101,9 +101,10 @@ pub fn abandon_requests() {
             .unwrap_or_default()
     });
     for p in parked {
-        let _ = p
-            .reject
-            .call1(&JsValue::UNDEFINED, &trap_error("patgate: abandoned by a reset"));
+        let _ = p.reject.call1(
+            &JsValue::UNDEFINED,
+            &trap_error("patgate: abandoned by a reset"),
+        );
     }
 }
 

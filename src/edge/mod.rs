@@ -47,7 +47,8 @@ fn start() {
         let message = info.to_string();
         executor::fail_current(&message);
         let global = js_sys::global();
-        if let Ok(poisoned) = js_sys::Reflect::get(&global, &JsValue::from_str("__patgate_poisoned"))
+        if let Ok(poisoned) =
+            js_sys::Reflect::get(&global, &JsValue::from_str("__patgate_poisoned"))
         {
             if let Ok(poisoned) = poisoned.dyn_into::<js_sys::Function>() {
                 let _ = poisoned.call1(&JsValue::UNDEFINED, &JsValue::from_str(&message));
