@@ -150,8 +150,8 @@ function enteredRethrow(f) {
 // patgate's own endpoints take small bodies: forms of at most 8 KiB on /oauth/*, JSON of at most
 // 16 KiB elsewhere. Keep in sync with `http::body_limit` in src/http.rs (the end-to-end suite checks
 // both limits through this shim). A body is kept only up to its endpoint's limit:
-// - a declared Content-Length over the limit is refused from the header, nothing read: the runtime
-//   consumes a declared body itself before the connection serves another request;
+// - a declared Content-Length over the limit is refused from the header, nothing read: workerd
+//   sends the answer only once the declared body has arrived, so the connection stays clean;
 // - a body without Content-Length (chunked) is read chunk by chunk; past the limit nothing more is
 //   kept, but the rest is still read, and dropped, until the body ends (`drain`), and only then is
 //   the refusal answered;

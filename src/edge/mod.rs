@@ -60,7 +60,7 @@ fn start() {
 /// The request entry point, called by `scripts/worker-shim.js` with the body already read in JS.
 ///
 /// `body_problem` is set by the shim when it did not deliver a body: `"too_large"` (declared or
-/// read past the endpoint's limit, [`http::body_limit`]; the rest was cancelled, not read) or
+/// read past the endpoint's limit, [`http::body_limit`]; the rest was drained or cancelled) or
 /// `"unreadable"` (the body stream failed, e.g. malformed chunked encoding). Either is answered
 /// here, through the one error mapping, without running the handler.
 ///
