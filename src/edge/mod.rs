@@ -6,6 +6,7 @@ mod backend;
 mod config;
 mod counters;
 mod d1;
+mod dev;
 mod durable_object;
 mod executor;
 mod fetch;
@@ -35,15 +36,31 @@ pub fn now_secs() -> i64 {
     (js_sys::Date::now() / 1000.0) as i64
 }
 
+/// The panic hook: a Rust panic is about to trap this wasm instance (`panic = "abort"`). Besides
+/// the message in the log, the request being polled is failed now, with a
+/// `WebAssembly.RuntimeError` (else the trap in its wake-up would leave it unanswered), and the
+/// shim is told that this instance is poisoned (`scripts/worker-shim.js`, "Wasm traps").
 #[event(start)]
 fn start() {
-    console_error_panic_hook::set_once();
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        let message = info.to_string();
+        executor::fail_current(&message);
+        let global = js_sys::global();
+        if let Ok(poisoned) =
+            js_sys::Reflect::get(&global, &JsValue::from_str("__patgate_poisoned"))
+        {
+            if let Ok(poisoned) = poisoned.dyn_into::<js_sys::Function>() {
+                let _ = poisoned.call1(&JsValue::UNDEFINED, &JsValue::from_str(&message));
+            }
+        }
+    }));
 }
 
 /// The request entry point, called by `scripts/worker-shim.js` with the body already read in JS.
 ///
 /// `body_problem` is set by the shim when it did not deliver a body: `"too_large"` (declared or
-/// read past the endpoint's limit, [`http::body_limit`]; the rest was cancelled, not read) or
+/// read past the endpoint's limit, [`http::body_limit`]; the rest was drained or cancelled) or
 /// `"unreadable"` (the body stream failed, e.g. malformed chunked encoding). Either is answered
 /// here, through the one error mapping, without running the handler.
 ///
@@ -144,12 +161,12 @@ async fn serve(
 ) -> Result<http::Response, JsValue> {
     let url = req.url();
     let (path, query) = http::split_url(&url);
-    if path == "/_dev/counters" {
-        return Ok(counters::respond(env));
-    }
-    if path == "/_dev/floor" && counters::enabled(env) {
-        let backend = EdgeBackend::new(env);
-        return Ok(counters::floor(&backend, &req.method(), body).await);
+    if path.starts_with("/_dev/") {
+        let (_, authority) = gate::scheme_and_authority(&url);
+        if let Some(r) = dev::serve(env, &req.method(), authority, path, query, body.clone()).await
+        {
+            return Ok(r);
+        }
     }
     let cfg = match config::load(env) {
         Ok(c) => c,
