@@ -42,7 +42,7 @@ pub fn handle_gate(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Con
 }
 
 /// `scheme` and `host[:port]` of a serialized URL.
-fn scheme_and_authority(url: &str) -> (&str, &str) {
+pub(super) fn scheme_and_authority(url: &str) -> (&str, &str) {
     let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     (scheme, &rest[..end])

@@ -3,7 +3,8 @@
 //! `queue.rs`): a Workers request becomes a core [`http::Request`] (`request.rs`), runs
 //! [`app::handle`], its response goes back (`response.rs`), its events to the log
 //! (`isolate.rs`) and the webhook queue (`queue.rs`), its deferred work to `wait_until`
-//! (`deferred.rs`). The storage traits are implemented per binding (`backend.rs` looks them up);
+//! (`deferred.rs`); `/_dev/*` (local development and the benchmark) is `dev.rs`. The storage
+//! traits are implemented per binding (`backend.rs` looks them up);
 //! `js.rs` holds what every adapter uses. Nothing here is used back by those modules.
 
 mod backend;
@@ -11,6 +12,7 @@ mod config;
 mod counters;
 mod d1;
 mod deferred;
+mod dev;
 mod durable_object;
 mod executor;
 mod fetch;
@@ -37,19 +39,35 @@ use request::to_core_request;
 use response::{error_response, respond};
 use std::rc::Rc;
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast as _, JsValue};
 use worker::worker_sys::web_sys;
 use worker::{event, Context, Env};
 
+/// The panic hook: a Rust panic is about to trap this wasm instance (`panic = "abort"`). Besides
+/// the message in the log, the request being polled is failed now, with a
+/// `WebAssembly.RuntimeError` (else the trap in its wake-up would leave it unanswered), and the
+/// shim is told that this instance is poisoned (`scripts/worker-shim.js`, "Wasm traps").
 #[event(start)]
 fn start() {
-    console_error_panic_hook::set_once();
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        let message = info.to_string();
+        executor::fail_current(&message);
+        let global = js_sys::global();
+        if let Ok(poisoned) =
+            js_sys::Reflect::get(&global, &JsValue::from_str("__patgate_poisoned"))
+        {
+            if let Ok(poisoned) = poisoned.dyn_into::<js_sys::Function>() {
+                let _ = poisoned.call1(&JsValue::UNDEFINED, &JsValue::from_str(&message));
+            }
+        }
+    }));
 }
 
 /// The request entry point, called by `scripts/worker-shim.js` with the body already read in JS.
 ///
 /// `body_problem` is set by the shim when it did not deliver a body: `"too_large"` (declared or
-/// read past the endpoint's limit, [`http::body_limit`]; the rest was cancelled, not read) or
+/// read past the endpoint's limit, [`http::body_limit`]; the rest was drained or cancelled) or
 /// `"unreadable"` (the body stream failed, e.g. malformed chunked encoding). Either is answered
 /// here, through the one error mapping, without running the handler.
 ///
@@ -119,12 +137,12 @@ async fn serve(
 ) -> Result<http::Response, JsValue> {
     let url = req.url();
     let (path, query) = http::split_url(&url);
-    if path == "/_dev/counters" {
-        return Ok(counters::respond(env));
-    }
-    if path == "/_dev/floor" && counters::enabled(env) {
-        let backend = EdgeBackend::new(env);
-        return Ok(counters::floor(&backend, &req.method(), body).await);
+    if path.starts_with("/_dev/") {
+        let (_, authority) = gate::scheme_and_authority(&url);
+        if let Some(r) = dev::serve(env, &req.method(), authority, path, query, body.clone()).await
+        {
+            return Ok(r);
+        }
     }
     let cfg = match config::load(env) {
         Ok(c) => c,
