@@ -2,7 +2,8 @@
 //! keys) and [`MetadataFetcher`] (client ID metadata documents), bounded in time and size, and
 //! [`within`], the timeout every outbound request uses.
 
-use super::backend::{err, EdgeBackend};
+use super::backend::EdgeBackend;
+use super::js::err;
 use crate::authz::store::{Fetched, MetadataFetcher};
 use crate::oauth::metadata_document::FetchableUrl;
 use crate::store::{JwksFetcher, StoreError};

@@ -2,7 +2,8 @@
 //! of thousands; nothing here reads the whole table). Statements and row mapping in
 //! `storage::client_rows`.
 
-use super::super::backend::{n, s, EdgeBackend};
+use super::super::backend::EdgeBackend;
+use super::super::js::{n, s};
 use super::binds;
 use crate::authz::records::ClientProfile;
 use crate::authz::store::ClientDirectory;
