@@ -829,6 +829,7 @@ fn every_route_names_its_methods() {
         ),
         (Method::Post, "/.well-known/jwks.json", "GET"),
         (Method::Get, "/oauth/token", "POST"),
+        (Method::Get, "/oauth/register", "POST"),
         (Method::Get, "/oauth/introspect", "POST"),
         (Method::Delete, "/oauth/revoke", "POST"),
         (Method::Get, "/secret-scanning/github", "POST"),

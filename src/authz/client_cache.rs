@@ -89,6 +89,12 @@ pub struct ClientCache<V> {
 /// Default bound: a few thousand clients (a client record is well under a kilobyte).
 pub const DEFAULT_CAPACITY: usize = 4096;
 
+impl<V> Default for ClientCache<V> {
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY)
+    }
+}
+
 impl<V> ClientCache<V> {
     pub fn new(capacity: usize) -> Self {
         ClientCache {

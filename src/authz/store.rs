@@ -11,7 +11,7 @@ use super::records::{
 };
 use crate::model::Client;
 use crate::oauth::metadata_document::FetchableUrl;
-use crate::store::{StoreError, Write};
+use crate::store::error::{StoreError, Write};
 use crate::token::TokenHash;
 
 /// Clients one by one (self-registered clients can number in the tens of thousands: never read

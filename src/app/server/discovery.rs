@@ -128,6 +128,12 @@ async fn render<B: Backend>(ctx: &Ctx<'_, B>) -> Result<Vec<u8>, Error> {
     if !subject_types.is_empty() {
         doc["token_exchange_subject_token_types_supported"] = json!(subject_types);
     }
+    // Clients that register themselves: a client ID metadata document's URL as `client_id`
+    // (always), RFC 7591 registration (when configured).
+    doc["client_id_metadata_document_supported"] = json!(true);
+    if ctx.cfg.clients.dynamic_registration {
+        doc["registration_endpoint"] = json!(format!("{iss}/oauth/register"));
+    }
     if let Some(keys) = keys {
         doc["jwks_uri"] = json!(format!("{iss}/.well-known/jwks.json"));
         doc["introspection_signing_alg_values_supported"] = json!([keys.algorithm()]);
