@@ -198,7 +198,6 @@ pub trait RateLimiter {
     async fn over_limit(&self, limit: Limit, key: &str) -> Result<bool, StoreError>;
 }
 
-
 /// Operator changes to clients and API resources (D1). Reads go through [`Registry`] and
 /// `authz::store::ClientDirectory`. Client writes touch administrator-made clients only
 /// (`source = 'admin'`): a self-registered client's id is `NotFound` here.

@@ -2,9 +2,9 @@
 //! Durable Objects off the hot path. Nothing here is needed for correctness; losing it (a new
 //! isolate) only costs reads.
 
+use crate::authz::client_cache::ClientCache;
 use crate::gate::route::GateRoute;
 use crate::jose::Jwks;
-use crate::authz::client_cache::ClientCache;
 use crate::model::{ApiResource, AuthzClient};
 use crate::token::TokenHash;
 use std::cell::RefCell;
@@ -158,12 +158,7 @@ impl IsolateState {
         *self.resources.borrow_mut() = Some((now, now, v));
     }
 
-    pub fn lookup_clients(
-        &self,
-        now: i64,
-        ttl: i64,
-        max_stale: i64,
-    ) -> Lookup<Table<AuthzClient>> {
+    pub fn lookup_clients(&self, now: i64, ttl: i64, max_stale: i64) -> Lookup<Table<AuthzClient>> {
         lookup(&self.clients, now, ttl, max_stale)
     }
 

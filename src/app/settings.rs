@@ -112,11 +112,24 @@ mod tests {
 
     #[test]
     fn loopback_documents_need_a_loopback_issuer_and_registration_needs_a_key() {
-        assert_eq!(check_metadata_http_loopback("http://127.0.0.1:8787", true), Ok(()));
-        assert_eq!(check_metadata_http_loopback("https://patgate.example.com", false), Ok(()));
-        for issuer in ["https://patgate.example.com", "http://10.0.0.1:8787", "http://2130706433"] {
+        assert_eq!(
+            check_metadata_http_loopback("http://127.0.0.1:8787", true),
+            Ok(())
+        );
+        assert_eq!(
+            check_metadata_http_loopback("https://patgate.example.com", false),
+            Ok(())
+        );
+        for issuer in [
+            "https://patgate.example.com",
+            "http://10.0.0.1:8787",
+            "http://2130706433",
+        ] {
             let e = check_metadata_http_loopback(issuer, true).expect_err(issuer);
-            assert!(e.starts_with("CIMD_ALLOW_HTTP_LOOPBACK is for local development only"), "{e}");
+            assert!(
+                e.starts_with("CIMD_ALLOW_HTTP_LOOPBACK is for local development only"),
+                "{e}"
+            );
         }
         assert_eq!(check_dynamic_registration(false, 0), Ok(()));
         assert_eq!(check_dynamic_registration(true, 1), Ok(()));

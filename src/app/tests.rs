@@ -116,6 +116,7 @@ struct Harness {
     now: i64,
 }
 
+mod clients;
 mod fanout;
 mod handlers;
 mod integrity;

@@ -130,7 +130,11 @@ impl<V> ClientCache<V> {
 
     /// Stores what D1 (or a fetch) said about `id` at `now` (`None`: no such client).
     pub fn put(&mut self, id: &str, value: Option<V>, now: i64) {
-        self.insert(id, value.map(Rc::new).ok_or_else(|| UNKNOWN_CLIENT.into()), now);
+        self.insert(
+            id,
+            value.map(Rc::new).ok_or_else(|| UNKNOWN_CLIENT.into()),
+            now,
+        );
     }
 
     /// Stores a found client as shared elsewhere (without copying it).
@@ -247,7 +251,11 @@ mod tests {
         assert_eq!(c.get("a", 401, &P), Cached::Found(Rc::new("A2")));
         c.forget("a");
         assert_eq!(c.get("a", 401, &P), Cached::Miss);
-        assert_eq!(c.len(), 2, "x and y are kept (expired entries are replaced, not swept)");
+        assert_eq!(
+            c.len(),
+            2,
+            "x and y are kept (expired entries are replaced, not swept)"
+        );
     }
 
     #[test]

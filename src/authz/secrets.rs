@@ -264,7 +264,11 @@ mod tests {
         }
         assert!(ClientIdKey::from_base64(&STANDARD.encode([1u8; 31])).is_none());
         assert!(ClientIdKey::from_base64("not base64!").is_none());
-        let list = format!(r#"["{}", "{}"]"#, STANDARD.encode([2u8; 32]), STANDARD.encode(bytes));
+        let list = format!(
+            r#"["{}", "{}"]"#,
+            STANDARD.encode([2u8; 32]),
+            STANDARD.encode(bytes)
+        );
         let keys = ClientIdKey::parse_list(&list).expect("two keys");
         assert_eq!(keys.len(), 2);
         assert!(verify_dynamic_id(&id, &keys), "any listed key verifies");

@@ -16,11 +16,11 @@
 use patgate::app::{self, Config, Ctx, IsolateState};
 use patgate::authz::records::{ClientProfile, ClientSource};
 use patgate::authz::secrets::{generate_dynamic_id, ClientIdKey};
-use patgate::oauth::client_metadata::GrantType;
-use patgate::storage::authz_rows::{client_profile_values, Bind, CLIENT_PROFILE_COLUMNS};
 use patgate::http::{Method, Request};
 use patgate::model::{ApiResource, Client, SecretSet, TokenFormat, TokenRecord};
+use patgate::oauth::client_metadata::GrantType;
 use patgate::secret::ClientSecret;
+use patgate::storage::authz_rows::{client_profile_values, Bind, CLIENT_PROFILE_COLUMNS};
 use patgate::testing::MemoryBackend;
 use patgate::token::{PlainToken, TokenKind};
 use std::fmt::Write as _;

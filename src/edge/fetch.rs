@@ -277,8 +277,9 @@ impl MetadataFetcher for EdgeBackend {
                 read_at_most(&resp, max_bytes.saturating_add(1)).await?
             } else {
                 if let worker::ResponseBody::Stream(s) = resp.body() {
-                    if let Ok(cancel) = js_sys::Reflect::get(s.as_ref(), &JsValue::from_str("cancel"))
-                        .and_then(|f| f.dyn_into::<js_sys::Function>().map_err(JsValue::from))
+                    if let Ok(cancel) =
+                        js_sys::Reflect::get(s.as_ref(), &JsValue::from_str("cancel"))
+                            .and_then(JsCast::dyn_into::<js_sys::Function>)
                     {
                         let _ = cancel.call0(s.as_ref());
                     }

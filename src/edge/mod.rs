@@ -112,7 +112,9 @@ pub fn scheduled(env: Env) -> js_sys::Promise {
         };
         let result = app::tokens::expiry_scan(&actx).await;
         if let Err(e) = app::clients::expire_unused(&actx).await {
-            warn(format!("expiry of unused client registrations failed: {e:?}"));
+            warn(format!(
+                "expiry of unused client registrations failed: {e:?}"
+            ));
         }
         let events = isolate.take_events();
         write_events(&events);

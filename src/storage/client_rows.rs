@@ -236,7 +236,10 @@ mod tests {
         )
         .expect("row");
         let (c, p) = row.into_records().expect("records");
-        assert_eq!((c.id.as_str(), c.uid.as_str(), c.secret.is_none()), ("pgd_x", "u1", true));
+        assert_eq!(
+            (c.id.as_str(), c.uid.as_str(), c.secret.is_none()),
+            ("pgd_x", "u1", true)
+        );
         assert_eq!(p, profile());
         let bad: FullClientRow = serde_json::from_str(
             r#"{"id":"x","uid":"u","secret_hash":null,"previous_secret_hash":null,

@@ -182,7 +182,10 @@ impl MetadataFetcher for MemoryBackend {
                 Ok(f)
             }
             Some(Err(e)) => Err(StoreError(e)),
-            None => Err(StoreError(format!("fetch of {} failed (test)", url.as_str()))),
+            None => Err(StoreError(format!(
+                "fetch of {} failed (test)",
+                url.as_str()
+            ))),
         }
     }
 }

@@ -2,8 +2,8 @@
 //! admin writes, gate routes, rate limits and expiry notices.
 
 use super::{MemoryBackend, Step};
-use crate::gate::route::GateRoute;
 use crate::authz::records::ClientProfile;
+use crate::gate::route::GateRoute;
 use crate::model::{ApiResource, Client};
 use crate::store::{JwksFetcher, Registry, StoreError, Write};
 
@@ -43,12 +43,18 @@ impl crate::store::AdminStore for MemoryBackend {
             }
             let mut c = c.clone();
             c.uid = self.next_uid();
-            self.profiles.borrow_mut().insert(c.id.clone(), profile.clone());
+            self.profiles
+                .borrow_mut()
+                .insert(c.id.clone(), profile.clone());
             all.push(c);
             Write::Done
         })
     }
-    async fn update_client(&self, c: &Client, profile: &ClientProfile) -> Result<Write, StoreError> {
+    async fn update_client(
+        &self,
+        c: &Client,
+        profile: &ClientProfile,
+    ) -> Result<Write, StoreError> {
         self.d1()?;
         self.write(Step::ClientWrite, || {
             if !self.is_admin_client(&c.id) {
@@ -56,7 +62,9 @@ impl crate::store::AdminStore for MemoryBackend {
             }
             let w = replace_where(&mut self.clients.borrow_mut(), c, |x| x.id == c.id);
             if w == Write::Done {
-                self.profiles.borrow_mut().insert(c.id.clone(), profile.clone());
+                self.profiles
+                    .borrow_mut()
+                    .insert(c.id.clone(), profile.clone());
             }
             w
         })

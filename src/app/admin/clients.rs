@@ -8,7 +8,9 @@
 //! its cached copy at once; other isolates within `REGISTRY_CACHE_SECONDS` (30 s).
 
 use super::checks::{check_id, check_if_match, etag, with_etag, written};
-use super::registry::{check_format, check_lifetime, check_scopes_exist, grace, new_secret, rotated};
+use super::registry::{
+    check_format, check_lifetime, check_scopes_exist, grace, new_secret, rotated,
+};
 use crate::app::ctx::Ctx;
 use crate::authz::records::{ClientProfile, ClientSource};
 use crate::authz::secrets::is_dynamic_id;
@@ -173,7 +175,9 @@ fn grant_types(listed: Option<Vec<String>>) -> Result<Option<Vec<GrantType>>, Er
                     ))
                 })?;
                 if out.contains(&t) {
-                    return Err(Error::InvalidRequest(format!("grant_types: {g} is repeated")));
+                    return Err(Error::InvalidRequest(format!(
+                        "grant_types: {g} is repeated"
+                    )));
                 }
                 out.push(t);
             }
@@ -316,7 +320,11 @@ pub async fn create<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Respo
         token_lifetime: body.token_lifetime,
         enabled: true,
     };
-    written(ctx.backend.create_client(&client, &profile, ctx.now).await?)?;
+    written(
+        ctx.backend
+            .create_client(&client, &profile, ctx.now)
+            .await?,
+    )?;
     forget(ctx, &client.id);
     let mut v = serde_json::to_value(client_view(&client, &profile)).unwrap_or_default();
     if let Some(s) = &secret {

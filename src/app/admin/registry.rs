@@ -107,7 +107,10 @@ fn check_scope_names(scopes: &[String]) -> Result<(), Error> {
 }
 
 /// A client may be allowed only scopes that some API resource owns.
-pub(super) async fn check_scopes_exist<B: Backend>(ctx: &Ctx<'_, B>, scopes: &[String]) -> Result<(), Error> {
+pub(super) async fn check_scopes_exist<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    scopes: &[String],
+) -> Result<(), Error> {
     check_scope_names(scopes)?;
     let resources = ctx.backend.list_resources().await?;
     for s in scopes {

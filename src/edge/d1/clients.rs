@@ -10,9 +10,8 @@ use crate::authz::store::ClientDirectory;
 use crate::model::Client;
 use crate::storage::authz_rows::sql::PUT_METADATA_CLIENT;
 use crate::storage::client_rows::{
-    put_metadata_client_values, register_client_sql, register_client_values,
-    select_admin_clients, select_client_by_id, FullClientRow, EXPIRE_DYNAMIC_CLIENTS,
-    TOUCH_CLIENT,
+    put_metadata_client_values, register_client_sql, register_client_values, select_admin_clients,
+    select_client_by_id, FullClientRow, EXPIRE_DYNAMIC_CLIENTS, TOUCH_CLIENT,
 };
 use crate::store::{StoreError, Write};
 use serde::Deserialize;
@@ -75,7 +74,10 @@ impl ClientDirectory for EdgeBackend {
             id: String,
         }
         let rows: Vec<Id> = self
-            .rows(EXPIRE_DYNAMIC_CLIENTS, &[n(unused_since), n(i64::from(limit))])
+            .rows(
+                EXPIRE_DYNAMIC_CLIENTS,
+                &[n(unused_since), n(i64::from(limit))],
+            )
             .await?;
         Ok(rows.into_iter().map(|r| r.id).collect())
     }

@@ -4,8 +4,8 @@ use super::super::backend::EdgeBackend;
 use super::super::js::{n, s};
 use crate::authz::records::ClientProfile;
 use crate::model::{ApiResource, Client, TokenFormat};
-use crate::storage::authz_rows::client_profile_values;
 use crate::secret::SecretHash;
+use crate::storage::authz_rows::client_profile_values;
 use crate::storage::rows::{ClientRow, ResourceRow};
 use crate::store::{AdminStore, Registry, StoreError, Write};
 use wasm_bindgen::JsValue;
@@ -91,7 +91,11 @@ impl AdminStore for EdgeBackend {
         .await
     }
 
-    async fn update_client(&self, c: &Client, profile: &ClientProfile) -> Result<Write, StoreError> {
+    async fn update_client(
+        &self,
+        c: &Client,
+        profile: &ClientProfile,
+    ) -> Result<Write, StoreError> {
         let mut args = client_args(c);
         args.extend(profile_args(profile)?);
         self.batch(vec![(
