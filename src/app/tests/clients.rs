@@ -410,6 +410,15 @@ fn hostile_metadata_documents_never_become_clients_and_are_remembered_with_why()
             "HTTP 404",
         ),
         (Ok(doc(DOC, r#","client_secret":"s""#)), "secret"),
+        (
+            Ok(Fetched {
+                status: 200,
+                body: br#"{"client_id":"https://app.example/oauth/client.json","redirect_uris":["#
+                    .to_vec(),
+                ..Fetched::default()
+            }),
+            "JSON",
+        ),
         (Err("no answer within 3000 ms"), "did not answer within 3 s"),
         (Err("connection refused"), "could not be fetched"),
     ] {
@@ -577,4 +586,115 @@ fn one_hundred_thousand_self_registered_clients_stay_out_of_the_admin_table() {
         before + 1,
         "a self-registered client: one read, then cached"
     );
+}
+
+fn admin_req(method: Method, path: &str, body: Option<&Value>) -> Request {
+    let r = Request::new(method, path).header("authorization", &format!("Bearer {ADMIN}"));
+    match body {
+        Some(b) => r
+            .header("content-type", "application/json")
+            .body(b.to_string()),
+        None => r,
+    }
+}
+
+/// An administrator-made public client with the authorization code side: created and changed
+/// through the admin API under both write faults, identified by `client_id` alone, and its
+/// profile as the authorization endpoint sees it.
+#[test]
+fn admin_clients_with_a_profile_survive_write_faults() {
+    for fault in [Fault::Lost, Fault::LandedButFailed] {
+        let h = harness();
+        let body = serde_json::json!({
+            "id": "desk_app", "public": true, "allowed_scopes": ["demo_api:read"],
+            "redirect_uris": [CB, "https://desk.example/cb"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "display_name": "Desk", "logo_uri": "https://desk.example/logo.png",
+        });
+        h.backend.inject(Step::ClientWrite, fault);
+        let create = admin_req(Method::Post, "/admin/clients", Some(&body));
+        assert_eq!(h.call(&create).0, 503, "{fault:?}");
+        let (status, answer, _) = h.call(&create);
+        let want = if fault == Fault::Lost { 201 } else { 409 };
+        assert_eq!(status, want, "{fault:?}: the retry: {answer}");
+        let ClientLookup::Found(c) = lookup(&h, "desk_app") else {
+            panic!("{fault:?}: not found")
+        };
+        assert_eq!(c.profile.source, ClientSource::Admin);
+        assert_eq!(c.profile.display_name.as_deref(), Some("Desk"));
+        assert_eq!(c.profile.redirect_uris, [CB, "https://desk.example/cb"]);
+        assert!(c.profile.refresh_tokens && c.client.secret.is_none());
+        assert_eq!(authenticate(&h, "desk_app"), 200, "public: client_id alone");
+
+        // A change that fails leaves the old profile or the new one, never a mix; the retry
+        // lands, and this isolate sees it at once.
+        let (_, got, o) = h.call(&admin_req(Method::Get, "/admin/clients/desk_app", None));
+        assert_eq!(got["display_name"], "Desk");
+        let tag = o.response.header("etag").expect("etag").to_owned();
+        let change = serde_json::json!({"redirect_uris": ["https://desk.example/other"], "display_name": null});
+        h.backend.inject(Step::ClientWrite, fault);
+        let patch = admin_req(Method::Patch, "/admin/clients/desk_app", Some(&change));
+        assert_eq!(
+            h.call(&patch.clone().header("if-match", &tag)).0,
+            503,
+            "{fault:?}"
+        );
+        let (_, now, o) = h.call(&admin_req(Method::Get, "/admin/clients/desk_app", None));
+        let landed = now["redirect_uris"] == serde_json::json!(["https://desk.example/other"]);
+        assert_eq!(landed, fault == Fault::LandedButFailed, "{fault:?}: {now}");
+        assert_eq!(
+            landed,
+            now["display_name"].is_null(),
+            "{fault:?}: all or nothing: {now}"
+        );
+        let tag = o.response.header("etag").expect("etag").to_owned();
+        let (status, answer, _) = h.call(&patch.header("if-match", &tag));
+        assert_eq!(status, 200, "{fault:?}: {answer}");
+        let ClientLookup::Found(c) = lookup(&h, "desk_app") else {
+            panic!("gone")
+        };
+        assert_eq!(c.profile.redirect_uris, ["https://desk.example/other"]);
+        assert_eq!(c.profile.display_name, None);
+    }
+}
+
+/// Noting a registration's use is best effort: a failed write warns and the request succeeds;
+/// the next hour tries again. An expiry run whose delete landed but reported an error leaves
+/// nothing behind for the next run to trip on.
+#[test]
+fn failed_use_notes_and_expiry_runs_lose_nothing() {
+    for fault in [Fault::Lost, Fault::LandedButFailed] {
+        let mut h = harness();
+        let id = registered(&h);
+        h.now += 7200;
+        h.logged();
+        h.backend.inject(Step::ClientTouch, fault);
+        assert_eq!(
+            authenticate(&h, &id),
+            200,
+            "{fault:?}: the request still succeeds"
+        );
+        let noted = h.backend.profile_of(&id).last_used_at == Some(h.now);
+        assert_eq!(noted, fault == Fault::LandedButFailed, "{fault:?}");
+        assert!(
+            h.logged().contains("last use not recorded"),
+            "{fault:?}: warned"
+        );
+
+        h.now += 31 * 86_400;
+        h.backend.inject(Step::ClientWrite, fault);
+        assert!(
+            block_on(clients::expire_unused(&ctx(&h))).is_err(),
+            "{fault:?}"
+        );
+        let left = usize::from(fault == Fault::Lost);
+        assert_eq!(h.backend.profiles.borrow().len(), left, "{fault:?}");
+        // The next run finishes the job (or finds nothing left).
+        assert_eq!(
+            block_on(clients::expire_unused(&ctx(&h))).expect("run"),
+            left,
+            "{fault:?}"
+        );
+        assert_eq!(authenticate(&h, &id), 401, "{fault:?}: gone");
+    }
 }
