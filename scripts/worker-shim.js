@@ -279,7 +279,7 @@ let issuerSeen, issuerHost;
 /** Gate traffic (README "Protect an API") is any request to a host other than the issuer's:
  * its body must stream to the upstream, so it is not read here; if no gate route matches, wasm
  * answers `undefined` and `own` reads the body like for the issuer's host (one reader, one set
- * of limits). Keep in sync with `gate::route::is_issuer_host`. */
+ * of limits). Keep in sync with `gate::matching::is_issuer_host`. */
 function onGateHost(url, env) {
 	const issuer = env.ISSUER;
 	if (typeof issuer !== "string" || issuer === "") return false;

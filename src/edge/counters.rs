@@ -71,7 +71,10 @@ pub async fn floor(
     if method == "PUT" {
         bump(Op::KvPut);
         let text = String::from_utf8_lossy(body.as_deref().unwrap_or_default()).into_owned();
-        return match kv.put_text(KEY, &text, super::now_secs() + 86_400).await {
+        return match kv
+            .put_text(KEY, &text, super::js::now_secs() + 86_400)
+            .await
+        {
             Ok(()) => Response::empty(204),
             Err(e) => crate::error::Error::Unavailable(e.0).into_response(),
         };

@@ -45,7 +45,7 @@ pub async fn serve(
 
 fn on_issuer_host(env: &Env, authority: &str) -> bool {
     super::config::load(env)
-        .is_ok_and(|cfg| crate::gate::route::is_issuer_host(&cfg.issuer, authority))
+        .is_ok_and(|cfg| crate::gate::matching::is_issuer_host(&cfg.issuer, authority))
 }
 
 fn param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {

@@ -1,4 +1,4 @@
-// Hostile input on real workerd (issue 7): bodies limited while they are read (chunked bodies,
+// Hostile input on real workerd: bodies limited while they are read (chunked bodies,
 // declared lengths, malformed chunking), JSON bodies that are not objects, ids a URL cannot
 // address, user JWTs with unusable subjects or of the wrong type (a real patgate access token),
 // no signing keys, Accept weights, discovery, and If-Match on admin writes.
