@@ -105,6 +105,21 @@ export function report(info, pg, { wrkVersion, gt }) {
       `${fmt(pg.listLarge.rps / pg.list.rps, 3)} x (D1 queries/req ${fmt(pg.listLarge.ops.d1_query, 3)} vs ${fmt(pg.list.ops.d1_query, 3)})`);
   }
 
+  const cl = info.clients;
+  if (cl?.base?.confidential && cl.large?.confidential) {
+    const [a, b] = [cl.base.confidential, cl.large.confidential];
+    T(`client authentication with +${fmt(GROWTH)} self-registered clients within 10% of the seeded 3`, b.rps / a.rps, b.rps >= 0.9 * a.rps,
+      `${fmt(b.rps / a.rps, 3)} x (p99 ${fmt(b.p99, 2)} vs ${fmt(a.p99, 2)} ms; the new isolate's first: ${fmt(cl.first.ms, 1)} ms)`);
+    // Allowed D1 reads: the admin client table and the API resources, once per 30 s each; a
+    // self-registered client once per cache life; a forged pgd_ id never.
+    for (const [name, row, extra] of [["confidential client", b, 0], ["self-registered client", cl.large.dynamic, 1], ["forged pgd_ id", cl.large.forged, 0]]) {
+      if (!row) continue;
+      const allowed = 2 * (Math.floor(row.wallS / 30) + 1) + extra * (Math.floor(row.wallS / 30) + 1);
+      T(`client authentication (${name}), +${fmt(GROWTH)} clients: D1 queries = 0 (but 30 s cache refreshes)`, row.opsTotal.d1_query, row.opsTotal.d1_query <= allowed,
+        `${row.opsTotal.d1_query} in ${row.requests} requests over ${fmt(row.wallS, 1)} s (allowed ${allowed})`);
+    }
+  }
+
   const opsRows = results.filter((r) => r.ops);
   const opsTable = opsRows.length
     ? [
@@ -174,6 +189,7 @@ export function report(info, pg, { wrkVersion, gt }) {
       "",
     );
   }
+  if (cl?.first) lines.push(`Client authentication (the clients target: \`POST /oauth/revoke\` of a garbage token, which does nothing but authenticate the client; confidential = demo_client with Basic, self-registered = one of ${fmt(GROWTH)} public \`pgd_\` clients inserted by \`patgate-tools seed-clients\`, by \`client_id\`): ${fmt(GROWTH)} clients inserted in ${fmt(cl.insertMs / 1000, 1)} s; after the restart, the first authentication took ${fmt(cl.first.ms, 1)} ms (answer ${cl.first.status}; the readiness probe's metadata request had already loaded the client table), the one that refreshed the stale table 31 s later ${fmt(cl.refresh.ms, 1)} ms; wasm memory ${fmt(cl.memBase / 2 ** 20, 1)} MiB with the seeded clients, ${fmt(cl.memLarge / 2 ** 20, 1)} MiB with +${fmt(GROWTH)}.`, "");
   if (pg?.insert) lines.push(`Growth set: ${fmt(GROWTH)} rows inserted in ${fmt(pg.insertS, 1)} s (D1 ${fmt(pg.insert.d1Ms / 1000, 1)} s, KV ${fmt(pg.insert.kvMs / 1000, 1)} s).`, "");
   const md = lines.join("\n");
   console.log(`\n${md}`);

@@ -98,6 +98,16 @@ pub enum Event {
         status: u16,
         outcome: &'static str,
     },
+    /// A client registered itself: `source` `dynamic` (RFC 7591) or `metadata` (a client ID
+    /// metadata document, fetched for the first time). Anyone can cause it: webhooks sample it.
+    #[serde(rename = "client.registered")]
+    ClientRegistered {
+        client_id: String,
+        source: &'static str,
+    },
+    /// The cron deleted a dynamic registration that went unused.
+    #[serde(rename = "client.expired")]
+    ClientExpired { client_id: String },
     #[serde(rename = "client_auth.failed")]
     ClientAuthFailed {
         client_id: String,
@@ -208,6 +218,21 @@ mod tests {
         assert_eq!(
             e.line(),
             r#"{"event":"pat.reuse_detected","pat_id":"p1","sub":"alice","rotated_at":1800000000,"ip":"203.0.113.7","colo":"DFW","country":null,"family_revoked":true}"#
+        );
+        let e = Event::ClientRegistered {
+            client_id: "pgd_x".into(),
+            source: "dynamic",
+        };
+        assert_eq!(
+            e.line(),
+            r#"{"event":"client.registered","client_id":"pgd_x","source":"dynamic"}"#
+        );
+        assert_eq!(
+            Event::ClientExpired {
+                client_id: "pgd_x".into()
+            }
+            .line(),
+            r#"{"event":"client.expired","client_id":"pgd_x"}"#
         );
         let forged = Event::ClientAuthFailed {
             client_id: "x\n{\"event\":\"pat.created\"}".into(),

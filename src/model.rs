@@ -311,6 +311,23 @@ pub struct Client {
     pub enabled: bool,
 }
 
+/// A client with its authorization-code side (redirect URIs, grant types, display name, where
+/// its registration comes from), as the isolate caches share it (cheap to clone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthzClient {
+    pub client: std::rc::Rc<Client>,
+    pub profile: std::rc::Rc<crate::authz::records::ClientProfile>,
+}
+
+impl AuthzClient {
+    pub fn new(client: Client, profile: crate::authz::records::ClientProfile) -> Self {
+        AuthzClient {
+            client: std::rc::Rc::new(client),
+            profile: std::rc::Rc::new(profile),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

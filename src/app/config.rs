@@ -36,6 +36,18 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
     /// Signed webhooks (README "Webhooks").
     pub webhooks: WebhookConfig,
+    /// Self-registering clients of the authorization server (README "Clients of the
+    /// authorization server").
+    pub clients: ClientsConfig,
+}
+
+impl Config {
+    /// What redirect URIs may be registered and used beyond `https` and loopback `http`.
+    pub fn redirect_policy(&self) -> crate::oauth::authorize::RedirectPolicy {
+        crate::oauth::authorize::RedirectPolicy {
+            private_use_schemes: self.clients.private_use_redirects,
+        }
+    }
 }
 
 /// Token lifecycle settings (see README "Configuration").
@@ -89,6 +101,7 @@ impl Config {
             page: PageConfig::default(),
             lifecycle: LifecycleConfig::default(),
             webhooks: WebhookConfig::default(),
+            clients: ClientsConfig::default(),
         }
     }
 }
@@ -143,6 +156,47 @@ impl Default for WebhookConfig {
         WebhookConfig {
             allow_http_localhost: false,
             timeout_secs: DEFAULT_TIMEOUT_SECS,
+        }
+    }
+}
+
+/// Self-registering clients (README "Clients of the authorization server").
+#[derive(Debug, Clone)]
+pub struct ClientsConfig {
+    /// `DYNAMIC_REGISTRATION=true`: `POST /oauth/register` (RFC 7591). Needs `CLIENT_ID_KEYS`.
+    pub dynamic_registration: bool,
+    /// `CLIENT_ID_KEYS`: the keys that tag dynamic client ids (the first tags new ones). Without
+    /// them no `pgd_` id can exist.
+    pub id_keys: Vec<crate::authz::secrets::ClientIdKey>,
+    /// `CIMD_ALLOW_HTTP_LOOPBACK=true`: metadata documents on `http://127.0.0.1` and
+    /// `http://[::1]` (local development and tests; refused with a non-loopback issuer).
+    pub metadata_http_loopback: bool,
+    /// `ALLOW_PRIVATE_USE_REDIRECTS=true`: RFC 8252 private-use scheme redirect URIs.
+    pub private_use_redirects: bool,
+    /// `CLIENT_NEGATIVE_CACHE_SECONDS`: an unknown client id is remembered this long per
+    /// isolate.
+    pub negative_cache_secs: i64,
+    /// `DYNAMIC_CLIENT_UNUSED_DAYS`: dynamic registrations unused this long (and without a live
+    /// grant) are deleted by the cron.
+    pub unused_days: i64,
+    /// `SELF_REGISTERED_TOKEN_SECONDS`: the access token lifetime of self-registered clients.
+    pub token_secs: i64,
+}
+
+pub const DEFAULT_CLIENT_NEGATIVE_CACHE_SECS: i64 = 60;
+pub const DEFAULT_DYNAMIC_CLIENT_UNUSED_DAYS: i64 = 30;
+pub const DEFAULT_SELF_REGISTERED_TOKEN_SECS: i64 = 3600;
+
+impl Default for ClientsConfig {
+    fn default() -> Self {
+        ClientsConfig {
+            dynamic_registration: false,
+            id_keys: Vec::new(),
+            metadata_http_loopback: false,
+            private_use_redirects: false,
+            negative_cache_secs: DEFAULT_CLIENT_NEGATIVE_CACHE_SECS,
+            unused_days: DEFAULT_DYNAMIC_CLIENT_UNUSED_DAYS,
+            token_secs: DEFAULT_SELF_REGISTERED_TOKEN_SECS,
         }
     }
 }

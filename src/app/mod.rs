@@ -10,12 +10,14 @@
 //! - Shared pieces, which use no capability: [`config`] (and [`settings`], the checks of settings
 //!   the runtime reads), [`ctx`] (the request context, deferred work, outcomes), `isolate`
 //!   (per-isolate caches and the event sink), `client_auth` (client and API resource
-//!   authentication, the registry tables), `user` (the signed-in user), `ratelimit`.
+//!   authentication, the registry tables), [`clients`] (every kind of client looked up, one by
+//!   one for self-registered ones), `user` (the signed-in user), `ratelimit`.
 //!
 //! This file is the router and the module list, nothing else.
 
 // Shared pieces.
 mod client_auth;
+pub mod clients;
 pub mod config;
 pub mod ctx;
 mod isolate;
@@ -85,6 +87,7 @@ enum Route<'p> {
     Metadata,
     Jwks,
     Token,
+    Register,
     Introspect,
     Revoke,
     LeakReport,
@@ -105,6 +108,7 @@ fn route<'p>(cfg: &Config, req: &'p Request) -> Option<Route<'p>> {
         "/.well-known/oauth-authorization-server" => Route::Metadata,
         "/.well-known/jwks.json" => Route::Jwks,
         "/oauth/token" => Route::Token,
+        "/oauth/register" => Route::Register,
         "/oauth/introspect" => Route::Introspect,
         "/oauth/revoke" => Route::Revoke,
         tokens::LEAK_REPORT_PATH => Route::LeakReport,
@@ -129,6 +133,7 @@ impl Route<'_> {
         match self {
             Route::Metadata | Route::Jwks => "GET",
             Route::Token
+            | Route::Register
             | Route::Introspect
             | Route::Revoke
             | Route::LeakReport
@@ -157,6 +162,7 @@ async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome
         (Route::Metadata, Get) => server::metadata(ctx).await.map(Into::into),
         (Route::Jwks, Get) => Ok(server::jwks(ctx).into()),
         (Route::Token, Post) => server::token(ctx, req).await.map(Into::into),
+        (Route::Register, Post) => server::register_client(ctx, req).await,
         // Tokens: introspection, revocation, leak reports, the PAT management API.
         (Route::Introspect, Post) => tokens::serve_introspection(ctx, req).await,
         (Route::Revoke, Post) => tokens::serve_revocation(ctx, req).await,

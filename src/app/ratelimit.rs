@@ -27,6 +27,8 @@ fn name(limit: Limit) -> &'static str {
         Limit::PatCreationsPerUser => "PAT creations per user",
         Limit::TokenEndpointPerIp => "token endpoint calls per IP",
         Limit::RotationsPerPat => "rotations of this token",
+        Limit::RegistrationsPerIp => "client registrations per IP",
+        Limit::MetadataFetches => "client metadata document fetches",
     }
 }
 

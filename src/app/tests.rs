@@ -116,6 +116,7 @@ struct Harness {
     now: i64,
 }
 
+mod clients;
 mod fanout;
 mod handlers;
 mod integrity;
@@ -829,6 +830,7 @@ fn every_route_names_its_methods() {
         ),
         (Method::Post, "/.well-known/jwks.json", "GET"),
         (Method::Get, "/oauth/token", "POST"),
+        (Method::Get, "/oauth/register", "POST"),
         (Method::Get, "/oauth/introspect", "POST"),
         (Method::Delete, "/oauth/revoke", "POST"),
         (Method::Get, "/secret-scanning/github", "POST"),

@@ -4,15 +4,23 @@
 //! - `seed-growth N DIR NOW`: writes `DIR/growth-K.sql` and `DIR/growth-K.json` (D1 rows and KV
 //!   grants for N PATs of other users, in files of 25,000), made with the same record types, grant
 //!   format and D1 columns as the Worker, so the stored formats are written in one place.
+//! - `seed-clients N DIR NOW KEY`: writes `DIR/clients-K.sql` (D1 rows of N self-registered
+//!   clients, RFC 7591 style: public, `pgd_` ids tagged with the base64 key KEY as
+//!   `CLIENT_ID_KEYS` would, in files of 25,000), with the clients' D1 columns of
+//!   `storage::authz_rows`, so that the benchmark measures client authentication among them.
 //! - `introspect N`: runs N introspections of one active PAT through the whole core (parse the
 //!   form, authenticate the API resource, hash, decide, serialize) over the in-memory backend. The
 //!   benchmark runs it under `valgrind --tool=callgrind` for a noise-free instructions-per-decision
 //!   figure.
 
 use patgate::app::{self, Config, Ctx, IsolateState};
+use patgate::authz::records::{ClientProfile, ClientSource};
+use patgate::authz::secrets::{generate_dynamic_id, ClientIdKey};
 use patgate::http::{Method, Request};
 use patgate::model::{ApiResource, Client, SecretSet, TokenFormat, TokenRecord};
+use patgate::oauth::client_metadata::GrantType;
 use patgate::secret::ClientSecret;
+use patgate::storage::authz_rows::{client_profile_values, Bind, CLIENT_PROFILE_COLUMNS};
 use patgate::testing::MemoryBackend;
 use patgate::token::{PlainToken, TokenKind};
 use std::fmt::Write as _;
@@ -49,8 +57,15 @@ fn main() {
             now.parse()
                 .unwrap_or_else(|_| fail("NOW must be unix seconds")),
         ),
+        ["seed-clients", n, dir, now, key] => seed_clients(
+            n.parse().unwrap_or_else(|_| fail("N must be a number")),
+            dir,
+            now.parse()
+                .unwrap_or_else(|_| fail("NOW must be unix seconds")),
+            key,
+        ),
         ["introspect", n] => introspect(n.parse().unwrap_or_else(|_| fail("N must be a number"))),
-        _ => fail("usage: seed-growth N DIR NOW | introspect N"),
+        _ => fail("usage: seed-growth N DIR NOW | seed-clients N DIR NOW KEY | introspect N"),
     }
 }
 
@@ -121,6 +136,58 @@ fn seed_growth(n: usize, dir: &str, now: i64) {
         write(format!("growth-{file}.sql"), sql.as_bytes());
         let json = serde_json::to_vec(&kv).unwrap_or_else(|_| fail("json"));
         write(format!("growth-{file}.json"), &json);
+    }
+}
+
+fn sql_bind(v: &Bind) -> String {
+    match v {
+        Bind::Text(t) => sql_text(t),
+        Bind::OptText(t) => sql_opt(t.as_deref()),
+        Bind::Int(i) => i.to_string(),
+        Bind::OptInt(i) => i.map_or_else(|| "NULL".to_owned(), |i| i.to_string()),
+    }
+}
+
+fn seed_clients(n: usize, dir: &str, now: i64, key: &str) {
+    const PER_FILE: usize = 25_000;
+    // D1's local SQLite refuses statements over 100 KB: 100 client rows each.
+    const PER_STATEMENT: usize = 100;
+    let key = ClientIdKey::from_base64(key)
+        .unwrap_or_else(|| fail("KEY must be a base64 key of at least 32 bytes"));
+    for (file, start) in (0..n).step_by(PER_FILE).enumerate() {
+        let end = n.min(start + PER_FILE);
+        let mut sql = String::new();
+        for chunk in (start..end).step_by(PER_STATEMENT) {
+            let mut rows = Vec::new();
+            for j in chunk..end.min(chunk + PER_STATEMENT) {
+                let id = generate_dynamic_id(&key).unwrap_or_else(|_| fail("no randomness"));
+                let profile = ClientProfile {
+                    source: ClientSource::Dynamic,
+                    display_name: Some(format!("bulk client {j}")),
+                    redirect_uris: vec![format!("http://127.0.0.1/callback/{j}")],
+                    grant_types: Some(vec![GrantType::AuthorizationCode, GrantType::RefreshToken]),
+                    last_used_at: Some(now - (j as i64 % 86_400)),
+                    ..ClientProfile::legacy()
+                };
+                let values = client_profile_values(&profile)
+                    .unwrap_or_else(|e| fail(&format!("profile: {}", e.0)));
+                let created = now - 86_400 - j as i64;
+                rows.push(format!(
+                    "({}, NULL, '', 'reference', 3600, 1, {created}, {})",
+                    sql_text(&id),
+                    values.iter().map(sql_bind).collect::<Vec<_>>().join(", ")
+                ));
+            }
+            let _ = writeln!(
+                sql,
+                "INSERT INTO clients (id, secret_hash, allowed_scopes, token_format, \
+                 token_lifetime, enabled, created_at, {CLIENT_PROFILE_COLUMNS}) VALUES\n{};",
+                rows.join(",\n")
+            );
+        }
+        std::fs::File::create(format!("{dir}/clients-{file}.sql"))
+            .and_then(|mut f| f.write_all(sql.as_bytes()))
+            .unwrap_or_else(|e| fail(&format!("writing clients-{file}.sql: {e}")));
     }
 }
 

@@ -94,8 +94,9 @@ pub fn handle(
 }
 
 /// The Cron Trigger entry point (wrangler.toml `[triggers]`), called by the shim's `scheduled`: the
-/// expiry scan ([`app::tokens::expiry_scan`]). Its events are written as log lines like a
-/// request's.
+/// expiry scan ([`app::tokens::expiry_scan`]), then the clean-up of unused dynamic client
+/// registrations ([`app::clients::expire_unused`]; its failure is logged and does not fail the
+/// run). Its events are written as log lines like a request's.
 #[wasm_bindgen]
 pub fn scheduled(env: Env) -> js_sys::Promise {
     wasm_bindgen_futures::future_to_promise(async move {
@@ -110,6 +111,11 @@ pub fn scheduled(env: Env) -> js_sys::Promise {
             now: now_secs(),
         };
         let result = app::tokens::expiry_scan(&actx).await;
+        if let Err(e) = app::clients::expire_unused(&actx).await {
+            warn(format!(
+                "expiry of unused client registrations failed: {e:?}"
+            ));
+        }
         let events = isolate.take_events();
         write_events(&events);
         let out = queue::fan_out_now(&env, &cfg, &events).await;

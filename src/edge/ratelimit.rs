@@ -14,6 +14,8 @@ fn limit_binding(limit: Limit) -> &'static str {
         Limit::PatCreationsPerUser => "RL_PAT_CREATE",
         Limit::TokenEndpointPerIp => "RL_TOKEN_IP",
         Limit::RotationsPerPat => "RL_ROTATE",
+        Limit::RegistrationsPerIp => "RL_REGISTER_IP",
+        Limit::MetadataFetches => "RL_CIMD_FETCH",
     }
 }
 

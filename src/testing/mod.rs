@@ -3,8 +3,10 @@
 //!
 //! The backend and its fault injection and hooks are here; the trait implementations by storage:
 //! [`tokens`] (grants, token records, last use), [`registry`] (resources, clients, admin writes,
-//! routes, rate limits, expiry notices), [`webhooks`].
+//! routes, rate limits, expiry notices), [`clients`] (clients one by one with their profiles,
+//! metadata documents), [`webhooks`].
 
+mod clients;
 mod registry;
 mod tokens;
 mod webhooks;
@@ -56,6 +58,10 @@ pub enum Step {
     PatRead,
     /// The D1 write that keeps a leak report's URL.
     LeakRecord,
+    /// A self-registered client stored (RFC 7591 registration, a fetched metadata document).
+    ClientRegister,
+    /// The D1 write of a dynamic client's last use.
+    ClientTouch,
 }
 
 /// Every writing step, for tests that inject a fault into each in turn.
@@ -120,6 +126,16 @@ pub struct MemoryBackend {
     pub origin_reads: Cell<u32>,
     /// Sealed tokens of the page (KV `s:`): value and expiry. Written through [`Step::KvPut`].
     pub sealed: RefCell<HashMap<TokenHash, (String, i64)>>,
+    /// The authorization-code side of [`MemoryBackend::clients`], by client id (absent: an
+    /// administrator-made client from before, `ClientProfile::legacy`).
+    pub profiles: RefCell<HashMap<String, crate::authz::records::ClientProfile>>,
+    /// Client ID metadata documents by URL: what a fetch gets (`Err`: the fetch fails with that
+    /// message, e.g. a timeout); absent: the fetch fails. The URLs fetched, in order.
+    pub documents: RefCell<HashMap<String, Result<crate::authz::store::Fetched, String>>>,
+    pub fetched: RefCell<Vec<String>>,
+    /// The authorization server's grants (D1 `app_grants`): a live one keeps a dynamic client
+    /// from expiring.
+    pub app_grants: RefCell<Vec<crate::authz::records::AppGrant>>,
 }
 
 /// A webhook POST the in-memory sender received.

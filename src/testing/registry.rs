@@ -2,6 +2,7 @@
 //! admin writes, gate routes, rate limits and expiry notices.
 
 use super::{MemoryBackend, Step};
+use crate::authz::records::ClientProfile;
 use crate::gate::route::GateRoute;
 use crate::model::{ApiResource, Client};
 use crate::store::{JwksFetcher, Registry, StoreError, Write};
@@ -28,11 +29,12 @@ impl JwksFetcher for MemoryBackend {
 }
 
 impl crate::store::AdminStore for MemoryBackend {
-    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        self.d1()?;
-        Ok(self.clients.borrow().clone())
-    }
-    async fn create_client(&self, c: &Client, _now: i64) -> Result<Write, StoreError> {
+    async fn create_client(
+        &self,
+        c: &Client,
+        profile: &ClientProfile,
+        _now: i64,
+    ) -> Result<Write, StoreError> {
         self.d1()?;
         self.write(Step::ClientWrite, || {
             let mut all = self.clients.borrow_mut();
@@ -41,19 +43,39 @@ impl crate::store::AdminStore for MemoryBackend {
             }
             let mut c = c.clone();
             c.uid = self.next_uid();
+            self.profiles
+                .borrow_mut()
+                .insert(c.id.clone(), profile.clone());
             all.push(c);
             Write::Done
         })
     }
-    async fn update_client(&self, c: &Client) -> Result<Write, StoreError> {
+    async fn update_client(
+        &self,
+        c: &Client,
+        profile: &ClientProfile,
+    ) -> Result<Write, StoreError> {
         self.d1()?;
         self.write(Step::ClientWrite, || {
-            replace_where(&mut self.clients.borrow_mut(), c, |x| x.id == c.id)
+            if !self.is_admin_client(&c.id) {
+                return Write::NotFound;
+            }
+            let w = replace_where(&mut self.clients.borrow_mut(), c, |x| x.id == c.id);
+            if w == Write::Done {
+                self.profiles
+                    .borrow_mut()
+                    .insert(c.id.clone(), profile.clone());
+            }
+            w
         })
     }
     async fn delete_client(&self, id: &str) -> Result<Write, StoreError> {
         self.d1()?;
         self.write(Step::ClientWrite, || {
+            if !self.is_admin_client(id) {
+                return Write::NotFound;
+            }
+            self.profiles.borrow_mut().remove(id);
             remove_where(&mut self.clients.borrow_mut(), |x| x.id == id)
         })
     }

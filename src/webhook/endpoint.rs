@@ -3,7 +3,7 @@
 
 /// Event types an endpoint can subscribe to: every security event (`pat.reuse_detected` comes
 /// with reuse detection), plus `*` (all). `webhook.*` delivery outcomes are log lines only.
-pub const EVENT_TYPES: [&str; 13] = [
+pub const EVENT_TYPES: [&str; 15] = [
     "pat.created",
     "pat.rotated",
     "pat.revoked",
@@ -14,6 +14,8 @@ pub const EVENT_TYPES: [&str; 13] = [
     "token.revoked",
     "token.issued",
     "admin.change",
+    "client.registered",
+    "client.expired",
     "client_auth.failed",
     "rate_limited",
     "warning",

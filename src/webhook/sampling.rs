@@ -1,6 +1,7 @@
 //! Sampling of the webhook event types that anyone can cause without authenticating, before they
 //! are fanned out: `client_auth.failed` (any `client_id`, from any IP), `rate_limited` and
-//! `warning`. Unsampled, every refused request would queue one delivery per subscribed endpoint
+//! `warning`, and `client.registered` (RFC 7591 and metadata documents need no authentication).
+//! Unsampled, every refused request would queue one delivery per subscribed endpoint
 //! (each costing a D1 read, a POST and up to 8 retries), so traffic from rotating IPs would be
 //! amplified into outbound requests.
 //!
@@ -15,7 +16,12 @@
 use std::cell::RefCell;
 
 /// The sampled event types.
-pub const SAMPLED_TYPES: [&str; 3] = ["client_auth.failed", "rate_limited", "warning"];
+pub const SAMPLED_TYPES: [&str; 4] = [
+    "client_auth.failed",
+    "rate_limited",
+    "warning",
+    "client.registered",
+];
 
 /// Length of a sampling window.
 pub const WINDOW_SECS: i64 = 60;

@@ -1,4 +1,5 @@
-//! The admin API (`/admin/*`): the operator's API for clients and API resources ([`registry`]),
+//! The admin API (`/admin/*`): the operator's API for clients ([`clients`]) and API resources
+//! ([`registry`]),
 //! gate routes ([`routes`]) and webhook endpoints ([`webhooks`]). Authenticated with the
 //! `ADMIN_TOKEN` secret (`Authorization: Bearer`, constant-time compare); without that secret the
 //! admin API does not exist (404). Every write is logged as one `admin.change` event. All changes
@@ -8,6 +9,7 @@
 //! uses it.
 
 mod checks;
+mod clients;
 mod registry;
 mod routes;
 mod webhooks;
@@ -89,13 +91,13 @@ async fn route<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, rest: &str) -> Resul
     match (parts.as_slice(), req.method) {
         (["routes", ..], _) => routes::handle(ctx, req, &parts[1..]).await,
         (["webhooks", ..], _) => webhooks::handle(ctx, req, &parts[1..]).await,
-        (["clients"], Method::Get) => registry::list_clients(ctx).await,
-        (["clients"], Method::Post) => registry::create_client(ctx, req).await,
-        (["clients", id], Method::Get) => registry::get_client(ctx, id).await,
-        (["clients", id], Method::Patch) => registry::update_client(ctx, req, id).await,
-        (["clients", id], Method::Delete) => registry::delete_client(ctx, req, id).await,
+        (["clients"], Method::Get) => clients::list(ctx).await,
+        (["clients"], Method::Post) => clients::create(ctx, req).await,
+        (["clients", id], Method::Get) => clients::get(ctx, id).await,
+        (["clients", id], Method::Patch) => clients::update(ctx, req, id).await,
+        (["clients", id], Method::Delete) => clients::delete(ctx, req, id).await,
         (["clients", id, "rotate-secret"], Method::Post) => {
-            registry::rotate_client_secret(ctx, req, id).await
+            clients::rotate_secret(ctx, req, id).await
         }
         (["resources"], Method::Get) => registry::list_resources(ctx).await,
         (["resources"], Method::Post) => registry::create_resource(ctx, req).await,
@@ -116,5 +118,6 @@ async fn route<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, rest: &str) -> Resul
 #[cfg(test)]
 pub fn parse_bodies(body: &[u8]) {
     registry::parse_bodies(body);
+    clients::parse_bodies(body);
     webhooks::parse_bodies(body);
 }

@@ -108,11 +108,9 @@ async fn render<B: Backend>(ctx: &Ctx<'_, B>) -> Result<Vec<u8>, Error> {
     if !subject_types.is_empty() {
         grants.push(TOKEN_EXCHANGE);
     }
-    // `none`: the public PAT client (token exchange, RFC 7009 revocation of PATs).
-    let mut client_methods = vec!["client_secret_basic", "client_secret_post"];
-    if pat_client {
-        client_methods.push("none");
-    }
+    // `none`: public clients, which always may exist: a client ID metadata document's URL is
+    // a client (public by rule), like RFC 7591 registrations and the public PAT client.
+    let client_methods = ["client_secret_basic", "client_secret_post", "none"];
     let mut doc = json!({
         "issuer": iss,
         "token_endpoint": format!("{iss}/oauth/token"),
@@ -127,6 +125,12 @@ async fn render<B: Backend>(ctx: &Ctx<'_, B>) -> Result<Vec<u8>, Error> {
     });
     if !subject_types.is_empty() {
         doc["token_exchange_subject_token_types_supported"] = json!(subject_types);
+    }
+    // Clients that register themselves: a client ID metadata document's URL as `client_id`
+    // (always), RFC 7591 registration (when configured).
+    doc["client_id_metadata_document_supported"] = json!(true);
+    if ctx.cfg.clients.dynamic_registration {
+        doc["registration_endpoint"] = json!(format!("{iss}/oauth/register"));
     }
     if let Some(keys) = keys {
         doc["jwks_uri"] = json!(format!("{iss}/.well-known/jwks.json"));

@@ -9,8 +9,10 @@
 mod discovery;
 mod exchange;
 mod jwt;
+mod register;
 mod token_endpoint;
 
 pub use discovery::{forget as forget_metadata, metadata};
 pub use jwt::jwks;
+pub use register::serve as register_client;
 pub use token_endpoint::serve as token;
