@@ -82,7 +82,10 @@ export function check(output, claims, subst = (s) => s) {
 
 /** A bash process fed one command at a time; resolves each with its output and exit status. */
 function shell(env) {
-  const proc = spawn("bash", ["--noprofile", "--norc"], { cwd: ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
+  // Its own process group, so a step that never ends (a wait loop whose server failed to start)
+  // and everything the demo started in the background can be killed together.
+  const proc = spawn("bash", ["--noprofile", "--norc"], { cwd: ROOT, env, stdio: ["pipe", "pipe", "pipe"], detached: true });
+  const exited = new Promise((r) => proc.on("exit", r));
   let buf = "";
   let waiting = null;
   const settle = () => {
@@ -105,8 +108,14 @@ function shell(env) {
       });
     },
     async close() {
-      proc.stdin.write('kill $(jobs -p) 2>/dev/null; exit 0\n');
-      await new Promise((r) => proc.on("exit", r));
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.stdin.write('kill $(jobs -p) 2>/dev/null; exit 0\n');
+        // A shell still inside a step never reads that line: stop the whole group.
+        const t = setTimeout(() => { try { process.kill(-proc.pid, "SIGKILL"); } catch {} }, 3000);
+        await exited;
+        clearTimeout(t);
+      }
+      try { process.kill(-proc.pid, "SIGKILL"); } catch {} // what the demo left running
     },
   };
 }
