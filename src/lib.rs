@@ -29,6 +29,7 @@ pub mod secret_scanning;
 pub mod storage;
 pub mod store;
 pub mod token;
+pub mod usage;
 pub mod webhook;
 
 /// In-memory backend: host tests, and host tools (`--features tools`).
