@@ -28,6 +28,7 @@ pub mod secret;
 pub mod secret_scanning;
 pub mod storage;
 pub mod store;
+pub mod store_usage;
 pub mod token;
 pub mod usage;
 pub mod webhook;

@@ -13,11 +13,15 @@
 //!   `api_resources`, `clients`, `gate_routes`) and their mapping to the core's records; unknown
 //!   enum values and malformed hashes are errors, never a default.
 //! - [`webhooks`]: D1 `webhook_endpoints` (secrets stored as is: HMAC signing needs them).
+//! - [`deliveries`]: D1 `webhook_deliveries` (the delivery log) and `token_usage` rows.
+//! - [`inventory`]: the SQL of the administrators' token inventory.
 //! - The Durable Object's request body and stored state: [`crate::last_use`].
 //!
 //! The runtime adapters (`src/edge/kv.rs`, `src/edge/d1/`) only move these values to and from the
 //! bindings.
 
+pub mod deliveries;
+pub mod inventory;
 pub mod kv;
 pub mod rows;
 pub mod webhooks;
