@@ -9,6 +9,8 @@
 //!   the decoded bytes of the endpoint secret `whsec_<base64>`; several space-separated
 //!   signatures while a rotated-away secret is still in its grace period.
 
+pub mod health;
+
 use crate::app::events::Event;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
