@@ -236,7 +236,10 @@ mod tests {
             uses: u32,
         }
         let p: Previous = serde_json::from_str(&json).expect("the previous version reads it");
-        assert_eq!((p.token_id.as_str(), p.at, p.uses), ("t1", 1_795_000_000, 3));
+        assert_eq!(
+            (p.token_id.as_str(), p.at, p.uses),
+            ("t1", 1_795_000_000, 3)
+        );
     }
 
     /// The state with every field of the version that counts per day, and the state of the

@@ -98,14 +98,7 @@ pub struct Attempt {
 }
 
 /// An endpoint's delivery health (columns of D1 `webhook_endpoints`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EndpointHealth {
-    /// Since when every attempt failed (`None`: the last one succeeded).
-    pub failing_since: Option<i64>,
-    /// Disabled automatically (or by an operator): no delivery is queued or sent.
-    pub disabled_at: Option<i64>,
-    pub disabled_reason: Option<String>,
-}
+pub use crate::webhook::health::Health as EndpointHealth;
 
 /// The webhook delivery log and endpoint health (D1 `webhook_deliveries`, `webhook_endpoints`).
 pub trait DeliveryLog {

@@ -112,7 +112,9 @@ pub fn page_sql(q: &InventoryQuery, columns: &str) -> (String, Vec<SqlValue>) {
         let v = args.len();
         args.push(SqlValue::Text(id.clone()));
         let id = args.len();
-        w.push(format!("({col} {cmp} ?{v} OR ({col} = ?{v} AND id {cmp} ?{id}))"));
+        w.push(format!(
+            "({col} {cmp} ?{v} OR ({col} = ?{v} AND id {cmp} ?{id}))"
+        ));
     }
     args.push(SqlValue::Int(i64::from(q.limit)));
     let sql = format!(

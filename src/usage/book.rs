@@ -4,7 +4,9 @@
 //! The object is the only writer of a token's counts, so they add up without races; the runtime
 //! (`src/edge/last_used.rs`) only loads and stores what these functions name.
 
-use super::{day_of, is_label, summary, MAX_FROM, MAX_KEYS_PER_DAY, OTHER, RETENTION_DAYS, UNKNOWN};
+use super::{
+    day_of, is_label, summary, MAX_FROM, MAX_KEYS_PER_DAY, OTHER, RETENTION_DAYS, UNKNOWN,
+};
 use crate::last_use::{Count, DayBucket, DayCount, FromEntry, UseRecord, UseState, UsedFrom};
 use crate::origin::ClientOrigin;
 use std::collections::BTreeMap;
@@ -36,8 +38,7 @@ pub fn check(r: &UseRecord) -> Result<(), BadRecord> {
     if r.counts.len() > MAX_COUNTS_PER_RECORD {
         return Err(BadRecord("too many counts"));
     }
-    if r
-        .counts
+    if r.counts
         .iter()
         .any(|c| !(is_label(&c.via) && is_label(&c.name) && is_label(&c.outcome)))
     {
@@ -155,7 +156,11 @@ fn add(b: &mut DayBucket, c: &DayCount) {
         });
         return;
     }
-    if let Some(x) = b.counts.iter_mut().find(|x| x.name == OTHER && x.via == OTHER) {
+    if let Some(x) = b
+        .counts
+        .iter_mut()
+        .find(|x| x.name == OTHER && x.via == OTHER)
+    {
         x.uses = x.uses.saturating_add(n);
     } else {
         b.counts.push(Count {
@@ -380,7 +385,11 @@ mod tests {
         assert_eq!(o.state.use_count, 4);
         let b = &o.stored[&day_of(T0)];
         assert_eq!(
-            (b.counts[0].via.as_str(), b.counts[0].outcome.as_str(), b.counts[0].uses),
+            (
+                b.counts[0].via.as_str(),
+                b.counts[0].outcome.as_str(),
+                b.counts[0].uses
+            ),
             (UNKNOWN, UNKNOWN, 4)
         );
     }
@@ -400,7 +409,10 @@ mod tests {
         assert_eq!(*o.stored.keys().next().unwrap(), today - 89);
         assert_eq!(o.state.use_count, 100, "the total keeps every use");
         // a late report of a day past retention counts in the total only
-        o.record(&rec(T0, vec![count(d0, "demo_api", "active", 7)]), T0 + 99 * DAY);
+        o.record(
+            &rec(T0, vec![count(d0, "demo_api", "active", 7)]),
+            T0 + 99 * DAY,
+        );
         assert_eq!(o.state.use_count, 107);
         assert_eq!(o.uses(d0), 0);
         assert!(!o.state.dirty.contains(&d0));
@@ -423,10 +435,16 @@ mod tests {
         assert_eq!(o.uses(day_of(midnight) - 1), 2);
         assert_eq!(o.uses(day_of(midnight)), 1);
         // a day ahead (the caller's clock) is kept; two are not
-        let ahead = rec(midnight, vec![count(day_of(midnight) + 1, "a", "active", 1)]);
+        let ahead = rec(
+            midnight,
+            vec![count(day_of(midnight) + 1, "a", "active", 1)],
+        );
         o.record(&ahead, midnight);
         assert_eq!(o.uses(day_of(midnight) + 1), 1);
-        let far = rec(midnight, vec![count(day_of(midnight) + 2, "a", "active", 1)]);
+        let far = rec(
+            midnight,
+            vec![count(day_of(midnight) + 2, "a", "active", 1)],
+        );
         o.record(&far, midnight);
         assert_eq!(o.uses(day_of(midnight) + 2), 0);
     }
@@ -504,19 +522,31 @@ mod tests {
         assert_eq!(o.state.from.len(), MAX_FROM);
         assert_eq!(o.state.from[0].ip.as_deref(), Some("203.0.113.0"));
         assert_eq!(o.state.from[0].last_at, at);
-        assert_eq!(o.state.from[0].first_at, at, "it had been dropped: seen anew");
+        assert_eq!(
+            o.state.from[0].first_at, at,
+            "it had been dropped: seen anew"
+        );
         assert_eq!(o.state.from[1].ip.as_deref(), Some("203.0.113.7"));
         // a place seen twice keeps its first time
         let mut r = rec(at + 5, vec![count(d, "demo", "active", 1)]);
         r.from = Some(from("203.0.113.7", "US"));
         o.record(&r, at + 5);
         assert_eq!(o.state.from[0].ip.as_deref(), Some("203.0.113.7"));
-        assert_eq!((o.state.from[0].first_at, o.state.from[0].last_at), (T0 + 70, at + 5));
+        assert_eq!(
+            (o.state.from[0].first_at, o.state.from[0].last_at),
+            (T0 + 70, at + 5)
+        );
         // values that do not look like Cloudflare's are dropped, the place is kept
         let mut r = rec(at + 6, vec![count(d, "demo", "active", 1)]);
         r.from = Some(from("not an ip", "USA"));
         o.record(&r, at + 6);
-        assert_eq!((o.state.from[0].ip.as_ref(), o.state.from[0].country.as_ref()), (None, None));
+        assert_eq!(
+            (
+                o.state.from[0].ip.as_ref(),
+                o.state.from[0].country.as_ref()
+            ),
+            (None, None)
+        );
     }
 
     #[test]
@@ -533,7 +563,10 @@ mod tests {
         assert_eq!(f.daily_uses, format!(r#"{{"days":[[{d},3]]}}"#));
         assert_eq!(f.first_kept_day, d - 89);
         // a record lands while D1 is written: the days stay dirty for the next alarm
-        o.record(&rec(T0 + 11, vec![count(d, "demo_api", "active", 1)]), T0 + 11);
+        o.record(
+            &rec(T0 + 11, vec![count(d, "demo_api", "active", 1)]),
+            T0 + 11,
+        );
         flushed(&mut o.state, seq);
         assert_eq!(o.state.dirty, [d]);
         let seq = o.state.seq;

@@ -83,11 +83,7 @@ impl Window {
     fn add(&mut self, day: i64, key: &UseKey<'_>, now: i64) {
         self.total = self.total.saturating_add(1);
         self.last_use = self.last_use.max(now);
-        if let Some(h) = self
-            .held
-            .iter_mut()
-            .find(|h| h.day == day && h.key.is(key))
-        {
+        if let Some(h) = self.held.iter_mut().find(|h| h.day == day && h.key.is(key)) {
             h.uses = h.uses.saturating_add(1);
             return;
         }
@@ -298,7 +294,10 @@ mod tests {
         assert_eq!(c.note("t", &INTRO, 105, 30), Noted::Held(Some(130)));
         c.note("t", &INTRO, 120, 30);
         assert!(!c.is_due(129));
-        assert!(c.take_due(129, 30).is_empty(), "not before the window's end");
+        assert!(
+            c.take_due(129, 30).is_empty(),
+            "not before the window's end"
+        );
         assert!(c.is_due(130));
         let r = c.take_due(130, 30);
         assert_eq!(r.len(), 1);

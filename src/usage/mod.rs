@@ -104,8 +104,7 @@ const MAX_LABEL: usize = 64;
 pub fn is_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_LABEL
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
 }
 

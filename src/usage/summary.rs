@@ -164,14 +164,23 @@ mod tests {
         let col = r#"[{"via":"gate","name":"demo","ip":"<b>","country":"usa","colo":"D F W","first_at":1,"last_at":2},{"via":"x y","name":"demo","first_at":1,"last_at":2}]"#;
         let list = parse_from(Some(col)).unwrap();
         assert_eq!(list.len(), 1);
-        assert_eq!((&list[0].ip, &list[0].country, &list[0].colo), (&None, &None, &None));
+        assert_eq!(
+            (&list[0].ip, &list[0].country, &list[0].colo),
+            (&None, &None, &None)
+        );
     }
 
     #[test]
     fn totals_and_series_count_utc_days_ending_today() {
         let now = 20_421 * DAY + 100;
         let d = DailyUses {
-            days: vec![(20_300, 100), (20_392, 1), (20_415, 2), (20_420, 4), (20_421, 8)],
+            days: vec![
+                (20_300, 100),
+                (20_392, 1),
+                (20_415, 2),
+                (20_420, 4),
+                (20_421, 8),
+            ],
         };
         assert_eq!(
             d.totals(now),

@@ -109,10 +109,13 @@ mod tests {
             panic!("a success clears the run");
         };
         assert_eq!(ok.failing_since, None);
-        assert_eq!(after_attempt(&ok, false, 300, DAY), Change::Set(Health {
-            failing_since: Some(300),
-            ..Health::default()
-        }));
+        assert_eq!(
+            after_attempt(&ok, false, 300, DAY),
+            Change::Set(Health {
+                failing_since: Some(300),
+                ..Health::default()
+            })
+        );
     }
 
     #[test]
@@ -122,7 +125,10 @@ mod tests {
             let lo = retry_delay_with_jitter(attempt, 0).unwrap();
             let hi = retry_delay_with_jitter(attempt, u32::MAX).unwrap();
             assert_eq!(lo, base - base / 5, "attempt {attempt}");
-            assert!(hi >= base && hi <= base + base / 5, "attempt {attempt}: {hi}");
+            assert!(
+                hi >= base && hi <= base + base / 5,
+                "attempt {attempt}: {hi}"
+            );
             let mid = retry_delay_with_jitter(attempt, 1 << 31).unwrap();
             assert!(mid.abs_diff(base) <= 1, "attempt {attempt}: {mid}");
         }
