@@ -15,11 +15,14 @@
 //! most one window plus the time to the next request of the isolate. They are lost only if the
 //! isolate is evicted first.
 //!
+//! Where a token was used from is sampled: the place of the first use of each window (asked of
+//! the caller only then, since reading it costs CPU) travels with that window's report.
+//!
 //! Noting a use costs a map lookup by the borrowed token id and a short scan of the window's
 //! held keys; it allocates only for a key new in the window.
 
 use super::{day_of, UseKey};
-use crate::last_use::DayCount;
+use crate::last_use::{DayCount, UsedFrom};
 use std::collections::HashMap;
 
 /// Tokens tracked at once. Past it, windows holding nothing are forgotten (their next use is
@@ -36,6 +39,8 @@ pub struct Report {
     /// Uses reported (the sum of `counts`).
     pub uses: u32,
     pub counts: Vec<DayCount>,
+    /// Where the first use of the window came from.
+    pub from: Option<UsedFrom>,
 }
 
 /// What noting a use asks of the caller.
@@ -77,6 +82,8 @@ struct Window {
     held: Vec<Held>,
     /// Uses held (the sum of `held`).
     total: u32,
+    /// Where the window's first use came from.
+    from: Option<UsedFrom>,
 }
 
 impl Window {
@@ -116,6 +123,7 @@ impl Window {
             at: self.last_use,
             uses: self.total,
             counts,
+            from: self.from.take(),
         };
         self.total = 0;
         self.last_sent = now;
@@ -132,11 +140,22 @@ pub struct Coalescer {
 }
 
 impl Coalescer {
-    /// Notes one use of `token_id` at `now` with a window of `window` seconds.
-    pub fn note(&mut self, token_id: &str, key: &UseKey<'_>, now: i64, window: i64) -> Noted {
+    /// Notes one use of `token_id` at `now` with a window of `window` seconds; `from` (where the
+    /// use came from) is called only for the first use of a window.
+    pub fn note(
+        &mut self,
+        token_id: &str,
+        key: &UseKey<'_>,
+        now: i64,
+        window: i64,
+        from: impl FnOnce() -> UsedFrom,
+    ) -> Noted {
         let day = day_of(now);
         if let Some(w) = self.windows.get_mut(token_id) {
             w.add(day, key, now);
+            if w.total == 1 {
+                w.from = Some(from());
+            }
             if now - w.last_sent >= window {
                 return Noted::Send(vec![w.take(token_id, now)]);
             }
@@ -158,6 +177,7 @@ impl Coalescer {
                 outcome: key.outcome.as_str().to_owned(),
                 uses: 1,
             }],
+            from: Some(from()),
         }];
         if self.windows.len() >= MAX_TOKENS {
             out.extend(self.make_room(now));
@@ -169,6 +189,7 @@ impl Coalescer {
                 last_use: now,
                 held: Vec::new(),
                 total: 0,
+                from: None,
             },
         );
         Noted::Send(out)
@@ -242,6 +263,16 @@ mod tests {
         outcome: Outcome::InsufficientScope,
     };
 
+    fn here() -> UsedFrom {
+        UsedFrom {
+            via: "gate".into(),
+            name: "demo".into(),
+            ip: Some("203.0.113.7".into()),
+            country: None,
+            colo: None,
+        }
+    }
+
     fn sent(n: Noted) -> Vec<Report> {
         match n {
             Noted::Send(r) => r,
@@ -260,16 +291,16 @@ mod tests {
     #[test]
     fn one_report_per_window_carrying_every_use() {
         let mut c = Coalescer::default();
-        let first = sent(c.note("t", &INTRO, 100, 30));
+        let first = sent(c.note("t", &INTRO, 100, 30, here));
         assert_eq!(first.len(), 1);
         assert_eq!((first[0].at, first[0].uses), (100, 1));
         // the first use held in the window asks for a flush at its end
-        assert_eq!(c.note("t", &INTRO, 101, 30), Noted::Held(Some(130)));
-        assert_eq!(c.note("t", &GATE_403, 110, 30), Noted::Held(None));
-        assert_eq!(c.note("t", &INTRO, 129, 30), Noted::Held(None));
+        assert_eq!(c.note("t", &INTRO, 101, 30, here), Noted::Held(Some(130)));
+        assert_eq!(c.note("t", &GATE_403, 110, 30, here), Noted::Held(None));
+        assert_eq!(c.note("t", &INTRO, 129, 30, here), Noted::Held(None));
         assert_eq!(c.held(), 3);
         // the window has passed: this use goes out with everything held
-        let r = sent(c.note("t", &INTRO, 130, 30));
+        let r = sent(c.note("t", &INTRO, 130, 30, here));
         assert_eq!(r.len(), 1);
         assert_eq!((r[0].at, r[0].uses), (130, 4));
         let mut counts: Vec<(&str, &str, u32)> = r[0]
@@ -284,15 +315,15 @@ mod tests {
         );
         assert_eq!(c.held(), 0);
         // another token has its own window
-        assert_eq!(sent(c.note("u", &INTRO, 130, 30))[0].uses, 1);
+        assert_eq!(sent(c.note("u", &INTRO, 130, 30, here))[0].uses, 1);
     }
 
     #[test]
     fn the_flush_at_the_windows_end_takes_what_is_held_and_restarts_the_window() {
         let mut c = Coalescer::default();
-        sent(c.note("t", &INTRO, 100, 30));
-        assert_eq!(c.note("t", &INTRO, 105, 30), Noted::Held(Some(130)));
-        c.note("t", &INTRO, 120, 30);
+        sent(c.note("t", &INTRO, 100, 30, here));
+        assert_eq!(c.note("t", &INTRO, 105, 30, here), Noted::Held(Some(130)));
+        c.note("t", &INTRO, 120, 30, here);
         assert!(!c.is_due(129));
         assert!(
             c.take_due(129, 30).is_empty(),
@@ -304,17 +335,53 @@ mod tests {
         assert_eq!((r[0].at, r[0].uses), (120, 2), "at: the last use held");
         assert!(!c.is_due(10_000), "nothing held");
         // the flush was a report: the next window starts at the flush
-        assert_eq!(c.note("t", &INTRO, 131, 30), Noted::Held(Some(160)));
+        assert_eq!(c.note("t", &INTRO, 131, 30, here), Noted::Held(Some(160)));
         assert!(c.take_due(159, 30).is_empty());
         assert_eq!(c.take_due(160, 30)[0].uses, 1);
     }
 
     #[test]
+    fn the_place_is_asked_for_once_per_window_and_travels_with_its_report() {
+        let mut c = Coalescer::default();
+        let asked = std::cell::Cell::new(0);
+        let at = |ip: &'static str| {
+            let asked = &asked;
+            move || {
+                asked.set(asked.get() + 1);
+                UsedFrom {
+                    ip: Some(ip.into()),
+                    ..here()
+                }
+            }
+        };
+        let r = sent(c.note("t", &INTRO, 100, 30, at("203.0.113.1")));
+        assert_eq!(
+            r[0].from.as_ref().unwrap().ip.as_deref(),
+            Some("203.0.113.1")
+        );
+        c.note("t", &INTRO, 101, 30, at("203.0.113.2")); // first of the window: asked
+        c.note("t", &INTRO, 102, 30, at("203.0.113.3")); // not asked
+        assert_eq!(asked.get(), 2);
+        let r = c.take_due(130, 30);
+        assert_eq!(
+            r[0].from.as_ref().unwrap().ip.as_deref(),
+            Some("203.0.113.2")
+        );
+        // the next window's first use is asked again, held or sent
+        c.note("t", &INTRO, 131, 30, at("203.0.113.4"));
+        assert_eq!(asked.get(), 3);
+        assert_eq!(
+            c.take_all(140)[0].from.as_ref().unwrap().ip.as_deref(),
+            Some("203.0.113.4")
+        );
+    }
+
+    #[test]
     fn a_flush_that_never_ran_is_done_by_a_later_use_of_any_token() {
         let mut c = Coalescer::default();
-        sent(c.note("a", &INTRO, 100, 30));
-        c.note("a", &INTRO, 101, 30); // held; its timer is lost
-        sent(c.note("b", &INTRO, 200, 30));
+        sent(c.note("a", &INTRO, 100, 30, here));
+        c.note("a", &INTRO, 101, 30, here); // held; its timer is lost
+        sent(c.note("b", &INTRO, 200, 30, here));
         assert!(c.is_due(200));
         let r = c.take_due(200, 30);
         assert_eq!(r.len(), 1);
@@ -326,10 +393,10 @@ mod tests {
     fn uses_are_counted_on_the_utc_day_they_happened() {
         let mut c = Coalescer::default();
         let midnight = 20_000 * 86_400;
-        sent(c.note("t", &INTRO, midnight - 20, 30));
-        c.note("t", &INTRO, midnight - 1, 30);
-        c.note("t", &INTRO, midnight, 30);
-        c.note("t", &INTRO, midnight + 5, 30);
+        sent(c.note("t", &INTRO, midnight - 20, 30, here));
+        c.note("t", &INTRO, midnight - 1, 30, here);
+        c.note("t", &INTRO, midnight, 30, here);
+        c.note("t", &INTRO, midnight + 5, 30, here);
         let r = c.take_due(midnight + 10, 30);
         let mut days: Vec<(i64, u32)> = r[0].counts.iter().map(|c| (c.day, c.uses)).collect();
         days.sort_unstable();
@@ -340,20 +407,20 @@ mod tests {
     fn a_full_map_forgets_idle_windows_then_reports_everything_rather_than_lose_it() {
         let mut c = Coalescer::default();
         for i in 0..MAX_TOKENS {
-            sent(c.note(&format!("t{i}"), &INTRO, 100, 30));
+            sent(c.note(&format!("t{i}"), &INTRO, 100, 30, here));
         }
-        c.note("t0", &INTRO, 101, 30); // one window holds a use
-        let r = sent(c.note("new", &INTRO, 102, 30));
+        c.note("t0", &INTRO, 101, 30, here); // one window holds a use
+        let r = sent(c.note("new", &INTRO, 102, 30, here));
         assert_eq!(r.len(), 1, "idle windows were dropped, nothing had to go");
         assert_eq!(c.held(), 1);
         // now fill it with windows that all hold uses
         let mut c = Coalescer::default();
         for i in 0..MAX_TOKENS {
             let id = format!("t{i}");
-            sent(c.note(&id, &INTRO, 100, 30));
-            c.note(&id, &INTRO, 101, 30);
+            sent(c.note(&id, &INTRO, 100, 30, here));
+            c.note(&id, &INTRO, 101, 30, here);
         }
-        let r = sent(c.note("new", &INTRO, 102, 30));
+        let r = sent(c.note("new", &INTRO, 102, 30, here));
         assert_eq!(r.len(), 1 + MAX_TOKENS);
         assert_eq!(total(&r), 1 + MAX_TOKENS as u64, "every held use reported");
         assert_eq!(c.held(), 0);
@@ -373,7 +440,7 @@ mod tests {
                 now += dt;
                 let id = format!("t{tok}");
                 let key = if *flush { INTRO } else { GATE_403 };
-                if let Noted::Send(r) = c.note(&id, &key, now, 30) {
+                if let Noted::Send(r) = c.note(&id, &key, now, 30, here) {
                     for x in &r { per_window.entry(x.token_id.clone()).or_default().push(now); }
                     reported += total(&r);
                 }
