@@ -12,7 +12,9 @@
 //! an isolate holds for a window are lost if the isolate is evicted before it reports them.
 
 pub mod book;
+pub mod chart;
 pub mod coalesce;
+pub mod report;
 pub mod summary;
 
 use serde::Serialize;
