@@ -120,7 +120,7 @@ mod tests {
         let now = 20_421 * DAY + 5;
         let rows = [
             row(20_421, "demo_api", "active", 5),
-            row(20_421, "other_api", "no_scope", 7),
+            row(20_421, "other_api", "no_scope", 8),
             row(20_419, "demo_api", "active", 2),
             row(20_400, "demo_api", "active", 100), // outside a 3-day window
         ];
@@ -129,12 +129,12 @@ mod tests {
             (r.from.as_str(), r.to.as_str()),
             ("2025-11-27", "2025-11-29")
         );
-        assert_eq!(r.total, 14);
+        assert_eq!(r.total, 15);
         assert_eq!(r.per_day.len(), 3);
         assert_eq!(r.per_day[0].uses, 2);
         assert_eq!(r.per_day[1].uses, 0);
         assert!(r.per_day[1].resources.is_empty());
-        assert_eq!(r.per_day[2].uses, 12);
+        assert_eq!(r.per_day[2].uses, 13);
         assert_eq!(
             r.per_day[2].resources[0].name, "other_api",
             "most used first"
@@ -142,7 +142,7 @@ mod tests {
         assert_eq!(r.per_resource.len(), 2);
         assert_eq!(
             (r.per_resource[0].name.as_str(), r.per_resource[0].uses),
-            ("other_api", 7)
+            ("other_api", 8)
         );
         assert_eq!(r.per_resource[1].uses, 7, "demo_api: 5 + 2");
         let json = serde_json::to_value(&r).unwrap();
