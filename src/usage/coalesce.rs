@@ -43,6 +43,19 @@ pub struct Report {
     pub from: Option<UsedFrom>,
 }
 
+impl Report {
+    /// The Durable Object's record of this report.
+    pub fn into_record(self) -> crate::last_use::UseRecord {
+        crate::last_use::UseRecord {
+            token_id: self.token_id,
+            at: self.at,
+            uses: self.uses,
+            counts: self.counts,
+            from: self.from,
+        }
+    }
+}
+
 /// What noting a use asks of the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Noted {

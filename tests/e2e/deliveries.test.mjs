@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
 import { queryLocalD1 } from "../../scripts/devserver.mjs";
-import { startServer, createPat, call, ADMIN, eventually, assertError, RFC3339_RE } from "./helpers.mjs";
+import { startServer, createPat, call, ADMIN, eventually, assertError } from "./helpers.mjs";
 
 const OFFSET = Number(process.env.E2E_PORT_OFFSET ?? 0);
 const RECEIVER_PORT = 8853 + OFFSET;
@@ -95,7 +95,7 @@ test("a test ping is delivered, signed, and its attempt is listed with status an
   assert.equal(d.outcome, "delivered");
   assert.equal(d.status, 200);
   assert.equal(typeof d.latency_ms, "number");
-  assert.match(d.at, RFC3339_RE);
+  assert.ok(Number.isInteger(d.at) && Math.abs(d.at - Date.now() / 1000) < 120, "unix seconds, like the endpoint views");
   assert.equal(d.redelivery, false);
   assert.equal(d.payload, undefined, "the list leaves payloads out");
   const one = await admin("GET", `/admin/webhooks/${ep.id}/deliveries/${d.id}`);
@@ -121,7 +121,7 @@ test("a failed attempt and its retry are both listed; a redelivery sends the sam
   assert.equal(second.outcome, "delivered");
   assert.equal(second.msg_id, first.msg_id);
   // the retry came after the schedule's 5 s, spread by at most a fifth
-  const gap = (Date.parse(second.at) - Date.parse(first.at)) / 1000;
+  const gap = second.at - first.at;
   assert.ok(gap >= 3 && gap <= 9, `retry after ${gap} s`);
   const n = at("/flaky").length;
   const again = await admin("POST", `/admin/webhooks/${ep.id}/deliveries/${second.id}/redeliver`);
@@ -152,7 +152,7 @@ test("an endpoint failing for WEBHOOK_DISABLE_AFTER_SECONDS is disabled with an 
     return v.enabled === false ? v : null;
   }, { timeoutMs: 40_000 });
   assert.ok(disabled, "disabled after its failures");
-  assert.match(disabled.disabled_at, RFC3339_RE);
+  assert.ok(Number.isInteger(disabled.disabled_at), JSON.stringify(disabled));
   assert.match(disabled.disabled_reason, /failed/);
   const note = await eventually(() => at("/watch").find((r) => JSON.parse(r.body).type === "webhook_endpoint.disabled"));
   assert.ok(note, "the watcher heard of it");
