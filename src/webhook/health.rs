@@ -1,5 +1,5 @@
 //! An endpoint's delivery health, pure: retries spread with jitter, the run of failures that
-//! disables an endpoint, and what changes after each attempt.
+//! disables an endpoint, what changes after each attempt, and the test ping's payload.
 //!
 //! An endpoint that fails every attempt for `WEBHOOK_DISABLE_AFTER_SECONDS` (default 3 days,
 //! counted from the first failure after its last success) is disabled: nothing more is queued
@@ -82,6 +82,19 @@ pub fn retry_delay_with_jitter(attempt: u32, r: u32) -> Option<u32> {
     Some(u32::try_from(d).unwrap_or(base).max(1))
 }
 
+/// The event type of a test ping (sent to one endpoint on request, whatever it subscribes to).
+pub const PING: &str = "webhook.ping";
+
+/// A test ping of endpoint `endpoint` at `now`: its type and payload, shaped like every event's.
+pub fn ping(endpoint: &str, now: i64) -> (String, String) {
+    let body = serde_json::json!({
+        "type": PING,
+        "timestamp": crate::app::rfc3339(now),
+        "data": { "endpoint": endpoint },
+    });
+    (PING.to_owned(), body.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +128,16 @@ mod tests {
                 failing_since: Some(300),
                 ..Health::default()
             })
+        );
+    }
+
+    #[test]
+    fn a_ping_is_shaped_like_an_event() {
+        let (ty, body) = ping("wh_0123456789abcdef", 1_795_996_800);
+        assert_eq!(ty, "webhook.ping");
+        assert_eq!(
+            body,
+            r#"{"data":{"endpoint":"wh_0123456789abcdef"},"timestamp":"2026-11-30T00:00:00Z","type":"webhook.ping"}"#
         );
     }
 
