@@ -107,6 +107,8 @@ pub struct RevocationNote {
     pub reason: &'static str,
     /// Where it was found (a leak report's URL).
     pub url: Option<String>,
+    /// What an administrator wrote (reason `admin`): shown to the token's owner.
+    pub message: Option<String>,
 }
 
 /// A hash a token had before a rotation (D1 `retired_token_hashes`).
@@ -140,9 +142,10 @@ pub trait Registry {
     async fn client(&self, id: &str) -> Result<Option<Client>, StoreError>;
 }
 
-/// Records that a token was used (a Durable Object per token).
+/// Records that a token was used: one coalesced report of an isolate's uses (a Durable Object
+/// per token, see [`crate::last_use`]).
 pub trait UsageRecorder {
-    async fn record_use(&self, token_id: &str, at: i64, uses: u32) -> Result<(), StoreError>;
+    async fn record_use(&self, rec: &crate::last_use::UseRecord) -> Result<(), StoreError>;
 }
 
 /// Fetches a JWKS document from the identity provider.
@@ -251,6 +254,10 @@ pub trait Backend:
     + ExpiryNotices
     + WebhookStore
     + RequestOrigin
+    + DeliveryQueue
+    + crate::store_usage::UsageStore
+    + crate::store_usage::Inventory
+    + crate::store_usage::DeliveryLog
 {
 }
 impl<
@@ -264,7 +271,11 @@ impl<
             + RouteStore
             + ExpiryNotices
             + WebhookStore
-            + RequestOrigin,
+            + RequestOrigin
+            + DeliveryQueue
+            + crate::store_usage::UsageStore
+            + crate::store_usage::Inventory
+            + crate::store_usage::DeliveryLog,
     > Backend for T
 {
 }
@@ -283,6 +294,8 @@ pub struct WebhookEndpoint {
     /// receivers can switch without dropping deliveries.
     pub previous_secret: Option<(crate::webhook::WebhookSecret, i64)>,
     pub created_at: i64,
+    /// Its delivery health: failing since, disabled (see [`crate::webhook::health`]).
+    pub health: crate::webhook::health::Health,
 }
 
 /// What the fan-out needs of an endpoint (cached per isolate): no URL, no secret.

@@ -5,11 +5,13 @@ use crate::gate::route::GateRoute;
 use crate::model::{ApiResource, Client, Grant, TokenRecord};
 use crate::store::{
     Cursor, GrantCache, JwksFetcher, Registry, Retired, RevocationNote, Revoked, StoreError,
-    TokenStore, UsageRecorder, Write,
+    TokenStore, Write,
 };
 use crate::token::TokenHash;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+
+mod usage;
 
 #[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
@@ -44,6 +46,12 @@ pub enum Step {
     ResourceWrite,
     /// The D1 update that records a detected reuse.
     ReuseRecord,
+    /// A usage report to a token's Durable Object.
+    UseRecord,
+    /// The insert of a webhook delivery attempt.
+    AttemptRecord,
+    /// The update of a webhook endpoint's health.
+    HealthWrite,
 }
 
 /// Every writing step, for tests that inject a fault into each in turn.
@@ -64,7 +72,15 @@ pub struct MemoryBackend {
     pub tokens: RefCell<Vec<TokenRecord>>,
     pub resources: RefCell<Vec<ApiResource>>,
     pub clients: RefCell<Vec<Client>>,
-    pub uses: RefCell<Vec<(String, i64, u32)>>,
+    /// Usage reports received (one per Durable Object call), in order.
+    pub uses: RefCell<Vec<crate::last_use::UseRecord>>,
+    /// The `LastUsed` objects (state and day buckets) and D1 `token_usage` rows (see `usage`).
+    pub objects: RefCell<HashMap<String, usage::Object>>,
+    pub usage_rows: RefCell<Vec<(String, crate::usage::book::UsageRow)>>,
+    /// The objects' clock (`None`: a record's own `at`).
+    pub object_now: Cell<Option<i64>>,
+    /// The webhook delivery log (D1 `webhook_deliveries`).
+    pub attempts: RefCell<Vec<crate::store_usage::Attempt>>,
     pub jwks: RefCell<Option<String>>,
     pub denied: RefCell<Vec<(String, i64)>>,
     pub routes: RefCell<Vec<GateRoute>>,
@@ -152,6 +168,9 @@ pub fn pat_record(id: &str, subject: &str, hash: TokenHash, now: i64) -> TokenRe
         allow_self_rotation: false,
         revoke_on_reuse: false,
         reuse: None,
+        daily_uses: crate::usage::summary::DailyUses::default(),
+        last_used_from: Vec::new(),
+        revoked_message: None,
     }
 }
 
@@ -350,6 +369,7 @@ impl TokenStore for MemoryBackend {
                 if let Some(why) = why {
                     t.revoked_reason = Some(why.reason.to_owned());
                     t.revoked_url.clone_from(&why.url);
+                    t.revoked_message.clone_from(&why.message);
                 }
             }
             Some(Revoked {
@@ -465,13 +485,6 @@ impl Registry for MemoryBackend {
     }
 }
 
-impl UsageRecorder for MemoryBackend {
-    async fn record_use(&self, token_id: &str, at: i64, uses: u32) -> Result<(), StoreError> {
-        self.bump(|c| c.do_call += 1);
-        self.uses.borrow_mut().push((token_id.to_owned(), at, uses));
-        Ok(())
-    }
-}
 
 impl crate::store::RequestOrigin for MemoryBackend {
     fn request_origin(&self) -> crate::origin::ClientOrigin {

@@ -115,6 +115,7 @@ async fn judge<B: Backend>(
         let note = RevocationNote {
             reason: "leaked",
             url: url.clone(),
+            message: None,
         };
         let Some(done) = revoke_record_because(ctx, &rec.id, &hash, Some(&note)).await? else {
             return Ok(FALSE);

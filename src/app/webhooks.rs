@@ -151,6 +151,7 @@ async fn create<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response,
         secret,
         previous_secret: None,
         created_at: ctx.now,
+        health: crate::webhook::health::Health::default(),
     };
     super::admin::written(ctx.backend.create_webhook(&w).await?)?;
     ctx.isolate.forget_webhooks();
