@@ -37,8 +37,8 @@ pub struct DayCount {
 
 /// Where a use came from, as Cloudflare reported it (see [`crate::origin`]). Through the gate
 /// the caller is the token's holder: its IP and country, and the location (colo) that received
-/// it. Through introspection the caller is the API (`name`: the resource): no IP or country is
-/// recorded, only the location that answered it.
+/// it. Through introspection the caller is the API: the place is the resource (`name`), without
+/// IP, country or location (they would be the API server's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsedFrom {
     pub via: String,

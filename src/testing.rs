@@ -485,7 +485,6 @@ impl Registry for MemoryBackend {
     }
 }
 
-
 impl crate::store::RequestOrigin for MemoryBackend {
     fn request_origin(&self) -> crate::origin::ClientOrigin {
         self.origin_reads.set(self.origin_reads.get() + 1);

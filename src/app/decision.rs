@@ -6,15 +6,16 @@
 //! rules: expiry, revocation, the issuing client still enabled, and IdentityServer's scope rule
 //! (a resource sees only its own scopes; a token without any of them is inactive for it).
 //!
-//! Steady state for an active PAT: exactly one KV read; last use is handed to `wait_until` at
-//! most once per token per isolate per `last_used_coalesce_secs`. Garbage never reaches storage;
+//! Steady state for an active PAT: exactly one KV read. The caller notes the use of a live
+//! reference token with its outcome ([`Decided::used`]); it reaches `wait_until` at most once per
+//! token per isolate per `last_used_coalesce_secs`. Garbage never reaches storage;
 //! a token known to be inactive (unknown to D1, revoked, expired) is remembered by the isolate.
 
 use super::{client_auth, jwt_tokens, Ctx, Deferred};
 use crate::error::Error;
 use crate::model::{ApiResource, Grant};
 use crate::store::Backend;
-use crate::token::{PlainToken, TokenKind};
+use crate::token::PlainToken;
 
 /// Where an active token came from (introspection serializes each as it always has).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +64,10 @@ pub enum Decision {
 pub struct Decided {
     pub decision: Decision,
     pub deferred: Vec<Deferred>,
+    /// The id of the live reference token presented, when its use counts (active, or refused
+    /// only because it carries none of the resource's scopes): the caller notes the use with
+    /// its outcome ([`super::usage::note_use`]).
+    pub used: Option<String>,
 }
 
 impl Decided {
@@ -70,6 +75,7 @@ impl Decided {
         Decided {
             decision: Decision::Inactive,
             deferred: Vec::new(),
+            used: None,
         }
     }
 }
@@ -88,6 +94,7 @@ pub async fn decide<B: Backend>(
                 Some(active) => Decided {
                     decision: Decision::Active(active),
                     deferred: Vec::new(),
+                    used: None,
                 },
                 None => Decided::inactive(),
             },
@@ -146,7 +153,11 @@ async fn reference_token<B: Backend>(
 
     let visible = visible_scopes(&grant, resource);
     if visible.is_empty() {
-        return Ok(Decided::inactive());
+        // A live token, shown to a resource none of whose scopes it carries: a refusal of it.
+        let mut d = Decided::inactive();
+        d.deferred = deferred;
+        d.used = Some(grant.id);
+        return Ok(d);
     }
     // Tokens of a disabled or deleted client stop working within the registry cache lifetime,
     // and a client created again with the same id (another uid) does not revive them.
@@ -157,20 +168,8 @@ async fn reference_token<B: Backend>(
         return Ok(Decided::inactive());
     }
 
-    if grant.kind == TokenKind::Pat {
-        if let Some(uses) =
-            ctx.isolate
-                .note_use(&grant.id, ctx.now, ctx.cfg.last_used_coalesce_secs)
-        {
-            deferred.push(Deferred::RecordUse {
-                token_id: grant.id.clone(),
-                at: ctx.now,
-                uses,
-            });
-        }
-    }
-
     Ok(Decided {
+        used: Some(grant.id.clone()),
         decision: Decision::Active(Active {
             source: Source::Reference,
             sub: grant.sub,

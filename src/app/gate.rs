@@ -11,13 +11,14 @@ use super::client_auth::load_resource;
 use super::decision::{self, Active, Decision};
 use super::events::Event;
 use super::isolate::Lookup;
-use super::{Ctx, Deferred, Outcome};
+use super::{usage, Ctx, Deferred, Outcome};
 use crate::error::{Error, REALM};
 use crate::gate::forward::{header_value, upstream_url};
 use crate::gate::route::{self, GateRoute, MethodRule};
 use crate::http::Response;
 use crate::store::Backend;
 use crate::token::random_id;
+use crate::usage::{Outcome as UseOutcome, UseKey, Via};
 use serde::Serialize;
 use std::rc::Rc;
 
@@ -212,7 +213,19 @@ async fn check<B: Backend>(
             return Ok(GateAnswer::Respond(resp.into()));
         }
     };
-    let decided = decision::decide(ctx, &resource, token).await?;
+    let mut decided = decision::decide(ctx, &resource, token).await?;
+    let used = decided.used.take();
+    // Counts this use of a live token against the route, with what the gate answered.
+    let count = |outcome: UseOutcome, deferred: &mut Vec<Deferred>| {
+        if let Some(id) = &used {
+            let key = UseKey {
+                via: Via::Gate,
+                name: &r.id,
+                outcome,
+            };
+            usage::note_use(ctx, id, &key, deferred);
+        }
+    };
     let respond = |resp: Response, deferred: Vec<Deferred>| {
         GateAnswer::Respond(Outcome {
             response: resp,
@@ -221,6 +234,7 @@ async fn check<B: Backend>(
     };
     let Decision::Active(active) = decided.decision else {
         let resp = invalid("inactive token");
+        count(UseOutcome::NoScope, &mut decided.deferred);
         return Ok(respond(resp, decided.deferred));
     };
     let required = match r.rule_for(req.method) {
@@ -236,6 +250,7 @@ async fn check<B: Backend>(
                 )
                 .with_header("allow", allow),
             );
+            count(UseOutcome::MethodNotAllowed, &mut decided.deferred);
             return Ok(respond(resp, decided.deferred));
         }
     };
@@ -248,8 +263,10 @@ async fn check<B: Backend>(
             &format!(", error=\"insufficient_scope\", scope=\"{scope}\""),
             &metadata_url,
         );
+        count(UseOutcome::InsufficientScope, &mut decided.deferred);
         return Ok(respond(resp, decided.deferred));
     }
+    count(UseOutcome::Active, &mut decided.deferred);
 
     Ok(GateAnswer::Forward(identity(
         ctx,

@@ -5,13 +5,14 @@
 //! typed answer ([`IntrospectionResponse`]) is serialized once: as JSON, or signed (RFC 9701).
 
 use super::decision::{self, Decided, Decision};
-use super::{client_auth, jwt_tokens, ratelimit, Ctx, Outcome};
+use super::{client_auth, jwt_tokens, ratelimit, usage, Ctx, Outcome};
 use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::model::ApiResource;
 use crate::oauth::introspection::{ActiveClaims, INACTIVE_JSON};
 use crate::oauth::{IntrospectionRequest, IntrospectionResponse, ResponseFormat};
 use crate::store::Backend;
+use crate::usage::{Outcome as UseOutcome, UseKey, Via};
 use std::rc::Rc;
 
 /// What introspection decided, for the API resource that asked.
@@ -67,7 +68,19 @@ pub async fn handle<B: Backend>(
     ip: &str,
 ) -> Result<Introspected, Error> {
     let resource = client_auth::authenticate_resource(ctx, &request.client, ip).await?;
-    let decided = decision::decide(ctx, &resource, request.token()?).await?;
+    let mut decided = decision::decide(ctx, &resource, request.token()?).await?;
+    if let Some(id) = decided.used.take() {
+        let outcome = match decided.decision {
+            Decision::Active(_) => UseOutcome::Active,
+            Decision::Inactive => UseOutcome::NoScope,
+        };
+        let key = UseKey {
+            via: Via::Introspection,
+            name: &resource.id,
+            outcome,
+        };
+        usage::note_use(ctx, &id, &key, &mut decided.deferred);
+    }
     Ok(Introspected { resource, decided })
 }
 

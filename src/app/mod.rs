@@ -23,6 +23,7 @@ mod reuse;
 mod revoke;
 mod routes_admin;
 mod token_endpoint;
+mod usage;
 mod user;
 pub mod webhooks;
 
@@ -148,12 +149,11 @@ pub struct Ctx<'a, B> {
 /// Work done after the response is sent (`wait_until`), never delaying it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Deferred {
-    /// Tell the token's Durable Object it was used.
-    RecordUse {
-        token_id: String,
-        at: i64,
-        uses: u32,
-    },
+    /// Tell the token's Durable Object of its uses (one coalesced report).
+    RecordUse(Box<crate::last_use::UseRecord>),
+    /// After `after_secs`, send the uses held in this isolate whose window of `window` seconds
+    /// has passed (see [`crate::usage::coalesce`]).
+    FlushUses { after_secs: u64, window: i64 },
     /// Rewrite a stale KV grant with what D1 said (fresh for [`Config::grant_cache_secs`]).
     CacheGrant { hash: TokenHash, grant: Box<Grant> },
     /// Delete grants from KV after `after_secs`, retrying a failed delete a few times. Revocation
@@ -201,6 +201,7 @@ enum Route<'p> {
     Pats,
     Pat(&'p str),
     RotatePat(&'p str),
+    PatUsage(&'p str),
     RotateSelf,
     LeakReport,
 }
@@ -223,6 +224,7 @@ fn route(path: &str) -> Option<(Route<'_>, &'static str)> {
             match rest.split_once('/') {
                 None if !rest.is_empty() => (Route::Pat(rest), "GET, DELETE"),
                 Some((id, "rotate")) if !id.is_empty() => (Route::RotatePat(id), "POST"),
+                Some((id, "usage")) if !id.is_empty() => (Route::PatUsage(id), "GET"),
                 _ => return None,
             }
         }
@@ -281,6 +283,7 @@ async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome
         (Route::Pat(id), Method::Get) => pats::get(ctx, req, id).await.map(Into::into),
         (Route::Pat(id), Method::Delete) => pats::revoke(ctx, req, id).await,
         (Route::RotatePat(id), Method::Post) => pats::rotate(ctx, req, id).await,
+        (Route::PatUsage(id), Method::Get) => usage::pat_usage(ctx, req, id).await.map(Into::into),
         (Route::RotateSelf, Method::Post) => lifecycle::rotate_self(ctx, req).await,
         (Route::LeakReport, Method::Post) => leaks::handle(ctx, req).await,
         _ => Err(Error::MethodNotAllowed(allow)),

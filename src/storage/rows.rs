@@ -368,10 +368,12 @@ mod tests {
         for (i, junk) in [(26, "[1,2]"), (27, "{}")] {
             let mut values = token_values("pat");
             values[i] = json!(junk);
-            assert!(serde_json::from_value::<TokenRow>(row(TOKEN_COLUMNS, &values))
-                .unwrap()
-                .into_record()
-                .is_err());
+            assert!(
+                serde_json::from_value::<TokenRow>(row(TOKEN_COLUMNS, &values))
+                    .unwrap()
+                    .into_record()
+                    .is_err()
+            );
         }
         // A missing column (an old schema) does not deserialize.
         let mut missing = row(TOKEN_COLUMNS, &token_values("pat"));

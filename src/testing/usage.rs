@@ -63,9 +63,8 @@ impl MemoryBackend {
                 t.use_count = flush.use_count;
                 t.daily_uses = crate::usage::summary::DailyUses::parse(Some(&flush.daily_uses))
                     .unwrap_or_default();
-                t.last_used_from =
-                    crate::usage::summary::parse_from(Some(&flush.last_used_from))
-                        .unwrap_or_default();
+                t.last_used_from = crate::usage::summary::parse_from(Some(&flush.last_used_from))
+                    .unwrap_or_default();
             }
             let mut rows = self.usage_rows.borrow_mut();
             for r in flush.rows {

@@ -142,6 +142,7 @@ test("where a PAT was used from: the caller's IP and country through the gate, t
   assert.equal(api.name, "demo_api", "the API that asked, not a client IP");
   assert.equal(api.ip, undefined);
   assert.equal(api.country, undefined);
+  assert.equal(api.colo, undefined);
   assert.ok(Date.parse(from[0].last_at) >= Date.parse(from[0].first_at));
 });
 

@@ -13,13 +13,11 @@
 //! the resource.
 
 use super::pats::owned;
-use crate::app::ctx::{Ctx, Deferred};
-use crate::app::user;
+use super::{rfc3339, user, Ctx, Deferred};
 use crate::error::Error;
 use crate::http::{Request, Response};
-use crate::last_use::UsedFrom;
+use crate::last_use::{FromEntry, UsedFrom};
 use crate::store::Backend;
-use crate::store_usage::UsageStore;
 use crate::usage::coalesce::Noted;
 use crate::usage::{day_of, report, UseKey, Via};
 
@@ -66,26 +64,55 @@ pub fn note_use<B: Backend>(
     }
 }
 
-/// Where this use came from. Through the gate the caller is the token's holder; through
-/// introspection it is the API (`key.name`), so only the location that answered is kept.
+/// Where this use came from. Through the gate the caller is the token's holder: its IP, country
+/// and the location that received it (read only now, once per window: reading `request.cf` costs
+/// CPU). Through introspection the caller is the API: the place is the API resource itself (its
+/// IP would be the API server's, not the holder's), and nothing is read.
 fn used_from<B: Backend>(ctx: &Ctx<'_, B>, key: &UseKey<'_>) -> UsedFrom {
-    let o = ctx.backend.request_origin();
-    match key.via {
-        Via::Introspection => UsedFrom {
-            via: key.via.as_str().to_owned(),
-            name: key.name.to_owned(),
-            ip: None,
-            country: None,
-            colo: o.colo,
-        },
-        Via::Gate => UsedFrom {
-            via: key.via.as_str().to_owned(),
-            name: key.name.to_owned(),
-            ip: o.ip,
-            country: o.country,
-            colo: o.colo,
-        },
+    let (ip, country, colo) = match key.via {
+        Via::Introspection => (None, None, None),
+        Via::Gate => {
+            let o = ctx.backend.request_origin();
+            (o.ip, o.country, o.colo)
+        }
+    };
+    UsedFrom {
+        via: key.via.as_str().to_owned(),
+        name: key.name.to_owned(),
+        ip,
+        country,
+        colo,
     }
+}
+
+/// A place a token was used from, as views show it (times in RFC 3339).
+#[derive(Debug, serde::Serialize)]
+pub struct FromView<'a> {
+    via: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    colo: Option<&'a str>,
+    first_at: String,
+    last_at: String,
+}
+
+/// The views of the places a token was used from, most recent first.
+pub fn from_views(list: &[FromEntry]) -> Vec<FromView<'_>> {
+    list.iter()
+        .map(|f| FromView {
+            via: &f.via,
+            name: &f.name,
+            ip: f.ip.as_deref(),
+            country: f.country.as_deref(),
+            colo: f.colo.as_deref(),
+            first_at: rfc3339(f.first_at),
+            last_at: rfc3339(f.last_at),
+        })
+        .collect()
 }
 
 /// `GET /api/pats/{id}/usage?days=N` (1 to 90, default 30): the caller's PAT's uses per day and
