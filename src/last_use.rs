@@ -195,6 +195,14 @@ mod tests {
         );
     }
 
+    /// What an object of the previous version reads of a record: its three fields.
+    #[derive(Deserialize)]
+    struct Previous {
+        token_id: String,
+        at: i64,
+        uses: u32,
+    }
+
     /// The record of the version that counts per day: pinned like the old one, and the old
     /// shape is still what an object of either version accepts.
     #[test]
@@ -228,13 +236,7 @@ mod tests {
         let old: UseRecord =
             serde_json::from_str(r#"{"token_id":"t1","at":5,"uses":2}"#).expect("old record");
         assert!(old.counts.is_empty() && old.from.is_none());
-        // what an object of the previous version reads of a new record: its three fields
-        #[derive(Deserialize)]
-        struct Previous {
-            token_id: String,
-            at: i64,
-            uses: u32,
-        }
+        // what an object of the previous version reads of a new record
         let p: Previous = serde_json::from_str(&json).expect("the previous version reads it");
         assert_eq!(
             (p.token_id.as_str(), p.at, p.uses),

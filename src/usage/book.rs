@@ -204,7 +204,7 @@ fn note_from(list: &mut Vec<FromEntry>, f: &UsedFrom, at: i64) {
             last_at: at,
         });
     }
-    list.sort_by(|a, b| b.last_at.cmp(&a.last_at));
+    list.sort_by_key(|e| std::cmp::Reverse(e.last_at));
     list.truncate(MAX_FROM);
 }
 

@@ -63,7 +63,7 @@ fn sorted(m: BTreeMap<(String, String, String), u64>) -> Vec<KeyUses> {
         })
         .collect();
     // stable: ties keep the (via, name, outcome) order of the map
-    v.sort_by(|a, b| b.uses.cmp(&a.uses));
+    v.sort_by_key(|k| std::cmp::Reverse(k.uses));
     v
 }
 

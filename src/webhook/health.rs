@@ -78,7 +78,7 @@ pub fn retry_delay_with_jitter(attempt: u32, r: u32) -> Option<u32> {
     // base * (0.8 + 0.4 * r / 2^32), in integers
     let spread = u64::from(base) * 2 / 5;
     let low = u64::from(base) - u64::from(base) / 5;
-    let d = low + (spread * u64::from(r) >> 32);
+    let d = low + ((spread * u64::from(r)) >> 32);
     Some(u32::try_from(d).unwrap_or(base).max(1))
 }
 

@@ -295,12 +295,8 @@ fn garbage_unknown_and_revoked_tokens_count_nothing() {
     let mut h = Harness::new();
     let (id, token) = h.pat("alice", &["demo_api:read"]);
     h.introspect("garbage");
-    h.introspect(
-        &crate::token::PlainToken::generate(crate::token::TokenKind::Pat)
-            .unwrap()
-            .expose_secret()
-            .to_owned(),
-    );
+    let forged = crate::token::PlainToken::generate(crate::token::TokenKind::Pat).unwrap();
+    h.introspect(forged.expose_secret());
     let (s, _) = h.user_call(Method::Delete, &format!("/api/pats/{id}"), "alice");
     assert_eq!(s, 204);
     h.introspect(&token);
