@@ -27,8 +27,13 @@ pub enum Error {
     UnauthorizedClient(String),
     /// RFC 6749 5.2 `unsupported_grant_type`.
     UnsupportedGrantType(String),
-    /// RFC 7009 2.2.1 / RFC 8693 `unsupported_token_type`.
-    UnsupportedTokenType(String),
+    // No `unsupported_token_type` (RFC 7009 2.2.1): patgate can revoke every token type it
+    // issues, and `token_type_hint` is only a hint (RFC 7009 2.1: an unknown or wrong hint makes
+    // the server search all its token types, which it does). An unsupported `subject_token_type`
+    // in a token exchange is `invalid_request` (RFC 8693 2.2.2).
+    /// RFC 8707 section 2 `invalid_target`: "The requested resource is invalid, missing,
+    /// unknown, or malformed."
+    InvalidTarget(String),
     /// RFC 6750 3.1: no bearer credentials at all (challenge without an error code).
     MissingBearer,
     /// RFC 6750 3.1 `invalid_token`: "expired, revoked, malformed, or invalid". `cause` is logged.
@@ -71,7 +76,7 @@ impl Error {
             Error::InvalidScope(_) => "invalid_scope",
             Error::UnauthorizedClient(_) => "unauthorized_client",
             Error::UnsupportedGrantType(_) => "unsupported_grant_type",
-            Error::UnsupportedTokenType(_) => "unsupported_token_type",
+            Error::InvalidTarget(_) => "invalid_target",
             Error::MissingBearer => "unauthorized",
             Error::InvalidToken { .. } => "invalid_token",
             Error::Forbidden(_) => "insufficient_scope",
@@ -93,7 +98,7 @@ impl Error {
             | Error::InvalidScope(_)
             | Error::UnauthorizedClient(_)
             | Error::UnsupportedGrantType(_)
-            | Error::UnsupportedTokenType(_) => 400,
+            | Error::InvalidTarget(_) => 400,
             Error::InvalidClient(_)
             | Error::MissingBearer
             | Error::InvalidToken { .. }
@@ -109,12 +114,6 @@ impl Error {
             Error::Unavailable(_) => 503,
             Error::Internal(_) => 500,
         }
-    }
-}
-
-impl From<crate::store::StoreError> for Error {
-    fn from(e: crate::store::StoreError) -> Self {
-        Error::Unavailable(e.0)
     }
 }
 
@@ -148,11 +147,7 @@ mod tests {
                 400,
                 "unsupported_grant_type",
             ),
-            (
-                Error::UnsupportedTokenType("x".into()),
-                400,
-                "unsupported_token_type",
-            ),
+            (Error::InvalidTarget("x".into()), 400, "invalid_target"),
             (Error::Conflict("x".into()), 409, "conflict"),
             (Error::NotFound, 404, "not_found"),
             (Error::PreconditionFailed, 412, "precondition_failed"),

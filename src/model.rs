@@ -131,7 +131,13 @@ pub struct TokenRecord {
     /// An administrator's reason for revoking it, shown to its owner (`revoked_reason` is then
     /// `admin`).
     pub revoked_message: Option<String>,
+    /// Where leak reports found the token (or one of its rotated-away tokens): the newest
+    /// [`MAX_LEAK_URLS`] distinct `http(s)` URLs, newest first (D1 `leak_reports`).
+    pub leak_urls: Vec<String>,
 }
+
+/// Most leak report URLs kept per token (the newest distinct ones).
+pub const MAX_LEAK_URLS: usize = 10;
 
 /// The columns of a new `tokens` row, in the order of [`token_insert_values`]: the one place that
 /// maps a [`TokenRecord`] to a D1 insert (the Worker binds the values; the benchmark's seeding
@@ -169,15 +175,22 @@ pub fn token_insert_values(rec: &TokenRecord) -> Vec<SqlValue> {
 /// A scope owned by no resource (at issuance).
 pub const NO_OWNER: &str = "-";
 
+/// A token's status as every view reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Active,
     Expired,
     Revoked,
+    /// Neither revoked nor expired, yet no introspection or gate answers it active: its client is
+    /// disabled, deleted or created again (another uid), or no enabled API resource owns any of
+    /// its scopes any more. Computed only by `app::decision::status`, never by the record alone.
+    Inactive,
 }
 
 impl TokenRecord {
+    /// What the record alone says: revoked, expired or neither (`Active`). Views report
+    /// `app::decision::status`, which adds what the token decision checks besides.
     pub fn status(&self, now: i64) -> Status {
         if self.revoked_at.is_some() {
             Status::Revoked
@@ -289,6 +302,9 @@ pub enum TokenFormat {
     Reference,
     Jwt,
 }
+
+/// The id of the public client that PATs are issued to.
+pub const PAT_CLIENT_ID: &str = "pat_client";
 
 /// An OAuth client. `secret: None` is a public client (the PAT client).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,6 +20,13 @@ impl StoreError {
     }
 }
 
+/// A storage failure answers 503: the store is unavailable, the request may be retried.
+impl From<StoreError> for crate::error::Error {
+    fn from(e: StoreError) -> Self {
+        crate::error::Error::Unavailable(e.0)
+    }
+}
+
 /// The global read path: grants keyed by token hash (KV), kept until the token expires
 /// (`grant.exp`) and trusted until `grant.fresh_until` (see [`Grant`]).
 pub trait GrantCache {
@@ -31,6 +38,17 @@ pub trait GrantCache {
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError>;
     /// Puts a `jti` on the denylist until the token's `exp`.
     async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<(), StoreError>;
+    /// Keeps a token the page is about to show, sealed (encrypted, see `app::page::replay`),
+    /// under its hash until `expires_at` (a minute): a second submission of the same form can
+    /// show it again. Never a plain token.
+    async fn put_sealed(
+        &self,
+        hash: &TokenHash,
+        sealed: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// The sealed token kept under this hash, if it has not expired.
+    async fn get_sealed(&self, hash: &TokenHash) -> Result<Option<String>, StoreError>;
 }
 
 /// Keyset page position for listing (`created_at`, `id`), newest first.
@@ -95,6 +113,17 @@ pub trait TokenStore {
         origin: &ClientOrigin,
         rotated_at: i64,
     ) -> Result<(), StoreError>;
+    /// The token that has `hash` now or had it before a rotation: its record, and the retired
+    /// hash when `hash` is one of its rotated-away hashes. One read (both are unique keys). Any
+    /// status: revoked and expired tokens are found too.
+    async fn token_by_any_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<(TokenRecord, Option<Retired>)>, StoreError>;
+    /// Keeps `url` among the places token `id` was reported leaked, at `at`: the newest
+    /// [`crate::model::MAX_LEAK_URLS`] distinct URLs are kept, by the time of their latest report
+    /// (ties: the URL first reported later), older ones are dropped in the same transaction.
+    async fn record_leak_url(&self, id: &str, url: &str, at: i64) -> Result<(), StoreError>;
     /// Removes a token record. Only used to undo an insert whose outcome is unknown (the insert
     /// reported an error but may have landed): the token was never shown to anyone.
     async fn delete_token(&self, id: &str) -> Result<(), StoreError>;
@@ -165,6 +194,8 @@ pub enum Limit {
     PatCreationsPerUser,
     /// Calls of the token endpoint, per IP.
     TokenEndpointPerIp,
+    /// Rotations of one PAT (owner, page and self-rotation), per PAT id.
+    RotationsPerPat,
 }
 
 impl Limit {
@@ -233,6 +264,9 @@ pub trait ExpiryNotices {
         now: i64,
         limit: u32,
     ) -> Result<Vec<ExpiryNotice>, StoreError>;
+    /// Forgets claimed notices, each (token id, threshold days), so that a later scan claims them
+    /// again: their events could not be queued.
+    async fn release_expiry_notices(&self, notices: &[(String, i64)]) -> Result<(), StoreError>;
 }
 
 /// Where the request being served came from, as the runtime reports it (see
@@ -255,9 +289,9 @@ pub trait Backend:
     + WebhookStore
     + RequestOrigin
     + DeliveryQueue
-    + crate::store_usage::UsageStore
-    + crate::store_usage::Inventory
-    + crate::store_usage::DeliveryLog
+    + UsageStore
+    + Inventory
+    + DeliveryLog
 {
 }
 impl<
@@ -273,9 +307,9 @@ impl<
             + WebhookStore
             + RequestOrigin
             + DeliveryQueue
-            + crate::store_usage::UsageStore
-            + crate::store_usage::Inventory
-            + crate::store_usage::DeliveryLog,
+            + UsageStore
+            + Inventory
+            + DeliveryLog,
     > Backend for T
 {
 }
@@ -336,4 +370,58 @@ pub trait WebhookSender {
         body: &str,
         timeout_secs: u32,
     ) -> Result<u16, StoreError>;
+}
+
+/// A token's usage per day and key (D1 `token_usage`).
+pub trait UsageStore {
+    /// The rows of token `id` on days `from_day` and later, any order.
+    async fn token_usage(
+        &self,
+        id: &str,
+        from_day: i64,
+    ) -> Result<Vec<crate::usage::book::UsageRow>, StoreError>;
+    /// Deletes every token's rows of days before `before_day` (the hourly scan; the objects
+    /// delete their own when they write).
+    async fn prune_usage(&self, before_day: i64) -> Result<(), StoreError>;
+}
+
+/// The administrators' view of reference tokens across users.
+pub trait Inventory {
+    /// One page of tokens matching `q`, in its order.
+    async fn inventory(
+        &self,
+        q: &crate::store_usage::InventoryQuery,
+    ) -> Result<Vec<TokenRecord>, StoreError>;
+    /// How many tokens match `q`'s filters, all pages together.
+    async fn inventory_count(
+        &self,
+        q: &crate::store_usage::InventoryQuery,
+    ) -> Result<u64, StoreError>;
+}
+
+/// The webhook delivery log and endpoint health (D1 `webhook_deliveries`, `webhook_endpoints`).
+pub trait DeliveryLog {
+    /// Records an attempt; returns its id.
+    async fn record_attempt(&self, a: &crate::store_usage::Attempt) -> Result<i64, StoreError>;
+    /// Endpoint `endpoint`'s attempts, newest first, with ids below `before` if given.
+    async fn attempts(
+        &self,
+        endpoint: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<crate::store_usage::Attempt>, StoreError>;
+    /// One attempt of endpoint `endpoint`.
+    async fn attempt(
+        &self,
+        endpoint: &str,
+        id: i64,
+    ) -> Result<Option<crate::store_usage::Attempt>, StoreError>;
+    /// Replaces endpoint `id`'s health. `NotFound` if there is no such endpoint.
+    async fn set_health(
+        &self,
+        id: &str,
+        h: &crate::webhook::health::Health,
+    ) -> Result<Write, StoreError>;
+    /// Deletes attempts recorded before `before` (the hourly scan).
+    async fn prune_attempts(&self, before: i64) -> Result<(), StoreError>;
 }

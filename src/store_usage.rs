@@ -1,20 +1,6 @@
-//! Storage contracts of what operators and owners look at: a token's per-day usage (D1
-//! `token_usage`, written by the `LastUsed` objects), the administrators' token inventory (D1
-//! `tokens` across users) and the webhook delivery log (D1 `webhook_deliveries`).
-#![allow(async_fn_in_trait)]
-
-use crate::model::TokenRecord;
-use crate::store::StoreError;
-use crate::usage::book::UsageRow;
-
-/// A token's usage per day and key (D1 `token_usage`).
-pub trait UsageStore {
-    /// The rows of token `id` on days `from_day` and later, any order.
-    async fn token_usage(&self, id: &str, from_day: i64) -> Result<Vec<UsageRow>, StoreError>;
-    /// Deletes every token's rows of days before `before_day` (the hourly scan; the objects
-    /// delete their own when they write).
-    async fn prune_usage(&self, before_day: i64) -> Result<(), StoreError>;
-}
+//! What the storage contracts of usage, the administrators' token inventory (D1 `tokens` across
+//! users) and the webhook delivery log (D1 `webhook_deliveries`) exchange; the traits are in
+//! [`crate::store`] (`UsageStore`, `Inventory`, `DeliveryLog`).
 
 /// Which tokens `GET /admin/pats` lists ([`crate::storage::inventory`] builds its SQL and is
 /// the one reading of these filters).
@@ -66,14 +52,6 @@ pub enum SortKey {
     Uses,
 }
 
-/// The administrators' view of reference tokens across users.
-pub trait Inventory {
-    /// One page of tokens matching `q`, in its order.
-    async fn inventory(&self, q: &InventoryQuery) -> Result<Vec<TokenRecord>, StoreError>;
-    /// How many tokens match `q`'s filters, all pages together.
-    async fn inventory_count(&self, q: &InventoryQuery) -> Result<u64, StoreError>;
-}
-
 /// One delivery attempt of a webhook message, as the log keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
@@ -99,26 +77,3 @@ pub struct Attempt {
 
 /// An endpoint's delivery health (columns of D1 `webhook_endpoints`).
 pub use crate::webhook::health::Health as EndpointHealth;
-
-/// The webhook delivery log and endpoint health (D1 `webhook_deliveries`, `webhook_endpoints`).
-pub trait DeliveryLog {
-    /// Records an attempt; returns its id.
-    async fn record_attempt(&self, a: &Attempt) -> Result<i64, StoreError>;
-    /// Endpoint `endpoint`'s attempts, newest first, with ids below `before` if given.
-    async fn attempts(
-        &self,
-        endpoint: &str,
-        before: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<Attempt>, StoreError>;
-    /// One attempt of endpoint `endpoint`.
-    async fn attempt(&self, endpoint: &str, id: i64) -> Result<Option<Attempt>, StoreError>;
-    /// Replaces endpoint `id`'s health. `NotFound` if there is no such endpoint.
-    async fn set_health(
-        &self,
-        id: &str,
-        h: &EndpointHealth,
-    ) -> Result<crate::store::Write, StoreError>;
-    /// Deletes attempts recorded before `before` (the hourly scan).
-    async fn prune_attempts(&self, before: i64) -> Result<(), StoreError>;
-}

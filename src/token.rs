@@ -97,12 +97,10 @@ pub struct PlainToken {
 impl PlainToken {
     /// A fresh random token of the given kind.
     pub fn generate(kind: TokenKind) -> Result<Self, getrandom::Error> {
-        let mut text = String::with_capacity(TOKEN_LEN);
-        text.push_str(kind.prefix());
-        random_base62(RANDOM_LEN, &mut text)?;
-        let crc = crc32fast::hash(text.as_bytes());
-        push_base62_fixed(u64::from(crc), CHECKSUM_LEN, &mut text);
-        Ok(PlainToken { kind, text })
+        Ok(PlainToken {
+            kind,
+            text: generate_checksummed(kind.prefix())?,
+        })
     }
 
     /// Parses a presented token. A human-readable part before the last `--` is ignored.
@@ -121,19 +119,7 @@ impl PlainToken {
         } else {
             return Err(ParseError::MissingPrefix);
         };
-        if token.len() != TOKEN_LEN {
-            return Err(ParseError::InvalidLength);
-        }
-        let bytes = token.as_bytes();
-        let body = &bytes[PREFIX_LEN..];
-        if !body.iter().all(u8::is_ascii_alphanumeric) {
-            return Err(ParseError::InvalidCharacter);
-        }
-        let (signed, checksum) = bytes.split_at(TOKEN_LEN - CHECKSUM_LEN);
-        let expected = crc32fast::hash(signed);
-        if decode_base62(checksum) != Some(u64::from(expected)) {
-            return Err(ParseError::InvalidChecksum);
-        }
+        check_checksummed(token)?;
         Ok(PlainToken {
             kind,
             text: token.to_owned(),
@@ -188,6 +174,38 @@ impl fmt::Debug for TokenHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "TokenHash({})", &self.to_hex()[..12])
     }
+}
+
+/// A fresh token of this module's format with another 4-character `prefix` (the authorization
+/// server's codes and refresh tokens, `crate::authz::secrets`): `prefix`, 43 random base62
+/// characters, 6 base62 characters of CRC32 over everything before them.
+pub(crate) fn generate_checksummed(prefix: &str) -> Result<String, getrandom::Error> {
+    debug_assert_eq!(prefix.len(), PREFIX_LEN);
+    let mut text = String::with_capacity(TOKEN_LEN);
+    text.push_str(prefix);
+    random_base62(RANDOM_LEN, &mut text)?;
+    let crc = crc32fast::hash(text.as_bytes());
+    push_base62_fixed(u64::from(crc), CHECKSUM_LEN, &mut text);
+    Ok(text)
+}
+
+/// Checks the length, alphabet and checksum of a token whose 4-character prefix the caller
+/// already recognised (no human-readable part: the caller strips it if it allows one).
+pub(crate) fn check_checksummed(token: &str) -> Result<(), ParseError> {
+    if token.len() != TOKEN_LEN {
+        return Err(ParseError::InvalidLength);
+    }
+    let bytes = token.as_bytes();
+    let body = &bytes[PREFIX_LEN..];
+    if !body.iter().all(u8::is_ascii_alphanumeric) {
+        return Err(ParseError::InvalidCharacter);
+    }
+    let (signed, checksum) = bytes.split_at(TOKEN_LEN - CHECKSUM_LEN);
+    let expected = crc32fast::hash(signed);
+    if decode_base62(checksum) != Some(u64::from(expected)) {
+        return Err(ParseError::InvalidChecksum);
+    }
+    Ok(())
 }
 
 /// Appends `n` uniformly random base62 characters (rejection sampling, no modulo bias).

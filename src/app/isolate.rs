@@ -38,8 +38,8 @@ pub struct IsolateState {
     resources: Snapshot<ApiResource>,
     clients: Snapshot<Client>,
     inactive: RefCell<HashMap<TokenHash, i64>>,
-    /// Security events not yet written (see [`super::events`]).
-    events: RefCell<Vec<super::events::Event>>,
+    /// Security events not yet written (see [`crate::events`]).
+    events: RefCell<Vec<crate::events::Event>>,
     /// Rate-limited keys and until when they are refused.
     blocked: RefCell<HashMap<(crate::store::Limit, String), i64>>,
     /// Sources (PAT id, generation) of exchanged JWTs known to be dead.
@@ -52,6 +52,10 @@ pub struct IsolateState {
     routes: RefCell<Option<(i64, i64, Routes)>>,
     /// The secret scanning partner's fetched public keys: (fetched at, keys).
     scanning_keys: RefCell<Option<(i64, Rc<crate::secret_scanning::KeySet>)>>,
+    /// When the secret scanning keys were last fetched or tried (success or not).
+    scanning_keys_tried: std::cell::Cell<Option<i64>>,
+    /// Sampling of the webhook event types anyone can cause (see [`super::sampling`]).
+    sampler: crate::webhook::sampling::Sampler,
     /// Webhook endpoints' subscriptions, read whole: (fetched at, subscriptions).
     webhooks: RefCell<Option<(i64, Webhooks)>>,
 }
@@ -179,12 +183,12 @@ impl IsolateState {
 
     /// A `warning` event: something went wrong that did not change the answer.
     pub fn warn(&self, message: String) {
-        self.emit(super::events::Event::Warning { message });
+        self.emit(crate::events::Event::Warning { message });
     }
 
     /// The `error` event of an error answer (its cause), if it has one.
     pub fn error(&self, e: &crate::error::Error) {
-        if let Some(ev) = super::events::Event::error_cause(e) {
+        if let Some(ev) = crate::events::Event::error_cause(e) {
             self.emit(ev);
         }
     }
@@ -192,7 +196,7 @@ impl IsolateState {
     /// Records an event (security event, warning, error cause): the one sink. The runtime writes
     /// each as one log line after the request (and queues webhook deliveries of the deliverable
     /// ones).
-    pub fn emit(&self, e: super::events::Event) {
+    pub fn emit(&self, e: crate::events::Event) {
         let mut ev = self.events.borrow_mut();
         if ev.len() < MAX_ENTRIES {
             ev.push(e);
@@ -200,7 +204,7 @@ impl IsolateState {
     }
 
     /// The events emitted since the last call, oldest first.
-    pub fn take_events(&self) -> Vec<super::events::Event> {
+    pub fn take_events(&self) -> Vec<crate::events::Event> {
         std::mem::take(&mut self.events.borrow_mut())
     }
 
@@ -299,6 +303,24 @@ impl IsolateState {
 
     pub fn store_scanning_keys(&self, now: i64, keys: Rc<crate::secret_scanning::KeySet>) {
         *self.scanning_keys.borrow_mut() = Some((now, keys));
+    }
+
+    /// Claims a fetch of the secret scanning keys at `now`: false if one was made or tried less
+    /// than `min_interval` seconds ago (success or failure), so that a failing key URL is not
+    /// asked again per request, and concurrent requests do not fetch at once.
+    pub fn claim_scanning_keys_fetch(&self, now: i64, min_interval: i64) -> bool {
+        match self.scanning_keys_tried.get() {
+            Some(t) if now >= t && now - t < min_interval => false,
+            _ => {
+                self.scanning_keys_tried.set(Some(now));
+                true
+            }
+        }
+    }
+
+    /// The webhook fan-out's sampling of unauthenticated event types.
+    pub fn sampler(&self) -> &crate::webhook::sampling::Sampler {
+        &self.sampler
     }
 }
 

@@ -95,7 +95,7 @@ impl DurableObject for LastUsed {
                 if let Err(e) = book::check(&rec) {
                     return Response::error(format!("bad record: {}", e.0), 400);
                 }
-                let flush = flush_secs(&self.env);
+                let flush = flush_secs(&self.env)?;
                 let now = now_secs();
                 let mut st: UseState = storage.get("state").await?.unwrap_or_default();
                 let mut buckets = load_days(&storage, &book::days_needed(&rec, now)).await?;
@@ -141,7 +141,7 @@ impl DurableObject for LastUsed {
         if st.seq == seq {
             storage.put("state", &st).await?;
         } else if storage.get_alarm().await?.is_none() {
-            storage.set_alarm(flush_secs(&self.env) * 1000).await?;
+            storage.set_alarm(flush_secs(&self.env)? * 1000).await?;
         }
         Response::empty()
     }
@@ -192,10 +192,14 @@ async fn write_d1(env: &Env, f: &book::Flush) -> Result<()> {
     Ok(())
 }
 
-fn flush_secs(env: &Env) -> i64 {
-    env.var("LAST_USED_FLUSH_SECONDS")
+/// `LAST_USED_FLUSH_SECONDS`, checked like the Worker's configuration (which refuses to serve
+/// with an invalid value, so no record reaches this object then): an invalid value is an error
+/// here too, never a silent default.
+fn flush_secs(env: &Env) -> Result<i64> {
+    let raw = env
+        .var("LAST_USED_FLUSH_SECONDS")
         .ok()
-        .and_then(|v| v.to_string().parse::<i64>().ok())
-        .filter(|s| *s >= 0)
-        .unwrap_or(10)
+        .map(|v| v.to_string());
+    crate::app::settings::last_used_flush_secs(raw.as_deref())
+        .map_err(|e| worker::Error::RustError(format!("configuration: {e}")))
 }

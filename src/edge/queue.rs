@@ -3,15 +3,15 @@
 //! ([`DeliveryQueue`]), outbound POSTs ([`WebhookSender`]), the fan-out after a response, and the
 //! consumer entry point [`queue`] called by the shim's `queue` handler.
 
-use super::backend::{err, EdgeBackend};
-use super::{config, now_secs, ISOLATE};
-use crate::app::{self, events::Event, webhooks::Verdict};
+use super::backend::EdgeBackend;
+use super::config;
+use super::isolate::{write_events, ISOLATE};
+use super::js::{err, now_secs};
+use crate::app::{self, webhooks::Verdict};
+use crate::events::Event;
 use crate::store::{DeliveryQueue, StoreError, WebhookSender};
 use crate::webhook::Delivery;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context as TaskContext, Poll};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{Context, Env};
@@ -30,6 +30,9 @@ extern "C" {
     type Batch;
     #[wasm_bindgen(method, catch, getter)]
     fn messages(this: &Batch) -> Result<JsValue, JsValue>;
+    /// The name of the queue the batch comes from.
+    #[wasm_bindgen(method, catch, getter, js_name = queue)]
+    fn queue_name(this: &Batch) -> Result<JsValue, JsValue>;
 
     /// One message of a batch.
     type QueueMessage;
@@ -69,25 +72,6 @@ impl DeliveryQueue for EdgeBackend {
     }
 }
 
-/// The first of two futures to finish: `Some` from `a`, `None` if `b` (the timer) came first.
-struct Race<A, B> {
-    a: Pin<Box<A>>,
-    b: Pin<Box<B>>,
-}
-
-impl<A: Future, B: Future> Future for Race<A, B> {
-    type Output = Option<A::Output>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        if let Poll::Ready(v) = self.a.as_mut().poll(cx) {
-            return Poll::Ready(Some(v));
-        }
-        if self.b.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(None);
-        }
-        Poll::Pending
-    }
-}
-
 impl WebhookSender for EdgeBackend {
     async fn post(
         &self,
@@ -109,13 +93,10 @@ impl WebhookSender for EdgeBackend {
         let req = worker::Request::new_with_init(url, &init).map_err(err)?;
         let controller = worker::AbortController::default();
         let signal = controller.signal();
-        let race = Race {
-            a: Box::pin(async move { worker::Fetch::Request(req).send_with_signal(&signal).await }),
-            b: Box::pin(worker::Delay::from(std::time::Duration::from_secs(
-                u64::from(timeout_secs),
-            ))),
-        };
-        match race.await {
+        let sent = super::fetch::within(timeout_secs, async move {
+            worker::Fetch::Request(req).send_with_signal(&signal).await
+        });
+        match sent.await {
             Some(Ok(resp)) => Ok(resp.status_code()),
             Some(Err(e)) => Err(err(format!("request failed: {e}"))),
             None => {
@@ -126,43 +107,78 @@ impl WebhookSender for EdgeBackend {
     }
 }
 
-/// After a response (or a scheduled run): queues the webhook deliveries of `events`, in
-/// `wait_until`, so that nothing here delays or changes the answer. Skipped without any work
-/// when this isolate knows that no endpoint is registered.
-pub(super) fn fan_out_later(env: &Env, ctx: &Context, cfg: &Rc<app::Config>, events: Vec<Event>) {
-    if !app::webhooks::any_deliverable(&events) {
-        return;
-    }
+/// After a response: queues the webhook deliveries of `events` (and any sampling summary that
+/// is due), in `wait_until`, so that nothing here delays or changes the answer. Skipped without
+/// any work when this isolate knows that no endpoint is registered, and when sampling leaves
+/// nothing to deliver (a sampled event past the first of its window costs no read and no send).
+pub(super) fn fan_out_later(env: &Env, ctx: &Context, cfg: &Rc<app::Config>, events: &[Event]) {
     let isolate = ISOLATE.with(Rc::clone);
     let now = now_secs();
+    if !app::webhooks::any_deliverable(events) && !isolate.sampler().summary_due(now) {
+        return;
+    }
     if app::webhooks::none_registered(cfg, &isolate, now) {
+        // Nobody to tell: a due summary is dropped, not kept for a later endpoint.
+        isolate.sampler().take_due(now);
+        return;
+    }
+    let items = app::webhooks::outgoing(&isolate, now, events);
+    if items.is_empty() {
         return;
     }
     let env = env.clone();
     let cfg = cfg.clone();
     ctx.wait_until(async move {
-        fan_out_now(&env, &cfg, &events).await;
+        let backend = EdgeBackend::new(&env);
+        let isolate = ISOLATE.with(Rc::clone);
+        let out = app::webhooks::queue_outgoing(&cfg, &backend, &isolate, now_secs(), &items).await;
+        write_events(&out.warnings);
     });
 }
 
-/// Queues the deliveries of `events` now (the scheduled handler awaits this itself).
-pub(super) async fn fan_out_now(env: &Env, cfg: &app::Config, events: &[Event]) {
+/// Queues the deliveries of `events` now (the scheduled handler awaits this itself): what was
+/// queued and what was not.
+pub(super) async fn fan_out_now(
+    env: &Env,
+    cfg: &app::Config,
+    events: &[Event],
+) -> app::webhooks::FanOut {
     let backend = EdgeBackend::new(env);
     let isolate = ISOLATE.with(Rc::clone);
     let out = app::webhooks::fan_out(cfg, &backend, &isolate, now_secs(), events).await;
-    super::write_events(&out.warnings);
+    write_events(&out.warnings);
+    out
+}
+
+/// Whether a queue is the webhook queue's dead-letter queue (wrangler.toml: its name ends in
+/// `-dlq`, e.g. `patgate-webhooks-dlq`).
+fn is_dead_letter_queue(name: &str) -> bool {
+    name.ends_with("-dlq")
 }
 
 /// The queue consumer (wrangler.toml `[[queues.consumers]]`), called by the shim's `queue`
 /// handler with the batch: delivers every message at once (each with its own timeout), then
-/// acks it or asks for a retry after the backoff delay. One log line per attempt.
+/// acks it or asks for a retry after the backoff delay. One log line per attempt. A batch from
+/// the dead-letter queue is not delivered: each message is logged as `webhook.failed` and acked
+/// ([`app::webhooks::dead_lettered`]).
 #[wasm_bindgen]
 pub fn queue(batch: JsValue, env: Env) -> js_sys::Promise {
     wasm_bindgen_futures::future_to_promise(async move {
-        let cfg =
-            config::load(&env).map_err(|e| JsValue::from_str(&format!("configuration: {e}")))?;
         let batch = batch.unchecked_into::<Batch>();
         let messages: js_sys::Array = batch.messages()?.dyn_into()?;
+        let name = batch.queue_name()?.as_string().unwrap_or_default();
+        if is_dead_letter_queue(&name) {
+            for m in messages.iter() {
+                let m = m.unchecked_into::<QueueMessage>();
+                let (body, attempts) = message_parts(&m)?;
+                let log = app::webhooks::dead_lettered(&body, attempts);
+                worker::console_warn!("{}", log.line());
+                m.ack()?;
+            }
+            return Ok(JsValue::UNDEFINED);
+        }
+        let cfg =
+            config::load(&env).map_err(|e| JsValue::from_str(&format!("configuration: {e}")))?;
         let pending = js_sys::Array::new();
         for m in messages.iter() {
             let m = m.unchecked_into::<QueueMessage>();
@@ -178,13 +194,20 @@ pub fn queue(batch: JsValue, env: Env) -> js_sys::Promise {
     })
 }
 
-async fn deliver_one(env: &Env, cfg: &app::Config, m: &QueueMessage) -> Result<(), JsValue> {
+/// A message's body (a string; anything else reads as empty, a malformed message) and its
+/// delivery attempt (1 on the first).
+fn message_parts(m: &QueueMessage) -> Result<(String, u32), JsValue> {
     let body = m.body()?.as_string().unwrap_or_default();
     let attempt = m
         .attempts()?
         .as_f64()
         .filter(|a| a.is_finite() && *a >= 1.0)
         .map_or(1, |a| a.min(1e6) as u32);
+    Ok((body, attempt))
+}
+
+async fn deliver_one(env: &Env, cfg: &app::Config, m: &QueueMessage) -> Result<(), JsValue> {
+    let (body, attempt) = message_parts(m)?;
     let backend = EdgeBackend::new(env);
     let (verdict, log) = app::webhooks::deliver(cfg, &backend, &body, attempt, now_secs()).await;
     if log.event == "webhook.delivered" {

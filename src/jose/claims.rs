@@ -68,6 +68,12 @@ pub struct AccessTokenClaims {
     pub jti: String,
     /// The OAuth client the token was issued to.
     pub client_id: String,
+    /// That client's never-reused uid at issuance: a client deleted and created again with the
+    /// same id (another uid) revives none of its JWTs. Every JWT patgate issues carries it;
+    /// everything in patgate that accepts a JWT refuses one without it (issued before it
+    /// existed: at most one token lifetime ago).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_uid: Option<String>,
     /// The scopes, space-separated on the wire (RFC 9068 2.2.3, RFC 8693 4.2).
     pub scope: crate::scopes::Scopes,
     /// For a JWT exchanged from a PAT (RFC 8693): the PAT's id. Introspection (and everything in

@@ -8,7 +8,8 @@ use super::claims::{
     AccessTokenClaims, GateAssertionClaims, IntrospectionResponseClaims, ACCESS_TOKEN_TYP,
     GATE_ASSERTION_TYP, INTROSPECTION_TYP,
 };
-use super::keys::{KeyError, PrivateKey, SigningKeys};
+use super::keys::PrivateKey;
+use super::signing_keys::{KeyError, SigningKeys};
 use chrono::DateTime;
 use jwt_compact::{
     alg::{Ed25519, Es256},
@@ -101,6 +102,7 @@ mod tests {
             iat: NOW,
             jti: "j1".into(),
             client_id: "pat_client".into(),
+            client_uid: Some("u1".into()),
             scope: Scopes::from_stored("demo_api:read"),
             pat_id: None,
             pat_gen: None,

@@ -4,7 +4,10 @@
 //! Errors keep the order clients have always seen: the form, the credentials and the grant type
 //! (`unsupported_grant_type`, RFC 6749 5.2) before client authentication; a token exchange's
 //! parameters after it; a new PAT's parameters after its identity-provider token is verified.
+//! The authorization server's grants (`authorization_code`, `refresh_token`) are parsed the same
+//! way, their parameters in [`super::code_grants`].
 
+pub use super::code_grants::{AuthorizationCode, RefreshToken, AUTHORIZATION_CODE, REFRESH_TOKEN};
 use super::credentials::Presented;
 use super::form::{fields, present};
 use crate::error::Error;
@@ -37,6 +40,12 @@ pub enum Grant<'a> {
     /// The exchange's parameters, or the first error in them (reported after client
     /// authentication).
     TokenExchange(Result<TokenExchange<'a>, Error>),
+    /// The code's parameters, or the first error in them (reported after client
+    /// authentication).
+    AuthorizationCode(Result<AuthorizationCode<'a>, Error>),
+    /// The refresh's parameters, or the first error in them (reported after client
+    /// authentication).
+    RefreshToken(Result<RefreshToken<'a>, Error>),
 }
 
 /// RFC 6749 section 4.4.
@@ -128,33 +137,40 @@ struct Params<'a> {
     name: Option<Cow<'a, str>>,
     expires_in_days: Option<Cow<'a, str>>,
     expires_at: Option<Cow<'a, str>>,
+    code: Option<Cow<'a, str>>,
+    redirect_uri: Option<Cow<'a, str>>,
+    code_verifier: Option<Cow<'a, str>>,
+    refresh_token: Option<Cow<'a, str>>,
 }
+
+/// The form parameters the token endpoint reads (any other is ignored, RFC 6749 3.2).
+const NAMES: [&str; 17] = [
+    "grant_type",
+    "client_id",
+    "client_secret",
+    "subject_token",
+    "subject_token_type",
+    "requested_token_type",
+    "actor_token",
+    "scope",
+    "audience",
+    "resource",
+    "name",
+    "expires_in_days",
+    "expires_at",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+    "refresh_token",
+];
 
 impl<'a> TokenRequest<'a> {
     /// # Errors
     /// The form's errors ([`super::form::fields`]), the credentials' ([`Presented::parse`]),
     /// a missing `grant_type`, and [`Error::UnsupportedGrantType`] for another grant.
     pub fn parse(req: &'a Request) -> Result<Self, Error> {
-        let [grant_type, id, secret, subject_token, subject_token_type, requested_token_type, actor_token, scope, audience, resource, name, expires_in_days, expires_at] =
-            fields(
-                req,
-                [
-                    "grant_type",
-                    "client_id",
-                    "client_secret",
-                    "subject_token",
-                    "subject_token_type",
-                    "requested_token_type",
-                    "actor_token",
-                    "scope",
-                    "audience",
-                    "resource",
-                    "name",
-                    "expires_in_days",
-                    "expires_at",
-                ],
-            )?
-            .map(present);
+        let [grant_type, id, secret, subject_token, subject_token_type, requested_token_type, actor_token, scope, audience, resource, name, expires_in_days, expires_at, code, redirect_uri, code_verifier, refresh_token] =
+            fields(req, NAMES)?.map(present);
         let client = Presented::parse(req, id, secret)?;
         let grant_type = grant_type.ok_or_else(|| missing("grant_type"))?;
         let p = Params {
@@ -168,6 +184,10 @@ impl<'a> TokenRequest<'a> {
             name,
             expires_in_days,
             expires_at,
+            code,
+            redirect_uri,
+            code_verifier,
+            refresh_token,
         };
         let grant = match &*grant_type {
             CLIENT_CREDENTIALS => Grant::ClientCredentials(ClientCredentials {
@@ -176,6 +196,17 @@ impl<'a> TokenRequest<'a> {
                 audience: p.audience,
             }),
             TOKEN_EXCHANGE => Grant::TokenExchange(token_exchange(p)),
+            AUTHORIZATION_CODE => Grant::AuthorizationCode(super::code_grants::authorization_code(
+                p.code,
+                p.redirect_uri,
+                p.code_verifier,
+                p.resource,
+            )),
+            REFRESH_TOKEN => Grant::RefreshToken(super::code_grants::refresh_token(
+                p.refresh_token,
+                p.scope,
+                p.resource,
+            )),
             other => {
                 return Err(Error::UnsupportedGrantType(format!(
                     "grant_type {other} is not supported"
@@ -259,6 +290,10 @@ pub struct TokenResponse {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issued_token_type: Option<&'static str>,
+    /// The new PAT's id, when an exchange issued a PAT (an extra field, which RFC 8693 section
+    /// 2.2.1 allows): what `GET`/`DELETE /api/pats/{id}` take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pat_id: Option<String>,
 }
 
 impl fmt::Debug for TokenResponse {
@@ -269,6 +304,7 @@ impl fmt::Debug for TokenResponse {
             .field("expires_in", &self.expires_in)
             .field("scope", &self.scope)
             .field("issued_token_type", &self.issued_token_type)
+            .field("pat_id", &self.pat_id)
             .finish()
     }
 }
@@ -287,7 +323,7 @@ mod tests {
     fn exchange(r: &Request) -> Result<TokenExchange<'_>, Error> {
         match TokenRequest::parse(r).expect("parses").grant {
             Grant::TokenExchange(e) => e,
-            Grant::ClientCredentials(c) => panic!("{c:?}"),
+            other => panic!("{other:?}"),
         }
     }
 
@@ -434,6 +470,7 @@ mod tests {
             expires_in: 60,
             scope: "a".into(),
             issued_token_type: None,
+            pat_id: None,
         };
         assert!(!format!("{r:?}").contains("secret_value"));
         assert_eq!(

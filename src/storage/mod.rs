@@ -15,11 +15,15 @@
 //! - [`webhooks`]: D1 `webhook_endpoints` (secrets stored as is: HMAC signing needs them).
 //! - [`deliveries`]: D1 `webhook_deliveries` (the delivery log) and `token_usage` rows.
 //! - [`inventory`]: the SQL of the administrators' token inventory.
+//! - [`authz_rows`]: the authorization server's D1 rows (client profiles, consent requests,
+//!   codes, grants, refresh tokens, remembered approvals) and the conditional statements its
+//!   storage contracts rest on.
 //! - The Durable Object's request body and stored state: [`crate::last_use`].
 //!
 //! The runtime adapters (`src/edge/kv.rs`, `src/edge/d1/`) only move these values to and from the
 //! bindings.
 
+pub mod authz_rows;
 pub mod deliveries;
 pub mod inventory;
 pub mod kv;

@@ -46,6 +46,9 @@ pub struct TokenRow {
     pub daily_uses: Option<String>,
     pub last_used_from: Option<String>,
     pub revoked_message: Option<String>,
+    /// [`LEAK_URLS_COLUMN`]: a JSON array of `[url, reported_at, rowid]` (the rowid orders
+    /// reports of the same second: a URL first reported later is newer).
+    pub leak_urls: Option<String>,
 }
 
 impl TokenRow {
@@ -61,6 +64,16 @@ impl TokenRow {
             ),
             last_rotated_at: self.last_reuse_rotated_at,
         });
+        let leak_urls = match self.leak_urls.as_deref() {
+            None => Vec::new(),
+            Some(json) => {
+                let mut rows: Vec<(String, i64, i64)> = serde_json::from_str(json)
+                    .map_err(|e| err(format!("bad leak_urls in D1: {e}")))?;
+                rows.sort_by_key(|(_, at, seq)| std::cmp::Reverse((*at, *seq)));
+                rows.truncate(crate::model::MAX_LEAK_URLS);
+                rows.into_iter().map(|(url, ..)| url).collect()
+            }
+        };
         Ok(TokenRecord {
             kind: TokenKind::from_db(&self.kind).ok_or_else(|| err("bad token kind in D1"))?,
             hash: TokenHash::from_hex(&self.token_hash)
@@ -88,6 +101,7 @@ impl TokenRow {
             last_used_from: crate::usage::summary::parse_from(self.last_used_from.as_deref())
                 .map_err(|_| err("unreadable tokens.last_used_from in D1"))?,
             revoked_message: self.revoked_message,
+            leak_urls,
         })
     }
 }
@@ -117,6 +131,13 @@ pub const TOKEN_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name,
     scope_owners, revoked_reason, revoked_url, allow_self_rotation, revoke_on_reuse, \
     reuse_count, first_reuse_at, last_reuse_at, last_reuse_ip, last_reuse_colo, \
     last_reuse_country, last_reuse_rotated_at, daily_uses, last_used_from, revoked_message";
+
+/// Selected with [`TOKEN_COLUMNS`] from `tokens` (`SELECT {TOKEN_COLUMNS}, {LEAK_URLS_COLUMN}
+/// FROM tokens ...`): the token's leak report URLs (D1 `leak_reports`, at most
+/// [`crate::model::MAX_LEAK_URLS`] rows per token) with their times and rowids (the order the
+/// writer keeps them by), `[]` when there are none.
+pub const LEAK_URLS_COLUMN: &str = "(SELECT json_group_array(json_array(url, reported_at, rowid)) \
+    FROM leak_reports WHERE leak_reports.token_id = tokens.id) AS leak_urls";
 
 fn secret_set(
     current: &str,
@@ -213,12 +234,22 @@ pub struct RouteRow {
     pub upstream: String,
     pub resource_id: String,
     pub rules: String,
+    /// `gate_routes.cors` (migration 0010): the [`crate::gate::cors::Cors`] JSON, or NULL (off).
+    #[serde(default)]
+    pub cors: Option<String>,
 }
 
 impl RouteRow {
     /// `gate_routes.rules` as stored: a JSON array of `{"methods": [...], "scopes": [...]}`.
     pub fn rules_column(rules: &[Rule]) -> Result<String, StoreError> {
         serde_json::to_string(rules).map_err(err)
+    }
+
+    /// `gate_routes.cors` as stored: the policy's JSON, or NULL when the route has none.
+    pub fn cors_column(
+        cors: Option<&crate::gate::cors::Cors>,
+    ) -> Result<Option<String>, StoreError> {
+        cors.map(serde_json::to_string).transpose().map_err(err)
     }
 
     pub fn into_model(self) -> Result<GateRoute, StoreError> {
@@ -230,6 +261,12 @@ impl RouteRow {
             resource: self.resource_id,
             rules: serde_json::from_str(&self.rules)
                 .map_err(|e| err(format!("gate_routes.rules: {e}")))?,
+            cors: self
+                .cors
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| err(format!("gate_routes.cors: {e}")))?,
         })
     }
 }
@@ -347,6 +384,37 @@ mod tests {
             .into_record()
             .unwrap();
         assert_eq!(rec.kind, TokenKind::Access);
+    }
+
+    /// [`LEAK_URLS_COLUMN`]: `[url, reported_at]` pairs in any order become the URLs newest
+    /// first, at most `MAX_LEAK_URLS`; `[]` (no report) or an absent column, none; unreadable
+    /// JSON is an error.
+    #[test]
+    fn leak_urls_column_contract() {
+        assert!(LEAK_URLS_COLUMN.ends_with(" AS leak_urls"));
+        let with = |json: Value| {
+            let mut v = row(TOKEN_COLUMNS, &token_values("pat"));
+            v.as_object_mut().unwrap().insert("leak_urls".into(), json);
+            serde_json::from_value::<TokenRow>(v).unwrap().into_record()
+        };
+        let rec = with(json!(
+            r#"[["https://a/1",5,1],["https://a/2",9,2],["https://a/3",7,3],["https://a/4",7,4]]"#
+        ))
+        .unwrap();
+        assert_eq!(
+            rec.leak_urls,
+            ["https://a/2", "https://a/4", "https://a/3", "https://a/1"]
+        );
+        assert!(with(json!("[]")).unwrap().leak_urls.is_empty());
+        assert!(with(Value::Null).unwrap().leak_urls.is_empty());
+        let many: Vec<Value> = (0..15)
+            .map(|i| json!([format!("https://a/{i}"), 100, i]))
+            .collect();
+        let rec = with(json!(Value::Array(many).to_string())).unwrap();
+        assert_eq!(rec.leak_urls.len(), crate::model::MAX_LEAK_URLS);
+        assert_eq!(rec.leak_urls[0], "https://a/14");
+        assert!(with(json!("not json")).is_err());
+        assert!(with(json!(r#"[["https://a/1", 5]]"#)).is_err());
     }
 
     /// An unknown kind or a malformed hash is an error, never a default.
@@ -474,6 +542,26 @@ mod tests {
             .unwrap();
         assert_eq!(route.rules, rules);
         assert_eq!(route.host, None);
+        assert_eq!(route.cors, None, "a row without the cors column: no policy");
+        // the cors column: NULL is no policy, the JSON a policy, anything else unreadable
+        let with_cors = |cors: Value| {
+            serde_json::from_value::<RouteRow>(json!({"id": "r1", "host": "", "path_prefix": "/api/",
+                "upstream": "https://u.example", "resource_id": "api", "rules": "[]", "cors": cors}))
+            .unwrap()
+            .into_model()
+        };
+        assert_eq!(with_cors(Value::Null).unwrap().cors, None);
+        let policy = r#"{"allowed_origins":["https://app.example"],"allowed_methods":["GET"]}"#;
+        let c = with_cors(json!(policy)).unwrap().cors.expect("a policy");
+        assert_eq!(c.allowed_origins, ["https://app.example"]);
+        assert_eq!(
+            RouteRow::cors_column(Some(&c)).unwrap().as_deref(),
+            Some(
+                r#"{"allowed_origins":["https://app.example"],"allowed_methods":["GET"],"allowed_headers":["authorization","content-type"],"exposed_headers":[],"allow_credentials":false,"max_age":600}"#
+            )
+        );
+        assert_eq!(RouteRow::cors_column(None).unwrap(), None);
+        assert!(with_cors(json!("{")).is_err());
         let broken = json!({"id": "r1", "host": "h", "path_prefix": "/", "upstream": "https://u",
                             "resource_id": "api", "rules": "[{"});
         assert!(serde_json::from_value::<RouteRow>(broken)

@@ -3,21 +3,11 @@
 //! [`MemoryBackend::flush_usage`] is their alarm (the write to "D1").
 
 use super::{MemoryBackend, Step};
-use crate::last_use::{DayBucket, UseRecord, UseState};
+use crate::last_use::UseRecord;
 use crate::model::TokenRecord;
-use crate::store::{StoreError, UsageRecorder, Write};
-use crate::store_usage::{
-    Attempt, DeliveryLog, EndpointHealth, Inventory, InventoryQuery, UsageStore,
-};
+use crate::store::{DeliveryLog, Inventory, StoreError, UsageRecorder, UsageStore, Write};
+use crate::store_usage::{Attempt, EndpointHealth, InventoryQuery};
 use crate::usage::book::{self, UsageRow};
-use std::collections::BTreeMap;
-
-/// One token's `LastUsed` object: its state and day buckets.
-#[derive(Debug, Default, Clone)]
-pub struct Object {
-    pub state: UseState,
-    pub days: BTreeMap<i64, DayBucket>,
-}
 
 impl UsageRecorder for MemoryBackend {
     async fn record_use(&self, rec: &UseRecord) -> Result<(), StoreError> {
@@ -45,7 +35,7 @@ impl MemoryBackend {
             let (flush, seq) = {
                 let objects = self.objects.borrow();
                 let o = &objects[&id];
-                let dirty: Vec<DayBucket> = o
+                let dirty: Vec<crate::last_use::DayBucket> = o
                     .state
                     .dirty
                     .iter()

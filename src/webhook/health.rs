@@ -63,7 +63,7 @@ pub fn after_attempt(h: &Health, ok: bool, now: i64, disable_after: i64) -> Chan
             disabled_reason: Some(format!(
                 "every delivery attempt failed for {} s (since {})",
                 now - since,
-                crate::app::rfc3339(since)
+                crate::time::rfc3339(since)
             )),
         });
     }
@@ -89,7 +89,7 @@ pub const PING: &str = "webhook.ping";
 pub fn ping(endpoint: &str, now: i64) -> (String, String) {
     let body = serde_json::json!({
         "type": PING,
-        "timestamp": crate::app::rfc3339(now),
+        "timestamp": crate::time::rfc3339(now),
         "data": { "endpoint": endpoint },
     });
     (PING.to_owned(), body.to_string())

@@ -1,4 +1,4 @@
-// A consumer Worker calls patgate's introspection through a service binding (issue 9): both run
+// A consumer Worker calls patgate's introspection through a service binding: both run
 // together under one `wrangler dev` (two configs). The consumer is served on the port; patgate is
 // reachable only through the binding.
 import { test, before, after } from "node:test";
@@ -15,7 +15,9 @@ const PATGATE_URL = "http://patgate.internal"; // the consumer's PATGATE_URL
 /** patgate's wrangler.toml with absolute paths and the test's vars in [vars] (`--var` only
  * reaches the first Worker of a multi-config `wrangler dev`). */
 function patgateConfig(dir) {
-  const vars = { ...DEV_VARS, ...TEST_VARS, ISSUER: PATGATE_URL };
+  // Not the page's local sign-in form: patgate refuses it with an issuer that is not loopback.
+  const { DEV_SIGN_IN: _, ...devVars } = DEV_VARS;
+  const vars = { ...devVars, ...TEST_VARS, ISSUER: PATGATE_URL };
   const out = [];
   let inVars = false;
   for (const line of readFileSync(join(ROOT, "wrangler.toml"), "utf8").split("\n")) {

@@ -42,9 +42,13 @@ export async function startServer(name, port, vars = {}, { limits = {}, logLevel
     log: () => server.log(),
     /** The wrangler process id (its process group holds workerd). */
     pid: () => server.proc.pid,
-    /** Stops the server (keeping its state) and starts a new one on the same state directory. */
-    async restart(moreVars = {}) {
+    /**
+     * Stops the server (keeping its state) and starts a new one on the same state directory.
+     * `prepare: true` first applies the migrations and the demo seed again, as `npm start` does.
+     */
+    async restart(moreVars = {}, { prepare = false } = {}) {
       await server.stop();
+      if (prepare) prepareState(dir);
       server = await startDevServer({ port, persistDir: dir, vars: { ...allVars, ...moreVars }, config, logLevel });
     },
     async stop({ keepState = false } = {}) {
@@ -136,7 +140,7 @@ export function assertError(r, status, error, what = "") {
 
 export const PAT_VIEW_KEYS = [
   "created_at", "expires_at", "id", "last_used_at", "name", "revoked_at", "scopes", "status", "use_count",
-  "revoked_reason", "revoked_source_url", "days_left", "expiring_soon", "allow_self_rotation",
+  "revoked_reason", "revoked_source_url", "leak_urls", "days_left", "expiring_soon", "allow_self_rotation",
   "revoke_on_reuse", "reuse_count", "first_reuse_at", "last_reuse",
 ].sort();
 

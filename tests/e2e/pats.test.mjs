@@ -70,7 +70,7 @@ test("the token is shown once: never in GET or the list, nor its hash", async ()
   assert.deepEqual(got.json, {
     id: pat.id, name: "secret-holder", scopes: ["demo_api:read"], created_at: pat.created_at,
     expires_at: pat.expires_at, last_used_at: null, use_count: 0, status: "active", revoked_at: null,
-    revoked_reason: null, revoked_source_url: null, days_left: 30, expiring_soon: false, allow_self_rotation: false,
+    revoked_reason: null, revoked_source_url: null, leak_urls: [], days_left: 30, expiring_soon: false, allow_self_rotation: false,
     revoke_on_reuse: false, reuse_count: 0, first_reuse_at: null, last_reuse: null,
   });
   const list = await userCall(srv.url, "once", "GET", "/api/pats");

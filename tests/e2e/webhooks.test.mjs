@@ -9,7 +9,7 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { prepareState, startDevServer, writeConfig, NO_RATE_LIMITS } from "../../scripts/devserver.mjs";
+import { prepareState, startDevServer, writeConfig, queryLocalD1, NO_RATE_LIMITS } from "../../scripts/devserver.mjs";
 import { ROOT } from "../../scripts/tools.mjs";
 import { startServer, createPat, userCall, call, ADMIN, eventually, TEST_VARS } from "./helpers.mjs";
 
@@ -239,6 +239,23 @@ test("without the queue the request's outcome is unchanged (enqueue fails after 
       server.log().slice(-3000),
     );
     assert.equal(at("/noqueue").length, 0);
+    // An expiry notice that could not be queued is released (real D1), so the next scan
+    // claims it again instead of losing it.
+    const expiring = await createPat(url, "noqueue", ["demo_api:read"], { name: "expiring", expires_in_days: 5 });
+    const notices = () =>
+      queryLocalD1(dir, `SELECT threshold_days FROM expiry_notices WHERE token_id = '${expiring.id}'`, { config });
+    const lost = () => (server.log().match(/deliveries not queued/g) ?? []).length;
+    for (let run = 1; run <= 2; run++) {
+      const before = lost();
+      // queryLocalD1 blocks this process for seconds: let the HTTP client see the server's close
+      // of the idle keep-alive connection before it sends on it.
+      await new Promise((r) => setTimeout(r, 500));
+      const cron = await call(`${url}/__scheduled?cron=17+*+*+*+*`);
+      assert.equal(cron.status, 200, cron.text);
+      assert.ok(await eventually(() => lost() > before, { timeoutMs: 15_000 }), server.log().slice(-3000));
+      // claimed (its deliveries failed just now), then released
+      assert.ok(await eventually(() => notices().length === 0, { timeoutMs: 10_000 }), `run ${run}: ${JSON.stringify(notices())}`);
+    }
   } finally {
     await server?.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -268,4 +285,48 @@ test("an endpoint that never answers is given up on after the timeout and retrie
   assert.ok(await eventually(() => at("/slow").some((r) => r.body.includes(second.id)), { timeoutMs: 30_000 }));
   assert.match(srv.log(), /"event":"webhook.retrying"[^\n]*"error":"no answer within 2 s"/);
   assert.equal((await admin("DELETE", `/admin/webhooks/${slow.id}`)).status, 204);
+});
+
+test("a message the consumer keeps failing on ends in the dead-letter queue as webhook.failed", async () => {
+  // The same Worker with max_retries = 1 on the delivery consumer: an endpoint that always
+  // answers 500 is retried once (5 s), then the queue moves the message to the dead-letter queue,
+  // whose consumer (this Worker) logs it as webhook.failed and acks it.
+  const port = 8844 + OFFSET;
+  const dir = join(ROOT, "tests", ".state", `webhooks-dlq-${process.pid}-${Date.now()}`);
+  mkdirSync(dir, { recursive: true });
+  const config = writeConfig(join(dir, "wrangler.toml"), { limits: NO_RATE_LIMITS });
+  const toml = readFileSync(config, "utf8");
+  const lowered = toml.replace(/(queue = "patgate-webhooks"\n(?:[^\n[]*\n)*?)max_retries = \d+/, "$1max_retries = 1");
+  assert.notEqual(lowered, toml);
+  assert.match(lowered, /dead_letter_queue = "patgate-webhooks-dlq"/);
+  writeFileSync(config, lowered);
+  script.set("/dead", Array(10).fill(500));
+  let server;
+  try {
+    prepareState(dir, { config });
+    const url = `http://127.0.0.1:${port}`;
+    server = await startDevServer({ port, persistDir: dir, config, vars: { ...TEST_VARS, ISSUER: url } });
+    const r = await call(`${url}/admin/webhooks`, {
+      method: "POST",
+      headers: { authorization: ADMIN, "content-type": "application/json" },
+      body: JSON.stringify({ url: `${RECEIVER}/dead`, event_types: ["pat.created"] }),
+    });
+    assert.equal(r.status, 201, r.text);
+    const pat = await createPat(url, "deadletter", ["demo_api:read"]);
+    const attempts = () => at("/dead").filter((x) => x.body.includes(pat.id));
+    assert.ok(await eventually(() => attempts().length >= 2, { timeoutMs: 30_000 }), JSON.stringify(attempts().map((x) => x.status)));
+    const msgId = attempts()[0].headers["webhook-id"];
+    const line = () => server.log().split("\n").find((l) => l.includes('"event":"webhook.failed"') && l.includes(msgId));
+    assert.ok(await eventually(() => line() !== undefined, { timeoutMs: 30_000 }), server.log().slice(-3000));
+    const failed = JSON.parse(line().slice(line().indexOf("{"), line().lastIndexOf("}") + 1));
+    assert.equal(failed.type, "pat.created");
+    assert.match(failed.error, /dead-letter/);
+    // Not delivered again from the dead-letter queue.
+    await new Promise((res) => setTimeout(res, 2000));
+    assert.equal(attempts().length, 2, JSON.stringify(attempts().map((x) => x.status)));
+  } finally {
+    script.delete("/dead");
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -2,6 +2,7 @@
 //! escaped (`PreEscaped` is used only for the constant style sheet and script).
 
 use super::assets::{SCRIPT, STYLE};
+use super::dates::{ago, date, exact, expiry_text};
 use crate::model::{Status, TokenRecord};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
@@ -58,86 +59,8 @@ fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: &Markup) -> Markup {
     }
 }
 
-// Dates are written by hand: chrono's `format` (strftime) machinery grew the wasm noticeably.
-
-/// Exact UTC time for hover titles, e.g. `2026-11-29 05:10:00 UTC`.
-pub fn exact(ts: i64) -> String {
-    use chrono::Timelike as _;
-    chrono::DateTime::from_timestamp(ts, 0).map_or_else(
-        || ts.to_string(),
-        |d| {
-            format!(
-                "{} {:02}:{:02}:{:02} UTC",
-                date(ts),
-                d.hour(),
-                d.minute(),
-                d.second()
-            )
-        },
-    )
-}
-
-/// A calendar date in UTC, e.g. `2026-12-29`.
-pub fn date(ts: i64) -> String {
-    use chrono::Datelike as _;
-    chrono::DateTime::from_timestamp(ts, 0).map_or_else(
-        || ts.to_string(),
-        |d| format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day()),
-    )
-}
-
-/// Parses `YYYY-MM-DD` (what `<input type=date>` sends) to 00:00 UTC of that day.
-pub fn parse_date(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let part = s.get(r)?;
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())?
-    };
-    let d = chrono::NaiveDate::from_ymd_opt(num(0..4)?.try_into().ok()?, num(5..7)?, num(8..10)?)?;
-    Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp())
-}
-
-fn plural(n: i64, unit: &str) -> String {
-    if n == 1 {
-        format!("1 {unit}")
-    } else {
-        format!("{n} {unit}s")
-    }
-}
-
-/// "just now", "5 minutes ago", "3 hours ago", "2 days ago" (same rule as the script).
-pub fn ago(ts: i64, now: i64) -> String {
-    let s = (now - ts).max(0);
-    if s < 60 {
-        return "just now".into();
-    }
-    for (secs, unit) in [(86_400, "day"), (3_600, "hour"), (60, "minute")] {
-        if s >= secs {
-            return format!("{} ago", plural(s / secs, unit));
-        }
-    }
-    "just now".into()
-}
-
-/// Expiry text and whether it deserves a warning (expired, or 7 days or less left, counting a
-/// started day as a day).
-pub fn expiry_text(expires_at: i64, now: i64) -> (String, bool) {
-    let left = expires_at - now;
-    if left <= 0 {
-        return (format!("Expired on {}", date(expires_at)), true);
-    }
-    // Rounded up: a 30-day token reads "30 days" until a full day has passed.
-    let days = (left + 86_399) / 86_400;
-    (format!("Expires in {}", plural(days, "day")), days <= 7)
-}
-
 fn time_exact(ts: i64, text: &str) -> Markup {
-    html! { time datetime=(crate::app::rfc3339(ts)) title=(exact(ts)) { (text) } }
+    html! { time datetime=(crate::time::rfc3339(ts)) title=(exact(ts)) { (text) } }
 }
 
 fn status_badge(s: Status) -> Markup {
@@ -145,6 +68,11 @@ fn status_badge(s: Status) -> Markup {
         Status::Active => ("badge s-active", "Active"),
         Status::Expired => ("badge s-expired", "Expired"),
         Status::Revoked => ("badge s-revoked", "Revoked"),
+        Status::Inactive => {
+            return html! {
+                span.badge.s-inactive title="Its client or its APIs were disabled or removed: no API accepts it" { "Inactive" }
+            }
+        }
     };
     html! { span class=(class) { (text) } }
 }
@@ -166,9 +94,11 @@ fn scopes(list: &[String]) -> Markup {
 }
 
 /// The list of the viewer's tokens.
+/// `statuses`: each record's one status (`decision::status`), in order.
 pub fn list_page(
     viewer: &Viewer<'_>,
     recs: &[TokenRecord],
+    statuses: &[Status],
     now: i64,
     next: Option<&str>,
     first_page: bool,
@@ -186,14 +116,13 @@ pub fn list_page(
                 thead { tr {
                     th scope="col" { "Name" }
                     th scope="col" { "Scopes" }
-                    th scope="col" { "Created" }
                     th scope="col" { "Expires" }
                     th scope="col" { "Last used" }
                     th scope="col" { "Status" }
                     th scope="col" { "Actions" }
                 } }
                 tbody {
-                    @for r in recs { (row(r, now)) }
+                    @for (r, s) in recs.iter().zip(statuses) { (row(r, *s, now)) }
                 }
             }
         }
@@ -218,23 +147,35 @@ fn reuse_title(r: &crate::model::ReuseInfo) -> String {
     )
 }
 
-fn row(r: &TokenRecord, now: i64) -> Markup {
-    let status = r.status(now);
+fn row(r: &TokenRecord, status: Status, now: i64) -> Markup {
+    // Every report's URL (rows revoked before they were kept: the first one only).
+    let urls: Vec<&str> = if r.leak_urls.is_empty() {
+        r.revoked_url.as_deref().into_iter().collect()
+    } else {
+        r.leak_urls.iter().map(String::as_str).collect()
+    };
     let (exp_text, warn) = expiry_text(r.expires_at, now);
     let name = r.name.as_deref().unwrap_or("");
     html! {
         tr data-token-id=(r.id) {
-            td.name data-label="Name" { (name) }
-            td data-label="Scopes" { (scopes(&r.scopes)) }
-            td data-label="Created" { (time_exact(r.created_at, &date(r.created_at))) }
+            // The creation date and the options under the name: fewer, narrower columns, so
+            // that the name keeps its room at every width.
+            td.token data-label="Name" {
+                span.name { (name) }
+                br; span.muted.created { "Created " (time_exact(r.created_at, &date(r.created_at))) }
+                @for o in options_of(r) { br; span.muted.option { (o) } }
+            }
+            td.scopes data-label="Scopes" { (scopes(&r.scopes)) }
             td data-label="Expires" {
                 @if status == Status::Revoked {
                     span.muted { "Revoked " (time_exact(r.revoked_at.unwrap_or(r.created_at), &date(r.revoked_at.unwrap_or(r.created_at)))) }
                     @if r.revoked_reason.as_deref() == Some("leaked") {
                         br; span.warn.leaked { "⚠ Leaked: found in public" }
                         // Stored only if it is an http(s) URL (secret_scanning::keepable_url).
-                        @if let Some(url) = &r.revoked_url {
-                            " " a href=(url) rel="noopener noreferrer nofollow" { "(where)" }
+                        @for (i, url) in urls.iter().enumerate() {
+                            " " a href=(url) rel="noopener noreferrer nofollow" {
+                                @if i == 0 { "(where)" } @else { "(" (i + 1) ")" }
+                            }
                         }
                     }
                     @if r.revoked_reason.as_deref() == Some("reuse") {
@@ -257,16 +198,15 @@ fn row(r: &TokenRecord, now: i64) -> Markup {
                 }
                 @match r.last_used_at {
                     None => { span.muted { "Never used" } }
-                    Some(t) => { time datetime=(crate::app::rfc3339(t)) title=(exact(t)) data-ago { (ago(t, now)) } }
+                    Some(t) => { time datetime=(crate::time::rfc3339(t)) title=(exact(t)) data-ago { (ago(t, now)) } }
                 }
             }
-            td data-label="Status" {
-                (status_badge(status))
-                @for o in options_of(r) { br; span.muted.option { (o) } }
-            }
+            td data-label="Status" { (status_badge(status)) }
             td.actions data-label="Actions" {
                 @if status == Status::Active {
                     a href={ "/tokens/" (r.id) "/regenerate" } aria-label={ "Regenerate " (name) } { "Regenerate" }
+                    a.btn-danger href={ "/tokens/" (r.id) "/revoke" } aria-label={ "Revoke " (name) } { "Revoke" }
+                } @else if status == Status::Inactive {
                     a.btn-danger href={ "/tokens/" (r.id) "/revoke" } aria-label={ "Revoke " (name) } { "Revoke" }
                 } @else {
                     span.muted { "None" }
@@ -572,10 +512,10 @@ mod tests {
             revoked_at: Some(now - 10),
             ..crate::testing::pat_record("p1", "alice", crate::token::TokenHash([0; 32]), now)
         };
-        assert!(!row(&r, now).into_string().contains("Leaked"));
+        assert!(!row(&r, r.status(now), now).into_string().contains("Leaked"));
         r.revoked_reason = Some("leaked".into());
         r.revoked_url = Some("https://github.com/o/r/blob/x/f?a=1&b=\"<x>".into());
-        let html = row(&r, now).into_string();
+        let html = row(&r, r.status(now), now).into_string();
         assert!(html.contains("Leaked: found in public"), "{html}");
         assert!(
             html.contains(r#"href="https://github.com/o/r/blob/x/f?a=1&amp;b=&quot;&lt;x&gt;""#),
@@ -592,8 +532,10 @@ mod tests {
             generation: 1,
             ..crate::testing::pat_record("p1", "alice", crate::token::TokenHash([0; 32]), now)
         };
-        assert!(!row(&r, now).into_string().contains("reused"));
-        assert!(!row(&r, now).into_string().contains("after rotation"));
+        assert!(!row(&r, r.status(now), now).into_string().contains("reused"));
+        assert!(!row(&r, r.status(now), now)
+            .into_string()
+            .contains("after rotation"));
         r.reuse = Some(crate::model::ReuseInfo {
             count: 2,
             first_at: now - 50,
@@ -601,7 +543,7 @@ mod tests {
             last_origin: crate::origin::ClientOrigin::new(Some("203.0.113.7"), Some("DFW"), None),
             last_rotated_at: Some(now - 60),
         });
-        let html = row(&r, now).into_string();
+        let html = row(&r, r.status(now), now).into_string();
         assert!(
             html.contains("An old token was used after rotation"),
             "{html}"
@@ -609,74 +551,8 @@ mod tests {
         assert!(html.contains("from 203.0.113.7 (DFW, -)"), "{html}");
         r.revoked_at = Some(now - 5);
         r.revoked_reason = Some("reuse".into());
-        let html = row(&r, now).into_string();
+        let html = row(&r, r.status(now), now).into_string();
         assert!(html.contains("Revoked: an old token was reused"), "{html}");
         assert!(!html.contains("after rotation"), "{html}");
-    }
-
-    #[test]
-    fn relative_times() {
-        let now = 1_795_000_000;
-        assert_eq!(ago(now, now), "just now");
-        assert_eq!(ago(now - 59, now), "just now");
-        assert_eq!(ago(now - 60, now), "1 minute ago");
-        assert_eq!(ago(now - 7_199, now), "1 hour ago");
-        assert_eq!(ago(now - 7_200, now), "2 hours ago");
-        assert_eq!(ago(now - 3 * 86_400, now), "3 days ago");
-        assert_eq!(ago(now + 100, now), "just now", "clock skew");
-        assert_eq!(exact(now), "2026-11-18 11:06:40 UTC");
-    }
-
-    #[test]
-    fn dates() {
-        assert_eq!(date(1_795_000_000), "2026-11-18");
-        assert_eq!(parse_date("2026-12-25"), Some(1_798_156_800));
-        assert_eq!(parse_date("2026-11-18"), Some(1_795_000_000 - 40_000));
-        for bad in [
-            "",
-            "2026-13-01",
-            "2026-02-30",
-            "2026-1-01",
-            "+026-12-25",
-            "2026-12-2x",
-            "2026/12/25",
-            "２０２６-12-25",
-        ] {
-            assert_eq!(parse_date(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn expiry_texts_and_warnings() {
-        let now = 1_795_000_000;
-        let d = 86_400;
-        assert_eq!(
-            expiry_text(now + 30 * d, now),
-            ("Expires in 30 days".into(), false)
-        );
-        assert_eq!(
-            expiry_text(now + 30 * d - 5, now),
-            ("Expires in 30 days".into(), false)
-        );
-        assert_eq!(
-            expiry_text(now + 8 * d, now),
-            ("Expires in 8 days".into(), false)
-        );
-        assert_eq!(
-            expiry_text(now + 7 * d + 1, now),
-            ("Expires in 8 days".into(), false)
-        );
-        assert_eq!(
-            expiry_text(now + 7 * d, now),
-            ("Expires in 7 days".into(), true)
-        );
-        assert_eq!(
-            expiry_text(now + 10, now),
-            ("Expires in 1 day".into(), true)
-        );
-        assert_eq!(
-            expiry_text(now, now),
-            ("Expired on 2026-11-18".into(), true)
-        );
     }
 }

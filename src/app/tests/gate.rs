@@ -66,6 +66,8 @@ impl Harness {
             path,
             query,
             authorization: bearer.as_deref(),
+            cors: crate::gate::cors::CorsRequest::default(),
+            client_ip: "203.0.113.9",
         };
         block_on(gate(&ctx, &req))
     }
@@ -268,7 +270,14 @@ fn without_signing_keys_the_assertion_is_left_out() {
 fn jwt_access_tokens_follow_the_same_rules() {
     let h = Harness::with_route();
     let keys = h.cfg.signing_keys.clone().expect("keys");
-    let sign = |scope: &str, jti: &str| {
+    let uid = h
+        .backend
+        .clients
+        .borrow()
+        .iter()
+        .find(|c| c.id == "demo_client")
+        .map(|c| c.uid.clone());
+    let sign_as = |scope: &str, jti: &str, client_uid: Option<&str>| {
         let claims = AccessTokenClaims {
             iss: h.cfg.issuer.clone(),
             sub: "svc".into(),
@@ -276,12 +285,14 @@ fn jwt_access_tokens_follow_the_same_rules() {
             iat: NOW,
             jti: jti.into(),
             client_id: "demo_client".into(),
+            client_uid: client_uid.map(str::to_owned),
             scope: crate::scopes::Scopes::from_stored(scope),
             pat_id: None,
             pat_gen: None,
         };
         keys.sign_access_token(&claims, NOW + 3600).expect("sign")
     };
+    let sign = |scope: &str, jti: &str| sign_as(scope, jti, uid.as_deref());
     let f = forward(h.gate_req("GET", "/gw/demo/a", Some(&sign("demo_api:read", "j1"))));
     assert!(f.identity.contains(&("x-patgate-token-id", "j1".into())));
     let a = h.gate_req("POST", "/gw/demo/a", Some(&sign("demo_api:read", "j2")));
@@ -295,6 +306,22 @@ fn jwt_access_tokens_follow_the_same_rules() {
         .push(("j1".into(), NOW + 3600));
     let a = h.gate_req("GET", "/gw/demo/a", Some(&sign("demo_api:read", "j1")));
     assert_eq!(respond(&a).0, 401);
+    // the client it names, as it was at issuance: another uid (the client created again), or
+    // none (a JWT from before the uid was carried), is refused
+    let a = h.gate_req(
+        "GET",
+        "/gw/demo/a",
+        Some(&sign_as("demo_api:read", "j4", Some("x"))),
+    );
+    assert_eq!(respond(&a).0, 401);
+    let a = h.gate_req(
+        "GET",
+        "/gw/demo/a",
+        Some(&sign_as("demo_api:read", "j5", None)),
+    );
+    assert_eq!(respond(&a).0, 401);
+    let f = forward(h.gate_req("GET", "/gw/demo/a", Some(&sign("demo_api:read", "j6"))));
+    assert!(f.identity.contains(&("x-patgate-token-id", "j6".into())));
 }
 
 #[test]

@@ -267,7 +267,7 @@ fn a_revocation_that_read_the_record_before_a_rotation_kills_the_new_token() {
         isolate: &h.isolate,
         now: h.now,
     };
-    let done = block_on(super::super::revoke::revoke_record(&ctx, &id, &stale))
+    let done = block_on(tokens::revoke_record(&ctx, &id, &stale))
         .expect("revoke")
         .expect("known");
     h.run_deferred(&Outcome {
@@ -292,9 +292,12 @@ fn a_revocation_that_read_the_record_before_a_rotation_kills_the_new_token() {
 fn a_repeated_rotate_or_revoke_retries_the_old_hashes_kv_delete() {
     let h = Harness::new();
     let (id, old) = h.pat("alice", &["demo_api:read"]);
-    // the old hash's reuse marker is lost, and so is the delete that replaces it
-    h.backend.inject(Step::KvPut, Fault::Lost);
-    h.backend.inject(Step::KvDelete, Fault::Lost);
+    // the old hash's reuse marker is lost, and so is the delete that replaces it (after D1
+    // rotated: the new token's grant was written before)
+    h.backend.after_step(Step::TokenRotate, |b| {
+        b.inject(Step::KvPut, Fault::Lost);
+        b.inject(Step::KvDelete, Fault::Lost);
+    });
     assert_eq!(
         send_dropping_deferred(&h, &alice(Method::Post, &format!("/api/pats/{id}/rotate"))),
         201
@@ -742,7 +745,7 @@ fn security_events_are_one_json_line_each_with_ids_and_never_a_secret() {
         .isolate
         .take_events()
         .iter()
-        .map(super::super::events::Event::line)
+        .map(crate::events::Event::line)
         .collect();
     let kinds: Vec<String> = lines
         .iter()
@@ -896,7 +899,7 @@ fn a_failing_rate_limiter_lets_requests_through_and_says_so() {
         .isolate
         .take_events()
         .into_iter()
-        .filter(|e| matches!(e, super::super::events::Event::Warning { .. }))
+        .filter(|e| matches!(e, crate::events::Event::Warning { .. }))
         .count();
     assert!(warnings >= 2, "each failed limiter call is a warning event");
 }

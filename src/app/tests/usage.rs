@@ -46,6 +46,8 @@ impl Harness {
             path: "/gw/demo/x",
             query: None,
             authorization: Some(&bearer),
+            cors: crate::gate::cors::CorsRequest::default(),
+            client_ip: ip,
         };
         match block_on(gate(&ctx, &req)) {
             GateAnswer::Forward(f) => {

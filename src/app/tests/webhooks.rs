@@ -93,7 +93,7 @@ fn the_secret_is_shown_once_and_never_again() {
         .isolate
         .take_events()
         .iter()
-        .map(crate::app::events::Event::line)
+        .map(crate::events::Event::line)
         .collect();
     assert_eq!(events.len(), 1, "{events:?}");
     assert!(events[0].contains(r#""target":"webhooks""#), "{events:?}");
@@ -187,8 +187,20 @@ fn hostile_registrations_are_refused() {
         "file:///etc/passwd",
         "https://hooks.example.com/\r\nx-injected: 1",
         "",
+        // The server's own or a private network, by number or by name.
+        "https://127.0.0.1",
+        "https://[::1]",
+        "https://169.254.169.254/latest/meta-data",
+        "https://10.0.0.1",
+        "https://2130706433",
+        "https://0x7f000001/h",
+        "https://[::ffff:127.0.0.1]/h",
+        "https://localhost/h",
+        "https://metadata.internal/h",
     ] {
-        assert_eq!(post(url(bad)), 400, "{bad}");
+        let (s, v, _) = h.call(&admin(Method::Post, "/admin/webhooks", Some(url(bad))));
+        assert_eq!(s, 400, "{bad}: {v}");
+        assert_eq!(v["error"], "invalid_request", "{bad}");
     }
     assert_eq!(
         post(url(&format!("https://h.example/{}", "a".repeat(3000)))),
@@ -352,7 +364,10 @@ fn the_expiry_scan_and_rotation_events_reach_subscribers() {
         isolate: &h.isolate,
         now: h.now,
     };
-    assert_eq!(block_on(crate::app::expiry::scan(&ctx)).expect("scan"), 1);
+    assert_eq!(
+        block_on(crate::app::tokens::expiry_scan(&ctx)).expect("scan"),
+        1
+    );
     h.fan_out_now();
     let q = h.backend.queue.borrow();
     let types: Vec<&str> = q.iter().map(|d| d.event_type.as_str()).collect();
@@ -373,7 +388,7 @@ fn nothing_registered_means_no_reads_after_the_first() {
     assert!(none_registered(&h.cfg, &h.isolate, h.now));
     // The cached (empty) list is used without D1 while fresh...
     h.backend.break_d1.set(true);
-    h.isolate.emit(crate::app::events::Event::Warning {
+    h.isolate.emit(crate::events::Event::Warning {
         message: "x".into(),
     });
     let before = h.backend.counts.get().d1_query;
@@ -391,17 +406,17 @@ fn nothing_registered_means_no_reads_after_the_first() {
 fn a_registration_reaches_this_isolates_fan_out_at_once() {
     let h = Harness::new();
     let _ = h.fan_out_now(); // caches "no endpoints"
-    h.isolate.emit(crate::app::events::Event::Warning {
-        message: "x".into(),
-    });
+    let revoked = || crate::events::Event::TokenRevoked {
+        token_id: "t".into(),
+        client_id: "c".into(),
+    };
+    h.isolate.emit(revoked());
     let _ = h.fan_out_now();
     assert!(none_registered(&h.cfg, &h.isolate, h.now));
-    h.register("https://a.example/", &["warning"]);
+    h.register("https://a.example/", &["token.revoked"]);
     assert!(!none_registered(&h.cfg, &h.isolate, h.now));
     let _ = h.isolate.take_events();
-    h.isolate.emit(crate::app::events::Event::Warning {
-        message: "x".into(),
-    });
+    h.isolate.emit(revoked());
     assert_eq!(h.fan_out_now().queued, 1);
 }
 
@@ -588,6 +603,13 @@ fn deleted_endpoints_and_bad_messages_are_dropped() {
     let (v, log) = h.deliver(&delivery(&ep), 1);
     assert_eq!((v, log.event), (Verdict::Ack, "webhook.dropped"));
     assert!(h.backend.posts.borrow().is_empty());
+    // An endpoint stored before numeric and private hosts were refused gets nothing either.
+    let (ep, _) = h.register("https://a.example/", &["*"]);
+    h.backend.webhooks.borrow_mut()[1].url = "https://169.254.169.254/latest".into();
+    assert_eq!(h.backend.webhooks.borrow()[1].id, ep);
+    let (v, log) = h.deliver(&delivery(&ep), 1);
+    assert_eq!((v, log.event), (Verdict::Ack, "webhook.dropped"));
+    assert!(h.backend.posts.borrow().is_empty());
 }
 
 #[test]
@@ -628,13 +650,15 @@ fn a_rotated_secret_keeps_signing_during_its_grace() {
 #[test]
 fn oversized_payloads_are_not_queued() {
     let h = Harness::new();
-    h.register("https://a.example/", &["warning"]);
+    h.register("https://a.example/", &["token.revoked"]);
     let _ = h.isolate.take_events();
-    h.isolate.emit(crate::app::events::Event::Warning {
-        message: "x".repeat(crate::webhook::MAX_PAYLOAD_BYTES),
+    h.isolate.emit(crate::events::Event::TokenRevoked {
+        token_id: "x".repeat(crate::webhook::MAX_PAYLOAD_BYTES),
+        client_id: "c".into(),
     });
-    h.isolate.emit(crate::app::events::Event::Warning {
-        message: "small".into(),
+    h.isolate.emit(crate::events::Event::TokenRevoked {
+        token_id: "small".into(),
+        client_id: "c".into(),
     });
     let f = h.fan_out_now();
     assert_eq!(f.queued, 1);
@@ -709,10 +733,10 @@ fn error_causes_alone_cost_no_read() {
     let events = h.isolate.take_events();
     assert!(events
         .iter()
-        .any(|e| matches!(e, crate::app::events::Event::ErrorCause { .. })));
+        .any(|e| matches!(e, crate::events::Event::ErrorCause { .. })));
     let only_causes: Vec<_> = events
         .into_iter()
-        .filter(|e| matches!(e, crate::app::events::Event::ErrorCause { .. }))
+        .filter(|e| matches!(e, crate::events::Event::ErrorCause { .. }))
         .collect();
     assert!(!crate::app::webhooks::any_deliverable(&only_causes));
     let before = h.backend.counts.get().d1_query;

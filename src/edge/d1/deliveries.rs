@@ -1,12 +1,14 @@
 //! D1 `webhook_deliveries` and the health columns of `webhook_endpoints`: [`DeliveryLog`]
 //! (rows: [`crate::storage::deliveries`]).
 
-use super::super::backend::{err, n, s, EdgeBackend};
+use super::super::backend::EdgeBackend;
+use super::super::js::{err, n, s};
 use crate::storage::deliveries::{
     insert_values, DeliveryRow, Value, DELIVERY_COLUMNS, DELIVERY_INSERT_COLUMNS,
 };
+use crate::store::DeliveryLog;
 use crate::store::{StoreError, Write};
-use crate::store_usage::{Attempt, DeliveryLog, EndpointHealth};
+use crate::store_usage::{Attempt, EndpointHealth};
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
 

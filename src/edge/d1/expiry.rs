@@ -1,6 +1,7 @@
 //! D1 `expiry_notices`: [`ExpiryNotices`].
 
-use super::super::backend::{n, EdgeBackend};
+use super::super::backend::EdgeBackend;
+use super::super::js::{err, n, s};
 use crate::store::{ExpiryNotice, ExpiryNotices, StoreError};
 use serde::Deserialize;
 
@@ -42,5 +43,20 @@ impl ExpiryNotices for EdgeBackend {
                 expires_at: r.expires_at,
             })
             .collect())
+    }
+
+    async fn release_expiry_notices(&self, notices: &[(String, i64)]) -> Result<(), StoreError> {
+        if notices.is_empty() {
+            return Ok(());
+        }
+        // One statement whatever the count: the pairs as one JSON array parameter.
+        let pairs = serde_json::to_string(notices).map_err(err)?;
+        self.batch(vec![(
+            "DELETE FROM expiry_notices WHERE (token_id, threshold_days) IN \
+             (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1))",
+            vec![s(&pairs)],
+        )])
+        .await?;
+        Ok(())
     }
 }

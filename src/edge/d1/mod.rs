@@ -8,8 +8,9 @@ mod tokens;
 mod usage;
 mod webhooks;
 
-use super::backend::{err, EdgeBackend};
+use super::backend::EdgeBackend;
 use super::counters::{bump, Op};
+use super::js::err;
 use crate::store::{StoreError, Write};
 use wasm_bindgen::JsValue;
 

@@ -1,10 +1,11 @@
 //! D1 `tokens` and `retired_token_hashes`: [`TokenStore`].
 
-use super::super::backend::{err, n, s, EdgeBackend};
+use super::super::backend::EdgeBackend;
 use super::super::counters::{bump, Op};
+use super::super::js::{err, n, s};
 use crate::model::{token_insert_values, SqlValue, TokenRecord, TOKEN_INSERT_COLUMNS};
 use crate::origin::ClientOrigin;
-use crate::storage::rows::{RetiredRow, TokenRow, TOKEN_COLUMNS};
+use crate::storage::rows::{RetiredRow, TokenRow, LEAK_URLS_COLUMN, TOKEN_COLUMNS};
 use crate::store::{Cursor, Retired, RevocationNote, Revoked, StoreError, TokenStore, Write};
 use crate::token::TokenHash;
 use serde::Deserialize;
@@ -64,7 +65,8 @@ impl TokenStore for EdgeBackend {
     }
 
     async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?1");
+        let sql =
+            format!("SELECT {TOKEN_COLUMNS}, {LEAK_URLS_COLUMN} FROM tokens WHERE token_hash = ?1");
         Ok(self
             .query_tokens(&sql, &[s(&hash.to_hex())])
             .await?
@@ -78,7 +80,7 @@ impl TokenStore for EdgeBackend {
         id: &str,
     ) -> Result<Option<TokenRecord>, StoreError> {
         let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1 AND subject = ?2 AND kind = 'pat'"
+            "SELECT {TOKEN_COLUMNS}, {LEAK_URLS_COLUMN} FROM tokens WHERE id = ?1 AND subject = ?2 AND kind = 'pat'"
         );
         Ok(self
             .query_tokens(&sql, &[s(id), s(subject)])
@@ -96,7 +98,7 @@ impl TokenStore for EdgeBackend {
         match after {
             None => {
                 let sql = format!(
-                    "SELECT {TOKEN_COLUMNS} FROM tokens WHERE subject = ?1 AND kind = 'pat' \
+                    "SELECT {TOKEN_COLUMNS}, {LEAK_URLS_COLUMN} FROM tokens WHERE subject = ?1 AND kind = 'pat' \
                      ORDER BY created_at DESC, id DESC LIMIT ?2"
                 );
                 self.query_tokens(&sql, &[s(subject), n(i64::from(limit))])
@@ -104,7 +106,7 @@ impl TokenStore for EdgeBackend {
             }
             Some((ts, id)) => {
                 let sql = format!(
-                    "SELECT {TOKEN_COLUMNS} FROM tokens WHERE subject = ?1 AND kind = 'pat' \
+                    "SELECT {TOKEN_COLUMNS}, {LEAK_URLS_COLUMN} FROM tokens WHERE subject = ?1 AND kind = 'pat' \
                      AND (created_at < ?2 OR (created_at = ?2 AND id < ?3)) \
                      ORDER BY created_at DESC, id DESC LIMIT ?4"
                 );
@@ -115,7 +117,7 @@ impl TokenStore for EdgeBackend {
     }
 
     async fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1");
+        let sql = format!("SELECT {TOKEN_COLUMNS}, {LEAK_URLS_COLUMN} FROM tokens WHERE id = ?1");
         Ok(self.query_tokens(&sql, &[s(id)]).await?.into_iter().next())
     }
 
@@ -260,6 +262,75 @@ impl TokenStore for EdgeBackend {
                 n(rotated_at),
             ],
         )
+        .await
+        .map(|_| ())
+    }
+
+    async fn token_by_any_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<(TokenRecord, Option<Retired>)>, StoreError> {
+        #[derive(Deserialize)]
+        struct RetiredColumns {
+            retired_at: Option<i64>,
+            grace_until: Option<i64>,
+        }
+        // One statement: the row whose current hash it is, or the row it was rotated away from
+        // (both lookups by unique index), with the retired hash's times.
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS}, {LEAK_URLS_COLUMN}, \
+             (SELECT retired_at FROM retired_token_hashes WHERE token_hash = ?1) AS retired_at, \
+             (SELECT grace_until FROM retired_token_hashes WHERE token_hash = ?1) AS grace_until \
+             FROM tokens WHERE token_hash = ?1 \
+             OR id = (SELECT token_id FROM retired_token_hashes WHERE token_hash = ?1) LIMIT 1"
+        );
+        bump(Op::D1Query);
+        let result = self
+            .db()?
+            .prepare(&sql)
+            .bind(&[s(&hash.to_hex())])
+            .map_err(err)?
+            .all()
+            .await
+            .map_err(err)?;
+        let rows: Vec<TokenRow> = result.results().map_err(err)?;
+        let times: Vec<RetiredColumns> = result.results().map_err(err)?;
+        let Some((row, times)) = rows.into_iter().zip(times).next() else {
+            return Ok(None);
+        };
+        let rec = row.into_record()?;
+        if rec.hash == *hash {
+            return Ok(Some((rec, None)));
+        }
+        let retired = Retired {
+            hash: *hash,
+            token_id: rec.id.clone(),
+            retired_at: times
+                .retired_at
+                .ok_or_else(|| err("a retired hash without retired_at in D1"))?,
+            grace_until: times.grace_until,
+        };
+        Ok(Some((rec, Some(retired))))
+    }
+
+    async fn record_leak_url(&self, id: &str, url: &str, at: i64) -> Result<(), StoreError> {
+        // One transaction: the URL (again: moved to the front), then all but the newest
+        // MAX_LEAK_URLS of the token's URLs dropped (ties: the later insert is newer).
+        let keep = crate::model::MAX_LEAK_URLS as i64;
+        self.batch(vec![
+            (
+                "INSERT INTO leak_reports (token_id, url, reported_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (token_id, url) DO UPDATE \
+                 SET reported_at = MAX(reported_at, excluded.reported_at)",
+                vec![s(id), s(url), n(at)],
+            ),
+            (
+                "DELETE FROM leak_reports WHERE token_id = ?1 AND rowid NOT IN \
+                 (SELECT rowid FROM leak_reports WHERE token_id = ?1 \
+                  ORDER BY reported_at DESC, rowid DESC LIMIT ?2)",
+                vec![s(id), n(keep)],
+            ),
+        ])
         .await
         .map(|_| ())
     }

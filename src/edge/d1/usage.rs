@@ -1,13 +1,15 @@
 //! D1 `token_usage` ([`UsageStore`]) and the administrators' inventory over `tokens`
 //! ([`Inventory`]; its SQL: [`crate::storage::inventory`]).
 
-use super::super::backend::{err, n, s, EdgeBackend};
+use super::super::backend::EdgeBackend;
+use super::super::js::{err, n, s};
 use crate::model::{SqlValue, TokenRecord};
 use crate::storage::deliveries::{UsageDbRow, USAGE_COLUMNS};
 use crate::storage::inventory;
 use crate::storage::rows::TOKEN_COLUMNS;
 use crate::store::StoreError;
-use crate::store_usage::{Inventory, InventoryQuery, UsageStore};
+use crate::store::{Inventory, UsageStore};
+use crate::store_usage::InventoryQuery;
 use crate::usage::book::UsageRow;
 use serde::Deserialize;
 use wasm_bindgen::JsValue;

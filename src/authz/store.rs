@@ -1,0 +1,194 @@
+//! The authorization server's storage capabilities (D1), named for what they do. The runtime
+//! implements them over D1 (`src/edge/d1/authz.rs`, with the wiring); `super::memory` in memory
+//! with failure injection. Each write that must not happen twice is one conditional statement
+//! (or one D1 batch, which is a transaction), as its contract says.
+#![allow(async_fn_in_trait)]
+
+use super::code::CodeUse;
+use super::records::{
+    AppGrant, AuthorizationCode, ClientProfile, GrantEnd, PendingConsent, RefreshTokenRecord,
+    RememberedApproval,
+};
+use crate::model::Client;
+use crate::store::{StoreError, Write};
+use crate::token::TokenHash;
+
+/// Clients one by one (self-registered clients can number in the tens of thousands: never read
+/// the whole table), with their authorization-code side.
+pub trait ClientDirectory {
+    /// The client with this id and its profile (`SELECT ... FROM clients WHERE id = ?`).
+    async fn client_profile(&self, id: &str)
+        -> Result<Option<(Client, ClientProfile)>, StoreError>;
+    /// Stores a metadata document client as fetched: inserted on first sight, its profile
+    /// replaced on a later fetch, its uid kept (`INSERT ... ON CONFLICT(id) DO UPDATE ... WHERE
+    /// source = 'metadata' RETURNING uid`). `None`: the id belongs to a client of another source,
+    /// which is left alone.
+    async fn put_metadata_client(
+        &self,
+        client: &Client,
+        profile: &ClientProfile,
+        now: i64,
+    ) -> Result<Option<String>, StoreError>;
+    /// Registers a dynamic client (RFC 7591). `Conflict` if the id exists.
+    async fn register_client(
+        &self,
+        client: &Client,
+        profile: &ClientProfile,
+        now: i64,
+    ) -> Result<Write, StoreError>;
+    /// Notes a dynamic client's use (`last_used_at`, at most once per hour per client: the
+    /// caller coalesces).
+    async fn touch_client(&self, id: &str, now: i64) -> Result<(), StoreError>;
+    /// Deletes at most `limit` dynamic clients unused since `unused_since` that have no live
+    /// grant, returning their ids (the cron's clean-up).
+    async fn expire_dynamic_clients(
+        &self,
+        unused_since: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
+}
+
+/// Pending consent requests (D1 `consent_requests`).
+pub trait ConsentRequests {
+    async fn insert_consent(&self, c: &PendingConsent) -> Result<(), StoreError>;
+    /// The request behind `handle` if it is `subject`'s, unused and unexpired at `now` (the
+    /// consent page's GET).
+    async fn consent(
+        &self,
+        handle: &TokenHash,
+        subject: &str,
+        now: i64,
+    ) -> Result<Option<PendingConsent>, StoreError>;
+    /// Marks it used and returns it, in one conditional statement (`UPDATE ... SET used_at = ?
+    /// WHERE handle_hash = ? AND subject = ? AND used_at IS NULL AND expires_at > ? RETURNING
+    /// *`): of two concurrent answers, one gets it. Another user's handle is `None`.
+    async fn take_consent(
+        &self,
+        handle: &TokenHash,
+        subject: &str,
+        now: i64,
+    ) -> Result<Option<PendingConsent>, StoreError>;
+}
+
+/// Remembered approvals (D1 `remembered_approvals`).
+pub trait RememberedApprovals {
+    async fn remembered_approval(
+        &self,
+        subject: &str,
+        client_uid: &str,
+        redirect_key: &str,
+        resource: &str,
+    ) -> Result<Option<RememberedApproval>, StoreError>;
+    /// Stores an approval: its scopes added to any remembered for the same four keys.
+    async fn remember_approval(&self, a: &RememberedApproval) -> Result<(), StoreError>;
+    /// Forgets the user's approvals of a client (revoking it on the token page).
+    async fn forget_approvals(&self, subject: &str, client_uid: &str) -> Result<(), StoreError>;
+}
+
+/// Authorization codes (D1 `authorization_codes`).
+pub trait AuthorizationCodes {
+    async fn insert_code(&self, c: &AuthorizationCode) -> Result<(), StoreError>;
+    /// The code's first use marks it used, atomically (`UPDATE ... SET used_at = ? WHERE
+    /// code_hash = ? AND used_at IS NULL AND expires_at > ? RETURNING *`, then a read to tell a
+    /// replay from an expired or unknown code): exactly one caller ever gets
+    /// [`CodeUse::First`].
+    async fn consume_code(&self, hash: &TokenHash, now: i64) -> Result<CodeUse, StoreError>;
+}
+
+/// What revoking a grant did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRevoked {
+    /// This call revoked it (false: it was revoked before).
+    pub newly: bool,
+    /// The hashes of its access tokens that this call revoked in D1 `tokens`: the caller
+    /// evicts them from KV through the one revocation path (`revoke::purge`).
+    pub access_tokens: Vec<TokenHash>,
+}
+
+/// Grants and their refresh tokens (D1 `app_grants`, `refresh_tokens`, and `tokens.grant_id`).
+pub trait AppGrants {
+    /// Inserts a new grant and its first refresh token, if any, in one batch.
+    async fn insert_grant(
+        &self,
+        g: &AppGrant,
+        first_refresh: Option<&RefreshTokenRecord>,
+    ) -> Result<(), StoreError>;
+    async fn grant(&self, id: &str) -> Result<Option<AppGrant>, StoreError>;
+    /// `subject`'s grants not revoked and not expired at `now`, newest first, at most `limit`
+    /// (the token page's "Authorized applications").
+    async fn grants_of(
+        &self,
+        subject: &str,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<AppGrant>, StoreError>;
+    /// The ids of the live grants with `g`'s subject, client uid, redirect key and resource,
+    /// `g` itself excepted: the ones a new grant of the same four replaces.
+    async fn grants_replaced_by(&self, g: &AppGrant, now: i64) -> Result<Vec<String>, StoreError>;
+    /// Revokes the grant (`UPDATE app_grants SET revoked_at = ?, revoked_reason = ? WHERE id = ?
+    /// AND revoked_at IS NULL`) and, in the same batch, its access tokens (`UPDATE tokens SET
+    /// revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL RETURNING token_hash`). Its
+    /// refresh tokens die with it (every refresh checks the grant). `None`: no such grant.
+    async fn revoke_grant(
+        &self,
+        id: &str,
+        now: i64,
+        why: GrantEnd,
+    ) -> Result<Option<GrantRevoked>, StoreError>;
+    /// `last_used_at` (coalesced by the caller like PATs' last use).
+    async fn touch_grant(&self, id: &str, now: i64) -> Result<(), StoreError>;
+    async fn refresh_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError>;
+    /// Rotation, in one batch that applies only if the grant is live and still at generation
+    /// `next.generation - 1` (`UPDATE app_grants SET refresh_generation = ?, rotated_generation
+    /// = ?, last_used_at = ? WHERE id = ? AND refresh_generation = ? AND revoked_at IS NULL AND
+    /// expires_at > ?`, then, only if that changed a row, every older token of the grant not
+    /// yet rotated marked rotated at `now` (the presented one, or after a retry the successor
+    /// never received) and `next` inserted). `presented`: the generation presented (the grant's
+    /// new `rotated_generation`). False: another request rotated first, or the grant ended:
+    /// nothing changed.
+    async fn rotate_refresh(
+        &self,
+        next: &RefreshTokenRecord,
+        presented: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+}
+
+/// A fetched client ID metadata document (the response as received, the body cut off after
+/// `max_bytes + 1` bytes so that an oversized one is seen as such).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fetched {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub cache_control: Option<String>,
+    pub expires: Option<String>,
+    pub date: Option<String>,
+    pub age: Option<String>,
+}
+
+/// Fetches client ID metadata documents: through the network guard (public addresses only),
+/// `GET` with `Accept: application/json`, redirects not followed (a 3xx is returned as such),
+/// at most `max_bytes + 1` bytes read, given up after `timeout_ms`.
+pub trait MetadataFetcher {
+    async fn fetch_metadata(
+        &self,
+        url: &str,
+        max_bytes: usize,
+        timeout_ms: u32,
+    ) -> Result<Fetched, StoreError>;
+}
+
+/// Everything the authorization server stores.
+pub trait AuthzBackend:
+    ClientDirectory + ConsentRequests + RememberedApprovals + AuthorizationCodes + AppGrants
+{
+}
+
+impl<
+        T: ClientDirectory + ConsentRequests + RememberedApprovals + AuthorizationCodes + AppGrants,
+    > AuthzBackend for T
+{
+}
