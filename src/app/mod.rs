@@ -172,7 +172,7 @@ async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome
         (Route::RotateSelf, Post) => tokens::rotate_self(ctx, req).await,
         // The admin API (its own table: `/admin/clients`, `/admin/resources`, `/admin/routes`,
         // `/admin/webhooks`).
-        (Route::Admin(rest), _) => admin::handle(ctx, req, rest).await.map(Into::into),
+        (Route::Admin(rest), _) => admin::handle(ctx, req, rest).await,
         (route, _) => Err(Error::MethodNotAllowed(route.allow())),
     }
 }

@@ -38,7 +38,10 @@ before(async () => {
     `UPDATE tokens SET revoked_at = ${now - 60}, revoked_reason = 'leaked', revoked_url = 'https://example.com/leak' WHERE id = '${ids["c-leaked"]}'`,
     `UPDATE tokens SET expires_at = ${now - 10} WHERE id = '${ids["c-expired"]}'`,
   ];
-  for (const q of sql) queryLocalD1(srv.dir, q, { config: `${srv.dir}/wrangler.toml` });
+  // Written by another process: the server starts again on the changed state (a request right
+  // after such a write could hang on workerd's local database).
+  queryLocalD1(srv.dir, sql.join("; "), { config: `${srv.dir}/wrangler.toml` });
+  await srv.restart();
 });
 after(async () => { await srv?.stop(); });
 

@@ -6,13 +6,11 @@
 //! write.
 
 use crate::app::ctx::{Ctx, Outcome};
-use crate::app::tokens;
+use crate::app::tokens::{self, FromView};
 use crate::error::Error;
 use crate::http::{Method, Request, Response};
-use crate::last_use::FromEntry;
 use crate::model::{Status, TokenRecord};
 use crate::store::{Backend, RevocationNote};
-use crate::store::Inventory;
 use crate::store_usage::{InventoryQuery, KindFilter, SortKey, StatusFilter};
 use crate::storage::inventory::sort_value;
 use crate::time::rfc3339;
@@ -56,11 +54,12 @@ pub async fn handle<B: Backend>(
         ([], _) => Err(Error::MethodNotAllowed("GET")),
         ([id], Method::Get) => {
             let rec = ctx.backend.token_by_id(id).await?.ok_or(Error::NotFound)?;
-            Ok(Response::json(200, &view(&rec, ctx.now)).into())
+            let status = tokens::status(ctx, &rec).await?;
+            Ok(Response::json(200, &view(&rec, status, ctx.now)).into())
         }
         ([_], _) => Err(Error::MethodNotAllowed("GET")),
         ([id, "usage"], Method::Get) => {
-            let days = tokens::usage_days_param(req)?;
+            let days = tokens::days_param(req)?;
             let rec = ctx.backend.token_by_id(id).await?.ok_or(Error::NotFound)?;
             tokens::usage_response(ctx, &rec.id, days)
                 .await
@@ -95,37 +94,8 @@ struct AdminView<'a> {
     last_used_from: Vec<FromView<'a>>,
 }
 
-/// A place a token was used from (times in RFC 3339).
-#[derive(Serialize)]
-pub struct FromView<'a> {
-    via: &'a str,
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ip: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    country: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    colo: Option<&'a str>,
-    first_at: String,
-    last_at: String,
-}
-
-/// The views of the places a token was used from.
-pub fn from_views(list: &[FromEntry]) -> Vec<FromView<'_>> {
-    list.iter()
-        .map(|f| FromView {
-            via: &f.via,
-            name: &f.name,
-            ip: f.ip.as_deref(),
-            country: f.country.as_deref(),
-            colo: f.colo.as_deref(),
-            first_at: rfc3339(f.first_at),
-            last_at: rfc3339(f.last_at),
-        })
-        .collect()
-}
-
-fn view(rec: &TokenRecord, now: i64) -> AdminView<'_> {
+/// `status`: the one status ([`tokens::status`]), never the record's alone.
+fn view(rec: &TokenRecord, status: Status, now: i64) -> AdminView<'_> {
     AdminView {
         id: &rec.id,
         kind: rec.kind.as_str(),
@@ -133,7 +103,7 @@ fn view(rec: &TokenRecord, now: i64) -> AdminView<'_> {
         client_id: &rec.client_id,
         name: rec.name.as_deref(),
         scopes: &rec.scopes,
-        status: rec.status(now),
+        status,
         created_at: rfc3339(rec.created_at),
         expires_at: rfc3339(rec.expires_at),
         revoked_at: rec.revoked_at.map(rfc3339),
@@ -142,7 +112,7 @@ fn view(rec: &TokenRecord, now: i64) -> AdminView<'_> {
         last_used_at: rec.last_used_at.map(rfc3339),
         use_count: rec.use_count,
         usage: rec.daily_uses.totals(now),
-        last_used_from: from_views(&rec.last_used_from),
+        last_used_from: tokens::from_views(&rec.last_used_from),
     }
 }
 
@@ -287,7 +257,12 @@ async fn list<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response, E
     } else {
         None
     };
-    let pats: Vec<AdminView<'_>> = recs.iter().map(|r| view(r, ctx.now)).collect();
+    let statuses = tokens::statuses(ctx, &recs).await?;
+    let pats: Vec<AdminView<'_>> = recs
+        .iter()
+        .zip(statuses)
+        .map(|(r, s)| view(r, s, ctx.now))
+        .collect();
     Ok(Response::json(
         200,
         &serde_json::json!({ "pats": pats, "total": total, "next_cursor": next }),
@@ -325,8 +300,9 @@ async fn revoke<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, id: &str) -> Result
     ctx.isolate
         .emit(tokens::revoked_event(&rec, done.newly, "admin"));
     let now = ctx.backend.token_by_id(id).await?.ok_or(Error::NotFound)?;
+    let status = tokens::status(ctx, &now).await?;
     Ok(Outcome {
-        response: Response::json(200, &view(&now, ctx.now)),
+        response: Response::json(200, &view(&now, status, ctx.now)),
         deferred: done.deferred,
     })
 }

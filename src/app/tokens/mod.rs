@@ -64,5 +64,5 @@ pub use new_pat::{
 
 // A user's PATs (the token page) and the one revocation path.
 pub use pats::{days_left, list_for, owned, parse_cursor, revoke_for, EXPIRING_SOON_DAYS};
-pub use revocation::{revoke_record, Purge};
+pub use revocation::{revoke_record, revoke_record_because, revoked_event, Purge};
 pub use rotation::{rotate_record, Rotated};
