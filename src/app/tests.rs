@@ -118,6 +118,7 @@ struct Harness {
     timers: std::cell::RefCell<Vec<(i64, i64)>>,
 }
 
+mod admin_pats;
 mod fanout;
 mod handlers;
 mod integrity;

@@ -10,9 +10,9 @@ use crate::app::tokens::{self, FromView};
 use crate::error::Error;
 use crate::http::{Method, Request, Response};
 use crate::model::{Status, TokenRecord};
+use crate::storage::inventory::sort_value;
 use crate::store::{Backend, RevocationNote};
 use crate::store_usage::{InventoryQuery, KindFilter, SortKey, StatusFilter};
-use crate::storage::inventory::sort_value;
 use crate::time::rfc3339;
 use crate::usage::summary::Totals;
 use base64::Engine as _;
@@ -213,7 +213,11 @@ pub fn query(req: &Request, now: i64) -> Result<InventoryQuery, Error> {
         Some("expires") => SortKey::Expires,
         Some("last_used") => SortKey::LastUsed,
         Some("uses") => SortKey::Uses,
-        Some(_) => return Err(bad("sort must be created, expires, last_used or uses".into())),
+        Some(_) => {
+            return Err(bad(
+                "sort must be created, expires, last_used or uses".into()
+            ))
+        }
     };
     let descending = match q.get("order") {
         None | Some("desc") => true,
