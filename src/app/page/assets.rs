@@ -63,6 +63,20 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}
 dt{color:var(--muted)}
 dd{margin:0}
 .pager{display:flex;gap:1rem;margin:1rem 0}
+.usage{margin:1rem 0;max-width:48rem}
+.usage figcaption{margin:0 0 .5rem}
+.usage svg{display:block;width:100%;height:auto;overflow:visible}
+.usage .axis{stroke:var(--border);stroke-width:1}
+.usage .b{fill:var(--accent)}
+.usage .hit{fill:transparent}
+.usage .day:hover .b,.usage .day:focus .b{fill:#0550ae}
+.usage .day:focus{outline:none}
+.usage .day:focus .hit{stroke:var(--accent);stroke-width:.75}
+.usage .v{font-size:6px;fill:var(--fg);text-anchor:middle;opacity:0}
+.usage .day:hover .v,.usage .day:focus .v{opacity:1}
+.axis-labels{display:flex;justify-content:space-between;color:var(--muted);font-size:.8125rem}
+.usage details{margin:.5rem 0}
+.usage table{width:auto}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 @media (max-width:640px){
  input[type=text]{width:100%}
