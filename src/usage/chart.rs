@@ -10,7 +10,7 @@ use maud::{html, Markup};
 /// Width of one day's slot and the height of the tallest bar, in SVG units.
 const SLOT: u64 = 10;
 const BAR: u64 = 7;
-const TALL: u64 = 50;
+const TALL: u64 = 80;
 /// Room above the tallest bar for its number.
 const HEAD: u64 = 12;
 
@@ -109,14 +109,14 @@ mod tests {
     #[test]
     fn bars_scale_to_the_busiest_day_and_each_says_its_number() {
         let html = chart(&series(), "p1").into_string();
-        assert!(html.contains(r#"viewBox="0 0 300 63""#), "{html}");
+        assert!(html.contains(r#"viewBox="0 0 300 93""#), "{html}");
         // the busiest day is the full height, a day with one use at least 2 units tall
         assert!(
-            html.contains(r#"<rect class="b" x="291" y="12" width="7" height="50">"#),
+            html.contains(r#"<rect class="b" x="291" y="12" width="7" height="80">"#),
             "{html}"
         );
         assert!(
-            html.contains(r#"<rect class="b" x="271" y="57" width="7" height="5">"#),
+            html.contains(r#"<rect class="b" x="271" y="85" width="7" height="7">"#),
             "{html}"
         );
         assert!(

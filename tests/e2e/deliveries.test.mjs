@@ -37,7 +37,7 @@ before(async () => {
     receiver.once("error", reject);
     receiver.listen(RECEIVER_PORT, "127.0.0.1", resolve);
   });
-  srv = await startServer("deliveries", 8852, { WEBHOOK_DISABLE_AFTER_SECONDS: "3" });
+  srv = await startServer("deliveries", 8858, { WEBHOOK_DISABLE_AFTER_SECONDS: "3" });
 });
 after(async () => {
   await srv?.stop();

@@ -24,7 +24,7 @@ before(async () => {
   });
   upstream.listen(UPSTREAM_PORT, "127.0.0.1");
   await once(upstream, "listening");
-  srv = await startServer("usage", 8851, { LAST_USED_COALESCE_SECONDS: String(WINDOW_S) });
+  srv = await startServer("usage", 8857, { LAST_USED_COALESCE_SECONDS: String(WINDOW_S) });
   gateBase = srv.url.replace("127.0.0.1", "localhost");
   const r = await call(`${srv.url}/admin/routes/demo`, {
     method: "PUT",

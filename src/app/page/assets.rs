@@ -30,7 +30,7 @@ a{color:var(--accent)}
 table{width:100%;border-collapse:collapse;font-size:.9375rem}
 th,td{text-align:left;vertical-align:top;padding:.625rem .5rem;border-bottom:1px solid var(--border)}
 th{font-size:.8125rem;color:var(--muted);font-weight:600;white-space:nowrap}
-td time{white-space:nowrap}
+td time,td.place{white-space:nowrap}
 .buttons{display:flex;flex-wrap:wrap;gap:1rem;align-items:center;margin-top:1rem}
 td.actions{white-space:nowrap}
 td.actions a{display:block;margin:0 0 .25rem}
@@ -63,7 +63,7 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}
 dt{color:var(--muted)}
 dd{margin:0}
 .pager{display:flex;gap:1rem;margin:1rem 0}
-.usage{margin:1rem 0;max-width:48rem}
+.usage{margin:1rem 0;max-width:40rem}
 .usage figcaption{margin:0 0 .5rem}
 .usage svg{display:block;width:100%;height:auto;overflow:visible}
 .usage .axis{stroke:var(--border);stroke-width:1}
@@ -86,6 +86,7 @@ dd{margin:0}
  td{border:0;padding:.25rem 0}
  td[data-label]::before{content:attr(data-label) ": ";color:var(--muted);font-size:.8125rem}
  td.actions a{display:inline;margin:0 .75rem 0 0}
+ .usage .v{font-size:11px}
 }
 "#;
 

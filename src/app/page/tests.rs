@@ -1504,7 +1504,7 @@ fn usage_page_shows_the_chart_totals_and_places_to_the_owner_only() {
     assert_eq!(r.status, 200);
     let page = text(&r);
     // the chart: 30 days, the two recent days as focusable bars, the 40-day-old use outside it
-    assert!(page.contains(r#"viewBox="0 0 300 63""#), "{page}");
+    assert!(page.contains(r#"viewBox="0 0 300 93""#), "{page}");
     assert_eq!(page.matches(r#"tabindex="0""#).count(), 2, "{page}");
     assert!(page.contains("<strong>15</strong> in all"), "{page}");
     assert!(page.contains("Uses per day as a table"));

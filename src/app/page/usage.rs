@@ -55,6 +55,14 @@ fn dash(v: Option<&str>) -> &str {
     v.unwrap_or("—")
 }
 
+/// The Cloudflare location and country, `—` when neither is known.
+fn place(f: &FromEntry) -> String {
+    match (f.colo.as_deref(), f.country.as_deref()) {
+        (None, None) => "—".into(),
+        (colo, country) => format!("{} · {}", dash(colo), dash(country)),
+    }
+}
+
 /// The page of token `rec` (`status`: its one status).
 pub fn usage_page(
     viewer: &Viewer<'_>,
@@ -106,7 +114,7 @@ pub fn usage_page(
                     @for f in &rec.last_used_from {
                         tr {
                             td data-label="Through" { (via_text(f)) }
-                            td data-label="Location" { (dash(f.colo.as_deref())) " · " (dash(f.country.as_deref())) }
+                            td.place data-label="Location" { (place(f)) }
                             td data-label="IP address" { (dash(f.ip.as_deref())) }
                             td data-label="First seen" { time datetime=(crate::time::rfc3339(f.first_at)) title=(exact(f.first_at)) { (exact(f.first_at)) } }
                             td data-label="Last seen" { time datetime=(crate::time::rfc3339(f.last_at)) title=(exact(f.last_at)) { (exact(f.last_at)) } }
@@ -116,7 +124,8 @@ pub fn usage_page(
             }
         }
         p.muted {
-            "Uses are reported in batches: those of the last " (window_secs) " seconds, and a "
+            "Uses are reported in batches: those of the last " (window_secs)
+            @if window_secs == 1 { " second" } @else { " seconds" } ", and a "
             "few more while they are written, may not be counted yet. Location and country are "
             "as Cloudflare reports them."
         }

@@ -164,6 +164,7 @@ fn row(r: &TokenRecord, status: Status, now: i64) -> Markup {
                 span.name { (name) }
                 br; span.muted.created { "Created " (time_exact(r.created_at, &date(r.created_at))) }
                 @for o in options_of(r) { br; span.muted.option { (o) } }
+                br; a.usage-link href={ "/tokens/" (r.id) "/usage" } aria-label={ "Usage of " (name) } { "Usage" }
             }
             td.scopes data-label="Scopes" { (scopes(&r.scopes)) }
             td data-label="Expires" {
@@ -204,10 +205,9 @@ fn row(r: &TokenRecord, status: Status, now: i64) -> Markup {
                     None => { span.muted { "Never used" } }
                     Some(t) => {
                         time datetime=(crate::time::rfc3339(t)) title=(exact(t)) data-ago { (ago(t, now)) }
-                        br; span.muted.use-hint { (crate::usage::summary::hint(Some(t), now)) }
+                                br; span.muted.use-hint { (crate::usage::summary::hint(Some(t), now)) }
                     }
                 }
-                br; a.usage-link href={ "/tokens/" (r.id) "/usage" } aria-label={ "Usage of " (name) } { "Usage" }
             }
             td data-label="Status" { (status_badge(status)) }
             td.actions data-label="Actions" {
