@@ -63,6 +63,7 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}
 dt{color:var(--muted)}
 dd{margin:0}
 .pager{display:flex;gap:1rem;margin:1rem 0}
+.usage-link{font-size:.875rem}
 .usage{margin:1rem 0;max-width:40rem}
 .usage figcaption{margin:0 0 .5rem}
 .usage svg{display:block;width:100%;height:auto;overflow:visible}
