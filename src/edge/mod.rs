@@ -94,8 +94,8 @@ pub fn handle(
 }
 
 /// The Cron Trigger entry point (wrangler.toml `[triggers]`), called by the shim's `scheduled`: the
-/// expiry scan ([`app::tokens::expiry_scan`]). Its events are written as log lines like a
-/// request's.
+/// expiry scan ([`app::tokens::expiry_scan`]), then the usage rows past retention
+/// ([`app::tokens::prune_usage`]). Its events are written as log lines like a request's.
 #[wasm_bindgen]
 pub fn scheduled(env: Env) -> js_sys::Promise {
     wasm_bindgen_futures::future_to_promise(async move {
@@ -116,6 +116,9 @@ pub fn scheduled(env: Env) -> js_sys::Promise {
         // Notices whose deliveries were not queued are released for the next scan.
         app::tokens::release_unqueued_notices(&actx, &events, &out.not_queued).await;
         write_events(&isolate.take_events());
+        if let Err(e) = app::tokens::prune_usage(&actx).await {
+            warn(format!("usage pruning failed (next hour again): {e:?}"));
+        }
         match result {
             Ok(n) => Ok(JsValue::from_f64(n as f64)),
             Err(e) => {

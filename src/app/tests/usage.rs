@@ -332,3 +332,44 @@ fn the_usage_api_refuses_bad_days_and_other_users() {
     let (s, _) = h.user_call(Method::Post, &format!("/api/pats/{id}/usage"), "alice");
     assert_eq!(s, 405);
 }
+
+#[test]
+fn the_hourly_scan_deletes_usage_rows_past_ninety_days_and_reports_a_failure() {
+    use crate::usage::{book::UsageRow, day_of};
+    let h = Harness::new();
+    let today = day_of(h.now);
+    let row = |day: i64| UsageRow {
+        day,
+        via: "gate".into(),
+        name: "demo".into(),
+        outcome: "active".into(),
+        uses: 1,
+    };
+    for day in [today - 90, today - 89, today] {
+        h.backend
+            .usage_rows
+            .borrow_mut()
+            .push(("t1".into(), row(day)));
+    }
+    let ctx = Ctx {
+        cfg: &h.cfg,
+        backend: &h.backend,
+        isolate: &h.isolate,
+        now: h.now,
+    };
+    block_on(crate::app::tokens::prune_usage(&ctx)).expect("pruned");
+    let days: Vec<i64> = h
+        .backend
+        .usage_rows
+        .borrow()
+        .iter()
+        .map(|(_, r)| r.day)
+        .collect();
+    assert_eq!(
+        days,
+        vec![today - 89, today],
+        "90 days kept, today included"
+    );
+    h.backend.break_d1.set(true);
+    assert!(block_on(crate::app::tokens::prune_usage(&ctx)).is_err());
+}

@@ -54,6 +54,7 @@ pub use used_from::{from_views, FromView};
 
 // The Cron Trigger's scan.
 pub use expiry::{release_unqueued as release_unqueued_notices, scan as expiry_scan};
+pub use usage::prune as prune_usage;
 
 // Issuing: reference tokens for clients, PATs for users.
 pub use issuance::{issue, put_grant_retrying, NewToken};

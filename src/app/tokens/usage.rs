@@ -20,7 +20,7 @@ use crate::http::{Request, Response};
 use crate::last_use::UsedFrom;
 use crate::store::Backend;
 use crate::usage::coalesce::Noted;
-use crate::usage::{day_of, report, UseKey, Via};
+use crate::usage::{day_of, report, UseKey, Via, RETENTION_DAYS};
 
 /// Longest wait for a window's flush after a response: the platform ends `wait_until` work 30 s
 /// after the response; a later flush is left to the next use of any token in the isolate.
@@ -120,4 +120,14 @@ pub async fn usage_response<B: Backend>(
         200,
         &report::report(id, &rows, days, ctx.now),
     ))
+}
+
+/// The hourly scan's part: deletes `token_usage` rows past retention (the last
+/// [`RETENTION_DAYS`] UTC days are kept). Each token's object deletes its own old rows when it
+/// writes; this catches tokens no longer used.
+pub async fn prune<B: Backend>(ctx: &Ctx<'_, B>) -> Result<(), Error> {
+    ctx.backend
+        .prune_usage(day_of(ctx.now) - RETENTION_DAYS + 1)
+        .await?;
+    Ok(())
 }
