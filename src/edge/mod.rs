@@ -95,7 +95,8 @@ pub fn handle(
 
 /// The Cron Trigger entry point (wrangler.toml `[triggers]`), called by the shim's `scheduled`: the
 /// expiry scan ([`app::tokens::expiry_scan`]), then the usage rows past retention
-/// ([`app::tokens::prune_usage`]). Its events are written as log lines like a request's.
+/// ([`app::tokens::prune_usage`]) and the webhook delivery log's
+/// ([`app::webhooks::prune_deliveries`]). Its events are written as log lines like a request's.
 #[wasm_bindgen]
 pub fn scheduled(env: Env) -> js_sys::Promise {
     wasm_bindgen_futures::future_to_promise(async move {
@@ -118,6 +119,12 @@ pub fn scheduled(env: Env) -> js_sys::Promise {
         write_events(&isolate.take_events());
         if let Err(e) = app::tokens::prune_usage(&actx).await {
             warn(format!("usage pruning failed (next hour again): {e:?}"));
+        }
+        if let Err(e) = app::webhooks::prune_deliveries(&cfg, &backend, actx.now).await {
+            warn(format!(
+                "delivery log pruning failed (next hour again): {}",
+                e.0
+            ));
         }
         match result {
             Ok(n) => Ok(JsValue::from_f64(n as f64)),

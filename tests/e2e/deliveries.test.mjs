@@ -11,11 +11,6 @@ import { createServer } from "node:http";
 import { queryLocalD1 } from "../../scripts/devserver.mjs";
 import { startServer, createPat, call, ADMIN, eventually, assertError } from "./helpers.mjs";
 
-// Written ahead of the handlers: the delivery log, redelivery, the test ping and endpoint health
-// are not wired into the queue consumer and the admin API yet (src/app/admin/deliveries.rs is a
-// draft, not compiled). Skipped until they are; the reason shows in the test report.
-const PENDING = "webhook deliveries are not wired yet (delivery log, redeliver, ping, health)";
-
 const OFFSET = Number(process.env.E2E_PORT_OFFSET ?? 0);
 const RECEIVER_PORT = 8853 + OFFSET;
 const RECEIVER = `http://127.0.0.1:${RECEIVER_PORT}`;
@@ -27,7 +22,6 @@ const fallback = new Map();
 let receiver, srv;
 
 before(async () => {
-  if (PENDING) return;
   receiver = createServer((req, res) => {
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
@@ -80,7 +74,7 @@ const deliveries = async (id) => {
 };
 const at = (path) => received.filter((r) => r.path === path);
 
-test("a test ping is delivered, signed, and its attempt is listed with status and latency", { skip: PENDING }, async () => {
+test("a test ping is delivered, signed, and its attempt is listed with status and latency", async () => {
   const ep = await register("/ping", ["pat.revoked"]);
   const ping = await admin("POST", `/admin/webhooks/${ep.id}/ping`);
   assert.equal(ping.status, 202, ping.text);
@@ -110,7 +104,7 @@ test("a test ping is delivered, signed, and its attempt is listed with status an
   assertError(await admin("POST", "/admin/webhooks/wh_0000000000000000/ping"), 404, "not_found");
 });
 
-test("a failed attempt and its retry are both listed; a redelivery sends the same message again", { skip: PENDING }, async () => {
+test("a failed attempt and its retry are both listed; a redelivery sends the same message again", async () => {
   const ep = await register("/flaky", ["pat.created"]);
   script.set("/flaky", [500]);
   await createPat(srv.url, "walt");
@@ -147,7 +141,7 @@ test("a failed attempt and its retry are both listed; a redelivery sends the sam
   assert.equal(after[0].outcome, "delivered");
 });
 
-test("an endpoint failing for WEBHOOK_DISABLE_AFTER_SECONDS is disabled with an event, then enabled again", { skip: PENDING }, async () => {
+test("an endpoint failing for WEBHOOK_DISABLE_AFTER_SECONDS is disabled with an event, then enabled again", async () => {
   const watcher = await register("/watch", ["webhook_endpoint.disabled"]);
   const ep = await register("/down", ["pat.created"]);
   fallback.set("/down", 500);
@@ -180,7 +174,7 @@ test("an endpoint failing for WEBHOOK_DISABLE_AFTER_SECONDS is disabled with an 
   assert.ok(!at("/down").slice(before).some((r) => JSON.parse(r.body).type === "pat.created"), "nothing queued while disabled");
 });
 
-test("deliveries: unknown ids are 404, wrong methods 405, old attempts pruned by the hourly scan", { skip: PENDING }, async () => {
+test("deliveries: unknown ids are 404, wrong methods 405, old attempts pruned by the hourly scan", async () => {
   const ep = await register("/misc", ["pat.created"]);
   for (const p of ["/deliveries/999999", "/deliveries/abc", "/deliveries/-1", "/deliveries/1e3"]) {
     assertError(await admin("GET", `/admin/webhooks/${ep.id}${p}`), 404, "not_found", p);

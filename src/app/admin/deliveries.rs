@@ -1,15 +1,17 @@
 //! `/admin/webhooks/{id}/deliveries...`, `/ping` and `/enable`: what operators expect of a
 //! webhook sender (GitHub's and Stripe's): the endpoint's recent delivery attempts (event, time,
 //! attempt, status, latency, error), one attempt with its payload, sending a delivery again, and
-//! a test ping (enabling a disabled endpoint is in `webhooks`). The caller in `admin` has
-//! authorized the request and logs an `admin.change` event for every write.
+//! a test ping, and enabling an endpoint disabled after a run of failures. The caller in `admin`
+//! has authorized the request and logs an `admin.change` event for every write.
 
+use super::checks::written;
 use crate::app::ctx::Ctx;
 use crate::error::Error;
 use crate::http::{Method, Request, Response};
-use crate::store::{Backend, DeliveryQueue, WebhookEndpoint};
-use crate::store::DeliveryLog;
+use crate::store::{Backend, WebhookEndpoint};
+
 use crate::store_usage::Attempt;
+use crate::webhook::health::Health;
 use crate::webhook::{self, Delivery};
 use serde::Serialize;
 use serde_json::json;
@@ -26,12 +28,10 @@ pub async fn handle<B: Backend>(
 ) -> Result<Response, Error> {
     match (rest, req.method) {
         (["deliveries"], Method::Get) => list(ctx, req, w).await,
-        (["deliveries"], _) => Err(Error::MethodNotAllowed("GET")),
         (["deliveries", id], Method::Get) => {
             let a = attempt(ctx, w, id).await?;
             Ok(Response::json(200, &view(&a, true)))
         }
-        (["deliveries", _], _) => Err(Error::MethodNotAllowed("GET")),
         (["deliveries", id, "redeliver"], Method::Post) => {
             let a = attempt(ctx, w, id).await?;
             enabled(w)?;
@@ -47,7 +47,6 @@ pub async fn handle<B: Backend>(
             )
             .await
         }
-        (["deliveries", _, "redeliver"], _) => Err(Error::MethodNotAllowed("POST")),
         (["ping"], Method::Post) => {
             enabled(w)?;
             let msg_id = webhook::new_msg_id()
@@ -65,7 +64,17 @@ pub async fn handle<B: Backend>(
             )
             .await
         }
-        (["ping"], _) => Err(Error::MethodNotAllowed("POST")),
+        (["enable"], Method::Post) => {
+            written(ctx.backend.set_health(&w.id, &Health::default()).await?)?;
+            ctx.isolate.forget_webhooks();
+            let mut w = w.clone();
+            w.health = Health::default();
+            Ok(Response::json(200, &super::webhooks::view(&w)))
+        }
+        (["deliveries"] | ["deliveries", _], _) => Err(Error::MethodNotAllowed("GET")),
+        (["deliveries", _, "redeliver"] | ["ping" | "enable"], _) => {
+            Err(Error::MethodNotAllowed("POST"))
+        }
         _ => Err(Error::NotFound),
     }
 }
@@ -94,16 +103,17 @@ async fn send<B: Backend>(ctx: &Ctx<'_, B>, d: Delivery) -> Result<Response, Err
 }
 
 /// Attempt `id` of endpoint `w` (any other id, or another endpoint's attempt, is a 404).
-async fn attempt<B: Backend>(ctx: &Ctx<'_, B>, w: &WebhookEndpoint, id: &str) -> Result<Attempt, Error> {
+async fn attempt<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    w: &WebhookEndpoint,
+    id: &str,
+) -> Result<Attempt, Error> {
     let id: i64 = id
         .parse()
         .ok()
         .filter(|n| *n > 0 && id.bytes().all(|b| b.is_ascii_digit()))
         .ok_or(Error::NotFound)?;
-    ctx.backend
-        .attempt(&w.id, id)
-        .await?
-        .ok_or(Error::NotFound)
+    ctx.backend.attempt(&w.id, id).await?.ok_or(Error::NotFound)
 }
 
 #[derive(Serialize)]

@@ -10,6 +10,7 @@
 //! revocation path, usage), storage traits and the pure layer; only the router uses it.
 
 mod checks;
+mod deliveries;
 mod pats;
 mod registry;
 mod routes;
@@ -82,6 +83,13 @@ async fn dispatch<B: Backend>(
     let result = match parts.as_slice() {
         // The token inventory answers with work after the response (a revocation's KV deletes).
         ["pats", more @ ..] => pats::handle(ctx, req, more).await,
+        // One endpoint's deliveries, its test ping, enabling it again.
+        ["webhooks", id, more @ ..]
+            if matches!(more.first(), Some(&("deliveries" | "ping" | "enable"))) =>
+        {
+            let w = ctx.backend.webhook(id).await?.ok_or(Error::NotFound)?;
+            deliveries::handle(ctx, req, &w, more).await.map(Into::into)
+        }
         _ => route(ctx, req, &parts).await.map(Into::into),
     };
     if req.method != Method::Get {

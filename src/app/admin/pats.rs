@@ -51,13 +51,11 @@ pub async fn handle<B: Backend>(
 ) -> Result<Outcome, Error> {
     match (rest, req.method) {
         ([], Method::Get) => list(ctx, req).await.map(Into::into),
-        ([], _) => Err(Error::MethodNotAllowed("GET")),
         ([id], Method::Get) => {
             let rec = ctx.backend.token_by_id(id).await?.ok_or(Error::NotFound)?;
             let status = tokens::status(ctx, &rec).await?;
             Ok(Response::json(200, &view(&rec, status, ctx.now)).into())
         }
-        ([_], _) => Err(Error::MethodNotAllowed("GET")),
         ([id, "usage"], Method::Get) => {
             let days = tokens::days_param(req)?;
             let rec = ctx.backend.token_by_id(id).await?.ok_or(Error::NotFound)?;
@@ -65,9 +63,9 @@ pub async fn handle<B: Backend>(
                 .await
                 .map(Into::into)
         }
-        ([_, "usage"], _) => Err(Error::MethodNotAllowed("GET")),
         ([id, "revoke"], Method::Post) => revoke(ctx, req, id).await,
         ([_, "revoke"], _) => Err(Error::MethodNotAllowed("POST")),
+        ([] | [_] | [_, "usage"], _) => Err(Error::MethodNotAllowed("GET")),
         _ => Err(Error::NotFound),
     }
 }
