@@ -119,6 +119,7 @@ struct Harness {
 }
 
 mod admin_pats;
+mod deliveries;
 mod fanout;
 mod handlers;
 mod integrity;

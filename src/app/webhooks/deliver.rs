@@ -152,19 +152,35 @@ pub async fn deliver<B: WebhookStore + WebhookSender + Log>(
     };
     match backend.set_health(&endpoint.id, &health).await {
         Ok(Write::Done) if disabled => {
-            done.disabled = Some(Event::WebhookEndpointDisabled {
-                endpoint: endpoint.id.clone(),
-                failing_since: health.failing_since.unwrap_or(now),
-                reason: health.disabled_reason.clone().unwrap_or_default(),
-            });
+            done.disabled = Some(disabled_event(&endpoint.id, &health, now));
         }
         Ok(_) => {}
-        Err(e) => done.warnings.push(format!(
-            "webhooks: the health of {} was not recorded: {}",
-            endpoint.id, e.0
-        )),
+        Err(e) => {
+            done.warnings.push(format!(
+                "webhooks: the health of {} was not recorded: {}",
+                endpoint.id, e.0
+            ));
+            // The write may have landed: then the endpoint is disabled, and its event is due now
+            // (no later attempt would send it).
+            if disabled {
+                if let Ok(Some(w)) = backend.webhook(&endpoint.id).await {
+                    if w.health.disabled_at.is_some() && w.health.disabled_at == health.disabled_at
+                    {
+                        done.disabled = Some(disabled_event(&endpoint.id, &health, now));
+                    }
+                }
+            }
+        }
     }
     done
+}
+
+fn disabled_event(endpoint: &str, health: &crate::webhook::health::Health, now: i64) -> Event {
+    Event::WebhookEndpointDisabled {
+        endpoint: endpoint.to_owned(),
+        failing_since: health.failing_since.unwrap_or(now),
+        reason: health.disabled_reason.clone().unwrap_or_default(),
+    }
 }
 
 /// What one attempt did: the verdict, its log line and, if the message was for an endpoint that
