@@ -1447,6 +1447,7 @@ fn a_revocation_landing_during_the_repair_is_not_undone() {
 /// The list's hints and link, and a token's usage page: the chart of its last 30 days (numbers
 /// as text too), totals, where it was used from, an administrator's reason; only for the owner.
 #[test]
+#[allow(clippy::too_many_lines)]
 fn usage_page_shows_the_chart_totals_and_places_to_the_owner_only() {
     use crate::last_use::FromEntry;
     use crate::usage::{day_of, summary::DailyUses};

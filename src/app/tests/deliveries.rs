@@ -3,6 +3,8 @@
 //! operator enables it), redelivery and the test ping, hostile parameters and forged ids, and
 //! injected failures of the log's and the health's writes.
 
+#![allow(clippy::many_single_char_names, clippy::too_many_lines)]
+
 use super::*;
 use crate::app::webhooks::{deliver, fan_out, prune_deliveries, Delivered, Sending, Verdict};
 use crate::store::StoreError;
