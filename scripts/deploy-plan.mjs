@@ -14,7 +14,7 @@ export const REQUIRED_SECRETS = ["ADMIN_TOKEN", "SESSION_SECRET", "JWT_SIGNING_K
 const SECRET_NAMES = [...REQUIRED_SECRETS, "USER_JWT_HS256_SECRET"];
 const LOCAL_ONLY = ["DEV_SIGN_IN", "WEBHOOK_ALLOW_HTTP_LOCALHOST", "DEV_DRAIN_REFUSED_BODIES", "CIMD_ALLOW_HTTP_LOOPBACK"];
 const SET_BY_DEPLOY = ["ISSUER", "USER_JWT_ISSUER", "USER_JWT_AUDIENCE", "USER_JWKS_URL", "USER_JWKS"];
-export const EVENT_TYPES = ["pat.created", "pat.rotated", "pat.revoked", "pat.expiring", "pat.expired", "pat.reuse_detected", "token.leaked", "token.revoked", "token.issued", "admin.change", "client_auth.failed", "rate_limited", "warning", "*"];
+export const EVENT_TYPES = ["pat.created", "pat.rotated", "pat.revoked", "pat.expiring", "pat.expired", "pat.reuse_detected", "token.leaked", "token.revoked", "token.issued", "admin.change", "client_auth.failed", "rate_limited", "warning", "webhook_endpoint.disabled", "*"];
 const ENV_NAME = /^[a-z][a-z0-9-]{0,30}$/;
 const ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 

@@ -116,6 +116,14 @@ pub enum Event {
     },
     #[serde(rename = "rate_limited")]
     RateLimited { limit: &'static str, key: String },
+    /// A webhook endpoint failed every delivery attempt for `WEBHOOK_DISABLE_AFTER_SECONDS` and
+    /// was disabled (an operator enables it again).
+    #[serde(rename = "webhook_endpoint.disabled")]
+    WebhookEndpointDisabled {
+        endpoint: String,
+        failing_since: i64,
+        reason: String,
+    },
     /// Something went wrong that did not change the answer (a KV delete retried later, a rate
     /// limiter that failed open, ...).
     #[serde(rename = "warning")]

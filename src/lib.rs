@@ -38,8 +38,10 @@ pub mod secret;
 pub mod secret_scanning;
 pub mod storage;
 pub mod store;
+pub mod store_usage;
 pub mod time;
 pub mod token;
+pub mod usage;
 pub mod webhook;
 
 /// In-memory backend: host tests, and host tools (`--features tools`).

@@ -123,6 +123,14 @@ pub struct TokenRecord {
     pub revoke_on_reuse: bool,
     /// Reuse of its rotated-away tokens detected so far (`None`: never).
     pub reuse: Option<ReuseInfo>,
+    /// Uses per UTC day of the last 90 days (D1 `daily_uses`, written by the token's `LastUsed`
+    /// Durable Object, like `last_used_at` and `use_count`).
+    pub daily_uses: crate::usage::summary::DailyUses,
+    /// The last few places it was used from (D1 `last_used_from`, same writer).
+    pub last_used_from: Vec<crate::last_use::FromEntry>,
+    /// An administrator's reason for revoking it, shown to its owner (`revoked_reason` is then
+    /// `admin`).
+    pub revoked_message: Option<String>,
     /// Where leak reports found the token (or one of its rotated-away tokens): the newest
     /// [`MAX_LEAK_URLS`] distinct `http(s)` URLs, newest first (D1 `leak_reports`).
     pub leak_urls: Vec<String>,

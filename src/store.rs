@@ -123,6 +123,8 @@ pub struct RevocationNote {
     pub reason: &'static str,
     /// Where it was found (a leak report's URL).
     pub url: Option<String>,
+    /// What an administrator wrote (reason `admin`): shown to the token's owner.
+    pub message: Option<String>,
 }
 
 /// A hash a token had before a rotation (D1 `retired_token_hashes`).
@@ -156,9 +158,10 @@ pub trait Registry {
     async fn client(&self, id: &str) -> Result<Option<Client>, StoreError>;
 }
 
-/// Records that a token was used (a Durable Object per token).
+/// Records that a token was used: one coalesced report of an isolate's uses (a Durable Object
+/// per token, see [`crate::last_use`]).
 pub trait UsageRecorder {
-    async fn record_use(&self, token_id: &str, at: i64, uses: u32) -> Result<(), StoreError>;
+    async fn record_use(&self, rec: &crate::last_use::UseRecord) -> Result<(), StoreError>;
 }
 
 /// Fetches a JWKS document from the identity provider.
@@ -279,6 +282,10 @@ pub trait Backend:
     + RequestOrigin
     + crate::authz::store::ClientDirectory
     + crate::authz::store::MetadataFetcher
+    + DeliveryQueue
+    + UsageStore
+    + Inventory
+    + DeliveryLog
 {
 }
 impl<
@@ -294,7 +301,11 @@ impl<
             + WebhookStore
             + RequestOrigin
             + crate::authz::store::ClientDirectory
-            + crate::authz::store::MetadataFetcher,
+            + crate::authz::store::MetadataFetcher
+            + DeliveryQueue
+            + UsageStore
+            + Inventory
+            + DeliveryLog,
     > Backend for T
 {
 }
@@ -313,6 +324,8 @@ pub struct WebhookEndpoint {
     /// receivers can switch without dropping deliveries.
     pub previous_secret: Option<(crate::webhook::WebhookSecret, i64)>,
     pub created_at: i64,
+    /// Its delivery health: failing since, disabled (see [`crate::webhook::health`]).
+    pub health: crate::webhook::health::Health,
 }
 
 /// What the fan-out needs of an endpoint (cached per isolate): no URL, no secret.
@@ -353,4 +366,58 @@ pub trait WebhookSender {
         body: &str,
         timeout_secs: u32,
     ) -> Result<u16, StoreError>;
+}
+
+/// A token's usage per day and key (D1 `token_usage`).
+pub trait UsageStore {
+    /// The rows of token `id` on days `from_day` and later, any order.
+    async fn token_usage(
+        &self,
+        id: &str,
+        from_day: i64,
+    ) -> Result<Vec<crate::usage::book::UsageRow>, StoreError>;
+    /// Deletes every token's rows of days before `before_day` (the hourly scan; the objects
+    /// delete their own when they write).
+    async fn prune_usage(&self, before_day: i64) -> Result<(), StoreError>;
+}
+
+/// The administrators' view of reference tokens across users.
+pub trait Inventory {
+    /// One page of tokens matching `q`, in its order.
+    async fn inventory(
+        &self,
+        q: &crate::store_usage::InventoryQuery,
+    ) -> Result<Vec<TokenRecord>, StoreError>;
+    /// How many tokens match `q`'s filters, all pages together.
+    async fn inventory_count(
+        &self,
+        q: &crate::store_usage::InventoryQuery,
+    ) -> Result<u64, StoreError>;
+}
+
+/// The webhook delivery log and endpoint health (D1 `webhook_deliveries`, `webhook_endpoints`).
+pub trait DeliveryLog {
+    /// Records an attempt; returns its id.
+    async fn record_attempt(&self, a: &crate::store_usage::Attempt) -> Result<i64, StoreError>;
+    /// Endpoint `endpoint`'s attempts, newest first, with ids below `before` if given.
+    async fn attempts(
+        &self,
+        endpoint: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<crate::store_usage::Attempt>, StoreError>;
+    /// One attempt of endpoint `endpoint`.
+    async fn attempt(
+        &self,
+        endpoint: &str,
+        id: i64,
+    ) -> Result<Option<crate::store_usage::Attempt>, StoreError>;
+    /// Replaces endpoint `id`'s health. `NotFound` if there is no such endpoint.
+    async fn set_health(
+        &self,
+        id: &str,
+        h: &crate::webhook::health::Health,
+    ) -> Result<Write, StoreError>;
+    /// Deletes attempts recorded before `before` (the hourly scan).
+    async fn prune_attempts(&self, before: i64) -> Result<(), StoreError>;
 }

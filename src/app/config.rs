@@ -146,7 +146,15 @@ pub struct WebhookConfig {
     pub allow_http_localhost: bool,
     /// `WEBHOOK_TIMEOUT_SECONDS` (1 to 30): how long one delivery attempt may take.
     pub timeout_secs: u32,
+    /// `WEBHOOK_DISABLE_AFTER_SECONDS` (1 to 30 days): an endpoint failing every attempt this
+    /// long is disabled (see [`crate::webhook::health`]).
+    pub disable_after_secs: i64,
+    /// `WEBHOOK_DELIVERY_RETENTION_DAYS` (1 to 90): how long the delivery log keeps attempts.
+    pub retention_days: i64,
 }
+
+/// Default of [`WebhookConfig::retention_days`].
+pub const DEFAULT_DELIVERY_RETENTION_DAYS: i64 = 14;
 
 pub const DEFAULT_TIMEOUT_SECS: u32 = 10;
 pub const MAX_TIMEOUT_SECS: u32 = 30;
@@ -156,6 +164,8 @@ impl Default for WebhookConfig {
         WebhookConfig {
             allow_http_localhost: false,
             timeout_secs: DEFAULT_TIMEOUT_SECS,
+            disable_after_secs: crate::webhook::health::DEFAULT_DISABLE_AFTER_SECS,
+            retention_days: DEFAULT_DELIVERY_RETENTION_DAYS,
         }
     }
 }

@@ -20,12 +20,11 @@ pub struct Ctx<'a, B> {
 /// Work done after the response is sent (`wait_until`), never delaying it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Deferred {
-    /// Tell the token's Durable Object it was used.
-    RecordUse {
-        token_id: String,
-        at: i64,
-        uses: u32,
-    },
+    /// Tell the token's Durable Object of its uses (one coalesced report).
+    RecordUse(Box<crate::last_use::UseRecord>),
+    /// After `after_secs`, send the uses held in this isolate whose window of `window` seconds
+    /// has passed (see [`crate::usage::coalesce`]).
+    FlushUses { after_secs: u64, window: i64 },
     /// Rewrite a stale KV grant with what D1 said (fresh for [`Config::grant_cache_secs`]).
     CacheGrant { hash: TokenHash, grant: Box<Grant> },
     /// Delete grants from KV after `after_secs`, retrying a failed delete a few times. Revocation

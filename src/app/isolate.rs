@@ -51,7 +51,8 @@ pub struct IsolateState {
     blocked: RefCell<HashMap<(crate::store::Limit, String), i64>>,
     /// Sources (PAT id, generation) of exchanged JWTs known to be dead.
     dead_sources: RefCell<HashMap<(String, Option<i64>), i64>>,
-    last_use: RefCell<HashMap<String, UseWindow>>,
+    /// Uses held per token until their report (see [`crate::usage::coalesce`]).
+    usage: RefCell<crate::usage::coalesce::Coalescer>,
     /// (fetched at, last refresh attempt, keys)
     jwks: RefCell<Option<(i64, i64, Rc<Jwks>)>>,
     /// The gate's route table, read whole: (fetched at, last refresh attempt, routes).
@@ -68,11 +69,6 @@ pub struct IsolateState {
 
 /// The webhook fan-out's view of the endpoints (see [`super::webhooks`]).
 type Webhooks = Rc<Vec<crate::store::WebhookSubscription>>;
-
-struct UseWindow {
-    last_sent: i64,
-    pending: u32,
-}
 
 /// A registry cache lookup. `None` inside means D1 has no such record (also cached).
 #[derive(Debug, PartialEq)]
@@ -290,29 +286,28 @@ impl IsolateState {
         );
     }
 
-    /// Counts a use; returns `Some(uses)` when the isolate should tell the Durable Object now
-    /// (first use, or `window` seconds since the last report), carrying the uses since then.
-    pub fn note_use(&self, token_id: &str, now: i64, window: i64) -> Option<u32> {
-        let mut map = self.last_use.borrow_mut();
-        if let Some(w) = map.get_mut(token_id) {
-            w.pending = w.pending.saturating_add(1);
-            if now - w.last_sent >= window {
-                let uses = w.pending;
-                w.pending = 0;
-                w.last_sent = now;
-                return Some(uses);
-            }
-            return None;
-        }
-        bounded_insert(
-            &mut map,
-            token_id.to_owned(),
-            UseWindow {
-                last_sent: now,
-                pending: 0,
-            },
-        );
-        Some(1)
+    /// Notes a use of token `token_id` (see [`crate::usage::coalesce::Coalescer::note`]).
+    pub fn note_use(
+        &self,
+        token_id: &str,
+        key: &crate::usage::UseKey<'_>,
+        now: i64,
+        window: i64,
+        from: impl FnOnce() -> crate::last_use::UsedFrom,
+    ) -> crate::usage::coalesce::Noted {
+        self.usage
+            .borrow_mut()
+            .note(token_id, key, now, window, from)
+    }
+
+    /// Whether some held uses may be due (one comparison).
+    pub fn uses_due(&self, now: i64) -> bool {
+        self.usage.borrow().is_due(now)
+    }
+
+    /// The reports of every window held `window` seconds or more.
+    pub fn take_due_uses(&self, now: i64, window: i64) -> Vec<crate::usage::coalesce::Report> {
+        self.usage.borrow_mut().take_due(now, window)
     }
 
     /// Like the registry lookups: a stale JWKS is refreshed by the one request that finds it
@@ -391,16 +386,6 @@ impl IsolateState {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn note_use_coalesces_per_window() {
-        let s = IsolateState::default();
-        assert_eq!(s.note_use("t", 100, 30), Some(1));
-        assert_eq!(s.note_use("t", 101, 30), None);
-        assert_eq!(s.note_use("t", 129, 30), None);
-        assert_eq!(s.note_use("t", 130, 30), Some(3));
-        assert_eq!(s.note_use("u", 130, 30), Some(1));
-    }
 
     #[test]
     fn a_stale_table_is_refreshed_by_one_request_only_and_served_stale_for_a_bounded_time() {

@@ -94,6 +94,7 @@ enum Route<'p> {
     Pats,
     Pat(&'p str),
     RotatePat(&'p str),
+    PatUsage(&'p str),
     RotateSelf,
     Admin(&'p str),
 }
@@ -120,6 +121,7 @@ fn route<'p>(cfg: &Config, req: &'p Request) -> Option<Route<'p>> {
             match rest.split_once('/') {
                 None if !rest.is_empty() => Route::Pat(rest),
                 Some((id, "rotate")) if !id.is_empty() => Route::RotatePat(id),
+                Some((id, "usage")) if !id.is_empty() => Route::PatUsage(id),
                 _ => return None,
             }
         }
@@ -131,7 +133,7 @@ impl Route<'_> {
     /// method themselves.
     fn allow(self) -> &'static str {
         match self {
-            Route::Metadata | Route::Jwks => "GET",
+            Route::Metadata | Route::Jwks | Route::PatUsage(_) => "GET",
             Route::Token
             | Route::Register
             | Route::Introspect
@@ -172,10 +174,11 @@ async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome
         (Route::Pat(id), Get) => tokens::get_pat(ctx, req, id).await.map(Into::into),
         (Route::Pat(id), Delete) => tokens::revoke_pat(ctx, req, id).await,
         (Route::RotatePat(id), Post) => tokens::rotate_pat(ctx, req, id).await,
+        (Route::PatUsage(id), Get) => tokens::pat_usage(ctx, req, id).await.map(Into::into),
         (Route::RotateSelf, Post) => tokens::rotate_self(ctx, req).await,
         // The admin API (its own table: `/admin/clients`, `/admin/resources`, `/admin/routes`,
         // `/admin/webhooks`).
-        (Route::Admin(rest), _) => admin::handle(ctx, req, rest).await.map(Into::into),
+        (Route::Admin(rest), _) => admin::handle(ctx, req, rest).await,
         (route, _) => Err(Error::MethodNotAllowed(route.allow())),
     }
 }

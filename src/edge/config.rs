@@ -120,6 +120,26 @@ fn parse(env: &Env) -> Result<Config, String> {
                 n @ 1..=30 => n as u32,
                 _ => return Err("WEBHOOK_TIMEOUT_SECONDS must be 1 to 30".into()),
             },
+            disable_after_secs: match number(
+                env,
+                "WEBHOOK_DISABLE_AFTER_SECONDS",
+                crate::webhook::health::DEFAULT_DISABLE_AFTER_SECS,
+            )? {
+                n @ 1..=2_592_000 => n,
+                _ => {
+                    return Err(
+                        "WEBHOOK_DISABLE_AFTER_SECONDS must be 1 to 2592000 (30 days)".into(),
+                    )
+                }
+            },
+            retention_days: match number(
+                env,
+                "WEBHOOK_DELIVERY_RETENTION_DAYS",
+                app::DEFAULT_DELIVERY_RETENTION_DAYS,
+            )? {
+                n @ 1..=90 => n,
+                _ => return Err("WEBHOOK_DELIVERY_RETENTION_DAYS must be 1 to 90".into()),
+            },
         },
         clients,
     })

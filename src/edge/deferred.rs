@@ -2,7 +2,8 @@
 //! repairs, and the KV deletes and reuse markers of revocations and rotations, with retries.
 
 use super::backend::EdgeBackend;
-use super::isolate::warn;
+use super::isolate::{warn, ISOLATE};
+use super::js::now_secs;
 use crate::app::Deferred;
 use worker::Env;
 
@@ -10,9 +11,13 @@ pub(super) async fn run_deferred(env: Env, work: Vec<Deferred>) {
     let backend = EdgeBackend::new(&env);
     for d in work {
         let result = match &d {
-            Deferred::RecordUse { token_id, at, uses } => {
+            Deferred::RecordUse(rec) => {
                 use crate::store::UsageRecorder;
-                backend.record_use(token_id, *at, *uses).await
+                backend.record_use(rec).await
+            }
+            Deferred::FlushUses { after_secs, window } => {
+                sleep_secs(*after_secs).await;
+                flush_uses(&backend, *window).await
             }
             Deferred::CacheGrant { hash, grant } => {
                 use crate::store::GrantCache;
@@ -34,6 +39,20 @@ pub(super) async fn run_deferred(env: Env, work: Vec<Deferred>) {
             warn(format!("deferred work failed: {}", e.0));
         }
     }
+}
+
+/// Sends the uses this isolate holds whose window has passed (the timer of the first use held in
+/// a window; the next use of any token does the same if this never runs).
+async fn flush_uses(backend: &EdgeBackend, window: i64) -> Result<(), crate::store::StoreError> {
+    use crate::store::UsageRecorder;
+    let due = ISOLATE.with(|i| i.take_due_uses(now_secs(), window));
+    let mut last = Ok(());
+    for r in due {
+        if let Err(e) = backend.record_use(&r.into_record()).await {
+            last = Err(e);
+        }
+    }
+    last
 }
 
 async fn sleep_secs(secs: u64) {

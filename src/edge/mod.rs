@@ -94,9 +94,11 @@ pub fn handle(
 }
 
 /// The Cron Trigger entry point (wrangler.toml `[triggers]`), called by the shim's `scheduled`: the
-/// expiry scan ([`app::tokens::expiry_scan`]), then the clean-up of unused dynamic client
-/// registrations ([`app::clients::expire_unused`]; its failure is logged and does not fail the
-/// run). Its events are written as log lines like a request's.
+/// expiry scan ([`app::tokens::expiry_scan`]), the clean-up of unused dynamic client
+/// registrations ([`app::clients::expire_unused`]), then the usage rows past retention
+/// ([`app::tokens::prune_usage`]) and the webhook delivery log's
+/// ([`app::webhooks::prune_deliveries`]); a failure of one clean-up is logged and does not stop
+/// the others. Its events are written as log lines like a request's.
 #[wasm_bindgen]
 pub fn scheduled(env: Env) -> js_sys::Promise {
     wasm_bindgen_futures::future_to_promise(async move {
@@ -122,6 +124,15 @@ pub fn scheduled(env: Env) -> js_sys::Promise {
         // Notices whose deliveries were not queued are released for the next scan.
         app::tokens::release_unqueued_notices(&actx, &events, &out.not_queued).await;
         write_events(&isolate.take_events());
+        if let Err(e) = app::tokens::prune_usage(&actx).await {
+            warn(format!("usage pruning failed (next hour again): {e:?}"));
+        }
+        if let Err(e) = app::webhooks::prune_deliveries(&cfg, &backend, actx.now).await {
+            warn(format!(
+                "delivery log pruning failed (next hour again): {}",
+                e.0
+            ));
+        }
         match result {
             Ok(n) => Ok(JsValue::from_f64(n as f64)),
             Err(e) => {

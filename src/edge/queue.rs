@@ -209,7 +209,29 @@ fn message_parts(m: &QueueMessage) -> Result<(String, u32), JsValue> {
 async fn deliver_one(env: &Env, cfg: &app::Config, m: &QueueMessage) -> Result<(), JsValue> {
     let (body, attempt) = message_parts(m)?;
     let backend = EdgeBackend::new(env);
-    let (verdict, log) = app::webhooks::deliver(cfg, &backend, &body, attempt, now_secs()).await;
+    let mut jitter = [0u8; 4];
+    // Without randomness the retry comes at the schedule's own time (no spread).
+    let jitter = match getrandom::fill(&mut jitter) {
+        Ok(()) => u32::from_le_bytes(jitter),
+        Err(_) => 1 << 31,
+    };
+    let millis = js_sys::Date::now;
+    let sending = app::webhooks::Sending {
+        millis: &millis,
+        jitter,
+    };
+    let done = app::webhooks::deliver(cfg, &backend, &body, attempt, now_secs(), &sending).await;
+    for w in &done.warnings {
+        super::isolate::warn(w.clone());
+    }
+    if let Some(e) = done.disabled {
+        // Fan-outs of this isolate stop queueing for it at once; others within their cache time.
+        ISOLATE.with(|i| i.forget_webhooks());
+        let events = [e];
+        write_events(&events);
+        fan_out_now(env, cfg, &events).await;
+    }
+    let (verdict, log) = (done.verdict, done.log);
     if log.event == "webhook.delivered" {
         worker::console_log!("{}", log.line());
     } else {

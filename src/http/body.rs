@@ -78,6 +78,11 @@ impl Form {
             .filter(|v| !v.is_empty())
     }
 
+    /// Every parameter's name, in order (to refuse unknown ones).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_str())
+    }
+
     pub fn require(&self, name: &str) -> Result<&str, Error> {
         self.get(name)
             .ok_or_else(|| Error::InvalidRequest(format!("missing parameter {name}")))

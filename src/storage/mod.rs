@@ -13,6 +13,8 @@
 //!   `api_resources`, `clients`, `gate_routes`) and their mapping to the core's records; unknown
 //!   enum values and malformed hashes are errors, never a default.
 //! - [`webhooks`]: D1 `webhook_endpoints` (secrets stored as is: HMAC signing needs them).
+//! - [`deliveries`]: D1 `webhook_deliveries` (the delivery log) and `token_usage` rows.
+//! - [`inventory`]: the SQL of the administrators' token inventory.
 //! - [`authz_rows`]: the authorization server's D1 rows (client profiles, consent requests,
 //!   codes, grants, refresh tokens, remembered approvals) and the conditional statements its
 //!   storage contracts rest on.
@@ -23,6 +25,8 @@
 
 pub mod authz_rows;
 pub mod client_rows;
+pub mod deliveries;
+pub mod inventory;
 pub mod kv;
 pub mod rows;
 pub mod webhooks;

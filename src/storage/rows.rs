@@ -43,6 +43,9 @@ pub struct TokenRow {
     pub last_reuse_colo: Option<String>,
     pub last_reuse_country: Option<String>,
     pub last_reuse_rotated_at: Option<i64>,
+    pub daily_uses: Option<String>,
+    pub last_used_from: Option<String>,
+    pub revoked_message: Option<String>,
     /// [`LEAK_URLS_COLUMN`]: a JSON array of `[url, reported_at, rowid]` (the rowid orders
     /// reports of the same second: a URL first reported later is newer).
     pub leak_urls: Option<String>,
@@ -93,6 +96,11 @@ impl TokenRow {
             allow_self_rotation: self.allow_self_rotation != 0,
             revoke_on_reuse: self.revoke_on_reuse != 0,
             reuse,
+            daily_uses: crate::usage::summary::DailyUses::parse(self.daily_uses.as_deref())
+                .map_err(|_| err("unreadable tokens.daily_uses in D1"))?,
+            last_used_from: crate::usage::summary::parse_from(self.last_used_from.as_deref())
+                .map_err(|_| err("unreadable tokens.last_used_from in D1"))?,
+            revoked_message: self.revoked_message,
             leak_urls,
         })
     }
@@ -122,7 +130,7 @@ pub const TOKEN_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name,
     created_at, expires_at, revoked_at, last_used_at, use_count, generation, client_uid, \
     scope_owners, revoked_reason, revoked_url, allow_self_rotation, revoke_on_reuse, \
     reuse_count, first_reuse_at, last_reuse_at, last_reuse_ip, last_reuse_colo, \
-    last_reuse_country, last_reuse_rotated_at";
+    last_reuse_country, last_reuse_rotated_at, daily_uses, last_used_from, revoked_message";
 
 /// Selected with [`TOKEN_COLUMNS`] from `tokens` (`SELECT {TOKEN_COLUMNS}, {LEAK_URLS_COLUMN}
 /// FROM tokens ...`): the token's leak report URLs (D1 `leak_reports`, at most
@@ -312,6 +320,10 @@ mod tests {
             json!("AMS"),
             json!("NL"),
             json!(250),
+            // daily_uses, last_used_from (the LastUsed object's), revoked_message
+            json!(r#"{"days":[[20000,3]]}"#),
+            json!(r#"[{"via":"gate","name":"demo","ip":"203.0.113.7","first_at":1,"last_at":2}]"#),
+            json!("rotate your CI keys"),
         ]
     }
 
@@ -345,6 +357,19 @@ mod tests {
         let reuse = rec.reuse.as_ref().unwrap();
         assert_eq!((reuse.count, reuse.first_at, reuse.last_at), (2, 300, 400));
         assert_eq!(reuse.last_rotated_at, Some(250));
+        assert_eq!(rec.daily_uses.days, [(20_000, 3)]);
+        assert_eq!(rec.last_used_from.len(), 1);
+        assert_eq!(rec.last_used_from[0].ip.as_deref(), Some("203.0.113.7"));
+        assert_eq!(rec.revoked_message.as_deref(), Some("rotate your CI keys"));
+        // never used (the object never wrote): empty usage
+        let mut values = token_values("pat");
+        values[26] = Value::Null;
+        values[27] = Value::Null;
+        let unused = serde_json::from_value::<TokenRow>(row(TOKEN_COLUMNS, &values))
+            .unwrap()
+            .into_record()
+            .unwrap();
+        assert!(unused.daily_uses.days.is_empty() && unused.last_used_from.is_empty());
         let mut values = token_values("pat");
         values[19] = json!(0);
         let none = row(TOKEN_COLUMNS, &values);
@@ -407,6 +432,17 @@ mod tests {
             .unwrap()
             .into_record()
             .is_err());
+        // Unreadable usage columns are errors, like every other column.
+        for (i, junk) in [(26, "[1,2]"), (27, "{}")] {
+            let mut values = token_values("pat");
+            values[i] = json!(junk);
+            assert!(
+                serde_json::from_value::<TokenRow>(row(TOKEN_COLUMNS, &values))
+                    .unwrap()
+                    .into_record()
+                    .is_err()
+            );
+        }
         // A missing column (an old schema) does not deserialize.
         let mut missing = row(TOKEN_COLUMNS, &token_values("pat"));
         missing.as_object_mut().unwrap().remove("generation");

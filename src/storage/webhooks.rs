@@ -10,8 +10,8 @@ use crate::webhook::WebhookSecret;
 use serde::Deserialize;
 
 /// The columns the runtime selects, in the order of [`WebhookRow`].
-pub const WEBHOOK_COLUMNS: &str =
-    "id, url, event_types, secret, previous_secret, previous_secret_until, created_at";
+pub const WEBHOOK_COLUMNS: &str = "id, url, event_types, secret, previous_secret, \
+    previous_secret_until, created_at, failing_since, disabled_at, disabled_reason";
 
 /// A row of D1 `webhook_endpoints`.
 #[derive(Deserialize)]
@@ -24,6 +24,9 @@ pub struct WebhookRow {
     pub previous_secret: Option<String>,
     pub previous_secret_until: Option<i64>,
     pub created_at: i64,
+    pub failing_since: Option<i64>,
+    pub disabled_at: Option<i64>,
+    pub disabled_reason: Option<String>,
 }
 
 impl WebhookRow {
@@ -56,6 +59,11 @@ impl WebhookRow {
             id: self.id,
             url: self.url,
             created_at: self.created_at,
+            health: crate::webhook::health::Health {
+                failing_since: self.failing_since,
+                disabled_at: self.disabled_at,
+                disabled_reason: self.disabled_reason,
+            },
         })
     }
 }
@@ -93,6 +101,9 @@ mod tests {
             json!(SECRET),
             json!(99),
             json!(5),
+            json!(40),
+            json!(60),
+            json!("failing"),
         ]);
         let w = serde_json::from_value::<WebhookRow>(v)
             .unwrap()
@@ -103,6 +114,9 @@ mod tests {
         assert_eq!(w.secret.expose_secret(), SECRET);
         assert_eq!(w.previous_secret.as_ref().map(|p| p.1), Some(99));
         assert_eq!(w.created_at, 5);
+        assert_eq!(w.health.failing_since, Some(40));
+        assert_eq!(w.health.disabled_at, Some(60));
+        assert_eq!(w.health.disabled_reason.as_deref(), Some("failing"));
         let no_previous = row(&[
             json!("wh_1"),
             json!("https://h.example/"),
@@ -111,12 +125,16 @@ mod tests {
             Value::Null,
             Value::Null,
             json!(5),
+            Value::Null,
+            Value::Null,
+            Value::Null,
         ]);
         let w = serde_json::from_value::<WebhookRow>(no_previous)
             .unwrap()
             .into_model()
             .unwrap();
         assert_eq!(w.previous_secret, None);
+        assert!(!w.health.is_disabled());
     }
 
     #[test]
@@ -130,6 +148,9 @@ mod tests {
                 Value::Null,
                 Value::Null,
                 json!(5),
+                Value::Null,
+                Value::Null,
+                Value::Null,
             ]))
             .unwrap()
             .into_model()

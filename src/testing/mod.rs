@@ -4,11 +4,13 @@
 //! The backend and its fault injection and hooks are here; the trait implementations by storage:
 //! [`tokens`] (grants, token records, last use), [`registry`] (resources, clients, admin writes,
 //! routes, rate limits, expiry notices), [`clients`] (clients one by one with their profiles,
-//! metadata documents), [`webhooks`].
+//! metadata documents), [`webhooks`], [`usage`] (the `LastUsed` objects, usage rows, the
+//! inventory, the webhook delivery log).
 
 mod clients;
 mod registry;
 mod tokens;
+mod usage;
 mod webhooks;
 
 use crate::gate::route::GateRoute;
@@ -62,6 +64,12 @@ pub enum Step {
     ClientRegister,
     /// The D1 write of a dynamic client's last use.
     ClientTouch,
+    /// A usage report to a token's Durable Object.
+    UseRecord,
+    /// The insert of a webhook delivery attempt.
+    AttemptRecord,
+    /// The update of a webhook endpoint's health.
+    HealthWrite,
 }
 
 /// Every writing step, for tests that inject a fault into each in turn.
@@ -77,13 +85,28 @@ pub const WRITE_STEPS: [Step; 9] = [
     Step::NoticeRelease,
 ];
 
+/// One token's `LastUsed` object: its state and day buckets.
+#[derive(Debug, Default, Clone)]
+pub struct UsageObject {
+    pub state: crate::last_use::UseState,
+    pub days: std::collections::BTreeMap<i64, crate::last_use::DayBucket>,
+}
+
 #[derive(Default)]
 pub struct MemoryBackend {
     pub kv: RefCell<HashMap<TokenHash, Grant>>,
     pub tokens: RefCell<Vec<TokenRecord>>,
     pub resources: RefCell<Vec<ApiResource>>,
     pub clients: RefCell<Vec<Client>>,
-    pub uses: RefCell<Vec<(String, i64, u32)>>,
+    /// Usage reports received (one per Durable Object call), in order.
+    pub uses: RefCell<Vec<crate::last_use::UseRecord>>,
+    /// The `LastUsed` objects (state and day buckets) and D1 `token_usage` rows (see `usage`).
+    pub objects: RefCell<HashMap<String, UsageObject>>,
+    pub usage_rows: RefCell<Vec<(String, crate::usage::book::UsageRow)>>,
+    /// The objects' clock (`None`: a record's own `at`).
+    pub object_now: Cell<Option<i64>>,
+    /// The webhook delivery log (D1 `webhook_deliveries`).
+    pub attempts: RefCell<Vec<crate::store_usage::Attempt>>,
     /// The document every outbound key fetch (JWKS, secret scanning keys) gets; `None`: the
     /// fetch fails (a network error or a timeout). Fetches are counted.
     pub jwks: RefCell<Option<String>>,
@@ -187,6 +210,9 @@ pub fn pat_record(id: &str, subject: &str, hash: TokenHash, now: i64) -> TokenRe
         revoke_on_reuse: false,
         reuse: None,
         leak_urls: Vec::new(),
+        daily_uses: crate::usage::summary::DailyUses::default(),
+        last_used_from: Vec::new(),
+        revoked_message: None,
     }
 }
 

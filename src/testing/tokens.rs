@@ -3,9 +3,7 @@
 
 use super::{MemoryBackend, Step};
 use crate::model::{Grant, TokenRecord};
-use crate::store::{
-    Cursor, GrantCache, Retired, RevocationNote, Revoked, StoreError, TokenStore, UsageRecorder,
-};
+use crate::store::{Cursor, GrantCache, Retired, RevocationNote, Revoked, StoreError, TokenStore};
 use crate::token::TokenHash;
 
 impl GrantCache for MemoryBackend {
@@ -137,6 +135,7 @@ impl TokenStore for MemoryBackend {
                 if let Some(why) = why {
                     t.revoked_reason = Some(why.reason.to_owned());
                     t.revoked_url.clone_from(&why.url);
+                    t.revoked_message.clone_from(&why.message);
                 }
             }
             Some(Revoked {
@@ -274,14 +273,6 @@ impl TokenStore for MemoryBackend {
         self.write(Step::TokenDelete, || {
             self.tokens.borrow_mut().retain(|t| t.id != id);
         })
-    }
-}
-
-impl UsageRecorder for MemoryBackend {
-    async fn record_use(&self, token_id: &str, at: i64, uses: u32) -> Result<(), StoreError> {
-        self.bump(|c| c.do_call += 1);
-        self.uses.borrow_mut().push((token_id.to_owned(), at, uses));
-        Ok(())
     }
 }
 

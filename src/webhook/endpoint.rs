@@ -3,7 +3,7 @@
 
 /// Event types an endpoint can subscribe to: every security event (`pat.reuse_detected` comes
 /// with reuse detection), plus `*` (all). `webhook.*` delivery outcomes are log lines only.
-pub const EVENT_TYPES: [&str; 15] = [
+pub const EVENT_TYPES: [&str; 16] = [
     "pat.created",
     "pat.rotated",
     "pat.revoked",
@@ -19,6 +19,7 @@ pub const EVENT_TYPES: [&str; 15] = [
     "client_auth.failed",
     "rate_limited",
     "warning",
+    "webhook_endpoint.disabled",
 ];
 
 /// Most event types one endpoint lists.

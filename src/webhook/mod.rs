@@ -11,9 +11,11 @@
 //!
 //! By idea: [`signing`] (secrets and signatures), [`mod@payload`] (the queue message, payloads, the
 //! retry schedule), [`sampling`] (event types anyone can cause, delivered as summaries),
-//! [`endpoint`] (validation of what operators register).
+//! [`endpoint`] (validation of what operators register), [`health`] (retries with jitter, the run
+//! of failures that disables an endpoint, the test ping).
 
 pub mod endpoint;
+pub mod health;
 pub mod payload;
 pub mod sampling;
 pub mod signing;

@@ -23,6 +23,10 @@ pub struct Delivery {
     pub event_type: String,
     /// The exact bytes to POST (and sign).
     pub payload: String,
+    /// Sent again by an operator (`POST /admin/webhooks/{id}/deliveries/{n}/redeliver`): the
+    /// delivery log marks its attempts so. Absent in messages of older versions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redelivery: bool,
 }
 
 /// Cloudflare Queues limits (1 KB = 1000 bytes, and up to about 100 bytes of each message's
@@ -218,6 +222,7 @@ mod tests {
             msg_id: "msg_x".into(),
             event_type: "pat.created".into(),
             payload: "{}".into(),
+            redelivery: false,
         };
         let s = serde_json::to_string(&d).expect("json");
         assert_eq!(

@@ -141,7 +141,7 @@ export function assertError(r, status, error, what = "") {
 export const PAT_VIEW_KEYS = [
   "created_at", "expires_at", "id", "last_used_at", "name", "revoked_at", "scopes", "status", "use_count",
   "revoked_reason", "revoked_source_url", "leak_urls", "days_left", "expiring_soon", "allow_self_rotation",
-  "revoke_on_reuse", "reuse_count", "first_reuse_at", "last_reuse",
+  "revoke_on_reuse", "reuse_count", "first_reuse_at", "last_reuse", "revoked_message", "usage", "last_used_from",
 ].sort();
 
 export const RFC3339_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;

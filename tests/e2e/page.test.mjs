@@ -103,7 +103,9 @@ async function listRows(page) {
     rows.map((r) => ({
       id: r.getAttribute("data-token-id"),
       name: r.querySelector(".name").textContent,
-      lastUsed: r.querySelector(".last-used").textContent,
+      // the last use (or "Never used"), without the hint under it
+      lastUsed: (r.querySelector(".last-used time") ?? r.querySelector(".last-used span.muted")).textContent,
+      hint: r.querySelector(".last-used .use-hint")?.textContent ?? null,
       lastUsedTitle: r.querySelector(".last-used time")?.getAttribute("title") ?? null,
       status: r.querySelector(".badge").textContent,
     })),
@@ -180,6 +182,7 @@ test("the whole life of a token in the browser (dev sign-in, JavaScript on)", { 
   });
   assert.ok(used, "the last use appears");
   assert.match(used.lastUsed, /^(just now|\d+ (minute|hour|day)s? ago)$/);
+  assert.equal(used.hint, "Used today");
   assert.match(used.lastUsedTitle, /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$/, "exact time on hover");
 
   // Regenerate: confirm, new token once; the old one stops working.

@@ -72,6 +72,7 @@ test("the token is shown once: never in GET or the list, nor its hash", async ()
     expires_at: pat.expires_at, last_used_at: null, use_count: 0, status: "active", revoked_at: null,
     revoked_reason: null, revoked_source_url: null, leak_urls: [], days_left: 30, expiring_soon: false, allow_self_rotation: false,
     revoke_on_reuse: false, reuse_count: 0, first_reuse_at: null, last_reuse: null,
+    revoked_message: null, usage: { today: 0, last_7_days: 0, last_30_days: 0, last_90_days: 0 }, last_used_from: [],
   });
   const list = await userCall(srv.url, "once", "GET", "/api/pats");
   assert.equal(list.status, 200);

@@ -102,7 +102,7 @@ test("deliveries are signed, filtered per endpoint, and retried after a failure"
   assert.deepEqual(list.json.webhooks.map((w) => w.id).sort(), [all.id, flaky.id, lifecycle.id].sort());
   const one = await admin("GET", `/admin/webhooks/${all.id}`);
   assert.equal(one.status, 200);
-  assert.deepEqual(Object.keys(one.json).sort(), ["created_at", "event_types", "id", "url"]);
+  assert.deepEqual(Object.keys(one.json).sort(), ["created_at", "enabled", "event_types", "id", "url"]);
   for (const r of [list, one]) for (const s of [all, flaky, lifecycle]) assert.ok(!r.text.includes(s.secret.slice(6)), r.text);
 
   const pat = await createPat(srv.url, "hooked", ["demo_api:read"]);

@@ -1,20 +1,23 @@
 //! The admin API (`/admin/*`): the operator's API for clients ([`clients`]) and API resources
-//! ([`registry`]),
-//! gate routes ([`routes`]) and webhook endpoints ([`webhooks`]). Authenticated with the
+//! ([`registry`]), gate routes ([`routes`]), webhook endpoints ([`webhooks`]) and their deliveries
+//! ([`deliveries`]), and the inventory of tokens across users ([`pats`]: filters, usage, revoke
+//! with a reason). Authenticated with the
 //! `ADMIN_TOKEN` secret (`Authorization: Bearer`, constant-time compare); without that secret the
 //! admin API does not exist (404). Every write is logged as one `admin.change` event. All changes
 //! go to D1; this isolate forgets its cached copies at once. It may use the shared pieces of
 //! `app/`, the OAuth server's face (to forget the cached metadata, which lists scopes and clients),
-//! the webhooks' face (the limit on endpoints), storage traits and the pure layer; only the router
-//! uses it.
+//! the webhooks' face (the limit on endpoints), the tokens' face (the one status, the one
+//! revocation path, usage), storage traits and the pure layer; only the router uses it.
 
 mod checks;
 mod clients;
+mod deliveries;
+mod pats;
 mod registry;
 mod routes;
 mod webhooks;
 
-use crate::app::ctx::Ctx;
+use crate::app::ctx::{Ctx, Outcome};
 use crate::app::server;
 use crate::error::Error;
 use crate::events::Event;
@@ -48,11 +51,11 @@ pub async fn handle<B: Backend>(
     ctx: &Ctx<'_, B>,
     req: &Request,
     rest: &str,
-) -> Result<Response, Error> {
+) -> Result<Outcome, Error> {
     let result = dispatch(ctx, req, rest).await;
     if req.method != Method::Get {
         let (status, outcome) = match &result {
-            Ok(r) => (r.status, "ok"),
+            Ok(r) => (r.response.status, "ok"),
             Err(e) => (e.status(), e.code()),
         };
         ctx.isolate.emit(Event::AdminChange {
@@ -75,9 +78,21 @@ async fn dispatch<B: Backend>(
     ctx: &Ctx<'_, B>,
     req: &Request,
     rest: &str,
-) -> Result<Response, Error> {
+) -> Result<Outcome, Error> {
     authorize(ctx, req)?;
-    let result = route(ctx, req, rest).await;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let result = match parts.as_slice() {
+        // The token inventory answers with work after the response (a revocation's KV deletes).
+        ["pats", more @ ..] => pats::handle(ctx, req, more).await,
+        // One endpoint's deliveries, its test ping, enabling it again.
+        ["webhooks", id, more @ ..]
+            if matches!(more.first(), Some(&("deliveries" | "ping" | "enable"))) =>
+        {
+            let w = ctx.backend.webhook(id).await?.ok_or(Error::NotFound)?;
+            deliveries::handle(ctx, req, &w, more).await.map(Into::into)
+        }
+        _ => route(ctx, req, &parts).await.map(Into::into),
+    };
     if req.method != Method::Get {
         // Scopes, clients and their state are in the discovery document.
         server::forget_metadata();
@@ -86,9 +101,12 @@ async fn dispatch<B: Backend>(
 }
 
 /// The table of `/admin/*`: (path segments, method) to the handler.
-async fn route<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, rest: &str) -> Result<Response, Error> {
-    let parts: Vec<&str> = rest.split('/').collect();
-    match (parts.as_slice(), req.method) {
+async fn route<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    req: &Request,
+    parts: &[&str],
+) -> Result<Response, Error> {
+    match (parts, req.method) {
         (["routes", ..], _) => routes::handle(ctx, req, &parts[1..]).await,
         (["webhooks", ..], _) => webhooks::handle(ctx, req, &parts[1..]).await,
         (["clients"], Method::Get) => clients::list(ctx).await,

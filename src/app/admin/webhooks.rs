@@ -41,22 +41,35 @@ pub(super) fn parse_bodies(body: &[u8]) {
 
 /// What reads show of an endpoint: never its secret.
 #[derive(Serialize)]
-struct View<'a> {
+pub(super) struct View<'a> {
     id: &'a str,
     url: &'a str,
     event_types: &'a [String],
     created_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     previous_secret_valid_until: Option<i64>,
+    /// Delivered to (false: disabled after a run of failures, until enabled again).
+    enabled: bool,
+    /// Since when every attempt failed (absent: the last attempt succeeded, or none failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failing_since: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disabled_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disabled_reason: Option<&'a str>,
 }
 
-fn view(w: &WebhookEndpoint) -> View<'_> {
+pub(super) fn view(w: &WebhookEndpoint) -> View<'_> {
     View {
         id: &w.id,
         url: &w.url,
         event_types: &w.event_types,
         created_at: w.created_at,
         previous_secret_valid_until: w.previous_secret.as_ref().map(|p| p.1),
+        enabled: !w.health.is_disabled(),
+        failing_since: w.health.failing_since,
+        disabled_at: w.health.disabled_at,
+        disabled_reason: w.health.disabled_reason.as_deref(),
     }
 }
 
@@ -114,6 +127,7 @@ async fn create<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response,
         secret,
         previous_secret: None,
         created_at: ctx.now,
+        health: crate::webhook::health::Health::default(),
     };
     written(ctx.backend.create_webhook(&w).await?)?;
     ctx.isolate.forget_webhooks();

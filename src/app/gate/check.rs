@@ -14,6 +14,7 @@ use crate::gate::route::{GateRoute, MethodRule};
 use crate::http::Response;
 use crate::store::{Backend, Limit};
 use crate::token::random_id;
+use crate::usage::{Outcome as UseOutcome, UseKey, Via};
 
 /// Lifetime of an `X-Patgate-Assertion`.
 pub const ASSERTION_LIFETIME_SECS: i64 = 60;
@@ -69,7 +70,9 @@ pub(super) async fn check<B: Backend>(
             return Ok(GateAnswer::Respond(resp.into()));
         }
     };
-    let decided = tokens::decide(ctx, &resource, token).await?;
+    let mut decided = tokens::decide(ctx, &resource, token).await?;
+    let used = decided.used.take();
+    let count = |outcome, deferred: &mut _| counted(ctx, used.as_deref(), &r.id, outcome, deferred);
     let respond = |resp: Response, deferred: Vec<Deferred>| {
         GateAnswer::Respond(Outcome {
             response: resp,
@@ -77,6 +80,7 @@ pub(super) async fn check<B: Backend>(
         })
     };
     let Decision::Active(active) = decided.decision else {
+        count(UseOutcome::NoScope, &mut decided.deferred);
         if let Err(limited) = failed_authentication(ctx, req).await {
             return Ok(respond(finish(limited.into_response()), decided.deferred));
         }
@@ -96,6 +100,7 @@ pub(super) async fn check<B: Backend>(
                 )
                 .with_header("allow", allow),
             );
+            count(UseOutcome::MethodNotAllowed, &mut decided.deferred);
             return Ok(respond(resp, decided.deferred));
         }
     };
@@ -108,8 +113,10 @@ pub(super) async fn check<B: Backend>(
             &format!(", error=\"insufficient_scope\", scope=\"{scope}\""),
             &metadata_url,
         );
+        count(UseOutcome::InsufficientScope, &mut decided.deferred);
         return Ok(respond(resp, decided.deferred));
     }
+    count(UseOutcome::Active, &mut decided.deferred);
 
     Ok(GateAnswer::Forward(identity(
         ctx,
@@ -119,6 +126,24 @@ pub(super) async fn check<B: Backend>(
         &active,
         decided.deferred,
     )?))
+}
+
+/// Counts this use of live token `used` against route `route`, with what the gate answered.
+fn counted<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    used: Option<&str>,
+    route: &str,
+    outcome: UseOutcome,
+    deferred: &mut Vec<Deferred>,
+) {
+    if let Some(id) = used {
+        let key = UseKey {
+            via: Via::Gate,
+            name: route,
+            outcome,
+        };
+        tokens::note_use(ctx, id, &key, deferred);
+    }
 }
 
 /// A request refused for its token (missing, garbage, unknown, revoked, expired): counted per IP

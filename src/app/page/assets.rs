@@ -30,7 +30,7 @@ a{color:var(--accent)}
 table{width:100%;border-collapse:collapse;font-size:.9375rem}
 th,td{text-align:left;vertical-align:top;padding:.625rem .5rem;border-bottom:1px solid var(--border)}
 th{font-size:.8125rem;color:var(--muted);font-weight:600;white-space:nowrap}
-td time{white-space:nowrap}
+td time,td.place{white-space:nowrap}
 .buttons{display:flex;flex-wrap:wrap;gap:1rem;align-items:center;margin-top:1rem}
 td.actions{white-space:nowrap}
 td.actions a{display:block;margin:0 0 .25rem}
@@ -63,6 +63,21 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}
 dt{color:var(--muted)}
 dd{margin:0}
 .pager{display:flex;gap:1rem;margin:1rem 0}
+.usage-link{font-size:.875rem}
+.usage{margin:1rem 0;max-width:40rem}
+.usage figcaption{margin:0 0 .5rem}
+.usage svg{display:block;width:100%;height:auto;overflow:visible}
+.usage .axis{stroke:var(--border);stroke-width:1}
+.usage .b{fill:var(--accent)}
+.usage .hit{fill:transparent}
+.usage .day:hover .b,.usage .day:focus .b{fill:#0550ae}
+.usage .day:focus{outline:none}
+.usage .day:focus .hit{stroke:var(--accent);stroke-width:.75}
+.usage .v{font-size:6px;fill:var(--fg);text-anchor:middle;opacity:0}
+.usage .day:hover .v,.usage .day:focus .v{opacity:1}
+.axis-labels{display:flex;justify-content:space-between;color:var(--muted);font-size:.8125rem}
+.usage details{margin:.5rem 0}
+.usage table{width:auto}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 @media (max-width:640px){
  input[type=text]{width:100%}
@@ -72,6 +87,7 @@ dd{margin:0}
  td{border:0;padding:.25rem 0}
  td[data-label]::before{content:attr(data-label) ": ";color:var(--muted);font-size:.8125rem}
  td.actions a{display:inline;margin:0 .75rem 0 0}
+ .usage .v{font-size:11px}
 }
 "#;
 

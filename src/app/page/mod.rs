@@ -11,6 +11,7 @@
 //! | `GET, POST /tokens/new` | the "Generate new token" form; the POST answers with the token, once |
 //! | `GET, POST /tokens/{id}/regenerate` | confirm, then rotate (the new token shown once) |
 //! | `GET, POST /tokens/{id}/revoke` | confirm, then revoke (303 to `/tokens`) |
+//! | `GET /tokens/{id}/usage` | the token's uses per day (a chart), totals, where it was used from |
 //! | `GET, POST /tokens/sign-in`, `POST /tokens/sign-out` | local dev sign-in (`DEV_SIGN_IN`) |
 //! | `GET /favicon.ico` | the icon |
 //!
@@ -33,6 +34,7 @@ mod pats;
 mod replay;
 mod respond;
 mod session;
+mod usage;
 mod views;
 
 use crate::app::config::Config;
@@ -99,6 +101,7 @@ enum Route<'p> {
     SignOut,
     Revoke(&'p str),
     Regenerate(&'p str),
+    Usage(&'p str),
 }
 
 fn route(path: &str) -> Option<(Route<'_>, &'static str)> {
@@ -118,6 +121,7 @@ fn route(path: &str) -> Option<(Route<'_>, &'static str)> {
             match action {
                 "revoke" => (Route::Revoke(id), "GET, POST"),
                 "regenerate" => (Route::Regenerate(id), "GET, POST"),
+                "usage" => (Route::Usage(id), "GET"),
                 _ => return None,
             }
         }
@@ -158,6 +162,7 @@ async fn serve<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, F
         Route::Revoke(id) => pats::revoke(ctx, req, &key, &who, id).await,
         Route::Regenerate(id) if get => pats::confirm_regenerate(ctx, &key, &who, id).await,
         Route::Regenerate(id) => pats::regenerate(ctx, req, &key, &who, id).await,
+        Route::Usage(id) => usage::page(ctx, &key, &who, id).await,
         Route::Root | Route::Icon | Route::SignIn => Err(Error::NotFound.into()),
     }
 }

@@ -1443,3 +1443,141 @@ fn a_revocation_landing_during_the_repair_is_not_undone() {
         "the revoked token's grant is gone again"
     );
 }
+
+/// The list's hints and link, and a token's usage page: the chart of its last 30 days (numbers
+/// as text too), totals, where it was used from, an administrator's reason; only for the owner.
+#[test]
+#[allow(clippy::too_many_lines)]
+fn usage_page_shows_the_chart_totals_and_places_to_the_owner_only() {
+    use crate::last_use::FromEntry;
+    use crate::usage::{day_of, summary::DailyUses};
+    let h = h();
+    let cookie = h.sign_in("alice");
+    let bob = h.sign_in("bob");
+    h.create(&cookie, "name=ci&expiration=30&scope=demo_api%3Aread");
+    h.create(&cookie, "name=old&expiration=30&scope=demo_api%3Aread");
+    let today = day_of(NOW);
+    let (used, old) = {
+        let mut tokens = h.backend.tokens.borrow_mut();
+        let t = tokens
+            .iter_mut()
+            .find(|t| t.name.as_deref() == Some("ci"))
+            .expect("ci");
+        t.daily_uses = DailyUses {
+            days: vec![(today - 40, 9), (today - 2, 3), (today, 12)],
+        };
+        t.use_count = 24;
+        t.last_used_at = Some(NOW - 60);
+        t.last_used_from = vec![
+            FromEntry {
+                via: "gate".into(),
+                name: "demo".into(),
+                ip: Some("203.0.113.7".into()),
+                country: Some("DE".into()),
+                colo: Some("FRA".into()),
+                first_at: NOW - 3 * 86_400,
+                last_at: NOW - 60,
+            },
+            FromEntry {
+                via: "introspection".into(),
+                name: "demo_api".into(),
+                ip: None,
+                country: None,
+                colo: None,
+                first_at: NOW - 86_400,
+                last_at: NOW - 120,
+            },
+        ];
+        let used = t.id.clone();
+        let o = tokens
+            .iter_mut()
+            .find(|t| t.name.as_deref() == Some("old"))
+            .expect("old");
+        o.last_used_at = Some(NOW - 61 * 86_400);
+        (used, o.id.clone())
+    };
+    let list = text(&h.get("/tokens", Some(&cookie)));
+    assert!(list.contains("Used today"), "{list}");
+    assert!(list.contains("Unused for 61 days"), "{list}");
+    assert!(list.contains(&format!(r#"href="/tokens/{used}/usage""#)));
+    assert!(list.contains(&format!(r#"href="/tokens/{old}/usage""#)));
+    let r = h.get(&format!("/tokens/{used}/usage"), Some(&cookie));
+    assert_eq!(r.status, 200);
+    let page = text(&r);
+    // the chart: 30 days, the two recent days as focusable bars, the 40-day-old use outside it
+    assert!(page.contains(r#"viewBox="0 0 300 93""#), "{page}");
+    assert_eq!(page.matches(r#"tabindex="0""#).count(), 2, "{page}");
+    assert!(page.contains("<strong>15</strong> in all"), "{page}");
+    assert!(page.contains("Uses per day as a table"));
+    // totals: today, 7, 30, 90 days, since created
+    for (label, n) in [
+        ("Today", 12),
+        ("Last 7 days", 15),
+        ("Last 30 days", 15),
+        ("Last 90 days", 24),
+        ("Since created", 24),
+    ] {
+        assert!(
+            page.contains(&format!("<dt>{label}</dt><dd>{n}</dd>")),
+            "{label}: {page}"
+        );
+    }
+    assert!(
+        page.contains("Gate route demo") && page.contains("203.0.113.7") && page.contains("FRA")
+    );
+    assert!(
+        page.contains("API demo_api (it asked patgate; the caller's address is not seen)"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("<script src"),
+        "no script beyond the page's one inline script"
+    );
+    // never used: a flat chart that says so
+    let page = text(&h.get(&format!("/tokens/{old}/usage"), Some(&cookie)));
+    assert!(page.contains("No uses in these days.") && page.contains("No use recorded yet."));
+    // only the owner; forged and malformed ids; GET only
+    assert_eq!(
+        h.get(&format!("/tokens/{used}/usage"), Some(&bob)).status,
+        404
+    );
+    assert_eq!(h.get("/tokens/nope/usage", Some(&cookie)).status, 404);
+    assert_eq!(h.get("/tokens/a%2Fb/usage", Some(&cookie)).status, 404);
+    assert_eq!(
+        h.get(&format!("/tokens/{}/usage", "a".repeat(65)), Some(&cookie))
+            .status,
+        404
+    );
+    assert_eq!(
+        h.get(&format!("/tokens/{used}/usage/x"), Some(&cookie))
+            .status,
+        404
+    );
+    let csrf = field(&text(&h.get("/tokens/new", Some(&cookie))), "csrf");
+    let r = h.post(
+        &format!("/tokens/{used}/usage"),
+        &format!("csrf={csrf}"),
+        Some(&cookie),
+    );
+    assert_eq!(r.response.status, 405);
+    assert_ne!(
+        h.get(&format!("/tokens/{used}/usage"), None).status,
+        200,
+        "signed in only"
+    );
+    // an administrator's revocation: its reason in the list and on the page
+    {
+        let mut tokens = h.backend.tokens.borrow_mut();
+        let t = tokens.iter_mut().find(|t| t.id == used).expect("used");
+        t.revoked_at = Some(NOW);
+        t.revoked_reason = Some("admin".into());
+        t.revoked_message = Some("rotate <your> keys".into());
+    }
+    let list = text(&h.get("/tokens", Some(&cookie)));
+    assert!(
+        list.contains("Revoked by an administrator") && list.contains("rotate &lt;your&gt; keys"),
+        "{list}"
+    );
+    let page = text(&h.get(&format!("/tokens/{used}/usage"), Some(&cookie)));
+    assert!(page.contains("rotate &lt;your&gt; keys"), "{page}");
+}

@@ -21,7 +21,7 @@ pub enum SignOut<'a> {
 
 pub const ACCESS_LOGOUT: &str = "/cdn-cgi/access/logout";
 
-fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: &Markup) -> Markup {
+pub(super) fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: &Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -63,7 +63,7 @@ fn time_exact(ts: i64, text: &str) -> Markup {
     html! { time datetime=(crate::time::rfc3339(ts)) title=(exact(ts)) { (text) } }
 }
 
-fn status_badge(s: Status) -> Markup {
+pub(super) fn status_badge(s: Status) -> Markup {
     let (class, text) = match s {
         Status::Active => ("badge s-active", "Active"),
         Status::Expired => ("badge s-expired", "Expired"),
@@ -164,6 +164,7 @@ fn row(r: &TokenRecord, status: Status, now: i64) -> Markup {
                 span.name { (name) }
                 br; span.muted.created { "Created " (time_exact(r.created_at, &date(r.created_at))) }
                 @for o in options_of(r) { br; span.muted.option { (o) } }
+                br; a.usage-link href={ "/tokens/" (r.id) "/usage" } aria-label={ "Usage of " (name) } { "Usage" }
             }
             td.scopes data-label="Scopes" { (scopes(&r.scopes)) }
             td data-label="Expires" {
@@ -180,6 +181,10 @@ fn row(r: &TokenRecord, status: Status, now: i64) -> Markup {
                     }
                     @if r.revoked_reason.as_deref() == Some("reuse") {
                         br; span.warn.leaked { "⚠ Revoked: an old token was reused" }
+                    }
+                    @if r.revoked_reason.as_deref() == Some("admin") {
+                        br; span.warn.leaked { "Revoked by an administrator" }
+                        @if let Some(m) = &r.revoked_message { br; span.muted.admin-reason { (m) } }
                     }
                 } @else if warn {
                     span.warn.expiry { "⚠ " (exp_text) }
@@ -198,7 +203,10 @@ fn row(r: &TokenRecord, status: Status, now: i64) -> Markup {
                 }
                 @match r.last_used_at {
                     None => { span.muted { "Never used" } }
-                    Some(t) => { time datetime=(crate::time::rfc3339(t)) title=(exact(t)) data-ago { (ago(t, now)) } }
+                    Some(t) => {
+                        time datetime=(crate::time::rfc3339(t)) title=(exact(t)) data-ago { (ago(t, now)) }
+                                br; span.muted.use-hint { (crate::usage::summary::hint(Some(t), now)) }
+                    }
                 }
             }
             td data-label="Status" { (status_badge(status)) }

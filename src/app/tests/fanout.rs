@@ -337,6 +337,7 @@ fn a_dead_lettered_message_ends_as_a_failed_delivery_line() {
         msg_id: "msg_dead".into(),
         event_type: "pat.revoked".into(),
         payload: "{}".into(),
+        redelivery: false,
     };
     let log = dead_lettered(&serde_json::to_string(&d).expect("json"), 11);
     assert_eq!(log.event, "webhook.failed");

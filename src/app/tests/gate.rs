@@ -217,7 +217,7 @@ fn an_accepted_request_is_forwarded_with_the_callers_identity() {
     assert!(f
         .deferred
         .iter()
-        .any(|d| matches!(d, Deferred::RecordUse { token_id, .. } if *token_id == id)));
+        .any(|d| matches!(d, Deferred::RecordUse(r) if r.token_id == id)));
 
     let jwt = header("x-patgate-assertion");
     let parts: Vec<&str> = jwt.split('.').collect();
@@ -390,6 +390,7 @@ fn storage_failures_are_503_never_forwarded() {
         backend: MemoryBackend::default(),
         isolate: IsolateState::default(),
         now: NOW,
+        timers: std::cell::RefCell::default(),
     };
     // no route table cached and D1 down
     *fresh.backend.routes.borrow_mut() = h.backend.routes.borrow().clone();

@@ -9,6 +9,12 @@ use crate::app::webhooks::{deliver, fan_out, none_registered, FanOut, Verdict};
 use crate::testing::Fault;
 use crate::webhook::Delivery;
 
+/// A clock standing still and the jitter that keeps the schedule's own delays.
+const SENDING: crate::app::webhooks::Sending<'static> = crate::app::webhooks::Sending {
+    millis: &|| 0.0,
+    jitter: 1 << 31,
+};
+
 fn admin(method: Method, path: &str, body: Option<Value>) -> Request {
     let mut r = Request::new(method, path).header("authorization", &format!("Bearer {ADMIN}"));
     if let Some(b) = body {
@@ -47,7 +53,15 @@ impl Harness {
 
     fn deliver(&self, d: &Delivery, attempt: u32) -> (Verdict, crate::app::webhooks::DeliveryLog) {
         let body = serde_json::to_string(d).expect("json");
-        block_on(deliver(&self.cfg, &self.backend, &body, attempt, self.now))
+        let d = block_on(deliver(
+            &self.cfg,
+            &self.backend,
+            &body,
+            attempt,
+            self.now,
+            &SENDING,
+        ));
+        (d.verdict, d.log)
     }
 }
 
@@ -501,6 +515,7 @@ fn delivery(endpoint: &str) -> Delivery {
         msg_id: "msg_test1".into(),
         event_type: "pat.revoked".into(),
         payload: r#"{"type":"pat.revoked","timestamp":"2026-11-18T00:00:00Z","data":{}}"#.into(),
+        redelivery: false,
     }
 }
 
@@ -586,7 +601,8 @@ fn deleted_endpoints_and_bad_messages_are_dropped() {
     let (v, log) = h.deliver(&delivery("wh_gone"), 1);
     assert_eq!((v, log.event), (Verdict::Ack, "webhook.dropped"));
     let body = "not json";
-    let (v, log) = block_on(deliver(&h.cfg, &h.backend, body, 1, h.now));
+    let d = block_on(deliver(&h.cfg, &h.backend, body, 1, h.now, &SENDING));
+    let (v, log) = (d.verdict, d.log);
     assert_eq!((v, log.event), (Verdict::Ack, "webhook.dropped"));
     assert!(h.backend.posts.borrow().is_empty());
     // D1 down: retried, not dropped.

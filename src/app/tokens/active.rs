@@ -57,6 +57,10 @@ pub enum Decision {
 pub struct Decided {
     pub decision: Decision,
     pub deferred: Vec<Deferred>,
+    /// The id of the live reference token presented, when its use counts (active, or refused
+    /// only because it carries none of the resource's scopes): the caller notes the use with
+    /// its outcome ([`super::usage::note_use`]).
+    pub used: Option<String>,
 }
 
 impl Decided {
@@ -64,6 +68,7 @@ impl Decided {
         Decided {
             decision: Decision::Inactive,
             deferred: Vec::new(),
+            used: None,
         }
     }
 }

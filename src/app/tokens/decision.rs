@@ -6,8 +6,9 @@
 //! rules: expiry, revocation, the issuing client still enabled, and IdentityServer's scope rule
 //! (a resource sees only its own scopes; a token without any of them is inactive for it).
 //!
-//! Steady state for an active PAT: exactly one KV read; last use is handed to `wait_until` at
-//! most once per token per isolate per `last_used_coalesce_secs`. Garbage never reaches storage;
+//! Steady state for an active PAT: exactly one KV read. The caller notes the use of a live
+//! reference token with its outcome ([`Decided::used`]); it reaches `wait_until` at most once per
+//! token per isolate per `last_used_coalesce_secs`. Garbage never reaches storage;
 //! a token known to be inactive (unknown to D1, revoked, expired) is remembered by the isolate.
 
 use super::active::{client_holds, visible_scopes, Active, Decided, Decision, Source};
@@ -16,7 +17,7 @@ use crate::app::ctx::{Ctx, Deferred};
 use crate::error::Error;
 use crate::model::{ApiResource, Grant, Status};
 use crate::store::Backend;
-use crate::token::{PlainToken, TokenHash, TokenKind};
+use crate::token::{PlainToken, TokenHash};
 
 /// Decides whether `presented` is an active token for `resource`.
 pub async fn decide<B: Backend>(
@@ -31,6 +32,7 @@ pub async fn decide<B: Backend>(
             Some(active) => Decided {
                 decision: Decision::Active(active),
                 deferred: Vec::new(),
+                used: None,
             },
             None => Decided::inactive(),
         })
@@ -88,26 +90,18 @@ async fn reference_token<B: Backend>(
 
     let visible = visible_scopes(&grant, resource);
     if visible.is_empty() {
-        return Ok(Decided::inactive());
+        // A live token, shown to a resource none of whose scopes it carries: a refusal of it.
+        let mut d = Decided::inactive();
+        d.deferred = deferred;
+        d.used = Some(grant.id);
+        return Ok(d);
     }
     if !client_holds(ctx, &grant.client_id, grant.client_uid.as_deref()).await? {
         return Ok(Decided::inactive());
     }
 
-    if grant.kind == TokenKind::Pat {
-        if let Some(uses) =
-            ctx.isolate
-                .note_use(&grant.id, ctx.now, ctx.cfg.last_used_coalesce_secs)
-        {
-            deferred.push(Deferred::RecordUse {
-                token_id: grant.id.clone(),
-                at: ctx.now,
-                uses,
-            });
-        }
-    }
-
     Ok(Decided {
+        used: Some(grant.id.clone()),
         decision: Decision::Active(Active {
             source: Source::Reference,
             sub: grant.sub,

@@ -5,7 +5,7 @@
 //! typed answer ([`IntrospectionResponse`]) is serialized once: as JSON, or signed (RFC 9701).
 
 use super::active::{Decided, Decision};
-use super::{decision, jwt};
+use super::{decision, jwt, usage};
 use crate::app::ctx::{Ctx, Outcome};
 use crate::app::{client_auth, ratelimit};
 use crate::error::Error;
@@ -14,6 +14,7 @@ use crate::model::ApiResource;
 use crate::oauth::introspection::{ActiveClaims, INACTIVE_JSON};
 use crate::oauth::{IntrospectionRequest, IntrospectionResponse, ResponseFormat};
 use crate::store::Backend;
+use crate::usage::{Outcome as UseOutcome, UseKey, Via};
 use std::rc::Rc;
 
 /// What introspection decided, for the API resource that asked.
@@ -69,7 +70,19 @@ pub async fn handle<B: Backend>(
     ip: &str,
 ) -> Result<Introspected, Error> {
     let resource = client_auth::authenticate_resource(ctx, &request.client, ip).await?;
-    let decided = decision::decide(ctx, &resource, request.token()?).await?;
+    let mut decided = decision::decide(ctx, &resource, request.token()?).await?;
+    if let Some(id) = decided.used.take() {
+        let outcome = match decided.decision {
+            Decision::Active(_) => UseOutcome::Active,
+            Decision::Inactive => UseOutcome::NoScope,
+        };
+        let key = UseKey {
+            via: Via::Introspection,
+            name: &resource.id,
+            outcome,
+        };
+        usage::note_use(ctx, &id, &key, &mut decided.deferred);
+    }
     Ok(Introspected { resource, decided })
 }
 

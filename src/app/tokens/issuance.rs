@@ -84,6 +84,9 @@ async fn store<B: Backend>(
         allow_self_rotation: new.allow_self_rotation,
         revoke_on_reuse: new.revoke_on_reuse,
         reuse: None,
+        daily_uses: crate::usage::summary::DailyUses::default(),
+        last_used_from: Vec::new(),
+        revoked_message: None,
         leak_urls: Vec::new(),
     };
     if let Err(e) = ctx.backend.insert_token(&rec).await {

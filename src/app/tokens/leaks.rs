@@ -153,6 +153,7 @@ async fn judge<B: Backend>(
         let note = RevocationNote {
             reason: "leaked",
             url: url.clone(),
+            message: None,
         };
         if let Some(done) = revoke_record_because(ctx, &rec.id, &hash, Some(&note)).await? {
             deferred.extend(done.deferred);

@@ -24,6 +24,8 @@ mod reuse;
 mod revocation;
 mod revoke;
 mod rotation;
+mod usage;
+mod used_from;
 
 // The decision (introspection, the gate, token exchange).
 pub use active::{client_holds, same_uid, Active, Decided, Decision, Source};
@@ -43,9 +45,16 @@ pub use pats::{
     rotate as rotate_pat,
 };
 pub use revoke::serve as serve_revocation;
+pub use usage::pat_usage;
+
+// Counting uses (introspection, the gate), the usage report and where a token was used from
+// (the PAT API, the admin inventory, the token page).
+pub use usage::{days_param, note_use, usage_response};
+pub use used_from::{from_views, FromView};
 
 // The Cron Trigger's scan.
 pub use expiry::{release_unqueued as release_unqueued_notices, scan as expiry_scan};
+pub use usage::prune as prune_usage;
 
 // Issuing: reference tokens for clients, PATs for users.
 pub use issuance::{issue, put_grant_retrying, NewToken};
@@ -56,5 +65,5 @@ pub use new_pat::{
 
 // A user's PATs (the token page) and the one revocation path.
 pub use pats::{days_left, list_for, owned, parse_cursor, revoke_for, EXPIRING_SOON_DAYS};
-pub use revocation::{revoke_record, Purge};
+pub use revocation::{revoke_record, revoke_record_because, revoked_event, Purge};
 pub use rotation::{rotate_record, Rotated};

@@ -69,6 +69,12 @@ struct PatView<'a> {
     /// The last one: when, from where (as Cloudflare reported it), and when the token used
     /// had been rotated away.
     last_reuse: Option<ReuseView<'a>>,
+    /// An administrator's reason for revoking it (`revoked_reason` is then `admin`).
+    revoked_message: Option<&'a str>,
+    /// Uses today, in the last 7, 30 and 90 UTC days (README "Usage").
+    usage: crate::usage::summary::Totals,
+    /// The last few places it was used from, most recent first.
+    last_used_from: Vec<super::used_from::FromView<'a>>,
 }
 
 #[derive(Serialize)]
@@ -126,6 +132,9 @@ fn view(rec: &TokenRecord, status: Status, now: i64) -> PatView<'_> {
             country: r.last_origin.country.as_deref(),
             token_rotated_at: r.last_rotated_at.map(rfc3339),
         }),
+        revoked_message: rec.revoked_message.as_deref(),
+        usage: rec.daily_uses.totals(now),
+        last_used_from: super::used_from::from_views(&rec.last_used_from),
     }
 }
 

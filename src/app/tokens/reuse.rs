@@ -112,6 +112,7 @@ pub async fn detected<B: Backend>(ctx: &Ctx<'_, B>, retired: &Retired, pat: &Tok
         let note = RevocationNote {
             reason: REASON,
             url: None,
+            message: None,
         };
         match revoke_record_because(ctx, &pat.id, &pat.hash, Some(&note)).await {
             Ok(Some(done)) => {

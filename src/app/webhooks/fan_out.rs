@@ -29,6 +29,8 @@ async fn subscriptions<B: WebhookStore>(
         Ok(all) => {
             let subs = Rc::new(
                 all.into_iter()
+                    // A disabled endpoint gets nothing queued (the consumer drops what was).
+                    .filter(|w| !w.health.is_disabled())
                     .map(|w| WebhookSubscription {
                         id: w.id,
                         event_types: w.event_types,
@@ -194,6 +196,7 @@ pub async fn queue_outgoing<B: WebhookStore + DeliveryQueue>(
                 msg_id,
                 event_type: ty.clone(),
                 payload: item.payload.clone(),
+                redelivery: false,
             };
             let size = webhook::queue_message_bytes(&d);
             if size > webhook::QUEUE_MAX_MESSAGE_BYTES {

@@ -22,7 +22,9 @@
 mod deliver;
 mod fan_out;
 
-pub use deliver::{dead_lettered, deliver, DeliveryLog, Verdict};
+pub use deliver::{
+    dead_lettered, deliver, prune as prune_deliveries, Delivered, DeliveryLog, Sending, Verdict,
+};
 pub use fan_out::{
     any_deliverable, fan_out, none_registered, outgoing, queue_outgoing, FanOut, Outgoing,
     MAX_ENDPOINTS,

@@ -1,10 +1,12 @@
 //! D1 `DB`: the source of truth. Statement helpers here; the traits by table in the submodules.
 
 mod clients;
+mod deliveries;
 mod expiry;
 mod registry;
 mod routes;
 mod tokens;
+mod usage;
 mod webhooks;
 
 use super::backend::EdgeBackend;

@@ -143,13 +143,15 @@ impl TokenStore for EdgeBackend {
         // if a rotation changed it since the caller read the record.
         let rows: Vec<HashRow> = self
             .rows(
-                "UPDATE tokens SET revoked_at = ?2, revoked_reason = ?3, revoked_url = ?4 \
-                 WHERE id = ?1 AND revoked_at IS NULL RETURNING token_hash",
+                "UPDATE tokens SET revoked_at = ?2, revoked_reason = ?3, revoked_url = ?4, \
+                 revoked_message = ?5 WHERE id = ?1 AND revoked_at IS NULL RETURNING token_hash",
                 &[
                     s(id),
                     n(now),
                     why.map_or(JsValue::NULL, |w| s(w.reason)),
                     why.and_then(|w| w.url.as_deref()).map_or(JsValue::NULL, s),
+                    why.and_then(|w| w.message.as_deref())
+                        .map_or(JsValue::NULL, s),
                 ],
             )
             .await?;
