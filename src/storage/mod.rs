@@ -13,6 +13,8 @@
 //!   `api_resources`, `clients`, `gate_routes`) and their mapping to the core's records; unknown
 //!   enum values and malformed hashes are errors, never a default.
 //! - [`webhooks`]: D1 `webhook_endpoints` (secrets stored as is: HMAC signing needs them).
+//! - [`feed`]: D1 `revocation_feed` (the recent-revocations feed): its page query and the
+//!   conditional appends that ride in the batch of every statement that revokes.
 //! - [`authz_rows`]: the authorization server's D1 rows (client profiles, consent requests,
 //!   codes, grants, refresh tokens, remembered approvals) and the conditional statements its
 //!   storage contracts rest on.
@@ -22,6 +24,7 @@
 //! bindings.
 
 pub mod authz_rows;
+pub mod feed;
 pub mod kv;
 pub mod rows;
 pub mod webhooks;
