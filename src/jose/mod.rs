@@ -7,6 +7,7 @@
 //! - [`verify`]: user JWTs from the identity provider, and patgate's own access tokens.
 //! - [`sign`]: access tokens (RFC 9068), signed introspection responses (RFC 9701), the gate's
 //!   identity assertions.
+//! - [`secevent`]: Security Event Tokens (RFC 8417) pushed to receivers of revocations.
 //!
 //! Pure (no `worker`), panic-free, with time as a parameter. The names used elsewhere are
 //! re-exported here: `crate::jose::{SigningKeys, verify_user_jwt, ...}`.
@@ -14,6 +15,7 @@
 pub mod claims;
 pub mod keys;
 pub mod limits;
+pub mod secevent;
 pub mod sign;
 pub mod verify;
 
