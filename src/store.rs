@@ -285,6 +285,38 @@ impl<
 {
 }
 
+/// The recent-revocations feed (D1 `revocation_feed`, docs/REVOCATION.md): read since a cursor,
+/// appended to where no revoking statement carries the entry (a JWT id revoked), trimmed. Every
+/// other entry is written by the revoking statement's own batch (see `storage::feed`).
+pub trait RevocationFeed {
+    /// Entries with `seq > after` (at most `storage::feed::PAGE_LIMIT`) and the head, read in one
+    /// transaction ([`crate::revocation::feed::FeedLog::since`]'s contract).
+    async fn feed_since(&self, after: u64) -> Result<crate::revocation::feed::Page, StoreError>;
+    /// Appends entries (kind, value, at, until as in [`crate::revocation::feed::Entry`]) in one
+    /// transaction.
+    async fn append_feed(&self, entries: &[FeedAppend]) -> Result<(), StoreError>;
+    /// Deletes the entries kept until before `before_ms`, except the newest (the head stays
+    /// readable). Returns how many went.
+    async fn trim_feed(&self, before_ms: i64) -> Result<u64, StoreError>;
+}
+
+/// An entry to append: what it revokes and until when it is kept (the writer's time is the
+/// caller's [`crate::storage::feed::FeedStamp`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedAppend {
+    pub key: crate::revocation::feed::Key,
+    pub at_ms: i64,
+    pub until_ms: i64,
+}
+
+/// This location's copy of the feed: one object in the Cache API holding an encoded
+/// [`crate::revocation::snapshot::Snapshot`]. Absent on hosts without a Cache API (then every
+/// refresh reads D1: the same bound, more reads).
+pub trait SnapshotCache {
+    async fn load_snapshot(&self) -> Result<Option<String>, StoreError>;
+    async fn store_snapshot(&self, body: &str) -> Result<(), StoreError>;
+}
+
 /// A registered webhook endpoint (D1 `webhook_endpoints`). `Debug` redacts the secrets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookEndpoint {

@@ -1,6 +1,7 @@
 //! D1 `DB`: the source of truth. Statement helpers here; the traits by table in the submodules.
 
 mod expiry;
+mod feed;
 mod registry;
 mod routes;
 mod tokens;

@@ -1,0 +1,68 @@
+//! D1 `revocation_feed`: [`RevocationFeed`] (the statements and the row mapping are in
+//! `storage::feed`; the appends that ride with a revocation are in the adapters of the tables
+//! they revoke in).
+
+use super::super::backend::{n, s, EdgeBackend};
+use super::super::counters::{bump, Op};
+use crate::revocation::feed::Page;
+use crate::storage::feed::{self as sql, FeedRow, HeadRow, PAGE_LIMIT};
+use crate::store::{FeedAppend, RevocationFeed, StoreError};
+use wasm_bindgen::JsValue;
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::new(e)
+}
+
+impl RevocationFeed for EdgeBackend {
+    async fn feed_since(&self, after: u64) -> Result<Page, StoreError> {
+        super::super::dev::feed_fault()?;
+        bump(Op::FeedQuery);
+        let db = self.db()?;
+        // One batch (one transaction): the page and the head are a consistent cut.
+        let stmts = vec![
+            db.prepare(sql::PAGE)
+                .bind(&[n(after as i64), n((PAGE_LIMIT + 1) as i64)])
+                .map_err(err)?,
+            db.prepare(sql::HEAD).bind(&[]).map_err(err)?,
+        ];
+        let results = db.batch(stmts).await.map_err(err)?;
+        let [rows, head] = results.as_slice() else {
+            return Err(err("D1 batch: expected two results"));
+        };
+        let rows: Vec<FeedRow> = rows.results().map_err(err)?;
+        let head = head
+            .results::<HeadRow>()
+            .map_err(err)?
+            .first()
+            .map_or(0, |h| h.head);
+        sql::page(rows, head, after, PAGE_LIMIT)
+    }
+
+    async fn append_feed(&self, entries: &[FeedAppend]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut stmts: Vec<(&str, Vec<JsValue>)> = Vec::with_capacity(entries.len());
+        for e in entries {
+            let (kind, value) = e
+                .key
+                .kind_and_value()
+                .map_err(|_| err("a revocation feed entry with an unwritable value"))?;
+            stmts.push((
+                sql::APPEND,
+                vec![
+                    s(kind.encode_utf8(&mut [0; 4])),
+                    s(&value),
+                    n(e.at_ms),
+                    n(e.until_ms),
+                ],
+            ));
+        }
+        self.batch(stmts).await.map(|_| ())
+    }
+
+    async fn trim_feed(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let changed = self.execute(sql::TRIM, &[n(before_ms)]).await?;
+        Ok(changed as u64)
+    }
+}
