@@ -24,6 +24,8 @@ CREATE TABLE revocation_feed (
   until_ms INTEGER NOT NULL
 );
 CREATE INDEX revocation_feed_until ON revocation_feed (until_ms);
+-- A client JWT's revocation is found by its id when an isolate's view is too old to vouch for it.
+CREATE INDEX revocation_feed_value ON revocation_feed (value, kind);
 
 -- Security Event Token receivers (RFC 8417, pushed as RFC 8935): a webhook endpoint registered
 -- with format 'secevent' gets a signed `application/secevent+jwt` per revocation (same admin API,

@@ -295,6 +295,9 @@ pub trait RevocationFeed {
     /// Appends entries (kind, value, at, until as in [`crate::revocation::feed::Entry`]) in one
     /// transaction.
     async fn append_feed(&self, entries: &[FeedAppend]) -> Result<(), StoreError>;
+    /// Whether a JWT id was revoked (its `j` entry is kept until after `now_ms`): D1 answers when
+    /// an isolate's view is too old to vouch for a JWT.
+    async fn jti_in_feed(&self, jti: &str, now_ms: i64) -> Result<bool, StoreError>;
     /// Deletes the entries kept until before `before_ms`, except the newest (the head stays
     /// readable). Returns how many went.
     async fn trim_feed(&self, before_ms: i64) -> Result<u64, StoreError>;

@@ -78,6 +78,11 @@ pub const APPEND_RESOURCE_CHANGED: &str =
 pub const APPEND_REVOKED_GRANT: &str = "INSERT INTO revocation_feed (kind, value, at_ms, until_ms) \
      SELECT 'a', id, ?3, ?4 FROM app_grants WHERE id = ?1 AND revoked_at = ?2";
 
+/// Whether the feed holds a `j` entry for `?1` (a client JWT's id) kept until after `?2` (now,
+/// ms): the source of truth for a JWT's revocation when an isolate's view is too old.
+pub const JTI_REVOKED: &str = "SELECT COUNT(*) AS n FROM revocation_feed \
+     WHERE value = ?1 AND kind = 'j' AND until_ms >= ?2";
+
 /// The value of a `t` entry: the first 16 bytes of the token's SHA-256, lowercase hex.
 pub fn token_prefix(hash: &crate::token::TokenHash) -> String {
     let mut out = String::with_capacity(32);
@@ -139,6 +144,13 @@ pub struct FeedRow {
     pub value: String,
     pub at_ms: i64,
     pub until_ms: i64,
+}
+
+/// The row of [`JTI_REVOKED`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountRow {
+    pub n: i64,
 }
 
 /// The row of [`HEAD`].

@@ -5,7 +5,7 @@
 use super::super::backend::{n, s, EdgeBackend};
 use super::super::counters::{bump, Op};
 use crate::revocation::feed::Page;
-use crate::storage::feed::{self as sql, FeedRow, HeadRow, PAGE_LIMIT};
+use crate::storage::feed::{self as sql, CountRow, FeedRow, HeadRow, PAGE_LIMIT};
 use crate::store::{FeedAppend, RevocationFeed, StoreError};
 use wasm_bindgen::JsValue;
 
@@ -59,6 +59,11 @@ impl RevocationFeed for EdgeBackend {
             ));
         }
         self.batch(stmts).await.map(|_| ())
+    }
+
+    async fn jti_in_feed(&self, jti: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let rows: Vec<CountRow> = self.rows(sql::JTI_REVOKED, &[s(jti), n(now_ms)]).await?;
+        Ok(rows.first().is_some_and(|r| r.n > 0))
     }
 
     async fn trim_feed(&self, before_ms: i64) -> Result<u64, StoreError> {
