@@ -64,9 +64,14 @@ export function report(info, pg, { wrkVersion, gt }) {
     const refreshes = 3 * (Math.floor(a.wallS / 30) + 1);
     T("gate: D1 queries per forwarded request = 0 (only 30 s cache refreshes)", a.ops.d1_query, a.opsTotal.d1_query <= refreshes,
       `${fmt(a.ops.d1_query, 5)} (${a.opsTotal.d1_query} in ${a.requests} requests over ${fmt(a.wallS, 1)} s; allowed ${refreshes})`);
-    const gOps = Object.entries(gt.garbage.opsTotal).filter(([k]) => k !== "wasm_memory_bytes").reduce((x, [, y]) => x + y, 0);
+    // A refused gate request is counted against the per-IP failed-authentication limit: one
+    // rate limiter call each, which is no storage operation.
+    const gOps = Object.entries(gt.garbage.opsTotal).filter(([k]) => k !== "wasm_memory_bytes" && k !== "rate_limit").reduce((x, [, y]) => x + y, 0);
     const gRefreshes = 3 * (Math.floor(gt.garbage.wallS / 30) + 1);
     T("gate: storage operations for a garbage token = 0 (but cache refreshes)", gOps, gOps <= gRefreshes, `${gOps} (allowed ${gRefreshes} refreshes)`);
+    const gRl = gt.garbage.opsTotal.rate_limit ?? 0;
+    T("gate: rate limiter calls per garbage-token request = 1 (RL_FAILED_AUTH_IP)", gRl / Math.max(gt.garbage.requests, 1),
+      gRl >= gt.garbage.requests && gRl <= gt.garbage.requests + slack, `${gRl} calls / ${gt.garbage.requests} requests`);
   }
   if (pg && A) T("garbage-token introspection req/s >= 0.9 x floor A", pg.garbage.rps / A.rps, pg.garbage.rps >= 0.9 * A.rps, `${fmt(pg.garbage.rps / A.rps, 3)} x`);
   const A2 = find("floor A'");

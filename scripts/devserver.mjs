@@ -6,8 +6,17 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, nodeBin, buildEnv } from "./tools.mjs";
 
-/** Values of the local demo (README "Local demo"). Never used by the production deploy. */
+/**
+ * The local values: wrangler.toml is the production configuration (no ids, no issuer), and every
+ * local run (`npm start`, the tests, the benchmark) is that file plus these variables (`--var`,
+ * or [vars] of a derived copy: `writeConfig`). Values of the local demo (README "Try it"); the
+ * production deploy refuses every one of them (scripts/deploy-plan.mjs).
+ */
 export const DEV_VARS = {
+  // The issuer: this machine (tests set their own port) and the demo identity provider (HS256).
+  ISSUER: "http://127.0.0.1:8787",
+  USER_JWT_ISSUER: "patgate-dev",
+  USER_JWT_AUDIENCE: "patgate",
   USER_JWT_HS256_SECRET: "dev-user-jwt-secret",
   ADMIN_TOKEN: "dev-admin-token",
   // The token page's local sign-in form (never on in production: wrangler.toml does not set it)
@@ -77,13 +86,16 @@ export async function startDevServer({
   inspectorPort = 0,
   // "log" shows the Worker's console.log lines (its security events) in `log()`
   logLevel = "warn",
+  // false: only `vars`, without the local demo values (the deploy tests' stand-in for a deployed
+  // Worker gets exactly what was uploaded)
+  devVars = true,
 } = {}) {
   // Several configs (`-c a -c b`) run Workers together; the first one is served on `port`.
   const configs = Array.isArray(config) ? config : [config];
   const args = ["dev", ...configs.flatMap((c) => ["--config", c]), "--ip", "127.0.0.1", "--port", String(port)];
   if (persistDir) args.push("--persist-to", persistDir);
   args.push("--inspector-port", String(inspectorPort), "--show-interactive-dev-session=false", "--log-level", logLevel, "--test-scheduled");
-  for (const [k, v] of Object.entries({ ...DEV_VARS, ...vars })) args.push("--var", `${k}:${v}`);
+  for (const [k, v] of Object.entries({ ...(devVars ? DEV_VARS : {}), ...vars })) args.push("--var", `${k}:${v}`);
   const proc = spawn(nodeBin("wrangler"), args, {
     cwd: ROOT,
     env: buildEnv(),

@@ -180,10 +180,21 @@ pub fn parse_json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<
         Some(b'-' | b'0'..=b'9') => Some("a number"),
         Some(b't' | b'f') => Some("a boolean"),
         Some(b'n') => Some("null"),
-        Some(_) => Some("not JSON"),
-        None => Some("empty"),
+        Some(_) => Some(""),
+        None => {
+            return Err(Error::InvalidRequest(
+                "the body is empty: a JSON object is required".into(),
+            ))
+        }
     };
     if let Some(found) = found {
+        // The first byte only suggests a kind (`name=x` starts like `null`): say "not JSON"
+        // unless the whole body is JSON of that kind.
+        if found.is_empty() || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
+            return Err(Error::InvalidRequest(
+                "the body is not JSON: a JSON object is required".into(),
+            ));
+        }
         return Err(Error::InvalidRequest(format!(
             "the JSON body must be an object, not {found}"
         )));
@@ -530,13 +541,40 @@ mod tests {
             (b"-1", "a number"),
             (b"true", "a boolean"),
             (b"null", "null"),
-            (b"", "empty"),
-            (b"  ", "empty"),
-            (b"\xef\xbb\xbf{}", "not JSON"),
         ] {
             match json_req(body).json::<Pair>() {
                 Err(Error::InvalidRequest(m)) => {
                     assert_eq!(m, format!("the JSON body must be an object, not {found}"));
+                }
+                other => panic!("{body:?}: {other:?}"),
+            }
+        }
+        // Not JSON at all, whatever its first byte suggests (a form body, a BOM, a typo).
+        for body in [
+            &b"\xef\xbb\xbf{}"[..],
+            b"name=ci&scopes=a",
+            b"nul",
+            b"true-ish",
+            b"fals",
+            b"12 34",
+            b"[1,",
+            b"\"open",
+            b"hello",
+        ] {
+            match json_req(body).json::<Pair>() {
+                Err(Error::InvalidRequest(m)) => {
+                    assert_eq!(
+                        m, "the body is not JSON: a JSON object is required",
+                        "{body:?}"
+                    );
+                }
+                other => panic!("{body:?}: {other:?}"),
+            }
+        }
+        for body in [&b""[..], b"  ", b"\r\n"] {
+            match json_req(body).json::<Pair>() {
+                Err(Error::InvalidRequest(m)) => {
+                    assert_eq!(m, "the body is empty: a JSON object is required");
                 }
                 other => panic!("{body:?}: {other:?}"),
             }

@@ -31,6 +31,17 @@ pub trait GrantCache {
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError>;
     /// Puts a `jti` on the denylist until the token's `exp`.
     async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<(), StoreError>;
+    /// Keeps a token the page is about to show, sealed (encrypted, see `app::page::replay`),
+    /// under its hash until `expires_at` (a minute): a second submission of the same form can
+    /// show it again. Never a plain token.
+    async fn put_sealed(
+        &self,
+        hash: &TokenHash,
+        sealed: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// The sealed token kept under this hash, if it has not expired.
+    async fn get_sealed(&self, hash: &TokenHash) -> Result<Option<String>, StoreError>;
 }
 
 /// Keyset page position for listing (`created_at`, `id`), newest first.

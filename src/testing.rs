@@ -113,6 +113,8 @@ pub struct MemoryBackend {
     /// asked.
     pub origin: RefCell<crate::origin::ClientOrigin>,
     pub origin_reads: Cell<u32>,
+    /// Sealed tokens of the page (KV `s:`): value and expiry. Written through [`Step::KvPut`].
+    pub sealed: RefCell<HashMap<TokenHash, (String, i64)>>,
 }
 
 /// A webhook POST the in-memory sender received.
@@ -286,6 +288,23 @@ impl GrantCache for MemoryBackend {
         self.kv(|c| c.kv_put += 1)?;
         self.denied.borrow_mut().push((jti.to_owned(), exp));
         Ok(())
+    }
+    async fn put_sealed(
+        &self,
+        hash: &TokenHash,
+        sealed: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.kv(|c| c.kv_put += 1)?;
+        self.write(Step::KvPut, || {
+            self.sealed
+                .borrow_mut()
+                .insert(*hash, (sealed.to_owned(), expires_at));
+        })
+    }
+    async fn get_sealed(&self, hash: &TokenHash) -> Result<Option<String>, StoreError> {
+        self.kv(|c| c.kv_get += 1)?;
+        Ok(self.sealed.borrow().get(hash).map(|(v, _)| v.clone()))
     }
 }
 

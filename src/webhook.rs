@@ -245,7 +245,8 @@ pub fn event_type(e: &Event) -> Option<String> {
 /// `{"type": "pat.revoked", "timestamp": "2026-11-29T08:00:00Z", "data": {...}}`, where `data`
 /// holds the log line's fields (any [`Event`] variant, present or future). `pat.revoked` also
 /// gets `reason` (`user`, `leaked`, `reuse`) derived from `via`;
-/// `pat.expired` gets `reason: "expired"`.
+/// `pat.expired` gets `reason: "expired"`. Times are RFC 3339 strings throughout (`timestamp`
+/// and every `*_at` / `*_until` field of `data`).
 pub fn payload(e: &Event, now: i64) -> Option<(String, String)> {
     let serde_json::Value::Object(mut data) = serde_json::to_value(e).ok()? else {
         return None;
@@ -260,6 +261,15 @@ pub fn payload(e: &Event, now: i64) -> Option<(String, String)> {
     };
     if let Some(r) = reason {
         data.entry("reason").or_insert_with(|| r.into());
+    }
+    // One time format per payload: RFC 3339 UTC, like `timestamp` (the log lines keep Unix
+    // seconds). Every time field of an event is named `*_at` or `*_until`.
+    for (k, v) in &mut data {
+        if k.ends_with("_at") || k.ends_with("_until") {
+            if let Some(ts) = v.as_i64() {
+                *v = crate::app::rfc3339(ts).into();
+            }
+        }
     }
     if ty == "admin.change" {
         let target = data.get("target").and_then(|v| v.as_str()).unwrap_or("");
@@ -599,6 +609,57 @@ mod tests {
             serde_json::from_str(&payload(&e, 0).expect("payload").1).expect("json");
         assert_eq!(v["data"]["threshold_days"], 7);
         assert!(v["data"].get("reason").is_none());
+    }
+
+    /// One time format per payload: `timestamp` and every time in `data` are RFC 3339.
+    #[test]
+    fn payload_times_are_rfc3339_throughout() {
+        let at = |e: &Event| -> serde_json::Value {
+            serde_json::from_str(&payload(e, 1_800_000_000).expect("payload").1).expect("json")
+        };
+        let v = at(&Event::PatExpiring {
+            pat_id: "p".into(),
+            sub: "alice".into(),
+            expires_at: 1_800_086_400,
+            threshold_days: 1,
+        });
+        assert_eq!(v["timestamp"], "2027-01-15T08:00:00Z");
+        assert_eq!(v["data"]["expires_at"], "2027-01-16T08:00:00Z");
+        assert_eq!(v["data"]["threshold_days"], 1, "a count stays a number");
+        let v = at(&Event::PatRotated {
+            pat_id: "p".into(),
+            generation: 2,
+            grace_until: Some(1_800_003_600),
+            via: "api",
+        });
+        assert_eq!(v["data"]["grace_until"], "2027-01-15T09:00:00Z");
+        assert_eq!(v["data"]["generation"], 2);
+        let v = at(&Event::PatRotated {
+            pat_id: "p".into(),
+            generation: 2,
+            grace_until: None,
+            via: "api",
+        });
+        assert!(v["data"]
+            .get("grace_until")
+            .is_none_or(serde_json::Value::is_null));
+        let v = at(&Event::PatReuseDetected {
+            pat_id: "p".into(),
+            sub: "s".into(),
+            rotated_at: 1_799_996_400,
+            ip: None,
+            colo: None,
+            country: None,
+            family_revoked: false,
+        });
+        assert_eq!(v["data"]["rotated_at"], "2027-01-15T07:00:00Z");
+        let v = at(&Event::PatCreated {
+            pat_id: "p".into(),
+            sub: "s".into(),
+            scopes: vec![],
+            expires_at: 1_800_000_000,
+        });
+        assert_eq!(v["data"]["expires_at"], v["timestamp"]);
     }
 
     /// Every event the service emits today can be subscribed to by name.

@@ -106,6 +106,7 @@ async fn sso_to_pat<B: Backend>(
         expires_in: rec.expires_at - ctx.now,
         scope: crate::scopes::join(&rec.scopes),
         issued_token_type: Some(TT_ACCESS_TOKEN),
+        pat_id: Some(rec.id),
     })
 }
 
@@ -158,6 +159,7 @@ async fn pat_to_jwt<B: Backend>(
         expires_in: lifetime,
         scope: crate::scopes::join(&scopes),
         issued_token_type: Some(TT_JWT),
+        pat_id: None,
     })
 }
 

@@ -11,12 +11,13 @@ use super::client_auth::load_resource;
 use super::decision::{self, Active, Decision};
 use super::events::Event;
 use super::isolate::Lookup;
-use super::{Ctx, Deferred, Outcome};
+use super::{ratelimit, Ctx, Deferred, Outcome};
 use crate::error::{Error, REALM};
+use crate::gate::cors::{self, CorsRequest, Headers as CorsHeaders};
 use crate::gate::forward::{header_value, upstream_url};
 use crate::gate::route::{self, GateRoute, MethodRule};
 use crate::http::Response;
-use crate::store::Backend;
+use crate::store::{Backend, Limit};
 use crate::token::random_id;
 use serde::Serialize;
 use std::rc::Rc;
@@ -38,6 +39,10 @@ pub struct GateRequest<'a> {
     pub query: Option<&'a str>,
     /// The `Authorization` header, if any.
     pub authorization: Option<&'a str>,
+    /// `Origin` and the preflight headers (for routes with a CORS policy).
+    pub cors: CorsRequest<'a>,
+    /// `CF-Connecting-IP` (or `unknown`): refused requests are rate limited per IP.
+    pub client_ip: &'a str,
 }
 
 /// The gate's answer.
@@ -58,6 +63,10 @@ pub struct Forward {
     pub url: String,
     pub identity: Vec<(&'static str, String)>,
     pub deferred: Vec<Deferred>,
+    /// For a route with a CORS policy: the headers to set on the upstream's answer, replacing
+    /// its own `Access-Control-*` headers ([`crate::gate::cors::is_cors_response_header`]);
+    /// `None`: the upstream's answer is returned untouched.
+    pub cors: Option<CorsHeaders>,
 }
 
 /// Loads the route table through the isolate cache (one value for all routes; the registry
@@ -114,11 +123,69 @@ pub async fn gate<B: Backend>(ctx: &Ctx<'_, B>, req: &GateRequest<'_>) -> GateAn
     let Some(r) = route::find(&routes, &ctx.cfg.issuer, req.authority, req.path) else {
         return GateAnswer::NotGate;
     };
-    match check(ctx, req, r).await {
+    if let Some(policy) = &r.cors {
+        // Before any token is looked at: a browser's preflight never carries one.
+        if cors::is_preflight(req.method, &req.cors) {
+            return GateAnswer::Respond(finish(preflight(ctx, r, policy, &req.cors)).into());
+        }
+    }
+    let answer = match check(ctx, req, r).await {
         Ok(a) => a,
         Err(e) => {
             ctx.isolate.error(&e);
             GateAnswer::Respond(finish(e.into_response()).into())
+        }
+    };
+    let Some(policy) = &r.cors else {
+        return answer;
+    };
+    match answer {
+        GateAnswer::Respond(mut o) => {
+            o.response
+                .headers
+                .extend(policy.actual(req.cors.origin, true));
+            GateAnswer::Respond(o)
+        }
+        GateAnswer::Forward(mut f) => {
+            f.cors = Some(policy.actual(req.cors.origin, false));
+            GateAnswer::Forward(f)
+        }
+        GateAnswer::NotGate => GateAnswer::NotGate,
+    }
+}
+
+/// The answer to a CORS preflight on a route with a policy: `204` with the CORS headers, or
+/// `403` without them (the browser then sends nothing). Never forwarded, no token needed.
+fn preflight<B>(
+    ctx: &Ctx<'_, B>,
+    r: &GateRoute,
+    policy: &cors::Cors,
+    req: &CorsRequest<'_>,
+) -> Response {
+    match policy.preflight(req) {
+        Ok(headers) => {
+            let mut resp = Response::empty(204);
+            resp.headers.extend(headers);
+            resp
+        }
+        Err(refused) => {
+            let description = refused.description();
+            ctx.isolate.emit(Event::ErrorCause {
+                status: 403,
+                error: "cors_refused",
+                cause: format!("gate route {}: preflight refused: {description}", r.id),
+            });
+            Response::json(
+                403,
+                &Problem {
+                    error: "cors_refused",
+                    error_description: &description,
+                },
+            )
+            .with_header(
+                "vary",
+                "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
+            )
         }
     }
 }
@@ -176,6 +243,9 @@ async fn check<B: Backend>(
     req: &GateRequest<'_>,
     r: &GateRoute,
 ) -> Result<GateAnswer, Error> {
+    // An IP this isolate found over the failed-authentication limit is refused outright, like
+    // at the OAuth endpoints (no storage read; even a valid token waits for the period).
+    ratelimit::check_blocked(ctx, Limit::FailedAuthPerIp, req.client_ip)?;
     let metadata_url = format!("{}://{}{}", req.scheme, req.authority, r.metadata_path());
     let invalid = |cause: &str| {
         let resp = challenge(
@@ -194,6 +264,7 @@ async fn check<B: Backend>(
     };
     // RFC 6750 section 2.1 only: a token in the query or the body is not looked at.
     let Some(token) = bearer(req.authorization) else {
+        failed_authentication(ctx, req).await?;
         return Ok(GateAnswer::Respond(
             challenge(
                 401,
@@ -220,6 +291,9 @@ async fn check<B: Backend>(
         })
     };
     let Decision::Active(active) = decided.decision else {
+        if let Err(limited) = failed_authentication(ctx, req).await {
+            return Ok(respond(finish(limited.into_response()), decided.deferred));
+        }
         let resp = invalid("inactive token");
         return Ok(respond(resp, decided.deferred));
     };
@@ -261,6 +335,15 @@ async fn check<B: Backend>(
     )?))
 }
 
+/// A request refused for its token (missing, garbage, unknown, revoked, expired): counted per IP
+/// against the failed-authentication limit shared with the OAuth endpoints. `Err`: 429.
+async fn failed_authentication<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    req: &GateRequest<'_>,
+) -> Result<(), Error> {
+    ratelimit::count(ctx, Limit::FailedAuthPerIp, req.client_ip).await
+}
+
 /// The forward of an accepted request: URL, identity headers and the signed assertion.
 fn identity<B>(
     ctx: &Ctx<'_, B>,
@@ -296,6 +379,7 @@ fn identity<B>(
         url: upstream_url(r, req.path, req.query),
         identity,
         deferred,
+        cors: None,
     })
 }
 

@@ -267,8 +267,13 @@ fn finish(path: &str, r: &mut Response) {
 }
 
 async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
-    if page::is_page_path(&req.path) && page::on_issuer_host(ctx.cfg, req) {
-        return Ok(page::handle(ctx, req).await);
+    if page::is_page_path(&req.path) {
+        if page::on_issuer_host(ctx.cfg, req) {
+            return Ok(page::handle(ctx, req).await);
+        }
+        if let Some(r) = page::not_on_this_host(ctx.cfg) {
+            return Ok(r.into());
+        }
     }
     let (route, allow) = route(&req.path).ok_or(Error::NotFound)?;
     let m = req.method;

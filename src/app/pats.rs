@@ -276,13 +276,14 @@ pub async fn issue<B: Backend>(
     issue_with_id(ctx, sub, body, None).await
 }
 
-/// [`issue`] with a caller-chosen record id (`None`: random). The token page derives the id from
-/// its one-time form token, so that re-posting the same form cannot create a second PAT.
+/// [`issue`] with a caller-chosen record id and token (`None`: random). The token page derives the
+/// id from its one-time form token, so that re-posting the same form cannot create a second PAT,
+/// and generates the token first, to keep it sealed for a repeated submission (`page::replay`).
 pub async fn issue_with_id<B: Backend>(
     ctx: &Ctx<'_, B>,
     sub: String,
     body: CreatePat,
-    id: Option<String>,
+    chosen: Option<(String, PlainToken)>,
 ) -> Result<(TokenRecord, PlainToken), Error> {
     validate_name(&body.name)?;
     let expires_at = validate_expiry(&body, ctx.now, ctx.cfg.pat_max_days)?;
@@ -300,9 +301,9 @@ pub async fn issue_with_id<B: Backend>(
         allow_self_rotation: body.allow_self_rotation,
         revoke_on_reuse: body.revoke_on_reuse,
     };
-    let issued = match id {
+    let issued = match chosen {
         None => reference::issue(ctx, new).await,
-        Some(id) => reference::issue_with_id(ctx, new, id).await,
+        Some((id, token)) => reference::issue_with_id(ctx, new, id, token).await,
     }?;
     let rec = &issued.0;
     ctx.isolate.emit(Event::PatCreated {

@@ -31,30 +31,36 @@ pub async fn issue<B: Backend>(
     new: NewToken,
 ) -> Result<(TokenRecord, PlainToken), Error> {
     let id = random_id().map_err(rng)?;
-    store(ctx, new, id, false).await
+    store(ctx, new, id, None).await
 }
 
 fn rng(e: getrandom::Error) -> Error {
     Error::Internal(format!("randomness unavailable: {e}"))
 }
 
-/// [`issue`] with a caller-chosen record id (the token page derives it from a one-time form id).
-/// The D1 insert fails on a duplicate id; the record already under that id is then left alone.
+/// [`issue`] with a caller-chosen record id and token (the token page derives the id from a
+/// one-time form id, and keeps the token sealed before it exists, see `page::replay`). The D1
+/// insert fails on a duplicate id; the record already under that id is then left alone.
 pub async fn issue_with_id<B: Backend>(
     ctx: &Ctx<'_, B>,
     new: NewToken,
     id: String,
+    token: PlainToken,
 ) -> Result<(TokenRecord, PlainToken), Error> {
-    store(ctx, new, id, true).await
+    store(ctx, new, id, Some(token)).await
 }
 
 async fn store<B: Backend>(
     ctx: &Ctx<'_, B>,
     new: NewToken,
     id: String,
-    chosen_id: bool,
+    chosen: Option<PlainToken>,
 ) -> Result<(TokenRecord, PlainToken), Error> {
-    let token = PlainToken::generate(new.kind).map_err(rng)?;
+    let chosen_id = chosen.is_some();
+    let token = match chosen {
+        Some(t) => t,
+        None => PlainToken::generate(new.kind).map_err(rng)?,
+    };
     let scope_owners = super::client_auth::scope_owners(ctx, &new.scopes).await?;
     let rec = TokenRecord {
         id,

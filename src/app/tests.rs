@@ -337,6 +337,68 @@ fn a_stale_kv_entry_is_checked_against_d1_and_rewritten() {
     assert_eq!(h.backend.take_counts().d1_query, 0);
 }
 
+/// Upgrades: a KV entry written by a version before `fresh_until` (and the uid fields) existed is
+/// stale, never trusted and never refused: the first use asks D1, the token keeps working, and the
+/// entry is rewritten in the current format; a revoked token's old entry is deleted.
+#[test]
+fn kv_entries_of_older_versions_are_checked_against_d1_and_rewritten() {
+    use crate::model::Grant;
+    let mut h = Harness::new();
+    h.cfg.registry_cache_secs = 1_000_000; // count only the token's reads
+    let (id, token) = h.pat("alice", &["demo_api:read"]);
+    let (_, revoked) = h.pat("alice", &["demo_api:read"]);
+    h.introspect(&token); // warm the registry cache
+    let old_format = |g: &mut Grant| {
+        g.fresh_until = None;
+        g.client_uid = None;
+        g.scope_owners = None;
+    };
+    h.backend.kv.borrow_mut().values_mut().for_each(old_format);
+    let rows: Vec<(String, String)> = h
+        .backend
+        .kv
+        .borrow()
+        .values()
+        .map(|g| (g.id.clone(), serde_json::to_string(g).expect("json")))
+        .collect();
+    assert!(
+        rows.iter().all(|(_, j)| !j.contains("fresh_until")),
+        "{rows:?}"
+    );
+    h.backend.take_counts();
+    let (_, v, _) = h.call(&introspect_req(&token));
+    assert_eq!(v["active"], true, "an old entry keeps its token working");
+    let c = h.backend.take_counts();
+    assert_eq!((c.kv_get, c.d1_query, c.kv_put), (1, 1, 1), "{c:?}");
+    let rewritten = h
+        .backend
+        .kv
+        .borrow()
+        .values()
+        .find(|g| g.id == id)
+        .cloned()
+        .expect("entry");
+    assert_eq!(rewritten.fresh_until, Some(h.now + h.cfg.grant_cache_secs));
+    assert!(rewritten.client_uid.is_some() && rewritten.scope_owners.is_some());
+    h.introspect(&token);
+    assert_eq!(h.backend.take_counts().d1_query, 0, "fresh again: KV only");
+    // a revocation whose KV delete was lost, in the old format: D1 says no, the entry goes
+    h.backend.tokens.borrow_mut().iter_mut().for_each(|t| {
+        if t.id != id {
+            t.revoked_at = Some(h.now);
+        }
+    });
+    assert_eq!(
+        h.call(&introspect_req(&revoked)).1,
+        json!({"active": false})
+    );
+    assert_eq!(
+        h.backend.kv.borrow().len(),
+        1,
+        "the revoked token's entry is deleted"
+    );
+}
+
 #[test]
 fn a_token_kv_does_not_know_is_inactive_without_a_d1_read() {
     let h = Harness::new();
@@ -761,6 +823,7 @@ fn config_debug_shows_no_secret() {
 }
 
 mod gate;
+mod gate_cors;
 
 mod hostile;
 mod webhooks;

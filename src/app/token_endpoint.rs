@@ -103,5 +103,6 @@ async fn issue_access_token<B: Backend>(
         expires_in: lifetime,
         scope,
         issued_token_type: None,
+        pat_id: None,
     })
 }

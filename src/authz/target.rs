@@ -133,6 +133,7 @@ mod tests {
                 methods: vec!["*".into()],
                 scopes: vec![],
             }],
+            cors: None,
         }
     }
 

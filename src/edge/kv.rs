@@ -1,5 +1,6 @@
-//! KV `GRANTS`: token grants (`g:{sha256 hex}`) and the JWT denylist (`d:{jti}`); the keys and
-//! values are [`crate::storage::kv`].
+//! KV `GRANTS`: token grants (`g:{sha256 hex}`), the JWT denylist (`d:{jti}`) and, for a minute
+//! each, tokens the page showed, sealed (`s:{sha256 hex}`); the keys and values are
+//! [`crate::storage::kv`].
 //!
 //! The binding is called directly (`env.GRANTS.get(key)`): workers-rs's `KvStore` looks up five
 //! methods with `Reflect.get` when it is built and builds an options object per read, which the
@@ -10,7 +11,7 @@ use super::backend::EdgeBackend;
 use super::counters::{bump, Op};
 use super::settle::Settled;
 use crate::model::Grant;
-use crate::storage::kv::{self as kv_format, Denied, DenyKey, GrantKey, KvKey as _};
+use crate::storage::kv::{self as kv_format, Denied, DenyKey, GrantKey, KvKey as _, SealedKey};
 use crate::store::{GrantCache, StoreError};
 use crate::token::TokenHash;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -120,5 +121,23 @@ impl GrantCache for EdgeBackend {
         self.kv()?
             .put_text(&DenyKey(jti).key(), Denied::VALUE, exp)
             .await
+    }
+
+    async fn put_sealed(
+        &self,
+        hash: &TokenHash,
+        sealed: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        bump(Op::KvPut);
+        let exp = kv_format::expiration(expires_at, super::now_secs());
+        self.kv()?
+            .put_text(&SealedKey(hash).key(), sealed, exp)
+            .await
+    }
+
+    async fn get_sealed(&self, hash: &TokenHash) -> Result<Option<String>, StoreError> {
+        bump(Op::KvGet);
+        self.kv()?.get_text(&SealedKey(hash).key()).await
     }
 }

@@ -37,6 +37,9 @@ pub struct GateRoute {
     /// The API resource whose token rules apply (`aud` of the assertion).
     pub resource: String,
     pub rules: Vec<Rule>,
+    /// The route's CORS policy (D1 `gate_routes.cors`); `None`: no CORS answers (the default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<super::cors::Cors>,
 }
 
 /// The body of `PUT /admin/routes/{id}`.
@@ -49,6 +52,8 @@ pub struct RouteInput {
     pub upstream: String,
     pub resource: String,
     pub rules: Vec<Rule>,
+    #[serde(default)]
+    pub cors: Option<super::cors::Cors>,
 }
 
 fn bad(field: &str, why: &str) -> Error {
@@ -73,6 +78,7 @@ pub fn validate(id: &str, input: RouteInput) -> Result<GateRoute, Error> {
         return Err(bad("resource", "must name an existing API resource"));
     }
     check_rules(&input.rules)?;
+    let cors = input.cors.map(super::cors::validate).transpose()?;
     Ok(GateRoute {
         id: id.to_owned(),
         host,
@@ -80,6 +86,7 @@ pub fn validate(id: &str, input: RouteInput) -> Result<GateRoute, Error> {
         upstream: input.upstream,
         resource: input.resource,
         rules: input.rules,
+        cors,
     })
 }
 
@@ -505,6 +512,7 @@ mod tests {
                 methods: vec!["*".into()],
                 scopes: vec![],
             }],
+            cors: None,
         }
     }
 

@@ -255,7 +255,7 @@ mod tests {
         for (json, want) in [
             ("[]", "the JSON body must be an object, not an array"),
             ("null", "the JSON body must be an object, not null"),
-            ("", "the JSON body must be an object, not empty"),
+            ("", "the body is empty: a JSON object is required"),
             (
                 r#"{"redirect_uris":"https://a.example/cb"}"#,
                 "invalid type",

@@ -15,11 +15,14 @@
 //! | `GET /favicon.ico` | the icon |
 //!
 //! Every POST passes [`form::same_origin`] and carries a CSRF token bound to the session
-//! ([`session`]). A reload of a POST answer cannot show or create a token twice: a new PAT's id is
-//! derived from the form's one-time id, and the regenerate form names the token's current hash.
+//! ([`session`]). A reload of a POST answer cannot create a token twice: a new PAT's id is derived
+//! from the form's one-time id, and the regenerate form names the token's current hash. A second
+//! POST of the same form, from the same session within a minute (a double submit), shows the same
+//! token again ([`replay`]); later, never.
 
 mod assets;
 mod form;
+mod replay;
 mod session;
 mod views;
 
@@ -70,6 +73,28 @@ pub fn on_issuer_host(cfg: &Config, req: &Request) -> bool {
     let own = form::origin_of(&cfg.issuer);
     let authority = own.split_once("://").map_or(own.as_str(), |(_, a)| a);
     matches!(req.get_header("host"), Ok(Some(h)) if h.eq_ignore_ascii_case(authority))
+}
+
+/// A page path on another host than the issuer's, in local development (a loopback `ISSUER`):
+/// a 404 that says where the page is (`http://localhost:8787/` is the gate's host there, and a
+/// newcomer opens it first). `None` in production: there, other hosts say nothing about the page.
+pub fn not_on_this_host(cfg: &Config) -> Option<Response> {
+    let authority = crate::gate::route::authority(&cfg.issuer);
+    let host = crate::gate::route::host_name(authority);
+    let loopback = host == "localhost" || host == "[::1]" || host.starts_with("127.");
+    loopback.then(|| {
+        Response::json(
+            404,
+            &serde_json::json!({
+                "error": "not_found",
+                "error_description": format!(
+                    "this host serves the gate; the token page is on {}/",
+                    form::origin_of(&cfg.issuer)
+                ),
+            }),
+        )
+        .with_header("cache-control", "no-store")
+    })
 }
 
 /// Why a page request fails (rendered as HTML, never JSON).
@@ -683,20 +708,11 @@ async fn create<B: Backend>(
         // Only a forged form gets here (a checkbox sends `on` or nothing): both shown unchecked.
         _ => nf.errors.options = Some("Lifecycle options can only be checked or unchecked.".into()),
     }
-    // The id this form's token gets: a re-posted form (reload, back) finds it and stops.
+    // The id this form's token gets: a re-posted form (double submit, reload, back) finds it.
     let id = key.derive_id(&who.user, form_id);
+    let sealer = replay::Sealer::new(key, &who.user, form_id, &who.binding);
     match pats::owned(ctx, &who.user, &id).await {
-        Ok(_) => {
-            let csrf = csrf_for(key, who)?;
-            let page = views::message(
-                Some(&viewer(who, &csrf)),
-                "Token already created",
-                "This form was already submitted: its token was created and shown once, and \
-                 cannot be shown again. If you did not copy it, regenerate or revoke it.",
-                Some(("/tokens", "Back to your tokens")),
-            );
-            return Ok(html(409, page).into());
-        }
+        Ok(rec) => return already_created(ctx, key, who, &sealer, &rec).await,
         Err(Error::NotFound) => {}
         Err(e) => return Err(e.into()),
     }
@@ -732,7 +748,10 @@ async fn create<B: Backend>(
     body.scopes.clone_from(&nf.scopes);
     body.allow_self_rotation = nf.allow_self_rotation;
     body.revoke_on_reuse = nf.revoke_on_reuse;
-    match pats::issue_with_id(ctx, who.user.clone(), body, Some(id)).await {
+    // Sealed before the PAT exists: a twin POST that finds the PAT also finds its token.
+    let token = crate::token::PlainToken::generate(crate::token::TokenKind::Pat).map_err(rng)?;
+    sealer.keep(ctx, &token).await;
+    match pats::issue_with_id(ctx, who.user.clone(), body, Some((id.clone(), token))).await {
         Ok((rec, token)) => {
             let csrf = csrf_for(key, who)?;
             let page = views::shown_once(&viewer(who, &csrf), &rec, token.expose_secret(), false);
@@ -742,8 +761,39 @@ async fn create<B: Backend>(
             nf.errors.form = Some(message_of(&e));
             new_form(ctx, key, who, &nf, Some(form_id), 400).await
         }
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            // A twin POST of this form may have stored the PAT first (the insert of the same id
+            // failed): show what it created.
+            match pats::owned(ctx, &who.user, &id).await {
+                Ok(rec) => already_created(ctx, key, who, &sealer, &rec).await,
+                Err(_) => Err(e.into()),
+            }
+        }
     }
+}
+
+/// A POST of a form whose PAT exists: the same token again for a resubmission from the same
+/// session within a minute ([`replay`]), else 409 "already created".
+async fn already_created<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    key: &Key,
+    who: &Who,
+    sealer: &replay::Sealer,
+    rec: &TokenRecord,
+) -> Result<Outcome, Fail> {
+    let csrf = csrf_for(key, who)?;
+    if let Some(token) = sealer.shown_again(ctx, rec).await {
+        let page = views::shown_once(&viewer(who, &csrf), rec, token.expose_secret(), false);
+        return Ok(html(200, page).into());
+    }
+    let page = views::message(
+        Some(&viewer(who, &csrf)),
+        "Token already created",
+        "This form was already submitted: its token was created and shown, and cannot be shown \
+         again. If you did not copy it, regenerate or revoke it.",
+        Some(("/tokens", "Back to your tokens")),
+    );
+    Ok(html(409, page).into())
 }
 
 async fn confirm_revoke<B: Backend>(

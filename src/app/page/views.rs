@@ -193,7 +193,6 @@ pub fn list_page(
                 thead { tr {
                     th scope="col" { "Name" }
                     th scope="col" { "Scopes" }
-                    th scope="col" { "Created" }
                     th scope="col" { "Expires" }
                     th scope="col" { "Last used" }
                     th scope="col" { "Status" }
@@ -236,9 +235,14 @@ fn row(r: &TokenRecord, status: Status, now: i64) -> Markup {
     let name = r.name.as_deref().unwrap_or("");
     html! {
         tr data-token-id=(r.id) {
-            td.name data-label="Name" { (name) }
-            td data-label="Scopes" { (scopes(&r.scopes)) }
-            td data-label="Created" { (time_exact(r.created_at, &date(r.created_at))) }
+            // The creation date and the options under the name: fewer, narrower columns, so
+            // that the name keeps its room at every width.
+            td.token data-label="Name" {
+                span.name { (name) }
+                br; span.muted.created { "Created " (time_exact(r.created_at, &date(r.created_at))) }
+                @for o in options_of(r) { br; span.muted.option { (o) } }
+            }
+            td.scopes data-label="Scopes" { (scopes(&r.scopes)) }
             td data-label="Expires" {
                 @if status == Status::Revoked {
                     span.muted { "Revoked " (time_exact(r.revoked_at.unwrap_or(r.created_at), &date(r.revoked_at.unwrap_or(r.created_at)))) }
@@ -274,10 +278,7 @@ fn row(r: &TokenRecord, status: Status, now: i64) -> Markup {
                     Some(t) => { time datetime=(crate::app::rfc3339(t)) title=(exact(t)) data-ago { (ago(t, now)) } }
                 }
             }
-            td data-label="Status" {
-                (status_badge(status))
-                @for o in options_of(r) { br; span.muted.option { (o) } }
-            }
+            td data-label="Status" { (status_badge(status)) }
             td.actions data-label="Actions" {
                 @if status == Status::Active {
                     a href={ "/tokens/" (r.id) "/regenerate" } aria-label={ "Regenerate " (name) } { "Regenerate" }

@@ -585,6 +585,8 @@ fn a_reuse_through_the_gate_is_detected_and_refused() {
             path: "/gw/demo/x",
             query: None,
             authorization: Some(&bearer),
+            cors: crate::gate::cors::CorsRequest::default(),
+            client_ip: "203.0.113.9",
         };
         block_on(gate(&ctx, &req))
     };
