@@ -29,7 +29,7 @@ impl EdgeBackend {
 
 impl SnapshotCache for EdgeBackend {
     async fn load_snapshot(&self) -> Result<Option<String>, StoreError> {
-        super::dev::feed_fault()?;
+        super::dev_faults::feed_fault()?;
         bump(Op::CacheGet);
         let key = self.snapshot_key()?;
         let Some(mut found) = worker::Cache::default()
@@ -46,7 +46,7 @@ impl SnapshotCache for EdgeBackend {
     }
 
     async fn store_snapshot(&self, body: &str) -> Result<(), StoreError> {
-        super::dev::feed_fault()?;
+        super::dev_faults::feed_fault()?;
         bump(Op::CachePut);
         let key = self.snapshot_key()?;
         let headers = worker::Headers::new();

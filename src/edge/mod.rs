@@ -6,7 +6,7 @@ mod backend;
 mod config;
 mod counters;
 mod d1;
-mod dev;
+mod dev_faults;
 mod durable_object;
 mod executor;
 mod feed_cache;

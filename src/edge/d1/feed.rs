@@ -15,7 +15,7 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 
 impl RevocationFeed for EdgeBackend {
     async fn feed_since(&self, after: u64) -> Result<Page, StoreError> {
-        super::super::dev::feed_fault()?;
+        super::super::dev_faults::feed_fault()?;
         bump(Op::FeedQuery);
         let db = self.db()?;
         // One batch (one transaction): the page and the head are a consistent cut.

@@ -1,4 +1,4 @@
-//! Test-only faults of the runtime layer, for the end-to-end tests of the revocation bound. Both
+//! Test-only faults of the runtime layer (the dev routes are `dev.rs`), for the end-to-end tests of the revocation bound. Both
 //! are honoured only with `DEV_COUNTERS="true"` (local dev, tests, the benchmark), and the
 //! configuration is refused when they are asked for with an issuer that is not a loopback URL
 //! (like `DEV_SIGN_IN`): a deployed Worker never runs them.
