@@ -141,6 +141,9 @@ pub fn faults(env: &Env, body: Option<&[u8]>) -> Response {
         }
     };
     FEED_UNREADABLE.with(|f| f.set(unreadable));
-    Response::json(200, &serde_json::json!({ "feed": if unreadable { "unreadable" } else { "ok" } }))
-        .with_header("cache-control", "no-store")
+    Response::json(
+        200,
+        &serde_json::json!({ "feed": if unreadable { "unreadable" } else { "ok" } }),
+    )
+    .with_header("cache-control", "no-store")
 }

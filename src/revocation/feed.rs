@@ -60,7 +60,11 @@ impl Key {
             Key::Record(v) | Key::Jti(v) | Key::Grant(v) | Key::Client(v) => v.clone(),
         };
         match self {
-            Key::Generation(v, _) | Key::Record(v) | Key::Jti(v) | Key::Grant(v) | Key::Client(v)
+            Key::Generation(v, _)
+            | Key::Record(v)
+            | Key::Jti(v)
+            | Key::Grant(v)
+            | Key::Client(v)
                 if !valid_value(v) =>
             {
                 Err(FormatError::BadValue)

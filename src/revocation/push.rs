@@ -1,6 +1,6 @@
 //! What a revocation tells the APIs that registered to hear of it: the subject and events of the
 //! Security Event Tokens pushed to them (RFC 8417 SETs, RFC 8935 push, signed in
-//! `crate::jose::secevent`), from the OpenID Continuous Access Evaluation Profile (CAEP 1.0):
+//! `crate::jose::secevent`), from the `OpenID` Continuous Access Evaluation Profile (CAEP 1.0):
 //!
 //! | what happened | event | `change_type` | subject (`sub_id`) |
 //! |---|---|---|---|
@@ -146,10 +146,7 @@ pub fn subject_and_events(notice: &Notice, issuer: &str, receiver: &Receiver) ->
         event.insert("change_type".into(), json!(change_type));
     }
     event.insert("event_timestamp".into(), json!(notice.at));
-    event.insert(
-        "initiating_entity".into(),
-        json!(notice.initiator.as_str()),
-    );
+    event.insert("initiating_entity".into(), json!(notice.initiator.as_str()));
     event.insert("reason_admin".into(), json!({"en": notice.reason}));
     if let Change::TokenRotated {
         grace_until: Some(g),

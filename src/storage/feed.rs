@@ -36,10 +36,11 @@ pub const APPEND: &str =
     "INSERT INTO revocation_feed (kind, value, at_ms, until_ms) VALUES (?1, ?2, ?3, ?4)";
 
 /// After `UPDATE tokens SET revoked_at = ?2 ... WHERE id = ?1 AND revoked_at IS NULL`: an `r`
-/// entry only if that update revoked the token. `?1` token id, `?2` revoked_at (seconds), `?3`
+/// entry only if that update revoked the token. `?1` token id, `?2` `revoked_at` (seconds), `?3`
 /// at, `?4` until. (Another revocation of the same token in the same second would add a second
 /// entry for it: harmless.)
-pub const APPEND_REVOKED_RECORD: &str = "INSERT INTO revocation_feed (kind, value, at_ms, until_ms) \
+pub const APPEND_REVOKED_RECORD: &str =
+    "INSERT INTO revocation_feed (kind, value, at_ms, until_ms) \
      SELECT 'r', id, ?3, ?4 FROM tokens WHERE id = ?1 AND revoked_at = ?2";
 
 /// After a rotation's update (`SET token_hash = <new>, generation = generation + 1 WHERE ... AND
@@ -52,18 +53,20 @@ pub const APPEND_ROTATED_GENERATION: &str =
 
 /// The same condition, for a rotation without grace: the old token's `t` entry. `?1` token id,
 /// `?2` new hash (hex), `?3` at, `?4` until, `?5` the old hash's prefix ([`token_prefix`]).
-pub const APPEND_ROTATED_TOKEN: &str = "INSERT INTO revocation_feed (kind, value, at_ms, until_ms) \
+pub const APPEND_ROTATED_TOKEN: &str =
+    "INSERT INTO revocation_feed (kind, value, at_ms, until_ms) \
      SELECT 't', ?5, ?3, ?4 FROM tokens WHERE id = ?1 AND token_hash = ?2";
 
-/// Before `UPDATE retired_token_hashes SET grace_until = ?2 WHERE token_hash = ?1 AND grace_until
-/// > ?2` (the end of a grace), with the same condition: a `t` entry only if the grace was still
+/// Before `UPDATE retired_token_hashes SET grace_until = ?2 WHERE token_hash = ?1 AND
+/// grace_until > ?2` (the end of a grace), with the same condition: a `t` entry only if the grace was still
 /// running. `?1` retired hash (hex), `?2` now (seconds), `?3` at, `?4` until, `?5` its prefix.
 pub const APPEND_GRACE_ENDED: &str = "INSERT INTO revocation_feed (kind, value, at_ms, until_ms) \
      SELECT 't', ?5, ?3, ?4 FROM retired_token_hashes WHERE token_hash = ?1 AND grace_until > ?2";
 
 /// Before an update or delete of client `?1` (same batch): a `c` entry with its uid, if the
 /// client exists. `?2` at, `?3` until.
-pub const APPEND_CLIENT_CHANGED: &str = "INSERT INTO revocation_feed (kind, value, at_ms, until_ms) \
+pub const APPEND_CLIENT_CHANGED: &str =
+    "INSERT INTO revocation_feed (kind, value, at_ms, until_ms) \
      SELECT 'c', uid, ?2, ?3 FROM clients WHERE id = ?1";
 
 /// Before an update or delete of API resource `?1` (same batch): a `c` entry with its uid. `?2`
@@ -74,8 +77,9 @@ pub const APPEND_RESOURCE_CHANGED: &str =
 
 /// For the authorization server: after `UPDATE app_grants SET revoked_at = ?2 ... WHERE id = ?1
 /// AND revoked_at IS NULL` in the same batch, an `a` entry only if that update revoked the grant.
-/// `?1` grant id, `?2` revoked_at (seconds), `?3` at, `?4` until.
-pub const APPEND_REVOKED_GRANT: &str = "INSERT INTO revocation_feed (kind, value, at_ms, until_ms) \
+/// `?1` grant id, `?2` `revoked_at` (seconds), `?3` at, `?4` until.
+pub const APPEND_REVOKED_GRANT: &str =
+    "INSERT INTO revocation_feed (kind, value, at_ms, until_ms) \
      SELECT 'a', id, ?3, ?4 FROM app_grants WHERE id = ?1 AND revoked_at = ?2";
 
 /// Whether the feed holds a `j` entry for `?1` (a client JWT's id) kept until after `?2` (now,
@@ -297,9 +301,8 @@ mod tests {
             (APPEND_RESOURCE_CHANGED, "'c'"),
             (APPEND_REVOKED_GRANT, "'a'"),
         ] {
-            assert!(
-                sql.starts_with("INSERT INTO revocation_feed (kind, value, at_ms, until_ms) SELECT ")
-            );
+            assert!(sql
+                .starts_with("INSERT INTO revocation_feed (kind, value, at_ms, until_ms) SELECT "));
             assert!(sql.contains(kind), "{sql}");
         }
     }
