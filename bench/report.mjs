@@ -33,7 +33,7 @@ export function report(info, pg, { wrkVersion, gt }) {
   const T = (name, value, ok, shown = fmt(value, 3)) => targets.push({ name, shown, ok });
   const B2 = find("floor B'");
   if (pg && B) {
-    // Issue 8's targets for the hot path.
+    // The hot path's targets (bench/README.md).
     T("active-PAT introspection req/s >= 0.9 x floor B", pg.active.rps / B.rps, pg.active.rps >= 0.9 * B.rps, `${fmt(pg.active.rps / B.rps, 3)} x`);
     T("active-PAT introspection p99 <= 1.3 x floor B p99", pg.active.p99 / B.p99, pg.active.p99 <= 1.3 * B.p99, `${fmt(pg.active.p99 / B.p99, 3)} x (${fmt(pg.active.p99, 2)} vs ${fmt(B.p99, 2)} ms)`);
     const d = pg.active.workerdCpuMsPerReq - B.workerdCpuMsPerReq;

@@ -242,7 +242,12 @@ function identityVars(identity) {
 }
 
 /** A resource name in an environment: production keeps wrangler.toml's names, others get `-<env>`. */
-export const envName = (name, env) => (env ? `${name}-${env}` : name);
+// A dead-letter queue keeps its `-dlq` ending in every environment: the Worker recognises its
+// messages by that ending (src/edge/queue.rs).
+export const envName = (name, env) => {
+  if (!env) return name;
+  return name.endsWith("-dlq") ? `${name.slice(0, -4)}-${env}-dlq` : `${name}-${env}`;
+};
 
 /**
  * The whole plan, from wrangler.toml (parsed), the config file (validated) and the command line

@@ -25,6 +25,9 @@ export const DEV_VARS = {
   SESSION_SECRET: "dev-session-secret-not-for-production-0123456789",
   // Webhook endpoints on this machine over plain http (local receivers; never in production).
   WEBHOOK_ALLOW_HTTP_LOCALHOST: "true",
+  // Read a refused chunked body to its end however large (within 10 s): `wrangler dev`'s proxy
+  // reuses the connection for the next request (scripts/worker-shim.js, "Request bodies").
+  DEV_DRAIN_REFUSED_BODIES: "true",
   // A throwaway key pair for local JWTs only (production: `npm run gen-key` + `wrangler secret put`).
   JWT_SIGNING_KEYS: JSON.stringify([
     { kty: "OKP", crv: "Ed25519", kid: "dev-ed25519-1", d: "sna6z2d_XgS2-_pNOBBS5vt1Ob5VaH19P0l1SOcWl_I", x: "JfsPhXT-i2GWNuXAPsQJPLzzd7PWS7xvd6bkeewFPkg" },

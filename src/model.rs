@@ -295,6 +295,9 @@ pub enum TokenFormat {
     Jwt,
 }
 
+/// The id of the public client that PATs are issued to.
+pub const PAT_CLIENT_ID: &str = "pat_client";
+
 /// An OAuth client. `secret: None` is a public client (the PAT client).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {

@@ -20,6 +20,13 @@ impl StoreError {
     }
 }
 
+/// A storage failure answers 503: the store is unavailable, the request may be retried.
+impl From<StoreError> for crate::error::Error {
+    fn from(e: StoreError) -> Self {
+        crate::error::Error::Unavailable(e.0)
+    }
+}
+
 /// The global read path: grants keyed by token hash (KV), kept until the token expires
 /// (`grant.exp`) and trusted until `grant.fresh_until` (see [`Grant`]).
 pub trait GrantCache {

@@ -4,7 +4,8 @@
 //! API resources and clients are read through the isolate cache (`registry_cache_secs`).
 
 use super::isolate::{Lookup, Table};
-use super::{ratelimit, Ctx};
+use super::ratelimit;
+use crate::app::ctx::Ctx;
 use crate::error::Error;
 use crate::model::{ApiResource, Client};
 use crate::oauth::Presented;

@@ -38,8 +38,8 @@ pub struct IsolateState {
     resources: Snapshot<ApiResource>,
     clients: Snapshot<Client>,
     inactive: RefCell<HashMap<TokenHash, i64>>,
-    /// Security events not yet written (see [`super::events`]).
-    events: RefCell<Vec<super::events::Event>>,
+    /// Security events not yet written (see [`crate::events`]).
+    events: RefCell<Vec<crate::events::Event>>,
     /// Rate-limited keys and until when they are refused.
     blocked: RefCell<HashMap<(crate::store::Limit, String), i64>>,
     /// Sources (PAT id, generation) of exchanged JWTs known to be dead.
@@ -54,7 +54,7 @@ pub struct IsolateState {
     /// When the secret scanning keys were last fetched or tried (success or not).
     scanning_keys_tried: std::cell::Cell<Option<i64>>,
     /// Sampling of the webhook event types anyone can cause (see [`super::sampling`]).
-    sampler: super::sampling::Sampler,
+    sampler: crate::webhook::sampling::Sampler,
     /// Webhook endpoints' subscriptions, read whole: (fetched at, subscriptions).
     webhooks: RefCell<Option<(i64, Webhooks)>>,
 }
@@ -187,12 +187,12 @@ impl IsolateState {
 
     /// A `warning` event: something went wrong that did not change the answer.
     pub fn warn(&self, message: String) {
-        self.emit(super::events::Event::Warning { message });
+        self.emit(crate::events::Event::Warning { message });
     }
 
     /// The `error` event of an error answer (its cause), if it has one.
     pub fn error(&self, e: &crate::error::Error) {
-        if let Some(ev) = super::events::Event::error_cause(e) {
+        if let Some(ev) = crate::events::Event::error_cause(e) {
             self.emit(ev);
         }
     }
@@ -200,7 +200,7 @@ impl IsolateState {
     /// Records an event (security event, warning, error cause): the one sink. The runtime writes
     /// each as one log line after the request (and queues webhook deliveries of the deliverable
     /// ones).
-    pub fn emit(&self, e: super::events::Event) {
+    pub fn emit(&self, e: crate::events::Event) {
         let mut ev = self.events.borrow_mut();
         if ev.len() < MAX_ENTRIES {
             ev.push(e);
@@ -208,7 +208,7 @@ impl IsolateState {
     }
 
     /// The events emitted since the last call, oldest first.
-    pub fn take_events(&self) -> Vec<super::events::Event> {
+    pub fn take_events(&self) -> Vec<crate::events::Event> {
         std::mem::take(&mut self.events.borrow_mut())
     }
 
@@ -324,7 +324,7 @@ impl IsolateState {
     }
 
     /// The webhook fan-out's sampling of unauthenticated event types.
-    pub fn sampler(&self) -> &super::sampling::Sampler {
+    pub fn sampler(&self) -> &crate::webhook::sampling::Sampler {
         &self.sampler
     }
 }

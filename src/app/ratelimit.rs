@@ -4,9 +4,9 @@
 //! isolate for the limit's period, so that even a correct secret is refused meanwhile. A limiter
 //! that fails lets the request through: a limiter outage must not lock everyone out.
 
-use super::events::Event;
-use super::Ctx;
+use crate::app::ctx::Ctx;
 use crate::error::Error;
+use crate::events::Event;
 use crate::http::Request;
 use crate::store::{Backend, Limit};
 

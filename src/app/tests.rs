@@ -4,10 +4,15 @@
 #![allow(clippy::needless_pass_by_value)]
 
 use super::*;
+use crate::app::config::*;
+use crate::events;
 use crate::http::{Method, Request};
+use crate::jose::UserAuthConfig;
+use crate::model::PAT_CLIENT_ID;
 use crate::model::{ApiResource, Client, SecretSet, TokenFormat};
 use crate::secret::ClientSecret;
 use crate::testing::{Counts, MemoryBackend};
+use crate::time::rfc3339;
 use base64::Engine as _;
 use futures::executor::block_on;
 use hmac::{Hmac, Mac};
@@ -128,7 +133,7 @@ impl Harness {
         self.isolate
             .take_events()
             .iter()
-            .map(super::events::Event::line)
+            .map(crate::events::Event::line)
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -809,6 +814,41 @@ fn routing_errors() {
         v["introspection_endpoint"],
         "https://patgate.test/oauth/introspect"
     );
+}
+
+/// Every path of the router's table answers a method it does not take with 405 and the methods
+/// it does take in `Allow`; a path outside the table is a 404 whatever the method.
+#[test]
+fn every_route_names_its_methods() {
+    let h = Harness::new();
+    for (method, path, allow) in [
+        (
+            Method::Post,
+            "/.well-known/oauth-authorization-server",
+            "GET",
+        ),
+        (Method::Post, "/.well-known/jwks.json", "GET"),
+        (Method::Get, "/oauth/token", "POST"),
+        (Method::Get, "/oauth/introspect", "POST"),
+        (Method::Delete, "/oauth/revoke", "POST"),
+        (Method::Get, "/secret-scanning/github", "POST"),
+        (Method::Delete, "/api/pats", "GET, POST"),
+        (Method::Post, "/api/pats/p1", "GET, DELETE"),
+        (Method::Get, "/api/pats/p1/rotate", "POST"),
+        (Method::Get, "/api/pats/self/rotate", "POST"),
+    ] {
+        let (s, _, o) = h.call(&Request::new(method, path));
+        assert_eq!(s, 405, "{path}");
+        assert_eq!(o.response.header("allow"), Some(allow), "{path}");
+    }
+    for (method, path) in [
+        (Method::Get, "/api/pats/"),
+        (Method::Post, "/api/pats//rotate"),
+        (Method::Delete, "/oauth"),
+        (Method::Get, "/tokens"), // the page: only with the issuer's Host
+    ] {
+        assert_eq!(h.call(&Request::new(method, path)).0, 404, "{path}");
+    }
 }
 
 #[test]

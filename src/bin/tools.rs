@@ -99,7 +99,7 @@ fn seed_growth(n: usize, dir: &str, now: i64) {
                         .collect::<Vec<_>>()
                         .join(",")
                 ));
-                let grant = rec.grant(now + app::DEFAULT_GRANT_CACHE_SECS);
+                let grant = rec.grant(now + app::config::DEFAULT_GRANT_CACHE_SECS);
                 kv.push(serde_json::json!({
                     "key": format!("g:{}", rec.hash.to_hex()),
                     "value": serde_json::to_string(&grant).unwrap_or_else(|_| fail("json")),
@@ -138,7 +138,7 @@ fn introspect(n: usize) {
         scopes: vec!["demo_api:read".into()],
     });
     backend.clients.borrow_mut().push(Client {
-        id: app::PAT_CLIENT_ID.into(),
+        id: patgate::model::PAT_CLIENT_ID.into(),
         uid: "c1".into(),
         secret: None,
         allowed_scopes: vec!["demo_api:read".into()],
@@ -162,10 +162,10 @@ fn introspect(n: usize) {
         ..patgate::testing::pat_record("t1", "alice", token.hash(), now)
     };
     backend.tokens.borrow_mut().push(rec.clone());
-    backend
-        .kv
-        .borrow_mut()
-        .insert(rec.hash, rec.grant(now + app::DEFAULT_GRANT_CACHE_SECS));
+    backend.kv.borrow_mut().insert(
+        rec.hash,
+        rec.grant(now + app::config::DEFAULT_GRANT_CACHE_SECS),
+    );
     let req = Request::new(Method::Post, "/oauth/introspect")
         .header("authorization", "Basic ZGVtb19hcGk6ZGVtby1hcGktc2VjcmV0")
         .header("content-type", "application/x-www-form-urlencoded")

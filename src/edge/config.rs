@@ -1,6 +1,7 @@
 //! Configuration from Worker vars and secrets, parsed once per isolate.
 
-use crate::app::{self, Config, PageConfig};
+use crate::app::config::{self as app, Config, PageConfig};
+use crate::app::settings;
 use crate::jose::SigningKeys;
 use crate::jose::UserAuthConfig;
 use std::cell::OnceCell;
@@ -56,9 +57,9 @@ fn parse(env: &Env) -> Result<Config, String> {
         text(env, "USER_JWKS_URL"),
     )?;
     let dev_sign_in = text(env, "DEV_SIGN_IN").as_deref() == Some("true");
-    app::settings::check_dev_sign_in(&issuer, dev_sign_in)?;
+    settings::check_dev_sign_in(&issuer, dev_sign_in)?;
     // Read by the LastUsed Durable Object; checked here with everything else.
-    app::settings::last_used_flush_secs(text(env, "LAST_USED_FLUSH_SECONDS").as_deref())?;
+    settings::last_used_flush_secs(text(env, "LAST_USED_FLUSH_SECONDS").as_deref())?;
     Ok(Config {
         issuer,
         pat_max_days: number(env, "PAT_MAX_DAYS", 366)?.max(1),
@@ -107,13 +108,13 @@ fn parse(env: &Env) -> Result<Config, String> {
                 _ => return Err("ROTATION_MAX_GRACE_SECONDS must be 0 to 604800".into()),
             },
         },
-        webhooks: app::webhooks::WebhookConfig {
+        webhooks: app::WebhookConfig {
             allow_http_localhost: text(env, "WEBHOOK_ALLOW_HTTP_LOCALHOST").as_deref()
                 == Some("true"),
             timeout_secs: match number(
                 env,
                 "WEBHOOK_TIMEOUT_SECONDS",
-                i64::from(app::webhooks::DEFAULT_TIMEOUT_SECS),
+                i64::from(app::DEFAULT_TIMEOUT_SECS),
             )? {
                 n @ 1..=30 => n as u32,
                 _ => return Err("WEBHOOK_TIMEOUT_SECONDS must be 1 to 30".into()),

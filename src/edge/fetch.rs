@@ -1,7 +1,8 @@
 //! Outbound `fetch`: [`JwksFetcher`] (the identity provider's JWKS, the secret scanning partner's
 //! keys), bounded in time and size, and [`within`], the timeout every outbound request uses.
 
-use super::backend::{err, EdgeBackend};
+use super::backend::EdgeBackend;
+use super::js::err;
 use crate::store::{JwksFetcher, StoreError};
 use std::cell::{Cell, RefCell};
 use std::future::Future;

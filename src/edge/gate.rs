@@ -8,12 +8,16 @@
 //! shim reads them (small bodies only) and served by patgate's own endpoints.
 
 use super::backend::EdgeBackend;
+use super::config;
+use super::deferred::run_deferred;
+use super::isolate::{write_events, ISOLATE};
+use super::js::now_secs;
+use super::response::{error_response, respond};
 use super::settle::Settled;
-use super::{config, respond, run_deferred, ISOLATE};
-use crate::app::events::Event;
 use crate::app::gate::{self as core_gate, GateAnswer, GateRequest};
 use crate::app::{self, Deferred};
 use crate::error::Error;
+use crate::events::Event;
 use crate::gate::cors::CorsRequest;
 use crate::gate::forward::forwardable_headers;
 use crate::http;
@@ -38,7 +42,7 @@ pub fn handle_gate(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Con
 }
 
 /// `scheme` and `host[:port]` of a serialized URL.
-fn scheme_and_authority(url: &str) -> (&str, &str) {
+pub(super) fn scheme_and_authority(url: &str) -> (&str, &str) {
     let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     (scheme, &rest[..end])
@@ -61,7 +65,7 @@ async fn serve_gate(
     let cfg = match config::load(env) {
         Ok(c) => c,
         Err(e) => {
-            return respond(super::error_response(Error::Internal(format!(
+            return respond(error_response(Error::Internal(format!(
                 "configuration: {e}"
             ))))
             .map(Some)
@@ -89,7 +93,7 @@ async fn serve_gate(
         cfg: &cfg,
         backend: &backend,
         isolate: &isolate,
-        now: super::now_secs(),
+        now: now_secs(),
     };
     let greq = GateRequest {
         method: &method,
@@ -107,7 +111,7 @@ async fn serve_gate(
     };
     let answer = core_gate::gate(&actx, &greq).await;
     let events = isolate.take_events();
-    super::write_events(&events);
+    write_events(&events);
     super::queue::fan_out_later(env, ctx, &cfg, &events);
     match answer {
         GateAnswer::NotGate => Ok(None),
@@ -123,7 +127,7 @@ async fn serve_gate(
                     None => resp,
                 })),
                 Err(e) => {
-                    super::write_events(&[Event::ErrorCause {
+                    write_events(&[Event::ErrorCause {
                         status: 502,
                         error: "bad_gateway",
                         cause: format!(
@@ -179,7 +183,7 @@ fn with_cors(resp: web_sys::Response, cors: &[(&'static str, String)]) -> web_sy
     match rebuilt() {
         Ok(r) => r,
         Err(e) => {
-            super::write_events(&[Event::Warning {
+            super::isolate::write_events(&[Event::Warning {
                 message: format!(
                     "gate: CORS headers not added to the upstream's answer: {}",
                     e.as_string()

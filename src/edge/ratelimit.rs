@@ -1,7 +1,8 @@
 //! Rate Limiting bindings: [`RateLimiter`].
 
-use super::backend::{err, EdgeBackend};
+use super::backend::EdgeBackend;
 use super::counters::{bump, Op};
+use super::js::err;
 use crate::store::{Limit, RateLimiter, StoreError};
 
 /// The Rate Limiting binding of each limit (wrangler.toml `[[ratelimits]]`). A binding that is not

@@ -1,4 +1,4 @@
-//! D1 `revocation_feed` (migration 0015) as the runtime reads and writes it: the page query, the
+//! D1 `revocation_feed` (migration 0013) as the runtime reads and writes it: the page query, the
 //! conditional appends that ride in the batch of every statement that revokes, the trim, and the
 //! mapping of a row to a [`feed::Entry`](crate::revocation::feed::Entry).
 //!

@@ -314,7 +314,9 @@ test("environments keep separate Workers, resources, secrets and issuers", async
   assert.equal(gen.vars.ISSUER, "https://auth.staging.example.com");
   assert.equal(gen.vars.USER_JWT_AUDIENCE, "b".repeat(64));
   assert.deepEqual(gen.queues.producers.map((p) => p.queue), ["patgate-webhooks-staging"]);
-  assert.deepEqual(gen.queues.consumers.map((c) => c.queue), ["patgate-webhooks-staging"]);
+  assert.deepEqual(gen.queues.consumers.map((c) => c.queue), ["patgate-webhooks-staging", "patgate-webhooks-staging-dlq"]);
+  assert.deepEqual(gen.queues.consumers.map((c) => c.dead_letter_queue), ["patgate-webhooks-staging-dlq", undefined], "the dead-letter queue keeps its -dlq ending (the Worker knows it by that)");
+  assert.deepEqual(staging.queues.map((q) => q.name), ["patgate-webhooks-staging", "patgate-webhooks-staging-dlq"]);
   assert.deepEqual(gen.routes.map((r) => r.pattern), ["auth.staging.example.com", "api.example.com"], "hosts not overridden: the top level's");
   assert.deepEqual(gen.secrets.required, ["ADMIN_TOKEN", "SESSION_SECRET", "JWT_SIGNING_KEYS"]);
   // a workers.dev issuer: no Custom Domain for it, workers.dev on

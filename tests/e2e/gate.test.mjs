@@ -1,4 +1,4 @@
-// The edge gate (issue 9): patgate in front of a real local HTTP upstream started by this file.
+// The edge gate: patgate in front of a real local HTTP upstream started by this file.
 // The issuer is http://127.0.0.1:<port>; the gate answers on http://localhost:<port> (another host).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";

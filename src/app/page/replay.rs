@@ -27,7 +27,8 @@
 //! never.
 
 use super::session::Key;
-use crate::app::Ctx;
+use crate::app::ctx::Ctx;
+use crate::app::tokens;
 use crate::model::{Status, TokenRecord};
 use crate::store::Backend;
 use crate::token::PlainToken;
@@ -176,10 +177,7 @@ async fn usable<B: Backend>(ctx: &Ctx<'_, B>, rec: &TokenRecord) -> bool {
         // KV unreadable: writing blind could revive a revoked token; show nothing.
         Err(_) => return false,
     }
-    if crate::app::reference::put_grant_retrying(ctx, rec)
-        .await
-        .is_err()
-    {
+    if tokens::put_grant_retrying(ctx, rec).await.is_err() {
         return false;
     }
     let still = matches!(

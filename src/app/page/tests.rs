@@ -1,11 +1,12 @@
 //! Host tests of the token page over the in-memory backend: sign-in, identity, every action,
 //! the cross-site checks, escaping, and the headers on every answer.
 
-use super::super::{handle, Config, Ctx, IsolateState, Outcome, PAT_CLIENT_ID};
+use super::super::{handle, Config, Ctx, IsolateState, Outcome};
 use super::session::{SESSION_COOKIE, SIGNIN_COOKIE};
-use super::PageConfig;
+use crate::app::config::PageConfig;
 use crate::http::{Method, Request, Response};
 use crate::jose::UserAuthConfig;
+use crate::model::PAT_CLIENT_ID;
 use crate::model::{ApiResource, Client, SecretSet, Status, TokenFormat};
 use crate::secret::ClientSecret;
 use crate::testing::MemoryBackend;
@@ -126,7 +127,7 @@ impl H {
         self.isolate
             .take_events()
             .iter()
-            .map(crate::app::events::Event::line)
+            .map(crate::events::Event::line)
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -885,7 +886,7 @@ fn a_form_posted_twice_at_once_keeps_the_first_token() {
         isolate: &h.isolate,
         now: h.now,
     };
-    let body = || super::pats::CreatePat {
+    let body = || crate::app::tokens::CreatePat {
         name: "twice".into(),
         scopes: vec!["demo_api:read".into()],
         expires_at: None,
@@ -895,14 +896,14 @@ fn a_form_posted_twice_at_once_keeps_the_first_token() {
     };
     let id = "AAAAAAAAAAAAAAAAAAAAAA".to_owned();
     let fresh = || crate::token::PlainToken::generate(crate::token::TokenKind::Pat).expect("rng");
-    let (first, token) = block_on(super::pats::issue_with_id(
+    let (first, token) = block_on(crate::app::tokens::issue_pat_with_id(
         &ctx,
         "alice".into(),
         body(),
         Some((id.clone(), fresh())),
     ))
     .expect("first");
-    let second = block_on(super::pats::issue_with_id(
+    let second = block_on(crate::app::tokens::issue_pat_with_id(
         &ctx,
         "alice".into(),
         body(),

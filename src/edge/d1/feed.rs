@@ -2,16 +2,13 @@
 //! `storage::feed`; the appends that ride with a revocation are in the adapters of the tables
 //! they revoke in).
 
-use super::super::backend::{n, s, EdgeBackend};
+use super::super::backend::EdgeBackend;
 use super::super::counters::{bump, Op};
+use super::super::js::{err, n, s};
 use crate::revocation::feed::Page;
 use crate::storage::feed::{self as sql, CountRow, FeedRow, HeadRow, PAGE_LIMIT};
 use crate::store::{FeedAppend, RevocationFeed, StoreError};
 use wasm_bindgen::JsValue;
-
-fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::new(e)
-}
 
 impl RevocationFeed for EdgeBackend {
     async fn feed_since(&self, after: u64) -> Result<Page, StoreError> {

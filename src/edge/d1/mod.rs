@@ -7,8 +7,9 @@ mod routes;
 mod tokens;
 mod webhooks;
 
-use super::backend::{err, EdgeBackend};
+use super::backend::EdgeBackend;
 use super::counters::{bump, Op};
+use super::js::err;
 use crate::store::{StoreError, Write};
 use wasm_bindgen::JsValue;
 

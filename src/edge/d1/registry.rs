@@ -1,6 +1,7 @@
 //! D1 `clients`, `api_resources`, `scopes`: [`Registry`] and [`AdminStore`].
 
-use super::super::backend::{n, s, EdgeBackend};
+use super::super::backend::EdgeBackend;
+use super::super::js::{n, s};
 use crate::model::{ApiResource, Client, TokenFormat};
 use crate::secret::SecretHash;
 use crate::storage::rows::{ClientRow, ResourceRow};

@@ -1,6 +1,7 @@
 //! D1 `gate_routes`: [`RouteStore`].
 
-use super::super::backend::{n, s, EdgeBackend};
+use super::super::backend::EdgeBackend;
+use super::super::js::{n, s};
 use crate::gate::route::GateRoute;
 use crate::storage::rows::RouteRow;
 use crate::store::{RouteStore, StoreError, Write};
