@@ -8,6 +8,7 @@
 use crate::gate::route::GateRoute;
 use crate::model::{ApiResource, Client, Grant, TokenRecord};
 use crate::origin::ClientOrigin;
+use crate::revocation::stamp::FeedStamp;
 use crate::token::TokenHash;
 
 /// A storage failure. Its text is logged, never sent to clients.
@@ -77,17 +78,20 @@ pub trait TokenStore {
     /// RETURNING token_hash`) and returns the hash that is current in D1 at that moment (after a
     /// concurrent rotation: the new one), or, if it was already revoked, its frozen hash.
     /// `None`: no such token. `why` is recorded with the revocation (same statement), only by the
-    /// call that revokes it.
+    /// call that revokes it. The same transaction appends the token's `r` entry to the
+    /// revocation feed, stamped with `feed`, only if this call revoked it.
     async fn revoke_token(
         &self,
         id: &str,
         now: i64,
         why: Option<&RevocationNote>,
+        feed: &FeedStamp,
     ) -> Result<Option<Revoked>, StoreError>;
     /// Rotation, atomically: replaces the hash of a token that is still active with hash `old`
     /// (not revoked, not expired at `now`), bumps its generation and records `old` as retired,
     /// working until `grace_until` if given. False if it lost a race (revoked, expired or
-    /// rotated meanwhile).
+    /// rotated meanwhile). The same transaction appends to the revocation feed, only if it
+    /// rotated: the new generation (`g`), and without a grace the old hash (`t`).
     async fn rotate_token(
         &self,
         id: &str,
@@ -95,14 +99,21 @@ pub trait TokenStore {
         new: &TokenHash,
         now: i64,
         grace_until: Option<i64>,
+        feed: &FeedStamp,
     ) -> Result<bool, StoreError>;
     /// Hashes a token had before its rotations, retired at or after `since` or in a grace period
     /// that lasts until at least `since`.
     async fn retired_hashes(&self, id: &str, since: i64) -> Result<Vec<Retired>, StoreError>;
     /// The retired hash `hash`, if it is one.
     async fn retired_by_hash(&self, hash: &TokenHash) -> Result<Option<Retired>, StoreError>;
-    /// Ends the grace period of retired hash `hash` at `now` (if it lasts longer).
-    async fn end_grace(&self, hash: &TokenHash, now: i64) -> Result<(), StoreError>;
+    /// Ends the grace period of retired hash `hash` at `now` (if it lasts longer); the same
+    /// transaction appends its `t` entry to the revocation feed, only if the grace was running.
+    async fn end_grace(
+        &self,
+        hash: &TokenHash,
+        now: i64,
+        feed: &FeedStamp,
+    ) -> Result<(), StoreError>;
     /// Records a detected reuse of a token rotated away from PAT `id` (see
     /// [`crate::model::ReuseInfo`]): one more detection, the first time kept, the last one's
     /// time, origin and the reused token's rotation time replaced. One row per PAT: bounded.
@@ -220,8 +231,11 @@ pub enum Write {
 pub trait AdminStore {
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
     async fn create_client(&self, c: &Client, now: i64) -> Result<Write, StoreError>;
-    async fn update_client(&self, c: &Client) -> Result<Write, StoreError>;
-    async fn delete_client(&self, id: &str) -> Result<Write, StoreError>;
+    /// Updates a client; the same transaction appends its uid (`c`) to the revocation feed, so
+    /// every isolate reads the client again within the bound.
+    async fn update_client(&self, c: &Client, feed: &FeedStamp) -> Result<Write, StoreError>;
+    /// Deletes a client, appending its uid (`c`) to the revocation feed in the same transaction.
+    async fn delete_client(&self, id: &str, feed: &FeedStamp) -> Result<Write, StoreError>;
     async fn list_resources(&self) -> Result<Vec<ApiResource>, StoreError>;
     /// Creates the resource and its scopes (a scope name is global: Conflict if taken).
     async fn create_resource(&self, r: &ApiResource, now: i64) -> Result<Write, StoreError>;
@@ -285,6 +299,8 @@ pub trait Backend:
     + ExpiryNotices
     + WebhookStore
     + RequestOrigin
+    + RevocationFeed
+    + SnapshotCache
 {
 }
 impl<
@@ -298,7 +314,9 @@ impl<
             + RouteStore
             + ExpiryNotices
             + WebhookStore
-            + RequestOrigin,
+            + RequestOrigin
+            + RevocationFeed
+            + SnapshotCache,
     > Backend for T
 {
 }

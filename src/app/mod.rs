@@ -10,7 +10,8 @@
 //! - Shared pieces, which use no capability: [`config`] (and [`settings`], the checks of settings
 //!   the runtime reads), [`ctx`] (the request context, deferred work, outcomes), `isolate`
 //!   (per-isolate caches and the event sink), `client_auth` (client and API resource
-//!   authentication, the registry tables), `user` (the signed-in user), `ratelimit`.
+//!   authentication, the registry tables), `user` (the signed-in user), `ratelimit`,
+//!   [`revocations`] (the isolate's view of the revocation feed in the token decision).
 //!
 //! This file is the router and the module list, nothing else.
 
@@ -20,6 +21,7 @@ pub mod config;
 pub mod ctx;
 mod isolate;
 mod ratelimit;
+pub mod revocations;
 pub mod settings;
 mod user;
 

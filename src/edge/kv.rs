@@ -4,6 +4,7 @@
 
 use super::backend::EdgeBackend;
 use super::counters::{bump, Op};
+use super::dev_faults;
 use super::js::{err, now_secs};
 use crate::model::Grant;
 use crate::storage::kv::{self as kv_format, Denied, DenyKey, GrantKey, KvKey as _, SealedKey};
@@ -13,7 +14,15 @@ use crate::token::TokenHash;
 impl GrantCache for EdgeBackend {
     async fn get_grant(&self, hash: &TokenHash) -> Result<Option<Grant>, StoreError> {
         bump(Op::KvGet);
-        let text = self.kv()?.get_text(&GrantKey(hash).key()).await?;
+        let key = GrantKey(hash).key();
+        // The dev stale-read layer (off unless configured for a local test).
+        let text = if let Some(stale) = dev_faults::stale_read(&self.env, &key) {
+            stale
+        } else {
+            let text = self.kv()?.get_text(&key).await?;
+            dev_faults::remember_read(&self.env, &key, text.as_deref());
+            text
+        };
         Ok(text.as_deref().and_then(kv_format::parse_grant))
     }
 
@@ -22,14 +31,18 @@ impl GrantCache for EdgeBackend {
         let now = now_secs();
         let value = kv_format::grant_value(grant).map_err(err)?;
         let exp = kv_format::expiration(grant.kv_expires_at(), now);
-        self.kv()?
-            .put_text(&GrantKey(hash).key(), &value, exp)
-            .await
+        let key = GrantKey(hash).key();
+        self.kv()?.put_text(&key, &value, exp).await?;
+        dev_faults::wrote(&self.env, &key, Some(&value));
+        Ok(())
     }
 
     async fn delete_grant(&self, hash: &TokenHash) -> Result<(), StoreError> {
         bump(Op::KvDelete);
-        self.kv()?.delete_key(&GrantKey(hash).key()).await
+        let key = GrantKey(hash).key();
+        self.kv()?.delete_key(&key).await?;
+        dev_faults::wrote(&self.env, &key, None);
+        Ok(())
     }
 
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {

@@ -31,6 +31,7 @@ pub mod decide;
 pub mod feed;
 pub mod push;
 pub mod snapshot;
+pub mod stamp;
 
 #[cfg(test)]
 mod race;

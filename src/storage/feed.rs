@@ -10,7 +10,8 @@
 //! Numbered parameters below are the order the adapter binds them in; each statement's comment
 //! says which is which. Times are Unix milliseconds except where said.
 
-use crate::revocation::feed::{Entry, Key, Page, Retention};
+use crate::revocation::feed::{Entry, Key, Page};
+pub use crate::revocation::stamp::{FeedStamp, Kind};
 use crate::store::StoreError;
 use serde::Deserialize;
 
@@ -96,49 +97,6 @@ pub fn token_prefix(hash: &crate::token::TokenHash) -> String {
     out
 }
 
-/// When a revocation is written and how long its entries stay: handed to every storage write
-/// that revokes, which stamps its feed entries with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FeedStamp {
-    /// The writer's clock, Unix milliseconds.
-    pub at_ms: i64,
-    pub retention: Retention,
-}
-
-impl FeedStamp {
-    /// Until when an entry of `kind` written now is kept (a `j` entry: see
-    /// [`FeedStamp::until_jti`]).
-    pub fn until(&self, kind: Kind) -> i64 {
-        let key = match kind {
-            Kind::Token => Key::Token([0; crate::revocation::feed::TOKEN_PREFIX_LEN]),
-            Kind::Record => Key::Record(String::new()),
-            Kind::Generation => Key::Generation(String::new(), 0),
-            Kind::Grant => Key::Grant(String::new()),
-            Kind::Client => Key::Client(String::new()),
-        };
-        self.retention.until(&key, self.at_ms, None)
-    }
-
-    /// Until when the entry of a JWT whose `exp` is `exp_secs` is kept.
-    pub fn until_jti(&self, exp_secs: i64) -> i64 {
-        self.retention.until(
-            &Key::Jti(String::new()),
-            self.at_ms,
-            Some(exp_secs.saturating_mul(1000)),
-        )
-    }
-}
-
-/// The kinds whose retention does not depend on the entry (all but `j`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Token,
-    Record,
-    Generation,
-    Grant,
-    Client,
-}
-
 /// A row of [`PAGE`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,7 +166,7 @@ pub fn page(rows: Vec<FeedRow>, head: i64, after: u64, limit: usize) -> Result<P
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::revocation::feed::FeedLog;
+    use crate::revocation::feed::{FeedLog, Retention};
     use crate::token::TokenHash;
 
     fn row(seq: i64, kind: &str, value: &str) -> FeedRow {

@@ -5,6 +5,7 @@
 //! [`tokens`] (grants, token records, last use), [`registry`] (resources, clients, admin writes,
 //! routes, rate limits, expiry notices), [`webhooks`].
 
+mod feed;
 mod registry;
 mod tokens;
 mod webhooks;
@@ -23,6 +24,11 @@ pub struct Counts {
     pub kv_delete: u32,
     pub d1_query: u32,
     pub do_call: u32,
+    /// Page queries of the revocation feed (D1), and reads and writes of the location's
+    /// snapshot (Cache API).
+    pub feed_query: u32,
+    pub cache_read: u32,
+    pub cache_write: u32,
 }
 
 /// How an injected fault behaves.
@@ -56,6 +62,10 @@ pub enum Step {
     PatRead,
     /// The D1 write that keeps a leak report's URL.
     LeakRecord,
+    /// A page query of the revocation feed.
+    FeedRead,
+    /// A read of the location's feed snapshot (Cache API).
+    SnapshotRead,
 }
 
 /// Every writing step, for tests that inject a fault into each in turn.
@@ -120,6 +130,12 @@ pub struct MemoryBackend {
     pub origin_reads: Cell<u32>,
     /// Sealed tokens of the page (KV `s:`): value and expiry. Written through [`Step::KvPut`].
     pub sealed: RefCell<HashMap<TokenHash, (String, i64)>>,
+    /// The revocation feed (D1 `revocation_feed`), and the location's snapshot of it (one Cache
+    /// API object).
+    pub feed: RefCell<crate::revocation::feed::FeedLog>,
+    pub snapshot: RefCell<Option<String>>,
+    /// Make every read of the feed and of its snapshot fail.
+    pub break_feed: Cell<bool>,
 }
 
 /// A webhook POST the in-memory sender received.

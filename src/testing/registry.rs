@@ -4,7 +4,25 @@
 use super::{MemoryBackend, Step};
 use crate::gate::route::GateRoute;
 use crate::model::{ApiResource, Client};
+use crate::revocation::feed::Key;
+use crate::storage::feed::{FeedStamp, Kind};
 use crate::store::{JwksFetcher, Registry, StoreError, Write};
+
+impl MemoryBackend {
+    /// The `c` entry of client `id` (its uid), if it exists: what D1's batch appends before the
+    /// update or delete.
+    fn client_changed(&self, id: &str, feed: &FeedStamp) {
+        let uid = self
+            .clients
+            .borrow()
+            .iter()
+            .find(|x| x.id == id)
+            .map(|x| x.uid.clone());
+        if let Some(uid) = uid {
+            self.append_feed_entry(Key::Client(uid), Kind::Client, feed);
+        }
+    }
+}
 
 impl Registry for MemoryBackend {
     async fn api_resource(&self, id: &str) -> Result<Option<ApiResource>, StoreError> {
@@ -45,15 +63,17 @@ impl crate::store::AdminStore for MemoryBackend {
             Write::Done
         })
     }
-    async fn update_client(&self, c: &Client) -> Result<Write, StoreError> {
+    async fn update_client(&self, c: &Client, feed: &FeedStamp) -> Result<Write, StoreError> {
         self.d1()?;
         self.write(Step::ClientWrite, || {
+            self.client_changed(&c.id, feed);
             replace_where(&mut self.clients.borrow_mut(), c, |x| x.id == c.id)
         })
     }
-    async fn delete_client(&self, id: &str) -> Result<Write, StoreError> {
+    async fn delete_client(&self, id: &str, feed: &FeedStamp) -> Result<Write, StoreError> {
         self.d1()?;
         self.write(Step::ClientWrite, || {
+            self.client_changed(id, feed);
             remove_where(&mut self.clients.borrow_mut(), |x| x.id == id)
         })
     }

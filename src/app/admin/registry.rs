@@ -236,7 +236,7 @@ pub async fn delete_client<B: Backend>(
         let c = ctx.backend.client(id).await?.ok_or(Error::NotFound)?;
         check_if_match(req, &client_etag(&c))?;
     }
-    written(ctx.backend.delete_client(id).await?)?;
+    written(ctx.backend.delete_client(id, &ctx.feed_stamp()).await?)?;
     ctx.isolate.forget_client(id);
     Ok(Response::empty(204))
 }
@@ -256,7 +256,7 @@ pub async fn rotate_client_secret<B: Backend>(
     };
     let fresh = new_secret()?;
     c.secret = Some(rotated(set, &fresh, ctx.now, grace));
-    written(ctx.backend.update_client(&c).await?)?;
+    written(ctx.backend.update_client(&c, &ctx.feed_stamp()).await?)?;
     ctx.isolate.forget_client(id);
     Ok(with_etag(
         Response::json(
@@ -379,7 +379,7 @@ pub async fn update_client<B: Backend>(
     if let Some(e) = patch.enabled {
         c.enabled = e;
     }
-    written(ctx.backend.update_client(&c).await?)?;
+    written(ctx.backend.update_client(&c, &ctx.feed_stamp()).await?)?;
     ctx.isolate.forget_client(id);
     Ok(with_etag(
         Response::json(200, &client_view(&c)),

@@ -100,6 +100,8 @@ pub async fn introspect<B: Backend>(
         iss: Some(claims.iss),
         name: None,
         grace: None,
+        // A JWT's revocation (the `jti` denylist in KV) is not in the feed: never cached.
+        basis: crate::revocation::decide::Basis::Unconfirmed,
     }))
 }
 

@@ -86,7 +86,9 @@ pub async fn end_grace<B: Backend>(
     };
     let was_in_grace = retired.in_grace(ctx.now);
     if was_in_grace {
-        ctx.backend.end_grace(&hash, ctx.now).await?;
+        ctx.backend
+            .end_grace(&hash, ctx.now, &ctx.feed_stamp())
+            .await?;
     }
     // The token stays known to KV as a reuse marker while its PAT lives: a use after this is a
     // detected reuse, like after a grace that ran out (see `reuse`).

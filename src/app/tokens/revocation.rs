@@ -42,7 +42,11 @@ pub async fn revoke_record_because<B: Backend>(
     known: &TokenHash,
     why: Option<&RevocationNote>,
 ) -> Result<Option<Purge>, Error> {
-    let revoked = match ctx.backend.revoke_token(id, ctx.now, why).await {
+    let revoked = match ctx
+        .backend
+        .revoke_token(id, ctx.now, why, &ctx.feed_stamp())
+        .await
+    {
         Ok(Some(r)) => r,
         Ok(None) => return Ok(None),
         Err(e) => {

@@ -109,12 +109,12 @@ pub async fn rotate_record<B: Backend>(
     // 1. Without its KV grant the new token would be unknown everywhere: written before D1
     // changes, so that a failure here changes nothing (the same rotation can be asked again).
     put_grant_retrying(ctx, &rec).await?;
-    // 2. D1.
-    let landed = match ctx
+    // 2. D1 (and the revocation feed, in the same transaction).
+    let (now, feed) = (ctx.now, ctx.feed_stamp());
+    let rotated = ctx
         .backend
-        .rotate_token(&rec.id, &old, &rec.hash, ctx.now, grace_until)
-        .await
-    {
+        .rotate_token(&rec.id, &old, &rec.hash, now, grace_until, &feed);
+    let landed = match rotated.await {
         Ok(landed) => landed,
         Err(e) => match ctx.backend.token_by_id(&rec.id).await {
             // Landed although it reported an error.

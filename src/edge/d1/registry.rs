@@ -4,6 +4,7 @@ use super::super::backend::EdgeBackend;
 use super::super::js::{n, s};
 use crate::model::{ApiResource, Client, TokenFormat};
 use crate::secret::SecretHash;
+use crate::storage::feed::{FeedStamp, Kind};
 use crate::storage::rows::{ClientRow, ResourceRow};
 use crate::store::{AdminStore, Registry, StoreError, Write};
 use wasm_bindgen::JsValue;
@@ -81,18 +82,24 @@ impl AdminStore for EdgeBackend {
         .await
     }
 
-    async fn update_client(&self, c: &Client) -> Result<Write, StoreError> {
-        self.batch(vec![(
-            "UPDATE clients SET secret_hash = ?2, previous_secret_hash = ?3, previous_secret_expires_at = ?4, \
+    async fn update_client(&self, c: &Client, feed: &FeedStamp) -> Result<Write, StoreError> {
+        self.batch(vec![
+            client_changed(&c.id, feed),
+            (
+                "UPDATE clients SET secret_hash = ?2, previous_secret_hash = ?3, previous_secret_expires_at = ?4, \
              allowed_scopes = ?5, token_format = ?6, token_lifetime = ?7, enabled = ?8 WHERE id = ?1",
-            client_args(c),
-        )])
+                client_args(c),
+            ),
+        ])
         .await
     }
 
-    async fn delete_client(&self, id: &str) -> Result<Write, StoreError> {
-        self.batch(vec![("DELETE FROM clients WHERE id = ?1", vec![s(id)])])
-            .await
+    async fn delete_client(&self, id: &str, feed: &FeedStamp) -> Result<Write, StoreError> {
+        self.batch(vec![
+            client_changed(id, feed),
+            ("DELETE FROM clients WHERE id = ?1", vec![s(id)]),
+        ])
+        .await
     }
 
     async fn list_resources(&self) -> Result<Vec<ApiResource>, StoreError> {
@@ -150,4 +157,13 @@ impl AdminStore for EdgeBackend {
         ])
         .await
     }
+}
+
+/// The `c` entry of client `id` (its uid, if it exists), placed before its update or delete in
+/// the same batch: every isolate reads the client again within the revocation bound.
+fn client_changed<'a>(id: &str, feed: &FeedStamp) -> (&'a str, Vec<JsValue>) {
+    (
+        crate::storage::feed::APPEND_CLIENT_CHANGED,
+        vec![s(id), n(feed.at_ms), n(feed.until(Kind::Client))],
+    )
 }
