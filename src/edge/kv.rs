@@ -11,18 +11,22 @@ use crate::storage::kv::{self as kv_format, Denied, DenyKey, GrantKey, KvKey as 
 use crate::store::{GrantCache, StoreError};
 use crate::token::TokenHash;
 
+impl EdgeBackend {
+    /// A KV read, through the dev stale-read layer (off unless configured for a local test).
+    async fn read_text(&self, key: &str) -> Result<Option<String>, StoreError> {
+        if let Some(stale) = dev_faults::stale_read(&self.env, key) {
+            return Ok(stale);
+        }
+        let text = self.kv()?.get_text(key).await?;
+        dev_faults::remember_read(&self.env, key, text.as_deref());
+        Ok(text)
+    }
+}
+
 impl GrantCache for EdgeBackend {
     async fn get_grant(&self, hash: &TokenHash) -> Result<Option<Grant>, StoreError> {
         bump(Op::KvGet);
-        let key = GrantKey(hash).key();
-        // The dev stale-read layer (off unless configured for a local test).
-        let text = if let Some(stale) = dev_faults::stale_read(&self.env, &key) {
-            stale
-        } else {
-            let text = self.kv()?.get_text(&key).await?;
-            dev_faults::remember_read(&self.env, &key, text.as_deref());
-            text
-        };
+        let text = self.read_text(&GrantKey(hash).key()).await?;
         Ok(text.as_deref().and_then(kv_format::parse_grant))
     }
 
@@ -47,15 +51,16 @@ impl GrantCache for EdgeBackend {
 
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         bump(Op::KvGet);
-        Ok(self.kv()?.get_text(&DenyKey(jti).key()).await?.is_some())
+        Ok(self.read_text(&DenyKey(jti).key()).await?.is_some())
     }
 
     async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<(), StoreError> {
         bump(Op::KvPut);
         let exp = kv_format::expiration(exp, now_secs());
-        self.kv()?
-            .put_text(&DenyKey(jti).key(), Denied::VALUE, exp)
-            .await
+        let key = DenyKey(jti).key();
+        self.kv()?.put_text(&key, Denied::VALUE, exp).await?;
+        dev_faults::wrote(&self.env, &key, Some(Denied::VALUE));
+        Ok(())
     }
 
     async fn put_sealed(

@@ -339,3 +339,87 @@ fn max_age_follows_the_views_age_and_never_passes_the_tokens_life() {
         Some("private, max-age=5")
     );
 }
+
+#[test]
+fn a_client_jwt_revoked_at_one_location_is_refused_at_another_within_5_s() {
+    let h = Harness::new();
+    h.backend.clients.borrow_mut().push(crate::model::Client {
+        id: "jwt_client".into(),
+        uid: "uid-jwt_client".into(),
+        secret: Some(SecretSet {
+            current: ClientSecret::new("jwt-secret").hash(),
+            previous: None,
+        }),
+        allowed_scopes: vec!["demo_api:read".into()],
+        token_format: TokenFormat::Jwt,
+        token_lifetime: 600,
+        enabled: true,
+    });
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("jwt_client:jwt-secret")
+    );
+    let issue = Request::new(Method::Post, "/oauth/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", &auth)
+        .body("grant_type=client_credentials".to_owned());
+    let (s, v, _) = h.call(&issue);
+    assert_eq!(s, 200, "{v}");
+    let jwt = v["access_token"].as_str().expect("jwt").to_owned();
+    let b = Location::new();
+    let t0 = NOW * 1000;
+    assert!(b.active(&h, &jwt, t0, true));
+    let revoke = Request::new(Method::Post, "/oauth/revoke")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", &auth)
+        .body(format!("token={jwt}"));
+    assert_eq!(h.call(&revoke).0, 200);
+    assert_eq!(h.backend.feed.borrow().len(), 1, "its j entry");
+    assert_eq!(
+        h.introspect(&jwt).1["active"],
+        false,
+        "at once where revoked"
+    );
+    // B's KV never sees the denylist entry: only the feed can refuse it
+    let mut last_active = None;
+    for step in 0..=32 {
+        let t = t0 + step * 250;
+        h.backend.denied.borrow_mut().clear();
+        if b.active(&h, &jwt, t, step % 2 == 0) {
+            last_active = Some(t);
+        }
+    }
+    assert!(last_active.is_none_or(|t| t - t0 < BOUND_MS));
+    // with the feed unreadable and the view too old, D1's feed answers
+    let c = Location::new();
+    h.backend.break_feed.set(true);
+    assert!(!c.active(&h, &jwt, t0 + 60_000, true));
+}
+
+#[test]
+fn the_hourly_scan_trims_the_feed_past_retention_only() {
+    let mut h = Harness::new();
+    let (id, _) = h.pat("alice", &["demo_api:read"]);
+    let (s, _) = h.user_call(Method::Delete, &format!("/api/pats/{id}"), "alice");
+    assert_eq!(s, 204);
+    let scan = |h: &Harness| {
+        let ctx = Ctx {
+            cfg: &h.cfg,
+            backend: &h.backend,
+            isolate: &h.isolate,
+            now: h.now,
+            now_ms: h.now * 1000,
+        };
+        block_on(crate::app::tokens::expiry_scan(&ctx)).expect("scan");
+    };
+    h.now += h.cfg.grant_cache_secs;
+    scan(&h);
+    assert_eq!(
+        h.backend.feed.borrow().len(),
+        1,
+        "kept past GRANT_CACHE_SECONDS"
+    );
+    h.now += 61;
+    scan(&h);
+    assert_eq!(h.backend.feed.borrow().len(), 0, "gone after its retention");
+}
