@@ -370,6 +370,18 @@ pub struct WebhookEndpoint {
     /// receivers can switch without dropping deliveries.
     pub previous_secret: Option<(crate::webhook::WebhookSecret, i64)>,
     pub created_at: i64,
+    pub format: EndpointFormat,
+}
+
+/// How deliveries to an endpoint are made.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum EndpointFormat {
+    /// Standard Webhooks: the event types it subscribed to, as signed JSON.
+    #[default]
+    Standard,
+    /// Security Event Tokens (RFC 8417) pushed as RFC 8935 asks, one per revocation, for the
+    /// receiver's audience (and with token hashes if it consented).
+    SecEvent(crate::revocation::push::Receiver),
 }
 
 /// What the fan-out needs of an endpoint (cached per isolate): no URL, no secret.
@@ -377,6 +389,8 @@ pub struct WebhookEndpoint {
 pub struct WebhookSubscription {
     pub id: String,
     pub event_types: Vec<String>,
+    /// `Some`: a Security Event Token receiver (it gets revocation notices only).
+    pub secevent: Option<crate::revocation::push::Receiver>,
 }
 
 /// Webhook endpoints (D1 `webhook_endpoints`), managed through `/admin/webhooks`.

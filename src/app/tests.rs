@@ -893,4 +893,5 @@ mod gate;
 mod gate_cors;
 
 mod hostile;
+mod secevents;
 mod webhooks;

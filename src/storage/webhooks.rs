@@ -5,13 +5,17 @@
 //! `secret` and `previous_secret` hold the `whsec_...` text as is: HMAC signing needs the key,
 //! so it cannot be stored as a hash like client secrets.
 
-use crate::store::{StoreError, WebhookEndpoint};
+use crate::store::{EndpointFormat, StoreError, WebhookEndpoint};
 use crate::webhook::WebhookSecret;
 use serde::Deserialize;
 
 /// The columns the runtime selects, in the order of [`WebhookRow`].
-pub const WEBHOOK_COLUMNS: &str =
-    "id, url, event_types, secret, previous_secret, previous_secret_until, created_at";
+pub const WEBHOOK_COLUMNS: &str = "id, url, event_types, secret, previous_secret, \
+     previous_secret_until, created_at, format, set_audience, set_token_hash";
+
+/// `webhook_endpoints.format` of a Security Event Token receiver (migration 0013; the default
+/// `standard` is Standard Webhooks).
+pub const FORMAT_SECEVENT: &str = "secevent";
 
 /// A row of D1 `webhook_endpoints`.
 #[derive(Deserialize)]
@@ -24,6 +28,9 @@ pub struct WebhookRow {
     pub previous_secret: Option<String>,
     pub previous_secret_until: Option<i64>,
     pub created_at: i64,
+    pub format: String,
+    pub set_audience: Option<String>,
+    pub set_token_hash: i64,
 }
 
 impl WebhookRow {
@@ -49,7 +56,18 @@ impl WebhookRow {
         };
         let event_types =
             serde_json::from_str(&self.event_types).map_err(|_| bad("event_types"))?;
+        let format = match (self.format.as_str(), &self.set_audience) {
+            ("standard", _) => EndpointFormat::Standard,
+            (FORMAT_SECEVENT, Some(audience)) if !audience.is_empty() => {
+                EndpointFormat::SecEvent(crate::revocation::push::Receiver {
+                    audience: audience.clone(),
+                    token_hash: self.set_token_hash != 0,
+                })
+            }
+            _ => return Err(bad("format")),
+        };
         Ok(WebhookEndpoint {
+            format,
             event_types,
             secret,
             previous_secret,
@@ -93,6 +111,9 @@ mod tests {
             json!(SECRET),
             json!(99),
             json!(5),
+            json!("standard"),
+            Value::Null,
+            json!(0),
         ]);
         let w = serde_json::from_value::<WebhookRow>(v)
             .unwrap()
@@ -111,12 +132,39 @@ mod tests {
             Value::Null,
             Value::Null,
             json!(5),
+            json!("standard"),
+            Value::Null,
+            json!(0),
         ]);
         let w = serde_json::from_value::<WebhookRow>(no_previous)
             .unwrap()
             .into_model()
             .unwrap();
         assert_eq!(w.previous_secret, None);
+        assert_eq!(w.format, EndpointFormat::Standard);
+        let receiver = row(&[
+            json!("wh_2"),
+            json!("https://h.example/"),
+            json!("[]"),
+            json!(SECRET),
+            Value::Null,
+            Value::Null,
+            json!(5),
+            json!("secevent"),
+            json!("https://api.example"),
+            json!(1),
+        ]);
+        let w = serde_json::from_value::<WebhookRow>(receiver)
+            .unwrap()
+            .into_model()
+            .unwrap();
+        assert_eq!(
+            w.format,
+            EndpointFormat::SecEvent(crate::revocation::push::Receiver {
+                audience: "https://api.example".into(),
+                token_hash: true,
+            })
+        );
     }
 
     #[test]
@@ -130,6 +178,9 @@ mod tests {
                 Value::Null,
                 Value::Null,
                 json!(5),
+                json!("standard"),
+                Value::Null,
+                json!(0),
             ]))
             .unwrap()
             .into_model()

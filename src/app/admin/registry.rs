@@ -238,6 +238,7 @@ pub async fn delete_client<B: Backend>(
     }
     written(ctx.backend.delete_client(id, &ctx.feed_stamp()).await?)?;
     ctx.isolate.forget_client(id);
+    client_disabled(ctx, id, "deleted");
     Ok(Response::empty(204))
 }
 
@@ -364,6 +365,7 @@ pub async fn update_client<B: Backend>(
     let patch: ClientPatch = req.json()?;
     let mut c = ctx.backend.client(id).await?.ok_or(Error::NotFound)?;
     check_if_match(req, &client_etag(&c))?;
+    let was_enabled = c.enabled;
     if let Some(scopes) = patch.allowed_scopes {
         check_scopes_exist(ctx, &scopes).await?;
         c.allowed_scopes = scopes;
@@ -381,6 +383,9 @@ pub async fn update_client<B: Backend>(
     }
     written(ctx.backend.update_client(&c, &ctx.feed_stamp()).await?)?;
     ctx.isolate.forget_client(id);
+    if was_enabled && !c.enabled {
+        client_disabled(ctx, id, "disabled");
+    }
     Ok(with_etag(
         Response::json(200, &client_view(&c)),
         client_etag(&c),
@@ -436,4 +441,18 @@ pub async fn update_resource<B: Backend>(
         Response::json(200, &resource_view(&r)),
         resource_etag(&r),
     ))
+}
+
+/// Tells Security Event Token receivers that client `id`'s tokens stopped working.
+fn client_disabled<B>(ctx: &Ctx<'_, B>, id: &str, reason: &'static str) {
+    use crate::revocation::push::{Change, Initiator, Notice};
+    ctx.isolate
+        .emit(crate::events::Event::revocation_notice(Notice {
+            change: Change::ClientDisabled {
+                client_id: id.to_owned(),
+            },
+            at: ctx.now,
+            initiator: Initiator::Admin,
+            reason,
+        }));
 }

@@ -770,6 +770,10 @@ fn security_events_are_one_json_line_each_with_ids_and_never_a_secret() {
         [
             "pat.created",
             "pat.rotated",
+            // what Security Event Token receivers are told (the rotation's old token, then the
+            // revocation), never with a token hash in the line
+            "revocation.notice",
+            "revocation.notice",
             "pat.revoked",
             "client_auth.failed",
             // the cause behind the 401 (the same sink; not a webhook event)
@@ -777,6 +781,7 @@ fn security_events_are_one_json_line_each_with_ids_and_never_a_secret() {
             "client_auth.failed",
             "rate_limited",
             "error",
+            "revocation.notice",
             "admin.change"
         ],
         "{lines:#?}"
@@ -788,14 +793,18 @@ fn security_events_are_one_json_line_each_with_ids_and_never_a_secret() {
         }
     }
     assert!(
-        lines[2].contains(&format!(r#""pat_id":"{id}""#)),
+        lines[4].contains(&format!(r#""pat_id":"{id}""#)),
         "{}",
-        lines[2]
+        lines[4]
+    );
+    assert_eq!(
+        lines[3],
+        format!(r#"{{"event":"revocation.notice","change":"token_revoked","subject":"{id}"}}"#)
     );
     assert!(
-        lines[8].contains(r#""target":"clients/demo_client","status":200"#),
+        lines[11].contains(r#""target":"clients/demo_client","status":200"#),
         "{}",
-        lines[8]
+        lines[11]
     );
 }
 

@@ -13,6 +13,7 @@ use crate::model::{ApiResource, Client, Status};
 use crate::oauth::introspection::{IntrospectionResponse, INTROSPECTION_JWT_MEDIA};
 use crate::revocation::decide::Basis;
 use crate::revocation::feed::Key;
+use crate::revocation::push::{Change, Initiator, Notice};
 use crate::revocation::snapshot::Subject;
 use crate::store::Backend;
 use crate::store::FeedAppend;
@@ -166,6 +167,13 @@ pub async fn revoke<B: Backend>(ctx: &Ctx<'_, B>, client: &Client, jwt: &str) ->
     };
     ctx.backend.append_feed(&[entry]).await?;
     ctx.backend.revoke_jti(&claims.jti, exp).await?;
+    ctx.isolate
+        .emit(crate::events::Event::revocation_notice(Notice {
+            change: Change::JwtRevoked { jti: claims.jti },
+            at: ctx.now,
+            initiator: Initiator::User,
+            reason: "revoked",
+        }));
     Ok(())
 }
 

@@ -2,8 +2,9 @@
 //! signed (Standard Webhooks), sent (POST) with a timeout, then ack or retry with the backoff of
 //! [`webhook::retry_delay`]; one log line per attempt.
 
+use super::secevents;
 use crate::app::config::Config;
-use crate::store::{WebhookSender, WebhookStore};
+use crate::store::{EndpointFormat, WebhookSender, WebhookStore};
 use crate::webhook::{self, Delivery};
 use serde::Serialize;
 
@@ -132,23 +133,29 @@ pub async fn deliver<B: WebhookStore + WebhookSender>(
     if webhook::check_url(&endpoint.url, cfg.webhooks.allow_http_localhost).is_err() {
         return dropped(log, "the endpoint URL is not allowed by this configuration");
     }
-    let mut secrets = vec![&endpoint.secret];
-    if let Some((prev, until)) = &endpoint.previous_secret {
-        if now < *until {
-            secrets.push(prev);
+    let secevent = matches!(endpoint.format, EndpointFormat::SecEvent(_));
+    let headers: Vec<(&'static str, String)> = if secevent {
+        secevents::headers().to_vec()
+    } else {
+        let mut secrets = vec![&endpoint.secret];
+        if let Some((prev, until)) = &endpoint.previous_secret {
+            if now < *until {
+                secrets.push(prev);
+            }
         }
-    }
-    let Ok(signature) = webhook::signature_header(&secrets, &d.msg_id, now, d.payload.as_bytes())
-    else {
-        return dropped(log, "the endpoint's stored secret is unusable");
+        let Ok(signature) =
+            webhook::signature_header(&secrets, &d.msg_id, now, d.payload.as_bytes())
+        else {
+            return dropped(log, "the endpoint's stored secret is unusable");
+        };
+        vec![
+            ("content-type", "application/json".to_owned()),
+            ("user-agent", "patgate-webhooks".to_owned()),
+            ("webhook-id", d.msg_id.clone()),
+            ("webhook-timestamp", now.to_string()),
+            ("webhook-signature", signature),
+        ]
     };
-    let headers = [
-        ("content-type", "application/json".to_owned()),
-        ("user-agent", "patgate-webhooks".to_owned()),
-        ("webhook-id", d.msg_id.clone()),
-        ("webhook-timestamp", now.to_string()),
-        ("webhook-signature", signature),
-    ];
     match backend
         .post(
             &endpoint.url,
@@ -161,6 +168,11 @@ pub async fn deliver<B: WebhookStore + WebhookSender>(
         Ok(status) if (200..300).contains(&status) => {
             log.status = Some(status);
             (Verdict::Ack, log)
+        }
+        // RFC 8935 2.3: a SET the receiver refused is not sent again.
+        Ok(status) if secevent && secevents::refused(status) => {
+            log.status = Some(status);
+            dropped(log, "the receiver refused the SET (400): not sent again")
         }
         Ok(status) => {
             log.status = Some(status);
