@@ -128,9 +128,12 @@ test("every revocation reaches each receiver as one signed SET with the CAEP eve
   assert.equal(rot2.status, 201, rot2.text);
   const ended = await form(`${srv.url}/oauth/revoke`, new URLSearchParams({ client_id: "pat_client", token: rot.json.token }).toString());
   assert.equal(ended.status, 200);
-  const graceEvents = await eventually(() => eventsAt("/one").filter((p) => p.sub_id.id === pat2.id
-    && p.events[CHANGE]?.token_hash === sha256(rot.json.token)), { timeoutMs: 30_000, everyMs: 250 });
-  assert.equal(graceEvents.length, 2, `rotation with grace, then its end: ${JSON.stringify(graceEvents)}`);
+  const ofOldToken = () => eventsAt("/one").filter((p) => p.sub_id.id === pat2.id
+    && p.events[CHANGE]?.token_hash === sha256(rot.json.token));
+  // (an empty list is truthy: wait for both)
+  await eventually(() => ofOldToken().length >= 2 || undefined, { timeoutMs: 30_000, everyMs: 250 });
+  const graceEvents = ofOldToken();
+  assert.equal(graceEvents.length, 2, `rotation with grace, then its end: ${JSON.stringify(eventsAt("/one"))}; problems ${problems}`);
   assert.equal(typeof graceEvents.find((p) => p.events[CHANGE].grace_until)?.events[CHANGE].grace_until, "number");
 
   // a client JWT revoked through RFC 7009: subject by iss and jti
@@ -153,7 +156,12 @@ test("every revocation reaches each receiver as one signed SET with the CAEP eve
   for (const p of posts) assert.equal(p.contentType, "application/secevent+jwt");
   const firstTwo = posts.filter((p) => p.path === "/two");
   assert.equal(firstTwo[0].status, 500);
-  assert.equal(firstTwo[1].body, firstTwo[0].body, "the retry repeats the SET");
+  // (other SETs may reach /two before the retry, which waits its backoff: 5 s)
+  const sameAsFirst = () => posts.filter((p) => p.path === "/two" && p.body === firstTwo[0].body);
+  await eventually(() => sameAsFirst().length >= 2 || undefined, { timeoutMs: 30_000, everyMs: 250 });
+  const again = sameAsFirst().slice(1);
+  assert.equal(again.length, 1, "the retry repeats the same SET, once");
+  assert.equal(again[0].status, 202);
   assert.deepEqual(problems, []);
   // nothing but SETs reach a secevent receiver: no revocation, no SET (creating PATs sends none)
   const before = posts.length;
@@ -180,7 +188,7 @@ test("a receiver that refuses a SET (400 with err) is not asked again; bad regis
     { url: `${RECEIVER}/x`, format: "carrier-pigeon", audience: "a" },
     { url: `${RECEIVER}/x`, format: "secevent", audience: "a", token_hash: "yes" },
     { url: `${RECEIVER}/x`, event_types: ["*"], audience: "a" }, // audience only for SETs
-    { url: "https://10.0.0.1/hook", format: "secevent", audience: "a" }, // the URL guard
+    { url: "http://10.0.0.1/hook", format: "secevent", audience: "a" }, // the URL guard (plain http only to loopback, even locally)
   ]) {
     const r = await admin("POST", "/webhooks", bad);
     assert.equal(r.status, 400, `${JSON.stringify(bad)} -> ${r.status} ${r.text}`);

@@ -93,7 +93,9 @@ struct View<'a> {
     created_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     previous_secret_valid_until: Option<i64>,
-    format: &'static str,
+    /// `secevent` for a Security Event Token receiver (a standard endpoint shows none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     audience: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,8 +104,12 @@ struct View<'a> {
 
 fn view(w: &WebhookEndpoint) -> View<'_> {
     let (format, audience, token_hash) = match &w.format {
-        EndpointFormat::Standard => ("standard", None, None),
-        EndpointFormat::SecEvent(r) => ("secevent", Some(r.audience.as_str()), Some(r.token_hash)),
+        EndpointFormat::Standard => (None, None, None),
+        EndpointFormat::SecEvent(r) => (
+            Some("secevent"),
+            Some(r.audience.as_str()),
+            Some(r.token_hash),
+        ),
     };
     View {
         id: &w.id,
