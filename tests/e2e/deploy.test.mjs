@@ -135,6 +135,7 @@ test("refused before any call: the demo secrets, DEV_SIGN_IN and other local-onl
   await refused(config({ identity: { jwt: { issuer: "patgate-dev", audience: "patgate", jwks_url: "https://idp.example.com/jwks" } } }), /USER_JWT_ISSUER has the local demo value/);
   await refused(config(), /PATGATE_ADMIN_TOKEN is the local demo admin token/, { env: { PATGATE_ADMIN_TOKEN: "dev-admin-token" } });
   await refused(config({ vars: { DEV_COUNTERS: "true" } }), /DEV_COUNTERS = "true"/);
+  await refused(config({ vars: { DEV_DRAIN_REFUSED_BODIES: "true" } }), /DEV_DRAIN_REFUSED_BODIES is set in the production settings/);
 });
 
 test("refused before any call: a config file that does not validate, every problem named", async () => {
