@@ -258,9 +258,17 @@ fn an_unreadable_feed_falls_back_to_d1_for_the_token() {
         "both failed"
     );
     assert!(c.d1_query >= 1, "the token from D1");
-    // a live token is still active, answered from D1 (and its client read from D1 too)
+    // a live token is still active, answered from D1 (and its client read from D1 too), and KV's
+    // fresh grant is not rewritten
     let o = b.introspect(&h, &live, t0 + 4_700, true);
     assert_eq!(o.response.json_body()["active"], true);
+    assert!(
+        !o.deferred
+            .iter()
+            .any(|d| matches!(d, Deferred::CacheGrant { .. })),
+        "{:?}",
+        o.deferred
+    );
     assert_eq!(
         o.response.header("cache-control"),
         Some("private, max-age=5")

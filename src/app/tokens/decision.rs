@@ -178,7 +178,12 @@ async fn through_feed<B: Backend>(
             (None, None)
         }
         Check::AskSource => match from_source_of_truth(ctx, token, deferred).await {
-            Ok(from_d1) => (from_d1, Some(Basis::SourceOfTruth)),
+            // KV's grant is fresh: no rewrite (while the feed cannot be read, every such
+            // request asks D1; none may cost a KV write too).
+            Ok(from_d1) => {
+                deferred.retain(|d| !matches!(d, Deferred::CacheGrant { .. }));
+                (from_d1, Some(Basis::SourceOfTruth))
+            }
             // D1 cannot be read either: answer what KV says (fail open), uncacheable.
             Err(e) => {
                 ctx.isolate
