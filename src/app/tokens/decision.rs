@@ -65,7 +65,7 @@ async fn reference_token<B: Backend>(
         // KV would let it through: the revocation feed may take that away (KV at this location
         // can lag a revocation elsewhere by a minute or more).
         Ok(Some(g)) if g.is_fresh(ctx.now) => {
-            let (g, b) = through_feed(ctx, token, g, &mut deferred).await;
+            let (g, b) = through_feed(ctx, token, &hash, g, &mut deferred).await;
             basis = b;
             g
         }
@@ -162,19 +162,19 @@ async fn reference_token<B: Backend>(
 async fn through_feed<B: Backend>(
     ctx: &Ctx<'_, B>,
     token: &PlainToken,
+    hash: &TokenHash,
     g: Grant,
     deferred: &mut Vec<Deferred>,
 ) -> (Option<Grant>, Option<Basis>) {
-    let hash = token.hash();
     let subject = Subject {
-        token: Some(&hash),
+        token: Some(hash),
         record: Some(&g.id),
         ..Subject::default()
     };
     match revocations::check(ctx, &subject, deferred).await {
         Check::Active { age_ms } => (Some(g), Some(Basis::View { age_ms })),
         Check::Revoked => {
-            ctx.isolate.mark_inactive(hash, ctx.now);
+            ctx.isolate.mark_inactive(*hash, ctx.now);
             (None, None)
         }
         Check::AskSource => match from_source_of_truth(ctx, token, deferred).await {
