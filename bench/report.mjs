@@ -93,6 +93,12 @@ export function report(info, pg, { wrkVersion, gt }) {
     const refreshes = 2 * (Math.floor(a.wallS / 30) + 1);
     T("D1 queries per active introspection = 0 (only 30 s registry-cache refreshes)", a.ops.d1_query, a.opsTotal.d1_query <= refreshes,
       `${fmt(a.ops.d1_query, 5)} (${a.opsTotal.d1_query} in ${a.requests} requests over ${fmt(a.wallS, 1)} s; allowed ${refreshes} refreshes)`);
+    // The revocation feed (docs/REVOCATION.md): each server here is one location with one isolate,
+    // whose view is refreshed in the background once it is 2 s old by its clock allowance (1.5 s
+    // of real time) from the Cache API snapshot, or with one D1 query when that snapshot is as old.
+    const feedRate = (a.opsTotal.feed_query ?? 0) / a.wallS;
+    T("revocation feed: D1 feed queries per location per second <= 0.7 (one per refresh, >= 1.5 s apart)", feedRate, feedRate <= 0.7,
+      `${fmt(feedRate, 3)}/s (${a.opsTotal.feed_query ?? 0} queries, ${a.opsTotal.cache_get ?? 0} Cache API reads, ${a.opsTotal.cache_put ?? 0} writes in ${fmt(a.wallS, 1)} s)`);
     const allowed = Math.floor(a.wallS / 30) + 1;
     T("Durable Object calls <= 1 per token per 30 s", a.opsTotal.do_call, a.opsTotal.do_call <= allowed,
       `${a.opsTotal.do_call} calls for 1 token in ${fmt(a.wallS, 1)} s (allowed ${allowed})`);
@@ -123,9 +129,9 @@ export function report(info, pg, { wrkVersion, gt }) {
   const opsRows = results.filter((r) => r.ops);
   const opsTable = opsRows.length
     ? [
-        "| scenario | requests | KV get | KV put | KV delete | D1 queries | DO calls |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-        ...opsRows.map((r) => `| ${r.name} | ${r.requests} | ${fmt(r.ops.kv_get, 4)} | ${fmt(r.ops.kv_put, 4)} | ${fmt(r.ops.kv_delete, 4)} | ${fmt(r.ops.d1_query, 4)} | ${r.opsTotal.do_call} total |`),
+        "| scenario | requests | KV get | KV put | KV delete | D1 queries | DO calls | revocation feed: D1 queries/s, Cache API reads/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ...opsRows.map((r) => `| ${r.name} | ${r.requests} | ${fmt(r.ops.kv_get, 4)} | ${fmt(r.ops.kv_put, 4)} | ${fmt(r.ops.kv_delete, 4)} | ${fmt(r.ops.d1_query, 4)} | ${r.opsTotal.do_call} total | ${fmt((r.opsTotal.feed_query ?? 0) / r.wallS, 3)}, ${fmt((r.opsTotal.cache_get ?? 0) / r.wallS, 3)} |`),
       ]
     : [];
 

@@ -124,6 +124,16 @@ pub enum Event {
         failing_since: i64,
         reason: String,
     },
+    /// A revocation to push to Security Event Token receivers (webhook endpoints of format
+    /// `secevent`, see [`crate::revocation::push`]): never a Standard Webhooks event. Its line
+    /// names the change's kind and subject, never a token hash.
+    #[serde(rename = "revocation.notice")]
+    RevocationNotice {
+        change: &'static str,
+        subject: String,
+        #[serde(skip)]
+        notice: Box<crate::revocation::push::Notice>,
+    },
     /// Something went wrong that did not change the answer (a KV delete retried later, a rate
     /// limiter that failed open, ...).
     #[serde(rename = "warning")]
@@ -147,6 +157,24 @@ impl Event {
             error: e.code(),
             cause,
         })
+    }
+
+    /// The notice of a revocation for Security Event Token receivers.
+    pub fn revocation_notice(notice: crate::revocation::push::Notice) -> Self {
+        use crate::revocation::push::Change;
+        let (change, subject) = match &notice.change {
+            Change::TokenRevoked { token_id, .. } => ("token_revoked", token_id.clone()),
+            Change::TokenRotated { token_id, .. } => ("token_rotated", token_id.clone()),
+            Change::GraceEnded { token_id, .. } => ("grace_ended", token_id.clone()),
+            Change::JwtRevoked { jti } => ("jwt_revoked", jti.clone()),
+            Change::GrantRevoked { grant_id, .. } => ("grant_revoked", grant_id.clone()),
+            Change::ClientDisabled { client_id } => ("client_disabled", client_id.clone()),
+        };
+        Event::RevocationNotice {
+            change,
+            subject,
+            notice: Box::new(notice),
+        }
     }
 
     /// The log line: one line of JSON.

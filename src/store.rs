@@ -8,6 +8,7 @@
 use crate::gate::route::GateRoute;
 use crate::model::{ApiResource, Client, Grant, TokenRecord};
 use crate::origin::ClientOrigin;
+use crate::revocation::stamp::FeedStamp;
 use crate::token::TokenHash;
 
 pub mod error;
@@ -64,17 +65,20 @@ pub trait TokenStore {
     /// RETURNING token_hash`) and returns the hash that is current in D1 at that moment (after a
     /// concurrent rotation: the new one), or, if it was already revoked, its frozen hash.
     /// `None`: no such token. `why` is recorded with the revocation (same statement), only by the
-    /// call that revokes it.
+    /// call that revokes it. The same transaction appends the token's `r` entry to the
+    /// revocation feed, stamped with `feed`, only if this call revoked it.
     async fn revoke_token(
         &self,
         id: &str,
         now: i64,
         why: Option<&RevocationNote>,
+        feed: &FeedStamp,
     ) -> Result<Option<Revoked>, StoreError>;
     /// Rotation, atomically: replaces the hash of a token that is still active with hash `old`
     /// (not revoked, not expired at `now`), bumps its generation and records `old` as retired,
     /// working until `grace_until` if given. False if it lost a race (revoked, expired or
-    /// rotated meanwhile).
+    /// rotated meanwhile). The same transaction appends to the revocation feed, only if it
+    /// rotated: the new generation (`g`), and without a grace the old hash (`t`).
     async fn rotate_token(
         &self,
         id: &str,
@@ -82,14 +86,21 @@ pub trait TokenStore {
         new: &TokenHash,
         now: i64,
         grace_until: Option<i64>,
+        feed: &FeedStamp,
     ) -> Result<bool, StoreError>;
     /// Hashes a token had before its rotations, retired at or after `since` or in a grace period
     /// that lasts until at least `since`.
     async fn retired_hashes(&self, id: &str, since: i64) -> Result<Vec<Retired>, StoreError>;
     /// The retired hash `hash`, if it is one.
     async fn retired_by_hash(&self, hash: &TokenHash) -> Result<Option<Retired>, StoreError>;
-    /// Ends the grace period of retired hash `hash` at `now` (if it lasts longer).
-    async fn end_grace(&self, hash: &TokenHash, now: i64) -> Result<(), StoreError>;
+    /// Ends the grace period of retired hash `hash` at `now` (if it lasts longer); the same
+    /// transaction appends its `t` entry to the revocation feed, only if the grace was running.
+    async fn end_grace(
+        &self,
+        hash: &TokenHash,
+        now: i64,
+        feed: &FeedStamp,
+    ) -> Result<(), StoreError>;
     /// Records a detected reuse of a token rotated away from PAT `id` (see
     /// [`crate::model::ReuseInfo`]): one more detection, the first time kept, the last one's
     /// time, origin and the reused token's rotation time replaced. One row per PAT: bounded.
@@ -211,12 +222,16 @@ pub trait AdminStore {
         profile: &crate::authz::records::ClientProfile,
         now: i64,
     ) -> Result<Write, StoreError>;
+    /// Updates a client; the same transaction appends its uid (`c`) to the revocation feed, so
+    /// every isolate reads the client again within the bound.
     async fn update_client(
         &self,
         c: &Client,
         profile: &crate::authz::records::ClientProfile,
+        feed: &FeedStamp,
     ) -> Result<Write, StoreError>;
-    async fn delete_client(&self, id: &str) -> Result<Write, StoreError>;
+    /// Deletes a client, appending its uid (`c`) to the revocation feed in the same transaction.
+    async fn delete_client(&self, id: &str, feed: &FeedStamp) -> Result<Write, StoreError>;
     async fn list_resources(&self) -> Result<Vec<ApiResource>, StoreError>;
     /// Creates the resource and its scopes (a scope name is global: Conflict if taken).
     async fn create_resource(&self, r: &ApiResource, now: i64) -> Result<Write, StoreError>;
@@ -286,6 +301,8 @@ pub trait Backend:
     + UsageStore
     + Inventory
     + DeliveryLog
+    + RevocationFeed
+    + SnapshotCache
 {
 }
 impl<
@@ -305,9 +322,46 @@ impl<
             + DeliveryQueue
             + UsageStore
             + Inventory
-            + DeliveryLog,
+            + DeliveryLog
+            + RevocationFeed
+            + SnapshotCache,
     > Backend for T
 {
+}
+
+/// The recent-revocations feed (D1 `revocation_feed`, docs/REVOCATION.md): read since a cursor,
+/// appended to where no revoking statement carries the entry (a JWT id revoked), trimmed. Every
+/// other entry is written by the revoking statement's own batch (see `storage::feed`).
+pub trait RevocationFeed {
+    /// Entries with `seq > after` (at most `storage::feed::PAGE_LIMIT`) and the head, read in one
+    /// transaction ([`crate::revocation::feed::FeedLog::since`]'s contract).
+    async fn feed_since(&self, after: u64) -> Result<crate::revocation::feed::Page, StoreError>;
+    /// Appends entries (kind, value, at, until as in [`crate::revocation::feed::Entry`]) in one
+    /// transaction.
+    async fn append_feed(&self, entries: &[FeedAppend]) -> Result<(), StoreError>;
+    /// Whether a JWT id was revoked (its `j` entry is kept until after `now_ms`): D1 answers when
+    /// an isolate's view is too old to vouch for a JWT.
+    async fn jti_in_feed(&self, jti: &str, now_ms: i64) -> Result<bool, StoreError>;
+    /// Deletes the entries kept until before `before_ms`, except the newest (the head stays
+    /// readable). Returns how many went.
+    async fn trim_feed(&self, before_ms: i64) -> Result<u64, StoreError>;
+}
+
+/// An entry to append: what it revokes and until when it is kept (the writer's time is the
+/// caller's [`crate::storage::feed::FeedStamp`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedAppend {
+    pub key: crate::revocation::feed::Key,
+    pub at_ms: i64,
+    pub until_ms: i64,
+}
+
+/// This location's copy of the feed: one object in the Cache API holding an encoded
+/// [`crate::revocation::snapshot::Snapshot`]. Absent on hosts without a Cache API (then every
+/// refresh reads D1: the same bound, more reads).
+pub trait SnapshotCache {
+    async fn load_snapshot(&self) -> Result<Option<String>, StoreError>;
+    async fn store_snapshot(&self, body: &str) -> Result<(), StoreError>;
 }
 
 /// A registered webhook endpoint (D1 `webhook_endpoints`). `Debug` redacts the secrets.
@@ -326,6 +380,18 @@ pub struct WebhookEndpoint {
     pub created_at: i64,
     /// Its delivery health: failing since, disabled (see [`crate::webhook::health`]).
     pub health: crate::webhook::health::Health,
+    pub format: EndpointFormat,
+}
+
+/// How deliveries to an endpoint are made.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum EndpointFormat {
+    /// Standard Webhooks: the event types it subscribed to, as signed JSON.
+    #[default]
+    Standard,
+    /// Security Event Tokens (RFC 8417) pushed as RFC 8935 asks, one per revocation, for the
+    /// receiver's audience (and with token hashes if it consented).
+    SecEvent(crate::revocation::push::Receiver),
 }
 
 /// What the fan-out needs of an endpoint (cached per isolate): no URL, no secret.
@@ -333,6 +399,8 @@ pub struct WebhookEndpoint {
 pub struct WebhookSubscription {
     pub id: String,
     pub event_types: Vec<String>,
+    /// `Some`: a Security Event Token receiver (it gets revocation notices only).
+    pub secevent: Option<crate::revocation::push::Receiver>,
 }
 
 /// Webhook endpoints (D1 `webhook_endpoints`), managed through `/admin/webhooks`.

@@ -106,6 +106,21 @@ impl Config {
     }
 }
 
+impl Config {
+    /// How long revocation feed entries stay (docs/REVOCATION.md): longer than any answer that
+    /// can still say "active" without asking D1 (a KV grant, an exchanged JWT, a client record).
+    pub fn retention(&self) -> crate::revocation::feed::Retention {
+        use crate::revocation::feed::Retention;
+        Retention {
+            grant_cache_ms: self.grant_cache_secs.saturating_mul(1000),
+            exchanged_jwt_ms: self.exchanged_jwt_secs.saturating_mul(1000),
+            registry_ms: (self.registry_cache_secs + self.registry_max_stale_secs)
+                .saturating_mul(1000),
+            ..Retention::DEFAULT
+        }
+    }
+}
+
 /// Default of [`Config::registry_max_stale_secs`].
 pub const DEFAULT_REGISTRY_MAX_STALE_SECS: i64 = 300;
 /// Default of [`Config::grant_cache_secs`].

@@ -15,6 +15,18 @@ pub struct Ctx<'a, B> {
     pub isolate: &'a IsolateState,
     /// Unix seconds, from the runtime's clock.
     pub now: i64,
+    /// The same moment in Unix milliseconds (the revocation feed's clock).
+    pub now_ms: i64,
+}
+
+impl<B> Ctx<'_, B> {
+    /// The stamp of a revocation written now: its feed entries' time and how long they stay.
+    pub fn feed_stamp(&self) -> crate::storage::feed::FeedStamp {
+        crate::storage::feed::FeedStamp {
+            at_ms: self.now_ms,
+            retention: self.cfg.retention(),
+        }
+    }
 }
 
 /// Work done after the response is sent (`wait_until`), never delaying it.
@@ -46,6 +58,9 @@ pub enum Deferred {
         markers: Vec<(TokenHash, Box<Grant>)>,
         after_secs: u64,
     },
+    /// Refresh this isolate's view of the revocation feed (it is over 2 s old; the request
+    /// that found it so already marked the fetch as under way): see `super::revocations`.
+    RefreshRevocations,
 }
 
 /// A response plus the work to do after sending it.

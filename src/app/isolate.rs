@@ -65,6 +65,10 @@ pub struct IsolateState {
     sampler: crate::webhook::sampling::Sampler,
     /// Webhook endpoints' subscriptions, read whole: (fetched at, subscriptions).
     webhooks: RefCell<Option<(i64, Webhooks)>>,
+    /// This isolate's view of the revocation feed (see [`super::revocations`]), and the last
+    /// snapshot it built or took: the base of its next merge when the location has none.
+    revocations: RefCell<crate::revocation::snapshot::View>,
+    feed_base: RefCell<Option<Rc<crate::revocation::snapshot::Snapshot>>>,
 }
 
 /// The webhook fan-out's view of the endpoints (see [`super::webhooks`]).
@@ -238,6 +242,45 @@ impl IsolateState {
     /// After an admin change of a webhook endpoint: read them again at once.
     pub fn forget_webhooks(&self) {
         *self.webhooks.borrow_mut() = None;
+    }
+
+    /// This isolate's view of the revocation feed.
+    pub fn revocations(&self) -> std::cell::Ref<'_, crate::revocation::snapshot::View> {
+        self.revocations.borrow()
+    }
+
+    pub fn revocations_mut(&self) -> std::cell::RefMut<'_, crate::revocation::snapshot::View> {
+        self.revocations.borrow_mut()
+    }
+
+    pub fn feed_base(&self) -> Option<Rc<crate::revocation::snapshot::Snapshot>> {
+        self.feed_base.borrow().clone()
+    }
+
+    pub fn set_feed_base(&self, snapshot: Rc<crate::revocation::snapshot::Snapshot>) {
+        *self.feed_base.borrow_mut() = Some(snapshot);
+    }
+
+    /// A client or API resource changed at `changed_ms` (the feed's `c` entry, counting the
+    /// clock allowance): the registry tables read in or before that second are read again.
+    pub fn forget_registry_read_before(&self, changed_ms: i64) {
+        let read_before = |fetched_secs: i64| fetched_secs.saturating_mul(1000) <= changed_ms;
+        if self
+            .clients
+            .borrow()
+            .as_ref()
+            .is_some_and(|(f, _, _)| read_before(*f))
+        {
+            *self.clients.borrow_mut() = None;
+        }
+        if self
+            .resources
+            .borrow()
+            .as_ref()
+            .is_some_and(|(f, _, _)| read_before(*f))
+        {
+            *self.resources.borrow_mut() = None;
+        }
     }
 
     /// A `warning` event: something went wrong that did not change the answer.

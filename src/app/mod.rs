@@ -11,7 +11,8 @@
 //!   the runtime reads), [`ctx`] (the request context, deferred work, outcomes), `isolate`
 //!   (per-isolate caches and the event sink), `client_auth` (client and API resource
 //!   authentication, the registry tables), [`clients`] (every kind of client looked up, one by
-//!   one for self-registered ones), `user` (the signed-in user), `ratelimit`.
+//!   one for self-registered ones), `user` (the signed-in user), `ratelimit`,
+//!   [`revocations`] (the isolate's view of the revocation feed in the token decision).
 //!
 //! This file is the router and the module list, nothing else.
 
@@ -22,6 +23,7 @@ pub mod config;
 pub mod ctx;
 mod isolate;
 mod ratelimit;
+pub mod revocations;
 pub mod settings;
 mod user;
 

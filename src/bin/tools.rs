@@ -220,6 +220,7 @@ fn introspect(n: usize) {
         backend: &backend,
         isolate: &isolate,
         now,
+        now_ms: now * 1000,
     };
     let token = PlainToken::generate(TokenKind::Pat).unwrap_or_else(|_| fail("no randomness"));
     let rec = TokenRecord {

@@ -58,6 +58,7 @@ fn parse(env: &Env) -> Result<Config, String> {
     )?;
     let dev_sign_in = text(env, "DEV_SIGN_IN").as_deref() == Some("true");
     settings::check_dev_sign_in(&issuer, dev_sign_in)?;
+    super::dev_faults::check(env, &issuer)?;
     // Read by the LastUsed Durable Object; checked here with everything else.
     settings::last_used_flush_secs(text(env, "LAST_USED_FLUSH_SECONDS").as_deref())?;
     let clients = clients(env, &issuer)?;

@@ -8,7 +8,7 @@ use std::cell::Cell;
 use worker::Env;
 
 thread_local! {
-    static COUNTS: [Cell<u64>; 6] = Default::default();
+    static COUNTS: [Cell<u64>; 10] = Default::default();
 }
 
 #[derive(Clone, Copy)]
@@ -19,6 +19,13 @@ pub enum Op {
     D1Query = 3,
     DoCall = 4,
     RateLimit = 5,
+    /// A D1 query of the revocation feed (a location's refresh).
+    FeedQuery = 6,
+    /// A Cache API read of the location's feed snapshot.
+    CacheGet = 7,
+    CachePut = 8,
+    /// A KV read answered by the dev stale-read layer (`DEV_STALE_KV_SECONDS`).
+    StaleKvServed = 9,
 }
 
 pub fn bump(op: Op) {
@@ -98,7 +105,8 @@ pub fn respond() -> Response {
         200,
         &serde_json::json!({
             "kv_get": v[0], "kv_put": v[1], "kv_delete": v[2], "d1_query": v[3], "do_call": v[4],
-            "rate_limit": v[5],
+            "rate_limit": v[5], "feed_query": v[6], "cache_get": v[7], "cache_put": v[8],
+            "stale_kv_served": v[9],
             "wasm_memory_bytes": wasm_memory_bytes(),
         }),
     )

@@ -34,6 +34,12 @@ pub(super) async fn run_deferred(env: Env, work: Vec<Deferred>) {
                 sleep_secs(*after_secs).await;
                 mark_with_retries(&backend, markers).await
             }
+            Deferred::RefreshRevocations => {
+                let isolate = super::isolate::ISOLATE.with(std::rc::Rc::clone);
+                crate::app::revocations::refresh(&backend, &isolate, super::js::now_ms())
+                    .await
+                    .map(|_| ())
+            }
         };
         if let Err(e) = result {
             warn(format!("deferred work failed: {}", e.0));

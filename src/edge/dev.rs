@@ -5,6 +5,8 @@
 //!
 //! - `GET`/`HEAD /_dev/counters`: this isolate's operation counters ([`counters`]).
 //! - `/_dev/floor`: the benchmark's floor W ([`counters::floor`]).
+//! - `POST /_dev/faults`: makes this isolate's revocation feed unreadable, or readable again
+//!   ([`super::dev_faults`]).
 //! - `GET /_dev/trap?how=panic|unreachable&ms=N`: traps this wasm instance after an async step
 //!   (a timer of `N` ms, at least 1) during the request: `panic` through a Rust panic (the panic
 //!   hook sees it first), `unreachable` through a bare `unreachable` instruction (nothing in Rust
@@ -45,6 +47,8 @@ pub async fn serve(
         "/_dev/trap" if method == "GET" => trap(query).await,
         "/_dev/client" if method == "GET" => client(env, query).await,
         "/_dev/trap" | "/_dev/client" => Error::MethodNotAllowed("GET").into_response(),
+        "/_dev/faults" if method == "POST" => super::dev_faults::faults(env, body.as_deref()),
+        "/_dev/faults" => Error::MethodNotAllowed("POST").into_response(),
         _ => Error::NotFound.into_response(),
     })
 }

@@ -11,7 +11,7 @@ use super::backend::EdgeBackend;
 use super::config;
 use super::deferred::run_deferred;
 use super::isolate::{write_events, ISOLATE};
-use super::js::now_secs;
+use super::js::now_ms;
 use super::response::{error_response, respond};
 use super::settle::Settled;
 use crate::app::gate::{self as core_gate, GateAnswer, GateRequest};
@@ -89,11 +89,13 @@ async fn serve_gate(
         .filter(|ip| !ip.is_empty() && ip.len() <= 64);
     let backend = EdgeBackend::for_request(env, req);
     let isolate = ISOLATE.with(Rc::clone);
+    let now_ms = now_ms();
     let actx = app::Ctx {
         cfg: &cfg,
         backend: &backend,
         isolate: &isolate,
-        now: now_secs(),
+        now: now_ms / 1000,
+        now_ms,
     };
     let greq = GateRequest {
         method: &method,

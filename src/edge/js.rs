@@ -8,6 +8,11 @@ pub fn now_secs() -> i64 {
     (js_sys::Date::now() / 1000.0) as i64
 }
 
+/// Unix milliseconds (the revocation feed's clock).
+pub fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
+}
+
 thread_local! {
     /// Constant names (headers, bindings) as JS strings, made once per isolate: a `&str`
     /// argument is decoded into a fresh JS string on every call.

@@ -4,16 +4,29 @@
 
 use super::backend::EdgeBackend;
 use super::counters::{bump, Op};
+use super::dev_faults;
 use super::js::{err, now_secs};
 use crate::model::Grant;
 use crate::storage::kv::{self as kv_format, Denied, DenyKey, GrantKey, KvKey as _, SealedKey};
 use crate::store::{GrantCache, StoreError};
 use crate::token::TokenHash;
 
+impl EdgeBackend {
+    /// A KV read, through the dev stale-read layer (off unless configured for a local test).
+    async fn read_text(&self, key: &str) -> Result<Option<String>, StoreError> {
+        if let Some(stale) = dev_faults::stale_read(&self.env, key) {
+            return Ok(stale);
+        }
+        let text = self.kv()?.get_text(key).await?;
+        dev_faults::remember_read(&self.env, key, text.as_deref());
+        Ok(text)
+    }
+}
+
 impl GrantCache for EdgeBackend {
     async fn get_grant(&self, hash: &TokenHash) -> Result<Option<Grant>, StoreError> {
         bump(Op::KvGet);
-        let text = self.kv()?.get_text(&GrantKey(hash).key()).await?;
+        let text = self.read_text(&GrantKey(hash).key()).await?;
         Ok(text.as_deref().and_then(kv_format::parse_grant))
     }
 
@@ -22,27 +35,32 @@ impl GrantCache for EdgeBackend {
         let now = now_secs();
         let value = kv_format::grant_value(grant).map_err(err)?;
         let exp = kv_format::expiration(grant.kv_expires_at(), now);
-        self.kv()?
-            .put_text(&GrantKey(hash).key(), &value, exp)
-            .await
+        let key = GrantKey(hash).key();
+        self.kv()?.put_text(&key, &value, exp).await?;
+        dev_faults::wrote(&self.env, &key, Some(&value));
+        Ok(())
     }
 
     async fn delete_grant(&self, hash: &TokenHash) -> Result<(), StoreError> {
         bump(Op::KvDelete);
-        self.kv()?.delete_key(&GrantKey(hash).key()).await
+        let key = GrantKey(hash).key();
+        self.kv()?.delete_key(&key).await?;
+        dev_faults::wrote(&self.env, &key, None);
+        Ok(())
     }
 
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         bump(Op::KvGet);
-        Ok(self.kv()?.get_text(&DenyKey(jti).key()).await?.is_some())
+        Ok(self.read_text(&DenyKey(jti).key()).await?.is_some())
     }
 
     async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<(), StoreError> {
         bump(Op::KvPut);
         let exp = kv_format::expiration(exp, now_secs());
-        self.kv()?
-            .put_text(&DenyKey(jti).key(), Denied::VALUE, exp)
-            .await
+        let key = DenyKey(jti).key();
+        self.kv()?.put_text(&key, Denied::VALUE, exp).await?;
+        dev_faults::wrote(&self.env, &key, Some(Denied::VALUE));
+        Ok(())
     }
 
     async fn put_sealed(

@@ -13,8 +13,10 @@ mod counters;
 mod d1;
 mod deferred;
 mod dev;
+mod dev_faults;
 mod durable_object;
 mod executor;
+mod feed_cache;
 mod fetch;
 mod gate;
 mod isolate;
@@ -34,7 +36,7 @@ use crate::http;
 use backend::EdgeBackend;
 use deferred::run_deferred;
 use isolate::{warn, write_events, ISOLATE};
-use js::now_secs;
+use js::now_ms;
 use request::to_core_request;
 use response::{error_response, respond};
 use std::rc::Rc;
@@ -106,11 +108,13 @@ pub fn scheduled(env: Env) -> js_sys::Promise {
             config::load(&env).map_err(|e| JsValue::from_str(&format!("configuration: {e}")))?;
         let backend = EdgeBackend::new(&env);
         let isolate = ISOLATE.with(Rc::clone);
+        let now_ms = now_ms();
         let actx = app::Ctx {
             cfg: &cfg,
             backend: &backend,
             isolate: &isolate,
-            now: now_secs(),
+            now: now_ms / 1000,
+            now_ms,
         };
         let result = app::tokens::expiry_scan(&actx).await;
         if let Err(e) = app::clients::expire_unused(&actx).await {
@@ -179,11 +183,13 @@ async fn serve(
         }
     };
     let backend = EdgeBackend::for_request(env, req);
+    let now_ms = now_ms();
     let actx = app::Ctx {
         cfg: &cfg,
         backend: &backend,
         isolate: &isolate,
-        now: now_secs(),
+        now: now_ms / 1000,
+        now_ms,
     };
     let outcome = app::handle(&actx, &core_req).await;
     let events = isolate.take_events();

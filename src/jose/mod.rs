@@ -8,6 +8,7 @@
 //! - [`user_jwt`]: user JWTs from the identity provider.
 //! - [`sign`]: access tokens (RFC 9068), signed introspection responses (RFC 9701), the gate's
 //!   identity assertions.
+//! - [`secevent`]: Security Event Tokens (RFC 8417) pushed to receivers of revocations.
 //!
 //! Pure (no `worker`), panic-free, with time as a parameter. The names used elsewhere are
 //! re-exported here: `crate::jose::{SigningKeys, verify_user_jwt, ...}`.
@@ -16,6 +17,7 @@ pub mod claims;
 pub mod jwks;
 pub mod keys;
 pub mod limits;
+pub mod secevent;
 pub mod sign;
 pub mod signing_keys;
 pub mod user_jwt;

@@ -24,7 +24,11 @@ fn timestamp(secs: i64) -> Result<DateTime<chrono::Utc>, KeyError> {
 
 impl SigningKeys {
     /// Signs `claims` with the signing key; the header has `typ`, `kid` and `alg`.
-    fn sign<T: Serialize>(&self, typ: &str, claims: &Claims<T>) -> Result<String, KeyError> {
+    pub(super) fn sign<T: Serialize>(
+        &self,
+        typ: &str,
+        claims: &Claims<T>,
+    ) -> Result<String, KeyError> {
         let key = self.active().ok_or(KeyError::NoSigningKey)?;
         let header = Header::empty().with_key_id(&key.kid).with_token_type(typ);
         match &key.signer {

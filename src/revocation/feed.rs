@@ -51,6 +51,28 @@ impl Key {
         Key::Token(p)
     }
 
+    /// The kind letter and the value as the feed writes them (`g`: `{generation} {record}`).
+    /// An id that cannot be written ([`FormatError::BadValue`]) is refused.
+    pub fn kind_and_value(&self) -> Result<(char, String), FormatError> {
+        let value = match self {
+            Key::Token(p) => crate::encoding::hex(p),
+            Key::Generation(record, generation) => format!("{generation} {record}"),
+            Key::Record(v) | Key::Jti(v) | Key::Grant(v) | Key::Client(v) => v.clone(),
+        };
+        match self {
+            Key::Generation(v, _)
+            | Key::Record(v)
+            | Key::Jti(v)
+            | Key::Grant(v)
+            | Key::Client(v)
+                if !valid_value(v) =>
+            {
+                Err(FormatError::BadValue)
+            }
+            _ => Ok((self.kind(), value)),
+        }
+    }
+
     fn kind(&self) -> char {
         match self {
             Key::Token(_) => 't',
@@ -413,6 +435,27 @@ mod tests {
         assert_eq!(Entry::parse_line(&long, 1), Err(FormatError::BadValue));
         assert_eq!(
             Entry::parse_line("5 j 1 2 caf\u{e9}", 1),
+            Err(FormatError::BadValue)
+        );
+    }
+
+    #[test]
+    fn kind_and_value_match_the_line() {
+        for key in [
+            Key::token(&TokenHash([9; 32])),
+            rec("p1"),
+            Key::Generation("p1".into(), 4),
+            Key::Jti("j".into()),
+            Key::Grant("g".into()),
+            Key::Client("u".into()),
+        ] {
+            let (kind, value) = key.kind_and_value().expect("writable");
+            let line = format!("3 {kind} 1 2 {value}");
+            let parsed = Entry::parse_line(&line, 1).expect("parses").expect("known");
+            assert_eq!(parsed.key, key);
+        }
+        assert_eq!(
+            Key::Jti("a b".into()).kind_and_value(),
             Err(FormatError::BadValue)
         );
     }

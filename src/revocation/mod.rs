@@ -18,7 +18,9 @@
 //!   when to fetch);
 //! - [`decide`]: the decision combinator (what KV said + the view -> active, inactive, or ask
 //!   the source of truth), the policy when the source cannot be reached, and how long an
-//!   introspection answer may be cached.
+//!   introspection answer may be cached;
+//! - [`push`]: what a revocation tells the APIs registered to hear of it (the subject and CAEP
+//!   events of the Security Event Tokens pushed to them).
 //!
 //! Tests: unit tests next to each piece; `sim` (a seeded simulation of many locations with KV
 //! read caches, clock skew, lost and delayed messages and outages, checking the bound on every
@@ -27,7 +29,9 @@
 
 pub mod decide;
 pub mod feed;
+pub mod push;
 pub mod snapshot;
+pub mod stamp;
 
 #[cfg(test)]
 mod race;

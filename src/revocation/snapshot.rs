@@ -247,6 +247,12 @@ impl View {
         now.saturating_sub(self.as_of).saturating_add(p.skew_ms)
     }
 
+    /// The latest time (writer's clock) a client or API resource record changed, of the `c`
+    /// entries held: an isolate drops its copies of the registry tables read before it.
+    pub fn latest_client_change(&self) -> Option<Millis> {
+        self.clients.values().map(|(at, _)| *at).max()
+    }
+
     /// Too old to trust: a token it would let through must be checked with the source of truth.
     pub fn must_fall_back(&self, now: Millis, p: &Params) -> bool {
         self.age(now, p) > p.max_age_ms

@@ -391,3 +391,20 @@ fn expired_entries_leave_the_view() {
     let mut late = View::new();
     assert_eq!(late.apply(&s, 50_000, &P), 1);
 }
+
+#[test]
+fn the_latest_client_change_is_known() {
+    let mut f = FeedLog::new();
+    let mut v = View::new();
+    let s = Snapshot::empty()
+        .refreshed(&f.since(0, 10), 10, 10, P.skew_ms)
+        .expect("ok");
+    v.apply(&s, 10, &P);
+    assert_eq!(v.latest_client_change(), None);
+    f.append(Key::Client("u1".into()), 500, 1_000_000);
+    f.append(Key::Client("u2".into()), 300, 1_000_000);
+    f.append(rec("p"), 900, 1_000_000);
+    let s = s.refreshed(&f.since(0, 10), 20, 20, P.skew_ms).expect("ok");
+    v.apply(&s, 20, &P);
+    assert_eq!(v.latest_client_change(), Some(500));
+}

@@ -15,6 +15,8 @@
 //! - [`webhooks`]: D1 `webhook_endpoints` (secrets stored as is: HMAC signing needs them).
 //! - [`deliveries`]: D1 `webhook_deliveries` (the delivery log) and `token_usage` rows.
 //! - [`inventory`]: the SQL of the administrators' token inventory.
+//! - [`feed`]: D1 `revocation_feed` (the recent-revocations feed): its page query and the
+//!   conditional appends that ride in the batch of every statement that revokes.
 //! - [`authz_rows`]: the authorization server's D1 rows (client profiles, consent requests,
 //!   codes, grants, refresh tokens, remembered approvals) and the conditional statements its
 //!   storage contracts rest on.
@@ -26,6 +28,7 @@
 pub mod authz_rows;
 pub mod client_rows;
 pub mod deliveries;
+pub mod feed;
 pub mod inventory;
 pub mod kv;
 pub mod rows;

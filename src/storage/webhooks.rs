@@ -5,13 +5,18 @@
 //! `secret` and `previous_secret` hold the `whsec_...` text as is: HMAC signing needs the key,
 //! so it cannot be stored as a hash like client secrets.
 
-use crate::store::{StoreError, WebhookEndpoint};
+use crate::store::{EndpointFormat, StoreError, WebhookEndpoint};
 use crate::webhook::WebhookSecret;
 use serde::Deserialize;
 
 /// The columns the runtime selects, in the order of [`WebhookRow`].
 pub const WEBHOOK_COLUMNS: &str = "id, url, event_types, secret, previous_secret, \
-    previous_secret_until, created_at, failing_since, disabled_at, disabled_reason";
+    previous_secret_until, created_at, failing_since, disabled_at, disabled_reason, format, \
+     set_audience, set_token_hash";
+
+/// `webhook_endpoints.format` of a Security Event Token receiver (migration 0013; the default
+/// `standard` is Standard Webhooks).
+pub const FORMAT_SECEVENT: &str = "secevent";
 
 /// A row of D1 `webhook_endpoints`.
 #[derive(Deserialize)]
@@ -27,6 +32,9 @@ pub struct WebhookRow {
     pub failing_since: Option<i64>,
     pub disabled_at: Option<i64>,
     pub disabled_reason: Option<String>,
+    pub format: String,
+    pub set_audience: Option<String>,
+    pub set_token_hash: i64,
 }
 
 impl WebhookRow {
@@ -52,7 +60,18 @@ impl WebhookRow {
         };
         let event_types =
             serde_json::from_str(&self.event_types).map_err(|_| bad("event_types"))?;
+        let format = match (self.format.as_str(), &self.set_audience) {
+            ("standard", _) => EndpointFormat::Standard,
+            (FORMAT_SECEVENT, Some(audience)) if !audience.is_empty() => {
+                EndpointFormat::SecEvent(crate::revocation::push::Receiver {
+                    audience: audience.clone(),
+                    token_hash: self.set_token_hash != 0,
+                })
+            }
+            _ => return Err(bad("format")),
+        };
         Ok(WebhookEndpoint {
+            format,
             event_types,
             secret,
             previous_secret,
@@ -104,6 +123,9 @@ mod tests {
             json!(40),
             json!(60),
             json!("failing"),
+            json!("standard"),
+            Value::Null,
+            json!(0),
         ]);
         let w = serde_json::from_value::<WebhookRow>(v)
             .unwrap()
@@ -128,6 +150,9 @@ mod tests {
             Value::Null,
             Value::Null,
             Value::Null,
+            json!("standard"),
+            Value::Null,
+            json!(0),
         ]);
         let w = serde_json::from_value::<WebhookRow>(no_previous)
             .unwrap()
@@ -135,6 +160,33 @@ mod tests {
             .unwrap();
         assert_eq!(w.previous_secret, None);
         assert!(!w.health.is_disabled());
+        assert_eq!(w.format, EndpointFormat::Standard);
+        let receiver = row(&[
+            json!("wh_2"),
+            json!("https://h.example/"),
+            json!("[]"),
+            json!(SECRET),
+            Value::Null,
+            Value::Null,
+            json!(5),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            json!("secevent"),
+            json!("https://api.example"),
+            json!(1),
+        ]);
+        let w = serde_json::from_value::<WebhookRow>(receiver)
+            .unwrap()
+            .into_model()
+            .unwrap();
+        assert_eq!(
+            w.format,
+            EndpointFormat::SecEvent(crate::revocation::push::Receiver {
+                audience: "https://api.example".into(),
+                token_hash: true,
+            })
+        );
     }
 
     #[test]
@@ -151,6 +203,9 @@ mod tests {
                 Value::Null,
                 Value::Null,
                 Value::Null,
+                json!("standard"),
+                Value::Null,
+                json!(0),
             ]))
             .unwrap()
             .into_model()

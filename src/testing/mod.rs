@@ -8,6 +8,7 @@
 //! inventory, the webhook delivery log).
 
 mod clients;
+mod feed;
 mod registry;
 mod tokens;
 mod usage;
@@ -27,6 +28,11 @@ pub struct Counts {
     pub kv_delete: u32,
     pub d1_query: u32,
     pub do_call: u32,
+    /// Page queries of the revocation feed (D1), and reads and writes of the location's
+    /// snapshot (Cache API).
+    pub feed_query: u32,
+    pub cache_read: u32,
+    pub cache_write: u32,
 }
 
 /// How an injected fault behaves.
@@ -70,6 +76,10 @@ pub enum Step {
     AttemptRecord,
     /// The update of a webhook endpoint's health.
     HealthWrite,
+    /// A page query of the revocation feed.
+    FeedRead,
+    /// A read of the location's feed snapshot (Cache API).
+    SnapshotRead,
 }
 
 /// Every writing step, for tests that inject a fault into each in turn.
@@ -159,6 +169,12 @@ pub struct MemoryBackend {
     /// The authorization server's grants (D1 `app_grants`): a live one keeps a dynamic client
     /// from expiring.
     pub app_grants: RefCell<Vec<crate::authz::records::AppGrant>>,
+    /// The revocation feed (D1 `revocation_feed`), and the location's snapshot of it (one Cache
+    /// API object).
+    pub feed: RefCell<crate::revocation::feed::FeedLog>,
+    pub snapshot: RefCell<Option<String>>,
+    /// Make every read of the feed and of its snapshot fail.
+    pub break_feed: Cell<bool>,
 }
 
 /// A webhook POST the in-memory sender received.

@@ -5,7 +5,25 @@ use super::{MemoryBackend, Step};
 use crate::authz::records::ClientProfile;
 use crate::gate::route::GateRoute;
 use crate::model::{ApiResource, Client};
+use crate::revocation::feed::Key;
+use crate::storage::feed::{FeedStamp, Kind};
 use crate::store::{JwksFetcher, Registry, StoreError, Write};
+
+impl MemoryBackend {
+    /// The `c` entry of client `id` (its uid), if it exists: what D1's batch appends before the
+    /// update or delete.
+    fn client_changed(&self, id: &str, feed: &FeedStamp) {
+        let uid = self
+            .clients
+            .borrow()
+            .iter()
+            .find(|x| x.id == id)
+            .map(|x| x.uid.clone());
+        if let Some(uid) = uid {
+            self.append_feed_entry(Key::Client(uid), Kind::Client, feed);
+        }
+    }
+}
 
 impl Registry for MemoryBackend {
     async fn api_resource(&self, id: &str) -> Result<Option<ApiResource>, StoreError> {
@@ -54,12 +72,14 @@ impl crate::store::AdminStore for MemoryBackend {
         &self,
         c: &Client,
         profile: &ClientProfile,
+        feed: &FeedStamp,
     ) -> Result<Write, StoreError> {
         self.d1()?;
         self.write(Step::ClientWrite, || {
             if !self.is_admin_client(&c.id) {
                 return Write::NotFound;
             }
+            self.client_changed(&c.id, feed);
             let w = replace_where(&mut self.clients.borrow_mut(), c, |x| x.id == c.id);
             if w == Write::Done {
                 self.profiles
@@ -69,13 +89,14 @@ impl crate::store::AdminStore for MemoryBackend {
             w
         })
     }
-    async fn delete_client(&self, id: &str) -> Result<Write, StoreError> {
+    async fn delete_client(&self, id: &str, feed: &FeedStamp) -> Result<Write, StoreError> {
         self.d1()?;
         self.write(Step::ClientWrite, || {
             if !self.is_admin_client(id) {
                 return Write::NotFound;
             }
             self.profiles.borrow_mut().remove(id);
+            self.client_changed(id, feed);
             remove_where(&mut self.clients.borrow_mut(), |x| x.id == id)
         })
     }

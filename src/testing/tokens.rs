@@ -3,6 +3,8 @@
 
 use super::{MemoryBackend, Step};
 use crate::model::{Grant, TokenRecord};
+use crate::revocation::feed::Key;
+use crate::storage::feed::{FeedStamp, Kind};
 use crate::store::{Cursor, GrantCache, Retired, RevocationNote, Revoked, StoreError, TokenStore};
 use crate::token::TokenHash;
 
@@ -124,6 +126,7 @@ impl TokenStore for MemoryBackend {
         id: &str,
         now: i64,
         why: Option<&RevocationNote>,
+        feed: &FeedStamp,
     ) -> Result<Option<Revoked>, StoreError> {
         self.d1()?;
         self.write(Step::TokenRevoke, || {
@@ -137,6 +140,7 @@ impl TokenStore for MemoryBackend {
                     t.revoked_url.clone_from(&why.url);
                     t.revoked_message.clone_from(&why.message);
                 }
+                self.append_feed_entry(Key::Record(id.to_owned()), Kind::Record, feed);
             }
             Some(Revoked {
                 hash: t.hash,
@@ -151,6 +155,7 @@ impl TokenStore for MemoryBackend {
         new: &TokenHash,
         now: i64,
         grace_until: Option<i64>,
+        feed: &FeedStamp,
     ) -> Result<bool, StoreError> {
         self.d1()?;
         self.write(Step::TokenRotate, || {
@@ -162,6 +167,11 @@ impl TokenStore for MemoryBackend {
             };
             t.hash = *new;
             t.generation += 1;
+            let generation = Key::Generation(id.to_owned(), t.generation);
+            self.append_feed_entry(generation, Kind::Generation, feed);
+            if grace_until.is_none() {
+                self.append_feed_entry(Key::token(old), Kind::Token, feed);
+            }
             self.retired
                 .borrow_mut()
                 .push((*old, id.to_owned(), now, grace_until));
@@ -199,12 +209,18 @@ impl TokenStore for MemoryBackend {
                 grace_until: *g,
             }))
     }
-    async fn end_grace(&self, hash: &TokenHash, now: i64) -> Result<(), StoreError> {
+    async fn end_grace(
+        &self,
+        hash: &TokenHash,
+        now: i64,
+        feed: &FeedStamp,
+    ) -> Result<(), StoreError> {
         self.d1()?;
         self.write(Step::TokenRevoke, || {
             for r in self.retired.borrow_mut().iter_mut() {
                 if r.0 == *hash && r.3.is_some_and(|g| g > now) {
                     r.3 = Some(now);
+                    self.append_feed_entry(Key::token(hash), Kind::Token, feed);
                 }
             }
         })

@@ -100,8 +100,9 @@ pub const MAX_PAYLOAD_BYTES: usize = 32 * 1024;
 /// The event type of a security event (its log line's `event` field); `None` for what is never
 /// delivered (error causes).
 pub fn event_type(e: &Event) -> Option<String> {
-    // The cause behind an error answer is for the log only (one per refused request).
-    if matches!(e, Event::ErrorCause { .. }) {
+    // The cause behind an error answer is for the log only (one per refused request); a
+    // revocation notice goes to Security Event Token receivers only.
+    if matches!(e, Event::ErrorCause { .. } | Event::RevocationNotice { .. }) {
         return None;
     }
     match serde_json::to_value(e) {

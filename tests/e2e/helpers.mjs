@@ -61,6 +61,24 @@ export async function startServer(name, port, vars = {}, { limits = {}, logLevel
   };
 }
 
+/**
+ * Starts a second `wrangler dev` on the state directory of `first` (a server from `startServer`):
+ * another workerd process with its own isolate and caches over the same local D1 and KV, which
+ * the revocation tests use as a second Cloudflare location. It has `first`'s ISSUER (tokens and
+ * JWTs are the same service's) and config; `vars` are added. Stop it before `first`.
+ */
+export async function startSecondServer(first, port, vars = {}, { logLevel } = {}) {
+  port += Number(process.env.E2E_PORT_OFFSET ?? 0);
+  const server = await startDevServer({
+    port,
+    persistDir: first.dir,
+    vars: { ...TEST_VARS, ISSUER: first.url, ...vars },
+    config: join(first.dir, "wrangler.toml"),
+    logLevel,
+  });
+  return { url: server.url, log: () => server.log(), stop: () => server.stop() };
+}
+
 // ---------------------------------------------------------------------------------------------
 // The token format: prefix + 43 base62 + 6 base62 of CRC32(prefix + random part).
 

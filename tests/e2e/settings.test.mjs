@@ -1,6 +1,7 @@
 // Settings the Worker refuses to run with, on the real runtime: a configuration error answers every
 // request `500 server_error` (the cause in the log), never a half-configured service. The local
-// sign-in form (`DEV_SIGN_IN`) with an issuer that is not a loopback URL, and an invalid
+// sign-in form (`DEV_SIGN_IN`) or the dev stale-KV layer (`DEV_STALE_KV_SECONDS`) with an issuer
+// that is not a loopback URL, and an invalid
 // `LAST_USED_FLUSH_SECONDS` (which the last-used Durable Object used to replace with 10).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -33,6 +34,9 @@ async function assertRefusesEverything(what, cause) {
 
 test("DEV_SIGN_IN with a non-loopback issuer, then an invalid LAST_USED_FLUSH_SECONDS, refuse to serve", async () => {
   await assertRefusesEverything("DEV_SIGN_IN on a public issuer", "DEV_SIGN_IN is for local development only");
+  // the dev stale-KV layer of the revocation tests, likewise
+  await srv.restart({ ISSUER: "https://patgate.example.com", DEV_SIGN_IN: "false", DEV_STALE_KV_SECONDS: "30" });
+  await assertRefusesEverything("DEV_STALE_KV_SECONDS on a public issuer", "DEV_STALE_KV_SECONDS is for local tests only");
   await srv.restart({ ISSUER: srv.url, LAST_USED_FLUSH_SECONDS: "ten" });
   await assertRefusesEverything("LAST_USED_FLUSH_SECONDS=ten", "LAST_USED_FLUSH_SECONDS must be an integer");
   // the same server with valid settings serves

@@ -251,8 +251,9 @@ pub async fn delete<B: Backend>(
         let (c, p) = admin_client(ctx, id).await?;
         check_if_match(req, &client_etag(&c, &p))?;
     }
-    written(ctx.backend.delete_client(id).await?)?;
+    written(ctx.backend.delete_client(id, &ctx.feed_stamp()).await?)?;
     forget(ctx, id);
+    client_disabled(ctx, id, "deleted");
     Ok(Response::empty(204))
 }
 
@@ -271,7 +272,7 @@ pub async fn rotate_secret<B: Backend>(
     };
     let fresh = new_secret()?;
     c.secret = Some(rotated(set, &fresh, ctx.now, grace));
-    written(ctx.backend.update_client(&c, &p).await?)?;
+    written(ctx.backend.update_client(&c, &p, &ctx.feed_stamp()).await?)?;
     forget(ctx, id);
     Ok(with_etag(
         Response::json(
@@ -345,6 +346,7 @@ pub async fn update<B: Backend>(
     let patch: ClientPatch = req.json()?;
     let (mut c, mut p) = admin_client(ctx, id).await?;
     check_if_match(req, &client_etag(&c, &p))?;
+    let was_enabled = c.enabled;
     if let Some(scopes) = patch.allowed_scopes {
         check_scopes_exist(ctx, &scopes).await?;
         c.allowed_scopes = scopes;
@@ -379,10 +381,27 @@ pub async fn update<B: Backend>(
     p.display_name = trimmed(p.display_name.take());
     patch.logo_uri.apply(&mut p.logo_uri);
     check_profile(ctx, &p)?;
-    written(ctx.backend.update_client(&c, &p).await?)?;
+    written(ctx.backend.update_client(&c, &p, &ctx.feed_stamp()).await?)?;
     forget(ctx, id);
+    if was_enabled && !c.enabled {
+        client_disabled(ctx, id, "disabled");
+    }
     Ok(with_etag(
         Response::json(200, &client_view(&c, &p)),
         client_etag(&c, &p),
     ))
+}
+
+/// Tells Security Event Token receivers that client `id`'s tokens stopped working.
+fn client_disabled<B>(ctx: &Ctx<'_, B>, id: &str, reason: &'static str) {
+    use crate::revocation::push::{Change, Initiator, Notice};
+    ctx.isolate
+        .emit(crate::events::Event::revocation_notice(Notice {
+            change: Change::ClientDisabled {
+                client_id: id.to_owned(),
+            },
+            at: ctx.now,
+            initiator: Initiator::Admin,
+            reason,
+        }));
 }

@@ -1,5 +1,6 @@
 //! `/admin/webhooks`: operators register webhook endpoints (URL, event types; the signing
-//! secret shown once), read, delete them, and rotate a secret with a grace period for the old
+//! secret shown once) or Security Event Token receivers (`"format": "secevent"`, an `audience`,
+//! `token_hash` consent), read, delete them, and rotate a secret with a grace period for the old
 //! one. The caller in `admin` has authorized the request and logs an `admin.change` event for
 //! every write.
 
@@ -8,7 +9,8 @@ use crate::app::ctx::Ctx;
 use crate::app::webhooks::MAX_ENDPOINTS;
 use crate::error::Error;
 use crate::http::{Method, Request, Response};
-use crate::store::{Backend, WebhookEndpoint};
+use crate::revocation::push::Receiver;
+use crate::store::{Backend, EndpointFormat, WebhookEndpoint};
 use crate::webhook::{self, WebhookSecret};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -22,7 +24,50 @@ const MAX_SECRET_GRACE_SECS: i64 = 7 * 86_400;
 #[serde(deny_unknown_fields)]
 struct NewWebhook {
     url: String,
-    event_types: Vec<String>,
+    /// Standard Webhooks endpoints only.
+    event_types: Option<Vec<String>>,
+    /// `standard` (the default) or `secevent` (a Security Event Token receiver).
+    format: Option<String>,
+    /// A receiver's `aud` (required with `secevent`, refused otherwise).
+    audience: Option<String>,
+    /// Whether a receiver's SETs carry token hashes (`secevent` only; default false).
+    token_hash: Option<bool>,
+}
+
+/// Longest audience a receiver may register.
+const MAX_AUDIENCE_LEN: usize = 512;
+
+/// The endpoint's format and event types from a registration, or why it is refused.
+fn format_of(body: &NewWebhook) -> Result<(EndpointFormat, Vec<String>), Error> {
+    let bad = |m: &str| Err(Error::InvalidRequest(m.to_owned()));
+    match body.format.as_deref() {
+        None | Some("standard") => {
+            if body.audience.is_some() || body.token_hash.is_some() {
+                return bad("audience and token_hash are for format \"secevent\" only");
+            }
+            let types = body.event_types.clone().unwrap_or_default();
+            webhook::check_event_types(&types).map_err(Error::InvalidRequest)?;
+            Ok((EndpointFormat::Standard, types))
+        }
+        Some("secevent") => {
+            if body.event_types.is_some() {
+                return bad("a secevent receiver gets every revocation: no event_types");
+            }
+            let audience = body.audience.clone().unwrap_or_default();
+            if audience.is_empty()
+                || audience.len() > MAX_AUDIENCE_LEN
+                || audience.chars().any(char::is_control)
+            {
+                return bad("a secevent receiver needs an audience (1 to 512 characters)");
+            }
+            let receiver = Receiver {
+                audience,
+                token_hash: body.token_hash.unwrap_or(false),
+            };
+            Ok((EndpointFormat::SecEvent(receiver), Vec::new()))
+        }
+        Some(_) => bad("format must be \"standard\" or \"secevent\""),
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -57,9 +102,24 @@ pub(super) struct View<'a> {
     disabled_at: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     disabled_reason: Option<&'a str>,
+    /// `secevent` for a Security Event Token receiver (a standard endpoint shows none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audience: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_hash: Option<bool>,
 }
 
 pub(super) fn view(w: &WebhookEndpoint) -> View<'_> {
+    let (format, audience, token_hash) = match &w.format {
+        EndpointFormat::Standard => (None, None, None),
+        EndpointFormat::SecEvent(r) => (
+            Some("secevent"),
+            Some(r.audience.as_str()),
+            Some(r.token_hash),
+        ),
+    };
     View {
         id: &w.id,
         url: &w.url,
@@ -70,6 +130,9 @@ pub(super) fn view(w: &WebhookEndpoint) -> View<'_> {
         failing_since: w.health.failing_since,
         disabled_at: w.health.disabled_at,
         disabled_reason: w.health.disabled_reason.as_deref(),
+        format,
+        audience,
+        token_hash,
     }
 }
 
@@ -111,7 +174,7 @@ async fn create<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response,
     let body: NewWebhook = req.json()?;
     webhook::check_url(&body.url, ctx.cfg.webhooks.allow_http_localhost)
         .map_err(Error::InvalidRequest)?;
-    webhook::check_event_types(&body.event_types).map_err(Error::InvalidRequest)?;
+    let (format, event_types) = format_of(&body)?;
     if ctx.backend.list_webhooks().await?.len() >= MAX_ENDPOINTS {
         return Err(Error::Conflict(format!(
             "at most {MAX_ENDPOINTS} webhook endpoints; delete one first"
@@ -123,17 +186,20 @@ async fn create<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response,
     let w = WebhookEndpoint {
         id: format!("wh_{}", crate::encoding::hex(&id)),
         url: body.url,
-        event_types: body.event_types,
+        event_types,
         secret,
         previous_secret: None,
         created_at: ctx.now,
         health: crate::webhook::health::Health::default(),
+        format,
     };
     written(ctx.backend.create_webhook(&w).await?)?;
     ctx.isolate.forget_webhooks();
     let mut v = serde_json::to_value(view(&w)).unwrap_or_default();
-    // Shown this once: no read returns it again.
-    v["secret"] = json!(w.secret.expose_secret());
+    // Shown this once: no read returns it again (a SET receiver verifies with the JWKS instead).
+    if w.format == EndpointFormat::Standard {
+        v["secret"] = json!(w.secret.expose_secret());
+    }
     Ok(Response::json(201, &v).with_header("location", format!("/admin/webhooks/{}", w.id)))
 }
 

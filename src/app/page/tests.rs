@@ -138,6 +138,7 @@ impl H {
             backend: &self.backend,
             isolate: &self.isolate,
             now: self.now,
+            now_ms: self.now * 1000,
         };
         let o = block_on(handle(&ctx, req));
         let r = &o.response;
@@ -885,6 +886,7 @@ fn a_form_posted_twice_at_once_keeps_the_first_token() {
         backend: &h.backend,
         isolate: &h.isolate,
         now: h.now,
+        now_ms: h.now * 1000,
     };
     let body = || crate::app::tokens::CreatePat {
         name: "twice".into(),
@@ -1307,6 +1309,7 @@ fn twin_posts_racing_to_create_both_show_the_one_token_that_exists() {
                 backend: b,
                 isolate: &isolate,
                 now: NOW,
+                now_ms: NOW * 1000,
             };
             let req = Request::new(Method::Post, "/tokens/new")
                 .header("host", HOST)

@@ -29,6 +29,7 @@ fn ctx(h: &Harness) -> Ctx<'_, MemoryBackend> {
         backend: &h.backend,
         isolate: &h.isolate,
         now: h.now,
+        now_ms: h.now * 1000,
     }
 }
 

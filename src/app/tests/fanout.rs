@@ -225,6 +225,7 @@ fn expiry_notices_that_could_not_be_queued_are_sent_by_the_next_scan() {
             backend: &h.backend,
             isolate: &h.isolate,
             now: h.now,
+            now_ms: h.now * 1000,
         };
         let n = block_on(crate::app::tokens::expiry_scan(&ctx)).expect("scan");
         let (events, out) = after_request(h);
@@ -267,6 +268,7 @@ fn an_expiry_notice_whose_send_landed_but_failed_is_kept_claimed() {
         backend: &h.backend,
         isolate: &h.isolate,
         now: h.now,
+        now_ms: h.now * 1000,
     };
     h.backend
         .queue_faults
@@ -306,6 +308,7 @@ fn a_release_that_fails_is_a_warning() {
         backend: &h.backend,
         isolate: &h.isolate,
         now: h.now,
+        now_ms: h.now * 1000,
     };
     h.backend
         .queue_faults

@@ -53,6 +53,7 @@ impl Harness {
             backend: &self.backend,
             isolate: &self.isolate,
             now: self.now,
+            now_ms: self.now * 1000,
         };
         let (path, query) = match target.split_once('?') {
             Some((p, q)) => (p, Some(q)),

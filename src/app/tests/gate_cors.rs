@@ -74,6 +74,7 @@ impl Harness {
             backend: &self.backend,
             isolate: &self.isolate,
             now: self.now,
+            now_ms: self.now * 1000,
         };
         let bearer = c.token.map(|t| format!("Bearer {t}"));
         let req = GateRequest {

@@ -153,10 +153,14 @@ fn a_lost_kv_delete_dies_with_the_kv_cache_bound() {
         send_dropping_deferred(&h, &alice(Method::Delete, &format!("/api/pats/{id}"))),
         204
     );
+    assert!(
+        h.backend.kv.borrow().len() == 1,
+        "the stale grant is still in KV"
+    );
     assert_eq!(
-        h.introspect_elsewhere(&token)["active"],
-        true,
-        "the stale grant is still cached"
+        h.introspect_elsewhere(&token),
+        inactive(),
+        "the revocation feed refuses what KV still has"
     );
     h.now += h.cfg.grant_cache_secs;
     h.backend.expire_kv(h.now);
@@ -266,6 +270,7 @@ fn a_revocation_that_read_the_record_before_a_rotation_kills_the_new_token() {
         backend: &h.backend,
         isolate: &h.isolate,
         now: h.now,
+        now_ms: h.now * 1000,
     };
     let done = block_on(tokens::revoke_record(&ctx, &id, &stale))
         .expect("revoke")
@@ -303,15 +308,19 @@ fn a_repeated_rotate_or_revoke_retries_the_old_hashes_kv_delete() {
         201
     );
     assert_eq!(
-        h.introspect_elsewhere(&old)["active"],
-        true,
-        "the old grant survived in KV"
+        h.introspect_elsewhere(&old),
+        inactive(),
+        "the old grant survived in KV, the revocation feed refuses it"
     );
+    let old_hash = crate::token::PlainToken::parse(&old).expect("token").hash();
+    let in_kv = |h: &Harness| h.backend.kv.borrow().get(&old_hash).map(|g| g.marker);
+    assert_eq!(in_kv(&h), Some(false), "the old grant survived in KV");
     // the next rotation (or a revocation) of the same PAT replaces it again (a reuse marker)
     assert_eq!(
         send_dropping_deferred(&h, &alice(Method::Post, &format!("/api/pats/{id}/rotate"))),
         201
     );
+    assert_eq!(in_kv(&h), Some(true), "replaced by a reuse marker");
     assert_eq!(h.introspect_elsewhere(&old), inactive());
 }
 
@@ -761,6 +770,10 @@ fn security_events_are_one_json_line_each_with_ids_and_never_a_secret() {
         [
             "pat.created",
             "pat.rotated",
+            // what Security Event Token receivers are told (the rotation's old token, then the
+            // revocation), never with a token hash in the line
+            "revocation.notice",
+            "revocation.notice",
             "pat.revoked",
             "client_auth.failed",
             // the cause behind the 401 (the same sink; not a webhook event)
@@ -768,6 +781,7 @@ fn security_events_are_one_json_line_each_with_ids_and_never_a_secret() {
             "client_auth.failed",
             "rate_limited",
             "error",
+            "revocation.notice",
             "admin.change"
         ],
         "{lines:#?}"
@@ -779,14 +793,18 @@ fn security_events_are_one_json_line_each_with_ids_and_never_a_secret() {
         }
     }
     assert!(
-        lines[2].contains(&format!(r#""pat_id":"{id}""#)),
+        lines[4].contains(&format!(r#""pat_id":"{id}""#)),
         "{}",
-        lines[2]
+        lines[4]
+    );
+    assert_eq!(
+        lines[3],
+        format!(r#"{{"event":"revocation.notice","change":"token_revoked","subject":"{id}"}}"#)
     );
     assert!(
-        lines[8].contains(r#""target":"clients/demo_client","status":200"#),
+        lines[11].contains(r#""target":"clients/demo_client","status":200"#),
         "{}",
-        lines[8]
+        lines[11]
     );
 }
 

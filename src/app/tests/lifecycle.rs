@@ -172,6 +172,7 @@ fn a_token_the_owner_revoked_keeps_its_reason() {
         backend: &h.backend,
         isolate: &isolate,
         now: h.now,
+        now_ms: h.now * 1000,
     };
     let o = block_on(handle(&ctx, &signed(&sk, "k1", &report(&[&token]))));
     let (s, v) = (o.response.status, o.response.json_body());
@@ -578,6 +579,7 @@ fn self_rotation_is_refused_for_a_disabled_pat_client() {
         backend: &h.backend,
         isolate: &isolate,
         now: h.now,
+        now_ms: h.now * 1000,
     };
     let req = Request::new(Method::Post, "/api/pats/self/rotate")
         .header("authorization", &format!("Bearer {token}"));
@@ -643,6 +645,7 @@ fn scan(h: &Harness) -> Vec<events::Event> {
         backend: &h.backend,
         isolate: &h.isolate,
         now: h.now,
+        now_ms: h.now * 1000,
     };
     block_on(tokens::expiry_scan(&ctx)).expect("scan");
     h.isolate.take_events()
@@ -720,6 +723,7 @@ fn the_expiry_scan_emits_each_threshold_once() {
         backend: &h.backend,
         isolate: &h.isolate,
         now: h.now,
+        now_ms: h.now * 1000,
     };
     assert!(block_on(tokens::expiry_scan(&ctx)).is_err());
 }

@@ -83,6 +83,7 @@ fn use_elsewhere(h: &Harness, token: &str) -> Value {
         backend: &h.backend,
         isolate: &isolate,
         now: h.now,
+        now_ms: h.now * 1000,
     };
     let counts = h.backend.counts.get();
     block_on(handle(&ctx, &introspect_req("warm")));
@@ -576,6 +577,7 @@ fn a_reuse_through_the_gate_is_detected_and_refused() {
             backend: &h.backend,
             isolate: &h.isolate,
             now: h.now,
+            now_ms: h.now * 1000,
         };
         let bearer = format!("Bearer {token}");
         let req = GateRequest {

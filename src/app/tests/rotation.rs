@@ -147,12 +147,18 @@ fn a_lost_marker_is_rewritten_by_the_next_rotation() {
     });
     // the deferred repair is lost too (the isolate died)
     assert_eq!(h.send(&rotate_req(&id)).response.status, 201);
+    let first_hash = crate::token::PlainToken::parse(&first)
+        .expect("token")
+        .hash();
+    let in_kv = |h: &Harness| h.backend.kv.borrow().get(&first_hash).map(|g| g.marker);
+    assert_eq!(in_kv(&h), Some(false), "the old grant survived in KV");
     assert_eq!(
-        h.introspect_elsewhere(&first)["active"],
-        true,
-        "the old grant survived in KV"
+        h.introspect_elsewhere(&first),
+        inactive(),
+        "the revocation feed refuses it"
     );
     rotate(&h, &id);
+    assert_eq!(in_kv(&h), Some(true), "rewritten as a reuse marker");
     assert_eq!(h.introspect_elsewhere(&first), inactive());
 }
 

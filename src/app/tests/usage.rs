@@ -37,6 +37,7 @@ impl Harness {
             backend: &self.backend,
             isolate: &self.isolate,
             now: self.now,
+            now_ms: self.now * 1000,
         };
         let bearer = format!("Bearer {token}");
         let req = GateRequest {
@@ -356,6 +357,7 @@ fn the_hourly_scan_deletes_usage_rows_past_ninety_days_and_reports_a_failure() {
         backend: &h.backend,
         isolate: &h.isolate,
         now: h.now,
+        now_ms: h.now * 1000,
     };
     block_on(crate::app::tokens::prune_usage(&ctx)).expect("pruned");
     let days: Vec<i64> = h

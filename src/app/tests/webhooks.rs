@@ -377,6 +377,7 @@ fn the_expiry_scan_and_rotation_events_reach_subscribers() {
         backend: &h.backend,
         isolate: &h.isolate,
         now: h.now,
+        now_ms: h.now * 1000,
     };
     assert_eq!(
         block_on(crate::app::tokens::expiry_scan(&ctx)).expect("scan"),
@@ -707,6 +708,7 @@ fn reuse_detection_is_delivered() {
         backend: &h.backend,
         isolate: &elsewhere,
         now: h.now + 60,
+        now_ms: (h.now + 60) * 1000,
     };
     let o = block_on(handle(&ctx, &introspect_req(&old)));
     h.run_deferred(&o);

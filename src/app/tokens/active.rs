@@ -36,6 +36,8 @@ pub struct Active {
     pub name: Option<String>,
     /// A token rotated away with a grace period: (rotated at, works until). `exp` is the latter.
     pub grace: Option<(i64, i64)>,
+    /// What the answer rests on: how long an API may cache it (`Cache-Control: max-age`).
+    pub basis: crate::revocation::decide::Basis,
 }
 
 impl Active {
@@ -45,6 +47,8 @@ impl Active {
     }
 }
 
+/// Made once per request and consumed by its answer, never stored: not worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Active(Active),
@@ -89,7 +93,18 @@ pub async fn client_holds<B: Backend>(
     client_id: &str,
     recorded: Option<&str>,
 ) -> Result<bool, Error> {
-    Ok(client_auth::load_client(ctx, client_id)
+    client_holds_with(ctx, client_id, recorded, client_auth::Freshness::Cached).await
+}
+
+/// [`client_holds`], the client read as fresh as `freshness` says (`Fresh`: from D1, when no
+/// view of the revocation feed vouches for this isolate's copy).
+pub async fn client_holds_with<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    client_id: &str,
+    recorded: Option<&str>,
+    freshness: client_auth::Freshness,
+) -> Result<bool, Error> {
+    Ok(client_auth::load_client_with(ctx, client_id, freshness)
         .await?
         .is_some_and(|c| c.enabled && same_uid(recorded, &c.uid)))
 }

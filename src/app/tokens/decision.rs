@@ -11,11 +11,15 @@
 //! token per isolate per `last_used_coalesce_secs`. Garbage never reaches storage;
 //! a token known to be inactive (unknown to D1, revoked, expired) is remembered by the isolate.
 
-use super::active::{client_holds, visible_scopes, Active, Decided, Decision, Source};
+use super::active::{client_holds_with, visible_scopes, Active, Decided, Decision, Source};
 use super::{jwt, reuse};
+use crate::app::client_auth::Freshness;
 use crate::app::ctx::{Ctx, Deferred};
+use crate::app::revocations::{self, Check};
 use crate::error::Error;
 use crate::model::{ApiResource, Grant, Status};
+use crate::revocation::decide::Basis;
+use crate::revocation::snapshot::Subject;
 use crate::store::Backend;
 use crate::token::{PlainToken, TokenHash};
 
@@ -52,13 +56,20 @@ async fn reference_token<B: Backend>(
     }
 
     let mut deferred = Vec::new();
+    // What the answer rests on (how long it may be cached): the feed's view, or D1.
+    let mut basis = None;
     let grant = match ctx.backend.get_grant(&hash).await {
-        Ok(Some(g)) if g.is_fresh(ctx.now) => {
+        Ok(Some(g)) if g.is_fresh(ctx.now) && g.marker => {
             // A fresh reuse marker (a reuse was just recorded): final, remembered here.
-            if g.marker {
-                ctx.isolate.mark_inactive(hash, ctx.now);
-            }
+            ctx.isolate.mark_inactive(hash, ctx.now);
             Some(g)
+        }
+        // KV would let it through: the revocation feed may take that away (KV at this location
+        // can lag a revocation elsewhere by a minute or more).
+        Ok(Some(g)) if g.is_fresh(ctx.now) => {
+            let (g, b) = through_feed(ctx, token, &hash, g, &mut deferred).await;
+            basis = b;
+            g
         }
         // Past its trust time: D1 says whether it still holds (and the entry is rewritten). A
         // stale reuse marker lands here too: that is how a rotated-away token's reuse is seen.
@@ -96,7 +107,28 @@ async fn reference_token<B: Backend>(
         d.used = Some(grant.id);
         return Ok(d);
     }
-    if !client_holds(ctx, &grant.client_id, grant.client_uid.as_deref()).await? {
+    // An answer from D1 (or unconfirmed) without a view that vouches for this isolate's client
+    // record reads the client from D1 too.
+    let basis = match basis {
+        Some(b @ (Basis::View { .. } | Basis::Unconfirmed)) => b,
+        _ => match revocations::fresh_age(ctx).await {
+            Some(age_ms) => Basis::View { age_ms },
+            None => Basis::SourceOfTruth,
+        },
+    };
+    let freshness = if basis == Basis::SourceOfTruth {
+        Freshness::Fresh
+    } else {
+        Freshness::Cached
+    };
+    if !client_holds_with(
+        ctx,
+        &grant.client_id,
+        grant.client_uid.as_deref(),
+        freshness,
+    )
+    .await?
+    {
         return Ok(Decided::inactive());
     }
 
@@ -113,9 +145,47 @@ async fn reference_token<B: Backend>(
             iss: None,
             name: grant.name,
             grace: grant.rotated_at.zip(grant.grace_until),
+            basis,
         }),
         deferred,
     })
+}
+
+/// A fresh KV grant that would let `token` through, checked against the revocation feed's view:
+/// the grant (or D1's answer when the view is too old) and what that rests on.
+async fn through_feed<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    token: &PlainToken,
+    hash: &TokenHash,
+    g: Grant,
+    deferred: &mut Vec<Deferred>,
+) -> (Option<Grant>, Option<Basis>) {
+    let subject = Subject {
+        token: Some(hash),
+        record: Some(&g.id),
+        ..Subject::default()
+    };
+    match revocations::check(ctx, &subject, deferred).await {
+        Check::Active { age_ms } => (Some(g), Some(Basis::View { age_ms })),
+        Check::Revoked => {
+            ctx.isolate.mark_inactive(*hash, ctx.now);
+            (None, None)
+        }
+        Check::AskSource => match from_source_of_truth(ctx, token, deferred).await {
+            // KV's grant is fresh: no rewrite (while the feed cannot be read, every such
+            // request asks D1; none may cost a KV write too).
+            Ok(from_d1) => {
+                deferred.retain(|d| !matches!(d, Deferred::CacheGrant { .. }));
+                (from_d1, Some(Basis::SourceOfTruth))
+            }
+            // D1 cannot be read either: answer what KV says (fail open), uncacheable.
+            Err(e) => {
+                ctx.isolate
+                    .warn(format!("revocation unconfirmed, KV answered: {e:?}"));
+                (Some(g), Some(Basis::Unconfirmed))
+            }
+        },
+    }
 }
 
 /// Whether the token may exist, asked the cheap way: this isolate's negative cache, then KV. A

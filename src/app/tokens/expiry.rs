@@ -5,6 +5,8 @@
 //! `(0, 1]`: 1; expired in the last day: 0), so a PAT created with 5 days left gets the 7-day and
 //! then the 1-day notice, not the 30-day one. Revoked PATs are skipped.
 //!
+//! The same run trims the revocation feed of the entries past their retention.
+//!
 //! A notice is claimed (recorded) before its event is queued for webhook delivery; if the queue
 //! refuses it, [`release_unqueued`] forgets the claim, so the next scan claims and queues it
 //! again (a new delivery, with a new `webhook-id`: an endpoint whose copy was queued before the
@@ -58,6 +60,15 @@ pub async fn scan<B: Backend>(ctx: &Ctx<'_, B>) -> Result<usize, Error> {
             });
             emitted += 1;
         }
+    }
+    // The revocation feed's entries past their retention go too (the clock allowance after
+    // their `until`); a failure only leaves them for the next run.
+    let before = ctx
+        .now_ms
+        .saturating_sub(crate::revocation::Params::DEFAULT.skew_ms);
+    if let Err(e) = ctx.backend.trim_feed(before).await {
+        ctx.isolate
+            .warn(format!("revocation feed not trimmed: {}", e.0));
     }
     Ok(emitted)
 }

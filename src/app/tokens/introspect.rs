@@ -13,6 +13,7 @@ use crate::http::{Request, Response};
 use crate::model::ApiResource;
 use crate::oauth::introspection::{ActiveClaims, INACTIVE_JSON};
 use crate::oauth::{IntrospectionRequest, IntrospectionResponse, ResponseFormat};
+use crate::revocation::decide::{max_age_secs, Basis};
 use crate::store::Backend;
 use crate::usage::{Outcome as UseOutcome, UseKey, Via};
 use std::rc::Rc;
@@ -50,12 +51,16 @@ impl Introspected {
 pub async fn serve<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
     let request = IntrospectionRequest::parse(req)?;
     let done = handle(ctx, &request, ratelimit::client_ip(req)).await?;
-    let response = match request.format {
+    let mut response = match request.format {
         ResponseFormat::Json => json(ctx, &done),
         ResponseFormat::SignedJwt => {
             jwt::signed_introspection(ctx, &done.resource, &done.response(&ctx.cfg.issuer))?
         }
     };
+    response.headers.push((
+        "cache-control",
+        cache_control(ctx.now, &done.decided.decision),
+    ));
     Ok(Outcome {
         response,
         deferred: done.decided.deferred,
@@ -84,6 +89,18 @@ pub async fn handle<B: Backend>(
         usage::note_use(ctx, &id, &key, &mut decided.deferred);
     }
     Ok(Introspected { resource, decided })
+}
+
+/// How long the calling API may reuse the answer: an active one reflects every revocation up to
+/// its basis's age, so it may be cached for the rest of the 5 s bound and never past the token's
+/// `exp`; an inactive one for the bound (a token not yet visible here may work a moment later).
+/// `private`: the answer is for the authenticated caller only.
+fn cache_control(now: i64, decision: &Decision) -> String {
+    let secs = match decision {
+        Decision::Inactive => max_age_secs(false, Basis::SourceOfTruth, now, None),
+        Decision::Active(a) => max_age_secs(true, a.basis, now, Some(a.exp)),
+    };
+    format!("private, max-age={secs}")
 }
 
 fn json<B>(ctx: &Ctx<'_, B>, done: &Introspected) -> Response {

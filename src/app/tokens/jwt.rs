@@ -2,14 +2,21 @@
 //! revocation (with a `jti` denylist in KV; a JWT exchanged from a PAT lives only as long as that
 //! PAT), and RFC 9701 signed introspection responses. Issuing them is the server's part.
 
-use super::active::{client_holds, Active, Source};
+use super::active::{client_holds, client_holds_with, Active, Source};
+use crate::app::client_auth::Freshness;
 use crate::app::ctx::Ctx;
+use crate::app::revocations::{self, Check};
 use crate::error::Error;
 use crate::http::Response;
 use crate::jose::{AccessTokenClaims, IntrospectionResponseClaims, SigningKeys};
 use crate::model::{ApiResource, Client, Status};
 use crate::oauth::introspection::{IntrospectionResponse, INTROSPECTION_JWT_MEDIA};
+use crate::revocation::decide::Basis;
+use crate::revocation::feed::Key;
+use crate::revocation::push::{Change, Initiator, Notice};
+use crate::revocation::snapshot::Subject;
 use crate::store::Backend;
+use crate::store::FeedAppend;
 use std::rc::Rc;
 
 pub use crate::jose::looks_like_jwt;
@@ -19,11 +26,13 @@ fn keys<'a, B>(ctx: &'a Ctx<'_, B>) -> Option<&'a Rc<SigningKeys>> {
 }
 
 /// A verified, unrevoked JWT access token of ours whose client still holds it (enabled, the
-/// same uid: [`client_holds`]), or `None`.
+/// same uid: [`client_holds`]), with what the answer rests on, or `None`. Its revocation is
+/// looked up in KV's denylist and in the revocation feed (a `j` entry: KV at this location may
+/// not have the denylist entry yet); a view of the feed too old to vouch asks D1.
 pub async fn verify_active<B: Backend>(
     ctx: &Ctx<'_, B>,
     jwt: &str,
-) -> Result<Option<(AccessTokenClaims, i64)>, Error> {
+) -> Result<Option<(AccessTokenClaims, i64, Basis)>, Error> {
     let Some(keys) = keys(ctx) else {
         return Ok(None);
     };
@@ -37,9 +46,36 @@ pub async fn verify_active<B: Backend>(
     let Some(uid) = claims.client_uid.as_deref() else {
         return Ok(None);
     };
-    if !client_holds(ctx, &claims.client_id, Some(uid)).await?
-        || ctx.backend.is_jti_revoked(&claims.jti).await?
-    {
+    if ctx.backend.is_jti_revoked(&claims.jti).await? {
+        return Ok(None);
+    }
+    let mut deferred = Vec::new();
+    let subject = Subject {
+        jti: Some(&claims.jti),
+        ..Subject::default()
+    };
+    let basis = match revocations::check(ctx, &subject, &mut deferred).await {
+        Check::Revoked => return Ok(None),
+        Check::Active { age_ms } => Basis::View { age_ms },
+        Check::AskSource => match ctx.backend.jti_in_feed(&claims.jti, ctx.now_ms).await {
+            Ok(true) => return Ok(None),
+            Ok(false) => Basis::SourceOfTruth,
+            Err(e) => {
+                ctx.isolate
+                    .warn(format!("revocation unconfirmed, KV answered: {}", e.0));
+                Basis::Unconfirmed
+            }
+        },
+    };
+    // The background refresh a fresh-enough view asked for is left to the next reference token:
+    // a JWT's answer never waits for it.
+    drop(deferred);
+    let freshness = if basis == Basis::SourceOfTruth {
+        Freshness::Fresh
+    } else {
+        Freshness::Cached
+    };
+    if !client_holds_with(ctx, &claims.client_id, Some(uid), freshness).await? {
         return Ok(None);
     }
     if let Some(pat_id) = &claims.pat_id {
@@ -47,7 +83,7 @@ pub async fn verify_active<B: Backend>(
             return Ok(None);
         }
     }
-    Ok(Some((claims, exp)))
+    Ok(Some((claims, exp, basis)))
 }
 
 /// A JWT exchanged from a PAT lives only as long as that PAT: active (not revoked, not expired),
@@ -82,7 +118,7 @@ pub async fn introspect<B: Backend>(
     resource: &ApiResource,
     jwt: &str,
 ) -> Result<Option<Active>, Error> {
-    let Some((claims, exp)) = verify_active(ctx, jwt).await? else {
+    let Some((claims, exp, basis)) = verify_active(ctx, jwt).await? else {
         return Ok(None);
     };
     let visible = claims.scope.intersection(&resource.scopes);
@@ -100,6 +136,7 @@ pub async fn introspect<B: Backend>(
         iss: Some(claims.iss),
         name: None,
         grace: None,
+        basis,
     }))
 }
 
@@ -121,7 +158,22 @@ pub async fn revoke<B: Backend>(ctx: &Ctx<'_, B>, client: &Client, jwt: &str) ->
         // everywhere already, nothing to revoke (RFC 7009 2.2: no error for such a token).
         return Ok(());
     }
+    // D1's feed first (the record every location reads within the bound), then KV's denylist.
+    let stamp = ctx.feed_stamp();
+    let entry = FeedAppend {
+        key: Key::Jti(claims.jti.clone()),
+        at_ms: stamp.at_ms,
+        until_ms: stamp.until_jti(exp),
+    };
+    ctx.backend.append_feed(&[entry]).await?;
     ctx.backend.revoke_jti(&claims.jti, exp).await?;
+    ctx.isolate
+        .emit(crate::events::Event::revocation_notice(Notice {
+            change: Change::JwtRevoked { jti: claims.jti },
+            at: ctx.now,
+            initiator: Initiator::User,
+            reason: "revoked",
+        }));
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use crate::app::ctx::{Ctx, Deferred, Outcome};
 use crate::error::Error;
 use crate::http::Request;
 use crate::model::Status;
+use crate::revocation::push::{Change, Initiator, Notice};
 use crate::store::Backend;
 use crate::token::{PlainToken, TokenHash, TokenKind};
 
@@ -86,7 +87,19 @@ pub async fn end_grace<B: Backend>(
     };
     let was_in_grace = retired.in_grace(ctx.now);
     if was_in_grace {
-        ctx.backend.end_grace(&hash, ctx.now).await?;
+        ctx.backend
+            .end_grace(&hash, ctx.now, &ctx.feed_stamp())
+            .await?;
+        ctx.isolate
+            .emit(crate::events::Event::revocation_notice(Notice {
+                change: Change::GraceEnded {
+                    token_id: retired.token_id.clone(),
+                    old_hash: hash,
+                },
+                at: ctx.now,
+                initiator: Initiator::User,
+                reason: "grace ended",
+            }));
     }
     // The token stays known to KV as a reuse marker while its PAT lives: a use after this is a
     // detected reuse, like after a grace that ran out (see `reuse`).

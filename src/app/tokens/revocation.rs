@@ -7,6 +7,7 @@ use crate::app::ctx::{Ctx, Deferred};
 use crate::error::Error;
 use crate::events::Event;
 use crate::model::TokenRecord;
+use crate::revocation::push::{Change, Initiator, Notice};
 use crate::store::{Backend, RevocationNote};
 use crate::token::{TokenHash, TokenKind};
 
@@ -42,7 +43,11 @@ pub async fn revoke_record_because<B: Backend>(
     known: &TokenHash,
     why: Option<&RevocationNote>,
 ) -> Result<Option<Purge>, Error> {
-    let revoked = match ctx.backend.revoke_token(id, ctx.now, why).await {
+    let revoked = match ctx
+        .backend
+        .revoke_token(id, ctx.now, why, &ctx.feed_stamp())
+        .await
+    {
         Ok(Some(r)) => r,
         Ok(None) => return Ok(None),
         Err(e) => {
@@ -57,6 +62,21 @@ pub async fn revoke_record_because<B: Backend>(
     }
     let mut done = purge(ctx, id, hashes).await;
     done.newly = revoked.newly;
+    if revoked.newly {
+        ctx.isolate.emit(Event::revocation_notice(Notice {
+            change: Change::TokenRevoked {
+                token_id: id.to_owned(),
+                hash: Some(revoked.hash),
+            },
+            at: ctx.now,
+            initiator: if why.is_some() {
+                Initiator::Policy
+            } else {
+                Initiator::User
+            },
+            reason: why.map_or("revoked", |w| w.reason),
+        }));
+    }
     Ok(Some(done))
 }
 

@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::events::Event;
 use crate::http::Request;
 use crate::model::{Status, TokenRecord};
+use crate::revocation::push::{Change, Initiator, Notice};
 use crate::store::{Backend, Limit, Retired};
 use crate::token::{PlainToken, TokenHash, TokenKind};
 use serde::Deserialize;
@@ -109,12 +110,12 @@ pub async fn rotate_record<B: Backend>(
     // 1. Without its KV grant the new token would be unknown everywhere: written before D1
     // changes, so that a failure here changes nothing (the same rotation can be asked again).
     put_grant_retrying(ctx, &rec).await?;
-    // 2. D1.
-    let landed = match ctx
+    // 2. D1 (and the revocation feed, in the same transaction).
+    let (now, feed) = (ctx.now, ctx.feed_stamp());
+    let rotated = ctx
         .backend
-        .rotate_token(&rec.id, &old, &rec.hash, ctx.now, grace_until)
-        .await
-    {
+        .rotate_token(&rec.id, &old, &rec.hash, now, grace_until, &feed);
+    let landed = match rotated.await {
         Ok(landed) => landed,
         Err(e) => match ctx.backend.token_by_id(&rec.id).await {
             // Landed although it reported an error.
@@ -195,18 +196,40 @@ pub async fn rotate_record<B: Backend>(
             .isolate
             .warn(format!("reading back a rotated PAT failed: {}", e.0)),
     }
-    ctx.isolate.emit(Event::PatRotated {
-        pat_id: rec.id.clone(),
-        generation: rec.generation,
-        grace_until,
-        via,
-    });
+    emit_rotated(ctx, &rec, old, grace_until, via);
     Ok(Rotated {
         record: rec,
         token,
         grace_until,
         deferred: done.deferred,
     })
+}
+
+/// The rotation's events: `pat.rotated`, and the notice telling Security Event Token receivers
+/// that the previous token (`old`) stops working (now, or at `grace_until`).
+fn emit_rotated<B>(
+    ctx: &Ctx<'_, B>,
+    rec: &TokenRecord,
+    old: TokenHash,
+    grace_until: Option<i64>,
+    via: &'static str,
+) {
+    ctx.isolate.emit(Event::PatRotated {
+        pat_id: rec.id.clone(),
+        generation: rec.generation,
+        grace_until,
+        via,
+    });
+    ctx.isolate.emit(Event::revocation_notice(Notice {
+        change: Change::TokenRotated {
+            token_id: rec.id.clone(),
+            old_hash: old,
+            grace_until,
+        },
+        at: ctx.now,
+        initiator: Initiator::User,
+        reason: "rotated",
+    }));
 }
 
 /// Evicts `hash` from KV (best effort) and from this isolate: a grant that must not be used.

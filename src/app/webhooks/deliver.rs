@@ -5,9 +5,12 @@
 //! `WEBHOOK_DISABLE_AFTER_SECONDS` disables the endpoint, with a `webhook_endpoint.disabled`
 //! event.
 
+use super::secevents;
 use crate::app::config::Config;
 use crate::events::Event;
-use crate::store::{DeliveryLog as Log, WebhookEndpoint, WebhookSender, WebhookStore, Write};
+use crate::store::{
+    DeliveryLog as Log, EndpointFormat, WebhookEndpoint, WebhookSender, WebhookStore, Write,
+};
 use crate::store_usage::Attempt;
 use crate::webhook::health::{after_attempt, retry_delay_with_jitter, Change};
 use crate::webhook::{self, Delivery};
@@ -264,12 +267,18 @@ async fn attempt_once<B: WebhookStore + WebhookSender>(
         let r = dropped(log, "the endpoint URL is not allowed by this configuration");
         return not_sent(r, endpoint, d);
     }
-    let Some(headers) = signed_headers(&endpoint, &d, now) else {
-        return not_sent(
-            dropped(log, "the endpoint's stored secret is unusable"),
-            endpoint,
-            d,
-        );
+    let secevent = matches!(endpoint.format, EndpointFormat::SecEvent(_));
+    let headers: Vec<(&'static str, String)> = if secevent {
+        secevents::headers().to_vec()
+    } else {
+        let Some(headers) = signed_headers(&endpoint, &d, now) else {
+            return not_sent(
+                dropped(log, "the endpoint's stored secret is unusable"),
+                endpoint,
+                d,
+            );
+        };
+        headers.to_vec()
     };
     let (verdict, log, ok) = match backend
         .post(
@@ -283,6 +292,12 @@ async fn attempt_once<B: WebhookStore + WebhookSender>(
         Ok(status) if (200..300).contains(&status) => {
             log.status = Some(status);
             (Verdict::Ack, log, true)
+        }
+        // RFC 8935 2.3: a SET the receiver refused is not sent again.
+        Ok(status) if secevent && secevents::refused(status) => {
+            log.status = Some(status);
+            let (v, l) = dropped(log, "the receiver refused the SET (400): not sent again");
+            (v, l, false)
         }
         Ok(status) => {
             log.status = Some(status);

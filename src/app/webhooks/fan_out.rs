@@ -6,7 +6,7 @@
 use crate::app::config::Config;
 use crate::app::isolate::IsolateState;
 use crate::events::Event;
-use crate::store::{DeliveryQueue, StoreError, WebhookStore, WebhookSubscription};
+use crate::store::{DeliveryQueue, EndpointFormat, StoreError, WebhookStore, WebhookSubscription};
 use crate::webhook::sampling::{self, Summary};
 use crate::webhook::{self, Delivery};
 use std::rc::Rc;
@@ -34,6 +34,10 @@ async fn subscriptions<B: WebhookStore>(
                     .map(|w| WebhookSubscription {
                         id: w.id,
                         event_types: w.event_types,
+                        secevent: match w.format {
+                            EndpointFormat::SecEvent(r) => Some(r),
+                            EndpointFormat::Standard => None,
+                        },
                     })
                     .collect::<Vec<_>>(),
             );
@@ -55,7 +59,9 @@ pub fn none_registered(cfg: &Config, isolate: &IsolateState, now: i64) -> bool {
 /// Whether any of `events` can be delivered (error causes never are): without one, the fan-out
 /// reads nothing (a refused request's `error` event must not cost a storage read).
 pub fn any_deliverable(events: &[Event]) -> bool {
-    events.iter().any(|e| webhook::event_type(e).is_some())
+    events
+        .iter()
+        .any(|e| matches!(e, Event::RevocationNotice { .. }) || webhook::event_type(e).is_some())
 }
 
 /// What [`fan_out`] did: messages queued, warnings for the log (never fanned out again), and
@@ -77,6 +83,9 @@ pub struct Outgoing {
     pub payload: String,
     /// The index of its event in the events given to [`outgoing`]; `None` for a summary.
     pub event: Option<usize>,
+    /// A revocation for Security Event Token receivers (then `payload` is empty: each receiver
+    /// gets its own signed SET, [`super::secevents`]).
+    pub notice: Option<Box<crate::revocation::push::Notice>>,
 }
 
 /// The payloads to fan out for `events` (synchronous, before anything is read): deliverable
@@ -90,10 +99,20 @@ pub fn outgoing(isolate: &IsolateState, now: i64, events: &[Event]) -> Vec<Outgo
             event_type,
             payload,
             event: None,
+            notice: None,
         }
     };
     let mut out: Vec<Outgoing> = sampler.take_due(now).iter().map(summary).collect();
     for (i, e) in events.iter().enumerate() {
+        if let Event::RevocationNotice { notice, .. } = e {
+            out.push(Outgoing {
+                event_type: super::secevents::EVENT_TYPE.to_owned(),
+                payload: String::new(),
+                event: Some(i),
+                notice: Some(notice.clone()),
+            });
+            continue;
+        }
         let Some(ty) = webhook::event_type(e) else {
             continue;
         };
@@ -109,6 +128,7 @@ pub fn outgoing(isolate: &IsolateState, now: i64, events: &[Event]) -> Vec<Outgo
                 event_type,
                 payload,
                 event: Some(i),
+                notice: None,
             });
         }
     }
@@ -135,6 +155,7 @@ pub async fn fan_out<B: WebhookStore + DeliveryQueue>(
 /// warnings in the log and never touch the request's outcome (already sent and committed). A
 /// failed send is sent once more with the same message ids: if the first one landed after all,
 /// the receiver gets the message twice with one `webhook-id` and dedupes.
+#[allow(clippy::too_many_lines)] // one pass: subscriptions, messages, batches
 pub async fn queue_outgoing<B: WebhookStore + DeliveryQueue>(
     cfg: &Config,
     backend: &B,
@@ -168,9 +189,18 @@ pub async fn queue_outgoing<B: WebhookStore + DeliveryQueue>(
     let mut sources = Vec::new();
     for item in items {
         let ty = &item.event_type;
+        if let Some(notice) = &item.notice {
+            // Security Event Token receivers: one SET each, signed for its audience.
+            for d in super::secevents::deliveries(cfg, now, notice, &subs, &mut out.warnings) {
+                sizes.push(webhook::queue_message_bytes(&d));
+                msgs.push(d);
+                sources.push(item.event);
+            }
+            continue;
+        }
         let targets: Vec<&WebhookSubscription> = subs
             .iter()
-            .filter(|s| webhook::subscribed(&s.event_types, ty))
+            .filter(|s| s.secevent.is_none() && webhook::subscribed(&s.event_types, ty))
             .collect();
         if targets.is_empty() {
             continue;

@@ -12,6 +12,10 @@
 //! during a request's answer: a slow or failing endpoint, or a failing queue, never changes or
 //! delays it.
 //!
+//! Security Event Token receivers (endpoints of format `secevent`) get no events: one SET per
+//! revocation notice instead (`secevents.rs`: signed for the receiver's audience at the fan-out,
+//! sent as `application/secevent+jwt`; a `400` answer is final, RFC 8935 2.3).
+//!
 //! Delivery is at least once: a retried send, or an enqueue that landed but reported an error and
 //! was sent again, may deliver a message twice, always with the same `webhook-id`.
 //!
@@ -21,6 +25,7 @@
 
 mod deliver;
 mod fan_out;
+mod secevents;
 
 pub use deliver::{
     dead_lettered, deliver, prune as prune_deliveries, Delivered, DeliveryLog, Sending, Verdict,

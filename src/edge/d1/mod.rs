@@ -3,6 +3,7 @@
 mod clients;
 mod deliveries;
 mod expiry;
+mod feed;
 mod registry;
 mod routes;
 mod tokens;
@@ -45,6 +46,25 @@ impl EdgeBackend {
             .all()
             .await
             .map_err(err)?
+            .results()
+            .map_err(err)
+    }
+
+    /// Runs statements in one D1 batch (a transaction) and returns the rows of the first.
+    pub(super) async fn batch_first_rows<T: serde::de::DeserializeOwned>(
+        &self,
+        stmts: Vec<(&str, Vec<JsValue>)>,
+    ) -> Result<Vec<T>, StoreError> {
+        bump(Op::D1Query);
+        let db = self.db()?;
+        let mut prepared = Vec::with_capacity(stmts.len());
+        for (sql, args) in stmts {
+            prepared.push(db.prepare(sql).bind(&args).map_err(err)?);
+        }
+        let results = db.batch(prepared).await.map_err(err)?;
+        results
+            .first()
+            .ok_or_else(|| err("D1 batch without results"))?
             .results()
             .map_err(err)
     }

@@ -6,6 +6,7 @@ use crate::authz::records::ClientProfile;
 use crate::model::{ApiResource, Client, TokenFormat};
 use crate::secret::SecretHash;
 use crate::storage::authz_rows::client_profile_values;
+use crate::storage::feed::{FeedStamp, Kind};
 use crate::storage::rows::{ClientRow, ResourceRow};
 use crate::store::{AdminStore, Registry, StoreError, Write};
 use wasm_bindgen::JsValue;
@@ -95,24 +96,31 @@ impl AdminStore for EdgeBackend {
         &self,
         c: &Client,
         profile: &ClientProfile,
+        feed: &FeedStamp,
     ) -> Result<Write, StoreError> {
         let mut args = client_args(c);
         args.extend(profile_args(profile)?);
-        self.batch(vec![(
-            "UPDATE clients SET secret_hash = ?2, previous_secret_hash = ?3, previous_secret_expires_at = ?4, \
-             allowed_scopes = ?5, token_format = ?6, token_lifetime = ?7, enabled = ?8, \
-             display_name = ?9, logo_uri = ?10, redirect_uris = ?11, grant_types = ?12, \
-             refresh_tokens = ?13, metadata_expires_at = ?14 WHERE id = ?1 AND source = 'admin'",
-            args,
-        )])
+        self.batch(vec![
+            admin_client_changed(&c.id, feed),
+            (
+                "UPDATE clients SET secret_hash = ?2, previous_secret_hash = ?3, previous_secret_expires_at = ?4, \
+                 allowed_scopes = ?5, token_format = ?6, token_lifetime = ?7, enabled = ?8, \
+                 display_name = ?9, logo_uri = ?10, redirect_uris = ?11, grant_types = ?12, \
+                 refresh_tokens = ?13, metadata_expires_at = ?14 WHERE id = ?1 AND source = 'admin'",
+                args,
+            ),
+        ])
         .await
     }
 
-    async fn delete_client(&self, id: &str) -> Result<Write, StoreError> {
-        self.batch(vec![(
-            "DELETE FROM clients WHERE id = ?1 AND source = 'admin'",
-            vec![s(id)],
-        )])
+    async fn delete_client(&self, id: &str, feed: &FeedStamp) -> Result<Write, StoreError> {
+        self.batch(vec![
+            admin_client_changed(id, feed),
+            (
+                "DELETE FROM clients WHERE id = ?1 AND source = 'admin'",
+                vec![s(id)],
+            ),
+        ])
         .await
     }
 
@@ -171,4 +179,14 @@ impl AdminStore for EdgeBackend {
         ])
         .await
     }
+}
+
+/// The `c` entry of administrator-made client `id` (its uid, if it exists), placed before its
+/// update or delete in the same batch: every isolate reads the client again within the
+/// revocation bound.
+fn admin_client_changed<'a>(id: &str, feed: &FeedStamp) -> (&'a str, Vec<JsValue>) {
+    (
+        crate::storage::feed::APPEND_ADMIN_CLIENT_CHANGED,
+        vec![s(id), n(feed.at_ms), n(feed.until(Kind::Client))],
+    )
 }

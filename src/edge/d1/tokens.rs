@@ -5,6 +5,7 @@ use super::super::counters::{bump, Op};
 use super::super::js::{err, n, s};
 use crate::model::{token_insert_values, SqlValue, TokenRecord, TOKEN_INSERT_COLUMNS};
 use crate::origin::ClientOrigin;
+use crate::storage::feed::{self as feed_sql, FeedStamp, Kind};
 use crate::storage::rows::{RetiredRow, TokenRow, LEAK_URLS_COLUMN, TOKEN_COLUMNS};
 use crate::store::{Cursor, Retired, RevocationNote, Revoked, StoreError, TokenStore, Write};
 use crate::token::TokenHash;
@@ -126,6 +127,7 @@ impl TokenStore for EdgeBackend {
         id: &str,
         now: i64,
         why: Option<&RevocationNote>,
+        feed: &FeedStamp,
     ) -> Result<Option<Revoked>, StoreError> {
         #[derive(Deserialize)]
         struct HashRow {
@@ -140,20 +142,27 @@ impl TokenStore for EdgeBackend {
                 .transpose()
         };
         // One conditional statement: the hash it returns is the one current at revocation, even
-        // if a rotation changed it since the caller read the record.
+        // if a rotation changed it since the caller read the record. Its feed entry rides in the
+        // same batch (one transaction), written only if this statement revoked the token.
         let rows: Vec<HashRow> = self
-            .rows(
-                "UPDATE tokens SET revoked_at = ?2, revoked_reason = ?3, revoked_url = ?4, \
-                 revoked_message = ?5 WHERE id = ?1 AND revoked_at IS NULL RETURNING token_hash",
-                &[
-                    s(id),
-                    n(now),
-                    why.map_or(JsValue::NULL, |w| s(w.reason)),
-                    why.and_then(|w| w.url.as_deref()).map_or(JsValue::NULL, s),
-                    why.and_then(|w| w.message.as_deref())
-                        .map_or(JsValue::NULL, s),
-                ],
-            )
+            .batch_first_rows(vec![
+                (
+                    "UPDATE tokens SET revoked_at = ?2, revoked_reason = ?3, revoked_url = ?4, \
+                     revoked_message = ?5 WHERE id = ?1 AND revoked_at IS NULL RETURNING token_hash",
+                    vec![
+                        s(id),
+                        n(now),
+                        why.map_or(JsValue::NULL, |w| s(w.reason)),
+                        why.and_then(|w| w.url.as_deref()).map_or(JsValue::NULL, s),
+                        why.and_then(|w| w.message.as_deref())
+                            .map_or(JsValue::NULL, s),
+                    ],
+                ),
+                (
+                    feed_sql::APPEND_REVOKED_RECORD,
+                    vec![s(id), n(now), n(feed.at_ms), n(feed.until(Kind::Record))],
+                ),
+            ])
             .await?;
         if let Some(h) = hash(rows)? {
             return Ok(Some(Revoked {
@@ -178,31 +187,47 @@ impl TokenStore for EdgeBackend {
         new: &TokenHash,
         now: i64,
         grace_until: Option<i64>,
+        feed: &FeedStamp,
     ) -> Result<bool, StoreError> {
-        // One transaction (a D1 batch): the conditional update, then the retired hash, recorded
-        // only if the update happened (the row now has the new, unique hash).
+        // One transaction (a D1 batch): the conditional update, then the retired hash and the
+        // feed entries, written only if the update happened (the row now has the new, unique
+        // hash): the new generation, and without a grace the old token itself.
+        let prefix = feed_sql::token_prefix(old);
         let (old, new) = (old.to_hex(), new.to_hex());
         let grace = grace_until.map_or(JsValue::NULL, n);
         let args = || vec![s(id), s(&old), s(&new), n(now)];
-        let w = self
-            .batch(vec![
-                (
-                    "UPDATE tokens SET token_hash = ?3, generation = generation + 1 \
+        let appended = |kind: Kind| {
+            let mut a = vec![s(id), s(&new), n(feed.at_ms), n(feed.until(kind))];
+            if kind == Kind::Token {
+                a.push(s(&prefix));
+            }
+            a
+        };
+        let mut stmts = vec![
+            (
+                "UPDATE tokens SET token_hash = ?3, generation = generation + 1 \
                      WHERE id = ?1 AND token_hash = ?2 AND revoked_at IS NULL AND expires_at > ?4",
-                    args(),
-                ),
-                (
-                    "INSERT INTO retired_token_hashes (token_hash, token_id, retired_at, grace_until) \
+                args(),
+            ),
+            (
+                "INSERT INTO retired_token_hashes (token_hash, token_id, retired_at, grace_until) \
                      SELECT ?2, id, ?4, ?5 FROM tokens WHERE id = ?1 AND token_hash = ?3",
-                    {
-                        let mut a = args();
-                        a.push(grace);
-                        a
-                    },
-                ),
-            ])
-            .await?;
-        // Both change a row or neither does; a constraint error (a hash collision) is no rotation.
+                {
+                    let mut a = args();
+                    a.push(grace);
+                    a
+                },
+            ),
+            (
+                feed_sql::APPEND_ROTATED_GENERATION,
+                appended(Kind::Generation),
+            ),
+        ];
+        if grace_until.is_none() {
+            stmts.push((feed_sql::APPEND_ROTATED_TOKEN, appended(Kind::Token)));
+        }
+        let w = self.batch(stmts).await?;
+        // All change a row or none does; a constraint error (a hash collision) is no rotation.
         Ok(w == Write::Done)
     }
 
@@ -231,11 +256,30 @@ impl TokenStore for EdgeBackend {
             .transpose()
     }
 
-    async fn end_grace(&self, hash: &TokenHash, now: i64) -> Result<(), StoreError> {
-        self.execute(
-            "UPDATE retired_token_hashes SET grace_until = ?2 WHERE token_hash = ?1 AND grace_until > ?2",
-            &[s(&hash.to_hex()), n(now)],
-        )
+    async fn end_grace(
+        &self,
+        hash: &TokenHash,
+        now: i64,
+        feed: &FeedStamp,
+    ) -> Result<(), StoreError> {
+        // The feed entry first, under the update's own condition, in the same transaction.
+        let hex = hash.to_hex();
+        self.batch(vec![
+            (
+                feed_sql::APPEND_GRACE_ENDED,
+                vec![
+                    s(&hex),
+                    n(now),
+                    n(feed.at_ms),
+                    n(feed.until(Kind::Token)),
+                    s(&feed_sql::token_prefix(hash)),
+                ],
+            ),
+            (
+                "UPDATE retired_token_hashes SET grace_until = ?2 WHERE token_hash = ?1 AND grace_until > ?2",
+                vec![s(&hex), n(now)],
+            ),
+        ])
         .await
         .map(|_| ())
     }

@@ -2,8 +2,8 @@
 
 use super::super::backend::EdgeBackend;
 use super::super::js::{n, s};
-use crate::storage::webhooks::{WebhookRow, WEBHOOK_COLUMNS};
-use crate::store::{StoreError, WebhookEndpoint, WebhookStore, Write};
+use crate::storage::webhooks::{WebhookRow, FORMAT_SECEVENT, WEBHOOK_COLUMNS};
+use crate::store::{EndpointFormat, StoreError, WebhookEndpoint, WebhookStore, Write};
 use wasm_bindgen::JsValue;
 
 fn previous(w: &WebhookEndpoint) -> (JsValue, JsValue) {
@@ -40,10 +40,17 @@ impl WebhookStore for EdgeBackend {
     async fn create_webhook(&self, w: &WebhookEndpoint) -> Result<Write, StoreError> {
         let types = WebhookRow::event_types_column(&w.event_types)?;
         let (prev, until) = previous(w);
+        let (format, audience, token_hash) = match &w.format {
+            EndpointFormat::Standard => ("standard", JsValue::NULL, 0),
+            EndpointFormat::SecEvent(r) => {
+                (FORMAT_SECEVENT, s(&r.audience), i64::from(r.token_hash))
+            }
+        };
         self.batch(vec![(
             "INSERT INTO webhook_endpoints \
-             (id, url, event_types, secret, previous_secret, previous_secret_until, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             (id, url, event_types, secret, previous_secret, previous_secret_until, created_at, \
+             format, set_audience, set_token_hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             vec![
                 s(&w.id),
                 s(&w.url),
@@ -52,6 +59,9 @@ impl WebhookStore for EdgeBackend {
                 prev,
                 until,
                 n(w.created_at),
+                s(format),
+                audience,
+                n(token_hash),
             ],
         )])
         .await

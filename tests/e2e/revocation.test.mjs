@@ -1,0 +1,168 @@
+// Revoked everywhere within 5 s, on the real runtime. Two `wrangler dev` processes on one state
+// directory play two Cloudflare locations: the same local D1 and KV, each its own isolate, caches
+// and Cache API view. Location B reads KV through the dev stale-read layer
+// (DEV_STALE_KV_SECONDS): like a location's KV read cache, it keeps answering a grant it has read
+// (and a JWT denylist entry it found absent) for two minutes, whatever another location deleted
+// or wrote meanwhile. Every revocation below is made at A; B must refuse the token within 5 s of
+// the revocation's answer although its KV still serves the grant (the dev counter
+// `stale_kv_served` shows it did), through the revocation feed (D1 -> B's Cache API snapshot ->
+// B's view). Then the fallback: with B's feed unreadable (a dev fault), its view ages and every
+// token the one-read path would let through is read from D1 instead.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import {
+  startServer, startSecondServer, createPat, introspect, form, call, basic, userCall, ADMIN, sleep,
+} from "./helpers.mjs";
+
+const BOUND_MS = 5000;
+const JWT_CLIENT = basic("demo_jwt_client", "demo-jwt-client-secret");
+const INACTIVE = '{"active":false}';
+
+let a;
+let b;
+before(async () => {
+  a = await startServer("revocation-a", 8891);
+  b = await startSecondServer(a, 8892, { DEV_STALE_KV_SECONDS: "120" });
+});
+after(async () => {
+  await b?.stop();
+  await a?.stop();
+});
+
+const counters = async (srv) => (await call(`${srv.url}/_dev/counters`)).json;
+const admin = (method, path, body) => call(`${a.url}/admin${path}`, {
+  method,
+  headers: { authorization: ADMIN, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+  body: body === undefined ? undefined : JSON.stringify(body),
+});
+
+/**
+ * Runs `revoke` (at A) and then asks B about the token every 100 ms until B says inactive: the
+ * milliseconds from the moment the revocation was answered (its commit came before) to B's first
+ * inactive answer, which must be within the bound. B's KV read cache must have served the token's
+ * grant (or its denylist miss) meanwhile: the refusal is the feed's, not KV's.
+ */
+async function refusedAtB(what, token, revoke, auth) {
+  const served = (await counters(b)).stale_kv_served;
+  await revoke();
+  const revokedAt = Date.now();
+  let answers = 0;
+  for (;;) {
+    const r = await introspect(b.url, token, auth);
+    answers++;
+    assert.equal(r.status, 200, `${what}: ${r.text}`);
+    if (r.text === INACTIVE) break;
+    assert.equal(r.json.active, true, r.text);
+    assert.ok(Date.now() - revokedAt <= BOUND_MS, `${what}: still active at B ${Date.now() - revokedAt} ms after the revocation`);
+    await sleep(100);
+  }
+  const took = Date.now() - revokedAt;
+  assert.ok(took <= BOUND_MS, `${what}: refused at B after ${took} ms`);
+  const after = await counters(b);
+  assert.ok(after.stale_kv_served > served, `${what}: B's KV read cache served the token meanwhile (${served} -> ${after.stale_kv_served})`);
+  return { took, answers };
+}
+
+test("a PAT revoked at one location is refused at another within 5 s while that location's KV still serves its grant", async () => {
+  const pat = await createPat(a.url, "alice");
+  const first = await introspect(b.url, pat.token);
+  assert.equal(first.json.active, true, first.text);
+  // how long an API may cache the answer: within the bound, never past the token's life
+  const maxAge = Number(/max-age=(\d+)/.exec(first.headers.get("cache-control") ?? "")?.[1]);
+  assert.ok(maxAge >= 0 && maxAge <= 5, first.headers.get("cache-control"));
+  const { took } = await refusedAtB("revoked PAT", pat.token, async () => {
+    assert.equal((await userCall(a.url, "alice", "DELETE", `/api/pats/${pat.id}`)).status, 204);
+  });
+  console.log(`# revoked PAT refused at the other location after ${took} ms`);
+  // refusals may be cached for the bound too
+  const again = await introspect(b.url, pat.token);
+  assert.equal(again.text, INACTIVE);
+  assert.equal(again.headers.get("cache-control"), "private, max-age=5");
+});
+
+test("rotation without grace and the end of a grace: the old token refused elsewhere within 5 s, the new one active", async () => {
+  const pat = await createPat(a.url, "rotor");
+  assert.equal((await introspect(b.url, pat.token)).json.active, true);
+  let next;
+  await refusedAtB("rotated without grace", pat.token, async () => {
+    const r = await userCall(a.url, "rotor", "POST", `/api/pats/${pat.id}/rotate`);
+    assert.equal(r.status, 201, r.text);
+    next = r.json.token;
+  });
+  assert.equal((await introspect(b.url, next)).json.active, true);
+
+  // with grace: the old token keeps working at B; ended by its holder at A (RFC 7009)
+  const r = await userCall(a.url, "rotor", "POST", `/api/pats/${pat.id}/rotate`, { grace_seconds: 3600 });
+  assert.equal(r.status, 201, r.text);
+  assert.equal((await introspect(b.url, next)).json.active, true, "in its grace at B");
+  await refusedAtB("grace ended", next, async () => {
+    const rv = await form(`${a.url}/oauth/revoke`, new URLSearchParams({ client_id: "pat_client", token: next }).toString());
+    assert.equal(rv.status, 200);
+  });
+  assert.equal((await introspect(b.url, r.json.token)).json.active, true, "the current token works");
+});
+
+test("a client JWT revoked through RFC 7009 and a disabled client's tokens: refused elsewhere within 5 s", async () => {
+  const t = await form(`${a.url}/oauth/token`, "grant_type=client_credentials&scope=demo_api:read", { authorization: JWT_CLIENT });
+  assert.equal(t.status, 200, t.text);
+  const jwt = t.json.access_token;
+  assert.equal((await introspect(b.url, jwt)).json.active, true);
+  await refusedAtB("revoked client JWT", jwt, async () => {
+    assert.equal((await form(`${a.url}/oauth/revoke`, `token=${jwt}`, { authorization: JWT_CLIENT })).status, 200);
+  });
+
+  // a client with a reference token, disabled at A: B's registry cache (30 s) must not keep it
+  const c = await admin("POST", "/clients", { id: "rev_job", allowed_scopes: ["demo_api:read"] });
+  assert.equal(c.status, 201, c.text);
+  const auth = basic("rev_job", c.json.client_secret);
+  const ref = await form(`${a.url}/oauth/token`, "grant_type=client_credentials", { authorization: auth });
+  assert.equal(ref.status, 200, ref.text);
+  // B learns of the new client within its registry cache life
+  let seen;
+  for (let i = 0; i < 80 && !seen; i++) {
+    seen = (await introspect(b.url, ref.json.access_token)).json.active;
+    if (!seen) await sleep(500);
+  }
+  assert.ok(seen, "the new client's token active at B");
+  await refusedAtB("disabled client's token", ref.json.access_token, async () => {
+    assert.equal((await admin("PATCH", "/clients/rev_job", { enabled: false })).status, 200);
+  });
+});
+
+test("the feed unreadable at a location: its view ages, active answers come from D1, and a revocation is refused at once", async () => {
+  const live = await createPat(a.url, "fallback");
+  const doomed = await createPat(a.url, "fallback");
+  for (const p of [live, doomed]) assert.equal((await introspect(b.url, p.token)).json.active, true);
+  const broke = await call(`${b.url}/_dev/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"feed":"unreadable"}' });
+  assert.equal(broke.status, 200, broke.text);
+  try {
+    await sleep(5000); // past the 4.5 s a view may be trusted
+    const before = await counters(b);
+    const r = await introspect(b.url, live.token);
+    assert.equal(r.json.active, true, r.text);
+    const mid = await counters(b);
+    assert.ok(mid.d1_query > before.d1_query, `the active answer was read from D1 (${before.d1_query} -> ${mid.d1_query})`);
+    assert.equal(r.headers.get("cache-control"), "private, max-age=5", "D1 is the truth as of now");
+    // revoked at A: B refuses it on the next request, though its KV and its view know nothing
+    assert.equal((await userCall(a.url, "fallback", "DELETE", `/api/pats/${doomed.id}`)).status, 204);
+    assert.equal((await introspect(b.url, doomed.token)).text, INACTIVE);
+  } finally {
+    assert.equal((await call(`${b.url}/_dev/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"feed":"ok"}' })).status, 200);
+  }
+  // readable again: once the failed fetch counts as lost (2 s), the next request refreshes the
+  // view; after that, active answers need no D1 read
+  await sleep(2100);
+  await introspect(b.url, live.token);
+  await sleep(300);
+  const before = await counters(b);
+  for (let i = 0; i < 5; i++) assert.equal((await introspect(b.url, live.token)).json.active, true);
+  const after = await counters(b);
+  assert.equal(after.d1_query - before.d1_query, 0, "no D1 read per request once the feed is readable");
+  assert.equal(after.kv_get - before.kv_get, 5, "one KV read per request");
+});
+
+test("dev faults are refused without a loopback issuer", async () => {
+  // the faults endpoint exists only with DEV_COUNTERS; the stale layer's var is checked at startup
+  const r = await call(`${b.url}/_dev/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"feed":"maybe"}' });
+  assert.equal(r.status, 400);
+});
