@@ -103,11 +103,13 @@ async fn client(env: &Env, query: Option<&str>) -> Response {
     };
     let isolate = super::isolate::ISOLATE.with(std::rc::Rc::clone);
     let backend = EdgeBackend::new(env);
+    let now_ms = super::js::now_ms();
     let ctx = crate::app::Ctx {
         cfg: &cfg,
         backend: &backend,
         isolate: &isolate,
-        now: super::js::now_secs(),
+        now: now_ms / 1000,
+        now_ms,
     };
     let found = client_for(&ctx, &id).await;
     super::isolate::write_events(&isolate.take_events());

@@ -205,31 +205,11 @@ async fn attempt_once<B: WebhookStore + WebhookSender>(
 ) -> Attempted {
     let attempt = attempt.max(1);
     let Ok(d) = serde_json::from_str::<Delivery>(body) else {
-        return (
-            Verdict::Ack,
-            DeliveryLog {
-                event: "webhook.dropped",
-                endpoint: String::new(),
-                msg_id: String::new(),
-                event_type: String::new(),
-                attempt,
-                status: None,
-                error: Some("malformed queue message".into()),
-                retry_in: None,
-            },
-            None,
-        );
+        let mut log = DeliveryLog::new("webhook.dropped", None, attempt);
+        log.error = Some("malformed queue message".into());
+        return (Verdict::Ack, log, None);
     };
-    let mut log = DeliveryLog {
-        event: "webhook.delivered",
-        endpoint: d.endpoint.clone(),
-        msg_id: d.msg_id.clone(),
-        event_type: d.event_type.clone(),
-        attempt,
-        status: None,
-        error: None,
-        retry_in: None,
-    };
+    let mut log = DeliveryLog::new("webhook.delivered", Some(&d), attempt);
     let dropped = |mut log: DeliveryLog, why: &str| {
         log.event = "webhook.dropped";
         log.error = Some(why.to_owned());
@@ -268,17 +248,12 @@ async fn attempt_once<B: WebhookStore + WebhookSender>(
         return not_sent(r, endpoint, d);
     }
     let secevent = matches!(endpoint.format, EndpointFormat::SecEvent(_));
-    let headers: Vec<(&'static str, String)> = if secevent {
-        secevents::headers().to_vec()
-    } else {
-        let Some(headers) = signed_headers(&endpoint, &d, now) else {
-            return not_sent(
-                dropped(log, "the endpoint's stored secret is unusable"),
-                endpoint,
-                d,
-            );
-        };
-        headers.to_vec()
+    let Some(headers) = headers_for(&endpoint, &d, now) else {
+        return not_sent(
+            dropped(log, "the endpoint's stored secret is unusable"),
+            endpoint,
+            d,
+        );
     };
     let (verdict, log, ok) = match backend
         .post(
@@ -310,6 +285,36 @@ async fn attempt_once<B: WebhookStore + WebhookSender>(
         }
     };
     (verdict, log, Some((endpoint, d, Some(ok))))
+}
+
+impl DeliveryLog {
+    /// The line of an attempt at `d` (none: the message did not parse), before its outcome.
+    fn new(event: &'static str, d: Option<&Delivery>, attempt: u32) -> Self {
+        let field = |f: fn(&Delivery) -> &String| d.map(f).cloned().unwrap_or_default();
+        DeliveryLog {
+            event,
+            endpoint: field(|d| &d.endpoint),
+            msg_id: field(|d| &d.msg_id),
+            event_type: field(|d| &d.event_type),
+            attempt,
+            status: None,
+            error: None,
+            retry_in: None,
+        }
+    }
+}
+
+/// The headers of a delivery in the endpoint's format: a Security Event Token's (the SET signs
+/// itself), or signed Standard Webhooks headers; `None` if a stored secret is unusable.
+fn headers_for(
+    endpoint: &WebhookEndpoint,
+    d: &Delivery,
+    now: i64,
+) -> Option<Vec<(&'static str, String)>> {
+    match endpoint.format {
+        EndpointFormat::SecEvent(_) => Some(secevents::headers().to_vec()),
+        EndpointFormat::Standard => signed_headers(endpoint, d, now).map(|h| h.to_vec()),
+    }
 }
 
 /// The headers of a delivery, signed with the endpoint's secret (and its previous one while in its
