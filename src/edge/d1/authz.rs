@@ -137,7 +137,10 @@ impl RememberedApprovals for EdgeBackend {
              AND client_uid = ?2 AND redirect_key = ?3 AND resource = ?4"
         );
         Ok(self
-            .one::<ApprovalRow>(&q, &[s(subject), s(client_uid), s(redirect_key), s(resource)])
+            .one::<ApprovalRow>(
+                &q,
+                &[s(subject), s(client_uid), s(redirect_key), s(resource)],
+            )
             .await?
             .map(ApprovalRow::into_record))
     }
