@@ -33,7 +33,7 @@ export function report(info, pg, { wrkVersion, gt }) {
   const T = (name, value, ok, shown = fmt(value, 3)) => targets.push({ name, shown, ok });
   const B2 = find("floor B'");
   if (pg && B) {
-    // Issue 8's targets for the hot path.
+    // The hot path's targets (bench/README.md).
     T("active-PAT introspection req/s >= 0.9 x floor B", pg.active.rps / B.rps, pg.active.rps >= 0.9 * B.rps, `${fmt(pg.active.rps / B.rps, 3)} x`);
     T("active-PAT introspection p99 <= 1.3 x floor B p99", pg.active.p99 / B.p99, pg.active.p99 <= 1.3 * B.p99, `${fmt(pg.active.p99 / B.p99, 3)} x (${fmt(pg.active.p99, 2)} vs ${fmt(B.p99, 2)} ms)`);
     const d = pg.active.workerdCpuMsPerReq - B.workerdCpuMsPerReq;
@@ -64,9 +64,14 @@ export function report(info, pg, { wrkVersion, gt }) {
     const refreshes = 3 * (Math.floor(a.wallS / 30) + 1);
     T("gate: D1 queries per forwarded request = 0 (only 30 s cache refreshes)", a.ops.d1_query, a.opsTotal.d1_query <= refreshes,
       `${fmt(a.ops.d1_query, 5)} (${a.opsTotal.d1_query} in ${a.requests} requests over ${fmt(a.wallS, 1)} s; allowed ${refreshes})`);
-    const gOps = Object.entries(gt.garbage.opsTotal).filter(([k]) => k !== "wasm_memory_bytes").reduce((x, [, y]) => x + y, 0);
+    // A refused gate request is counted against the per-IP failed-authentication limit: one
+    // rate limiter call each, which is no storage operation.
+    const gOps = Object.entries(gt.garbage.opsTotal).filter(([k]) => k !== "wasm_memory_bytes" && k !== "rate_limit").reduce((x, [, y]) => x + y, 0);
     const gRefreshes = 3 * (Math.floor(gt.garbage.wallS / 30) + 1);
     T("gate: storage operations for a garbage token = 0 (but cache refreshes)", gOps, gOps <= gRefreshes, `${gOps} (allowed ${gRefreshes} refreshes)`);
+    const gRl = gt.garbage.opsTotal.rate_limit ?? 0;
+    T("gate: rate limiter calls per garbage-token request = 1 (RL_FAILED_AUTH_IP)", gRl / Math.max(gt.garbage.requests, 1),
+      gRl >= gt.garbage.requests && gRl <= gt.garbage.requests + slack, `${gRl} calls / ${gt.garbage.requests} requests`);
   }
   if (pg && A) T("garbage-token introspection req/s >= 0.9 x floor A", pg.garbage.rps / A.rps, pg.garbage.rps >= 0.9 * A.rps, `${fmt(pg.garbage.rps / A.rps, 3)} x`);
   const A2 = find("floor A'");
@@ -98,6 +103,21 @@ export function report(info, pg, { wrkVersion, gt }) {
       `${fmt(pg.activeLarge.rps / a.rps, 3)} x (p99 ${fmt(pg.activeLarge.p99, 2)} vs ${fmt(a.p99, 2)} ms)`);
     T(`listing 50 PATs with +${fmt(GROWTH)} PATs within 10% of ~100`, pg.listLarge.rps / pg.list.rps, pg.listLarge.rps >= 0.9 * pg.list.rps,
       `${fmt(pg.listLarge.rps / pg.list.rps, 3)} x (D1 queries/req ${fmt(pg.listLarge.ops.d1_query, 3)} vs ${fmt(pg.list.ops.d1_query, 3)})`);
+  }
+
+  const cl = info.clients;
+  if (cl?.base?.confidential && cl.large?.confidential) {
+    const [a, b] = [cl.base.confidential, cl.large.confidential];
+    T(`client authentication with +${fmt(GROWTH)} self-registered clients within 10% of the seeded 3`, b.rps / a.rps, b.rps >= 0.9 * a.rps,
+      `${fmt(b.rps / a.rps, 3)} x (p99 ${fmt(b.p99, 2)} vs ${fmt(a.p99, 2)} ms; the new isolate's first: ${fmt(cl.first.ms, 1)} ms)`);
+    // Allowed D1 reads: the admin client table and the API resources, once per 30 s each; a
+    // self-registered client once per cache life; a forged pgd_ id never.
+    for (const [name, row, extra] of [["confidential client", b, 0], ["self-registered client", cl.large.dynamic, 1], ["forged pgd_ id", cl.large.forged, 0]]) {
+      if (!row) continue;
+      const allowed = 2 * (Math.floor(row.wallS / 30) + 1) + extra * (Math.floor(row.wallS / 30) + 1);
+      T(`client authentication (${name}), +${fmt(GROWTH)} clients: D1 queries = 0 (but 30 s cache refreshes)`, row.opsTotal.d1_query, row.opsTotal.d1_query <= allowed,
+        `${row.opsTotal.d1_query} in ${row.requests} requests over ${fmt(row.wallS, 1)} s (allowed ${allowed})`);
+    }
   }
 
   const opsRows = results.filter((r) => r.ops);
@@ -170,6 +190,7 @@ export function report(info, pg, { wrkVersion, gt }) {
       "",
     );
   }
+  if (cl?.first) lines.push(`Client authentication (the clients target: \`POST /oauth/revoke\` of a garbage token, which does nothing but authenticate the client; confidential = demo_client with Basic, self-registered = one of ${fmt(GROWTH)} public \`pgd_\` clients inserted by \`patgate-tools seed-clients\`, by \`client_id\`): ${fmt(GROWTH)} clients inserted in ${fmt(cl.insertMs / 1000, 1)} s; after the restart, the first authentication took ${fmt(cl.first.ms, 1)} ms (answer ${cl.first.status}; the readiness probe's metadata request had already loaded the client table), the one that refreshed the stale table 31 s later ${fmt(cl.refresh.ms, 1)} ms; wasm memory ${fmt(cl.memBase / 2 ** 20, 1)} MiB with the seeded clients, ${fmt(cl.memLarge / 2 ** 20, 1)} MiB with +${fmt(GROWTH)}.`, "");
   if (pg?.insert) lines.push(`Growth set: ${fmt(GROWTH)} rows inserted in ${fmt(pg.insertS, 1)} s (D1 ${fmt(pg.insert.d1Ms / 1000, 1)} s, KV ${fmt(pg.insert.kvMs / 1000, 1)} s).`, "");
   const md = lines.join("\n");
   console.log(`\n${md}`);

@@ -2,7 +2,7 @@
 // runtime path (`wrangler dev`: workerd with local KV, D1 and Durable Objects) by the same load
 // tool with the same settings. Prints a table and writes bench/RESULTS.md.
 //
-//   node bench/run.mjs [--smoke] [--no-build] [--strict] [--only=floor-a,floor-b,peer,patgate,floor-c,gate]
+//   node bench/run.mjs [--smoke] [--no-build] [--strict] [--only=floor-a,floor-b,peer,patgate,clients,floor-c,gate]
 //
 //   --smoke      2 s runs, 1 round, a 2,000-row growth set (results go to bench/.state/RESULTS-smoke.md)
 //   --no-build   skip scripts/build.mjs (use build/ as it is)
@@ -25,6 +25,7 @@ import { req, json, FORM, DEMO_API } from "./lib/http.mjs";
 import { bundleInfo, wasmStartup, checkStartup } from "./lib/startup.mjs";
 import { startUpstream, floorC, gateTarget, peerToken, snapshotConfig, patgate } from "./targets.mjs";
 import { report, setInstructions } from "./report.mjs";
+import { clientsTarget } from "./lib/clients.mjs";
 
 // ---------------------------------------------------------------------------------------------
 // The run
@@ -32,7 +33,7 @@ import { report, setInstructions } from "./report.mjs";
 
 async function main() {
   const wrkVersion = ensureWrk();
-  if (!NO_BUILD && (wanted("patgate") || wanted("gate"))) {
+  if (!NO_BUILD && (wanted("patgate") || wanted("gate") || wanted("clients"))) {
     log("building the release worker (scripts/build.mjs)");
     const t = performance.now();
     const { build } = await import("../scripts/build.mjs");
@@ -104,6 +105,11 @@ async function main() {
     info.wasm = wasmStartup(snap);
     info.wasmEager = wasmStartup(snap, 5, ["--no-wasm-lazy-compilation"]);
     info.checkStartup = { patgate: checkStartup(config), floorA: checkStartup("bench/floor-a/wrangler.toml") };
+  }
+  // Client authentication among many self-registered clients (its own growth set).
+  if (wanted("clients")) {
+    const config = existsSync(join(STATE, "patgate.wrangler.toml")) ? join(STATE, "patgate.wrangler.toml") : snapshotConfig();
+    info.clients = await clientsTarget(config);
   }
   // 6.-7. the gate: floor C and patgate in front of the same constant upstream.
   let gt = null;

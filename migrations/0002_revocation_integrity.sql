@@ -1,4 +1,4 @@
--- Revocation that holds under faults and races (issue 7).
+-- Revocation that holds under faults and races.
 
 -- Rotations bump a token's generation: a JWT exchanged from a PAT names the PAT and the
 -- generation it was minted from, and dies when the PAT is rotated, revoked or expires.

@@ -1,5 +1,5 @@
 -- Tokens belong to a client and to the API resources owning their scopes as those existed when the
--- token was issued (issue 7): an internal id (uid) that is never reused tells a client or resource
+-- token was issued: an internal id (uid) that is never reused tells a client or resource
 -- apart from a later one created with the same id.
 
 ALTER TABLE clients ADD COLUMN uid TEXT;

@@ -1,4 +1,4 @@
--- Token lifecycle (issue 11): why a token was revoked (and, for a leak, where it was found), PATs
+-- Token lifecycle: why a token was revoked (and, for a leak, where it was found), PATs
 -- that may rotate themselves, and rotation with a grace period for the old token.
 
 -- 'leaked' (a secret scanning report), or NULL (revoked by its owner, its holder or before this

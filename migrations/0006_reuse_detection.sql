@@ -1,4 +1,4 @@
--- Reuse detection (issue 11): a token rotated away and used after it stopped working (its grace
+-- Reuse detection: a token rotated away and used after it stopped working (its grace
 -- ended, or it was rotated without grace) was probably copied. Each PAT keeps a bounded record of
 -- such uses (one row: a count, the first time, and the last use with where it came from), and
 -- its owner may choose at creation to have the whole PAT revoked on the first one.

@@ -6,8 +6,17 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, nodeBin, buildEnv } from "./tools.mjs";
 
-/** Values of the local demo (README "Local demo"). Never used by the production deploy. */
+/**
+ * The local values: wrangler.toml is the production configuration (no ids, no issuer), and every
+ * local run (`npm start`, the tests, the benchmark) is that file plus these variables (`--var`,
+ * or [vars] of a derived copy: `writeConfig`). Values of the local demo (README "Try it"); the
+ * production deploy refuses every one of them (scripts/deploy-plan.mjs).
+ */
 export const DEV_VARS = {
+  // The issuer: this machine (tests set their own port) and the demo identity provider (HS256).
+  ISSUER: "http://127.0.0.1:8787",
+  USER_JWT_ISSUER: "patgate-dev",
+  USER_JWT_AUDIENCE: "patgate",
   USER_JWT_HS256_SECRET: "dev-user-jwt-secret",
   ADMIN_TOKEN: "dev-admin-token",
   // The token page's local sign-in form (never on in production: wrangler.toml does not set it)
@@ -16,6 +25,9 @@ export const DEV_VARS = {
   SESSION_SECRET: "dev-session-secret-not-for-production-0123456789",
   // Webhook endpoints on this machine over plain http (local receivers; never in production).
   WEBHOOK_ALLOW_HTTP_LOCALHOST: "true",
+  // Read a refused chunked body to its end however large (within 10 s): `wrangler dev`'s proxy
+  // reuses the connection for the next request (scripts/worker-shim.js, "Request bodies").
+  DEV_DRAIN_REFUSED_BODIES: "true",
   // A throwaway key pair for local JWTs only (production: `npm run gen-key` + `wrangler secret put`).
   JWT_SIGNING_KEYS: JSON.stringify([
     { kty: "OKP", crv: "Ed25519", kid: "dev-ed25519-1", d: "sna6z2d_XgS2-_pNOBBS5vt1Ob5VaH19P0l1SOcWl_I", x: "JfsPhXT-i2GWNuXAPsQJPLzzd7PWS7xvd6bkeewFPkg" },
@@ -77,13 +89,16 @@ export async function startDevServer({
   inspectorPort = 0,
   // "log" shows the Worker's console.log lines (its security events) in `log()`
   logLevel = "warn",
+  // false: only `vars`, without the local demo values (the deploy tests' stand-in for a deployed
+  // Worker gets exactly what was uploaded)
+  devVars = true,
 } = {}) {
   // Several configs (`-c a -c b`) run Workers together; the first one is served on `port`.
   const configs = Array.isArray(config) ? config : [config];
   const args = ["dev", ...configs.flatMap((c) => ["--config", c]), "--ip", "127.0.0.1", "--port", String(port)];
   if (persistDir) args.push("--persist-to", persistDir);
   args.push("--inspector-port", String(inspectorPort), "--show-interactive-dev-session=false", "--log-level", logLevel, "--test-scheduled");
-  for (const [k, v] of Object.entries({ ...DEV_VARS, ...vars })) args.push("--var", `${k}:${v}`);
+  for (const [k, v] of Object.entries({ ...(devVars ? DEV_VARS : {}), ...vars })) args.push("--var", `${k}:${v}`);
   const proc = spawn(nodeBin("wrangler"), args, {
     cwd: ROOT,
     env: buildEnv(),
@@ -131,7 +146,7 @@ export async function startDevServer({
 /** Rate limits high enough that no test or benchmark trips them by accident. */
 export const NO_RATE_LIMITS = {
   RL_FAILED_AUTH_CLIENT: 100000, RL_FAILED_AUTH_IP: 100000, RL_PAT_CREATE: 100000, RL_TOKEN_IP: 100000,
-  RL_ROTATE: 100000,
+  RL_ROTATE: 100000, RL_REGISTER_IP: 100000, RL_CIMD_FETCH: 100000,
 };
 
 /**

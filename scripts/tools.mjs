@@ -1,14 +1,13 @@
 // Shared helpers for the project scripts: the pinned tool versions, running commands, and
 // locating binaries. Everything a fresh machine (rustup + node/npm + registries) needs is
 // installed from here, and nothing already present is installed again.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
-export const WORKER_BUILD_VERSION = "0.8.7";
 
 /** wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly. */
 export function wasmBindgenVersion() {
@@ -39,9 +38,15 @@ export function cargoBin(name) {
 
 export const nodeBin = (name) => join(ROOT, "node_modules", ".bin", name);
 
-/** Install what is missing; print what is already there. Idempotent. */
-export function ensureTools({ quiet = false } = {}) {
-  const say = (m) => quiet || console.log(`[setup] ${m}`);
+/** The release build of the crate for the Worker (scripts/build.mjs; also started early by setup). */
+export const WASM_BUILD = {
+  args: ["build", "--locked", "--lib", "--release", "--target", "wasm32-unknown-unknown"],
+  // worker-build sets this for its cargo build (wasm-bindgen's macro then drives async exports
+  // with js_sys's futures); set here too so the wasm stays the same.
+  env: { WASM_BINDGEN_USE_JS_SYS: "1" },
+};
+
+function rustupReady(say) {
   const targets = output("rustup", ["target", "list", "--installed"]) || "";
   if (!targets.split("\n").includes("wasm32-unknown-unknown")) {
     say("adding rust target wasm32-unknown-unknown");
@@ -54,30 +59,59 @@ export function ensureTools({ quiet = false } = {}) {
       run("rustup", ["component", "add", c]);
     }
   }
-  const wb = output(cargoBin("worker-build"), ["--version"]);
-  if (!wb || !wb.includes(WORKER_BUILD_VERSION)) {
-    say(`installing worker-build ${WORKER_BUILD_VERSION} (a few minutes, once)`);
-    run("cargo", ["install", "worker-build", "--version", WORKER_BUILD_VERSION, "--locked"]);
+}
+
+const wasmBindgenReady = () => (output(cargoBin("wasm-bindgen"), ["--version"]) ?? "").includes(wasmBindgenVersion());
+
+/** Install what is missing, one after the other; print what is already there. Idempotent. */
+export function ensureTools({ quiet = false } = {}) {
+  // Installs are always announced; `quiet` only drops the final "tools ready".
+  const say = (m) => console.log(`[setup] ${m}`);
+  rustupReady(say);
+  if (!wasmBindgenReady()) {
+    say(`installing wasm-bindgen-cli ${wasmBindgenVersion()} (once)`);
+    run("cargo", wasmBindgenInstallArgs(wasmBindgenVersion()));
   }
-  const want = wasmBindgenVersion();
-  const bg = output(cargoBin("wasm-bindgen"), ["--version"]);
-  if (!bg || !bg.includes(want)) {
-    say(`installing wasm-bindgen-cli ${want} (a few minutes, once)`);
-    // Its published lockfile can pin a dependency release the registry no longer serves;
-    // then install with fresh resolution of its (semver-compatible) dependencies.
-    try {
-      run("cargo", ["install", "wasm-bindgen-cli", "--version", want, "--locked"]);
-    } catch {
-      say("locked install failed; retrying without --locked");
-      run("cargo", ["install", "wasm-bindgen-cli", "--version", want]);
-    }
-  }
-  const npmDeps = [nodeBin("wrangler"), nodeBin("esbuild"), join(ROOT, "node_modules", "puppeteer-core", "package.json"), join(ROOT, "node_modules", "axe-core", "axe.min.js")];
-  if (!npmDeps.every((p) => existsSync(p))) {
+  if (!npmInstalled()) {
     say("installing npm dependencies");
     run("npm", ["ci", "--no-audit", "--no-fund"]);
   }
-  say("tools ready");
+  quiet || say("tools ready");
+}
+
+function runAsync(cmd, args, opts = {}) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: "inherit", cwd: ROOT, ...opts });
+    p.on("error", reject);
+    p.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(" ")} exited with ${code}`))));
+  });
+}
+
+/**
+ * `scripts/setup.mjs`: the same installs as `ensureTools`, at the same time: `npm ci` (mostly
+ * download), the wasm-bindgen-cli compile and, with `prebuild`, the release build of the crate
+ * (the build step then finds it done). On a fresh 2-core machine this overlaps the download with
+ * the compiles, and the two compiles' single-threaded phases (linking, LTO) with each other.
+ */
+export async function setup({ quiet = false, prebuild = false } = {}) {
+  const say = (m) => console.log(`[setup] ${m}`);
+  rustupReady(say);
+  const jobs = [];
+  if (!npmInstalled()) {
+    say("installing npm dependencies");
+    jobs.push(runAsync("npm", ["ci", "--no-audit", "--no-fund"]));
+  }
+  if (!wasmBindgenReady()) {
+    say(`installing wasm-bindgen-cli ${wasmBindgenVersion()} (once)`);
+    jobs.push(runAsync("cargo", wasmBindgenInstallArgs(wasmBindgenVersion())));
+  }
+  if (prebuild && jobs.length) {
+    say("building the release wasm meanwhile");
+    jobs.push(runAsync("cargo", WASM_BUILD.args, { env: { ...process.env, ...WASM_BUILD.env } }));
+  }
+  const failed = (await Promise.allSettled(jobs)).filter((r) => r.status === "rejected");
+  if (failed.length) throw failed[0].reason;
+  quiet || say("tools ready");
 }
 
 /** Debian's Chromium, driven by the browser tests (tests/e2e/page.test.mjs) through puppeteer-core. */
@@ -100,14 +134,34 @@ export function ensureChromium({ quiet = false } = {}) {
   return false;
 }
 
-/** Environment that makes worker-build use local binaries instead of downloading them. */
+/**
+ * The one `cargo install` of wasm-bindgen-cli: the exact version, only the `wasm-bindgen` binary,
+ * without default features, unoptimized. The features only serve the test runner's downloads
+ * (ureq over rustls), and `--locked` cannot work: the published lockfile pins webpki-roots 1.0.11,
+ * which the registry does not serve; without `--locked` cargo resolves the (semver-compatible)
+ * dependencies afresh, and without the TLS stack there is no C code (ring) to compile. `--debug`
+ * halves the compile (measured: 3.0 instead of 5.7 CPU-minutes; opt-level 1: 5.4) for 2 s more
+ * per build (2.3 s instead of 0.3 s of CPU for patgate's wasm), with the same output, byte for byte.
+ */
+export function wasmBindgenInstallArgs(version) {
+  return ["install", "wasm-bindgen-cli", "--version", version, "--no-default-features", "--bin", "wasm-bindgen", "--debug"];
+}
+
+/** The npm dependencies every script relies on, each pinned in package.json. */
+export function npmInstalled() {
+  const deps = [nodeBin("node"), nodeBin("wrangler"), nodeBin("esbuild"), join(ROOT, "node_modules", "smol-toml", "package.json"), join(ROOT, "node_modules", "puppeteer-core", "package.json"), join(ROOT, "node_modules", "axe-core", "axe.min.js")];
+  return deps.every((p) => existsSync(p));
+}
+
+/**
+ * Environment for the tools (wrangler, esbuild) the scripts start: node_modules/.bin first on
+ * PATH, so wrangler runs on the Node of the `node` dev dependency (wrangler needs Node >= 22; the
+ * machine may have Node 20) even when a script itself was started with the system's Node.
+ */
 export function buildEnv() {
   return {
     ...process.env,
-    WASM_BINDGEN_BIN: cargoBin("wasm-bindgen"),
-    ESBUILD_BIN: nodeBin("esbuild"),
-    // Our own entry template: a plain module export (see scripts/worker-shim.js).
-    CUSTOM_SHIM: join(ROOT, "scripts", "worker-shim.js"),
+    PATH: `${join(ROOT, "node_modules", ".bin")}:${process.env.PATH ?? ""}`,
     WRANGLER_SEND_METRICS: "false",
   };
 }

@@ -117,12 +117,6 @@ impl Error {
     }
 }
 
-impl From<crate::store::StoreError> for Error {
-    fn from(e: crate::store::StoreError) -> Self {
-        Error::Unavailable(e.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

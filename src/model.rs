@@ -295,6 +295,9 @@ pub enum TokenFormat {
     Jwt,
 }
 
+/// The id of the public client that PATs are issued to.
+pub const PAT_CLIENT_ID: &str = "pat_client";
+
 /// An OAuth client. `secret: None` is a public client (the PAT client).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
@@ -306,6 +309,23 @@ pub struct Client {
     pub token_format: TokenFormat,
     pub token_lifetime: i64,
     pub enabled: bool,
+}
+
+/// A client with its authorization-code side (redirect URIs, grant types, display name, where
+/// its registration comes from), as the isolate caches share it (cheap to clone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthzClient {
+    pub client: std::rc::Rc<Client>,
+    pub profile: std::rc::Rc<crate::authz::records::ClientProfile>,
+}
+
+impl AuthzClient {
+    pub fn new(client: Client, profile: crate::authz::records::ClientProfile) -> Self {
+        AuthzClient {
+            client: std::rc::Rc::new(client),
+            profile: std::rc::Rc::new(profile),
+        }
+    }
 }
 
 #[cfg(test)]

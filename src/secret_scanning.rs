@@ -1,5 +1,6 @@
 //! GitHub secret scanning partner reports: the public key set, the signature check and the
-//! report format. Pure: the handler (`app::leaks`) fetches keys and revokes tokens.
+//! report format. Pure: the handler (the tokens capability's leak reports) fetches keys and
+//! revokes tokens.
 //!
 //! GitHub POSTs a JSON array of `{token, type, url, source}` with the headers
 //! `Github-Public-Key-Identifier` (which key signed) and `Github-Public-Key-Signature` (base64 of
@@ -157,7 +158,7 @@ pub mod tests {
     use p256::ecdsa::signature::Signer as _;
     use p256::ecdsa::SigningKey;
 
-    /// A fresh key pair and its PEM public key (tests, here and in `app::leaks`).
+    /// A fresh key pair and its PEM public key (tests, here and of leak reports).
     pub fn key_pair() -> (SigningKey, String) {
         let sk = SigningKey::random(&mut rand_core::OsRng);
         let point = sk.verifying_key().to_encoded_point(false);

@@ -10,15 +10,9 @@ use crate::model::{ApiResource, Client, Grant, TokenRecord};
 use crate::origin::ClientOrigin;
 use crate::token::TokenHash;
 
-/// A storage failure. Its text is logged, never sent to clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreError(pub String);
+pub mod error;
 
-impl StoreError {
-    pub fn new(e: impl std::fmt::Display) -> Self {
-        StoreError(e.to_string())
-    }
-}
+pub use error::{StoreError, Write};
 
 /// The global read path: grants keyed by token hash (KV), kept until the token expires
 /// (`grant.exp`) and trusted until `grant.fresh_until` (see [`Grant`]).
@@ -31,6 +25,17 @@ pub trait GrantCache {
     async fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError>;
     /// Puts a `jti` on the denylist until the token's `exp`.
     async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<(), StoreError>;
+    /// Keeps a token the page is about to show, sealed (encrypted, see `app::page::replay`),
+    /// under its hash until `expires_at` (a minute): a second submission of the same form can
+    /// show it again. Never a plain token.
+    async fn put_sealed(
+        &self,
+        hash: &TokenHash,
+        sealed: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// The sealed token kept under this hash, if it has not expired.
+    async fn get_sealed(&self, hash: &TokenHash) -> Result<Option<String>, StoreError>;
 }
 
 /// Keyset page position for listing (`created_at`, `id`), newest first.
@@ -175,6 +180,11 @@ pub enum Limit {
     TokenEndpointPerIp,
     /// Rotations of one PAT (owner, page and self-rotation), per PAT id.
     RotationsPerPat,
+    /// RFC 7591 registrations, per IP.
+    RegistrationsPerIp,
+    /// Client ID metadata document fetches, per client id and per IP (two keys, one budget
+    /// each).
+    MetadataFetches,
 }
 
 impl Limit {
@@ -188,21 +198,21 @@ pub trait RateLimiter {
     async fn over_limit(&self, limit: Limit, key: &str) -> Result<bool, StoreError>;
 }
 
-/// Result of an admin write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Write {
-    Done,
-    /// No such record (update, delete).
-    NotFound,
-    /// A record with that id, or a scope with that name, already exists (create).
-    Conflict,
-}
-
-/// Operator changes to clients and API resources (D1). Reads go through [`Registry`].
+/// Operator changes to clients and API resources (D1). Reads go through [`Registry`] and
+/// `authz::store::ClientDirectory`. Client writes touch administrator-made clients only
+/// (`source = 'admin'`): a self-registered client's id is `NotFound` here.
 pub trait AdminStore {
-    async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
-    async fn create_client(&self, c: &Client, now: i64) -> Result<Write, StoreError>;
-    async fn update_client(&self, c: &Client) -> Result<Write, StoreError>;
+    async fn create_client(
+        &self,
+        c: &Client,
+        profile: &crate::authz::records::ClientProfile,
+        now: i64,
+    ) -> Result<Write, StoreError>;
+    async fn update_client(
+        &self,
+        c: &Client,
+        profile: &crate::authz::records::ClientProfile,
+    ) -> Result<Write, StoreError>;
     async fn delete_client(&self, id: &str) -> Result<Write, StoreError>;
     async fn list_resources(&self) -> Result<Vec<ApiResource>, StoreError>;
     /// Creates the resource and its scopes (a scope name is global: Conflict if taken).
@@ -267,6 +277,8 @@ pub trait Backend:
     + ExpiryNotices
     + WebhookStore
     + RequestOrigin
+    + crate::authz::store::ClientDirectory
+    + crate::authz::store::MetadataFetcher
 {
 }
 impl<
@@ -280,7 +292,9 @@ impl<
             + RouteStore
             + ExpiryNotices
             + WebhookStore
-            + RequestOrigin,
+            + RequestOrigin
+            + crate::authz::store::ClientDirectory
+            + crate::authz::store::MetadataFetcher,
     > Backend for T
 {
 }

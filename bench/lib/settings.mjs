@@ -29,7 +29,7 @@ export const LINES_LUA = join(ROOT, "bench", "wrk-lines.lua");
 // BENCH_PORT_OFFSET shifts every port (several checkouts on one machine).
 export const PORT_OFFSET = Number(process.env.BENCH_PORT_OFFSET ?? 0);
 export const PORTS = Object.fromEntries(
-  Object.entries({ "floor-a": 8851, "floor-b": 8852, peer: 8853, patgate: 8854, "floor-c": 9055, gate: 9056, upstream: 9058 })
+  Object.entries({ "floor-a": 8851, "floor-b": 8852, peer: 8853, patgate: 8854, clients: 8859, "floor-c": 9055, gate: 9056, upstream: 9058 })
     .map(([k, v]) => [k, v + PORT_OFFSET]),
 );
 export const WRK_DESC =

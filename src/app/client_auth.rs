@@ -1,50 +1,21 @@
 //! Client authentication on the OAuth endpoints (RFC 6749 section 2.3.1) of the credentials
 //! [`Presented`] (parsed by `oauth::credentials`: `client_secret_basic` or `client_secret_post`,
 //! never both; public clients identify with `client_id` alone).
-//! API resources and clients are read through the isolate cache (`registry_cache_secs`).
+//! API resources are read through the isolate's copy of their table (`registry_cache_secs`);
+//! clients of every kind through [`super::clients`] (administrator-made ones from the isolate's
+//! admin table, self-registered ones one by one).
 
-use super::isolate::{Lookup, Table};
-use super::{ratelimit, Ctx};
+use super::clients;
+use super::isolate::{table, Table};
+use super::ratelimit;
+use crate::app::ctx::Ctx;
 use crate::error::Error;
 use crate::model::{ApiResource, Client};
 use crate::oauth::Presented;
-use crate::store::{Backend, Limit, StoreError};
+use crate::store::{Backend, Limit};
 use std::rc::Rc;
 
-/// A registry table through the isolate cache: read whole from D1, so an unknown id costs no D1
-/// query. A stale table is refreshed by the one request that found it stale; if that D1 read
-/// fails, the stale table is served (within `registry_max_stale_secs` past its life, see
-/// [`super::isolate`]); a miss whose D1 read fails is a 503.
-async fn table<T>(
-    lookup: Lookup<Table<T>>,
-    fetch: impl std::future::Future<Output = Result<Vec<T>, StoreError>>,
-    id_of: fn(&T) -> &str,
-    store: impl FnOnce(Rc<Table<T>>),
-) -> Result<Rc<Table<T>>, Error> {
-    let build = |rows: Vec<T>| -> Rc<Table<T>> {
-        Rc::new(
-            rows.into_iter()
-                .map(|r| (id_of(&r).to_owned(), Rc::new(r)))
-                .collect(),
-        )
-    };
-    match lookup {
-        Lookup::Fresh(Some(t)) => Ok(t),
-        Lookup::Stale(Some(old)) => match fetch.await {
-            Ok(rows) => {
-                let t = build(rows);
-                store(t.clone());
-                Ok(t)
-            }
-            Err(_) => Ok(old),
-        },
-        _ => {
-            let t = build(fetch.await?);
-            store(t.clone());
-            Ok(t)
-        }
-    }
-}
+pub use super::clients::Freshness;
 
 /// Every API resource, from the isolate's copy of the table.
 pub async fn resources<B: Backend>(ctx: &Ctx<'_, B>) -> Result<Rc<Table<ApiResource>>, Error> {
@@ -94,40 +65,13 @@ pub async fn load_client<B: Backend>(
     load_client_with(ctx, id, Freshness::Cached).await
 }
 
-/// How current a registry read must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Freshness {
-    /// The isolate cache may answer (hot paths: introspection, revocation).
-    Cached,
-    /// Read D1 (issuing tokens: a disabled client must stop getting tokens at once). An id the
-    /// cached table does not know is still unknown without a D1 read: a client created at
-    /// another location works here within `registry_cache_secs`.
-    Fresh,
-}
-
+/// The client `id` as stored, of any kind (no metadata document is fetched).
 pub async fn load_client_with<B: Backend>(
     ctx: &Ctx<'_, B>,
     id: &str,
     freshness: Freshness,
 ) -> Result<Option<Rc<Client>>, Error> {
-    let (c, now) = (ctx.cfg, ctx.now);
-    let lookup = ctx
-        .isolate
-        .lookup_clients(now, c.registry_cache_secs, c.registry_max_stale_secs);
-    let t = table(
-        lookup,
-        ctx.backend.list_clients(),
-        |c| &c.id,
-        |t| {
-            ctx.isolate.store_clients(now, t);
-        },
-    )
-    .await?;
-    let cached = t.get(id).cloned();
-    match (freshness, cached) {
-        (Freshness::Fresh, Some(_)) => Ok(ctx.backend.client(id).await?.map(Rc::new)),
-        (_, cached) => Ok(cached),
-    }
+    Ok(clients::stored(ctx, id, freshness).await?.map(|c| c.client))
 }
 
 /// Authenticates an API resource (introspection caller). Failures count against the rate limits
@@ -167,16 +111,19 @@ pub async fn authenticate_client<B: Backend>(
     let secret = presented.secret_hash();
     ratelimit::check_blocked(ctx, Limit::FailedAuthPerClient, id)?;
     ratelimit::check_blocked(ctx, Limit::FailedAuthPerIp, ip)?;
-    let failure = match load_client_with(ctx, id, freshness).await? {
+    let failure = match clients::stored(ctx, id, freshness).await? {
         None => format!("unknown client {id}"),
-        Some(client) => match (&client.secret, secret) {
+        Some(found) => match (&found.client.secret, secret) {
             (Some(set), Some(s)) if !set.verify_hash(&s, ctx.now) => {
                 format!("bad secret for client {id}")
             }
             (Some(_), None) => format!("missing secret for client {id}"),
             (None, Some(_)) => format!("public client {id} sent a secret"),
-            _ if !client.enabled => format!("client {id} is disabled"),
-            _ => return Ok(client),
+            _ if !found.client.enabled => format!("client {id} is disabled"),
+            _ => {
+                clients::note_use(ctx, &found).await;
+                return Ok(found.client);
+            }
         },
     };
     Err(ratelimit::failed_auth(ctx, id, ip, Error::InvalidClient(failure)).await)

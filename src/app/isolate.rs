@@ -2,9 +2,10 @@
 //! Durable Objects off the hot path. Nothing here is needed for correctness; losing it (a new
 //! isolate) only costs reads.
 
+use crate::authz::client_cache::ClientCache;
 use crate::gate::route::GateRoute;
 use crate::jose::Jwks;
-use crate::model::{ApiResource, Client};
+use crate::model::{ApiResource, AuthzClient};
 use crate::token::TokenHash;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -23,7 +24,7 @@ pub const JWKS_TTL_SECS: i64 = 600;
 /// most this long (stale-if-error), so a short identity-provider outage does not lock users out.
 pub const JWKS_MAX_STALE_SECS: i64 = 86_400;
 
-/// A whole registry table (every client, or every API resource) by id.
+/// A whole registry table (every administrator-made client, or every API resource) by id.
 pub type Table<T> = HashMap<String, Rc<T>>;
 
 /// A cached registry table: (fetched at, last refresh attempt, records). The table is read
@@ -36,10 +37,16 @@ type Routes = Rc<Vec<GateRoute>>;
 #[derive(Default)]
 pub struct IsolateState {
     resources: Snapshot<ApiResource>,
-    clients: Snapshot<Client>,
+    /// The administrator-made clients, read whole (`source = 'admin'`).
+    clients: Snapshot<AuthzClient>,
+    /// Self-registered clients (metadata documents, RFC 7591), one by one, bounded, with
+    /// negative entries (see `super::clients`).
+    one_by_one: RefCell<ClientCache<AuthzClient>>,
+    /// When this isolate last wrote a dynamic client's use, by client id.
+    touched: RefCell<HashMap<String, i64>>,
     inactive: RefCell<HashMap<TokenHash, i64>>,
-    /// Security events not yet written (see [`super::events`]).
-    events: RefCell<Vec<super::events::Event>>,
+    /// Security events not yet written (see [`crate::events`]).
+    events: RefCell<Vec<crate::events::Event>>,
     /// Rate-limited keys and until when they are refused.
     blocked: RefCell<HashMap<(crate::store::Limit, String), i64>>,
     /// Sources (PAT id, generation) of exchanged JWTs known to be dead.
@@ -54,7 +61,7 @@ pub struct IsolateState {
     /// When the secret scanning keys were last fetched or tried (success or not).
     scanning_keys_tried: std::cell::Cell<Option<i64>>,
     /// Sampling of the webhook event types anyone can cause (see [`super::sampling`]).
-    sampler: super::sampling::Sampler,
+    sampler: crate::webhook::sampling::Sampler,
     /// Webhook endpoints' subscriptions, read whole: (fetched at, subscriptions).
     webhooks: RefCell<Option<(i64, Webhooks)>>,
 }
@@ -102,6 +109,41 @@ fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, k: K, v: 
     map.insert(k, v);
 }
 
+/// A registry table through the isolate cache: read whole from D1, so an unknown id costs no D1
+/// query. A stale table is refreshed by the one request that found it stale; if that D1 read
+/// fails, the stale table is served (within `registry_max_stale_secs` past its life, see
+/// this module); a miss whose D1 read fails is a 503.
+pub async fn table<T>(
+    lookup: Lookup<Table<T>>,
+    fetch: impl std::future::Future<Output = Result<Vec<T>, crate::store::StoreError>>,
+    id_of: fn(&T) -> &str,
+    store: impl FnOnce(Rc<Table<T>>),
+) -> Result<Rc<Table<T>>, crate::error::Error> {
+    let build = |rows: Vec<T>| -> Rc<Table<T>> {
+        Rc::new(
+            rows.into_iter()
+                .map(|r| (id_of(&r).to_owned(), Rc::new(r)))
+                .collect(),
+        )
+    };
+    match lookup {
+        Lookup::Fresh(Some(t)) => Ok(t),
+        Lookup::Stale(Some(old)) => match fetch.await {
+            Ok(rows) => {
+                let t = build(rows);
+                store(t.clone());
+                Ok(t)
+            }
+            Err(_) => Ok(old),
+        },
+        _ => {
+            let t = build(fetch.await?);
+            store(t.clone());
+            Ok(t)
+        }
+    }
+}
+
 impl IsolateState {
     pub fn lookup_resources(
         &self,
@@ -116,12 +158,28 @@ impl IsolateState {
         *self.resources.borrow_mut() = Some((now, now, v));
     }
 
-    pub fn lookup_clients(&self, now: i64, ttl: i64, max_stale: i64) -> Lookup<Table<Client>> {
+    pub fn lookup_clients(&self, now: i64, ttl: i64, max_stale: i64) -> Lookup<Table<AuthzClient>> {
         lookup(&self.clients, now, ttl, max_stale)
     }
 
-    pub fn store_clients(&self, now: i64, v: Rc<Table<Client>>) {
+    pub fn store_clients(&self, now: i64, v: Rc<Table<AuthzClient>>) {
         *self.clients.borrow_mut() = Some((now, now, v));
+    }
+
+    /// The cache of self-registered clients, for one operation.
+    pub fn clients_one_by_one<R>(&self, f: impl FnOnce(&mut ClientCache<AuthzClient>) -> R) -> R {
+        f(&mut self.one_by_one.borrow_mut())
+    }
+
+    /// Claims the write of client `id`'s use at `now`: false if this isolate wrote it less than
+    /// `interval` seconds ago.
+    pub fn claim_client_touch(&self, id: &str, now: i64, interval: i64) -> bool {
+        let mut t = self.touched.borrow_mut();
+        if t.get(id).is_some_and(|at| now - at < interval) {
+            return false;
+        }
+        bounded_insert(&mut t, id.to_owned(), now);
+        true
     }
 
     /// After an admin change of resource `_id`: this isolate reads the table again at once.
@@ -130,8 +188,9 @@ impl IsolateState {
     }
 
     /// After an admin change of client `_id`: this isolate reads the table again at once.
-    pub fn forget_client(&self, _id: &str) {
+    pub fn forget_client(&self, id: &str) {
         *self.clients.borrow_mut() = None;
+        self.one_by_one.borrow_mut().forget(id);
     }
 
     pub fn is_known_inactive(&self, hash: &TokenHash, now: i64) -> bool {
@@ -187,12 +246,12 @@ impl IsolateState {
 
     /// A `warning` event: something went wrong that did not change the answer.
     pub fn warn(&self, message: String) {
-        self.emit(super::events::Event::Warning { message });
+        self.emit(crate::events::Event::Warning { message });
     }
 
     /// The `error` event of an error answer (its cause), if it has one.
     pub fn error(&self, e: &crate::error::Error) {
-        if let Some(ev) = super::events::Event::error_cause(e) {
+        if let Some(ev) = crate::events::Event::error_cause(e) {
             self.emit(ev);
         }
     }
@@ -200,7 +259,7 @@ impl IsolateState {
     /// Records an event (security event, warning, error cause): the one sink. The runtime writes
     /// each as one log line after the request (and queues webhook deliveries of the deliverable
     /// ones).
-    pub fn emit(&self, e: super::events::Event) {
+    pub fn emit(&self, e: crate::events::Event) {
         let mut ev = self.events.borrow_mut();
         if ev.len() < MAX_ENTRIES {
             ev.push(e);
@@ -208,7 +267,7 @@ impl IsolateState {
     }
 
     /// The events emitted since the last call, oldest first.
-    pub fn take_events(&self) -> Vec<super::events::Event> {
+    pub fn take_events(&self) -> Vec<crate::events::Event> {
         std::mem::take(&mut self.events.borrow_mut())
     }
 
@@ -324,7 +383,7 @@ impl IsolateState {
     }
 
     /// The webhook fan-out's sampling of unauthenticated event types.
-    pub fn sampler(&self) -> &super::sampling::Sampler {
+    pub fn sampler(&self) -> &crate::webhook::sampling::Sampler {
         &self.sampler
     }
 }
@@ -346,8 +405,8 @@ mod tests {
     #[test]
     fn a_stale_table_is_refreshed_by_one_request_only_and_served_stale_for_a_bounded_time() {
         let s = IsolateState::default();
-        let fresh = |l: Lookup<Table<Client>>| matches!(l, Lookup::Fresh(Some(_)));
-        let stale = |l: Lookup<Table<Client>>| matches!(l, Lookup::Stale(Some(_)));
+        let fresh = |l: Lookup<Table<AuthzClient>>| matches!(l, Lookup::Fresh(Some(_)));
+        let stale = |l: Lookup<Table<AuthzClient>>| matches!(l, Lookup::Stale(Some(_)));
         assert_eq!(s.lookup_clients(0, 30, 300), Lookup::Miss);
         s.store_clients(0, Rc::new(Table::new()));
         assert!(fresh(s.lookup_clients(29, 30, 300)));

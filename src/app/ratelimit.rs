@@ -4,9 +4,9 @@
 //! isolate for the limit's period, so that even a correct secret is refused meanwhile. A limiter
 //! that fails lets the request through: a limiter outage must not lock everyone out.
 
-use super::events::Event;
-use super::Ctx;
+use crate::app::ctx::Ctx;
 use crate::error::Error;
+use crate::events::Event;
 use crate::http::Request;
 use crate::store::{Backend, Limit};
 
@@ -27,6 +27,8 @@ fn name(limit: Limit) -> &'static str {
         Limit::PatCreationsPerUser => "PAT creations per user",
         Limit::TokenEndpointPerIp => "token endpoint calls per IP",
         Limit::RotationsPerPat => "rotations of this token",
+        Limit::RegistrationsPerIp => "client registrations per IP",
+        Limit::MetadataFetches => "client metadata document fetches",
     }
 }
 

@@ -40,6 +40,32 @@ pub fn check_dev_sign_in(issuer: &str, dev_sign_in: bool) -> Result<(), String> 
     ))
 }
 
+/// `CIMD_ALLOW_HTTP_LOOPBACK="true"` lets client ID metadata documents be fetched from
+/// `http://127.0.0.1` and `http://[::1]` (local MCP clients and tests). Like `DEV_SIGN_IN`, it is
+/// for a Worker on this machine only: with an issuer that is not a loopback URL it is a
+/// configuration error.
+pub fn check_metadata_http_loopback(issuer: &str, on: bool) -> Result<(), String> {
+    if !on || is_loopback_url(issuer) {
+        return Ok(());
+    }
+    Err(format!(
+        "CIMD_ALLOW_HTTP_LOOPBACK is for local development only: ISSUER {issuer:?} is not a \
+         loopback URL; unset CIMD_ALLOW_HTTP_LOOPBACK"
+    ))
+}
+
+/// RFC 7591 registration gives out `pgd_` ids tagged with the first `CLIENT_ID_KEYS` key: on
+/// without a key, it is a configuration error (no registered client could ever be found).
+pub fn check_dynamic_registration(on: bool, keys: usize) -> Result<(), String> {
+    if on && keys == 0 {
+        return Err(
+            "DYNAMIC_REGISTRATION needs CLIENT_ID_KEYS (a JSON array of base64 keys of at least 32 bytes)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// Whether `url` is an `http(s)` URL whose host is this machine: `localhost` (or a name under
 /// `.localhost`, RFC 6761), an IPv4 address in 127.0.0.0/8, or `[::1]`. Nothing else: no
 /// userinfo, no numeric shorthand (`http://2130706433`), no other loopback spelling.
@@ -83,6 +109,32 @@ fn valid_port(p: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_documents_need_a_loopback_issuer_and_registration_needs_a_key() {
+        assert_eq!(
+            check_metadata_http_loopback("http://127.0.0.1:8787", true),
+            Ok(())
+        );
+        assert_eq!(
+            check_metadata_http_loopback("https://patgate.example.com", false),
+            Ok(())
+        );
+        for issuer in [
+            "https://patgate.example.com",
+            "http://10.0.0.1:8787",
+            "http://2130706433",
+        ] {
+            let e = check_metadata_http_loopback(issuer, true).expect_err(issuer);
+            assert!(
+                e.starts_with("CIMD_ALLOW_HTTP_LOOPBACK is for local development only"),
+                "{e}"
+            );
+        }
+        assert_eq!(check_dynamic_registration(false, 0), Ok(()));
+        assert_eq!(check_dynamic_registration(true, 1), Ok(()));
+        assert!(check_dynamic_registration(true, 0).is_err());
+    }
 
     #[test]
     fn dev_sign_in_needs_a_loopback_issuer() {

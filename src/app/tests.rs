@@ -4,10 +4,15 @@
 #![allow(clippy::needless_pass_by_value)]
 
 use super::*;
+use crate::app::config::*;
+use crate::events;
 use crate::http::{Method, Request};
+use crate::jose::UserAuthConfig;
+use crate::model::PAT_CLIENT_ID;
 use crate::model::{ApiResource, Client, SecretSet, TokenFormat};
 use crate::secret::ClientSecret;
 use crate::testing::{Counts, MemoryBackend};
+use crate::time::rfc3339;
 use base64::Engine as _;
 use futures::executor::block_on;
 use hmac::{Hmac, Mac};
@@ -128,7 +133,7 @@ impl Harness {
         self.isolate
             .take_events()
             .iter()
-            .map(super::events::Event::line)
+            .map(crate::events::Event::line)
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -335,6 +340,68 @@ fn a_stale_kv_entry_is_checked_against_d1_and_rewritten() {
     // then one KV read again
     h.introspect(&token);
     assert_eq!(h.backend.take_counts().d1_query, 0);
+}
+
+/// Upgrades: a KV entry written by a version before `fresh_until` (and the uid fields) existed is
+/// stale, never trusted and never refused: the first use asks D1, the token keeps working, and the
+/// entry is rewritten in the current format; a revoked token's old entry is deleted.
+#[test]
+fn kv_entries_of_older_versions_are_checked_against_d1_and_rewritten() {
+    use crate::model::Grant;
+    let mut h = Harness::new();
+    h.cfg.registry_cache_secs = 1_000_000; // count only the token's reads
+    let (id, token) = h.pat("alice", &["demo_api:read"]);
+    let (_, revoked) = h.pat("alice", &["demo_api:read"]);
+    h.introspect(&token); // warm the registry cache
+    let old_format = |g: &mut Grant| {
+        g.fresh_until = None;
+        g.client_uid = None;
+        g.scope_owners = None;
+    };
+    h.backend.kv.borrow_mut().values_mut().for_each(old_format);
+    let rows: Vec<(String, String)> = h
+        .backend
+        .kv
+        .borrow()
+        .values()
+        .map(|g| (g.id.clone(), serde_json::to_string(g).expect("json")))
+        .collect();
+    assert!(
+        rows.iter().all(|(_, j)| !j.contains("fresh_until")),
+        "{rows:?}"
+    );
+    h.backend.take_counts();
+    let (_, v, _) = h.call(&introspect_req(&token));
+    assert_eq!(v["active"], true, "an old entry keeps its token working");
+    let c = h.backend.take_counts();
+    assert_eq!((c.kv_get, c.d1_query, c.kv_put), (1, 1, 1), "{c:?}");
+    let rewritten = h
+        .backend
+        .kv
+        .borrow()
+        .values()
+        .find(|g| g.id == id)
+        .cloned()
+        .expect("entry");
+    assert_eq!(rewritten.fresh_until, Some(h.now + h.cfg.grant_cache_secs));
+    assert!(rewritten.client_uid.is_some() && rewritten.scope_owners.is_some());
+    h.introspect(&token);
+    assert_eq!(h.backend.take_counts().d1_query, 0, "fresh again: KV only");
+    // a revocation whose KV delete was lost, in the old format: D1 says no, the entry goes
+    h.backend.tokens.borrow_mut().iter_mut().for_each(|t| {
+        if t.id != id {
+            t.revoked_at = Some(h.now);
+        }
+    });
+    assert_eq!(
+        h.call(&introspect_req(&revoked)).1,
+        json!({"active": false})
+    );
+    assert_eq!(
+        h.backend.kv.borrow().len(),
+        1,
+        "the revoked token's entry is deleted"
+    );
 }
 
 #[test]
@@ -749,6 +816,42 @@ fn routing_errors() {
     );
 }
 
+/// Every path of the router's table answers a method it does not take with 405 and the methods
+/// it does take in `Allow`; a path outside the table is a 404 whatever the method.
+#[test]
+fn every_route_names_its_methods() {
+    let h = Harness::new();
+    for (method, path, allow) in [
+        (
+            Method::Post,
+            "/.well-known/oauth-authorization-server",
+            "GET",
+        ),
+        (Method::Post, "/.well-known/jwks.json", "GET"),
+        (Method::Get, "/oauth/token", "POST"),
+        (Method::Get, "/oauth/register", "POST"),
+        (Method::Get, "/oauth/introspect", "POST"),
+        (Method::Delete, "/oauth/revoke", "POST"),
+        (Method::Get, "/secret-scanning/github", "POST"),
+        (Method::Delete, "/api/pats", "GET, POST"),
+        (Method::Post, "/api/pats/p1", "GET, DELETE"),
+        (Method::Get, "/api/pats/p1/rotate", "POST"),
+        (Method::Get, "/api/pats/self/rotate", "POST"),
+    ] {
+        let (s, _, o) = h.call(&Request::new(method, path));
+        assert_eq!(s, 405, "{path}");
+        assert_eq!(o.response.header("allow"), Some(allow), "{path}");
+    }
+    for (method, path) in [
+        (Method::Get, "/api/pats/"),
+        (Method::Post, "/api/pats//rotate"),
+        (Method::Delete, "/oauth"),
+        (Method::Get, "/tokens"), // the page: only with the issuer's Host
+    ] {
+        assert_eq!(h.call(&Request::new(method, path)).0, 404, "{path}");
+    }
+}
+
 #[test]
 fn config_debug_shows_no_secret() {
     let cfg = config();
@@ -761,6 +864,7 @@ fn config_debug_shows_no_secret() {
 }
 
 mod gate;
+mod gate_cors;
 
 mod hostile;
 mod webhooks;

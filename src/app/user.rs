@@ -2,7 +2,7 @@
 //! identity provider, in `Authorization: Bearer` or Cloudflare Access's `Cf-Access-Jwt-Assertion`.
 
 use super::isolate::Lookup;
-use super::Ctx;
+use crate::app::ctx::Ctx;
 use crate::error::Error;
 use crate::http::Request;
 use crate::jose::{verify_user_jwt, AuthFailure, Jwks};

@@ -56,18 +56,25 @@ pub struct CachePolicy {
     pub negative_ttl: i64,
 }
 
-/// A cache lookup. `None` inside: known not to exist.
+/// A cache lookup.
 #[derive(Debug, PartialEq)]
 pub enum Cached<V> {
-    Fresh(Option<Rc<V>>),
+    /// Found, within its life.
+    Found(Rc<V>),
+    /// Known not to exist, or refused (a metadata document that could not be fetched or was
+    /// invalid), within [`CachePolicy::negative_ttl`]: why, a sentence for the answer.
+    Missing(Rc<str>),
     /// Past its life: the caller refreshes it. This lookup marked the entry checked, so that
     /// concurrent requests keep using it instead of all reading D1 at once.
     Stale(Rc<V>),
     Miss,
 }
 
+/// Why an id is missing when nothing more precise is known.
+pub const UNKNOWN_CLIENT: &str = "unknown client";
+
 struct Entry<V> {
-    value: Option<Rc<V>>,
+    value: Result<Rc<V>, Rc<str>>,
     fetched_at: i64,
     checked_at: i64,
 }
@@ -81,6 +88,12 @@ pub struct ClientCache<V> {
 
 /// Default bound: a few thousand clients (a client record is well under a kilobyte).
 pub const DEFAULT_CAPACITY: usize = 4096;
+
+impl<V> Default for ClientCache<V> {
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY)
+    }
+}
 
 impl<V> ClientCache<V> {
     pub fn new(capacity: usize) -> Self {
@@ -104,21 +117,39 @@ impl<V> ClientCache<V> {
             return Cached::Miss;
         };
         match &e.value {
-            None if now - e.fetched_at < p.negative_ttl => Cached::Fresh(None),
-            None => Cached::Miss,
-            Some(_) if now - e.fetched_at >= p.ttl + p.max_stale => Cached::Miss,
-            Some(v) if now - e.checked_at < p.ttl => Cached::Fresh(Some(v.clone())),
-            Some(v) => {
+            Err(why) if now - e.fetched_at < p.negative_ttl => Cached::Missing(why.clone()),
+            Err(_) => Cached::Miss,
+            Ok(_) if now - e.fetched_at >= p.ttl + p.max_stale => Cached::Miss,
+            Ok(v) if now - e.checked_at < p.ttl => Cached::Found(v.clone()),
+            Ok(v) => {
                 e.checked_at = now;
                 Cached::Stale(v.clone())
             }
         }
     }
 
-    /// Stores what D1 (or a fetch) said about `id` at `now`.
+    /// Stores what D1 (or a fetch) said about `id` at `now` (`None`: no such client).
     pub fn put(&mut self, id: &str, value: Option<V>, now: i64) {
+        self.insert(
+            id,
+            value.map(Rc::new).ok_or_else(|| UNKNOWN_CLIENT.into()),
+            now,
+        );
+    }
+
+    /// Stores a found client as shared elsewhere (without copying it).
+    pub fn put_rc(&mut self, id: &str, value: Rc<V>, now: i64) {
+        self.insert(id, Ok(value), now);
+    }
+
+    /// Remembers that `id` cannot be used, and why, for [`CachePolicy::negative_ttl`].
+    pub fn put_missing(&mut self, id: &str, why: &str, now: i64) {
+        self.insert(id, Err(why.into()), now);
+    }
+
+    fn insert(&mut self, id: &str, value: Result<Rc<V>, Rc<str>>, now: i64) {
         let entry = Entry {
-            value: value.map(Rc::new),
+            value,
             fetched_at: now,
             checked_at: now,
         };
@@ -195,11 +226,11 @@ mod tests {
         assert_eq!(c.get("a", 0, &P), Cached::Miss);
         c.put("a", Some("A"), 0);
         c.put("x", None, 0);
-        assert_eq!(c.get("a", 29, &P), Cached::Fresh(Some(Rc::new("A"))));
+        assert_eq!(c.get("a", 29, &P), Cached::Found(Rc::new("A")));
         assert_eq!(c.get("a", 30, &P), Cached::Stale(Rc::new("A")));
         assert_eq!(
             c.get("a", 30, &P),
-            Cached::Fresh(Some(Rc::new("A"))),
+            Cached::Found(Rc::new("A")),
             "one refresher"
         );
         assert_eq!(c.get("a", 329, &P), Cached::Stale(Rc::new("A")));
@@ -208,13 +239,23 @@ mod tests {
             Cached::Miss,
             "never past the stale bound"
         );
-        assert_eq!(c.get("x", 59, &P), Cached::Fresh(None));
+        assert_eq!(c.get("x", 59, &P), Cached::Missing(UNKNOWN_CLIENT.into()));
         assert_eq!(c.get("x", 60, &P), Cached::Miss);
+        c.put_missing("y", "the document is too large", 100);
+        assert_eq!(
+            c.get("y", 159, &P),
+            Cached::Missing("the document is too large".into())
+        );
+        assert_eq!(c.get("y", 160, &P), Cached::Miss);
         c.put("a", Some("A2"), 400);
-        assert_eq!(c.get("a", 401, &P), Cached::Fresh(Some(Rc::new("A2"))));
+        assert_eq!(c.get("a", 401, &P), Cached::Found(Rc::new("A2")));
         c.forget("a");
         assert_eq!(c.get("a", 401, &P), Cached::Miss);
-        assert_eq!(c.len(), 1);
+        assert_eq!(
+            c.len(),
+            2,
+            "x and y are kept (expired entries are replaced, not swept)"
+        );
     }
 
     #[test]
@@ -224,7 +265,7 @@ mod tests {
             c.put(&format!("k{i}"), Some(i), 0);
             assert!(c.len() <= 3);
         }
-        assert_eq!(c.get("k9", 1, &P), Cached::Fresh(Some(Rc::new(9))));
+        assert_eq!(c.get("k9", 1, &P), Cached::Found(Rc::new(9)));
         assert_eq!(c.get("k6", 1, &P), Cached::Miss, "the oldest went first");
         // updating an entry does not grow the cache or its eviction order
         c.put("k9", Some(99), 2);

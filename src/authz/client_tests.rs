@@ -10,7 +10,7 @@ use super::store::{AppGrants, ClientDirectory, Fetched, MetadataFetcher};
 use super::tests::{approved, client, profile, P};
 use crate::oauth::authorize::RedirectPolicy;
 use crate::oauth::metadata_document::{
-    cache_until, check_client_id_url, validate_document, CacheBounds, CacheHeaders, DocumentError,
+    cache_until, fetchable_url, validate_document, CacheBounds, CacheHeaders, DocumentError,
     MAX_DOCUMENT_BYTES,
 };
 use crate::store::Write;
@@ -39,8 +39,8 @@ fn resolve(
         negative_ttl: 60,
     };
     match cache.get(id, now, &policy) {
-        Cached::Fresh(Some(p)) => return Ok(p.display_name.clone()),
-        Cached::Fresh(None) => return Ok(None),
+        Cached::Found(p) => return Ok(p.display_name.clone()),
+        Cached::Missing(_) => return Ok(None),
         Cached::Stale(_) | Cached::Miss => {}
     }
     if let Some((_, p)) = block_on(m.client_profile(id)).map_err(|e| e.0)? {
@@ -50,8 +50,8 @@ fn resolve(
             return Ok(name);
         }
     }
-    check_client_id_url(id, false).map_err(|e| e.to_string())?;
-    let fetched = match block_on(m.fetch_metadata(id, MAX_DOCUMENT_BYTES, 3000)) {
+    let url = fetchable_url(id, false).map_err(|e| e.to_string())?;
+    let fetched = match block_on(m.fetch_metadata(&url, MAX_DOCUMENT_BYTES, 3000)) {
         Ok(f) if f.status == 200 => f,
         _ => {
             cache.put(id, None, now);

@@ -13,6 +13,7 @@ use super::store::{
     MetadataFetcher, RememberedApprovals,
 };
 use crate::model::Client;
+use crate::oauth::metadata_document::FetchableUrl;
 use crate::store::{StoreError, Write};
 use crate::testing::Fault;
 use crate::token::TokenHash;
@@ -149,6 +150,19 @@ impl ClientDirectory for AuthzMemory {
             .iter()
             .find(|(c, _, _)| c.id == id)
             .map(|(c, p, _)| (c.clone(), p.clone())))
+    }
+
+    async fn admin_clients(&self) -> Result<Vec<(Client, ClientProfile)>, StoreError> {
+        self.call()?;
+        let mut v: Vec<_> = self
+            .clients
+            .borrow()
+            .iter()
+            .filter(|(_, p, _)| p.source == ClientSource::Admin)
+            .map(|(c, p, _)| (c.clone(), p.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        Ok(v)
     }
 
     async fn put_metadata_client(
@@ -512,10 +526,11 @@ impl AppGrants for AuthzMemory {
 impl MetadataFetcher for AuthzMemory {
     async fn fetch_metadata(
         &self,
-        url: &str,
+        url: &FetchableUrl,
         max_bytes: usize,
         _timeout_ms: u32,
     ) -> Result<Fetched, StoreError> {
+        let url = url.as_str();
         self.fetched.borrow_mut().push(url.to_owned());
         let found = self
             .documents

@@ -156,6 +156,40 @@ impl ClientIdKey {
             .map(ClientIdKey)
     }
 
+    /// A key written in base64 (standard or URL-safe alphabet, padded or not), as
+    /// `CLIENT_ID_KEYS` lists them. `None`: not base64, or shorter than 32 bytes.
+    pub fn from_base64(text: &str) -> Option<Self> {
+        use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+        use base64::Engine as _;
+        let t = text.trim().trim_end_matches('=');
+        let bytes = STANDARD_NO_PAD
+            .decode(t)
+            .or_else(|_| URL_SAFE_NO_PAD.decode(t))
+            .ok()?;
+        Self::new(&bytes)
+    }
+
+    /// `CLIENT_ID_KEYS`: a JSON array of base64 keys, the first of which tags new ids.
+    ///
+    /// # Errors
+    /// A sentence for the configuration error (never the key).
+    pub fn parse_list(json: &str) -> Result<Vec<Self>, String> {
+        let texts: Vec<String> = serde_json::from_str(json)
+            .map_err(|_| "CLIENT_ID_KEYS must be a JSON array of base64 strings".to_owned())?;
+        if texts.is_empty() {
+            return Err("CLIENT_ID_KEYS must list at least one key".to_owned());
+        }
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                Self::from_base64(t).ok_or_else(|| {
+                    format!("CLIENT_ID_KEYS[{i}] must be base64 of at least 32 bytes")
+                })
+            })
+            .collect()
+    }
+
     fn tag(&self, body: &str) -> String {
         let mut mac = self.0.clone();
         mac.update(body.as_bytes());
@@ -217,6 +251,32 @@ mod tests {
     use super::*;
 
     const KEY: &[u8] = b"patgate-test-client-id-key-32-bytes!";
+
+    #[test]
+    fn keys_are_read_from_base64_in_either_alphabet() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        use base64::Engine as _;
+        let bytes = [0xfbu8; 33]; // '+' and '/' in standard base64, '-' and '_' in URL-safe
+        let id = generate_dynamic_id(&ClientIdKey::new(&bytes).expect("key")).expect("rng");
+        for text in [STANDARD.encode(bytes), URL_SAFE_NO_PAD.encode(bytes)] {
+            let k = ClientIdKey::from_base64(&text).expect(&text);
+            assert!(verify_dynamic_id(&id, &[k]), "{text}");
+        }
+        assert!(ClientIdKey::from_base64(&STANDARD.encode([1u8; 31])).is_none());
+        assert!(ClientIdKey::from_base64("not base64!").is_none());
+        let list = format!(
+            r#"["{}", "{}"]"#,
+            STANDARD.encode([2u8; 32]),
+            STANDARD.encode(bytes)
+        );
+        let keys = ClientIdKey::parse_list(&list).expect("two keys");
+        assert_eq!(keys.len(), 2);
+        assert!(verify_dynamic_id(&id, &keys), "any listed key verifies");
+        for bad in ["", "[]", "{}", r#"["short"]"#, "[1]"] {
+            let e = ClientIdKey::parse_list(bad).expect_err(bad);
+            assert!(e.starts_with("CLIENT_ID_KEYS"), "{e}");
+        }
+    }
 
     /// Pinned vectors (computed independently with Python's zlib.crc32, hashlib and hmac): the
     /// formats and the stored hashes must never change.

@@ -10,7 +10,8 @@ use super::records::{
     RememberedApproval,
 };
 use crate::model::Client;
-use crate::store::{StoreError, Write};
+use crate::oauth::metadata_document::FetchableUrl;
+use crate::store::error::{StoreError, Write};
 use crate::token::TokenHash;
 
 /// Clients one by one (self-registered clients can number in the tens of thousands: never read
@@ -19,6 +20,10 @@ pub trait ClientDirectory {
     /// The client with this id and its profile (`SELECT ... FROM clients WHERE id = ?`).
     async fn client_profile(&self, id: &str)
         -> Result<Option<(Client, ClientProfile)>, StoreError>;
+    /// Every administrator-made client with its profile, by id (`WHERE source = 'admin'`): the
+    /// isolate's admin table and the admin API's list. Self-registered clients are never read
+    /// whole.
+    async fn admin_clients(&self) -> Result<Vec<(Client, ClientProfile)>, StoreError>;
     /// Stores a metadata document client as fetched: inserted on first sight, its profile
     /// replaced on a later fetch, its uid kept (`INSERT ... ON CONFLICT(id) DO UPDATE ... WHERE
     /// source = 'metadata' RETURNING uid`). `None`: the id belongs to a client of another source,
@@ -169,13 +174,14 @@ pub struct Fetched {
     pub age: Option<String>,
 }
 
-/// Fetches client ID metadata documents: through the network guard (public addresses only),
-/// `GET` with `Accept: application/json`, redirects not followed (a 3xx is returned as such),
-/// at most `max_bytes + 1` bytes read, given up after `timeout_ms`.
+/// Fetches client ID metadata documents: only URLs the network guard accepted
+/// ([`FetchableUrl`], made by `oauth::metadata_document::fetchable_url`), `GET` with `Accept:
+/// application/json`, redirects not followed (a 3xx is returned as such), at most `max_bytes +
+/// 1` bytes read, given up after `timeout_ms` (an error).
 pub trait MetadataFetcher {
     async fn fetch_metadata(
         &self,
-        url: &str,
+        url: &FetchableUrl,
         max_bytes: usize,
         timeout_ms: u32,
     ) -> Result<Fetched, StoreError>;

@@ -9,7 +9,8 @@
 //! API resource: its scopes are the only ones it can carry, so every other resource sees the
 //! token as inactive.
 
-use crate::gate::route::{find_by_metadata_suffix, GateRoute};
+use crate::gate::matching::find_by_metadata_suffix;
+use crate::gate::route::GateRoute;
 use crate::oauth::authorize::{ErrorCode, RedirectError, ResourceIndicator};
 use crate::oauth::uri::Uri;
 use crate::scopes::Scopes;
@@ -133,6 +134,7 @@ mod tests {
                 methods: vec!["*".into()],
                 scopes: vec![],
             }],
+            cors: None,
         }
     }
 

@@ -10,6 +10,10 @@
 //!   a code is single use, and wrk needs them for longer than a code's 60 s),
 //!   `DIR/refresh.sql` (N grants, each with its first refresh token), and the matching request
 //!   bodies, one per line: `DIR/codes.txt`, `DIR/refresh.txt`.
+//! - `seed-clients N DIR NOW KEY`: writes `DIR/clients-K.sql` (D1 rows of N self-registered
+//!   clients, RFC 7591 style: public, `pgd_` ids tagged with the base64 key KEY as
+//!   `CLIENT_ID_KEYS` would, in files of 25,000), with the clients' D1 columns of
+//!   `storage::authz_rows`, so that the benchmark measures client authentication among them.
 //! - `introspect N`: runs N introspections of one active PAT through the whole core (parse the
 //!   form, authenticate the API resource, hash, decide, serialize) over the in-memory backend. The
 //!   benchmark runs it under `valgrind --tool=callgrind` for a noise-free instructions-per-decision
@@ -18,12 +22,16 @@
 use patgate::app::{self, Config, Ctx, IsolateState};
 use patgate::authz::code::{grant_from_code, new_code};
 use patgate::authz::records::{Approved, Audience};
+use patgate::authz::records::{ClientProfile, ClientSource};
 use patgate::authz::refresh::{first, RefreshPolicy};
+use patgate::authz::secrets::{generate_dynamic_id, ClientIdKey};
 use patgate::authz::secrets::{GrantSecret, SecretKind};
 use patgate::http::{Method, Request};
 use patgate::model::{ApiResource, Client, SecretSet, TokenFormat, TokenRecord};
 use patgate::oauth::authorize::{CodeChallenge, CodeVerifier};
+use patgate::oauth::client_metadata::GrantType;
 use patgate::secret::ClientSecret;
+use patgate::storage::authz_rows::{client_profile_values, Bind, CLIENT_PROFILE_COLUMNS};
 use patgate::storage::authz_rows::{
     code_columns, code_values, grant_values, refresh_values, Bind, GRANT_COLUMNS, REFRESH_COLUMNS,
 };
@@ -78,10 +86,17 @@ fn main() {
                 },
             );
         }
+        ["seed-clients", n, dir, now, key] => seed_clients(
+            n.parse().unwrap_or_else(|_| fail("N must be a number")),
+            dir,
+            now.parse()
+                .unwrap_or_else(|_| fail("NOW must be unix seconds")),
+            key,
+        ),
         ["introspect", n] => introspect(n.parse().unwrap_or_else(|_| fail("N must be a number"))),
         _ => fail(
             "usage: seed-growth N DIR NOW | seed-flow N DIR NOW CLIENT_ID CLIENT_UID API_UID \
-             RESOURCE REDIRECT_URI | introspect N",
+             RESOURCE REDIRECT_URI | seed-clients N DIR NOW KEY | introspect N",
         ),
     }
 }
@@ -131,7 +146,7 @@ fn seed_growth(n: usize, dir: &str, now: i64) {
                         .collect::<Vec<_>>()
                         .join(",")
                 ));
-                let grant = rec.grant(now + app::DEFAULT_GRANT_CACHE_SECS);
+                let grant = rec.grant(now + app::config::DEFAULT_GRANT_CACHE_SECS);
                 kv.push(serde_json::json!({
                     "key": format!("g:{}", rec.hash.to_hex()),
                     "value": serde_json::to_string(&grant).unwrap_or_else(|_| fail("json")),
@@ -166,15 +181,7 @@ struct FlowClient<'a> {
 }
 
 fn sql_values(values: &[Bind]) -> String {
-    let v: Vec<String> = values
-        .iter()
-        .map(|v| match v {
-            Bind::Text(t) => sql_text(t),
-            Bind::OptText(t) => sql_opt(t.as_deref()),
-            Bind::Int(i) => i.to_string(),
-            Bind::OptInt(i) => i.map_or_else(|| "NULL".to_owned(), |i| i.to_string()),
-        })
-        .collect();
+    let v: Vec<String> = values.iter().map(sql_bind).collect();
     format!("({})", v.join(","))
 }
 
@@ -283,6 +290,58 @@ fn seed_flow(n: usize, dir: &str, now: i64, c: &FlowClient<'_>) {
     }
 }
 
+fn sql_bind(v: &Bind) -> String {
+    match v {
+        Bind::Text(t) => sql_text(t),
+        Bind::OptText(t) => sql_opt(t.as_deref()),
+        Bind::Int(i) => i.to_string(),
+        Bind::OptInt(i) => i.map_or_else(|| "NULL".to_owned(), |i| i.to_string()),
+    }
+}
+
+fn seed_clients(n: usize, dir: &str, now: i64, key: &str) {
+    const PER_FILE: usize = 25_000;
+    // D1's local SQLite refuses statements over 100 KB: 100 client rows each.
+    const PER_STATEMENT: usize = 100;
+    let key = ClientIdKey::from_base64(key)
+        .unwrap_or_else(|| fail("KEY must be a base64 key of at least 32 bytes"));
+    for (file, start) in (0..n).step_by(PER_FILE).enumerate() {
+        let end = n.min(start + PER_FILE);
+        let mut sql = String::new();
+        for chunk in (start..end).step_by(PER_STATEMENT) {
+            let mut rows = Vec::new();
+            for j in chunk..end.min(chunk + PER_STATEMENT) {
+                let id = generate_dynamic_id(&key).unwrap_or_else(|_| fail("no randomness"));
+                let profile = ClientProfile {
+                    source: ClientSource::Dynamic,
+                    display_name: Some(format!("bulk client {j}")),
+                    redirect_uris: vec![format!("http://127.0.0.1/callback/{j}")],
+                    grant_types: Some(vec![GrantType::AuthorizationCode, GrantType::RefreshToken]),
+                    last_used_at: Some(now - (j as i64 % 86_400)),
+                    ..ClientProfile::legacy()
+                };
+                let values = client_profile_values(&profile)
+                    .unwrap_or_else(|e| fail(&format!("profile: {}", e.0)));
+                let created = now - 86_400 - j as i64;
+                rows.push(format!(
+                    "({}, NULL, '', 'reference', 3600, 1, {created}, {})",
+                    sql_text(&id),
+                    values.iter().map(sql_bind).collect::<Vec<_>>().join(", ")
+                ));
+            }
+            let _ = writeln!(
+                sql,
+                "INSERT INTO clients (id, secret_hash, allowed_scopes, token_format, \
+                 token_lifetime, enabled, created_at, {CLIENT_PROFILE_COLUMNS}) VALUES\n{};",
+                rows.join(",\n")
+            );
+        }
+        std::fs::File::create(format!("{dir}/clients-{file}.sql"))
+            .and_then(|mut f| f.write_all(sql.as_bytes()))
+            .unwrap_or_else(|e| fail(&format!("writing clients-{file}.sql: {e}")));
+    }
+}
+
 fn introspect(n: usize) {
     let now = 1_795_000_000;
     let backend = MemoryBackend::default();
@@ -297,7 +356,7 @@ fn introspect(n: usize) {
         scopes: vec!["demo_api:read".into()],
     });
     backend.clients.borrow_mut().push(Client {
-        id: app::PAT_CLIENT_ID.into(),
+        id: patgate::model::PAT_CLIENT_ID.into(),
         uid: "c1".into(),
         secret: None,
         allowed_scopes: vec!["demo_api:read".into()],
@@ -321,10 +380,10 @@ fn introspect(n: usize) {
         ..patgate::testing::pat_record("t1", "alice", token.hash(), now)
     };
     backend.tokens.borrow_mut().push(rec.clone());
-    backend
-        .kv
-        .borrow_mut()
-        .insert(rec.hash, rec.grant(now + app::DEFAULT_GRANT_CACHE_SECS));
+    backend.kv.borrow_mut().insert(
+        rec.hash,
+        rec.grant(now + app::config::DEFAULT_GRANT_CACHE_SECS),
+    );
     let req = Request::new(Method::Post, "/oauth/introspect")
         .header("authorization", "Basic ZGVtb19hcGk6ZGVtby1hcGktc2VjcmV0")
         .header("content-type", "application/x-www-form-urlencoded")

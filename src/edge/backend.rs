@@ -3,13 +3,14 @@
 //! implemented per binding: `kv.rs` (grants, the JWT denylist), `d1/` (tokens, the registry, gate
 //! routes, expiry notices), `durable_object.rs` (last use), `fetch.rs` (JWKS), `ratelimit.rs`.
 
+use super::js::err;
 use crate::store::StoreError;
 use std::cell::OnceCell;
 use wasm_bindgen::JsValue;
 use worker::worker_sys::web_sys;
 use worker::{D1Database, Env, ObjectNamespace};
 
-use super::kv::KvNamespace;
+use super::kv_namespace::KvNamespace;
 
 /// The bindings, each looked up on first use: a garbage token touches none, an active PAT only KV.
 pub struct EdgeBackend {
@@ -63,18 +64,6 @@ impl EdgeBackend {
     pub(super) fn last_used(&self) -> Result<&ObjectNamespace, StoreError> {
         lazy(&self.last_used, || self.env.durable_object("LAST_USED"))
     }
-}
-
-pub(super) fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::new(e)
-}
-
-pub(super) fn s(v: &str) -> JsValue {
-    JsValue::from_str(v)
-}
-
-pub(super) fn n(v: i64) -> JsValue {
-    JsValue::from_f64(v as f64)
 }
 
 /// Where the request came from: `CF-Connecting-IP`, and `request.cf.colo` / `.country`. Read

@@ -1,6 +1,7 @@
 //! Configuration from Worker vars and secrets, parsed once per isolate.
 
-use crate::app::{self, Config, PageConfig};
+use crate::app::config::{self as app, Config, PageConfig};
+use crate::app::settings;
 use crate::jose::SigningKeys;
 use crate::jose::UserAuthConfig;
 use std::cell::OnceCell;
@@ -56,9 +57,10 @@ fn parse(env: &Env) -> Result<Config, String> {
         text(env, "USER_JWKS_URL"),
     )?;
     let dev_sign_in = text(env, "DEV_SIGN_IN").as_deref() == Some("true");
-    app::settings::check_dev_sign_in(&issuer, dev_sign_in)?;
+    settings::check_dev_sign_in(&issuer, dev_sign_in)?;
     // Read by the LastUsed Durable Object; checked here with everything else.
-    app::settings::last_used_flush_secs(text(env, "LAST_USED_FLUSH_SECONDS").as_deref())?;
+    settings::last_used_flush_secs(text(env, "LAST_USED_FLUSH_SECONDS").as_deref())?;
+    let clients = clients(env, &issuer)?;
     Ok(Config {
         issuer,
         pat_max_days: number(env, "PAT_MAX_DAYS", 366)?.max(1),
@@ -107,17 +109,59 @@ fn parse(env: &Env) -> Result<Config, String> {
                 _ => return Err("ROTATION_MAX_GRACE_SECONDS must be 0 to 604800".into()),
             },
         },
-        webhooks: app::webhooks::WebhookConfig {
+        webhooks: app::WebhookConfig {
             allow_http_localhost: text(env, "WEBHOOK_ALLOW_HTTP_LOCALHOST").as_deref()
                 == Some("true"),
             timeout_secs: match number(
                 env,
                 "WEBHOOK_TIMEOUT_SECONDS",
-                i64::from(app::webhooks::DEFAULT_TIMEOUT_SECS),
+                i64::from(app::DEFAULT_TIMEOUT_SECS),
             )? {
                 n @ 1..=30 => n as u32,
                 _ => return Err("WEBHOOK_TIMEOUT_SECONDS must be 1 to 30".into()),
             },
+        },
+        clients,
+    })
+}
+
+/// The self-registering clients' settings (README "Clients of the authorization server").
+fn clients(env: &Env, issuer: &str) -> Result<app::ClientsConfig, String> {
+    let flag = |name: &str| text(env, name).as_deref() == Some("true");
+    let metadata_http_loopback = flag("CIMD_ALLOW_HTTP_LOOPBACK");
+    // Only the local dev config sets it (scripts/devserver.mjs); refused with a public issuer.
+    settings::check_metadata_http_loopback(issuer, metadata_http_loopback)?;
+    let id_keys = text(env, "CLIENT_ID_KEYS")
+        .map(|k| crate::authz::secrets::ClientIdKey::parse_list(&k))
+        .transpose()?
+        .unwrap_or_default();
+    let dynamic_registration = flag("DYNAMIC_REGISTRATION");
+    settings::check_dynamic_registration(dynamic_registration, id_keys.len())?;
+    Ok(app::ClientsConfig {
+        dynamic_registration,
+        id_keys,
+        metadata_http_loopback,
+        private_use_redirects: flag("ALLOW_PRIVATE_USE_REDIRECTS"),
+        negative_cache_secs: number(
+            env,
+            "CLIENT_NEGATIVE_CACHE_SECONDS",
+            app::DEFAULT_CLIENT_NEGATIVE_CACHE_SECS,
+        )?,
+        unused_days: match number(
+            env,
+            "DYNAMIC_CLIENT_UNUSED_DAYS",
+            app::DEFAULT_DYNAMIC_CLIENT_UNUSED_DAYS,
+        )? {
+            n @ 0..=3650 => n,
+            _ => return Err("DYNAMIC_CLIENT_UNUSED_DAYS must be 0 to 3650".into()),
+        },
+        token_secs: match number(
+            env,
+            "SELF_REGISTERED_TOKEN_SECONDS",
+            app::DEFAULT_SELF_REGISTERED_TOKEN_SECS,
+        )? {
+            n @ 1..=86_400 => n,
+            _ => return Err("SELF_REGISTERED_TOKEN_SECONDS must be 1 to 86400".into()),
         },
     })
 }

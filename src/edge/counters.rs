@@ -1,7 +1,7 @@
 //! Operation counters for this isolate, exposed at `GET /_dev/counters` only when the var
-//! `DEV_COUNTERS` is `"true"` (local dev and the benchmark). They let the benchmark prove the
-//! hot path's storage operation counts instead of assuming them, and the size of the wasm
-//! memory.
+//! `DEV_COUNTERS` is `"true"` (local dev and the benchmark), on the issuer's host (`dev.rs`).
+//! They let the benchmark prove the hot path's storage operation counts instead of assuming
+//! them, and the size of the wasm memory.
 
 use crate::http::Response;
 use std::cell::Cell;
@@ -71,7 +71,10 @@ pub async fn floor(
     if method == "PUT" {
         bump(Op::KvPut);
         let text = String::from_utf8_lossy(body.as_deref().unwrap_or_default()).into_owned();
-        return match kv.put_text(KEY, &text, super::now_secs() + 86_400).await {
+        return match kv
+            .put_text(KEY, &text, super::js::now_secs() + 86_400)
+            .await
+        {
             Ok(()) => Response::empty(204),
             Err(e) => crate::error::Error::Unavailable(e.0).into_response(),
         };
@@ -88,10 +91,8 @@ pub async fn floor(
     }
 }
 
-pub fn respond(env: &Env) -> Response {
-    if !enabled(env) {
-        return crate::error::Error::NotFound.into_response();
-    }
+/// The counters as JSON (`dev.rs` checks the var, host and method).
+pub fn respond() -> Response {
     let v = COUNTS.with(|c| c.iter().map(Cell::get).collect::<Vec<_>>());
     Response::json(
         200,

@@ -1,7 +1,8 @@
 //! Durable Object `LAST_USED`: [`UsageRecorder`] (the object itself is `last_used.rs`).
 
-use super::backend::{err, EdgeBackend};
+use super::backend::EdgeBackend;
 use super::counters::{bump, Op};
+use super::js::err;
 use crate::store::{StoreError, UsageRecorder};
 use wasm_bindgen::JsValue;
 

@@ -13,6 +13,13 @@
 //! Re-entrancy: a wake-up that arrives while its own future is being polled (a future that wakes
 //! itself) only marks it, and the poll loop polls again. Wake-ups for a finished task are ignored.
 //! Everything runs on the isolate's one thread.
+//!
+//! Traps: a panic while a parked task is polled fails that task's promise first
+//! ([`fail_current`], from the panic hook), so its request is answered; a trap without a panic
+//! is failed the same way right after ([`fail_trapped`], from the shim). After a trap the shim
+//! stops sending requests here, waits for [`parked_requests`] to reach zero (the requests in
+//! flight finish on this instance), and, before it resets the instance, fails whatever is still
+//! parked ([`abandon_requests`]).
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -41,6 +48,64 @@ struct Table {
 
 thread_local! {
     static TASKS: RefCell<Table> = RefCell::new(Table::default());
+    /// The parked task being polled by a wake-up, if any.
+    static POLLING: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// The error a trapped or abandoned task's promise is rejected with: a `RuntimeError`, like the
+/// trap itself, so the shim answers it as one.
+fn trap_error(message: &str) -> JsValue {
+    js_sys::WebAssembly::RuntimeError::new(message).into()
+}
+
+/// Rejects the promise of the parked task being polled (called by the panic hook, just before
+/// the instance traps). Nothing for a task's first poll: that trap reaches its caller directly.
+pub fn fail_current(message: &str) {
+    let Some(slot) = POLLING.with(std::cell::Cell::get) else {
+        return;
+    };
+    let parked = TASKS.with(|t| {
+        let mut t = t.try_borrow_mut().ok()?;
+        t.slots.get_mut(slot)?.take()
+    });
+    if let Some(p) = parked {
+        let _ = p.reject.call1(&JsValue::UNDEFINED, &trap_error(message));
+    }
+}
+
+/// Rejects the promise of the parked task whose wake-up trapped without a panic (the shim saw
+/// the trap as an unhandled `RuntimeError`): the trap unwound [`wake`] before it cleared
+/// [`POLLING`], so the slot is still there.
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn fail_trapped() {
+    fail_current("wasm trap");
+}
+
+/// How many requests are parked (awaiting I/O); `u32::MAX` if the table cannot be read.
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn parked_requests() -> u32 {
+    TASKS.with(|t| {
+        t.try_borrow().map_or(u32::MAX, |t| {
+            u32::try_from(t.slots.iter().filter(|s| s.is_some()).count()).unwrap_or(u32::MAX)
+        })
+    })
+}
+
+/// Rejects every parked request (the shim answers each `503`): called on a trapped instance
+/// right before it is reset, for the requests that did not finish in time.
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn abandon_requests() {
+    let parked: Vec<Parked> = TASKS.with(|t| {
+        t.try_borrow_mut()
+            .map(|mut t| t.slots.iter_mut().filter_map(Option::take).collect())
+            .unwrap_or_default()
+    });
+    for p in parked {
+        let _ = p.reject.call1(
+            &JsValue::UNDEFINED,
+            &trap_error("patgate: abandoned by a reset"),
+        );
+    }
 }
 
 fn reserve() -> usize {
@@ -137,7 +202,15 @@ fn wake(slot: usize) {
         parked.woken |= future.is_none();
         future
     });
-    let Some(mut future) = taken else { return };
+    let Some(future) = taken else { return };
+    let outer = POLLING.with(|p| p.replace(Some(slot)));
+    poll_parked(slot, future);
+    POLLING.with(|p| p.set(outer));
+}
+
+/// Polls a parked task's future until it is done (settling its promise) or pending (parking it
+/// again).
+fn poll_parked(slot: usize, mut future: TaskFuture) {
     let own = waker(slot);
     let mut cx = Context::from_waker(&own);
     loop {

@@ -1,7 +1,11 @@
 //! Outbound `fetch`: [`JwksFetcher`] (the identity provider's JWKS, the secret scanning partner's
-//! keys), bounded in time and size, and [`within`], the timeout every outbound request uses.
+//! keys) and [`MetadataFetcher`] (client ID metadata documents), bounded in time and size, and
+//! [`within`], the timeout every outbound request uses.
 
-use super::backend::{err, EdgeBackend};
+use super::backend::EdgeBackend;
+use super::js::err;
+use crate::authz::store::{Fetched, MetadataFetcher};
+use crate::oauth::metadata_document::FetchableUrl;
 use crate::store::{JwksFetcher, StoreError};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -38,9 +42,14 @@ impl<A: Future, B: Future> Future for Race<A, B> {
 
 /// `fut`'s output, or `None` if `secs` seconds pass first (the caller aborts what it started).
 pub(super) async fn within<F: Future>(secs: u32, fut: F) -> Option<F::Output> {
+    within_ms(secs.saturating_mul(1000), fut).await
+}
+
+/// [`within`], in milliseconds.
+pub(super) async fn within_ms<F: Future>(millis: u32, fut: F) -> Option<F::Output> {
     Race {
         a: Box::pin(fut),
-        b: Box::pin(Timer::new(secs)),
+        b: Box::pin(Timer::new_ms(millis)),
     }
     .await
 }
@@ -63,9 +72,9 @@ struct TimerState {
 }
 
 impl Timer {
-    fn new(secs: u32) -> Self {
+    fn new_ms(millis: u32) -> Self {
         Timer {
-            millis: i32::try_from(u64::from(secs) * 1000).unwrap_or(i32::MAX),
+            millis: i32::try_from(millis).unwrap_or(i32::MAX),
             state: Rc::default(),
             callback: None,
             id: None,
@@ -129,10 +138,18 @@ fn js(e: &JsValue) -> StoreError {
 
 /// Reads a response body, refusing (and cancelling) it past `max` bytes.
 async fn read_bounded(resp: &worker::Response, max: usize) -> Result<Vec<u8>, StoreError> {
+    let body = read_at_most(resp, max.saturating_add(1)).await?;
+    if body.len() > max {
+        return Err(err(format!("more than {max} bytes")));
+    }
+    Ok(body)
+}
+
+/// Reads at most `limit` bytes of a response body, cancelling the rest unread.
+async fn read_at_most(resp: &worker::Response, limit: usize) -> Result<Vec<u8>, StoreError> {
     let stream: &JsValue = match resp.body() {
         worker::ResponseBody::Empty => return Ok(Vec::new()),
-        worker::ResponseBody::Body(b) if b.len() <= max => return Ok(b.clone()),
-        worker::ResponseBody::Body(_) => return Err(err(format!("more than {max} bytes"))),
+        worker::ResponseBody::Body(b) => return Ok(b[..b.len().min(limit)].to_vec()),
         worker::ResponseBody::Stream(s) => s.as_ref(),
     };
     let method = |target: &JsValue, name: &str| -> Result<js_sys::Function, StoreError> {
@@ -166,13 +183,16 @@ async fn read_bounded(resp: &worker::Response, max: usize) -> Result<Vec<u8>, St
             .map_err(|e| js(&e))?
             .dyn_into()
             .map_err(|e| js(&e))?;
-        if out.len() + bytes.length() as usize > max {
+        let room = limit - out.len();
+        let chunk = bytes.to_vec();
+        if chunk.len() >= room {
+            out.extend_from_slice(&chunk[..room]);
             if let Ok(cancel) = method(&reader, "cancel") {
                 let _ = cancel.call0(&reader);
             }
-            return Err(err(format!("more than {max} bytes")));
+            return Ok(out);
         }
-        out.extend(bytes.to_vec());
+        out.extend(chunk);
     }
 }
 
@@ -216,6 +236,69 @@ impl JwksFetcher for EdgeBackend {
         fetched.unwrap_or_else(|| {
             controller.abort();
             Err(err(format!("no answer within {FETCH_TIMEOUT_SECS} s")))
+        })
+    }
+}
+
+/// A response header, if present and readable.
+fn header(resp: &worker::Response, name: &str) -> Option<String> {
+    resp.headers().get(name).ok().flatten()
+}
+
+impl MetadataFetcher for EdgeBackend {
+    /// `GET` of a client ID metadata document: only a [`FetchableUrl`] (the network guard
+    /// accepted it), redirects not followed (`redirect: "manual"`: a 3xx comes back as it is,
+    /// and its `Location` is never requested), no credentials or cookies, at most `max_bytes +
+    /// 1` bytes read (the rest cancelled, so that an oversized document is seen as such without
+    /// being read whole), given up after `timeout_ms` (the request aborted). A status other than
+    /// 200 is returned without reading the body.
+    async fn fetch_metadata(
+        &self,
+        url: &FetchableUrl,
+        max_bytes: usize,
+        timeout_ms: u32,
+    ) -> Result<Fetched, StoreError> {
+        let headers = worker::Headers::new();
+        headers.set("user-agent", "patgate").map_err(err)?;
+        headers.set("accept", "application/json").map_err(err)?;
+        let mut init = worker::RequestInit::new();
+        init.with_headers(headers)
+            .with_redirect(worker::RequestRedirect::Manual);
+        let req = worker::Request::new_with_init(url.as_str(), &init).map_err(err)?;
+        let controller = worker::AbortController::default();
+        let signal = controller.signal();
+        let fetched = within_ms(timeout_ms, async move {
+            let resp = worker::Fetch::Request(req)
+                .send_with_signal(&signal)
+                .await
+                .map_err(err)?;
+            let status = resp.status_code();
+            let body = if status == 200 {
+                read_at_most(&resp, max_bytes.saturating_add(1)).await?
+            } else {
+                if let worker::ResponseBody::Stream(s) = resp.body() {
+                    if let Ok(cancel) =
+                        js_sys::Reflect::get(s.as_ref(), &JsValue::from_str("cancel"))
+                            .and_then(|f| f.dyn_into::<js_sys::Function>().map_err(JsValue::from))
+                    {
+                        let _ = cancel.call0(s.as_ref());
+                    }
+                }
+                Vec::new()
+            };
+            Ok(Fetched {
+                status,
+                body,
+                cache_control: header(&resp, "cache-control"),
+                expires: header(&resp, "expires"),
+                date: header(&resp, "date"),
+                age: header(&resp, "age"),
+            })
+        })
+        .await;
+        fetched.unwrap_or_else(|| {
+            controller.abort();
+            Err(err(format!("no answer within {timeout_ms} ms")))
         })
     }
 }

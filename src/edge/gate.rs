@@ -8,12 +8,17 @@
 //! shim reads them (small bodies only) and served by patgate's own endpoints.
 
 use super::backend::EdgeBackend;
+use super::config;
+use super::deferred::run_deferred;
+use super::isolate::{write_events, ISOLATE};
+use super::js::now_secs;
+use super::response::{error_response, respond};
 use super::settle::Settled;
-use super::{config, respond, run_deferred, ISOLATE};
-use crate::app::events::Event;
 use crate::app::gate::{self as core_gate, GateAnswer, GateRequest};
 use crate::app::{self, Deferred};
 use crate::error::Error;
+use crate::events::Event;
+use crate::gate::cors::CorsRequest;
 use crate::gate::forward::forwardable_headers;
 use crate::http;
 use std::rc::Rc;
@@ -37,7 +42,7 @@ pub fn handle_gate(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Con
 }
 
 /// `scheme` and `host[:port]` of a serialized URL.
-fn scheme_and_authority(url: &str) -> (&str, &str) {
+pub(super) fn scheme_and_authority(url: &str) -> (&str, &str) {
     let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     (scheme, &rest[..end])
@@ -60,7 +65,7 @@ async fn serve_gate(
     let cfg = match config::load(env) {
         Ok(c) => c,
         Err(e) => {
-            return respond(super::error_response(Error::Internal(format!(
+            return respond(error_response(Error::Internal(format!(
                 "configuration: {e}"
             ))))
             .map(Some)
@@ -70,13 +75,25 @@ async fn serve_gate(
     let method = req.method();
     let headers = req.headers();
     let authorization = headers.get("authorization")?;
+    let origin = headers.get("origin")?;
+    let (cors_method, cors_headers) = if origin.is_some() && method == "OPTIONS" {
+        (
+            headers.get("access-control-request-method")?,
+            headers.get("access-control-request-headers")?,
+        )
+    } else {
+        (None, None)
+    };
+    let client_ip = headers
+        .get("cf-connecting-ip")?
+        .filter(|ip| !ip.is_empty() && ip.len() <= 64);
     let backend = EdgeBackend::for_request(env, req);
     let isolate = ISOLATE.with(Rc::clone);
     let actx = app::Ctx {
         cfg: &cfg,
         backend: &backend,
         isolate: &isolate,
-        now: super::now_secs(),
+        now: now_secs(),
     };
     let greq = GateRequest {
         method: &method,
@@ -85,10 +102,16 @@ async fn serve_gate(
         path,
         query,
         authorization: authorization.as_deref(),
+        cors: CorsRequest {
+            origin: origin.as_deref(),
+            request_method: cors_method.as_deref(),
+            request_headers: cors_headers.as_deref(),
+        },
+        client_ip: client_ip.as_deref().unwrap_or("unknown"),
     };
     let answer = core_gate::gate(&actx, &greq).await;
     let events = isolate.take_events();
-    super::write_events(&events);
+    write_events(&events);
     super::queue::fan_out_later(env, ctx, &cfg, &events);
     match answer {
         GateAnswer::NotGate => Ok(None),
@@ -99,9 +122,12 @@ async fn serve_gate(
         GateAnswer::Forward(f) => {
             defer(env, ctx, f.deferred);
             match forward(req, &method, &headers, &f.url, f.identity).await {
-                Ok(resp) => Ok(Some(resp)),
+                Ok(resp) => Ok(Some(match &f.cors {
+                    Some(cors) => with_cors(resp, cors),
+                    None => resp,
+                })),
                 Err(e) => {
-                    super::write_events(&[Event::ErrorCause {
+                    write_events(&[Event::ErrorCause {
                         status: 502,
                         error: "bad_gateway",
                         cause: format!(
@@ -111,9 +137,61 @@ async fn serve_gate(
                                 .unwrap_or_default()
                         ),
                     }]);
-                    respond(core_gate::bad_gateway()).map(Some)
+                    let mut answer = core_gate::bad_gateway();
+                    answer.headers.extend(f.cors.unwrap_or_default());
+                    respond(answer).map(Some)
                 }
             }
+        }
+    }
+}
+
+/// The upstream's answer with the route's CORS headers: a new `Response` over the same body
+/// stream (a fetched response's headers are immutable; the body is handed over, not read or
+/// copied), its own `Access-Control-*` headers replaced. If that cannot be built, the upstream's
+/// answer as it is: the browser then withholds it from the page, which is the safe side.
+fn with_cors(resp: web_sys::Response, cors: &[(&'static str, String)]) -> web_sys::Response {
+    let rebuilt = || -> Result<web_sys::Response, JsValue> {
+        let headers = web_sys::Headers::new_with_headers(&resp.headers())?;
+        let mut names = Vec::new();
+        if let Some(iter) = js_sys::try_iter(&headers)? {
+            for entry in iter {
+                let entry: js_sys::Array = entry?.unchecked_into();
+                if let Some(k) = entry.get(0).as_string() {
+                    if crate::gate::cors::is_cors_response_header(&k) {
+                        names.push(k);
+                    }
+                }
+            }
+        }
+        for k in names {
+            headers.delete(&k)?;
+        }
+        for (k, v) in cors {
+            if *k == "vary" {
+                headers.append(k, v)?;
+            } else {
+                headers.set(k, v)?;
+            }
+        }
+        let init = web_sys::ResponseInit::new();
+        init.set_status(resp.status());
+        init.set_status_text(&resp.status_text());
+        init.set_headers(&headers);
+        web_sys::Response::new_with_opt_readable_stream_and_init(resp.body().as_ref(), &init)
+    };
+    match rebuilt() {
+        Ok(r) => r,
+        Err(e) => {
+            super::isolate::write_events(&[Event::Warning {
+                message: format!(
+                    "gate: CORS headers not added to the upstream's answer: {}",
+                    e.as_string()
+                        .or_else(|| js_sys::Error::from(e).message().as_string())
+                        .unwrap_or_default()
+                ),
+            }]);
+            resp
         }
     }
 }

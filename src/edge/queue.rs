@@ -3,9 +3,12 @@
 //! ([`DeliveryQueue`]), outbound POSTs ([`WebhookSender`]), the fan-out after a response, and the
 //! consumer entry point [`queue`] called by the shim's `queue` handler.
 
-use super::backend::{err, EdgeBackend};
-use super::{config, now_secs, ISOLATE};
-use crate::app::{self, events::Event, webhooks::Verdict};
+use super::backend::EdgeBackend;
+use super::config;
+use super::isolate::{write_events, ISOLATE};
+use super::js::{err, now_secs};
+use crate::app::{self, webhooks::Verdict};
+use crate::events::Event;
 use crate::store::{DeliveryQueue, StoreError, WebhookSender};
 use crate::webhook::Delivery;
 use std::rc::Rc;
@@ -129,7 +132,7 @@ pub(super) fn fan_out_later(env: &Env, ctx: &Context, cfg: &Rc<app::Config>, eve
         let backend = EdgeBackend::new(&env);
         let isolate = ISOLATE.with(Rc::clone);
         let out = app::webhooks::queue_outgoing(&cfg, &backend, &isolate, now_secs(), &items).await;
-        super::write_events(&out.warnings);
+        write_events(&out.warnings);
     });
 }
 
@@ -143,7 +146,7 @@ pub(super) async fn fan_out_now(
     let backend = EdgeBackend::new(env);
     let isolate = ISOLATE.with(Rc::clone);
     let out = app::webhooks::fan_out(cfg, &backend, &isolate, now_secs(), events).await;
-    super::write_events(&out.warnings);
+    write_events(&out.warnings);
     out
 }
 

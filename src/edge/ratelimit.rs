@@ -1,7 +1,8 @@
 //! Rate Limiting bindings: [`RateLimiter`].
 
-use super::backend::{err, EdgeBackend};
+use super::backend::EdgeBackend;
 use super::counters::{bump, Op};
+use super::js::err;
 use crate::store::{Limit, RateLimiter, StoreError};
 
 /// The Rate Limiting binding of each limit (wrangler.toml `[[ratelimits]]`). A binding that is not
@@ -13,6 +14,8 @@ fn limit_binding(limit: Limit) -> &'static str {
         Limit::PatCreationsPerUser => "RL_PAT_CREATE",
         Limit::TokenEndpointPerIp => "RL_TOKEN_IP",
         Limit::RotationsPerPat => "RL_ROTATE",
+        Limit::RegistrationsPerIp => "RL_REGISTER_IP",
+        Limit::MetadataFetches => "RL_CIMD_FETCH",
     }
 }
 

@@ -108,6 +108,7 @@ mod tests {
                 methods: vec!["*".into()],
                 scopes: vec![],
             }],
+            cors: None,
         }
     }
 

@@ -8,7 +8,8 @@ use super::claims::{
     AccessTokenClaims, GateAssertionClaims, IntrospectionResponseClaims, ACCESS_TOKEN_TYP,
     GATE_ASSERTION_TYP, INTROSPECTION_TYP,
 };
-use super::keys::{KeyError, PrivateKey, SigningKeys};
+use super::keys::PrivateKey;
+use super::signing_keys::{KeyError, SigningKeys};
 use chrono::DateTime;
 use jwt_compact::{
     alg::{Ed25519, Es256},

@@ -175,7 +175,7 @@ pub(crate) fn validate(
 /// A display name: trimmed, not blank, at most [`MAX_NAME_CHARS`] characters, without control
 /// or bidirectional formatting characters (which could make the consent page show a name other
 /// than the one stored).
-fn check_name(n: &str) -> Result<String, MetadataError> {
+pub fn check_name(n: &str) -> Result<String, MetadataError> {
     let n = n.trim();
     if n.is_empty() {
         return Err(invalid("client_name must not be blank"));
@@ -196,7 +196,7 @@ fn check_name(n: &str) -> Result<String, MetadataError> {
 }
 
 /// An `https` URL without userinfo or fragment (`logo_uri`, `client_uri`).
-fn check_web_uri(field: &str, u: String) -> Result<String, MetadataError> {
+pub fn check_web_uri(field: &str, u: String) -> Result<String, MetadataError> {
     let ok = Uri::parse(&u).is_ok_and(|p| {
         p.scheme() == "https" && p.host().is_some() && !p.has_userinfo() && p.fragment().is_none()
     });
@@ -255,7 +255,7 @@ mod tests {
         for (json, want) in [
             ("[]", "the JSON body must be an object, not an array"),
             ("null", "the JSON body must be an object, not null"),
-            ("", "the JSON body must be an object, not empty"),
+            ("", "the body is empty: a JSON object is required"),
             (
                 r#"{"redirect_uris":"https://a.example/cb"}"#,
                 "invalid type",

@@ -88,6 +88,64 @@ pub fn check_client_id_url(
     Ok(u)
 }
 
+/// A metadata document URL patgate may fetch: it follows the client identifier URL rules
+/// ([`check_client_id_url`]) and the network guard accepted it
+/// ([`crate::net_guard::public_https_url`], strict: public DNS names only, no numeric host, no
+/// private-use name). The only way to make one is [`fetchable_url`], and the fetcher takes
+/// nothing else, so no code path fetches an unchecked URL.
+///
+/// The development setting (`allow_http_loopback`) adds exactly one thing: `http` to
+/// `127.0.0.1` or `[::1]`. An `https` URL is always held to the strict guard, so a document
+/// on `https://10.0.0.1/...` or `https://localhost/...` is refused in every setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchableUrl(String);
+
+impl FetchableUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A URL the caller vouches for, in tests of fetchers only.
+    #[cfg(any(test, feature = "tools"))]
+    pub fn for_tests(url: &str) -> Self {
+        FetchableUrl(url.to_owned())
+    }
+}
+
+/// Why a `client_id` URL is not fetched. `Display` is a sentence for the page (it never echoes
+/// the URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnfetchableUrl {
+    Rule(ClientIdUrlError),
+    Guard(crate::net_guard::Refusal),
+}
+
+impl fmt::Display for UnfetchableUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnfetchableUrl::Rule(e) => e.fmt(f),
+            UnfetchableUrl::Guard(e) => write!(f, "the client_id URL is refused: {e}"),
+        }
+    }
+}
+
+/// Checks `client_id` for fetching: the client identifier URL rules, then the network guard.
+///
+/// # Errors
+/// The first check that refuses it.
+pub fn fetchable_url(
+    client_id: &str,
+    allow_http_loopback: bool,
+) -> Result<FetchableUrl, UnfetchableUrl> {
+    let u = check_client_id_url(client_id, allow_http_loopback).map_err(UnfetchableUrl::Rule)?;
+    if u.scheme() != "https" {
+        // Only the development setting gets here, and only for a loopback IP literal.
+        return Ok(FetchableUrl(client_id.to_owned()));
+    }
+    crate::net_guard::public_https_url(client_id, false).map_err(UnfetchableUrl::Guard)?;
+    Ok(FetchableUrl(client_id.to_owned()))
+}
+
 /// Why a fetched document was refused (the authorization endpoint shows it on a page).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DocumentError {

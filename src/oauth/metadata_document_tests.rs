@@ -265,3 +265,52 @@ proptest::proptest! {
         let _ = check_client_id_url(&url, true);
     }
 }
+
+#[test]
+fn only_public_https_urls_are_fetched_and_loopback_http_only_in_development() {
+    for ok in [URL, "https://app.example:8443/c.json?v=2"] {
+        for dev in [false, true] {
+            assert_eq!(
+                fetchable_url(ok, dev).map(|u| u.as_str().to_owned()),
+                Ok(ok.to_owned()),
+                "{ok} dev={dev}"
+            );
+        }
+    }
+    for dev_only in ["http://127.0.0.1:9911/c.json", "http://[::1]:80/c.json"] {
+        assert!(fetchable_url(dev_only, true).is_ok(), "{dev_only}");
+        assert_eq!(
+            fetchable_url(dev_only, false),
+            Err(UnfetchableUrl::Rule(ClientIdUrlError::NotHttps)),
+            "{dev_only}"
+        );
+    }
+    // The development setting never opens https to private or numeric hosts, nor http to
+    // anything but a loopback IP literal.
+    for never in [
+        "https://10.0.0.1/c.json",
+        "https://127.0.0.1/c.json",
+        "https://[::1]/c.json",
+        "https://169.254.169.254/latest/meta-data",
+        "https://2130706433/c.json",
+        "https://0x7f000001/c.json",
+        "https://localhost/c.json",
+        "https://metadata.internal/c.json",
+        "https://intranet/c.json",
+        "http://localhost:9/c.json",
+        "http://192.168.1.1/c.json",
+        "http://app.example/c.json",
+        "https://app.example/",
+        "https://user@app.example/c.json",
+        "https://app.example/a/../c.json",
+    ] {
+        for dev in [false, true] {
+            let e = fetchable_url(never, dev).expect_err(never);
+            assert!(!e.to_string().contains("app.example"), "no echo: {e}");
+        }
+    }
+    assert!(matches!(
+        fetchable_url("https://10.0.0.1/c.json", true),
+        Err(UnfetchableUrl::Guard(_))
+    ));
+}

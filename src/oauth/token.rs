@@ -290,6 +290,10 @@ pub struct TokenResponse {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issued_token_type: Option<&'static str>,
+    /// The new PAT's id, when an exchange issued a PAT (an extra field, which RFC 8693 section
+    /// 2.2.1 allows): what `GET`/`DELETE /api/pats/{id}` take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pat_id: Option<String>,
 }
 
 impl fmt::Debug for TokenResponse {
@@ -300,6 +304,7 @@ impl fmt::Debug for TokenResponse {
             .field("expires_in", &self.expires_in)
             .field("scope", &self.scope)
             .field("issued_token_type", &self.issued_token_type)
+            .field("pat_id", &self.pat_id)
             .finish()
     }
 }
@@ -465,6 +470,7 @@ mod tests {
             expires_in: 60,
             scope: "a".into(),
             issued_token_type: None,
+            pat_id: None,
         };
         assert!(!format!("{r:?}").contains("secret_value"));
         assert_eq!(

@@ -48,12 +48,32 @@ impl Denied {
     pub const VALUE: &'static str = "1";
 }
 
+/// `s:{hex sha256 of the token}` -> a token the page showed, sealed (`app::page::replay`: only
+/// the same session's resubmission of the same form can open it); expires a minute after.
+pub struct SealedKey<'a>(pub &'a TokenHash);
+
+/// Prefix of [`SealedKey`]. Persisted (for a minute at a time): never reuse it for another value.
+pub const SEALED_PREFIX: &str = "s:";
+
+impl KvKey for SealedKey<'_> {
+    type Value = String;
+    fn key(&self) -> String {
+        format!("{SEALED_PREFIX}{}", self.0.to_hex())
+    }
+}
+
 /// KV refuses expirations less than 60 s ahead: every expiration is at least this far out.
 pub const MIN_TTL_SECS: i64 = 60;
 
-/// The expiration to store a value with: `wanted`, but at least [`MIN_TTL_SECS`] after `now`.
+/// Added to [`MIN_TTL_SECS`]: `now` is the Worker's clock in whole seconds, and that clock stands
+/// still while a request runs, so KV's own clock can be ahead by a second or more. Without it a
+/// put at exactly the minimum is refused now and then (seen under `wrangler dev`).
+pub const TTL_MARGIN_SECS: i64 = 5;
+
+/// The expiration to store a value with: `wanted`, but at least [`MIN_TTL_SECS`] (plus the
+/// margin) after `now`.
 pub fn expiration(wanted: i64, now: i64) -> i64 {
-    wanted.max(now + MIN_TTL_SECS)
+    wanted.max(now + MIN_TTL_SECS + TTL_MARGIN_SECS)
 }
 
 /// A stored grant, read back: `None` for a value that does not parse (treated as a miss, so D1
@@ -88,6 +108,17 @@ mod tests {
         );
     }
 
+    /// Golden: a sealed token's key (distinct from the grant's: a sealed value is never a grant).
+    #[test]
+    fn sealed_key_format_unchanged() {
+        let mut bytes = [0u8; 32];
+        bytes[0] = 0xab;
+        assert_eq!(
+            SealedKey(&TokenHash(bytes)).key(),
+            "s:ab00000000000000000000000000000000000000000000000000000000000000"
+        );
+    }
+
     /// Golden: a revoked JWT's denylist entry. A different key revives revoked JWTs.
     #[test]
     fn deny_key_format_unchanged() {
@@ -97,7 +128,12 @@ mod tests {
 
     #[test]
     fn expiration_is_at_least_a_minute_ahead() {
-        assert_eq!(expiration(10, 1_000), 1_060);
+        assert_eq!(expiration(10, 1_000), 1_065);
+        assert_eq!(
+            expiration(1_061, 1_000),
+            1_065,
+            "a minute is not enough: the margin"
+        );
         assert_eq!(expiration(5_000, 1_000), 5_000);
     }
 

@@ -22,6 +22,7 @@
 //! bindings.
 
 pub mod authz_rows;
+pub mod client_rows;
 pub mod kv;
 pub mod rows;
 pub mod webhooks;

@@ -226,12 +226,22 @@ pub struct RouteRow {
     pub upstream: String,
     pub resource_id: String,
     pub rules: String,
+    /// `gate_routes.cors` (migration 0010): the [`crate::gate::cors::Cors`] JSON, or NULL (off).
+    #[serde(default)]
+    pub cors: Option<String>,
 }
 
 impl RouteRow {
     /// `gate_routes.rules` as stored: a JSON array of `{"methods": [...], "scopes": [...]}`.
     pub fn rules_column(rules: &[Rule]) -> Result<String, StoreError> {
         serde_json::to_string(rules).map_err(err)
+    }
+
+    /// `gate_routes.cors` as stored: the policy's JSON, or NULL when the route has none.
+    pub fn cors_column(
+        cors: Option<&crate::gate::cors::Cors>,
+    ) -> Result<Option<String>, StoreError> {
+        cors.map(serde_json::to_string).transpose().map_err(err)
     }
 
     pub fn into_model(self) -> Result<GateRoute, StoreError> {
@@ -243,6 +253,12 @@ impl RouteRow {
             resource: self.resource_id,
             rules: serde_json::from_str(&self.rules)
                 .map_err(|e| err(format!("gate_routes.rules: {e}")))?,
+            cors: self
+                .cors
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| err(format!("gate_routes.cors: {e}")))?,
         })
     }
 }
@@ -490,6 +506,26 @@ mod tests {
             .unwrap();
         assert_eq!(route.rules, rules);
         assert_eq!(route.host, None);
+        assert_eq!(route.cors, None, "a row without the cors column: no policy");
+        // the cors column: NULL is no policy, the JSON a policy, anything else unreadable
+        let with_cors = |cors: Value| {
+            serde_json::from_value::<RouteRow>(json!({"id": "r1", "host": "", "path_prefix": "/api/",
+                "upstream": "https://u.example", "resource_id": "api", "rules": "[]", "cors": cors}))
+            .unwrap()
+            .into_model()
+        };
+        assert_eq!(with_cors(Value::Null).unwrap().cors, None);
+        let policy = r#"{"allowed_origins":["https://app.example"],"allowed_methods":["GET"]}"#;
+        let c = with_cors(json!(policy)).unwrap().cors.expect("a policy");
+        assert_eq!(c.allowed_origins, ["https://app.example"]);
+        assert_eq!(
+            RouteRow::cors_column(Some(&c)).unwrap().as_deref(),
+            Some(
+                r#"{"allowed_origins":["https://app.example"],"allowed_methods":["GET"],"allowed_headers":["authorization","content-type"],"exposed_headers":[],"allow_credentials":false,"max_age":600}"#
+            )
+        );
+        assert_eq!(RouteRow::cors_column(None).unwrap(), None);
+        assert!(with_cors(json!("{")).is_err());
         let broken = json!({"id": "r1", "host": "h", "path_prefix": "/", "upstream": "https://u",
                             "resource_id": "api", "rules": "[{"});
         assert!(serde_json::from_value::<RouteRow>(broken)

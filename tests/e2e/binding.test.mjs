@@ -1,4 +1,4 @@
-// A consumer Worker calls patgate's introspection through a service binding (issue 9): both run
+// A consumer Worker calls patgate's introspection through a service binding: both run
 // together under one `wrangler dev` (two configs). The consumer is served on the port; patgate is
 // reachable only through the binding.
 import { test, before, after } from "node:test";

@@ -1,11 +1,13 @@
-// The edge gate (issue 9): patgate in front of a real local HTTP upstream started by this file.
+// The edge gate: patgate in front of a real local HTTP upstream started by this file.
 // The issuer is http://127.0.0.1:<port>; the gate answers on http://localhost:<port> (another host).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
-import { readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { once } from "node:events";
 import * as jose from "jose";
+import puppeteer from "puppeteer-core";
+import { CHROMIUM } from "../../scripts/tools.mjs";
 import {
   startServer, createPat, introspect, call, basic, userCall, ADMIN, eventually, form, assertError,
 } from "./helpers.mjs";
@@ -51,6 +53,16 @@ function startUpstream() {
     if (url.pathname === "/base/redirect") {
       res.writeHead(302, { location: "http://127.0.0.1:1/elsewhere" });
       return void res.end();
+    }
+    if (url.pathname === "/app.html") {
+      // a web app on another origin than the gate's (the CORS tests load it in Chromium)
+      res.writeHead(200, { "content-type": "text/html" });
+      return void res.end("<!doctype html><title>app</title><p>app");
+    }
+    if (url.pathname === "/base/own-cors") {
+      // an upstream with its own, wider CORS answer: a route's policy replaces it
+      res.writeHead(200, { "content-type": "text/plain", "access-control-allow-origin": "*", "access-control-expose-headers": "x-secret", vary: "Accept" });
+      return void res.end("own cors");
     }
     if (url.pathname === "/base/teapot") {
       res.writeHead(418, { "x-upstream": "yes", "www-authenticate": 'Basic realm="upstream"', "content-type": "text/plain" });
@@ -534,4 +546,129 @@ test("bodies are streamed, not buffered: each side sees bytes before the other f
   hooks.firstUploadBytes = null;
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.length, 2048);
+});
+
+// --- CORS: a per-route policy, answered by the gate before authentication ---------------------
+
+const APP_ORIGIN = () => `http://127.0.0.1:${UPSTREAM_PORT}`;
+const CORS_ROUTE = () => ({
+  ...DEMO_ROUTE,
+  path_prefix: "/gw/cors/",
+  upstream: `http://127.0.0.1:${UPSTREAM_PORT}/base`,
+  cors: { allowed_origins: [APP_ORIGIN()], allowed_methods: ["GET", "POST"], exposed_headers: ["x-upstream"], max_age: 120 },
+});
+
+test("CORS: a preflight is answered by the gate, before authentication, and never forwarded", async () => {
+  assert.ok([200, 201].includes((await putRoute("cors", CORS_ROUTE())).status));
+  const before = seen.length;
+  const pre = (origin, method, headers) =>
+    gate("/gw/cors/x", null, {
+      method: "OPTIONS",
+      headers: { origin, "access-control-request-method": method, ...(headers ? { "access-control-request-headers": headers } : {}) },
+    });
+  const ok = await pre(APP_ORIGIN(), "POST", "authorization,content-type");
+  assert.equal(ok.status, 204, ok.text);
+  assert.equal(ok.headers.get("access-control-allow-origin"), APP_ORIGIN());
+  assert.equal(ok.headers.get("access-control-allow-methods"), "GET, POST");
+  assert.equal(ok.headers.get("access-control-allow-headers"), "authorization, content-type");
+  assert.equal(ok.headers.get("access-control-max-age"), "120");
+  assert.equal(ok.headers.get("access-control-allow-credentials"), null);
+  assert.equal(ok.headers.get("www-authenticate"), null, "no challenge: no token was asked for");
+  for (const [what, r] of [
+    ["another origin", await pre("http://evil.example", "GET")],
+    ["null origin", await pre("null", "GET")],
+    ["a method the policy lacks", await pre(APP_ORIGIN(), "DELETE")],
+    ["a header the policy lacks", await pre(APP_ORIGIN(), "GET", "authorization, x-admin")],
+  ]) {
+    assertError(r, 403, "cors_refused", what);
+    assert.equal(r.headers.get("access-control-allow-origin"), null, what);
+  }
+  assert.equal(seen.length, before, "no preflight reached the upstream");
+  // without a policy (the demo route) a preflight is an unauthenticated request, as before
+  const plain = await gate("/gw/demo/x", null, { method: "OPTIONS", headers: { origin: APP_ORIGIN(), "access-control-request-method": "GET" } });
+  assert.equal(plain.status, 401);
+  assert.equal(plain.headers.get("access-control-allow-origin"), null);
+});
+
+test("CORS: the upstream's answer and the gate's own refusals carry the allowed origin", async () => {
+  assert.ok([200, 201].includes((await putRoute("cors", CORS_ROUTE())).status));
+  const pat = await createPat(srv.url, "cors-alice", ["demo_api:read"]);
+  const origin = { origin: APP_ORIGIN() };
+  const r = await gate("/gw/cors/echo", pat.token, { headers: origin });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.url, "/base/echo");
+  assert.equal(r.headers.get("access-control-allow-origin"), APP_ORIGIN());
+  assert.equal(r.headers.get("access-control-expose-headers"), "x-upstream");
+  assert.equal(r.headers.get("vary"), "Origin");
+  assert.equal(r.headers.get("x-upstream"), "echo", "the upstream's own headers stay");
+  // the upstream's wider CORS answer is replaced by the route's policy
+  const own = await gate("/gw/cors/own-cors", pat.token, { headers: origin });
+  assert.equal(own.text, "own cors");
+  assert.equal(own.headers.get("access-control-allow-origin"), APP_ORIGIN());
+  assert.equal(own.headers.get("access-control-expose-headers"), "x-upstream");
+  assert.equal(own.headers.get("vary"), "Accept, Origin");
+  const stranger = await gate("/gw/cors/own-cors", pat.token, { headers: { origin: "http://evil.example" } });
+  assert.equal(stranger.status, 200, "not refused: the browser withholds it");
+  assert.equal(stranger.headers.get("access-control-allow-origin"), null, "and the upstream's * is gone");
+  // refusals: readable by the allowed origin, challenge included
+  for (const [what, token, method, status] of [["no token", null, "GET", 401], ["bad token", "pgp_nope", "GET", 401], ["scope", pat.token, "POST", 403]]) {
+    const x = await gate("/gw/cors/echo", token, { method, headers: origin });
+    assert.equal(x.status, status, what);
+    assert.equal(x.headers.get("access-control-allow-origin"), APP_ORIGIN(), what);
+    assert.match(x.headers.get("access-control-expose-headers"), /www-authenticate/, what);
+    assert.ok(x.headers.get("www-authenticate"), what);
+  }
+});
+
+test("CORS: hostile policies are refused when the route is configured", async () => {
+  for (const [cors, field] of [
+    [{ allowed_origins: ["*"], allowed_methods: ["GET"], allow_credentials: true }, "cors.allow_credentials"],
+    [{ allowed_origins: ["null"], allowed_methods: ["GET"] }, "cors.allowed_origins"],
+    [{ allowed_origins: ["https://app.example/"], allowed_methods: ["GET"] }, "cors.allowed_origins"],
+    [{ allowed_origins: ["https://app.example"], allowed_methods: ["GET"], allowed_headers: ["*"] }, "cors.allowed_headers"],
+  ]) {
+    const r = await putRoute("cors-bad", { ...CORS_ROUTE(), path_prefix: "/gw/cors-bad/", cors });
+    assertError(r, 400, "invalid_request", JSON.stringify(cors));
+    assert.ok(r.json.error_description.startsWith(field), r.json.error_description);
+  }
+  assert.equal((await admin("GET", "/admin/routes/cors-bad")).status, 404, "nothing stored");
+});
+
+const haveBrowser = existsSync(CHROMIUM);
+test("CORS in Chromium: a web app on an allowed origin calls the API; another origin cannot read it", { skip: haveBrowser ? false : `no ${CHROMIUM}` }, async () => {
+  assert.ok([200, 201].includes((await putRoute("cors", CORS_ROUTE())).status));
+  const pat = await createPat(srv.url, "cors-browser", ["demo_api:read"]);
+  const browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-gpu"],
+  });
+  try {
+    const page = await browser.newPage();
+    const upstreamSaw = () => seen.filter((r) => r.url === "/base/from-browser").map((r) => r.method);
+    const call = (base, token) =>
+      page.evaluate(async (url, token) => {
+        try {
+          const r = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+          return { status: r.status, body: await r.text(), challenge: r.headers.get("www-authenticate") };
+        } catch (e) {
+          return { error: String(e) };
+        }
+      }, `${gateBase}/gw/cors/from-browser`, token);
+    await page.goto(`${APP_ORIGIN()}/app.html`);
+    const ok = await call(APP_ORIGIN(), pat.token);
+    assert.equal(ok.status, 200, JSON.stringify(ok));
+    assert.equal(JSON.parse(ok.body).url, "/base/from-browser");
+    assert.deepEqual(upstreamSaw(), ["GET"], "the preflight was not forwarded; the GET was");
+    const refused = await call(APP_ORIGIN(), "pgp_nope");
+    assert.equal(refused.status, 401, JSON.stringify(refused));
+    assert.match(refused.challenge, /invalid_token/, "the page reads the challenge");
+    // the same app on another origin (localhost, not 127.0.0.1): the browser refuses
+    await page.goto(`http://localhost:${UPSTREAM_PORT}/app.html`);
+    const other = await call(`http://localhost:${UPSTREAM_PORT}`, pat.token);
+    assert.match(other.error ?? "", /TypeError/, JSON.stringify(other));
+    assert.deepEqual(upstreamSaw(), ["GET"], "its refused preflight reached nothing");
+  } finally {
+    await browser.close();
+  }
 });

@@ -150,9 +150,11 @@ test("the whole life of a token in the browser (dev sign-in, JavaScript on)", { 
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), token);
   await page.screenshot({ path: join(SHOTS, "token-shown-once.png") });
 
-  // Reload (re-POST) and back: never shown again, nothing created twice.
-  await page.reload();
-  assert.ok(!(await page.content()).includes(token), "a reload does not show the token");
+  // Reload (a re-POST of the same form, like a double submit): within the minute the same
+  // session sees the same token again; back: not shown; nothing created twice.
+  const reloaded = await page.reload();
+  assert.equal(reloaded.request().method(), "POST", "a reload re-posts the form");
+  assert.equal(await page.$eval("#new-token", (e) => e.value), token, "the same token, not a new one");
   await page.goto(`${srv.url}/tokens`);
   await page.goBack().catch(() => {});
   assert.ok(!(await page.content()).includes(token), "going back does not show the token");
@@ -351,6 +353,47 @@ test("everything works with JavaScript disabled", { skip }, async () => {
   await page.close();
 });
 
+test("a double submit without JavaScript still shows the token (and creates one PAT)", { skip }, async () => {
+  const page = await newPage({ js: false, height: 1600 }); // the submit button in view
+  await signInByForm(page, "twice");
+  const posts = [];
+  page.on("request", (r) => {
+    if (r.method() === "POST" && r.url().endsWith("/tokens/new")) posts.push(r.url());
+  });
+  // Two clicks 40 ms apart, before the first answer arrives: the browser sends the form twice
+  // and keeps only the second answer. (Clicks closer together are sometimes merged into one
+  // submission by Chromium: then try again with a new form.)
+  let shown;
+  for (let attempt = 1; ; attempt++) {
+    await page.goto(`${srv.url}/tokens/new`);
+    await page.type("#name", `double click ${attempt}`);
+    await page.click('input[name=scope][value="demo_api:read"]');
+    const button = await page.$("main button[type=submit]");
+    await button.scrollIntoView();
+    const box = await button.boundingBox();
+    const [x, y] = [box.x + box.width / 2, box.y + box.height / 2];
+    posts.length = 0;
+    const done = page.waitForNavigation();
+    await page.mouse.click(x, y);
+    await new Promise((r) => setTimeout(r, 40));
+    await page.mouse.click(x, y);
+    shown = await done;
+    await page.waitForSelector("h1");
+    if (posts.length === 2 || attempt === 5) break;
+  }
+  assert.equal(posts.length, 2, "Chromium sent the form twice");
+  assert.equal(shown.status(), 200, await page.content());
+  const token = await page.$eval("#new-token", (e) => e.value);
+  assert.match(token, TOKEN_RE);
+  const name = await page.$eval("dd.name", (e) => e.textContent);
+  const pats = (await userCall(srv.url, "twice", "GET", "/api/pats")).json.pats.filter((p) => p.name === name);
+  assert.equal(pats.length, 1, "one PAT for the form");
+  assert.equal((await introspect(srv.url, token)).json.active, true, "the token shown is the PAT's");
+  // A POST of the same form after the minute gets "already created" (host tests).
+  assertClean(page, "double submit");
+  await page.close();
+});
+
 test("accessibility (axe-core), keyboard use, phone width", { skip }, async () => {
   const page = await newPage();
   await page.setBypassCSP(true); // only to inject axe-core
@@ -483,10 +526,16 @@ test("headers of every page; favicon; not on other hosts", async () => {
   // The API is untouched on the page's host; the page is absent on any other host name.
   const api = await call(`${srv.url}/api/pats`);
   assert.equal(api.status, 401);
+  // (The issuer is loopback, local development: the 404 says where the page is.)
   for (const host of ["evil.example", "localhost", `upstream.example:${new URL(srv.url).port}`]) {
-    const other = await getWithHost(`${srv.url}/tokens`, host);
-    assert.equal(other.status, 404, host);
-    assert.deepEqual(JSON.parse(other.body), { error: "not_found" }, host);
+    for (const path of ["/", "/tokens"]) {
+      const other = await getWithHost(`${srv.url}${path}`, host);
+      assert.equal(other.status, 404, host);
+      assert.deepEqual(JSON.parse(other.body), {
+        error: "not_found",
+        error_description: `this host serves the gate; the token page is on ${srv.url}/`,
+      }, host);
+    }
   }
 });
 
@@ -532,6 +581,61 @@ test("README screenshots: a list with every state, at desktop and phone width", 
   assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 375);
   await page.screenshot({ path: join(SHOTS, "phone.png") });
   assertClean(page, "screenshots");
+  await page.close();
+});
+
+test("token names read as names at 390, 800 and 1280 px", { skip }, async () => {
+  // Extra screenshots stay in tests/.state (the README shows tokens.png and phone.png).
+  const STATE = join(ROOT, "tests", ".state", "screenshots");
+  mkdirSync(STATE, { recursive: true });
+  const user = "wren";
+  const mk = (name, scopes, extra = {}) =>
+    userCall(srv.url, user, "POST", "/api/pats", { name, scopes, expires_in_days: 5, ...extra }).then((r) => r.json);
+  // 20-character names with spaces, one long word, the widest cells: warnings, options, scopes
+  const names = ["console show nightly", "deployment-pipeline-prod", "ci"];
+  await mk(names[0], ["demo_api:read", "demo_api:write", "other_api:read"], { allow_self_rotation: true, revoke_on_reuse: true });
+  const used = await mk(names[1], ["demo_api:read"]);
+  await mk(names[2], ["demo_api:read"]);
+  await introspect(srv.url, used.token);
+  const page = await newPage({ headers: { "cf-access-jwt-assertion": devToken(user) } });
+  for (const width of [390, 800, 1280]) {
+    await page.setViewport({ width, height: 700, deviceScaleFactor: 1 });
+    await page.goto(`${srv.url}/tokens`);
+    await page.screenshot({ path: join(STATE, `list-${width}.png`), fullPage: true });
+    const layout = await page.evaluate(() => {
+      const cells = [...document.querySelectorAll("tbody .name")];
+      return {
+        scrollWidth: document.documentElement.scrollWidth,
+        names: cells.map((cell) => {
+          const text = cell.textContent;
+          const node = cell.firstChild;
+          // every word on one line: a name wraps at spaces (or after a hyphen), never inside a word
+          const broken = [];
+          let at = 0;
+          for (const word of text.split(/(?<=[ -])/)) {
+            const r = document.createRange();
+            r.setStart(node, at);
+            r.setEnd(node, at + word.trimEnd().length);
+            const lines = new Set([...r.getClientRects()].map((q) => Math.round(q.top)));
+            if (lines.size > 1) broken.push(word);
+            at += word.length;
+          }
+          const lineHeight = parseFloat(getComputedStyle(cell).lineHeight);
+          const whole = document.createRange();
+          whole.selectNodeContents(cell);
+          const lines = new Set([...whole.getClientRects()].map((q) => Math.round(q.top))).size;
+          return { text, broken, lines, width: Math.round(cell.getBoundingClientRect().width), lineHeight };
+        }),
+      };
+    });
+    assert.ok(layout.scrollWidth <= width, `no horizontal scrolling at ${width}px: ${layout.scrollWidth}`);
+    for (const n of layout.names) {
+      assert.deepEqual(n.broken, [], `${width}px: "${n.text}" breaks inside a word: ${JSON.stringify(n)}`);
+      assert.ok(n.lines <= 2, `${width}px: "${n.text}" takes ${n.lines} lines: ${JSON.stringify(n)}`);
+    }
+    assert.deepEqual(layout.names.map((n) => n.text).sort(), [...names].sort());
+  }
+  assertClean(page, "widths");
   await page.close();
 });
 

@@ -5,7 +5,7 @@
 // first 429 (never a timing assertion).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, createPat, introspect, userCall, form, basic, assertError } from "./helpers.mjs";
+import { startServer, createPat, introspect, userCall, form, basic, assertError, call, ADMIN } from "./helpers.mjs";
 
 const LIMITS = { RL_FAILED_AUTH_CLIENT: 3, RL_FAILED_AUTH_IP: 6, RL_PAT_CREATE: 3, RL_TOKEN_IP: 5 };
 let srv;
@@ -60,4 +60,23 @@ test("failed client authentications: 429 past the per-IP limit across client ids
   const statuses = await untilLimited(LIMITS.RL_FAILED_AUTH_IP, (i) =>
     form(`${srv.url}/oauth/revoke`, `client_id=ghost${i}&client_secret=x&token=t`));
   assert.ok(statuses.slice(0, -1).every((s) => s === 401), `${statuses}`);
+});
+
+test("the gate: refused tokens count per IP (like failed client authentications), then 429 even for a valid token", async () => {
+  const route = { path_prefix: "/gw/rl/", upstream: "http://127.0.0.1:9/unused", resource: "demo_api",
+    rules: [{ methods: ["GET"], scopes: ["demo_api:read"] }] };
+  const put = await call(`${srv.url}/admin/routes/rl`, { method: "PUT", headers: { authorization: ADMIN, "content-type": "application/json" }, body: JSON.stringify(route) });
+  assert.equal(put.status, 201, put.text);
+  const gateUrl = `${srv.url.replace("127.0.0.1", "localhost")}/gw/rl/x`;
+  // its own client IP, so that the other tests' per-IP budget is not this one's
+  const ip = { "cf-connecting-ip": "198.51.100.77" };
+  const statuses = await untilLimited(LIMITS.RL_FAILED_AUTH_IP, (i) =>
+    call(gateUrl, { headers: { ...ip, ...(i % 2 ? { authorization: "Bearer pgp_garbage" } : {}) } }));
+  assert.ok(statuses.slice(0, -1).every((s) => s === 401), `${statuses}`);
+  assert.ok(statuses.length > LIMITS.RL_FAILED_AUTH_IP, `not before the limit: ${statuses}`);
+  const pat = await createPat(srv.url, "rl-gate");
+  assertLimited(await call(gateUrl, { headers: { ...ip, authorization: `Bearer ${pat.token}` } }), "a valid token from the blocked IP");
+  // another IP is not blocked: its valid token passes the gate (the upstream is down: 502)
+  const other = await call(gateUrl, { headers: { "cf-connecting-ip": "198.51.100.78", authorization: `Bearer ${pat.token}` } });
+  assert.equal(other.status, 502, other.text);
 });

@@ -1,16 +1,19 @@
 // Raw HTTP/1.1 on a socket, for uploads the fetch API will not shape (chunked bodies sent as
 // fast as the socket takes them, malformed chunking, a declared length with no body), and the
-// worker's own workerd socket behind `wrangler dev`'s proxy. Used by hostile.test.mjs.
+// worker's own workerd socket behind `wrangler dev`'s proxy. Used by hostile.test.mjs and
+// bodies.test.mjs.
 import net from "node:net";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 /**
  * The URL of the worker on workerd's own socket. `wrangler dev` puts a proxy worker in front of it
- * (the `--port` socket) that answers 503 "Your worker restarted mid-request" whenever the worker
- * answers a request whose body is still being uploaded, which is exactly what a body limit does;
- * Cloudflare's edge has no such proxy. So the upload tests talk to the socket workerd opened for
- * the worker itself: among the sockets the `wrangler dev` process tree listens on, the one that
- * is not `--port` and serves this server's own discovery document.
+ * (the `--port` socket) that pools its connections to the worker: an answer the worker sends while
+ * a body is still being uploaded can cost the proxy that connection, and the next request then
+ * gets 503 "Your worker restarted mid-request" (the shim drains refused bodies to avoid it:
+ * bodies.test.mjs). Cloudflare's edge has no such proxy. So tests of what the worker itself does
+ * with an upload (how much it reads before answering) talk to the socket workerd opened for the
+ * worker: among the sockets the `wrangler dev` process tree listens on, the one that is not
+ * `--port` and serves this server's own discovery document.
  */
 export async function workerUrl(base) {
   const port = new URL(base).port;
@@ -162,3 +165,104 @@ export function rawExchange(base, head, { chunked = true, nextChunk = () => null
   });
 }
 
+
+/**
+ * One request on a new raw connection (`Connection: close`), for uploads that `fetch` will not
+ * shape. `head` is the request line and headers without the blank line. The body is `total` bytes
+ * of `a` in `chunk`-byte pieces, chunked unless `chunked` is false, sent as fast as the socket
+ * takes it; `wire` (a string or Buffer) is written as is after the head instead. An early answer
+ * stops the upload unless `keepSending`. `stallMs` then `close` sends the body, waits, and closes
+ * the connection without ending the body (a client that stalls and goes away).
+ * Resolves to { status, headers, body, json, sent, ms } once the answer is complete; status 0 with
+ * `error` when the connection ended without one or none came within `timeoutMs`.
+ */
+export function upload(base, head, {
+  total = 0, chunk = 16 * 1024, chunked = true, wire = null, keepSending = false, stallMs = 0, close = false,
+  timeoutMs = 30_000,
+} = {}) {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const sock = net.connect(Number(port), hostname);
+    let answer = Buffer.alloc(0);
+    let sent = 0;
+    let answeredAt = null;
+    let finished = false;
+    const timer = setTimeout(() => finish({ status: 0, error: `no answer in ${timeoutMs} ms` }), timeoutMs);
+    const finish = (r) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve({ headers: {}, body: "", ...r, sent: answeredAt ?? sent, ms: Date.now() - t0 });
+    };
+    const parse = (ended) => {
+      const text = answer.toString("latin1");
+      const end = text.indexOf("\r\n\r\n");
+      if (end < 0) return ended && finish({ status: 0, error: "no answer" });
+      const lines = text.slice(0, end).split("\r\n");
+      const headers = {};
+      for (const l of lines.slice(1)) {
+        const i = l.indexOf(":");
+        headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+      }
+      let rest = answer.subarray(end + 4);
+      let body;
+      if (headers["content-length"] !== undefined) {
+        if (rest.length < Number(headers["content-length"])) return ended && finish({ status: 0, error: "short answer" });
+        body = rest.subarray(0, Number(headers["content-length"]));
+      } else if (/chunked/i.test(headers["transfer-encoding"] ?? "")) {
+        const parts = [];
+        for (;;) {
+          const nl = rest.indexOf("\r\n");
+          const size = nl < 0 ? NaN : parseInt(rest.subarray(0, nl).toString("latin1"), 16);
+          if (nl < 0 || rest.length < nl + 2 + size + 2) return ended && finish({ status: 0, error: "short answer" });
+          if (size === 0) break;
+          parts.push(rest.subarray(nl + 2, nl + 2 + size));
+          rest = rest.subarray(nl + 2 + size + 2);
+        }
+        body = Buffer.concat(parts);
+      } else if (ended) {
+        body = rest;
+      } else {
+        return;
+      }
+      const text2 = body.toString("utf8");
+      let json;
+      try { json = JSON.parse(text2); } catch {}
+      finish({ status: Number(lines[0].split(" ")[1]), headers, body: text2, json });
+    };
+    sock.on("data", (d) => {
+      answeredAt ??= sent;
+      answer = Buffer.concat([answer, d]);
+      parse(false);
+    });
+    sock.on("error", (e) => (answer.length ? parse(true) : finish({ status: 0, error: e.code })));
+    sock.on("close", () => parse(true));
+    sock.on("connect", async () => {
+      sock.write(`${head}\r\nHost: ${hostname}:${port}\r\nConnection: close\r\n\r\n`);
+      if (wire !== null) sock.write(wire);
+      let left = total;
+      while (left > 0) {
+        // Let pending reads run first (an answer may have arrived).
+        await new Promise((r) => setImmediate(r));
+        if (finished || sock.destroyed || (answeredAt !== null && !keepSending)) return;
+        const n = Math.min(chunk, left);
+        left -= n;
+        const c = Buffer.alloc(n, "a");
+        sent += n;
+        const ok = sock.write(chunked ? Buffer.concat([Buffer.from(`${n.toString(16)}\r\n`), c, Buffer.from("\r\n")]) : c);
+        if (!ok) {
+          await new Promise((r) => {
+            const go = () => { sock.off("drain", go); sock.off("close", go); r(); };
+            sock.on("drain", go);
+            sock.on("close", go);
+          });
+        }
+      }
+      if (stallMs) await new Promise((r) => setTimeout(r, stallMs));
+      if (close) return finish({ status: 0, error: "client closed" });
+      if (chunked && wire === null && !finished && !sock.destroyed) sock.write("0\r\n\r\n");
+    });
+  });
+}

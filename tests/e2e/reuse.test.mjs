@@ -1,4 +1,4 @@
-// Reuse detection on the real runtime (issue 11): a token rotated away and used after it stopped
+// Reuse detection on the real runtime: a token rotated away and used after it stopped
 // working is inactive, recorded on its PAT with where the request came from (CF-Connecting-IP,
 // request.cf colo and country), logged as a pat.reuse_detected event, and, for a PAT created with
 // revoke_on_reuse, kills the whole PAT: the current token and the JWTs exchanged from it.

@@ -1,4 +1,4 @@
-// The OAuth2 authorization server (issue 3): token endpoint grants and errors, JWT access tokens
+// The OAuth2 authorization server: token endpoint grants and errors, JWT access tokens
 // verified against the published JWKS, key rotation, RFC 9701 signed introspection responses,
 // token exchange, and a third-party client library driven by discovery alone.
 import { test, before, after } from "node:test";

@@ -13,7 +13,7 @@ header{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;justify-con
 .brand{font-weight:600;color:var(--fg);text-decoration:none}
 .who{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center;color:var(--muted);font-size:.875rem}
 .who form{display:inline}
-main{max-width:60rem;margin:0 auto;padding:1rem}
+main{max-width:72rem;margin:0 auto;padding:1rem}
 h1{font-size:1.5rem;font-weight:600;margin:.5rem 0 1rem}
 h2{font-size:1.125rem;margin:1.25rem 0 .5rem}
 a{color:var(--accent)}
@@ -30,11 +30,13 @@ a{color:var(--accent)}
 table{width:100%;border-collapse:collapse;font-size:.9375rem}
 th,td{text-align:left;vertical-align:top;padding:.625rem .5rem;border-bottom:1px solid var(--border)}
 th{font-size:.8125rem;color:var(--muted);font-weight:600;white-space:nowrap}
-td time,td.last-used{white-space:nowrap}
+td time{white-space:nowrap}
 .buttons{display:flex;flex-wrap:wrap;gap:1rem;align-items:center;margin-top:1rem}
 td.actions{white-space:nowrap}
-td.actions a{margin-right:.75rem}
-.name{font-weight:600;word-break:break-word}
+td.actions a{display:block;margin:0 0 .25rem}
+td.token{min-width:12.5rem}
+@media (min-width:641px){td.scopes .scope{display:block;width:max-content}}
+.name{font-weight:600;overflow-wrap:break-word}
 code,.scope{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.8125rem}
 .scope{display:inline-block;margin:0 .25rem .25rem 0;padding:0 .375rem;border:1px solid var(--border);border-radius:1em;background:var(--bg)}
 .badge{display:inline-block;padding:0 .5rem;border-radius:1em;font-size:.8125rem;font-weight:500;border:1px solid currentColor}
@@ -69,6 +71,7 @@ dd{margin:0}
  tr{border:1px solid var(--border);border-radius:6px;margin:0 0 .75rem;padding:.25rem .5rem}
  td{border:0;padding:.25rem 0}
  td[data-label]::before{content:attr(data-label) ": ";color:var(--muted);font-size:.8125rem}
+ td.actions a{display:inline;margin:0 .75rem 0 0}
 }
 "#;
 

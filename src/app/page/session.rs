@@ -66,6 +66,12 @@ impl Key {
             .collect()
     }
 
+    /// The key that seals a new token for a repeated submission of the form `form_id` by this
+    /// user in this session (`binding`): a resubmission from another session cannot open it.
+    pub fn seal_key(&self, sub: &str, form_id: &str, binding: &[u8]) -> [u8; 32] {
+        self.mac("seal", &[sub.as_bytes(), form_id.as_bytes(), binding])
+    }
+
     /// A short fingerprint of a token hash, for the regenerate form: re-posting that form after
     /// the rotation no longer matches, so a reload cannot rotate twice.
     pub fn version(&self, id: &str, hash: &[u8]) -> String {

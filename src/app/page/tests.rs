@@ -1,11 +1,12 @@
 //! Host tests of the token page over the in-memory backend: sign-in, identity, every action,
 //! the cross-site checks, escaping, and the headers on every answer.
 
-use super::super::{handle, Config, Ctx, IsolateState, Outcome, PAT_CLIENT_ID};
+use super::super::{handle, Config, Ctx, IsolateState, Outcome};
 use super::session::{SESSION_COOKIE, SIGNIN_COOKIE};
-use super::PageConfig;
+use crate::app::config::PageConfig;
 use crate::http::{Method, Request, Response};
 use crate::jose::UserAuthConfig;
+use crate::model::PAT_CLIENT_ID;
 use crate::model::{ApiResource, Client, SecretSet, Status, TokenFormat};
 use crate::secret::ClientSecret;
 use crate::testing::MemoryBackend;
@@ -126,7 +127,7 @@ impl H {
         self.isolate
             .take_events()
             .iter()
-            .map(crate::app::events::Event::line)
+            .map(crate::events::Event::line)
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -457,10 +458,11 @@ fn create_shows_the_token_once_and_a_repost_creates_nothing() {
     assert_eq!(pats[0].scopes, vec!["demo_api:read", "other_api:read"]);
     assert_eq!(pats[0].expires_at, NOW + 30 * 86_400);
     assert_eq!(pats[0].name.as_deref(), Some("ci deploy"));
-    // The reload re-posts the same form: nothing new, the token not shown again.
+    // The same form again within the minute (a double submit, or a reload of the answer): the
+    // same token, nothing new.
     let again = h.post("/tokens/new", &body, Some(&cookie)).response;
-    assert_eq!(again.status, 409);
-    assert!(!text(&again).contains("pgp_"));
+    assert_eq!(again.status, 200, "{}", text(&again));
+    assert_eq!(token_in(&text(&again)), token);
     assert_eq!(h.pats("alice").len(), 1);
     // The list shows it, newest first, with "Never used" and "Expires in 30 days".
     let list = text(&h.get("/tokens", Some(&cookie)));
@@ -884,7 +886,7 @@ fn a_form_posted_twice_at_once_keeps_the_first_token() {
         isolate: &h.isolate,
         now: h.now,
     };
-    let body = || super::pats::CreatePat {
+    let body = || crate::app::tokens::CreatePat {
         name: "twice".into(),
         scopes: vec!["demo_api:read".into()],
         expires_at: None,
@@ -893,18 +895,19 @@ fn a_form_posted_twice_at_once_keeps_the_first_token() {
         revoke_on_reuse: false,
     };
     let id = "AAAAAAAAAAAAAAAAAAAAAA".to_owned();
-    let (first, token) = block_on(super::pats::issue_with_id(
+    let fresh = || crate::token::PlainToken::generate(crate::token::TokenKind::Pat).expect("rng");
+    let (first, token) = block_on(crate::app::tokens::issue_pat_with_id(
         &ctx,
         "alice".into(),
         body(),
-        Some(id.clone()),
+        Some((id.clone(), fresh())),
     ))
     .expect("first");
-    let second = block_on(super::pats::issue_with_id(
+    let second = block_on(crate::app::tokens::issue_pat_with_id(
         &ctx,
         "alice".into(),
         body(),
-        Some(id),
+        Some((id, fresh())),
     ));
     assert!(second.is_err(), "the duplicate fails");
     let pats = h.pats("alice");
@@ -1177,5 +1180,266 @@ fn every_leak_report_url_is_linked() {
             r#"href="https://github.com/o/r/blob/a/f" rel="noopener noreferrer nofollow">(2)</a>"#
         ),
         "{html}"
+    );
+}
+
+// --- a double submit never loses the token ----------------------------------------------------
+
+/// A session and a filled form: (cookie, body).
+fn filled_form(h: &H, user: &str) -> (String, String) {
+    let cookie = h.sign_in(user);
+    let html = text(&h.get("/tokens/new", Some(&cookie)));
+    let (csrf, id) = (field(&html, "csrf"), field(&html, "form_id"));
+    let body = format!(
+        "csrf={csrf}&form_id={id}&name=twice&expiration=30&custom_date=&scope=demo_api%3Aread"
+    );
+    (cookie, body)
+}
+
+#[test]
+fn a_second_post_of_the_form_shows_the_same_token_for_a_minute_then_never() {
+    let mut h = h();
+    let (cookie, body) = filled_form(&h, "alice");
+    let first = h.post("/tokens/new", &body, Some(&cookie)).response;
+    assert_eq!(first.status, 200);
+    let token = token_in(&text(&first));
+    // KV holds it sealed: never the token itself, never a grant
+    let sealed = h
+        .backend
+        .sealed
+        .borrow()
+        .values()
+        .next()
+        .cloned()
+        .expect("kept");
+    assert!(!sealed.0.contains(&token) && !sealed.0.contains("pgp_"));
+    assert_eq!(sealed.1, NOW + super::replay::REPLAY_SECS);
+    h.now = NOW + super::replay::REPLAY_SECS - 1;
+    let second = h.post("/tokens/new", &body, Some(&cookie)).response;
+    assert_eq!(second.status, 200, "{}", text(&second));
+    assert_eq!(token_in(&text(&second)), token, "the same token");
+    h.now = NOW + super::replay::REPLAY_SECS;
+    let late = h.post("/tokens/new", &body, Some(&cookie)).response;
+    assert_eq!(late.status, 409);
+    assert!(text(&late).contains("already created"));
+    assert!(
+        !text(&late).contains("pgp_"),
+        "after the minute: never again"
+    );
+    assert_eq!(h.pats("alice").len(), 1, "one PAT in all");
+}
+
+#[test]
+fn only_the_same_session_sees_it_again_and_only_while_it_is_unchanged() {
+    let h = h();
+    let (cookie, body) = filled_form(&h, "alice");
+    let token = token_in(&text(&h.post("/tokens/new", &body, Some(&cookie)).response));
+    // Another session of the same user cannot post this form (CSRF bound to the session)...
+    let other = h.sign_in("alice");
+    let r = h.post("/tokens/new", &body, Some(&other)).response;
+    assert_eq!(r.status, 403);
+    // ...and a sealed token opens only with the key of its own session and form: forge the
+    // other session's CSRF token on the same form id, and nothing is shown.
+    let html = text(&h.get("/tokens/new", Some(&other)));
+    let forged = body.replacen(
+        &format!("csrf={}", field_value(&body, "csrf")),
+        &format!("csrf={}", field(&html, "csrf")),
+        1,
+    );
+    let r = h.post("/tokens/new", &forged, Some(&other)).response;
+    assert_eq!(r.status, 409, "{}", text(&r));
+    assert!(!text(&r).contains("pgp_"));
+    // Regenerated since: the old token is dead and the new one was shown on its own page.
+    let id = h.pats("alice")[0].id.clone();
+    let confirm = text(&h.get(&format!("/tokens/{id}/regenerate"), Some(&cookie)));
+    let regen = h.post(
+        &format!("/tokens/{id}/regenerate"),
+        &format!(
+            "csrf={}&version={}",
+            field(&confirm, "csrf"),
+            field(&confirm, "version")
+        ),
+        Some(&cookie),
+    );
+    assert_eq!(regen.response.status, 200);
+    let r = h.post("/tokens/new", &body, Some(&cookie)).response;
+    assert_eq!(r.status, 409);
+    assert!(!text(&r).contains(&token) && !text(&r).contains("pgp_"));
+}
+
+#[test]
+fn a_revoked_token_is_not_shown_again() {
+    let h = h();
+    let (cookie, body) = filled_form(&h, "alice");
+    assert_eq!(
+        h.post("/tokens/new", &body, Some(&cookie)).response.status,
+        200
+    );
+    let id = h.pats("alice")[0].id.clone();
+    let confirm = text(&h.get(&format!("/tokens/{id}/revoke"), Some(&cookie)));
+    let r = h.post(
+        &format!("/tokens/{id}/revoke"),
+        &format!("csrf={}", field(&confirm, "csrf")),
+        Some(&cookie),
+    );
+    assert_eq!(r.response.status, 303);
+    let again = h.post("/tokens/new", &body, Some(&cookie)).response;
+    assert_eq!(again.status, 409);
+    assert!(!text(&again).contains("pgp_"));
+}
+
+#[test]
+fn twin_posts_racing_to_create_both_show_the_one_token_that_exists() {
+    // The second POST passes the "already created?" check while the first is still running,
+    // and its insert lands first: the first one's insert of the same id then fails.
+    let h = h();
+    let (cookie, body) = filled_form(&h, "alice");
+    let (cfg, twin_body, twin_cookie) = (h.cfg.clone(), body.clone(), cookie.clone());
+    let twin_answer = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let answer_slot = twin_answer.clone();
+    // Right after the first POST kept its sealed token (its first KV write), the twin runs whole.
+    h.backend
+        .after_step(crate::testing::Step::KvPut, move |b: &MemoryBackend| {
+            use futures::FutureExt as _;
+            let isolate = IsolateState::default();
+            let ctx = Ctx {
+                cfg: &cfg,
+                backend: b,
+                isolate: &isolate,
+                now: NOW,
+            };
+            let req = Request::new(Method::Post, "/tokens/new")
+                .header("host", HOST)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("sec-fetch-site", "same-origin")
+                .header("cookie", &twin_cookie)
+                .body(twin_body.as_str());
+            let o = handle(&ctx, &req)
+                .now_or_never()
+                .expect("the in-memory backend never waits");
+            *answer_slot.borrow_mut() = Some(o.response);
+        });
+    let first = h.post("/tokens/new", &body, Some(&cookie)).response;
+    let twin = twin_answer.borrow_mut().take().expect("the twin ran");
+    assert_eq!(twin.status, 200, "{}", text(&twin));
+    assert_eq!(first.status, 200, "{}", text(&first));
+    let token = token_in(&text(&twin));
+    assert_eq!(token_in(&text(&first)), token, "both show the twin's token");
+    let pats = h.pats("alice");
+    assert_eq!(pats.len(), 1);
+    assert_eq!(
+        pats[0].hash,
+        crate::token::PlainToken::parse(&token)
+            .expect("token")
+            .hash(),
+        "the token shown is the PAT's"
+    );
+}
+
+#[test]
+fn a_failed_seal_still_creates_the_token_and_a_repeat_is_409_as_before() {
+    let h = h();
+    let (cookie, body) = filled_form(&h, "alice");
+    h.backend
+        .inject(crate::testing::Step::KvPut, crate::testing::Fault::Lost);
+    let first = h.post("/tokens/new", &body, Some(&cookie)).response;
+    assert_eq!(first.status, 200, "{}", text(&first));
+    assert!(h.logged().contains("token not kept for a resubmission"));
+    let again = h.post("/tokens/new", &body, Some(&cookie)).response;
+    assert_eq!(again.status, 409);
+    assert!(!text(&again).contains("pgp_"));
+    assert_eq!(h.pats("alice").len(), 1);
+}
+
+/// The value of `name=` in a urlencoded body.
+fn field_value(body: &str, name: &str) -> String {
+    body.split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .expect(name)
+        .to_owned()
+}
+
+#[test]
+fn other_hosts_never_serve_the_page_and_a_local_one_says_where_it_is() {
+    let mut h = h();
+    let get = |h: &H, host: &str, path: &str| {
+        h.send(&Request::new(Method::Get, path).header("host", host))
+            .response
+    };
+    // production issuer: a bare 404 on other hosts, nothing about the page
+    for path in ["/", "/tokens", "/tokens/new"] {
+        let r = get(&h, "api.example.com", path);
+        assert_eq!(r.status, 404);
+        assert_eq!(r.json_body(), serde_json::json!({"error": "not_found"}));
+    }
+    // a loopback issuer (npm start): the gate's host says where the page is
+    h.cfg.issuer = "http://127.0.0.1:8787".into();
+    for path in ["/", "/tokens", "/favicon.ico"] {
+        let r = get(&h, "localhost:8787", path);
+        assert_eq!(r.status, 404, "{path}");
+        assert_eq!(
+            r.json_body()["error_description"],
+            "this host serves the gate; the token page is on http://127.0.0.1:8787/"
+        );
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+    }
+    // and the page itself is still served on the issuer's host
+    assert_eq!(get(&h, "127.0.0.1:8787", "/").status, 303);
+    // other paths on the gate host are patgate's endpoints as before
+    assert_eq!(
+        get(&h, "localhost:8787", "/nope").json_body(),
+        serde_json::json!({"error": "not_found"})
+    );
+}
+
+#[test]
+fn a_creation_cut_off_before_its_kv_write_is_completed_by_the_resubmission() {
+    // The runtime cancels a request whose client went away (the first POST of a double submit):
+    // it may end after the D1 insert and before the KV grant, whose absence makes a token dead.
+    let h = h();
+    let (cookie, body) = filled_form(&h, "alice");
+    let token = token_in(&text(&h.post("/tokens/new", &body, Some(&cookie)).response));
+    let hash = crate::token::PlainToken::parse(&token)
+        .expect("token")
+        .hash();
+    h.backend.kv.borrow_mut().remove(&hash);
+    let again = h.post("/tokens/new", &body, Some(&cookie)).response;
+    assert_eq!(again.status, 200, "{}", text(&again));
+    assert_eq!(token_in(&text(&again)), token);
+    assert!(
+        h.backend.kv.borrow().get(&hash).is_some_and(|g| !g.marker),
+        "the grant is back: the token shown works"
+    );
+    // KV unreadable: nothing is written blind, nothing shown
+    h.backend.kv.borrow_mut().remove(&hash);
+    h.backend.break_kv.set(true);
+    let r = h.post("/tokens/new", &body, Some(&cookie)).response;
+    h.backend.break_kv.set(false);
+    assert_ne!(r.status, 200);
+    assert!(!text(&r).contains("pgp_"));
+}
+
+#[test]
+fn a_revocation_landing_during_the_repair_is_not_undone() {
+    let h = h();
+    let (cookie, body) = filled_form(&h, "alice");
+    let token = token_in(&text(&h.post("/tokens/new", &body, Some(&cookie)).response));
+    let hash = crate::token::PlainToken::parse(&token)
+        .expect("token")
+        .hash();
+    h.backend.kv.borrow_mut().remove(&hash);
+    // right after the repair's KV write, the PAT is revoked (its own KV delete came before ours)
+    h.backend
+        .after_step(crate::testing::Step::KvPut, move |b: &MemoryBackend| {
+            let mut tokens = b.tokens.borrow_mut();
+            let t = tokens.iter_mut().find(|t| t.hash == hash).expect("token");
+            t.revoked_at = Some(NOW);
+        });
+    let r = h.post("/tokens/new", &body, Some(&cookie)).response;
+    assert_eq!(r.status, 409, "{}", text(&r));
+    assert!(!text(&r).contains("pgp_"));
+    assert!(
+        !h.backend.kv.borrow().contains_key(&hash),
+        "the revoked token's grant is gone again"
     );
 }

@@ -2,6 +2,7 @@
 //! escaped (`PreEscaped` is used only for the constant style sheet and script).
 
 use super::assets::{SCRIPT, STYLE};
+use super::dates::{ago, date, exact, expiry_text};
 use crate::model::{Status, TokenRecord};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
@@ -58,86 +59,8 @@ fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: &Markup) -> Markup {
     }
 }
 
-// Dates are written by hand: chrono's `format` (strftime) machinery grew the wasm noticeably.
-
-/// Exact UTC time for hover titles, e.g. `2026-11-29 05:10:00 UTC`.
-pub fn exact(ts: i64) -> String {
-    use chrono::Timelike as _;
-    chrono::DateTime::from_timestamp(ts, 0).map_or_else(
-        || ts.to_string(),
-        |d| {
-            format!(
-                "{} {:02}:{:02}:{:02} UTC",
-                date(ts),
-                d.hour(),
-                d.minute(),
-                d.second()
-            )
-        },
-    )
-}
-
-/// A calendar date in UTC, e.g. `2026-12-29`.
-pub fn date(ts: i64) -> String {
-    use chrono::Datelike as _;
-    chrono::DateTime::from_timestamp(ts, 0).map_or_else(
-        || ts.to_string(),
-        |d| format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day()),
-    )
-}
-
-/// Parses `YYYY-MM-DD` (what `<input type=date>` sends) to 00:00 UTC of that day.
-pub fn parse_date(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let part = s.get(r)?;
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())?
-    };
-    let d = chrono::NaiveDate::from_ymd_opt(num(0..4)?.try_into().ok()?, num(5..7)?, num(8..10)?)?;
-    Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp())
-}
-
-fn plural(n: i64, unit: &str) -> String {
-    if n == 1 {
-        format!("1 {unit}")
-    } else {
-        format!("{n} {unit}s")
-    }
-}
-
-/// "just now", "5 minutes ago", "3 hours ago", "2 days ago" (same rule as the script).
-pub fn ago(ts: i64, now: i64) -> String {
-    let s = (now - ts).max(0);
-    if s < 60 {
-        return "just now".into();
-    }
-    for (secs, unit) in [(86_400, "day"), (3_600, "hour"), (60, "minute")] {
-        if s >= secs {
-            return format!("{} ago", plural(s / secs, unit));
-        }
-    }
-    "just now".into()
-}
-
-/// Expiry text and whether it deserves a warning (expired, or 7 days or less left, counting a
-/// started day as a day).
-pub fn expiry_text(expires_at: i64, now: i64) -> (String, bool) {
-    let left = expires_at - now;
-    if left <= 0 {
-        return (format!("Expired on {}", date(expires_at)), true);
-    }
-    // Rounded up: a 30-day token reads "30 days" until a full day has passed.
-    let days = (left + 86_399) / 86_400;
-    (format!("Expires in {}", plural(days, "day")), days <= 7)
-}
-
 fn time_exact(ts: i64, text: &str) -> Markup {
-    html! { time datetime=(crate::app::rfc3339(ts)) title=(exact(ts)) { (text) } }
+    html! { time datetime=(crate::time::rfc3339(ts)) title=(exact(ts)) { (text) } }
 }
 
 fn status_badge(s: Status) -> Markup {
@@ -193,7 +116,6 @@ pub fn list_page(
                 thead { tr {
                     th scope="col" { "Name" }
                     th scope="col" { "Scopes" }
-                    th scope="col" { "Created" }
                     th scope="col" { "Expires" }
                     th scope="col" { "Last used" }
                     th scope="col" { "Status" }
@@ -236,9 +158,14 @@ fn row(r: &TokenRecord, status: Status, now: i64) -> Markup {
     let name = r.name.as_deref().unwrap_or("");
     html! {
         tr data-token-id=(r.id) {
-            td.name data-label="Name" { (name) }
-            td data-label="Scopes" { (scopes(&r.scopes)) }
-            td data-label="Created" { (time_exact(r.created_at, &date(r.created_at))) }
+            // The creation date and the options under the name: fewer, narrower columns, so
+            // that the name keeps its room at every width.
+            td.token data-label="Name" {
+                span.name { (name) }
+                br; span.muted.created { "Created " (time_exact(r.created_at, &date(r.created_at))) }
+                @for o in options_of(r) { br; span.muted.option { (o) } }
+            }
+            td.scopes data-label="Scopes" { (scopes(&r.scopes)) }
             td data-label="Expires" {
                 @if status == Status::Revoked {
                     span.muted { "Revoked " (time_exact(r.revoked_at.unwrap_or(r.created_at), &date(r.revoked_at.unwrap_or(r.created_at)))) }
@@ -271,13 +198,10 @@ fn row(r: &TokenRecord, status: Status, now: i64) -> Markup {
                 }
                 @match r.last_used_at {
                     None => { span.muted { "Never used" } }
-                    Some(t) => { time datetime=(crate::app::rfc3339(t)) title=(exact(t)) data-ago { (ago(t, now)) } }
+                    Some(t) => { time datetime=(crate::time::rfc3339(t)) title=(exact(t)) data-ago { (ago(t, now)) } }
                 }
             }
-            td data-label="Status" {
-                (status_badge(status))
-                @for o in options_of(r) { br; span.muted.option { (o) } }
-            }
+            td data-label="Status" { (status_badge(status)) }
             td.actions data-label="Actions" {
                 @if status == Status::Active {
                     a href={ "/tokens/" (r.id) "/regenerate" } aria-label={ "Regenerate " (name) } { "Regenerate" }
@@ -630,71 +554,5 @@ mod tests {
         let html = row(&r, r.status(now), now).into_string();
         assert!(html.contains("Revoked: an old token was reused"), "{html}");
         assert!(!html.contains("after rotation"), "{html}");
-    }
-
-    #[test]
-    fn relative_times() {
-        let now = 1_795_000_000;
-        assert_eq!(ago(now, now), "just now");
-        assert_eq!(ago(now - 59, now), "just now");
-        assert_eq!(ago(now - 60, now), "1 minute ago");
-        assert_eq!(ago(now - 7_199, now), "1 hour ago");
-        assert_eq!(ago(now - 7_200, now), "2 hours ago");
-        assert_eq!(ago(now - 3 * 86_400, now), "3 days ago");
-        assert_eq!(ago(now + 100, now), "just now", "clock skew");
-        assert_eq!(exact(now), "2026-11-18 11:06:40 UTC");
-    }
-
-    #[test]
-    fn dates() {
-        assert_eq!(date(1_795_000_000), "2026-11-18");
-        assert_eq!(parse_date("2026-12-25"), Some(1_798_156_800));
-        assert_eq!(parse_date("2026-11-18"), Some(1_795_000_000 - 40_000));
-        for bad in [
-            "",
-            "2026-13-01",
-            "2026-02-30",
-            "2026-1-01",
-            "+026-12-25",
-            "2026-12-2x",
-            "2026/12/25",
-            "２０２６-12-25",
-        ] {
-            assert_eq!(parse_date(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn expiry_texts_and_warnings() {
-        let now = 1_795_000_000;
-        let d = 86_400;
-        assert_eq!(
-            expiry_text(now + 30 * d, now),
-            ("Expires in 30 days".into(), false)
-        );
-        assert_eq!(
-            expiry_text(now + 30 * d - 5, now),
-            ("Expires in 30 days".into(), false)
-        );
-        assert_eq!(
-            expiry_text(now + 8 * d, now),
-            ("Expires in 8 days".into(), false)
-        );
-        assert_eq!(
-            expiry_text(now + 7 * d + 1, now),
-            ("Expires in 8 days".into(), false)
-        );
-        assert_eq!(
-            expiry_text(now + 7 * d, now),
-            ("Expires in 7 days".into(), true)
-        );
-        assert_eq!(
-            expiry_text(now + 10, now),
-            ("Expires in 1 day".into(), true)
-        );
-        assert_eq!(
-            expiry_text(now, now),
-            ("Expired on 2026-11-18".into(), true)
-        );
     }
 }

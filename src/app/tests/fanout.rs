@@ -4,8 +4,8 @@
 //! dead-lettered message ends as a `webhook.failed` line.
 
 use super::*;
-use crate::app::events::Event;
 use crate::app::webhooks::{dead_lettered, fan_out, FanOut};
+use crate::events::Event;
 use crate::testing::{Fault, Step};
 use crate::webhook::Delivery;
 
@@ -87,7 +87,7 @@ fn failed_authentications_from_anywhere_are_sampled_not_amplified() {
         "no endpoint read either"
     );
     // The window ends: the next failure is delivered, with the summary of the last window.
-    h.now += crate::app::sampling::WINDOW_SECS;
+    h.now += crate::webhook::sampling::WINDOW_SECS;
     assert_eq!(failed_auth(&h, 1001), 401);
     let (_, out) = after_request(&h);
     assert_eq!(out.queued, 2 * endpoints);
@@ -104,7 +104,7 @@ fn failed_authentications_from_anywhere_are_sampled_not_amplified() {
     assert_eq!(s["data"]["window_start"], NOW);
     assert_eq!(
         s["data"]["window_end"],
-        NOW + crate::app::sampling::WINDOW_SECS
+        NOW + crate::webhook::sampling::WINDOW_SECS
     );
     let single = q
         .iter()
@@ -226,9 +226,9 @@ fn expiry_notices_that_could_not_be_queued_are_sent_by_the_next_scan() {
             isolate: &h.isolate,
             now: h.now,
         };
-        let n = block_on(crate::app::expiry::scan(&ctx)).expect("scan");
+        let n = block_on(crate::app::tokens::expiry_scan(&ctx)).expect("scan");
         let (events, out) = after_request(h);
-        let released = block_on(crate::app::expiry::release_unqueued(
+        let released = block_on(crate::app::tokens::release_unqueued_notices(
             &ctx,
             &events,
             &out.not_queued,
@@ -272,12 +272,15 @@ fn an_expiry_notice_whose_send_landed_but_failed_is_kept_claimed() {
         .queue_faults
         .borrow_mut()
         .push(Fault::LandedButFailed);
-    assert_eq!(block_on(crate::app::expiry::scan(&ctx)).expect("scan"), 1);
+    assert_eq!(
+        block_on(crate::app::tokens::expiry_scan(&ctx)).expect("scan"),
+        1
+    );
     let (events, out) = after_request(&h);
     assert_eq!(out.queued, 1);
     assert!(out.not_queued.is_empty());
     assert_eq!(
-        block_on(crate::app::expiry::release_unqueued(
+        block_on(crate::app::tokens::release_unqueued_notices(
             &ctx,
             &events,
             &out.not_queued
@@ -309,9 +312,12 @@ fn a_release_that_fails_is_a_warning() {
         .borrow_mut()
         .extend([Fault::Lost, Fault::Lost]);
     h.backend.inject(Step::NoticeRelease, Fault::Lost);
-    assert_eq!(block_on(crate::app::expiry::scan(&ctx)).expect("scan"), 1);
+    assert_eq!(
+        block_on(crate::app::tokens::expiry_scan(&ctx)).expect("scan"),
+        1
+    );
     let (events, out) = after_request(&h);
-    let released = block_on(crate::app::expiry::release_unqueued(
+    let released = block_on(crate::app::tokens::release_unqueued_notices(
         &ctx,
         &events,
         &out.not_queued,

@@ -66,6 +66,8 @@ impl Harness {
             path,
             query,
             authorization: bearer.as_deref(),
+            cors: crate::gate::cors::CorsRequest::default(),
+            client_ip: "203.0.113.9",
         };
         block_on(gate(&ctx, &req))
     }

@@ -1,4 +1,4 @@
-//! Hostile input at the service level (issue 7): bodies that are not JSON objects, ids a URL
+//! Hostile input at the service level: bodies that are not JSON objects, ids a URL
 //! cannot address, tokens of the wrong type acting as users, missing keys or clients, `Accept`
 //! weights, the discovery cache, and `If-Match` on admin writes.
 
@@ -424,7 +424,7 @@ fn refused_bodies_carry_the_endpoint_limit_and_cache_headers() {
     let lines: Vec<String> = isolate
         .take_events()
         .iter()
-        .map(crate::app::events::Event::line)
+        .map(crate::events::Event::line)
         .collect();
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains(r#""event":"error""#) && lines[0].contains("stream broke"));

@@ -267,7 +267,7 @@ fn a_revocation_that_read_the_record_before_a_rotation_kills_the_new_token() {
         isolate: &h.isolate,
         now: h.now,
     };
-    let done = block_on(super::super::revoke::revoke_record(&ctx, &id, &stale))
+    let done = block_on(tokens::revoke_record(&ctx, &id, &stale))
         .expect("revoke")
         .expect("known");
     h.run_deferred(&Outcome {
@@ -745,7 +745,7 @@ fn security_events_are_one_json_line_each_with_ids_and_never_a_secret() {
         .isolate
         .take_events()
         .iter()
-        .map(super::super::events::Event::line)
+        .map(crate::events::Event::line)
         .collect();
     let kinds: Vec<String> = lines
         .iter()
@@ -899,7 +899,7 @@ fn a_failing_rate_limiter_lets_requests_through_and_says_so() {
         .isolate
         .take_events()
         .into_iter()
-        .filter(|e| matches!(e, super::super::events::Event::Warning { .. }))
+        .filter(|e| matches!(e, crate::events::Event::Warning { .. }))
         .count();
     assert!(warnings >= 2, "each failed limiter call is a warning event");
 }

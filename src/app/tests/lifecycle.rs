@@ -233,7 +233,7 @@ fn unsigned_forged_unknown_oversized_and_malformed_reports_change_nothing() {
             signed(
                 &sk,
                 "k1",
-                &format!("{}{}", body, " ".repeat(leaks::MAX_REPORT_BODY)),
+                &format!("{}{}", body, " ".repeat(tokens::MAX_LEAK_REPORT_BODY)),
             ),
             413,
             "invalid_request",
@@ -249,7 +249,7 @@ fn unsigned_forged_unknown_oversized_and_malformed_reports_change_nothing() {
             signed(
                 &sk,
                 "k1",
-                &report(&vec![token.as_str(); leaks::MAX_MATCHES + 1]),
+                &report(&vec![token.as_str(); tokens::MAX_LEAK_MATCHES + 1]),
             ),
             400,
             "invalid_request",
@@ -644,7 +644,7 @@ fn scan(h: &Harness) -> Vec<events::Event> {
         isolate: &h.isolate,
         now: h.now,
     };
-    block_on(expiry::scan(&ctx)).expect("scan");
+    block_on(tokens::expiry_scan(&ctx)).expect("scan");
     h.isolate.take_events()
 }
 
@@ -721,5 +721,5 @@ fn the_expiry_scan_emits_each_threshold_once() {
         isolate: &h.isolate,
         now: h.now,
     };
-    assert!(block_on(expiry::scan(&ctx)).is_err());
+    assert!(block_on(tokens::expiry_scan(&ctx)).is_err());
 }

@@ -237,3 +237,35 @@ fn a_pat_exchange_reads_typed_token_types() {
         (400, Some("unsupported subject_token_type urn:odd"))
     );
 }
+
+#[test]
+fn a_single_sign_on_exchange_answers_the_new_pats_id() {
+    let h = Harness::new();
+    let body = format!(
+        "grant_type={TOKEN_EXCHANGE}&client_id=pat_client&subject_token={}\
+         &subject_token_type=urn:ietf:params:oauth:token-type:jwt&name=laptop\
+         &scope=demo_api:read&expires_in_days=30",
+        user_jwt("alice")
+    );
+    let (s, v, _) = h.call(&form_req("/oauth/token", &body));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["issued_token_type"], TT_ACCESS_TOKEN);
+    let id = v["pat_id"].as_str().expect("pat_id");
+    let pats = h.backend.tokens.borrow().clone();
+    assert_eq!(pats.len(), 1);
+    assert_eq!(pats[0].id, id, "the id of the PAT just issued");
+    assert_eq!(
+        pats[0].hash,
+        crate::token::PlainToken::parse(v["access_token"].as_str().expect("token"))
+            .expect("a PAT")
+            .hash()
+    );
+    // a PAT-to-JWT exchange issues no PAT: no pat_id
+    let token = v["access_token"].as_str().expect("token").to_owned();
+    let body = format!(
+        "grant_type={TOKEN_EXCHANGE}&client_id=pat_client&subject_token={token}&subject_token_type={TT_ACCESS_TOKEN}"
+    );
+    let (s, v, _) = h.call(&form_req("/oauth/token", &body));
+    assert_eq!(s, 200, "{v}");
+    assert!(v.get("pat_id").is_none(), "{v}");
+}

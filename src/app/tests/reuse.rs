@@ -1,4 +1,4 @@
-//! Reuse detection (issue 11), with the injected clock: a rotated-away token used after it
+//! Reuse detection, with the injected clock: a rotated-away token used after it
 //! stopped working is recorded, emits `pat.reuse_detected`, and with `revoke_on_reuse` kills the
 //! whole PAT; the reuse marker that makes this possible is never active, costs live and forged
 //! tokens nothing, and every new storage step survives an injected fault.
@@ -585,6 +585,8 @@ fn a_reuse_through_the_gate_is_detected_and_refused() {
             path: "/gw/demo/x",
             query: None,
             authorization: Some(&bearer),
+            cors: crate::gate::cors::CorsRequest::default(),
+            client_ip: "203.0.113.9",
         };
         block_on(gate(&ctx, &req))
     };

@@ -82,7 +82,7 @@ fn rotations_are_rate_limited_per_pat() {
 
 #[test]
 fn each_rotation_writes_a_bounded_number_of_kv_entries_and_no_old_token_comes_back() {
-    let max = super::super::reuse::MAX_MARKED_PER_ROTATION;
+    let max = crate::app::tokens::MAX_MARKED_PER_ROTATION;
     let mut h = Harness::new();
     let (id, first) = h.pat("alice", &["demo_api:read"]);
     let mut tokens = vec![first];

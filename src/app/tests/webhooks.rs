@@ -93,7 +93,7 @@ fn the_secret_is_shown_once_and_never_again() {
         .isolate
         .take_events()
         .iter()
-        .map(crate::app::events::Event::line)
+        .map(crate::events::Event::line)
         .collect();
     assert_eq!(events.len(), 1, "{events:?}");
     assert!(events[0].contains(r#""target":"webhooks""#), "{events:?}");
@@ -364,7 +364,10 @@ fn the_expiry_scan_and_rotation_events_reach_subscribers() {
         isolate: &h.isolate,
         now: h.now,
     };
-    assert_eq!(block_on(crate::app::expiry::scan(&ctx)).expect("scan"), 1);
+    assert_eq!(
+        block_on(crate::app::tokens::expiry_scan(&ctx)).expect("scan"),
+        1
+    );
     h.fan_out_now();
     let q = h.backend.queue.borrow();
     let types: Vec<&str> = q.iter().map(|d| d.event_type.as_str()).collect();
@@ -385,7 +388,7 @@ fn nothing_registered_means_no_reads_after_the_first() {
     assert!(none_registered(&h.cfg, &h.isolate, h.now));
     // The cached (empty) list is used without D1 while fresh...
     h.backend.break_d1.set(true);
-    h.isolate.emit(crate::app::events::Event::Warning {
+    h.isolate.emit(crate::events::Event::Warning {
         message: "x".into(),
     });
     let before = h.backend.counts.get().d1_query;
@@ -403,7 +406,7 @@ fn nothing_registered_means_no_reads_after_the_first() {
 fn a_registration_reaches_this_isolates_fan_out_at_once() {
     let h = Harness::new();
     let _ = h.fan_out_now(); // caches "no endpoints"
-    let revoked = || crate::app::events::Event::TokenRevoked {
+    let revoked = || crate::events::Event::TokenRevoked {
         token_id: "t".into(),
         client_id: "c".into(),
     };
@@ -649,11 +652,11 @@ fn oversized_payloads_are_not_queued() {
     let h = Harness::new();
     h.register("https://a.example/", &["token.revoked"]);
     let _ = h.isolate.take_events();
-    h.isolate.emit(crate::app::events::Event::TokenRevoked {
+    h.isolate.emit(crate::events::Event::TokenRevoked {
         token_id: "x".repeat(crate::webhook::MAX_PAYLOAD_BYTES),
         client_id: "c".into(),
     });
-    h.isolate.emit(crate::app::events::Event::TokenRevoked {
+    h.isolate.emit(crate::events::Event::TokenRevoked {
         token_id: "small".into(),
         client_id: "c".into(),
     });
@@ -730,10 +733,10 @@ fn error_causes_alone_cost_no_read() {
     let events = h.isolate.take_events();
     assert!(events
         .iter()
-        .any(|e| matches!(e, crate::app::events::Event::ErrorCause { .. })));
+        .any(|e| matches!(e, crate::events::Event::ErrorCause { .. })));
     let only_causes: Vec<_> = events
         .into_iter()
-        .filter(|e| matches!(e, crate::app::events::Event::ErrorCause { .. }))
+        .filter(|e| matches!(e, crate::events::Event::ErrorCause { .. }))
         .collect();
     assert!(!crate::app::webhooks::any_deliverable(&only_causes));
     let before = h.backend.counts.get().d1_query;

@@ -1,6 +1,7 @@
 //! D1 `expiry_notices`: [`ExpiryNotices`].
 
-use super::super::backend::{err, n, s, EdgeBackend};
+use super::super::backend::EdgeBackend;
+use super::super::js::{err, n, s};
 use crate::store::{ExpiryNotice, ExpiryNotices, StoreError};
 use serde::Deserialize;
 

@@ -1,16 +1,34 @@
 //! D1 `DB`: the source of truth. Statement helpers here; the traits by table in the submodules.
 
 mod authz;
+mod clients;
 mod expiry;
 mod registry;
 mod routes;
 mod tokens;
 mod webhooks;
 
-use super::backend::{err, EdgeBackend};
+use super::backend::EdgeBackend;
 use super::counters::{bump, Op};
+use super::js::err;
 use crate::store::{StoreError, Write};
 use wasm_bindgen::JsValue;
+
+/// The values of a statement of `crate::storage` as D1 parameters.
+pub(super) fn binds(values: &[crate::storage::authz_rows::Bind]) -> Vec<JsValue> {
+    use crate::storage::authz_rows::Bind;
+    let text = |t: &Option<String>| t.as_deref().map_or(JsValue::NULL, JsValue::from_str);
+    let int = |i: Option<i64>| i.map_or(JsValue::NULL, |i| JsValue::from_f64(i as f64));
+    values
+        .iter()
+        .map(|v| match v {
+            Bind::Text(t) => JsValue::from_str(t),
+            Bind::OptText(t) => text(t),
+            Bind::Int(i) => int(Some(*i)),
+            Bind::OptInt(i) => int(*i),
+        })
+        .collect()
+}
 
 impl EdgeBackend {
     pub(super) async fn rows<T: serde::de::DeserializeOwned>(

@@ -1,8 +1,11 @@
 //! D1 `clients`, `api_resources`, `scopes`: [`Registry`] and [`AdminStore`].
 
-use super::super::backend::{n, s, EdgeBackend};
+use super::super::backend::EdgeBackend;
+use super::super::js::{n, s};
+use crate::authz::records::ClientProfile;
 use crate::model::{ApiResource, Client, TokenFormat};
 use crate::secret::SecretHash;
+use crate::storage::authz_rows::client_profile_values;
 use crate::storage::rows::{ClientRow, ResourceRow};
 use crate::store::{AdminStore, Registry, StoreError, Write};
 use wasm_bindgen::JsValue;
@@ -60,38 +63,57 @@ fn client_args(c: &Client) -> Vec<JsValue> {
     ]
 }
 
-impl AdminStore for EdgeBackend {
-    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        let rows: Vec<ClientRow> = self
-            .rows(&format!("{CLIENT_SELECT} ORDER BY id"), &[])
-            .await?;
-        rows.into_iter().map(ClientRow::into_model).collect()
-    }
+/// The profile of an administrator-made client, as `?9` .. `?15` after [`client_args`] (the
+/// source is always `admin` here).
+fn profile_args(p: &ClientProfile) -> Result<Vec<JsValue>, StoreError> {
+    let mut v = client_profile_values(p)?;
+    v.remove(0);
+    Ok(super::binds(&v[..6]))
+}
 
-    async fn create_client(&self, c: &Client, now: i64) -> Result<Write, StoreError> {
+impl AdminStore for EdgeBackend {
+    async fn create_client(
+        &self,
+        c: &Client,
+        profile: &ClientProfile,
+        now: i64,
+    ) -> Result<Write, StoreError> {
         let mut args = client_args(c);
+        args.extend(profile_args(profile)?);
         args.push(n(now));
         self.batch(vec![(
             "INSERT INTO clients (id, secret_hash, previous_secret_hash, previous_secret_expires_at, \
-             allowed_scopes, token_format, token_lifetime, enabled, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             allowed_scopes, token_format, token_lifetime, enabled, display_name, logo_uri, \
+             redirect_uris, grant_types, refresh_tokens, metadata_expires_at, created_at, source) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 'admin')",
             args,
         )])
         .await
     }
 
-    async fn update_client(&self, c: &Client) -> Result<Write, StoreError> {
+    async fn update_client(
+        &self,
+        c: &Client,
+        profile: &ClientProfile,
+    ) -> Result<Write, StoreError> {
+        let mut args = client_args(c);
+        args.extend(profile_args(profile)?);
         self.batch(vec![(
             "UPDATE clients SET secret_hash = ?2, previous_secret_hash = ?3, previous_secret_expires_at = ?4, \
-             allowed_scopes = ?5, token_format = ?6, token_lifetime = ?7, enabled = ?8 WHERE id = ?1",
-            client_args(c),
+             allowed_scopes = ?5, token_format = ?6, token_lifetime = ?7, enabled = ?8, \
+             display_name = ?9, logo_uri = ?10, redirect_uris = ?11, grant_types = ?12, \
+             refresh_tokens = ?13, metadata_expires_at = ?14 WHERE id = ?1 AND source = 'admin'",
+            args,
         )])
         .await
     }
 
     async fn delete_client(&self, id: &str) -> Result<Write, StoreError> {
-        self.batch(vec![("DELETE FROM clients WHERE id = ?1", vec![s(id)])])
-            .await
+        self.batch(vec![(
+            "DELETE FROM clients WHERE id = ?1 AND source = 'admin'",
+            vec![s(id)],
+        )])
+        .await
     }
 
     async fn list_resources(&self) -> Result<Vec<ApiResource>, StoreError> {

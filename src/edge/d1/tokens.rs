@@ -1,7 +1,8 @@
 //! D1 `tokens` and `retired_token_hashes`: [`TokenStore`].
 
-use super::super::backend::{err, n, s, EdgeBackend};
+use super::super::backend::EdgeBackend;
 use super::super::counters::{bump, Op};
+use super::super::js::{err, n, s};
 use crate::model::{token_insert_values, SqlValue, TokenRecord, TOKEN_INSERT_COLUMNS};
 use crate::origin::ClientOrigin;
 use crate::storage::rows::{RetiredRow, TokenRow, LEAK_URLS_COLUMN, TOKEN_COLUMNS};

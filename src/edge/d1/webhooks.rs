@@ -1,6 +1,7 @@
 //! D1 `webhook_endpoints`: [`WebhookStore`] (rows: [`crate::storage::webhooks`]).
 
-use super::super::backend::{n, s, EdgeBackend};
+use super::super::backend::EdgeBackend;
+use super::super::js::{n, s};
 use crate::storage::webhooks::{WebhookRow, WEBHOOK_COLUMNS};
 use crate::store::{StoreError, WebhookEndpoint, WebhookStore, Write};
 use wasm_bindgen::JsValue;

@@ -1,0 +1,18 @@
+//! The OAuth authorization server: the token endpoint (RFC 6749 client credentials, RFC 8693
+//! token exchange), issuing reference tokens and RFC 9068 JWT access tokens to clients, the JWKS
+//! document, and the RFC 8414 metadata that describes all of it. The authorization endpoint,
+//! consent, authorization codes, refresh tokens and client registration belong here too. It may
+//! use the shared pieces of `app/`, the tokens capability through its face (issuing, the
+//! decision's cheap checks, creating a PAT from a sign-in), storage traits and the pure layer;
+//! nothing uses it but the router and the admin API (which forgets the cached metadata).
+
+mod discovery;
+mod exchange;
+mod jwt;
+mod register;
+mod token_endpoint;
+
+pub use discovery::{forget as forget_metadata, metadata};
+pub use jwt::jwks;
+pub use register::serve as register_client;
+pub use token_endpoint::serve as token;
