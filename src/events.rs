@@ -105,6 +105,41 @@ pub enum Event {
         client_id: String,
         source: &'static str,
     },
+    /// A user approved an app and its first code was exchanged: a grant (the family of the
+    /// app's access and refresh tokens for one resource) began.
+    #[serde(rename = "grant.created")]
+    GrantCreated {
+        grant_id: String,
+        sub: String,
+        client_id: String,
+        resource: String,
+        scopes: Vec<String>,
+    },
+    /// A grant ended with all its tokens. `via`: `user` (the token page), `admin`, `code_reuse`
+    /// (its code presented twice), `refresh_reuse` (a rotated-away refresh token presented),
+    /// `replaced` (a newer grant of the same app, redirect URI and resource), `token_revoked`
+    /// (RFC 7009 of its refresh token). `newly`: false when it had ended before.
+    #[serde(rename = "grant.revoked")]
+    GrantRevoked {
+        grant_id: String,
+        sub: String,
+        client_id: String,
+        newly: bool,
+        via: &'static str,
+    },
+    /// A rotated-away refresh token of a grant was presented: the grant was revoked (a
+    /// `grant.revoked` with `via: "refresh_reuse"` goes with it). Where the request came from,
+    /// as for `pat.reuse_detected`. Never the token or its hash.
+    #[serde(rename = "grant.reuse_detected")]
+    GrantReuseDetected {
+        grant_id: String,
+        sub: String,
+        client_id: String,
+        ip: Option<String>,
+        colo: Option<String>,
+        country: Option<String>,
+        family_revoked: bool,
+    },
     /// The cron deleted a dynamic registration that went unused.
     #[serde(rename = "client.expired")]
     ClientExpired { client_id: String },

@@ -56,6 +56,12 @@ pub struct Grant {
     /// the reuse; fresh it answers inactive with no D1 read.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub marker: bool,
+    /// See [`TokenRecord::grant_id`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<String>,
+    /// See [`TokenRecord::audience`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
 }
 
 impl Grant {
@@ -126,6 +132,12 @@ pub struct TokenRecord {
     /// Where leak reports found the token (or one of its rotated-away tokens): the newest
     /// [`MAX_LEAK_URLS`] distinct `http(s)` URLs, newest first (D1 `leak_reports`).
     pub leak_urls: Vec<String>,
+    /// An access token issued from an authorization grant: the grant's id (revoking the grant
+    /// revokes it).
+    pub grant_id: Option<String>,
+    /// An access token issued from an authorization grant: the RFC 8707 resource it is for (its
+    /// audience; the gate refuses it on other resources).
+    pub audience: Option<String>,
 }
 
 /// Most leak report URLs kept per token (the newest distinct ones).
@@ -135,7 +147,8 @@ pub const MAX_LEAK_URLS: usize = 10;
 /// maps a [`TokenRecord`] to a D1 insert (the Worker binds the values; the benchmark's seeding
 /// tool writes them as SQL).
 pub const TOKEN_INSERT_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name, scopes, \
-    created_at, expires_at, client_uid, scope_owners, allow_self_rotation, revoke_on_reuse";
+    created_at, expires_at, client_uid, scope_owners, allow_self_rotation, revoke_on_reuse, \
+    grant_id, audience";
 
 /// A value bound to a D1 statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +174,8 @@ pub fn token_insert_values(rec: &TokenRecord) -> Vec<SqlValue> {
         SqlValue::OptText(rec.scope_owners.as_deref().map(crate::scopes::join)),
         SqlValue::Int(i64::from(rec.allow_self_rotation)),
         SqlValue::Int(i64::from(rec.revoke_on_reuse)),
+        SqlValue::OptText(rec.grant_id.clone()),
+        SqlValue::OptText(rec.audience.clone()),
     ]
 }
 
@@ -211,6 +226,8 @@ impl TokenRecord {
             grace_until: None,
             keep_until: None,
             marker: false,
+            grant_id: self.grant_id.clone(),
+            aud: self.audience.clone(),
         }
     }
 
@@ -351,6 +368,8 @@ mod tests {
             grace_until: None,
             keep_until: None,
             marker: false,
+            grant_id: None,
+            aud: None,
         };
         let json = serde_json::to_string(&g).expect("serializes");
         assert_eq!(

@@ -279,6 +279,7 @@ pub trait Backend:
     + RequestOrigin
     + crate::authz::store::ClientDirectory
     + crate::authz::store::MetadataFetcher
+    + crate::authz::store::FlowStore
 {
 }
 impl<
@@ -294,7 +295,8 @@ impl<
             + WebhookStore
             + RequestOrigin
             + crate::authz::store::ClientDirectory
-            + crate::authz::store::MetadataFetcher,
+            + crate::authz::store::MetadataFetcher
+            + crate::authz::store::FlowStore,
     > Backend for T
 {
 }

@@ -46,6 +46,8 @@ pub struct TokenRow {
     /// [`LEAK_URLS_COLUMN`]: a JSON array of `[url, reported_at, rowid]` (the rowid orders
     /// reports of the same second: a URL first reported later is newer).
     pub leak_urls: Option<String>,
+    pub grant_id: Option<String>,
+    pub audience: Option<String>,
 }
 
 impl TokenRow {
@@ -94,6 +96,8 @@ impl TokenRow {
             revoke_on_reuse: self.revoke_on_reuse != 0,
             reuse,
             leak_urls,
+            grant_id: self.grant_id,
+            audience: self.audience,
         })
     }
 }
@@ -122,7 +126,7 @@ pub const TOKEN_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name,
     created_at, expires_at, revoked_at, last_used_at, use_count, generation, client_uid, \
     scope_owners, revoked_reason, revoked_url, allow_self_rotation, revoke_on_reuse, \
     reuse_count, first_reuse_at, last_reuse_at, last_reuse_ip, last_reuse_colo, \
-    last_reuse_country, last_reuse_rotated_at";
+    last_reuse_country, last_reuse_rotated_at, grant_id, audience";
 
 /// Selected with [`TOKEN_COLUMNS`] from `tokens` (`SELECT {TOKEN_COLUMNS}, {LEAK_URLS_COLUMN}
 /// FROM tokens ...`): the token's leak report URLs (D1 `leak_reports`, at most
@@ -312,6 +316,9 @@ mod tests {
             json!("AMS"),
             json!("NL"),
             json!(250),
+            // grant_id, audience
+            Value::Null,
+            Value::Null,
         ]
     }
 

@@ -7,6 +7,7 @@
 //! metadata documents), [`webhooks`].
 
 mod clients;
+mod flow;
 mod registry;
 mod tokens;
 mod webhooks;
@@ -136,6 +137,9 @@ pub struct MemoryBackend {
     /// The authorization server's grants (D1 `app_grants`): a live one keeps a dynamic client
     /// from expiring.
     pub app_grants: RefCell<Vec<crate::authz::records::AppGrant>>,
+    /// The authorization code flow's storage (consent requests, remembered approvals, codes,
+    /// grants, refresh tokens), with its own one-shot faults by step (see `flow.rs`).
+    pub flow: crate::authz::memory::AuthzMemory,
 }
 
 /// A webhook POST the in-memory sender received.
@@ -187,6 +191,8 @@ pub fn pat_record(id: &str, subject: &str, hash: TokenHash, now: i64) -> TokenRe
         revoke_on_reuse: false,
         reuse: None,
         leak_urls: Vec::new(),
+        grant_id: None,
+        audience: None,
     }
 }
 

@@ -85,6 +85,8 @@ async fn issue_access_token<B: Backend>(
                 client_uid: client.uid.clone(),
                 allow_self_rotation: false,
                 revoke_on_reuse: false,
+                grant_id: None,
+                audience: None,
             };
             let (_, token) = tokens::issue(ctx, new).await?;
             token.expose_secret().to_owned()

@@ -36,6 +36,9 @@ pub struct Active {
     pub name: Option<String>,
     /// A token rotated away with a grace period: (rotated at, works until). `exp` is the latter.
     pub grace: Option<(i64, i64)>,
+    /// An access token of an authorization grant: the RFC 8707 resource it was issued for (the
+    /// gate refuses it on any other; introspection's `aud`).
+    pub aud: Option<String>,
 }
 
 impl Active {

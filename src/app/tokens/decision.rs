@@ -119,6 +119,7 @@ async fn reference_token<B: Backend>(
             iss: None,
             name: grant.name,
             grace: grant.rotated_at.zip(grant.grace_until),
+            aud: grant.aud,
         }),
         deferred,
     })

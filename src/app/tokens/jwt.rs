@@ -100,6 +100,7 @@ pub async fn introspect<B: Backend>(
         iss: Some(claims.iss),
         name: None,
         grace: None,
+        aud: None,
     }))
 }
 

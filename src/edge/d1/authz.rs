@@ -284,10 +284,14 @@ impl AppGrants for EdgeBackend {
                 (sql::REVOKE_GRANT, vec![s(id), n(now), s(why.as_db())]),
                 (sql::REVOKE_GRANT_TOKENS, vec![s(id), n(now)]),
                 ("SELECT id FROM app_grants WHERE id = ?1", vec![s(id)]),
+                (
+                    "SELECT token_hash FROM tokens WHERE grant_id = ?1",
+                    vec![s(id)],
+                ),
             ])
             .await?;
-        let [revoked, tokens, found] = results.as_slice() else {
-            return Err(StoreError::new("D1 batch: expected three results"));
+        let [revoked, _, found, tokens] = results.as_slice() else {
+            return Err(StoreError::new("D1 batch: expected four results"));
         };
         if found.results::<IdRow>().map_err(err)?.is_empty() {
             return Ok(None);
