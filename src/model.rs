@@ -303,6 +303,9 @@ pub struct ApiResource {
     pub secret: SecretSet,
     pub enabled: bool,
     pub scopes: Vec<String>,
+    /// What each scope is for, as (scope, description), for the scopes that have one (D1
+    /// `scopes.description`): the consent page shows them.
+    pub descriptions: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -346,6 +346,7 @@ fn introspect(n: usize) {
     let now = 1_795_000_000;
     let backend = MemoryBackend::default();
     backend.resources.borrow_mut().push(ApiResource {
+        descriptions: Vec::new(),
         id: "demo_api".into(),
         uid: "r1".into(),
         secret: SecretSet {

@@ -161,6 +161,9 @@ pub struct ResourceRow {
     pub enabled: i64,
     pub scopes: Option<String>,
     pub uid: Option<String>,
+    /// A JSON array of `[scope, description]` (`json_group_array`), `NULL` or absent: none.
+    #[serde(default)]
+    pub descriptions: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -188,6 +191,11 @@ impl ResourceRow {
             uid: self.uid.unwrap_or_default(),
             enabled: self.enabled != 0,
             scopes: crate::scopes::split(self.scopes.as_deref().unwrap_or("")),
+            descriptions: self
+                .descriptions
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or_default(),
         })
     }
 }

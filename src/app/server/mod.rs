@@ -6,9 +6,13 @@
 //! decision's cheap checks, creating a PAT from a sign-in), storage traits and the pure layer;
 //! nothing uses it but the router and the admin API (which forgets the cached metadata).
 
+mod authorization_code;
+pub mod authorize;
 mod discovery;
 mod exchange;
+mod grant_tokens;
 mod jwt;
+mod refresh;
 mod register;
 mod token_endpoint;
 
