@@ -1,15 +1,18 @@
 //! The admin API (`/admin/*`): the operator's API for clients ([`clients`]) and API resources
 //! ([`registry`]),
-//! gate routes ([`routes`]) and webhook endpoints ([`webhooks`]). Authenticated with the
+//! gate routes ([`routes`]), webhook endpoints ([`webhooks`]) and users' authorization grants
+//! ([`grants`]). Authenticated with the
 //! `ADMIN_TOKEN` secret (`Authorization: Bearer`, constant-time compare); without that secret the
 //! admin API does not exist (404). Every write is logged as one `admin.change` event. All changes
 //! go to D1; this isolate forgets its cached copies at once. It may use the shared pieces of
 //! `app/`, the OAuth server's face (to forget the cached metadata, which lists scopes and clients),
+//! the tokens capability's face (ending a grant),
 //! the webhooks' face (the limit on endpoints), storage traits and the pure layer; only the router
 //! uses it.
 
 mod checks;
 mod clients;
+mod grants;
 mod registry;
 mod routes;
 mod webhooks;
@@ -91,6 +94,10 @@ async fn route<B: Backend>(ctx: &Ctx<'_, B>, req: &Request, rest: &str) -> Resul
     match (parts.as_slice(), req.method) {
         (["routes", ..], _) => routes::handle(ctx, req, &parts[1..]).await,
         (["webhooks", ..], _) => webhooks::handle(ctx, req, &parts[1..]).await,
+        (["grants"], Method::Get) => grants::list(ctx, req).await,
+        (["grants", id], Method::Delete) => grants::revoke(ctx, id).await,
+        (["grants"], _) => Err(Error::MethodNotAllowed("GET")),
+        (["grants", _], _) => Err(Error::MethodNotAllowed("DELETE")),
         (["clients"], Method::Get) => clients::list(ctx).await,
         (["clients"], Method::Post) => clients::create(ctx, req).await,
         (["clients", id], Method::Get) => clients::get(ctx, id).await,

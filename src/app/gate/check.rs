@@ -12,6 +12,8 @@ use crate::events::Event;
 use crate::gate::forward::{header_value, upstream_url};
 use crate::gate::route::{GateRoute, MethodRule};
 use crate::http::Response;
+use crate::oauth::authorize::ResourceIndicator;
+use std::borrow::Cow;
 use crate::store::{Backend, Limit};
 use crate::token::random_id;
 
@@ -33,12 +35,19 @@ pub(super) async fn check<B: Backend>(
     // at the OAuth endpoints (no storage read; even a valid token waits for the period).
     ratelimit::check_blocked(ctx, Limit::FailedAuthPerIp, req.client_ip)?;
     let metadata_url = format!("{}://{}{}", req.scheme, req.authority, r.metadata_path());
+    // RFC 6750 3 / the MCP specification: a 401 names the scopes the request needs.
+    let scope_param = match r.rule_for(req.method) {
+        MethodRule::Scopes(s) if !s.is_empty() => {
+            format!(", scope=\"{}\"", crate::scopes::join(s))
+        }
+        _ => String::new(),
+    };
     let invalid = |cause: &str| {
         let resp = challenge(
             401,
             "invalid_token",
             "the access token is invalid, expired or revoked",
-            ", error=\"invalid_token\"",
+            &format!(", error=\"invalid_token\"{scope_param}"),
             &metadata_url,
         );
         ctx.isolate.emit(Event::ErrorCause {
@@ -56,7 +65,7 @@ pub(super) async fn check<B: Backend>(
                 401,
                 "invalid_request",
                 "a bearer token is required (Authorization: Bearer)",
-                "",
+                &scope_param,
                 &metadata_url,
             )
             .into(),
@@ -83,6 +92,17 @@ pub(super) async fn check<B: Backend>(
         let resp = invalid("inactive token");
         return Ok(respond(resp, decided.deferred));
     };
+    // RFC 8707: a token issued for one resource is refused by every other, even one of the same
+    // API resource.
+    if let Some(aud) = &active.aud {
+        let own = format!("{}://{}{}", req.scheme, req.authority, r.path_prefix);
+        let names = ResourceIndicator::parse(Cow::Borrowed(aud.as_str()))
+            .is_ok_and(|i| i.names(&own));
+        if !names {
+            let resp = invalid("the token's audience is another resource");
+            return Ok(respond(resp, decided.deferred));
+        }
+    }
     let required = match r.rule_for(req.method) {
         MethodRule::Scopes(s) => s,
         MethodRule::NotAllowed(allow) => {

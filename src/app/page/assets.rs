@@ -117,8 +117,24 @@ fn sha256_source(text: &str) -> String {
 /// The Content Security Policy of every page: nothing but the hashed inline script and style,
 /// the icon, forms posting to this origin; no framing, no `<base>`.
 pub fn csp() -> String {
+    csp_with_form_target("")
+}
+
+/// [`csp`] whose forms may also end at `target` (the consent page: its answer redirects to the
+/// application's redirect URI, which browsers check against `form-action`). Only characters of
+/// a URI origin are kept.
+pub fn csp_with_form_target(target: &str) -> String {
+    let target: String = target
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || ":/.-[]+".contains(*c))
+        .collect();
+    let extra = if target.is_empty() {
+        String::new()
+    } else {
+        format!(" {target}")
+    };
     format!(
-        "default-src 'none'; script-src {}; style-src {}; img-src 'self'; form-action 'self'; \
+        "default-src 'none'; script-src {}; style-src {}; img-src 'self'; form-action 'self'{extra}; \
          base-uri 'none'; frame-ancestors 'none'",
         sha256_source(SCRIPT),
         sha256_source(STYLE)

@@ -70,6 +70,9 @@ pub struct ConsentView {
     pub destination: String,
     /// The code goes to an app on this device (loopback, `localhost`, a private-use scheme).
     pub local: bool,
+    /// The redirect URI's origin (`scheme://host:port`, or `scheme:` for a private-use one):
+    /// the consent form's answer redirects there, so the page's CSP `form-action` allows it.
+    pub form_target: String,
     /// The RFC 8707 resource and the API resource it names.
     pub resource: String,
     pub api_id: String,
@@ -246,9 +249,22 @@ fn view(
         identity: identity(client),
         destination: redirect.display_target(),
         local: redirect.kind().is_local(),
+        form_target: origin_of(redirect.as_str()),
         resource: a.audience.resource.clone(),
         api_id: a.audience.api_id.clone(),
         scopes: a.scopes.iter().map(|s| (s.clone(), describe(s))).collect(),
+    }
+}
+
+fn origin_of(uri: &str) -> String {
+    let Ok(u) = Uri::parse(uri) else {
+        return String::new();
+    };
+    let scheme = u.scheme().to_ascii_lowercase();
+    match (u.host(), u.port()) {
+        (Some(h), Some(p)) => format!("{scheme}://{h}:{p}"),
+        (Some(h), None) => format!("{scheme}://{h}"),
+        (None, _) => format!("{scheme}:"),
     }
 }
 
