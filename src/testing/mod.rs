@@ -7,6 +7,7 @@
 //! metadata documents), [`webhooks`].
 
 mod clients;
+pub mod fault;
 mod flow;
 mod registry;
 mod tokens;
@@ -28,14 +29,7 @@ pub struct Counts {
     pub do_call: u32,
 }
 
-/// How an injected fault behaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// The write does not happen and the call reports an error.
-    Lost,
-    /// The write happens, then the call reports an error (a timeout after the commit).
-    LandedButFailed,
-}
+pub use fault::Fault;
 
 /// The storage steps that can be made to fail, one call at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

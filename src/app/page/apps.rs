@@ -10,7 +10,7 @@ use super::respond::{html, redirect, Fail};
 use super::session::Key;
 use crate::app::clients::{self, Freshness};
 use crate::app::ctx::{Ctx, Outcome};
-use crate::app::server::authorize::identity;
+use crate::app::server::client_identity as identity;
 use crate::app::tokens;
 use crate::authz::records::{AppGrant, GrantEnd};
 use crate::error::Error;

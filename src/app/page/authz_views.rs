@@ -4,7 +4,7 @@
 
 use super::dates::{ago, date};
 use super::views::{layout, time_exact, Viewer};
-use crate::app::server::authorize::ConsentView;
+use crate::app::server::ConsentView;
 use crate::authz::records::AppGrant;
 use maud::{html, Markup};
 

@@ -11,7 +11,7 @@ use super::respond::{html, Fail};
 use super::session::Key;
 use super::{assets, respond};
 use crate::app::ctx::{Ctx, Outcome};
-use crate::app::server::authorize::{self, Next, Refused};
+use crate::app::server::{self, Next, Refused};
 use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::store::Backend;
@@ -23,7 +23,7 @@ pub(super) async fn authorize<B: Backend>(
     key: &Key,
 ) -> Result<Outcome, Fail> {
     let query = req.query.as_deref().unwrap_or("");
-    let checked = match authorize::check(ctx, query.as_bytes()).await? {
+    let checked = match server::check_authorization(ctx, query.as_bytes()).await? {
         Ok(c) => c,
         Err(Refused::Page(why)) => return Ok(refused(&why).into()),
         Err(Refused::Redirect(to)) => return Ok(found(&to).into()),
@@ -40,7 +40,7 @@ pub(super) async fn authorize<B: Backend>(
         }
         Err(f) => return Err(f),
     };
-    match authorize::begin(ctx, checked, &who.user).await? {
+    match server::begin_authorization(ctx, checked, &who.user).await? {
         Next::Redirect(to) => Ok(found(&to).into()),
         Next::Consent(v) => {
             let csrf = csrf_for(key, &who)?;
@@ -65,7 +65,7 @@ pub(super) async fn answer<B: Backend>(
             return Err(Error::InvalidRequest("decision must be approve or deny".into()).into())
         }
     };
-    match authorize::answer(ctx, f.one("handle")?, &who.user, approve).await? {
+    match server::answer_consent(ctx, f.one("handle")?, &who.user, approve).await? {
         Ok(to) => Ok(respond::redirect(&to).into()),
         Err(why) => Ok(refused(&why).into()),
     }
