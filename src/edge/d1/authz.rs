@@ -4,7 +4,8 @@
 //! rows and conditional statements of `crate::storage::authz_rows`. Every write that must not
 //! happen twice is one conditional statement or one batch (a D1 batch is a transaction).
 
-use super::super::backend::{err, n, s, EdgeBackend};
+use super::super::backend::EdgeBackend;
+use super::super::js::{err, n, s};
 use super::super::counters::{bump, Op};
 use crate::authz::code::CodeUse;
 use crate::authz::records::{
