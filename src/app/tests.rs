@@ -118,6 +118,7 @@ struct Harness {
 }
 
 mod fanout;
+mod flow;
 mod handlers;
 mod integrity;
 mod lifecycle;

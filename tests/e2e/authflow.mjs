@@ -2,8 +2,7 @@
 // the dev sign-in, `/authorize`, the consent form, the token endpoint. No browser: cookies and
 // form fields are carried by hand, exactly as a browser would send them.
 import { createHash, randomBytes } from "node:crypto";
-import { call, form, FORM } from "./helpers.mjs";
-import { queryLocalD1 } from "../../scripts/devserver.mjs";
+import { call, form, FORM, ADMIN } from "./helpers.mjs";
 
 /** A PKCE pair (RFC 7636, S256). */
 export function pkce() {
@@ -109,13 +108,20 @@ export function refresh(base, clientId, refreshToken, over = {}) {
 export { FORM };
 
 /**
- * Registers a public client with redirect URIs directly in the local D1 (administrator-made:
- * source `admin`), for tests that do not exercise registration itself.
+ * Registers a public client with redirect URIs through the admin API (administrator-made), for
+ * tests that do not exercise registration itself. The admin API makes this isolate forget its
+ * cached client table at once (a row written to D1 behind the Worker's back would be seen only
+ * after REGISTRY_CACHE_SECONDS).
  */
-export function insertClient(srv, id, { redirectUris, scopes = "demo_api:read demo_api:write", name = null, format = "reference", lifetime = 3600, refreshTokens = 1 }) {
-  const now = Math.floor(Date.now() / 1000);
-  const q = (s) => (s === null ? "NULL" : `'${String(s).replaceAll("'", "''")}'`);
-  queryLocalD1(srv.dir,
-    `INSERT INTO clients (id, secret_hash, allowed_scopes, token_format, token_lifetime, enabled, created_at, source, display_name, redirect_uris, grant_types, refresh_tokens) ` +
-    `VALUES (${q(id)}, NULL, ${q(scopes)}, ${q(format)}, ${lifetime}, 1, ${now}, 'admin', ${q(name)}, ${q(JSON.stringify(redirectUris))}, 'authorization_code refresh_token', ${refreshTokens})`);
+export async function insertClient(srv, id, { redirectUris, scopes = "demo_api:read demo_api:write", name = null, format = "reference", lifetime = 3600, refreshTokens = 1 }) {
+  const r = await call(`${srv.url}/admin/clients`, {
+    method: "POST",
+    headers: { authorization: ADMIN, "content-type": "application/json" },
+    body: JSON.stringify({
+      id, public: true, allowed_scopes: scopes.split(" "), token_format: format, token_lifetime: lifetime,
+      redirect_uris: redirectUris, grant_types: refreshTokens ? ["authorization_code", "refresh_token"] : ["authorization_code"],
+      ...(name === null ? {} : { display_name: name }),
+    }),
+  });
+  if (r.status !== 201) throw new Error(`creating client ${id}: ${r.status} ${r.text}`);
 }

@@ -30,7 +30,7 @@ before(async () => {
   });
   upstream.listen(UPSTREAM_PORT, "127.0.0.1");
   await once(upstream, "listening");
-  insertClient(srv, CLIENT, { redirectUris: ["http://127.0.0.1/callback", "https://app.example/cb"], name: "E2E <App>" });
+  await insertClient(srv, CLIENT, { redirectUris: ["http://127.0.0.1/callback", "https://app.example/cb"], name: "E2E <App>" });
   const route = await call(`${srv.url}/admin/routes/mcp`, {
     method: "PUT",
     headers: { authorization: ADMIN, "content-type": "application/json" },
@@ -241,8 +241,10 @@ test("authorization errors: a page before the client and redirect are known, a r
 });
 
 test("consent: deny, CSRF, a cross-site POST, another user's handle, one use only", async () => {
+  // a user with no remembered approval (alice approved read and write above)
+  const ivan = await signIn(srv.url, "ivan");
   const p = flow({ scope: "demo_api:write" });
-  const r = await authorize(srv.url, alice, authorizeQuery(p, { state: "d1" }));
+  const r = await authorize(srv.url, ivan, authorizeQuery(p, { state: "d1" }));
   const f = consentForm(r);
   // no CSRF token, a wrong one, a cross-site POST: 403 and nothing happens
   for (const [what, fields, headers] of [
@@ -251,23 +253,23 @@ test("consent: deny, CSRF, a cross-site POST, another user's handle, one use onl
     ["cross-site", f, { "sec-fetch-site": "cross-site", origin: "https://evil.example" }],
     ["foreign origin", f, { "sec-fetch-site": "", origin: "https://evil.example" }],
   ]) {
-    const a = await answer(srv.url, alice, fields, "approve", headers);
+    const a = await answer(srv.url, ivan, fields, "approve", headers);
     assert.equal(a.status, 403, `${what}: ${a.status}`);
     assert.equal(a.headers.get("location"), null, what);
   }
-  // another user cannot answer alice's request, even with a valid CSRF token of their own
+  // another user cannot answer ivan's request, even with a valid CSRF token of their own
   const bob = await signIn(srv.url, "bob");
   const bobsPage = await authorize(srv.url, bob, authorizeQuery(flow()));
   const bobsCsrf = consentForm(bobsPage).csrf;
   const stolen = await answer(srv.url, bob, { handle: f.handle, csrf: bobsCsrf }, "approve");
   assert.equal(stolen.status, 400, stolen.text.slice(0, 200));
   assert.equal(stolen.headers.get("location"), null);
-  // alice denies: access_denied with state and iss; the handle is then spent
-  const d = await answer(srv.url, alice, f, "deny");
+  // ivan denies: access_denied with state and iss; the handle is then spent
+  const d = await answer(srv.url, ivan, f, "deny");
   assert.equal(d.status, 303);
   const { params } = redirectParams(d);
   assert.deepEqual([params.error, params.state, params.iss], ["access_denied", "d1", srv.url]);
-  const again = await answer(srv.url, alice, f, "approve");
+  const again = await answer(srv.url, ivan, f, "approve");
   assert.equal(again.status, 400, "a handle works once");
   assert.equal(again.headers.get("location"), null);
 });

@@ -29,7 +29,7 @@ let srv, browser, resource;
 before(async () => {
   srv = await startServer("consent", 8862);
   mkdirSync(SHOTS, { recursive: true });
-  insertClient(srv, CLIENT, { redirectUris: ["http://127.0.0.1/callback"], name: "Desk Agent <script>alert(1)</script>" });
+  await insertClient(srv, CLIENT, { redirectUris: ["http://127.0.0.1/callback"], name: "Desk Agent <script>alert(1)</script>" });
   resource = `${srv.url.replace("127.0.0.1", "localhost")}/gw/notes/`;
   const route = await call(`${srv.url}/admin/routes/notes`, {
     method: "PUT",
