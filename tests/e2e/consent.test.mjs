@@ -67,6 +67,8 @@ async function newPage({ js = true, width = 1000, height = 760 } = {}) {
       page.callbacks.push(new URL(url));
       return r.respond({ status: 200, contentType: "text/plain", body: "the app received its answer" });
     }
+    // the browser's own request for the app's icon, once on the app's page: not patgate's
+    if (url === `${new URL(CALLBACK).origin}/favicon.ico`) return r.respond({ status: 404, body: "" });
     offsite.push(url);
     return r.abort();
   });

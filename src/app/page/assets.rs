@@ -61,7 +61,9 @@ fieldset fieldset legend{font-weight:500;font-size:.9375rem}
 .token-box input{flex:1 1 20rem;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.875rem;padding:.5rem;border:1px solid var(--ok);border-radius:6px;background:#dafbe1;color:var(--fg)}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}
 dt{color:var(--muted)}
-dd{margin:0}
+dd{margin:0;min-width:0;overflow-wrap:anywhere}
+.consent-scopes{list-style:none;padding:0}
+.consent-scopes li{margin:0 0 .5rem}
 .pager{display:flex;gap:1rem;margin:1rem 0}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 @media (max-width:640px){
@@ -72,6 +74,9 @@ dd{margin:0}
  td{border:0;padding:.25rem 0}
  td[data-label]::before{content:attr(data-label) ": ";color:var(--muted);font-size:.8125rem}
  td.actions a{display:inline;margin:0 .75rem 0 0}
+ dl{grid-template-columns:1fr}
+ dd{margin:0 0 .5rem}
+ h1{overflow-wrap:anywhere}
 }
 "#;
 

@@ -31,7 +31,7 @@ pub fn consent(viewer: &Viewer<'_>, csrf: &str, v: &ConsentView) -> Markup {
                 (v.destination) "), not to a web site. Approve only if you just started it." }
         }
         h2 { "It will be able to" }
-        ul {
+        ul.consent-scopes {
             @for (scope, description) in &v.scopes {
                 li {
                     span.scope { (scope) }
