@@ -12,7 +12,7 @@ import { DEV_VARS } from "./devserver.mjs";
 export const REQUIRED_SECRETS = ["ADMIN_TOKEN", "SESSION_SECRET", "JWT_SIGNING_KEYS"];
 /** Names that are never plain vars in production: secrets, local-only switches, set by the deploy. */
 const SECRET_NAMES = [...REQUIRED_SECRETS, "USER_JWT_HS256_SECRET"];
-const LOCAL_ONLY = ["DEV_SIGN_IN", "WEBHOOK_ALLOW_HTTP_LOCALHOST"];
+const LOCAL_ONLY = ["DEV_SIGN_IN", "WEBHOOK_ALLOW_HTTP_LOCALHOST", "DEV_DRAIN_REFUSED_BODIES", "CIMD_ALLOW_HTTP_LOOPBACK"];
 const SET_BY_DEPLOY = ["ISSUER", "USER_JWT_ISSUER", "USER_JWT_AUDIENCE", "USER_JWKS_URL", "USER_JWKS"];
 export const EVENT_TYPES = ["pat.created", "pat.rotated", "pat.revoked", "pat.expiring", "pat.expired", "pat.reuse_detected", "token.leaked", "token.revoked", "token.issued", "admin.change", "client_auth.failed", "rate_limited", "warning", "*"];
 const ENV_NAME = /^[a-z][a-z0-9-]{0,30}$/;
@@ -221,7 +221,13 @@ export function checkProductionValues(vars, { adminToken } = {}) {
   for (const k of LOCAL_ONLY) if (k in vars) problems.push(`${k} is set in the production settings: it exists for local dev only (scripts/devserver.mjs)`);
   if (vars.DEV_COUNTERS === "true") problems.push(`DEV_COUNTERS = "true" in the production settings: local dev and benchmark only`);
   for (const k of SECRET_NAMES) if (k in vars) problems.push(`${k} is a secret: it is never a plain var (the deploy generates and uploads the secrets)`);
-  const demo = new Map(Object.entries(DEV_VARS).filter(([k]) => !["ISSUER", "USER_JWT_AUDIENCE", ...LOCAL_ONLY].includes(k)).map(([k, v]) => [v, k]));
+  // Demo values that identify the local setup (secrets, issuers); short values such as "true" or
+  // a number say nothing about where they came from and are never flagged.
+  const demo = new Map(
+    Object.entries(DEV_VARS)
+      .filter(([k, v]) => !["ISSUER", "USER_JWT_AUDIENCE", ...LOCAL_ONLY].includes(k) && v.length >= 8)
+      .map(([k, v]) => [v, k]),
+  );
   for (const [k, v] of Object.entries(vars)) {
     if (demo.has(v)) problems.push(`${k} has the local demo value of ${demo.get(v)} (scripts/devserver.mjs)`);
     else if ([...demo.keys()].some((d) => d.length > 20 && v.includes(d))) problems.push(`${k} contains a local demo secret (scripts/devserver.mjs)`);

@@ -28,6 +28,13 @@ export const DEV_VARS = {
   // Read a refused chunked body to its end however large (within 10 s): `wrangler dev`'s proxy
   // reuses the connection for the next request (scripts/worker-shim.js, "Request bodies").
   DEV_DRAIN_REFUSED_BODIES: "true",
+  // Clients that register themselves, so an MCP client on this machine works against `npm start`
+  // with nothing else configured: RFC 7591 registration (its `pgd_` ids tagged with this demo key;
+  // production: `wrangler secret put CLIENT_ID_KEYS`) and client ID metadata documents served over
+  // plain http from 127.0.0.1 or [::1] (never in production: refused with a public ISSUER).
+  DYNAMIC_REGISTRATION: "true",
+  CLIENT_ID_KEYS: JSON.stringify(["cGF0Z2F0ZS1kZXYtY2xpZW50LWlkLWtleS1ub3QtZm9yLXByb2R1Y3Rpb24="]),
+  CIMD_ALLOW_HTTP_LOOPBACK: "true",
   // A throwaway key pair for local JWTs only (production: `npm run gen-key` + `wrangler secret put`).
   JWT_SIGNING_KEYS: JSON.stringify([
     { kty: "OKP", crv: "Ed25519", kid: "dev-ed25519-1", d: "sna6z2d_XgS2-_pNOBBS5vt1Ob5VaH19P0l1SOcWl_I", x: "JfsPhXT-i2GWNuXAPsQJPLzzd7PWS7xvd6bkeewFPkg" },

@@ -75,6 +75,14 @@ fn kind(cfg: &Config, id: &str) -> ClientIdKind {
     classify(id, &cfg.clients.id_keys, cfg.clients.metadata_http_loopback)
 }
 
+/// Whether `id` has the shape of a self-registered client (a metadata document URL or a `pgd_`
+/// id, tagged or not): such clients may use the authorization code and refresh token grants
+/// only.
+pub fn is_self_registered(id: &str) -> bool {
+    crate::oauth::metadata_document::is_metadata_url(id, true)
+        || crate::authz::secrets::is_dynamic_id(id)
+}
+
 fn pair((c, p): (Client, ClientProfile)) -> AuthzClient {
     AuthzClient::new(c, p)
 }
@@ -206,9 +214,13 @@ async fn metadata_client<B: Backend>(ctx: &Ctx<'_, B>, id: &str) -> Result<Clien
     let p = policy(ctx.cfg);
     let fresh = |c: &AuthzClient| c.profile.metadata_expires_at.is_some_and(|t| now < t);
     let known = match ctx.isolate.clients_one_by_one(|c| c.get(id, now, &p)) {
-        Cached::Missing(why) => return Ok(ClientLookup::Unknown(why)),
+        // A refused document, remembered with why. A plain "unknown client" (D1 had no row
+        // when a token request asked) does not stop the first fetch.
+        Cached::Missing(why) if &*why != UNKNOWN_CLIENT => return Ok(ClientLookup::Unknown(why)),
         Cached::Found(c) if fresh(&c) => return Ok(ClientLookup::Found((*c).clone())),
-        Cached::Found(_) | Cached::Stale(_) | Cached::Miss => read(ctx, id).await?,
+        Cached::Found(_) | Cached::Stale(_) | Cached::Miss | Cached::Missing(_) => {
+            read(ctx, id).await?
+        }
     };
     match known {
         Some(c) if fresh(&c) => Ok(ClientLookup::Found(c)),

@@ -117,6 +117,7 @@ struct Harness {
     now: i64,
 }
 
+mod clients;
 mod fanout;
 mod flow;
 mod handlers;

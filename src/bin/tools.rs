@@ -33,7 +33,7 @@ use patgate::oauth::client_metadata::GrantType;
 use patgate::secret::ClientSecret;
 use patgate::storage::authz_rows::{client_profile_values, Bind, CLIENT_PROFILE_COLUMNS};
 use patgate::storage::authz_rows::{
-    code_columns, code_values, grant_values, refresh_values, Bind, GRANT_COLUMNS, REFRESH_COLUMNS,
+    code_columns, code_values, grant_values, refresh_values, GRANT_COLUMNS, REFRESH_COLUMNS,
 };
 use patgate::testing::MemoryBackend;
 use patgate::token::{random_id, PlainToken, TokenKind};

@@ -10,6 +10,11 @@
 //!   hook sees it first), `unreachable` through a bare `unreachable` instruction (nothing in Rust
 //!   sees it). `when=sync` traps before any await instead. It exists to test that a trap ends
 //!   its instance cleanly (`scripts/worker-shim.js`, "Wasm traps").
+//! - `GET /_dev/client?client_id=ID`: the client `ID` as the authorization endpoint identifies
+//!   it (`app::clients::client_for`: the isolate's caches, D1, and for a metadata document URL
+//!   the guarded fetch, validated and stored), as JSON `{found, source, display_name,
+//!   redirect_uris, why}`. It exists so that local MCP clients and the tests can see why a
+//!   client id is refused, and to test the real fetch of metadata documents on workerd.
 
 use super::backend::EdgeBackend;
 use super::counters;
@@ -38,7 +43,8 @@ pub async fn serve(
         "/_dev/counters" => Error::MethodNotAllowed("GET, HEAD").into_response(),
         "/_dev/floor" => counters::floor(&EdgeBackend::new(env), method, body).await,
         "/_dev/trap" if method == "GET" => trap(query).await,
-        "/_dev/trap" => Error::MethodNotAllowed("GET").into_response(),
+        "/_dev/client" if method == "GET" => client(env, query).await,
+        "/_dev/trap" | "/_dev/client" => Error::MethodNotAllowed("GET").into_response(),
         _ => Error::NotFound.into_response(),
     })
 }
@@ -75,5 +81,49 @@ async fn trap(query: Option<&str>) -> Response {
     #[allow(clippy::panic)] // the point of this dev-only route
     {
         panic!("patgate: injected trap (/_dev/trap)")
+    }
+}
+
+/// `GET /_dev/client?client_id=ID` (see the module's header).
+async fn client(env: &Env, query: Option<&str>) -> Response {
+    use crate::app::clients::{client_for, ClientLookup};
+    let id = param(query, "client_id")
+        .and_then(|v| crate::http::percent_decode(v.as_bytes()).ok())
+        .filter(|v| !v.is_empty());
+    let Some(id) = id else {
+        return Error::InvalidRequest("missing parameter client_id".into()).into_response();
+    };
+    let cfg = match super::config::load(env) {
+        Ok(c) => c,
+        Err(e) => return Error::Internal(format!("configuration: {e}")).into_response(),
+    };
+    let isolate = super::ISOLATE.with(std::rc::Rc::clone);
+    let backend = EdgeBackend::new(env);
+    let ctx = crate::app::Ctx {
+        cfg: &cfg,
+        backend: &backend,
+        isolate: &isolate,
+        now: super::js::now_secs(),
+    };
+    let found = client_for(&ctx, &id).await;
+    super::write_events(&isolate.take_events());
+    match found {
+        Ok(ClientLookup::Found(c)) => Response::json(
+            200,
+            &serde_json::json!({
+                "found": true,
+                "client_id": c.client.id,
+                "source": c.profile.source.as_db(),
+                "display_name": c.profile.display_name,
+                "redirect_uris": c.profile.redirect_uris,
+                "public": c.client.secret.is_none(),
+                "enabled": c.client.enabled,
+            }),
+        ),
+        Ok(ClientLookup::Unknown(why)) => Response::json(
+            200,
+            &serde_json::json!({ "found": false, "client_id": id, "why": &*why }),
+        ),
+        Err(e) => e.into_response(),
     }
 }

@@ -279,7 +279,7 @@ impl MetadataFetcher for EdgeBackend {
                 if let worker::ResponseBody::Stream(s) = resp.body() {
                     if let Ok(cancel) =
                         js_sys::Reflect::get(s.as_ref(), &JsValue::from_str("cancel"))
-                            .and_then(|f| f.dyn_into::<js_sys::Function>().map_err(JsValue::from))
+                            .and_then(JsCast::dyn_into::<js_sys::Function>)
                     {
                         let _ = cancel.call0(s.as_ref());
                     }

@@ -191,10 +191,14 @@ test("malformed chunked encoding on any endpoint is a 4xx and fails no other req
       const answers = await aroundRefusal(what, () => upload(e.base, head(e.method, e.path, [
         ...e.headers, `Content-Type: ${e.type}`, "Transfer-Encoding: chunked",
       ]), { wire, stallMs: 200, close: true }));
-      // Never a 5xx. workerd refuses it (the Worker's 400 on workerd's own socket: see
-      // hostile.test.mjs); `wrangler dev`'s proxy, which parses the client's chunking itself,
-      // may instead drop the connection or pass the request on with an empty body.
-      for (const r of answers) assert.ok(r.status === 0 || r.status < 500, `${what}: ${r.status} ${r.body}`);
+      // Never a 5xx from the Worker. workerd refuses it (the Worker's 400 on workerd's own
+      // socket: see hostile.test.mjs); `wrangler dev`'s proxy, which parses the client's chunking
+      // itself, may instead drop the connection, pass the request on with an empty body, or
+      // (wrangler 4.164's entry worker) answer it with its own `500 Error: Network connection
+      // lost.` when its forward of the broken upload fails: that answer never comes from the
+      // Worker, and Cloudflare's edge refuses such a request before any Worker runs.
+      const proxysOwn = (r) => r.status === 500 && /Network connection lost/.test(r.body);
+      for (const r of answers) assert.ok(r.status === 0 || r.status < 500 || proxysOwn(r), `${what}: ${r.status} ${r.body}`);
     }
   }
 });

@@ -135,6 +135,9 @@ test("refused before any call: the demo secrets, DEV_SIGN_IN and other local-onl
   await refused(config({ identity: { jwt: { issuer: "patgate-dev", audience: "patgate", jwks_url: "https://idp.example.com/jwks" } } }), /USER_JWT_ISSUER has the local demo value/);
   await refused(config(), /PATGATE_ADMIN_TOKEN is the local demo admin token/, { env: { PATGATE_ADMIN_TOKEN: "dev-admin-token" } });
   await refused(config({ vars: { DEV_COUNTERS: "true" } }), /DEV_COUNTERS = "true"/);
+  await refused(config({ vars: { DEV_DRAIN_REFUSED_BODIES: "true" } }), /DEV_DRAIN_REFUSED_BODIES is set in the production settings/);
+  await refused(config({ vars: { CIMD_ALLOW_HTTP_LOOPBACK: "true" } }), /CIMD_ALLOW_HTTP_LOOPBACK is set in the production settings/);
+  await refused(config({ vars: { CLIENT_ID_KEYS: JSON.stringify(["cGF0Z2F0ZS1kZXYtY2xpZW50LWlkLWtleS1ub3QtZm9yLXByb2R1Y3Rpb24="]) } }), /CLIENT_ID_KEYS contains a local demo secret|CLIENT_ID_KEYS has the local demo value/);
 });
 
 test("refused before any call: a config file that does not validate, every problem named", async () => {

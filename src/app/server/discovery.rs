@@ -109,8 +109,9 @@ async fn render<B: Backend>(ctx: &Ctx<'_, B>) -> Result<Vec<u8>, Error> {
     if !subject_types.is_empty() {
         grants.push(TOKEN_EXCHANGE);
     }
-    // `none`: public clients (the PAT client, apps using the authorization code grant).
-    let client_methods = vec!["client_secret_basic", "client_secret_post", "none"];
+    // `none`: public clients, which always may exist: a client ID metadata document's URL is
+    // a client (public by rule), like RFC 7591 registrations and the public PAT client.
+    let client_methods = ["client_secret_basic", "client_secret_post", "none"];
     let mut doc = json!({
         "issuer": iss,
         "token_endpoint": format!("{iss}/oauth/token"),

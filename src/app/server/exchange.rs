@@ -16,7 +16,7 @@
 use super::jwt;
 use crate::app::ctx::Ctx;
 use crate::app::tokens::{self, CreatePat};
-use crate::app::{client_auth, user};
+use crate::app::{client_auth, clients, user};
 use crate::error::Error;
 use crate::model::Status;
 use crate::model::PAT_CLIENT_ID;
@@ -38,6 +38,11 @@ pub async fn handle<B: Backend>(
     let client =
         client_auth::authenticate_client(ctx, presented, client_auth::Freshness::Cached, ip)
             .await?;
+    if clients::is_self_registered(&client.id) {
+        return Err(Error::UnauthorizedClient(
+            "a self-registered client may use authorization_code and refresh_token only".into(),
+        ));
+    }
     let grant = grant?;
     let requested = grant.requested_token_type.as_ref();
     match PlainToken::parse(&grant.subject_token) {

@@ -368,7 +368,7 @@ fn refresh_tokens_end_when_idle_and_at_the_absolute_limit() {
 
 #[test]
 fn a_code_is_single_use_and_its_replay_ends_what_it_issued() {
-    let mut h = Harness::flow();
+    let h = Harness::flow();
     let code = h.code("alice", &query(&[]));
     let (s, t) = h.exchange(&code);
     assert_eq!(s, 200);
@@ -409,7 +409,7 @@ fn a_code_lives_sixty_seconds_and_is_bound_to_client_redirect_verifier_and_resou
 
 #[test]
 fn errors_before_the_client_and_redirect_are_known_are_pages() {
-    let mut h = Harness::flow();
+    let h = Harness::flow();
     for (what, over) in [
         ("unknown client", vec![("client_id", Some("nobody"))]),
         ("no client", vec![("client_id", None)]),
@@ -448,7 +448,7 @@ fn errors_before_the_client_and_redirect_are_known_are_pages() {
 
 #[test]
 fn not_signed_in_is_the_sign_in_never_a_consent() {
-    let mut h = Harness::flow();
+    let h = Harness::flow();
     let o = h.send(&h.page(Method::Get, &format!("/authorize?{}", query(&[])), None));
     assert_eq!(o.response.status, 401);
     assert!(h.backend.flow.consents.borrow().is_empty());
@@ -496,7 +496,7 @@ fn consent_needs_csrf_same_origin_the_same_user_and_works_once() {
 
 #[test]
 fn a_remembered_approval_covers_only_the_exact_four_and_its_scopes() {
-    let mut h = Harness::flow();
+    let h = Harness::flow();
     h.code("carol", &query(&[]));
     // another loopback port is the same redirect key: a code at once
     let o = h.authorize("carol", &query(&[("redirect_uri", Some("http://127.0.0.1:4999/cb"))]));
@@ -515,7 +515,7 @@ fn a_remembered_approval_covers_only_the_exact_four_and_its_scopes() {
 #[test]
 fn every_token_of_a_grant_dies_when_the_grant_ends() {
     // the token page's Revoke
-    let mut h = Harness::flow();
+    let h = Harness::flow();
     let (at, rt) = h.tokens("erin");
     let list = h.send(&h.page(Method::Get, "/tokens/apps", Some("erin")));
     let html = list.response.text();
@@ -541,7 +541,7 @@ fn every_token_of_a_grant_dies_when_the_grant_ends() {
     assert!(h.logged().contains(r#""via":"user""#));
 
     // the admin API
-    let mut h = Harness::flow();
+    let h = Harness::flow();
     let (at, rt) = h.tokens("alice");
     let (s, v, _) = h.call(&admin(Method::Get, &format!("/admin/grants?subject=alice&client_id={APP}"), None));
     assert_eq!(s, 200, "{v}");
@@ -554,7 +554,7 @@ fn every_token_of_a_grant_dies_when_the_grant_ends() {
     assert_eq!(h.call(&admin(Method::Delete, "/admin/grants/nope", None)).0, 404);
 
     // RFC 7009 of the refresh token
-    let mut h = Harness::flow();
+    let h = Harness::flow();
     let (at, rt) = h.tokens("alice");
     let (s, _, _) = h.call(
         &Request::new(Method::Post, "/oauth/revoke")
@@ -579,7 +579,7 @@ fn every_token_of_a_grant_dies_when_the_grant_ends() {
     assert_eq!(h.refresh(&rt).0, 401);
 
     // a new grant of the same app, redirect and resource replaces the old one
-    let mut h = Harness::flow();
+    let h = Harness::flow();
     let (at, rt) = h.tokens("alice");
     let (at2, _) = h.tokens("alice");
     assert!(!h.active(&at) && h.active(&at2));
@@ -588,7 +588,7 @@ fn every_token_of_a_grant_dies_when_the_grant_ends() {
 
 #[test]
 fn discovery_names_the_authorization_endpoint() {
-    let mut h = Harness::flow();
+    let h = Harness::flow();
     let (s, m, _) = h.call(&Request::new(Method::Get, "/.well-known/oauth-authorization-server"));
     assert_eq!(s, 200);
     assert_eq!(m["authorization_endpoint"], json!("https://patgate.test/authorize"));
@@ -648,7 +648,7 @@ fn every_new_write_failing_lost_or_landed_is_an_error_never_a_panic_or_a_live_le
         }
     }
     // a lost grant revocation is a 503 on the token page, and Revoke again works
-    let mut h = Harness::flow();
+    let h = Harness::flow();
     let (at, _) = h.tokens("erin");
     let id = h.backend.flow.grants.borrow()[0].id.clone();
     h.backend.flow.inject(AuthzStep::GrantRevoke, Fault::LandedButFailed);

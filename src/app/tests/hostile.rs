@@ -301,9 +301,25 @@ fn without_the_pat_client_pats_are_a_400_and_discovery_offers_no_exchange() {
     assert!(m
         .get("token_exchange_subject_token_types_supported")
         .is_none());
+    // Public clients still exist (client ID metadata documents).
     assert_eq!(
         m["token_endpoint_auth_methods_supported"],
-        json!(["client_secret_basic", "client_secret_post"])
+        json!(["client_secret_basic", "client_secret_post", "none"])
+    );
+    assert_eq!(m["client_id_metadata_document_supported"], json!(true));
+    assert!(
+        m.get("registration_endpoint").is_none(),
+        "off unless configured"
+    );
+    h.cfg.clients.dynamic_registration = true;
+    h.now += h.cfg.registry_cache_secs;
+    let (_, m, _) = h.call(&Request::new(
+        Method::Get,
+        "/.well-known/oauth-authorization-server",
+    ));
+    assert_eq!(
+        m["registration_endpoint"],
+        json!(format!("{}/oauth/register", h.cfg.issuer))
     );
 }
 
