@@ -189,7 +189,10 @@ pub trait MetadataFetcher {
 }
 
 /// What the authorization code flow stores (consent, approvals, codes, grants).
-pub trait FlowStore: ConsentRequests + RememberedApprovals + AuthorizationCodes + AppGrants {}
+pub trait FlowStore:
+    ConsentRequests + RememberedApprovals + AuthorizationCodes + AppGrants
+{
+}
 
 impl<T: ConsentRequests + RememberedApprovals + AuthorizationCodes + AppGrants> FlowStore for T {}
 

@@ -136,9 +136,11 @@ fn refresh_policy(env: &Env) -> Result<crate::authz::refresh::RefreshPolicy, Str
     };
     if p.idle_secs < 60 || p.absolute_secs < p.idle_secs || !(0..=300).contains(&p.retry_grace_secs)
     {
-        return Err("REFRESH_IDLE_SECONDS must be at least 60 and at most REFRESH_ABSOLUTE_SECONDS; \
+        return Err(
+            "REFRESH_IDLE_SECONDS must be at least 60 and at most REFRESH_ABSOLUTE_SECONDS; \
              REFRESH_RETRY_GRACE_SECONDS 0 to 300"
-            .into());
+                .into(),
+        );
     }
     Ok(p)
 }

@@ -13,9 +13,9 @@ use crate::gate::forward::{header_value, upstream_url};
 use crate::gate::route::{GateRoute, MethodRule};
 use crate::http::Response;
 use crate::oauth::authorize::ResourceIndicator;
-use std::borrow::Cow;
 use crate::store::{Backend, Limit};
 use crate::token::random_id;
+use std::borrow::Cow;
 
 /// Lifetime of an `X-Patgate-Assertion`.
 pub const ASSERTION_LIFETIME_SECS: i64 = 60;
@@ -96,8 +96,8 @@ pub(super) async fn check<B: Backend>(
     // API resource.
     if let Some(aud) = &active.aud {
         let own = format!("{}://{}{}", req.scheme, req.authority, r.path_prefix);
-        let names = ResourceIndicator::parse(Cow::Borrowed(aud.as_str()))
-            .is_ok_and(|i| i.names(&own));
+        let names =
+            ResourceIndicator::parse(Cow::Borrowed(aud.as_str())).is_ok_and(|i| i.names(&own));
         if !names {
             let resp = invalid("the token's audience is another resource");
             return Ok(respond(resp, decided.deferred));

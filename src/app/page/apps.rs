@@ -44,7 +44,11 @@ pub(super) async fn list<B: Backend>(
     key: &Key,
     who: &Who,
 ) -> Result<Outcome, Fail> {
-    let grants = ctx.backend.grants_of(&who.user, ctx.now, MAX_APPS).await.map_err(Error::from)?;
+    let grants = ctx
+        .backend
+        .grants_of(&who.user, ctx.now, MAX_APPS)
+        .await
+        .map_err(Error::from)?;
     let mut rows = Vec::with_capacity(grants.len());
     for g in &grants {
         rows.push(row(ctx, g).await?);

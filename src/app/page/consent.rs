@@ -32,11 +32,9 @@ pub(super) async fn authorize<B: Backend>(
         Ok(w) => w,
         Err(Fail::SignInRequired(None)) if ctx.cfg.page.dev_sign_in => {
             let back = format!("/authorize?{query}");
-            return Ok(respond::redirect(&format!(
-                "/tokens/sign-in?return_to={}",
-                encode(&back)
-            ))
-            .into());
+            return Ok(
+                respond::redirect(&format!("/tokens/sign-in?return_to={}", encode(&back))).into(),
+            );
         }
         Err(f) => return Err(f),
     };
@@ -61,9 +59,7 @@ pub(super) async fn answer<B: Backend>(
     let approve = match f.one("decision")? {
         "approve" => true,
         "deny" => false,
-        _ => {
-            return Err(Error::InvalidRequest("decision must be approve or deny".into()).into())
-        }
+        _ => return Err(Error::InvalidRequest("decision must be approve or deny".into()).into()),
     };
     match server::answer_consent(ctx, f.one("handle")?, &who.user, approve).await? {
         Ok(to) => Ok(respond::redirect(&to).into()),

@@ -136,20 +136,22 @@ pub(super) fn sign_in<B: Backend>(
         );
     }
     let s = Session::new(user, ctx.now).map_err(rng)?;
-    Ok(redirect(&return_to(req).unwrap_or_else(|| "/tokens".into()))
-        .with_header(
-            "set-cookie",
-            session::set_cookie(
-                session::SESSION_COOKIE,
-                &s.encode(key),
-                session::SESSION_SECS,
-            ),
-        )
-        .with_header(
-            "set-cookie",
-            session::set_cookie(session::SIGNIN_COOKIE, "", 0),
-        )
-        .into())
+    Ok(
+        redirect(&return_to(req).unwrap_or_else(|| "/tokens".into()))
+            .with_header(
+                "set-cookie",
+                session::set_cookie(
+                    session::SESSION_COOKIE,
+                    &s.encode(key),
+                    session::SESSION_SECS,
+                ),
+            )
+            .with_header(
+                "set-cookie",
+                session::set_cookie(session::SIGNIN_COOKIE, "", 0),
+            )
+            .into(),
+    )
 }
 
 pub(super) fn sign_out<B: Backend>(

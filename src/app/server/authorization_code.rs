@@ -65,7 +65,9 @@ pub async fn handle<B: Backend>(
         .then(|| GrantSecret::generate(SecretKind::Refresh))
         .transpose()
         .map_err(rng)?;
-    let first_token = secret.as_ref().map(|s| first(&g, s.hash(), ctx.now, &policy));
+    let first_token = secret
+        .as_ref()
+        .map(|s| first(&g, s.hash(), ctx.now, &policy));
     ctx.backend.insert_grant(&g, first_token.as_ref()).await?;
     ctx.isolate.emit(Event::GrantCreated {
         grant_id: g.id.clone(),
@@ -87,9 +89,10 @@ pub async fn handle<B: Backend>(
                 }
             }
         }
-        Err(e) => ctx
-            .isolate
-            .warn(format!("reading the grants replaced by {} failed: {}", g.id, e.0)),
+        Err(e) => ctx.isolate.warn(format!(
+            "reading the grants replaced by {} failed: {}",
+            g.id, e.0
+        )),
     }
     let mut answer = access_token(ctx, &client, &g, g.scopes.clone(), "authorization_code").await?;
     answer.refresh_token = secret.map(|s| s.expose_secret().to_owned());

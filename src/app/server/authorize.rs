@@ -29,8 +29,8 @@ use crate::authz::secrets::{ConsentHandle, GrantSecret, SecretKind};
 use crate::authz::target::{requested_scopes, resolve};
 use crate::error::Error;
 use crate::model::AuthzClient;
-use crate::oauth::authorize::response::{error_location, success_location};
 use crate::oauth::authorize::redirect_uri::select;
+use crate::oauth::authorize::response::{error_location, success_location};
 use crate::oauth::authorize::{AuthorizationRequest, ErrorCode, Redirect, RedirectError};
 use crate::oauth::client_metadata::GrantType;
 use crate::oauth::uri::Uri;
@@ -295,7 +295,8 @@ pub async fn answer<B: Backend>(
     subject: &str,
     approve: bool,
 ) -> Result<Result<String, String>, Error> {
-    const GONE: &str = "This authorization request expired or was already answered. Start again from the app.";
+    const GONE: &str =
+        "This authorization request expired or was already answered. Start again from the app.";
     let Some(handle) = ConsentHandle::parse(handle) else {
         return Ok(Err(GONE.into()));
     };

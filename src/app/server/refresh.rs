@@ -40,8 +40,16 @@ pub async fn handle<B: Backend>(
     let hash = presented_token.hash();
     let policy = ctx.cfg.refresh;
     for _ in 0..ATTEMPTS {
-        let rec = ctx.backend.refresh_token(&hash).await?.ok_or_else(unknown)?;
-        let g = ctx.backend.grant(&rec.grant_id).await?.ok_or_else(unknown)?;
+        let rec = ctx
+            .backend
+            .refresh_token(&hash)
+            .await?
+            .ok_or_else(unknown)?;
+        let g = ctx
+            .backend
+            .grant(&rec.grant_id)
+            .await?
+            .ok_or_else(unknown)?;
         match decide(&rec, &g, &client.uid, ctx.now, &policy) {
             Outcome::Refused(why) => return Err(Error::InvalidGrant(why.into())),
             Outcome::Reuse => {

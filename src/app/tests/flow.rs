@@ -88,9 +88,8 @@ pub(super) fn param(location: &str, name: &str) -> Option<String> {
     let q = location.split_once('?')?.1;
     q.split('&').find_map(|p| {
         let (k, v) = p.split_once('=')?;
-        (k == name).then(|| {
-            crate::http::percent_decode(v.replace('+', " ").as_bytes()).expect("decodes")
-        })
+        (k == name)
+            .then(|| crate::http::percent_decode(v.replace('+', " ").as_bytes()).expect("decodes"))
     })
 }
 
@@ -125,7 +124,10 @@ impl Harness {
             ClientProfile {
                 source: ClientSource::Admin,
                 display_name: Some("Desk <App>".into()),
-                redirect_uris: vec!["http://127.0.0.1/cb".into(), "https://app.example/cb".into()],
+                redirect_uris: vec![
+                    "http://127.0.0.1/cb".into(),
+                    "https://app.example/cb".into(),
+                ],
                 grant_types: Some(vec![GrantType::AuthorizationCode, GrantType::RefreshToken]),
                 ..ClientProfile::legacy()
             },
@@ -175,7 +177,10 @@ impl Harness {
                 .page(Method::Post, "/authorize/consent", Some(user))
                 .header("content-type", "application/x-www-form-urlencoded")
                 .header("sec-fetch-site", "same-origin")
-                .body(format!("handle={handle}&csrf={}&decision={decision}", enc(csrf))),
+                .body(format!(
+                    "handle={handle}&csrf={}&decision={decision}",
+                    enc(csrf)
+                )),
         );
         self.run_deferred(&o);
         o
@@ -277,7 +282,10 @@ fn the_whole_flow_with_state_iss_audience_and_rotation() {
         assert!(html.contains(must), "{must}: {html}");
     }
     let csp = o.response.header("content-security-policy").expect("csp");
-    assert!(csp.contains("form-action 'self' http://127.0.0.1:4501;"), "{csp}");
+    assert!(
+        csp.contains("form-action 'self' http://127.0.0.1:4501;"),
+        "{csp}"
+    );
     assert!(csp.contains("frame-ancestors 'none'"));
     assert_eq!(o.response.header("x-frame-options"), Some("DENY"));
     let (handle, csrf) = Harness::form_of(&o);
@@ -293,16 +301,25 @@ fn the_whole_flow_with_state_iss_audience_and_rotation() {
     let at = t["access_token"].as_str().expect("access").to_owned();
     let rt = t["refresh_token"].as_str().expect("refresh").to_owned();
     assert!(at.starts_with("pga_") && rt.starts_with("pgr_"));
-    assert_eq!((t["scope"].clone(), t["expires_in"].clone()), (json!("demo_api:read"), json!(600)));
+    assert_eq!(
+        (t["scope"].clone(), t["expires_in"].clone()),
+        (json!("demo_api:read"), json!(600))
+    );
     let i = h.introspect(&at).1;
-    assert_eq!((i["active"].clone(), i["aud"].clone(), i["sub"].clone()), (json!(true), json!(RESOURCE), json!("alice")));
+    assert_eq!(
+        (i["active"].clone(), i["aud"].clone(), i["sub"].clone()),
+        (json!(true), json!(RESOURCE), json!("alice"))
+    );
     assert_eq!(h.through("GET", "/gw/demo/x", &at), 200);
     // audience: another route of the same API refuses it; a scope it lacks is a 403
     assert_eq!(h.through("GET", "/gw/other/x", &at), 401);
     assert_eq!(h.through("POST", "/gw/demo/x", &at), 403);
     let log = h.logged();
     assert!(log.contains(r#""event":"grant.created""#), "{log}");
-    assert!(!log.contains(&at) && !log.contains(&rt), "no token in the log");
+    assert!(
+        !log.contains(&at) && !log.contains(&rt),
+        "no token in the log"
+    );
 
     // rotation: a new pair; the old access token lives on until it expires
     h.now += 10;
@@ -312,10 +329,19 @@ fn the_whole_flow_with_state_iss_audience_and_rotation() {
     assert_ne!(rt2, rt);
     assert!(h.active(&at) && h.active(r2["access_token"].as_str().expect("at2")));
     // down-scoping and more-than-granted
-    let (s, v) = h.token_form(&format!("grant_type=refresh_token&client_id={APP}&refresh_token={rt2}&scope=demo_api:write"));
+    let (s, v) = h.token_form(&format!(
+        "grant_type=refresh_token&client_id={APP}&refresh_token={rt2}&scope=demo_api:write"
+    ));
     assert_eq!((s, v["error"].clone()), (400, json!("invalid_scope")));
-    let (s, v) = h.token_form(&format!("grant_type=refresh_token&client_id={APP}&refresh_token={rt2}&resource={}", enc(OTHER)));
-    assert_eq!((s, v["error"].clone()), (400, json!("invalid_target")), "{v}");
+    let (s, v) = h.token_form(&format!(
+        "grant_type=refresh_token&client_id={APP}&refresh_token={rt2}&resource={}",
+        enc(OTHER)
+    ));
+    assert_eq!(
+        (s, v["error"].clone()),
+        (400, json!("invalid_target")),
+        "{v}"
+    );
     // the rotated-away one, past the retry grace: reuse ends the grant and every token
     h.now += 61;
     let (s, v) = h.refresh(&rt);
@@ -326,7 +352,11 @@ fn the_whole_flow_with_state_iss_audience_and_rotation() {
     assert!(!h.active(&at) && !h.active(r2["access_token"].as_str().expect("at2")));
     assert_eq!(h.through("GET", "/gw/demo/x", &at), 401);
     let (s, v) = h.refresh(&rt2);
-    assert_eq!((s, v["error"].clone()), (400, json!("invalid_grant")), "the current one too");
+    assert_eq!(
+        (s, v["error"].clone()),
+        (400, json!("invalid_grant")),
+        "the current one too"
+    );
 }
 
 #[test]
@@ -359,11 +389,18 @@ fn refresh_tokens_end_when_idle_and_at_the_absolute_limit() {
     assert_eq!(s, 200, "{v}");
     h.now += 1000;
     let (s, v) = h.refresh(v["refresh_token"].as_str().expect("rt"));
-    assert_eq!((s, v["error"].clone()), (400, json!("invalid_grant")), "past the absolute end");
+    assert_eq!(
+        (s, v["error"].clone()),
+        (400, json!("invalid_grant")),
+        "past the absolute end"
+    );
     let (_, rt) = h.tokens("bob");
     h.now += 1000;
     let (s, v) = h.refresh(&rt);
-    assert_eq!((s, v["error_description"].clone()), (400, json!("the refresh token expired")));
+    assert_eq!(
+        (s, v["error_description"].clone()),
+        (400, json!("the refresh token expired"))
+    );
 }
 
 #[test]
@@ -386,22 +423,47 @@ fn a_code_lives_sixty_seconds_and_is_bound_to_client_redirect_verifier_and_resou
     let mut h = Harness::flow();
     let code = h.code("alice", &query(&[]));
     h.now += 61;
-    assert_eq!(h.exchange(&code).1["error"], json!("invalid_grant"), "expired");
+    assert_eq!(
+        h.exchange(&code).1["error"],
+        json!("invalid_grant"),
+        "expired"
+    );
     for (what, body, error) in [
-        ("verifier", format!("code_verifier={}", "a".repeat(43)), "invalid_grant"),
-        ("redirect", format!("code_verifier={VERIFIER}&redirect_uri={}", enc("http://127.0.0.1:4502/cb")), "invalid_grant"),
-        ("resource", format!("code_verifier={VERIFIER}&resource={}", enc(OTHER)), "invalid_target"),
+        (
+            "verifier",
+            format!("code_verifier={}", "a".repeat(43)),
+            "invalid_grant",
+        ),
+        (
+            "redirect",
+            format!(
+                "code_verifier={VERIFIER}&redirect_uri={}",
+                enc("http://127.0.0.1:4502/cb")
+            ),
+            "invalid_grant",
+        ),
+        (
+            "resource",
+            format!("code_verifier={VERIFIER}&resource={}", enc(OTHER)),
+            "invalid_target",
+        ),
     ] {
         let code = h.code("alice", &query(&[]));
-        let (s, v) = h.token_form(&format!("grant_type=authorization_code&client_id={APP}&code={code}&{body}"));
+        let (s, v) = h.token_form(&format!(
+            "grant_type=authorization_code&client_id={APP}&code={code}&{body}"
+        ));
         assert_eq!((s, v["error"].clone()), (400, json!(error)), "{what}: {v}");
         let (s, _) = h.exchange(&code);
         assert_eq!(s, 400, "{what}: the failed attempt burnt the code");
     }
     let code = h.code("alice", &query(&[]));
-    let (s, v) = h.token_form(&format!("grant_type=authorization_code&client_id=nobody&code={code}&code_verifier={VERIFIER}"));
+    let (s, v) = h.token_form(&format!(
+        "grant_type=authorization_code&client_id=nobody&code={code}&code_verifier={VERIFIER}"
+    ));
     assert_eq!((s, v["error"].clone()), (401, json!("invalid_client")));
-    let (s, v) = h.token_form(&format!("grant_type=authorization_code&client_id={APP}&code=pgc_garbage&code_verifier={VERIFIER}"));
+    let (s, v) = h.token_form(&format!(
+        "grant_type=authorization_code&client_id={APP}&code=pgc_garbage&code_verifier={VERIFIER}"
+    ));
     assert_eq!((s, v["error"].clone()), (400, json!("invalid_grant")));
     // the code was not burnt by another client's attempt
     assert_eq!(h.exchange(&code).0, 200);
@@ -413,15 +475,42 @@ fn errors_before_the_client_and_redirect_are_known_are_pages() {
     for (what, over) in [
         ("unknown client", vec![("client_id", Some("nobody"))]),
         ("no client", vec![("client_id", None)]),
-        ("prefix", vec![("redirect_uri", Some("https://app.example/c"))]),
-        ("longer", vec![("redirect_uri", Some("https://app.example/cb/x"))]),
-        ("case", vec![("redirect_uri", Some("https://APP.example/cb"))]),
-        ("userinfo", vec![("redirect_uri", Some("https://u@app.example/cb"))]),
-        ("fragment", vec![("redirect_uri", Some("https://app.example/cb#x"))]),
-        ("port", vec![("redirect_uri", Some("https://app.example:444/cb"))]),
-        ("http", vec![("redirect_uri", Some("http://app.example/cb"))]),
-        ("localhost", vec![("redirect_uri", Some("http://localhost:4501/cb"))]),
-        ("no redirect with two registered", vec![("redirect_uri", None)]),
+        (
+            "prefix",
+            vec![("redirect_uri", Some("https://app.example/c"))],
+        ),
+        (
+            "longer",
+            vec![("redirect_uri", Some("https://app.example/cb/x"))],
+        ),
+        (
+            "case",
+            vec![("redirect_uri", Some("https://APP.example/cb"))],
+        ),
+        (
+            "userinfo",
+            vec![("redirect_uri", Some("https://u@app.example/cb"))],
+        ),
+        (
+            "fragment",
+            vec![("redirect_uri", Some("https://app.example/cb#x"))],
+        ),
+        (
+            "port",
+            vec![("redirect_uri", Some("https://app.example:444/cb"))],
+        ),
+        (
+            "http",
+            vec![("redirect_uri", Some("http://app.example/cb"))],
+        ),
+        (
+            "localhost",
+            vec![("redirect_uri", Some("http://localhost:4501/cb"))],
+        ),
+        (
+            "no redirect with two registered",
+            vec![("redirect_uri", None)],
+        ),
     ] {
         let o = h.authorize("alice", &query(&over));
         assert_eq!(o.response.status, 400, "{what}");
@@ -429,20 +518,47 @@ fn errors_before_the_client_and_redirect_are_known_are_pages() {
         assert!(o.response.text().contains("cannot be completed"), "{what}");
     }
     for (what, over, error) in [
-        ("resource of no API", vec![("resource", Some("https://elsewhere.example/api"))], "invalid_target"),
+        (
+            "resource of no API",
+            vec![("resource", Some("https://elsewhere.example/api"))],
+            "invalid_target",
+        ),
         ("no resource", vec![("resource", None)], "invalid_target"),
-        ("plain", vec![("code_challenge_method", Some("plain"))], "invalid_request"),
-        ("no PKCE", vec![("code_challenge", None), ("code_challenge_method", None)], "invalid_request"),
-        ("token", vec![("response_type", Some("token"))], "unsupported_response_type"),
-        ("other API's scope", vec![("scope", Some("other_api:read"))], "invalid_scope"),
+        (
+            "plain",
+            vec![("code_challenge_method", Some("plain"))],
+            "invalid_request",
+        ),
+        (
+            "no PKCE",
+            vec![("code_challenge", None), ("code_challenge_method", None)],
+            "invalid_request",
+        ),
+        (
+            "token",
+            vec![("response_type", Some("token"))],
+            "unsupported_response_type",
+        ),
+        (
+            "other API's scope",
+            vec![("scope", Some("other_api:read"))],
+            "invalid_scope",
+        ),
     ] {
         let o = h.authorize("alice", &query(&over));
         assert_eq!(o.response.status, 302, "{what}: {}", o.response.text());
         let to = o.response.header("location").expect("location");
-        assert!(to.starts_with("http://127.0.0.1:4501/cb?error="), "{what}: {to}");
+        assert!(
+            to.starts_with("http://127.0.0.1:4501/cb?error="),
+            "{what}: {to}"
+        );
         assert_eq!(param(to, "error").as_deref(), Some(error), "{what}");
         assert_eq!(param(to, "state").as_deref(), Some("st 1&x"), "{what}");
-        assert_eq!(param(to, "iss").as_deref(), Some("https://patgate.test"), "{what}");
+        assert_eq!(
+            param(to, "iss").as_deref(),
+            Some("https://patgate.test"),
+            "{what}"
+        );
     }
 }
 
@@ -467,9 +583,21 @@ fn consent_needs_csrf_same_origin_the_same_user_and_works_once() {
         )
     };
     for (what, body, site) in [
-        ("no csrf", format!("handle={handle}&decision=approve"), "same-origin"),
-        ("forged csrf", format!("handle={handle}&csrf={}&decision=approve", "x".repeat(40)), "same-origin"),
-        ("cross-site", format!("handle={handle}&csrf={}&decision=approve", enc(&csrf)), "cross-site"),
+        (
+            "no csrf",
+            format!("handle={handle}&decision=approve"),
+            "same-origin",
+        ),
+        (
+            "forged csrf",
+            format!("handle={handle}&csrf={}&decision=approve", "x".repeat(40)),
+            "same-origin",
+        ),
+        (
+            "cross-site",
+            format!("handle={handle}&csrf={}&decision=approve", enc(&csrf)),
+            "cross-site",
+        ),
     ] {
         let o = post("alice", body, site);
         assert_eq!(o.response.status, 403, "{what}");
@@ -487,11 +615,17 @@ fn consent_needs_csrf_same_origin_the_same_user_and_works_once() {
     assert_eq!(param(to, "error").as_deref(), Some("access_denied"));
     assert_eq!(param(to, "state").as_deref(), Some("st 1&x"));
     assert_eq!(param(to, "iss").as_deref(), Some("https://patgate.test"));
-    assert_eq!(h.answer("alice", &handle, &csrf, "approve").response.status, 400);
+    assert_eq!(
+        h.answer("alice", &handle, &csrf, "approve").response.status,
+        400
+    );
     // a handle expires after 10 minutes
     let (handle, csrf) = Harness::form_of(&h.authorize("alice", &query(&[])));
     h.now += 601;
-    assert_eq!(h.answer("alice", &handle, &csrf, "approve").response.status, 400);
+    assert_eq!(
+        h.answer("alice", &handle, &csrf, "approve").response.status,
+        400
+    );
 }
 
 #[test]
@@ -499,7 +633,10 @@ fn a_remembered_approval_covers_only_the_exact_four_and_its_scopes() {
     let h = Harness::flow();
     h.code("carol", &query(&[]));
     // another loopback port is the same redirect key: a code at once
-    let o = h.authorize("carol", &query(&[("redirect_uri", Some("http://127.0.0.1:4999/cb"))]));
+    let o = h.authorize(
+        "carol",
+        &query(&[("redirect_uri", Some("http://127.0.0.1:4999/cb"))]),
+    );
     assert_eq!(o.response.status, 302, "{}", o.response.text());
     assert!(param(o.response.header("location").expect("l"), "code").is_some());
     for over in [
@@ -507,9 +644,17 @@ fn a_remembered_approval_covers_only_the_exact_four_and_its_scopes() {
         vec![("resource", Some(OTHER))],
         vec![("redirect_uri", Some("https://app.example/cb"))],
     ] {
-        assert_eq!(h.authorize("carol", &query(&over)).response.status, 200, "{over:?}");
+        assert_eq!(
+            h.authorize("carol", &query(&over)).response.status,
+            200,
+            "{over:?}"
+        );
     }
-    assert_eq!(h.authorize("dave", &query(&[])).response.status, 200, "another user");
+    assert_eq!(
+        h.authorize("dave", &query(&[])).response.status,
+        200,
+        "another user"
+    );
 }
 
 #[test]
@@ -519,39 +664,73 @@ fn every_token_of_a_grant_dies_when_the_grant_ends() {
     let (at, rt) = h.tokens("erin");
     let list = h.send(&h.page(Method::Get, "/tokens/apps", Some("erin")));
     let html = list.response.text();
-    assert!(html.contains("Desk &lt;App&gt;") && html.contains(RESOURCE), "{html}");
+    assert!(
+        html.contains("Desk &lt;App&gt;") && html.contains(RESOURCE),
+        "{html}"
+    );
     let id = h.backend.flow.grants.borrow()[0].id.clone();
     assert!(html.contains(&format!("/tokens/apps/{id}/revoke")));
-    let other = h.send(&h.page(Method::Get, &format!("/tokens/apps/{id}/revoke"), Some("frank")));
+    let other = h.send(&h.page(
+        Method::Get,
+        &format!("/tokens/apps/{id}/revoke"),
+        Some("frank"),
+    ));
     assert_eq!(other.response.status, 404, "not another user's");
-    let confirm = h.send(&h.page(Method::Get, &format!("/tokens/apps/{id}/revoke"), Some("erin")));
+    let confirm = h.send(&h.page(
+        Method::Get,
+        &format!("/tokens/apps/{id}/revoke"),
+        Some("erin"),
+    ));
     let csrf = hidden(&confirm.response.text(), "csrf");
     let done = h.send(
-        &h.page(Method::Post, &format!("/tokens/apps/{id}/revoke"), Some("erin"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("sec-fetch-site", "same-origin")
-            .body(format!("csrf={}", enc(&csrf))),
+        &h.page(
+            Method::Post,
+            &format!("/tokens/apps/{id}/revoke"),
+            Some("erin"),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .body(format!("csrf={}", enc(&csrf))),
     );
     assert_eq!(done.response.status, 303);
     h.run_deferred(&done);
     assert!(!h.active(&at));
     assert_eq!(h.through("GET", "/gw/demo/x", &at), 401);
     assert_eq!(h.refresh(&rt).0, 400);
-    assert_eq!(h.authorize("erin", &query(&[])).response.status, 200, "asks again");
+    assert_eq!(
+        h.authorize("erin", &query(&[])).response.status,
+        200,
+        "asks again"
+    );
     assert!(h.logged().contains(r#""via":"user""#));
 
     // the admin API
     let h = Harness::flow();
     let (at, rt) = h.tokens("alice");
-    let (s, v, _) = h.call(&admin(Method::Get, &format!("/admin/grants?subject=alice&client_id={APP}"), None));
+    let (s, v, _) = h.call(&admin(
+        Method::Get,
+        &format!("/admin/grants?subject=alice&client_id={APP}"),
+        None,
+    ));
     assert_eq!(s, 200, "{v}");
     let id = v["grants"][0]["id"].as_str().expect("id").to_owned();
     assert_eq!(v["grants"][0]["resource"], json!(RESOURCE));
-    assert_eq!(h.call(&admin(Method::Get, "/admin/grants", None)).0, 400, "subject required");
-    assert_eq!(h.call(&admin(Method::Delete, &format!("/admin/grants/{id}"), None)).0, 204);
+    assert_eq!(
+        h.call(&admin(Method::Get, "/admin/grants", None)).0,
+        400,
+        "subject required"
+    );
+    assert_eq!(
+        h.call(&admin(Method::Delete, &format!("/admin/grants/{id}"), None))
+            .0,
+        204
+    );
     assert!(!h.active(&at));
     assert_eq!(h.refresh(&rt).0, 400);
-    assert_eq!(h.call(&admin(Method::Delete, "/admin/grants/nope", None)).0, 404);
+    assert_eq!(
+        h.call(&admin(Method::Delete, "/admin/grants/nope", None)).0,
+        404
+    );
 
     // RFC 7009 of the refresh token
     let h = Harness::flow();
@@ -589,16 +768,31 @@ fn every_token_of_a_grant_dies_when_the_grant_ends() {
 #[test]
 fn discovery_names_the_authorization_endpoint() {
     let h = Harness::flow();
-    let (s, m, _) = h.call(&Request::new(Method::Get, "/.well-known/oauth-authorization-server"));
+    let (s, m, _) = h.call(&Request::new(
+        Method::Get,
+        "/.well-known/oauth-authorization-server",
+    ));
     assert_eq!(s, 200);
-    assert_eq!(m["authorization_endpoint"], json!("https://patgate.test/authorize"));
+    assert_eq!(
+        m["authorization_endpoint"],
+        json!("https://patgate.test/authorize")
+    );
     assert_eq!(m["response_types_supported"], json!(["code"]));
     assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
-    assert_eq!(m["authorization_response_iss_parameter_supported"], json!(true));
+    assert_eq!(
+        m["authorization_response_iss_parameter_supported"],
+        json!(true)
+    );
     for g in ["authorization_code", "refresh_token"] {
-        assert!(m["grant_types_supported"].as_array().expect("grants").contains(&json!(g)));
+        assert!(m["grant_types_supported"]
+            .as_array()
+            .expect("grants")
+            .contains(&json!(g)));
     }
-    assert!(m["token_endpoint_auth_methods_supported"].as_array().expect("m").contains(&json!("none")));
+    assert!(m["token_endpoint_auth_methods_supported"]
+        .as_array()
+        .expect("m")
+        .contains(&json!("none")));
 }
 
 #[test]
@@ -625,7 +819,10 @@ fn every_new_write_failing_lost_or_landed_is_an_error_never_a_panic_or_a_live_le
                 let (handle, csrf) = Harness::form_of(&o);
                 let a = h.answer("alice", &handle, &csrf, "approve");
                 let s = a.response.status;
-                assert!(s == 303 || s == 503 || s == 400, "{step:?} {fault:?}: answer {s}");
+                assert!(
+                    s == 303 || s == 503 || s == 400,
+                    "{step:?} {fault:?}: answer {s}"
+                );
                 if let Some(code) = a.response.header("location").and_then(|l| param(l, "code")) {
                     let (s, v) = h.exchange(&code);
                     assert!(s == 200 || s == 503, "{step:?} {fault:?}: exchange {s} {v}");
@@ -634,7 +831,14 @@ fn every_new_write_failing_lost_or_landed_is_an_error_never_a_panic_or_a_live_le
                         // ends whatever landed
                         let (s, _) = h.exchange(&code);
                         assert!(s == 200 || s == 400, "{step:?} {fault:?}: retry {s}");
-                        for g in h.backend.flow.grants.borrow().iter().filter(|g| g.scopes == ["demo_api:write"]) {
+                        for g in h
+                            .backend
+                            .flow
+                            .grants
+                            .borrow()
+                            .iter()
+                            .filter(|g| g.scopes == ["demo_api:write"])
+                        {
                             assert!(
                                 s == 200 || g.revoked_at.is_some(),
                                 "{step:?} {fault:?}: a grant left live"
@@ -644,14 +848,19 @@ fn every_new_write_failing_lost_or_landed_is_an_error_never_a_panic_or_a_live_le
                 }
             }
             let (s, _) = h.refresh(&rt);
-            assert!(s == 200 || s == 400 || s == 503, "{step:?} {fault:?}: refresh {s}");
+            assert!(
+                s == 200 || s == 400 || s == 503,
+                "{step:?} {fault:?}: refresh {s}"
+            );
         }
     }
     // a lost grant revocation is a 503 on the token page, and Revoke again works
     let h = Harness::flow();
     let (at, _) = h.tokens("erin");
     let id = h.backend.flow.grants.borrow()[0].id.clone();
-    h.backend.flow.inject(AuthzStep::GrantRevoke, Fault::LandedButFailed);
+    h.backend
+        .flow
+        .inject(AuthzStep::GrantRevoke, Fault::LandedButFailed);
     let (s, _, _) = h.call(&admin(Method::Delete, &format!("/admin/grants/{id}"), None));
     assert_eq!(s, 503);
     let (s, _, _) = h.call(&admin(Method::Delete, &format!("/admin/grants/{id}"), None));

@@ -56,7 +56,7 @@ pub use new_pat::{
 };
 
 // A user's PATs (the token page) and the one revocation path.
-pub use pats::{days_left, list_for, owned, parse_cursor, revoke_for, EXPIRING_SOON_DAYS};
 pub use grants::{end_grant, end_grant_by_id, purge_hashes};
+pub use pats::{days_left, list_for, owned, parse_cursor, revoke_for, EXPIRING_SOON_DAYS};
 pub use revocation::{revoke_record, Purge};
 pub use rotation::{rotate_record, Rotated};

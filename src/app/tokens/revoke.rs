@@ -10,14 +10,14 @@ use super::{decision, jwt, lifecycle};
 use crate::app::client_auth;
 use crate::app::ctx::{Ctx, Outcome};
 use crate::app::ratelimit;
+use crate::authz::records::GrantEnd;
+use crate::authz::secrets::{GrantSecret, SecretKind};
 use crate::error::Error;
 use crate::http::{Request, Response};
+use crate::model::Client;
 use crate::model::PAT_CLIENT_ID;
 use crate::oauth::RevocationRequest;
 use crate::store::Backend;
-use crate::authz::records::GrantEnd;
-use crate::authz::secrets::{GrantSecret, SecretKind};
-use crate::model::Client;
 use crate::token::PlainToken;
 
 /// `POST /oauth/revoke`: parse, [`handle`], an empty 200.
@@ -100,7 +100,9 @@ async fn revoke_refresh<B: Backend>(
             "the token was not issued to this client".into(),
         ));
     }
-    Ok(super::grants::end_grant(ctx, &grant, GrantEnd::TokenRevoked)
-        .await?
-        .unwrap_or_default())
+    Ok(
+        super::grants::end_grant(ctx, &grant, GrantEnd::TokenRevoked)
+            .await?
+            .unwrap_or_default(),
+    )
 }

@@ -5,8 +5,8 @@
 //! happen twice is one conditional statement or one batch (a D1 batch is a transaction).
 
 use super::super::backend::EdgeBackend;
-use super::super::js::{err, n, s};
 use super::super::counters::{bump, Op};
+use super::super::js::{err, n, s};
 use crate::authz::code::CodeUse;
 use crate::authz::records::{
     AppGrant, AuthorizationCode, GrantEnd, PendingConsent, RefreshTokenRecord, RememberedApproval,
