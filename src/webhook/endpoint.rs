@@ -77,6 +77,7 @@ mod tests {
 
     /// Every event the service emits today can be subscribed to by name.
     #[test]
+    #[allow(clippy::too_many_lines)]
     fn every_event_type_is_subscribable() {
         let all = [
             Event::PatCreated {

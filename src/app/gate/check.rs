@@ -92,16 +92,9 @@ pub(super) async fn check<B: Backend>(
         let resp = invalid("inactive token");
         return Ok(respond(resp, decided.deferred));
     };
-    // RFC 8707: a token issued for one resource is refused by every other, even one of the same
-    // API resource.
-    if let Some(aud) = &active.aud {
-        let own = format!("{}://{}{}", req.scheme, req.authority, r.path_prefix);
-        let names =
-            ResourceIndicator::parse(Cow::Borrowed(aud.as_str())).is_ok_and(|i| i.names(&own));
-        if !names {
-            let resp = invalid("the token's audience is another resource");
-            return Ok(respond(resp, decided.deferred));
-        }
+    if !audience_is(req, r, &active) {
+        let resp = invalid("the token's audience is another resource");
+        return Ok(respond(resp, decided.deferred));
     }
     let required = match r.rule_for(req.method) {
         MethodRule::Scopes(s) => s,
@@ -139,6 +132,16 @@ pub(super) async fn check<B: Backend>(
         &active,
         decided.deferred,
     )?))
+}
+
+/// RFC 8707: a token issued for one resource (an app's access token) is refused by every other,
+/// even one of the same API resource. Tokens without an audience pass.
+fn audience_is(req: &GateRequest<'_>, r: &GateRoute, active: &Active) -> bool {
+    let Some(aud) = &active.aud else {
+        return true;
+    };
+    let own = format!("{}://{}{}", req.scheme, req.authority, r.path_prefix);
+    ResourceIndicator::parse(Cow::Borrowed(aud.as_str())).is_ok_and(|i| i.names(&own))
 }
 
 /// A request refused for its token (missing, garbage, unknown, revoked, expired): counted per IP

@@ -219,7 +219,7 @@ pub async fn begin<B: Backend>(
     ctx.backend.insert_consent(&pending).await?;
     let api = load_resource(ctx, &pending.request.audience.api_id).await?;
     Ok(Next::Consent(view(
-        handle,
+        &handle,
         &checked.client,
         &checked.redirect,
         &pending.request,
@@ -228,7 +228,7 @@ pub async fn begin<B: Backend>(
 }
 
 fn view(
-    handle: ConsentHandle,
+    handle: &ConsentHandle,
     client: &AuthzClient,
     redirect: &Redirect,
     a: &Approved,

@@ -4,6 +4,12 @@
 //! (single use, bindings, replay revoking what it issued), refresh rotation (retry, reuse,
 //! idle and absolute ends), the gate's audience check, and every way a grant ends.
 
+#![allow(
+    clippy::many_single_char_names,
+    clippy::unused_self,
+    clippy::too_many_lines
+)]
+
 use super::*;
 use crate::app::config::PageConfig;
 use crate::app::gate::{gate, GateAnswer, GateRequest};

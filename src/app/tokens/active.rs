@@ -48,6 +48,8 @@ impl Active {
     }
 }
 
+// `Active` is the common answer and lives briefly on the stack: not boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Active(Active),
