@@ -269,6 +269,41 @@ mod tests {
             .line(),
             r#"{"event":"client.expired","client_id":"pgd_x"}"#
         );
+        let e = Event::GrantCreated {
+            grant_id: "g1".into(),
+            sub: "alice".into(),
+            client_id: "app".into(),
+            resource: "https://api.example/mcp".into(),
+            scopes: vec!["demo_api:read".into()],
+        };
+        assert_eq!(
+            e.line(),
+            r#"{"event":"grant.created","grant_id":"g1","sub":"alice","client_id":"app","resource":"https://api.example/mcp","scopes":["demo_api:read"]}"#
+        );
+        let e = Event::GrantRevoked {
+            grant_id: "g1".into(),
+            sub: "alice".into(),
+            client_id: "app".into(),
+            newly: true,
+            via: "refresh_reuse",
+        };
+        assert_eq!(
+            e.line(),
+            r#"{"event":"grant.revoked","grant_id":"g1","sub":"alice","client_id":"app","newly":true,"via":"refresh_reuse"}"#
+        );
+        let e = Event::GrantReuseDetected {
+            grant_id: "g1".into(),
+            sub: "alice".into(),
+            client_id: "app".into(),
+            ip: None,
+            colo: Some("DFW".into()),
+            country: None,
+            family_revoked: true,
+        };
+        assert_eq!(
+            e.line(),
+            r#"{"event":"grant.reuse_detected","grant_id":"g1","sub":"alice","client_id":"app","ip":null,"colo":"DFW","country":null,"family_revoked":true}"#
+        );
         let forged = Event::ClientAuthFailed {
             client_id: "x\n{\"event\":\"pat.created\"}".into(),
             ip: "192.0.2.1".into(),

@@ -387,6 +387,17 @@ mod tests {
         // entries written before `fresh_until` existed are stale: D1 is asked
         assert_eq!(old.fresh_until, None);
         assert!(!old.is_fresh(0));
+        // an app's access token names its grant and audience; older entries have neither
+        assert_eq!((old.grant_id.as_deref(), old.aud.as_deref()), (None, None));
+        let mut app = g.clone();
+        app.grant_id = Some("g1".into());
+        app.aud = Some("https://api.example/mcp".into());
+        let json = serde_json::to_string(&app).expect("serializes");
+        assert!(
+            json.ends_with(r#","grant_id":"g1","aud":"https://api.example/mcp"}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Grant>(&json).expect("parses"), app);
         // a rotated-away token in its grace period carries both times
         let mut graced = g.clone();
         graced.exp = 1_700_000_600;
