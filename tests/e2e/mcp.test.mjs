@@ -306,7 +306,7 @@ test("RFC 7591: discovery from the 401, registration, consent, a tool call, refr
   const apps = await call(`${srv.url}/tokens/apps`, { headers: { cookie: alice, "sec-fetch-site": "none" } });
   assert.equal(apps.status, 200, apps.text.slice(0, 300));
   assert.ok(apps.text.includes("patgate e2e MCP client"), "the app is listed by its name");
-  const action = /action="(\/tokens\/apps\/[^"]+\/revoke)"/.exec(apps.text)?.[1];
+  const action = /(?:action|href)="(\/tokens\/apps\/[^"]+\/revoke)"/.exec(apps.text)?.[1];
   assert.ok(action, "a Revoke form");
   const confirm = await call(`${srv.url}${action}`, { headers: { cookie: alice, "sec-fetch-site": "none" } });
   const csrf = hidden(confirm.status === 200 ? confirm.text : apps.text, "csrf");
