@@ -47,6 +47,10 @@ before(async () => {
     DYNAMIC_REGISTRATION: "true",
     CIMD_ALLOW_HTTP_LOOPBACK: "true",
     SELF_REGISTERED_TOKEN_SECONDS: String(TOKEN_SECONDS),
+    // No retry window: the rotated-away refresh token replayed right after the SDK's refresh is
+    // then a reuse at once (with the default, a replay within 60 s is taken for the retry of a
+    // lost answer; authorize.test.mjs covers that window).
+    REFRESH_RETRY_GRACE_SECONDS: "0",
   });
   gate = srv.url.replace("127.0.0.1", "localhost");
   mcpUrl = new URL(`${gate}/gw/mcp/`);
