@@ -135,7 +135,9 @@ pub async fn stored<B: Backend>(
             let p = policy(ctx.cfg);
             let cached = ctx.isolate.clients_one_by_one(|c| c.get(id, ctx.now, &p));
             let found = match (cached, freshness) {
-                (Cached::Missing(_), _) => return Ok(None),
+                // D1 had no row. (A refused metadata document, remembered with why, says
+                // nothing about D1: a copy stored earlier still serves its tokens.)
+                (Cached::Missing(why), _) if &*why == UNKNOWN_CLIENT => return Ok(None),
                 (Cached::Found(c), Freshness::Cached) => return Ok(Some((*c).clone())),
                 (Cached::Stale(old), Freshness::Cached) => match read(ctx, id).await {
                     Ok(found) => found,

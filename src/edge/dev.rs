@@ -97,7 +97,7 @@ async fn client(env: &Env, query: Option<&str>) -> Response {
         Ok(c) => c,
         Err(e) => return Error::Internal(format!("configuration: {e}")).into_response(),
     };
-    let isolate = super::ISOLATE.with(std::rc::Rc::clone);
+    let isolate = super::isolate::ISOLATE.with(std::rc::Rc::clone);
     let backend = EdgeBackend::new(env);
     let ctx = crate::app::Ctx {
         cfg: &cfg,
@@ -106,7 +106,7 @@ async fn client(env: &Env, query: Option<&str>) -> Response {
         now: super::js::now_secs(),
     };
     let found = client_for(&ctx, &id).await;
-    super::write_events(&isolate.take_events());
+    super::isolate::write_events(&isolate.take_events());
     match found {
         Ok(ClientLookup::Found(c)) => Response::json(
             200,

@@ -15,8 +15,9 @@ const PATGATE_URL = "http://patgate.internal"; // the consumer's PATGATE_URL
 /** patgate's wrangler.toml with absolute paths and the test's vars in [vars] (`--var` only
  * reaches the first Worker of a multi-config `wrangler dev`). */
 function patgateConfig(dir) {
-  // Not the page's local sign-in form: patgate refuses it with an issuer that is not loopback.
-  const { DEV_SIGN_IN: _, ...devVars } = DEV_VARS;
+  // Not the page's local sign-in form nor loopback metadata documents: patgate refuses them with
+  // an issuer that is not loopback.
+  const { DEV_SIGN_IN: _, CIMD_ALLOW_HTTP_LOOPBACK: __, ...devVars } = DEV_VARS;
   const vars = { ...devVars, ...TEST_VARS, ISSUER: PATGATE_URL };
   const out = [];
   let inVars = false;

@@ -698,3 +698,39 @@ fn failed_use_notes_and_expiry_runs_lose_nothing() {
         assert_eq!(authenticate(&h, &id), 401, "{fault:?}: gone");
     }
 }
+
+/// A document that fails on a refetch (its server down, or now refused) stops new
+/// authorizations with why, but the copy stored earlier still identifies the client at the
+/// token endpoint: its refresh tokens keep working.
+#[test]
+fn a_failed_refetch_refuses_new_authorizations_but_not_the_stored_client() {
+    let mut h = harness();
+    serve(&h, DOC, Ok(doc(DOC, "")));
+    assert!(matches!(lookup(&h, DOC), ClientLookup::Found(_)));
+    h.now += 601;
+    serve(&h, DOC, Err("connection refused"));
+    let w = why(&lookup(&h, DOC));
+    assert!(w.contains("could not be fetched"), "{w}");
+    assert_eq!(h.backend.fetched.borrow().len(), 2);
+    assert!(
+        block_on(clients::stored(&ctx(&h), DOC, Freshness::Cached))
+            .expect("ok")
+            .is_some(),
+        "the stored copy"
+    );
+    assert_eq!(
+        authenticate(&h, &DOC.replace(':', "%3A").replace('/', "%2F")),
+        200,
+        "the token endpoint knows it"
+    );
+    // A document nobody ever stored stays unknown at the token endpoint, with no fetch.
+    let never = "https://never.example/c.json";
+    serve(&h, never, Err("connection refused"));
+    assert!(matches!(lookup(&h, never), ClientLookup::Unknown(_)));
+    assert!(
+        block_on(clients::stored(&ctx(&h), never, Freshness::Cached))
+            .expect("ok")
+            .is_none()
+    );
+    assert_eq!(h.backend.fetched.borrow().len(), 3);
+}
