@@ -53,6 +53,12 @@ use respond::{fail_page, icon, redirect, Fail};
 use session::Key;
 use views::NewForm;
 
+/// Where the dev sign-in returns to (tests of the open-redirect rule).
+#[cfg(test)]
+pub fn return_to_of(req: &Request) -> Option<String> {
+    identity::return_to(req)
+}
+
 /// Whether `path` belongs to the page (it is served only on the issuer's host, see
 /// [`on_issuer_host`]).
 pub fn is_page_path(path: &str) -> bool {

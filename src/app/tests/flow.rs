@@ -873,3 +873,65 @@ fn every_new_write_failing_lost_or_landed_is_an_error_never_a_panic_or_a_live_le
     assert_eq!(s, 204, "the repeat purges");
     assert!(!h.active(&at));
 }
+
+#[test]
+fn hostile_consent_forms_admin_queries_and_sign_in_targets() {
+    let h = Harness::flow();
+    let (handle, csrf) = Harness::form_of(&h.authorize("alice", &query(&[])));
+    for (what, decision, handle) in [
+        ("unknown decision", "maybe", handle.as_str()),
+        ("garbage handle", "approve", "../../etc"),
+        ("empty handle", "approve", ""),
+        ("long handle", "approve", &"a".repeat(5000)),
+    ] {
+        let o = h.answer("alice", handle, &csrf, decision);
+        assert_eq!(o.response.status, 400, "{what}");
+        assert_eq!(o.response.header("location"), None, "{what}");
+    }
+    // a repeated field is refused, never read twice
+    let o = h.send(
+        &h.page(Method::Post, "/authorize/consent", Some("alice"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("sec-fetch-site", "same-origin")
+            .body(format!(
+                "handle={handle}&handle={handle}&csrf={}&decision=approve",
+                enc(&csrf)
+            )),
+    );
+    assert_eq!(o.response.status, 400);
+    // the handle survived the refused posts
+    assert_eq!(
+        h.answer("alice", &handle, &csrf, "approve").response.status,
+        303
+    );
+    for q in ["subject=a&subject=b", "subject=%ZZ", "client_id=x"] {
+        let (s, _, _) = h.call(&admin(Method::Get, &format!("/admin/grants?{q}"), None));
+        assert_eq!(s, 400, "{q}");
+    }
+    assert_eq!(h.call(&admin(Method::Put, "/admin/grants/x", None)).0, 405);
+    // an authorization query of garbage bytes is a page
+    let o = h.authorize("alice", "client_id=%FF%FE&redirect_uri=%00");
+    assert_eq!(o.response.status, 400);
+    assert_eq!(o.response.header("location"), None);
+}
+
+#[test]
+fn the_sign_in_returns_only_to_an_authorization_request() {
+    use crate::app::page::return_to_of;
+    let req = |q: &str| Request::new(Method::Get, &format!("/tokens/sign-in?{q}"));
+    assert_eq!(
+        return_to_of(&req("return_to=%2Fauthorize%3Fclient_id%3Dx")).as_deref(),
+        Some("/authorize?client_id=x")
+    );
+    for bad in [
+        "return_to=https%3A%2F%2Fevil.example%2F",
+        "return_to=%2F%2Fevil.example%2Fauthorize%3Fx",
+        "return_to=%2Ftokens%2F..%2Fauthorize%3Fx",
+        "return_to=%2Fauthorize",
+        "return_to=%2Fauthorize%3Fa%0D%0ALocation%3A%20x",
+        "return_to=%2Fauthorize%3F%5C%5Cevil",
+        "other=1",
+    ] {
+        assert_eq!(return_to_of(&req(bad)), None, "{bad}");
+    }
+}
