@@ -269,6 +269,20 @@ mod tests {
             .line(),
             r#"{"event":"client.expired","client_id":"pgd_x"}"#
         );
+        let forged = Event::ClientAuthFailed {
+            client_id: "x\n{\"event\":\"pat.created\"}".into(),
+            ip: "192.0.2.1".into(),
+            reason: "unknown client".into(),
+        };
+        let line = forged.line();
+        assert!(!line.contains('\n'), "{line}");
+        assert_eq!(line.lines().count(), 1);
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(v["event"], "client_auth.failed");
+    }
+
+    #[test]
+    fn grant_event_lines_are_pinned() {
         let e = Event::GrantCreated {
             grant_id: "g1".into(),
             sub: "alice".into(),
@@ -304,15 +318,5 @@ mod tests {
             e.line(),
             r#"{"event":"grant.reuse_detected","grant_id":"g1","sub":"alice","client_id":"app","ip":null,"colo":"DFW","country":null,"family_revoked":true}"#
         );
-        let forged = Event::ClientAuthFailed {
-            client_id: "x\n{\"event\":\"pat.created\"}".into(),
-            ip: "192.0.2.1".into(),
-            reason: "unknown client".into(),
-        };
-        let line = forged.line();
-        assert!(!line.contains('\n'), "{line}");
-        assert_eq!(line.lines().count(), 1);
-        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
-        assert_eq!(v["event"], "client_auth.failed");
     }
 }
