@@ -732,16 +732,18 @@ fn a_reported_refresh_token_of_an_app_ends_its_grant() {
         crate::secret_scanning::KeySet::parse(&key_doc(&[("k1", &pem)])).expect("keys"),
     ));
     let (access, refresh) = h.tokens("alice");
-    let unknown = crate::authz::secrets::GrantSecret::generate(
-        crate::authz::secrets::SecretKind::Refresh,
-    )
-    .expect("rng");
+    let unknown =
+        crate::authz::secrets::GrantSecret::generate(crate::authz::secrets::SecretKind::Refresh)
+            .expect("rng");
     let body = report(&[&refresh, unknown.expose_secret()]);
     let (s, v, o) = h.call(&signed(&sk, "k1", &body));
     assert_eq!(s, 200, "{v}");
     assert_eq!(v[0]["label"], "true_positive");
     assert_eq!(v[1]["label"], "false_positive");
-    assert!(!o.deferred.is_empty(), "the access token's purge retried later");
+    assert!(
+        !o.deferred.is_empty(),
+        "the access token's purge retried later"
+    );
     assert_eq!(h.introspect(&access).1["active"], false);
     assert_eq!(h.refresh(&refresh).0, 400);
     let log = h.logged();
