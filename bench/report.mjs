@@ -153,6 +153,7 @@ export function report(info, pg, { wrkVersion, gt }) {
     ...table,
     "",
     "Targets: floor A = constant JSON body, no I/O; floor B = one KV read returned as the body (B': after reading the same POST body as an introspection); floor W = patgate's own runtime path (JS shim reading the same body, wasm entry and executor, KV binding, Response) answering one KV read with none of its logic (`/_dev/floor`, only with `DEV_COUNTERS`); floor C = one KV read, then the request forwarded to a constant local upstream (Node, in the runner; the gate scenarios use the same one); peer = `@cloudflare/workers-oauth-provider` 1.2.3 protecting `/api/`, validating a token it issued (client registered, authorization completed, code exchanged with PKCE).",
+    "patgate authorization server: each code exchange (public client \`bench_app\`, PKCE S256, `resource` implied by the code) and each refresh (a grant's first refresh token, rotated) is a different single-use code or refresh token, seeded into D1 by \`patgate-tools seed-flow\` before the server starts (bench/lib/flow.mjs); every exchange creates a grant, a refresh token and a reference access token (D1 and KV), every refresh rotates the refresh token and issues an access token.",
     `patgate introspection: \`POST /oauth/introspect\` with client_secret_basic demo_api and \`token=...\`; ~100 PATs stored (growth rows: +${fmt(GROWTH)} PATs of 10,000 other users, as D1 rows and KV grants, then a restart and warm-up).`,
     "",
     "## Targets",

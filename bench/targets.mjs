@@ -11,6 +11,7 @@ import { GROWTH, STATE, PORTS, log, fmt } from "./lib/settings.mjs";
 import { startTarget, launch, results, scenario } from "./lib/load.mjs";
 import { req, json, basic, FORM, DEMO_API, forgeToken } from "./lib/http.mjs";
 import { bulkInsert } from "./lib/growth.mjs";
+import { seedFlow, checkLine } from "./lib/flow.mjs";
 
 export async function startUpstream() {
   const body = JSON.stringify({ ok: true, from: "bench upstream" });
@@ -172,6 +173,18 @@ export async function patgate(info, config) {
       results.push({ section: "writes", name: "patgate: client_credentials (POST /oauth/token)", na: out.cc.na });
       log(`client_credentials: ${out.cc.na}`);
     }
+
+    // The authorization server: code exchange and refresh rotation, each request single use
+    // (seeded rows, one wrk line each: bench/lib/flow.mjs). One refresh token per grant: every
+    // request rotates a first refresh token.
+    await t.stop();
+    const flow = seedFlow(t.dir, config);
+    t = await launch("patgate", t.dir, { vars, config });
+    await checkLine(t.url, flow.codes, "authorization code exchange");
+    const refreshed = await checkLine(t.url, flow.refresh, "refresh");
+    if (!refreshed.refresh_token?.startsWith("pgr_")) throw new Error(`refresh: no rotated refresh token in ${JSON.stringify(Object.keys(refreshed))}`);
+    out.code = await scenario(t, "patgate: authorization code exchange (POST /oauth/token, public client, PKCE)", "/oauth/token", { lines: flow.codes }, { counters, section: "flow" });
+    out.refresh = await scenario(t, "patgate: refresh token rotation (POST /oauth/token)", "/oauth/token", { lines: flow.refresh }, { counters, section: "flow" });
 
     // Growth: GROWTH more PATs of other users, then the same introspection and listing.
     await t.stop();

@@ -105,6 +105,41 @@ pub enum Event {
         client_id: String,
         source: &'static str,
     },
+    /// A user approved an app and its first code was exchanged: a grant (the family of the
+    /// app's access and refresh tokens for one resource) began.
+    #[serde(rename = "grant.created")]
+    GrantCreated {
+        grant_id: String,
+        sub: String,
+        client_id: String,
+        resource: String,
+        scopes: Vec<String>,
+    },
+    /// A grant ended with all its tokens. `via`: `user` (the token page), `admin`, `code_reuse`
+    /// (its code presented twice), `refresh_reuse` (a rotated-away refresh token presented),
+    /// `replaced` (a newer grant of the same app, redirect URI and resource), `token_revoked`
+    /// (RFC 7009 of its refresh token). `newly`: false when it had ended before.
+    #[serde(rename = "grant.revoked")]
+    GrantRevoked {
+        grant_id: String,
+        sub: String,
+        client_id: String,
+        newly: bool,
+        via: &'static str,
+    },
+    /// A rotated-away refresh token of a grant was presented: the grant was revoked (a
+    /// `grant.revoked` with `via: "refresh_reuse"` goes with it). Where the request came from,
+    /// as for `pat.reuse_detected`. Never the token or its hash.
+    #[serde(rename = "grant.reuse_detected")]
+    GrantReuseDetected {
+        grant_id: String,
+        sub: String,
+        client_id: String,
+        ip: Option<String>,
+        colo: Option<String>,
+        country: Option<String>,
+        family_revoked: bool,
+    },
     /// The cron deleted a dynamic registration that went unused.
     #[serde(rename = "client.expired")]
     ClientExpired { client_id: String },
@@ -280,5 +315,44 @@ mod tests {
         assert_eq!(line.lines().count(), 1);
         let v: serde_json::Value = serde_json::from_str(&line).expect("json");
         assert_eq!(v["event"], "client_auth.failed");
+    }
+
+    #[test]
+    fn grant_event_lines_are_pinned() {
+        let e = Event::GrantCreated {
+            grant_id: "g1".into(),
+            sub: "alice".into(),
+            client_id: "app".into(),
+            resource: "https://api.example/mcp".into(),
+            scopes: vec!["demo_api:read".into()],
+        };
+        assert_eq!(
+            e.line(),
+            r#"{"event":"grant.created","grant_id":"g1","sub":"alice","client_id":"app","resource":"https://api.example/mcp","scopes":["demo_api:read"]}"#
+        );
+        let e = Event::GrantRevoked {
+            grant_id: "g1".into(),
+            sub: "alice".into(),
+            client_id: "app".into(),
+            newly: true,
+            via: "refresh_reuse",
+        };
+        assert_eq!(
+            e.line(),
+            r#"{"event":"grant.revoked","grant_id":"g1","sub":"alice","client_id":"app","newly":true,"via":"refresh_reuse"}"#
+        );
+        let e = Event::GrantReuseDetected {
+            grant_id: "g1".into(),
+            sub: "alice".into(),
+            client_id: "app".into(),
+            ip: None,
+            colo: Some("DFW".into()),
+            country: None,
+            family_revoked: true,
+        };
+        assert_eq!(
+            e.line(),
+            r#"{"event":"grant.reuse_detected","grant_id":"g1","sub":"alice","client_id":"app","ip":null,"colo":"DFW","country":null,"family_revoked":true}"#
+        );
     }
 }

@@ -56,6 +56,12 @@ pub struct Grant {
     /// the reuse; fresh it answers inactive with no D1 read.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub marker: bool,
+    /// See [`TokenRecord::grant_id`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<String>,
+    /// See [`TokenRecord::audience`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
 }
 
 impl Grant {
@@ -134,6 +140,12 @@ pub struct TokenRecord {
     /// Where leak reports found the token (or one of its rotated-away tokens): the newest
     /// [`MAX_LEAK_URLS`] distinct `http(s)` URLs, newest first (D1 `leak_reports`).
     pub leak_urls: Vec<String>,
+    /// An access token issued from an authorization grant: the grant's id (revoking the grant
+    /// revokes it).
+    pub grant_id: Option<String>,
+    /// An access token issued from an authorization grant: the RFC 8707 resource it is for (its
+    /// audience; the gate refuses it on other resources).
+    pub audience: Option<String>,
 }
 
 /// Most leak report URLs kept per token (the newest distinct ones).
@@ -143,7 +155,8 @@ pub const MAX_LEAK_URLS: usize = 10;
 /// maps a [`TokenRecord`] to a D1 insert (the Worker binds the values; the benchmark's seeding
 /// tool writes them as SQL).
 pub const TOKEN_INSERT_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name, scopes, \
-    created_at, expires_at, client_uid, scope_owners, allow_self_rotation, revoke_on_reuse";
+    created_at, expires_at, client_uid, scope_owners, allow_self_rotation, revoke_on_reuse, \
+    grant_id, audience";
 
 /// A value bound to a D1 statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +182,8 @@ pub fn token_insert_values(rec: &TokenRecord) -> Vec<SqlValue> {
         SqlValue::OptText(rec.scope_owners.as_deref().map(crate::scopes::join)),
         SqlValue::Int(i64::from(rec.allow_self_rotation)),
         SqlValue::Int(i64::from(rec.revoke_on_reuse)),
+        SqlValue::OptText(rec.grant_id.clone()),
+        SqlValue::OptText(rec.audience.clone()),
     ]
 }
 
@@ -219,6 +234,8 @@ impl TokenRecord {
             grace_until: None,
             keep_until: None,
             marker: false,
+            grant_id: self.grant_id.clone(),
+            aud: self.audience.clone(),
         }
     }
 
@@ -294,6 +311,9 @@ pub struct ApiResource {
     pub secret: SecretSet,
     pub enabled: bool,
     pub scopes: Vec<String>,
+    /// What each scope is for, as (scope, description), for the scopes that have one (D1
+    /// `scopes.description`): the consent page shows them.
+    pub descriptions: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -359,6 +379,8 @@ mod tests {
             grace_until: None,
             keep_until: None,
             marker: false,
+            grant_id: None,
+            aud: None,
         };
         let json = serde_json::to_string(&g).expect("serializes");
         assert_eq!(
@@ -373,6 +395,17 @@ mod tests {
         // entries written before `fresh_until` existed are stale: D1 is asked
         assert_eq!(old.fresh_until, None);
         assert!(!old.is_fresh(0));
+        // an app's access token names its grant and audience; older entries have neither
+        assert_eq!((old.grant_id.as_deref(), old.aud.as_deref()), (None, None));
+        let mut app = g.clone();
+        app.grant_id = Some("g1".into());
+        app.aud = Some("https://api.example/mcp".into());
+        let json = serde_json::to_string(&app).expect("serializes");
+        assert!(
+            json.ends_with(r#","grant_id":"g1","aud":"https://api.example/mcp"}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Grant>(&json).expect("parses"), app);
         // a rotated-away token in its grace period carries both times
         let mut graced = g.clone();
         graced.exp = 1_700_000_600;

@@ -303,6 +303,7 @@ pub trait Backend:
     + DeliveryLog
     + RevocationFeed
     + SnapshotCache
+    + crate::authz::store::FlowStore
 {
 }
 impl<
@@ -324,7 +325,8 @@ impl<
             + Inventory
             + DeliveryLog
             + RevocationFeed
-            + SnapshotCache,
+            + SnapshotCache
+            + crate::authz::store::FlowStore,
     > Backend for T
 {
 }

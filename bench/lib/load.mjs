@@ -3,7 +3,7 @@ import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { prepareState, startDevServer } from "../../scripts/devserver.mjs";
-import { DURATION, WARMUP, ROUNDS, THREADS, CONNECTIONS, TIMEOUT_MIN, WRK_TIMEOUT, STATE, LUA, PORTS, seconds, log, fmt, sleep } from "./settings.mjs";
+import { DURATION, WARMUP, ROUNDS, THREADS, CONNECTIONS, TIMEOUT_MIN, WRK_TIMEOUT, STATE, LUA, LINES_LUA, PORTS, seconds, log, fmt, sleep } from "./settings.mjs";
 
 // ---------------------------------------------------------------------------------------------
 // Time bound: the whole run is killed after BENCH_TIMEOUT_MIN minutes.
@@ -101,9 +101,17 @@ export function parseWrk(out) {
 }
 
 /** One wrk run against `url`; `pgid` is the server's process group for CPU accounting. */
-export function wrk(url, { method = "GET", body = "", contentType = "", auth = "", host = "", duration = DURATION, pgid } = {}) {
-  const args = [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${duration}`, "--timeout", WRK_TIMEOUT, "--latency", "-s", LUA, url];
+/**
+ * One wrk run against `url`; `pgid` is the server's process group for CPU accounting. `lines`
+ * (`{ path, next }`): POST each line of the file once as a form body (single-use codes and refresh
+ * tokens), from line `next`, which is then moved past this run's requests and those still in
+ * flight when it stopped.
+ */
+export function wrk(url, { method = "GET", body = "", contentType = "", auth = "", host = "", duration = DURATION, pgid, lines } = {}) {
+  const script = lines ? LINES_LUA : LUA;
+  const args = [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${duration}`, "--timeout", WRK_TIMEOUT, "--latency", "-s", script, url];
   const env = { ...process.env, WRK_METHOD: method, WRK_BODY: body, WRK_CONTENT_TYPE: contentType, WRK_AUTH: auth, WRK_HOST: host };
+  if (lines) Object.assign(env, { WRK_LINES: lines.path, WRK_LINES_START: String(lines.next) });
   return new Promise((resolve, reject) => {
     const busy0 = systemBusy();
     const srv0 = groupTicks(pgid);
@@ -118,6 +126,7 @@ export function wrk(url, { method = "GET", body = "", contentType = "", auth = "
       if (err) return reject(new Error(`wrk failed (${err.message}):\n${stdout}${stderr}`));
       try {
         const r = parseWrk(stdout);
+        if (lines) lines.next += r.requests + r.errors + CONNECTIONS;
         r.serverCpuMsPerReq = pgid && r.requests ? (srv * TICK_MS) / r.requests : null;
         r.workerdCpuMsPerReq = pgid && r.requests ? (wd * TICK_MS) / r.requests : null;
         // CPU used by neither the server nor wrk (other processes), in % of one core.

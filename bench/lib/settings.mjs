@@ -25,6 +25,7 @@ export const WRK_TIMEOUT = "5s";
 
 export const STATE = join(ROOT, "bench", ".state");
 export const LUA = join(ROOT, "bench", "wrk.lua");
+export const LINES_LUA = join(ROOT, "bench", "wrk-lines.lua");
 // BENCH_PORT_OFFSET shifts every port (several checkouts on one machine).
 export const PORT_OFFSET = Number(process.env.BENCH_PORT_OFFSET ?? 0);
 export const PORTS = Object.fromEntries(

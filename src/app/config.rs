@@ -39,6 +39,9 @@ pub struct Config {
     /// Self-registering clients of the authorization server (README "Clients of the
     /// authorization server").
     pub clients: ClientsConfig,
+    /// `REFRESH_IDLE_SECONDS`, `REFRESH_ABSOLUTE_SECONDS`, `REFRESH_RETRY_GRACE_SECONDS`: the
+    /// lifetimes of the authorization code grant's refresh tokens.
+    pub refresh: crate::authz::refresh::RefreshPolicy,
 }
 
 impl Config {
@@ -102,6 +105,7 @@ impl Config {
             lifecycle: LifecycleConfig::default(),
             webhooks: WebhookConfig::default(),
             clients: ClientsConfig::default(),
+            refresh: crate::authz::refresh::RefreshPolicy::default(),
         }
     }
 }

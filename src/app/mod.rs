@@ -165,7 +165,7 @@ async fn dispatch<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome
         // The OAuth server.
         (Route::Metadata, Get) => server::metadata(ctx).await.map(Into::into),
         (Route::Jwks, Get) => Ok(server::jwks(ctx).into()),
-        (Route::Token, Post) => server::token(ctx, req).await.map(Into::into),
+        (Route::Token, Post) => server::token(ctx, req).await,
         (Route::Register, Post) => server::register_client(ctx, req).await,
         // Tokens: introspection, revocation, leak reports, the PAT management API.
         (Route::Introspect, Post) => tokens::serve_introspection(ctx, req).await,

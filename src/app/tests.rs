@@ -62,6 +62,7 @@ const ADMIN: &str = "test-admin-token";
 fn backend() -> MemoryBackend {
     let b = MemoryBackend::default();
     let res = |id: &str, secret: &str, scopes: &[&str]| ApiResource {
+        descriptions: Vec::new(),
         id: id.into(),
         uid: format!("uid-{id}"),
         secret: SecretSet {
@@ -123,6 +124,7 @@ mod clients;
 mod deliveries;
 mod fanout;
 mod feed;
+mod flow;
 mod handlers;
 mod integrity;
 mod lifecycle;

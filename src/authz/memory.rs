@@ -15,7 +15,7 @@ use super::store::{
 use crate::model::Client;
 use crate::oauth::metadata_document::FetchableUrl;
 use crate::store::{StoreError, Write};
-use crate::testing::Fault;
+use crate::testing::fault::Fault;
 use crate::token::TokenHash;
 use std::cell::{Cell, RefCell};
 

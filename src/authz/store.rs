@@ -105,8 +105,9 @@ pub trait AuthorizationCodes {
 pub struct GrantRevoked {
     /// This call revoked it (false: it was revoked before).
     pub newly: bool,
-    /// The hashes of its access tokens that this call revoked in D1 `tokens`: the caller
-    /// evicts them from KV through the one revocation path (`revoke::purge`).
+    /// The hashes of every access token of the grant (revoked in D1 `tokens` by this call or an
+    /// earlier one, which may have reported an error after it landed): the caller evicts them
+    /// from KV through the one revocation path.
     pub access_tokens: Vec<TokenHash>,
 }
 
@@ -186,6 +187,14 @@ pub trait MetadataFetcher {
         timeout_ms: u32,
     ) -> Result<Fetched, StoreError>;
 }
+
+/// What the authorization code flow stores (consent, approvals, codes, grants).
+pub trait FlowStore:
+    ConsentRequests + RememberedApprovals + AuthorizationCodes + AppGrants
+{
+}
+
+impl<T: ConsentRequests + RememberedApprovals + AuthorizationCodes + AppGrants> FlowStore for T {}
 
 /// Everything the authorization server stores.
 pub trait AuthzBackend:

@@ -16,7 +16,7 @@ use super::store::{
 use crate::model::{Client, TokenFormat};
 use crate::oauth::authorize::{CodeChallenge, CodeVerifier};
 use crate::oauth::code_grants::AuthorizationCode as CodeRequest;
-use crate::testing::Fault;
+use crate::testing::fault::Fault;
 use crate::token::TokenHash;
 use futures::executor::block_on;
 use std::borrow::Cow;

@@ -4,6 +4,12 @@
 //! - `seed-growth N DIR NOW`: writes `DIR/growth-K.sql` and `DIR/growth-K.json` (D1 rows and KV
 //!   grants for N PATs of other users, in files of 25,000), made with the same record types, grant
 //!   format and D1 columns as the Worker, so the stored formats are written in one place.
+//! - `seed-flow N DIR NOW CLIENT_ID CLIENT_UID API_UID RESOURCE REDIRECT_URI`: writes the
+//!   authorization server's rows for the benchmark's code exchange and refresh scenarios:
+//!   `DIR/codes.sql` (N authorization codes of one user for the client, each valid for an hour:
+//!   a code is single use, and wrk needs them for longer than a code's 60 s),
+//!   `DIR/refresh.sql` (N grants, each with its first refresh token), and the matching request
+//!   bodies, one per line: `DIR/codes.txt`, `DIR/refresh.txt`.
 //! - `seed-clients N DIR NOW KEY`: writes `DIR/clients-K.sql` (D1 rows of N self-registered
 //!   clients, RFC 7591 style: public, `pgd_` ids tagged with the base64 key KEY as
 //!   `CLIENT_ID_KEYS` would, in files of 25,000), with the clients' D1 columns of
@@ -14,15 +20,23 @@
 //!   figure.
 
 use patgate::app::{self, Config, Ctx, IsolateState};
+use patgate::authz::code::{grant_from_code, new_code};
+use patgate::authz::records::{Approved, Audience};
 use patgate::authz::records::{ClientProfile, ClientSource};
+use patgate::authz::refresh::{first, RefreshPolicy};
 use patgate::authz::secrets::{generate_dynamic_id, ClientIdKey};
+use patgate::authz::secrets::{GrantSecret, SecretKind};
 use patgate::http::{Method, Request};
 use patgate::model::{ApiResource, Client, SecretSet, TokenFormat, TokenRecord};
+use patgate::oauth::authorize::{CodeChallenge, CodeVerifier};
 use patgate::oauth::client_metadata::GrantType;
 use patgate::secret::ClientSecret;
 use patgate::storage::authz_rows::{client_profile_values, Bind, CLIENT_PROFILE_COLUMNS};
+use patgate::storage::authz_rows::{
+    code_columns, code_values, grant_values, refresh_values, GRANT_COLUMNS, REFRESH_COLUMNS,
+};
 use patgate::testing::MemoryBackend;
-use patgate::token::{PlainToken, TokenKind};
+use patgate::token::{random_id, PlainToken, TokenKind};
 use std::fmt::Write as _;
 use std::future::Future;
 use std::io::Write as _;
@@ -57,6 +71,21 @@ fn main() {
             now.parse()
                 .unwrap_or_else(|_| fail("NOW must be unix seconds")),
         ),
+        ["seed-flow", n, dir, now, client_id, uid, api_uid, resource, redirect] => {
+            seed_flow(
+                n.parse().unwrap_or_else(|_| fail("N must be a number")),
+                dir,
+                now.parse()
+                    .unwrap_or_else(|_| fail("NOW must be unix seconds")),
+                &FlowClient {
+                    client_id,
+                    client_uid: uid,
+                    api_uid,
+                    resource,
+                    redirect,
+                },
+            );
+        }
         ["seed-clients", n, dir, now, key] => seed_clients(
             n.parse().unwrap_or_else(|_| fail("N must be a number")),
             dir,
@@ -65,7 +94,10 @@ fn main() {
             key,
         ),
         ["introspect", n] => introspect(n.parse().unwrap_or_else(|_| fail("N must be a number"))),
-        _ => fail("usage: seed-growth N DIR NOW | seed-clients N DIR NOW KEY | introspect N"),
+        _ => fail(
+            "usage: seed-growth N DIR NOW | seed-flow N DIR NOW CLIENT_ID CLIENT_UID API_UID \
+             RESOURCE REDIRECT_URI | seed-clients N DIR NOW KEY | introspect N",
+        ),
     }
 }
 
@@ -139,6 +171,125 @@ fn seed_growth(n: usize, dir: &str, now: i64) {
     }
 }
 
+/// The client, API and redirect URI the flow rows are for.
+struct FlowClient<'a> {
+    client_id: &'a str,
+    client_uid: &'a str,
+    api_uid: &'a str,
+    resource: &'a str,
+    redirect: &'a str,
+}
+
+fn sql_values(values: &[Bind]) -> String {
+    let v: Vec<String> = values.iter().map(sql_bind).collect();
+    format!("({})", v.join(","))
+}
+
+fn form_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn no_rng<T>(_: getrandom::Error) -> T {
+    fail("no randomness")
+}
+
+fn seed_flow(n: usize, dir: &str, now: i64, c: &FlowClient<'_>) {
+    const PER_STATEMENT: usize = 250;
+    const VERIFIER: &str = "bench-verifier-0123456789-0123456789-0123456789";
+    let verifier = CodeVerifier::parse(VERIFIER).unwrap_or_else(|_| fail("verifier"));
+    let approved = Approved {
+        subject: "bench-user".into(),
+        client_id: c.client_id.into(),
+        client_uid: c.client_uid.into(),
+        redirect_uri: c.redirect.into(),
+        redirect_key: c.redirect.into(),
+        code_challenge: CodeChallenge::of(&verifier),
+        audience: Audience {
+            resource: c.resource.into(),
+            api_id: "demo_api".into(),
+            api_uid: c.api_uid.into(),
+        },
+        scopes: vec!["demo_api:read".into()],
+    };
+    let policy = RefreshPolicy::default();
+    let (mut codes_sql, mut refresh_sql) = (String::new(), String::new());
+    let (mut codes_txt, mut refresh_txt) = (String::new(), String::new());
+    let client = form_value(c.client_id);
+    for chunk in (0..n).step_by(PER_STATEMENT) {
+        let (mut codes, mut grants, mut tokens) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in chunk..n.min(chunk + PER_STATEMENT) {
+            let code = GrantSecret::generate(SecretKind::Code).unwrap_or_else(no_rng);
+            let mut row = new_code(
+                approved.clone(),
+                code.hash(),
+                random_id().unwrap_or_else(no_rng),
+                now,
+            );
+            row.expires_at = now + 3600;
+            codes.push(sql_values(&code_values(&row)));
+            let _ = writeln!(
+                codes_txt,
+                "grant_type=authorization_code&code={}&code_verifier={VERIFIER}&client_id={client}",
+                code.expose_secret()
+            );
+            let grant = grant_from_code(
+                &new_code(
+                    approved.clone(),
+                    code.hash(),
+                    random_id().unwrap_or_else(no_rng),
+                    now,
+                ),
+                now,
+                &policy,
+                true,
+            );
+            let refresh = GrantSecret::generate(SecretKind::Refresh).unwrap_or_else(no_rng);
+            grants.push(sql_values(&grant_values(&grant)));
+            tokens.push(sql_values(&refresh_values(&first(
+                &grant,
+                refresh.hash(),
+                now,
+                &policy,
+            ))));
+            let _ = writeln!(
+                refresh_txt,
+                "grant_type=refresh_token&refresh_token={}&client_id={client}",
+                refresh.expose_secret()
+            );
+        }
+        let _ = writeln!(
+            codes_sql,
+            "INSERT INTO authorization_codes ({}) VALUES\n{};",
+            code_columns(),
+            codes.join(",\n")
+        );
+        let _ = writeln!(
+            refresh_sql,
+            "INSERT INTO app_grants ({GRANT_COLUMNS}) VALUES\n{};\n\
+             INSERT INTO refresh_tokens ({REFRESH_COLUMNS}) VALUES\n{};",
+            grants.join(",\n"),
+            tokens.join(",\n")
+        );
+    }
+    for (name, body) in [
+        ("codes.sql", codes_sql),
+        ("refresh.sql", refresh_sql),
+        ("codes.txt", codes_txt),
+        ("refresh.txt", refresh_txt),
+    ] {
+        std::fs::write(format!("{dir}/{name}"), body)
+            .unwrap_or_else(|e| fail(&format!("writing {name}: {e}")));
+    }
+}
+
 fn sql_bind(v: &Bind) -> String {
     match v {
         Bind::Text(t) => sql_text(t),
@@ -195,6 +346,7 @@ fn introspect(n: usize) {
     let now = 1_795_000_000;
     let backend = MemoryBackend::default();
     backend.resources.borrow_mut().push(ApiResource {
+        descriptions: Vec::new(),
         id: "demo_api".into(),
         uid: "r1".into(),
         secret: SecretSet {

@@ -143,7 +143,27 @@ fn parse(env: &Env) -> Result<Config, String> {
             },
         },
         clients,
+        refresh: refresh_policy(env)?,
     })
+}
+
+/// The refresh tokens' lifetimes (README "Configuration").
+fn refresh_policy(env: &Env) -> Result<crate::authz::refresh::RefreshPolicy, String> {
+    let d = crate::authz::refresh::RefreshPolicy::default();
+    let p = crate::authz::refresh::RefreshPolicy {
+        idle_secs: number(env, "REFRESH_IDLE_SECONDS", d.idle_secs)?,
+        absolute_secs: number(env, "REFRESH_ABSOLUTE_SECONDS", d.absolute_secs)?,
+        retry_grace_secs: number(env, "REFRESH_RETRY_GRACE_SECONDS", d.retry_grace_secs)?,
+    };
+    if p.idle_secs < 60 || p.absolute_secs < p.idle_secs || !(0..=300).contains(&p.retry_grace_secs)
+    {
+        return Err(
+            "REFRESH_IDLE_SECONDS must be at least 60 and at most REFRESH_ABSOLUTE_SECONDS; \
+             REFRESH_RETRY_GRACE_SECONDS 0 to 300"
+                .into(),
+        );
+    }
+    Ok(p)
 }
 
 /// The self-registering clients' settings (README "Clients of the authorization server").

@@ -294,6 +294,10 @@ pub struct TokenResponse {
     /// 2.2.1 allows): what `GET`/`DELETE /api/pats/{id}` take.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pat_id: Option<String>,
+    /// The authorization code and refresh token grants: the grant's new refresh token (rotated
+    /// on every use). Never log it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 impl fmt::Debug for TokenResponse {
@@ -305,6 +309,10 @@ impl fmt::Debug for TokenResponse {
             .field("scope", &self.scope)
             .field("issued_token_type", &self.issued_token_type)
             .field("pat_id", &self.pat_id)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
+            )
             .finish()
     }
 }
@@ -471,6 +479,7 @@ mod tests {
             scope: "a".into(),
             issued_token_type: None,
             pat_id: None,
+            refresh_token: None,
         };
         assert!(!format!("{r:?}").contains("secret_value"));
         assert_eq!(

@@ -49,6 +49,8 @@ pub struct TokenRow {
     /// [`LEAK_URLS_COLUMN`]: a JSON array of `[url, reported_at, rowid]` (the rowid orders
     /// reports of the same second: a URL first reported later is newer).
     pub leak_urls: Option<String>,
+    pub grant_id: Option<String>,
+    pub audience: Option<String>,
 }
 
 impl TokenRow {
@@ -102,6 +104,8 @@ impl TokenRow {
                 .map_err(|_| err("unreadable tokens.last_used_from in D1"))?,
             revoked_message: self.revoked_message,
             leak_urls,
+            grant_id: self.grant_id,
+            audience: self.audience,
         })
     }
 }
@@ -130,7 +134,8 @@ pub const TOKEN_COLUMNS: &str = "id, kind, token_hash, subject, client_id, name,
     created_at, expires_at, revoked_at, last_used_at, use_count, generation, client_uid, \
     scope_owners, revoked_reason, revoked_url, allow_self_rotation, revoke_on_reuse, \
     reuse_count, first_reuse_at, last_reuse_at, last_reuse_ip, last_reuse_colo, \
-    last_reuse_country, last_reuse_rotated_at, daily_uses, last_used_from, revoked_message";
+    last_reuse_country, last_reuse_rotated_at, daily_uses, last_used_from, revoked_message, \
+    grant_id, audience";
 
 /// Selected with [`TOKEN_COLUMNS`] from `tokens` (`SELECT {TOKEN_COLUMNS}, {LEAK_URLS_COLUMN}
 /// FROM tokens ...`): the token's leak report URLs (D1 `leak_reports`, at most
@@ -165,6 +170,9 @@ pub struct ResourceRow {
     pub enabled: i64,
     pub scopes: Option<String>,
     pub uid: Option<String>,
+    /// A JSON array of `[scope, description]` (`json_group_array`), `NULL` or absent: none.
+    #[serde(default)]
+    pub descriptions: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -192,6 +200,11 @@ impl ResourceRow {
             uid: self.uid.unwrap_or_default(),
             enabled: self.enabled != 0,
             scopes: crate::scopes::split(self.scopes.as_deref().unwrap_or("")),
+            descriptions: self
+                .descriptions
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or_default(),
         })
     }
 }
@@ -324,6 +337,9 @@ mod tests {
             json!(r#"{"days":[[20000,3]]}"#),
             json!(r#"[{"via":"gate","name":"demo","ip":"203.0.113.7","first_at":1,"last_at":2}]"#),
             json!("rotate your CI keys"),
+            // grant_id, audience
+            Value::Null,
+            Value::Null,
         ]
     }
 

@@ -8,7 +8,9 @@
 //! inventory, the webhook delivery log).
 
 mod clients;
+pub mod fault;
 mod feed;
+mod flow;
 mod registry;
 mod tokens;
 mod usage;
@@ -35,14 +37,7 @@ pub struct Counts {
     pub cache_write: u32,
 }
 
-/// How an injected fault behaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// The write does not happen and the call reports an error.
-    Lost,
-    /// The write happens, then the call reports an error (a timeout after the commit).
-    LandedButFailed,
-}
+pub use fault::Fault;
 
 /// The storage steps that can be made to fail, one call at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +170,9 @@ pub struct MemoryBackend {
     pub snapshot: RefCell<Option<String>>,
     /// Make every read of the feed and of its snapshot fail.
     pub break_feed: Cell<bool>,
+    /// The authorization code flow's storage (consent requests, remembered approvals, codes,
+    /// grants, refresh tokens), with its own one-shot faults by step (see `flow.rs`).
+    pub flow: crate::authz::memory::AuthzMemory,
 }
 
 /// A webhook POST the in-memory sender received.
@@ -229,6 +227,8 @@ pub fn pat_record(id: &str, subject: &str, hash: TokenHash, now: i64) -> TokenRe
         daily_uses: crate::usage::summary::DailyUses::default(),
         last_used_from: Vec::new(),
         revoked_message: None,
+        grant_id: None,
+        audience: None,
     }
 }
 

@@ -3,7 +3,7 @@
 
 /// Event types an endpoint can subscribe to: every security event (`pat.reuse_detected` comes
 /// with reuse detection), plus `*` (all). `webhook.*` delivery outcomes are log lines only.
-pub const EVENT_TYPES: [&str; 16] = [
+pub const EVENT_TYPES: [&str; 19] = [
     "pat.created",
     "pat.rotated",
     "pat.revoked",
@@ -16,6 +16,9 @@ pub const EVENT_TYPES: [&str; 16] = [
     "admin.change",
     "client.registered",
     "client.expired",
+    "grant.created",
+    "grant.revoked",
+    "grant.reuse_detected",
     "client_auth.failed",
     "rate_limited",
     "warning",
@@ -75,6 +78,7 @@ mod tests {
 
     /// Every event the service emits today can be subscribed to by name.
     #[test]
+    #[allow(clippy::too_many_lines)]
     fn every_event_type_is_subscribable() {
         let all = [
             Event::PatCreated {
@@ -145,6 +149,29 @@ mod tests {
                 pat_id: "p".into(),
                 sub: "s".into(),
                 rotated_at: 1,
+                ip: None,
+                colo: None,
+                country: None,
+                family_revoked: true,
+            },
+            Event::GrantCreated {
+                grant_id: "g".into(),
+                sub: "s".into(),
+                client_id: "c".into(),
+                resource: "https://r/".into(),
+                scopes: vec!["a".into()],
+            },
+            Event::GrantRevoked {
+                grant_id: "g".into(),
+                sub: "s".into(),
+                client_id: "c".into(),
+                newly: true,
+                via: "user",
+            },
+            Event::GrantReuseDetected {
+                grant_id: "g".into(),
+                sub: "s".into(),
+                client_id: "c".into(),
                 ip: None,
                 colo: None,
                 country: None,

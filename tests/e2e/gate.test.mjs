@@ -272,14 +272,15 @@ test("401 without a token, with an invalid, revoked or foreign token; 405 then 4
   const challenge = (r) => r.headers.get("www-authenticate");
   const none = await gate("/gw/demo/x", undefined);
   assertError(none, 401, "invalid_request");
-  assert.equal(challenge(none), `Bearer realm="patgate", resource_metadata="${metadataUrl()}"`);
+  // the scopes the request needs (here: a GET) are named in every 401
+  assert.equal(challenge(none), `Bearer realm="patgate", scope="demo_api:read", resource_metadata="${metadataUrl()}"`);
   const pat = await createPat(srv.url, "alice", ["demo_api:read"]);
   // RFC 6750 2.1 only: a token in the query string is refused
   const query = await gate(`/gw/demo/x?access_token=${pat.token}`, undefined);
   assertError(query, 401, "invalid_request");
   const basicAuth = await gate("/gw/demo/x", undefined, { headers: { authorization: basic("a", "b") } });
   assertError(basicAuth, 401, "invalid_request");
-  const invalid = `Bearer realm="patgate", error="invalid_token", resource_metadata="${metadataUrl()}"`;
+  const invalid = `Bearer realm="patgate", error="invalid_token", scope="demo_api:read", resource_metadata="${metadataUrl()}"`;
   for (const t of ["garbage", pat.token.slice(0, -1) + (pat.token.endsWith("0") ? "1" : "0"), "a.b.c"]) {
     const r = await gate("/gw/demo/x", t);
     assertError(r, 401, "invalid_token", t);

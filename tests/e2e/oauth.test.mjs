@@ -371,11 +371,12 @@ test("discovery: RFC 8414 metadata, no-store", async () => {
     for (const meth of ["client_secret_basic", "client_secret_post"]) assert.ok(m[k].includes(meth), `${k} has ${meth}`);
   }
   assert.ok(m.revocation_endpoint_auth_methods_supported.includes("none"), "public pat_client revokes with none");
-  assert.deepEqual(m.response_types_supported, []);
+  assert.deepEqual(m.response_types_supported, ["code"]);
+  assert.equal(m.authorization_endpoint, `${srv.url}/authorize`);
   assert.ok(m.grant_types_supported.includes("client_credentials"));
   assert.ok(m.grant_types_supported.includes("urn:ietf:params:oauth:grant-type:token-exchange"));
   assert.deepEqual([...m.scopes_supported].sort(), ["demo_api:read", "demo_api:write", "other_api:read"]);
-  // patgate is no OpenID Provider (no authorization endpoint, no ID tokens): no OIDC metadata.
+  // patgate is no OpenID Provider (no ID tokens): no OIDC metadata.
   const oidc = await call(`${srv.url}/.well-known/openid-configuration`);
   assertError(oidc, 404, "not_found", "openid-configuration");
 });

@@ -83,7 +83,9 @@ test("token endpoint errors are RFC 6749 section 5.2", async () => {
   const cases = [
     [{}, { authorization: DEMO_CLIENT }, 400, "invalid_request"],
     [{ grant_type: "password", username: "a", password: "b" }, { authorization: DEMO_CLIENT }, 400, "unsupported_grant_type"],
-    [{ grant_type: "authorization_code", code: "x" }, { authorization: DEMO_CLIENT }, 400, "unsupported_grant_type"],
+    // the grant's parameters are checked after client authentication; then the client must be allowed it
+    [{ grant_type: "authorization_code", code: "x" }, { authorization: DEMO_CLIENT }, 400, "invalid_request"],
+    [{ grant_type: "authorization_code", code: "x", code_verifier: "a".repeat(43) }, { authorization: DEMO_CLIENT }, 400, "unauthorized_client"],
     [{ grant_type: "client_credentials", scope: "other_api:read" }, { authorization: DEMO_CLIENT }, 400, "invalid_scope"],
     [{ grant_type: "client_credentials", scope: "nope" }, { authorization: DEMO_CLIENT }, 400, "invalid_scope"],
     [{ grant_type: "client_credentials", client_id: "pat_client" }, {}, 400, "unauthorized_client"],
@@ -219,8 +221,8 @@ test("discovery lists what is supported, and a third-party client (openid-client
   const meta = (await call(`${srv.url}/.well-known/oauth-authorization-server`)).json;
   assert.equal(meta.token_endpoint, `${srv.url}/oauth/token`);
   assert.equal(meta.jwks_uri, `${srv.url}/.well-known/jwks.json`);
-  assert.deepEqual(meta.grant_types_supported, ["client_credentials", TE]);
-  assert.deepEqual(meta.response_types_supported, []);
+  assert.deepEqual(meta.grant_types_supported, ["client_credentials", "authorization_code", "refresh_token", TE]);
+  assert.deepEqual(meta.response_types_supported, ["code"]);
   assert.deepEqual(meta.introspection_signing_alg_values_supported, ["EdDSA"]);
 
   // RFC 8414 metadata ("oauth2"): patgate is no OpenID Provider and serves no openid-configuration.

@@ -1,17 +1,19 @@
 //! The admin API (`/admin/*`): the operator's API for clients ([`clients`]) and API resources
 //! ([`registry`]), gate routes ([`routes`]), webhook endpoints ([`webhooks`]) and their deliveries
-//! ([`deliveries`]), and the inventory of tokens across users ([`pats`]: filters, usage, revoke
-//! with a reason). Authenticated with the
+//! ([`deliveries`]), the inventory of tokens across users ([`pats`]: filters, usage, revoke
+//! with a reason), and users' authorization grants ([`grants`]). Authenticated with the
 //! `ADMIN_TOKEN` secret (`Authorization: Bearer`, constant-time compare); without that secret the
 //! admin API does not exist (404). Every write is logged as one `admin.change` event. All changes
 //! go to D1; this isolate forgets its cached copies at once. It may use the shared pieces of
 //! `app/`, the OAuth server's face (to forget the cached metadata, which lists scopes and clients),
 //! the webhooks' face (the limit on endpoints), the tokens' face (the one status, the one
-//! revocation path, usage), storage traits and the pure layer; only the router uses it.
+//! revocation path, usage, ending a grant), storage traits and the pure layer; only the router
+//! uses it.
 
 mod checks;
 mod clients;
 mod deliveries;
+mod grants;
 mod pats;
 mod registry;
 mod routes;
@@ -109,6 +111,10 @@ async fn route<B: Backend>(
     match (parts, req.method) {
         (["routes", ..], _) => routes::handle(ctx, req, &parts[1..]).await,
         (["webhooks", ..], _) => webhooks::handle(ctx, req, &parts[1..]).await,
+        (["grants"], Method::Get) => grants::list(ctx, req).await,
+        (["grants", id], Method::Delete) => grants::revoke(ctx, id).await,
+        (["grants"], _) => Err(Error::MethodNotAllowed("GET")),
+        (["grants", _], _) => Err(Error::MethodNotAllowed("DELETE")),
         (["clients"], Method::Get) => clients::list(ctx).await,
         (["clients"], Method::Post) => clients::create(ctx, req).await,
         (["clients", id], Method::Get) => clients::get(ctx, id).await,

@@ -19,6 +19,7 @@ const MAX_GRACE_SECS: i64 = 7 * 86_400;
 
 fn resource_etag(r: &ApiResource) -> String {
     let r = ApiResource {
+        descriptions: Vec::new(),
         uid: String::new(),
         ..r.clone()
     };
@@ -213,6 +214,7 @@ pub async fn create_resource<B: Backend>(
     check_scope_names(&body.scopes)?;
     let secret = new_secret()?;
     let r = ApiResource {
+        descriptions: Vec::new(),
         id: body.id,
         uid: String::new(), // assigned by the store
         secret: SecretSet {

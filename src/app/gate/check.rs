@@ -12,9 +12,11 @@ use crate::events::Event;
 use crate::gate::forward::{header_value, upstream_url};
 use crate::gate::route::{GateRoute, MethodRule};
 use crate::http::Response;
+use crate::oauth::authorize::ResourceIndicator;
 use crate::store::{Backend, Limit};
 use crate::token::random_id;
 use crate::usage::{Outcome as UseOutcome, UseKey, Via};
+use std::borrow::Cow;
 
 /// Lifetime of an `X-Patgate-Assertion`.
 pub const ASSERTION_LIFETIME_SECS: i64 = 60;
@@ -23,6 +25,31 @@ fn bearer(authorization: Option<&str>) -> Option<&str> {
     let (scheme, token) = authorization?.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// RFC 6750 3 / the MCP specification: a 401 names the scopes the request needs (the
+/// challenge's `scope` parameter, empty when the method needs none or is not allowed).
+fn scope_param(r: &GateRoute, method: &str) -> String {
+    match r.rule_for(method) {
+        MethodRule::Scopes(s) if !s.is_empty() => {
+            format!(", scope=\"{}\"", crate::scopes::join(s))
+        }
+        _ => String::new(),
+    }
+}
+
+/// 405: no rule of the route allows the method (`allow`: the methods some rule allows).
+fn not_allowed(allow: &str) -> Response {
+    finish(
+        Response::json(
+            405,
+            &Problem {
+                error: "method_not_allowed",
+                error_description: "no rule of this route allows the method",
+            },
+        )
+        .with_header("allow", allow),
+    )
 }
 
 pub(super) async fn check<B: Backend>(
@@ -34,12 +61,13 @@ pub(super) async fn check<B: Backend>(
     // at the OAuth endpoints (no storage read; even a valid token waits for the period).
     ratelimit::check_blocked(ctx, Limit::FailedAuthPerIp, req.client_ip)?;
     let metadata_url = format!("{}://{}{}", req.scheme, req.authority, r.metadata_path());
+    let scope_param = scope_param(r, req.method);
     let invalid = |cause: &str| {
         let resp = challenge(
             401,
             "invalid_token",
             "the access token is invalid, expired or revoked",
-            ", error=\"invalid_token\"",
+            &format!(", error=\"invalid_token\"{scope_param}"),
             &metadata_url,
         );
         ctx.isolate.emit(Event::ErrorCause {
@@ -57,7 +85,7 @@ pub(super) async fn check<B: Backend>(
                 401,
                 "invalid_request",
                 "a bearer token is required (Authorization: Bearer)",
-                "",
+                &scope_param,
                 &metadata_url,
             )
             .into(),
@@ -87,19 +115,14 @@ pub(super) async fn check<B: Backend>(
         let resp = invalid("inactive token");
         return Ok(respond(resp, decided.deferred));
     };
+    if !audience_is(req, r, &active) {
+        let resp = invalid("the token's audience is another resource");
+        return Ok(respond(resp, decided.deferred));
+    }
     let required = match r.rule_for(req.method) {
         MethodRule::Scopes(s) => s,
         MethodRule::NotAllowed(allow) => {
-            let resp = finish(
-                Response::json(
-                    405,
-                    &Problem {
-                        error: "method_not_allowed",
-                        error_description: "no rule of this route allows the method",
-                    },
-                )
-                .with_header("allow", allow),
-            );
+            let resp = not_allowed(&allow);
             count(UseOutcome::MethodNotAllowed, &mut decided.deferred);
             return Ok(respond(resp, decided.deferred));
         }
@@ -144,6 +167,16 @@ fn counted<B: Backend>(
         };
         tokens::note_use(ctx, id, &key, deferred);
     }
+}
+
+/// RFC 8707: a token issued for one resource (an app's access token) is refused by every other,
+/// even one of the same API resource. Tokens without an audience pass.
+fn audience_is(req: &GateRequest<'_>, r: &GateRoute, active: &Active) -> bool {
+    let Some(aud) = &active.aud else {
+        return true;
+    };
+    let own = format!("{}://{}{}", req.scheme, req.authority, r.path_prefix);
+    ResourceIndicator::parse(Cow::Borrowed(aud.as_str())).is_ok_and(|i| i.names(&own))
 }
 
 /// A request refused for its token (missing, garbage, unknown, revoked, expired): counted per IP

@@ -61,7 +61,9 @@ fieldset fieldset legend{font-weight:500;font-size:.9375rem}
 .token-box input{flex:1 1 20rem;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.875rem;padding:.5rem;border:1px solid var(--ok);border-radius:6px;background:#dafbe1;color:var(--fg)}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}
 dt{color:var(--muted)}
-dd{margin:0}
+dd{margin:0;min-width:0;overflow-wrap:anywhere}
+.consent-scopes{list-style:none;padding:0}
+.consent-scopes li{margin:0 0 .5rem}
 .pager{display:flex;gap:1rem;margin:1rem 0}
 .usage-link{font-size:.875rem}
 .usage{margin:1rem 0;max-width:40rem}
@@ -88,6 +90,9 @@ dd{margin:0}
  td[data-label]::before{content:attr(data-label) ": ";color:var(--muted);font-size:.8125rem}
  td.actions a{display:inline;margin:0 .75rem 0 0}
  .usage .v{font-size:11px}
+ dl{grid-template-columns:1fr}
+ dd{margin:0 0 .5rem}
+ h1{overflow-wrap:anywhere}
 }
 "#;
 
@@ -133,8 +138,24 @@ fn sha256_source(text: &str) -> String {
 /// The Content Security Policy of every page: nothing but the hashed inline script and style,
 /// the icon, forms posting to this origin; no framing, no `<base>`.
 pub fn csp() -> String {
+    csp_with_form_target("")
+}
+
+/// [`csp`] whose forms may also end at `target` (the consent page: its answer redirects to the
+/// application's redirect URI, which browsers check against `form-action`). Only characters of
+/// a URI origin are kept.
+pub fn csp_with_form_target(target: &str) -> String {
+    let target: String = target
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || ":/.-[]+".contains(*c))
+        .collect();
+    let extra = if target.is_empty() {
+        String::new()
+    } else {
+        format!(" {target}")
+    };
     format!(
-        "default-src 'none'; script-src {}; style-src {}; img-src 'self'; form-action 'self'; \
+        "default-src 'none'; script-src {}; style-src {}; img-src 'self'; form-action 'self'{extra}; \
          base-uri 'none'; frame-ancestors 'none'",
         sha256_source(SCRIPT),
         sha256_source(STYLE)

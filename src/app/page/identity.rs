@@ -93,7 +93,7 @@ pub(super) fn sign_in_form<B: Backend>(
         let signed_in = session::cookie(cookies, session::SESSION_COOKIE)
             .and_then(|v| Session::decode(v, key, ctx.now));
         if signed_in.is_some() {
-            return Ok(redirect("/tokens").into());
+            return Ok(redirect(&return_to(req).unwrap_or_else(|| "/tokens".into())).into());
         }
     }
     let pre = match session::cookie(cookies, session::SIGNIN_COOKIE) {
@@ -102,7 +102,11 @@ pub(super) fn sign_in_form<B: Backend>(
     };
     let csrf = session::csrf_token(key, &session::binding_of("signin", &pre)).map_err(rng)?;
     let status = if error.is_some() { 400 } else { 200 };
-    Ok(html(status, views::sign_in(&csrf, user, error))
+    let action = match return_to(req) {
+        Some(_) => format!("/tokens/sign-in?{}", req.query.as_deref().unwrap_or("")),
+        None => "/tokens/sign-in".to_owned(),
+    };
+    Ok(html(status, views::sign_in(&csrf, user, error, &action))
         .with_header(
             "set-cookie",
             session::set_cookie(session::SIGNIN_COOKIE, &pre, 3600),
@@ -132,20 +136,22 @@ pub(super) fn sign_in<B: Backend>(
         );
     }
     let s = Session::new(user, ctx.now).map_err(rng)?;
-    Ok(redirect("/tokens")
-        .with_header(
-            "set-cookie",
-            session::set_cookie(
-                session::SESSION_COOKIE,
-                &s.encode(key),
-                session::SESSION_SECS,
-            ),
-        )
-        .with_header(
-            "set-cookie",
-            session::set_cookie(session::SIGNIN_COOKIE, "", 0),
-        )
-        .into())
+    Ok(
+        redirect(&return_to(req).unwrap_or_else(|| "/tokens".into()))
+            .with_header(
+                "set-cookie",
+                session::set_cookie(
+                    session::SESSION_COOKIE,
+                    &s.encode(key),
+                    session::SESSION_SECS,
+                ),
+            )
+            .with_header(
+                "set-cookie",
+                session::set_cookie(session::SIGNIN_COOKIE, "", 0),
+            )
+            .into(),
+    )
 }
 
 pub(super) fn sign_out<B: Backend>(
@@ -164,4 +170,19 @@ pub(super) fn sign_out<B: Backend>(
             session::set_cookie(session::SESSION_COOKIE, "", 0),
         )
         .into())
+}
+
+/// Where the sign-in sends the user back (`?return_to=`): only an authorization request on this
+/// host (`/authorize?...`, printable ASCII without spaces or backslashes), so that the sign-in
+/// is no open redirector. Anything else: `None` (the token list).
+pub(super) fn return_to(req: &Request) -> Option<String> {
+    let query = req.query.as_deref()?;
+    let raw = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("return_to="))?;
+    let to = crate::http::percent_decode(raw.as_bytes()).ok()?;
+    let ok = to.starts_with("/authorize?")
+        && to.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+        && !to.contains("/..");
+    ok.then_some(to)
 }

@@ -12,7 +12,11 @@
 //! | `GET, POST /tokens/{id}/regenerate` | confirm, then rotate (the new token shown once) |
 //! | `GET, POST /tokens/{id}/revoke` | confirm, then revoke (303 to `/tokens`) |
 //! | `GET /tokens/{id}/usage` | the token's uses per day (a chart), totals, where it was used from |
-//! | `GET, POST /tokens/sign-in`, `POST /tokens/sign-out` | local dev sign-in (`DEV_SIGN_IN`) |
+//! | `GET, POST /tokens/sign-in`, `POST /tokens/sign-out` | local dev sign-in (`DEV_SIGN_IN`); `?return_to=/authorize?...` comes back |
+//! | `GET /authorize` | the authorization endpoint: the consent page, or 302 to the app ([`consent`]) |
+//! | `POST /authorize/consent` | Approve or Deny (303 to the app) |
+//! | `GET /tokens/apps` | "Authorized applications" ([`apps`]) |
+//! | `GET, POST /tokens/apps/{id}/revoke` | confirm, then revoke the app's grant |
 //! | `GET /favicon.ico` | the icon |
 //!
 //! Every POST passes [`form::same_origin`] and carries a CSRF token bound to the session
@@ -26,7 +30,10 @@
 //! ([`respond`]); it may use the shared pieces of `app/`, the tokens capability through its face,
 //! storage traits and the pure layer. Only the router uses it.
 
+mod apps;
 mod assets;
+mod authz_views;
+mod consent;
 mod dates;
 mod form;
 mod identity;
@@ -48,10 +55,21 @@ use respond::{fail_page, icon, redirect, Fail};
 use session::Key;
 use views::NewForm;
 
+/// Where the dev sign-in returns to (tests of the open-redirect rule).
+#[cfg(test)]
+pub fn return_to_of(req: &Request) -> Option<String> {
+    identity::return_to(req)
+}
+
 /// Whether `path` belongs to the page (it is served only on the issuer's host, see
 /// [`on_issuer_host`]).
 pub fn is_page_path(path: &str) -> bool {
-    path == "/" || path == "/favicon.ico" || path == "/tokens" || path.starts_with("/tokens/")
+    path == "/"
+        || path == "/favicon.ico"
+        || path == "/tokens"
+        || path.starts_with("/tokens/")
+        || path == "/authorize"
+        || path == "/authorize/consent"
 }
 
 /// Whether the request's `Host` is the issuer's. The page is never served on other hosts that
@@ -102,6 +120,10 @@ enum Route<'p> {
     Revoke(&'p str),
     Regenerate(&'p str),
     Usage(&'p str),
+    Authorize,
+    Consent,
+    Apps,
+    RevokeApp(&'p str),
 }
 
 fn route(path: &str) -> Option<(Route<'_>, &'static str)> {
@@ -112,6 +134,16 @@ fn route(path: &str) -> Option<(Route<'_>, &'static str)> {
         "/tokens/new" => (Route::New, "GET, POST"),
         "/tokens/sign-in" => (Route::SignIn, "GET, POST"),
         "/tokens/sign-out" => (Route::SignOut, "POST"),
+        "/authorize" => (Route::Authorize, "GET"),
+        "/authorize/consent" => (Route::Consent, "POST"),
+        "/tokens/apps" | "/tokens/apps/" => (Route::Apps, "GET"),
+        _ if path.starts_with("/tokens/apps/") => {
+            let id = path["/tokens/apps/".len()..].strip_suffix("/revoke")?;
+            if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return None;
+            }
+            (Route::RevokeApp(id), "GET, POST")
+        }
         _ => {
             let rest = path.strip_prefix("/tokens/")?;
             let (id, action) = rest.split_once('/')?;
@@ -150,6 +182,8 @@ async fn serve<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, F
     match route {
         Route::SignIn if get => return identity::sign_in_form(ctx, req, &key, "", None),
         Route::SignIn => return identity::sign_in(ctx, req, &key),
+        Route::Authorize => return consent::authorize(ctx, req, &key).await,
+        Route::Consent => return consent::answer(ctx, req, &key).await,
         _ => {}
     }
     let who = identify(ctx, req, &key).await?;
@@ -163,7 +197,12 @@ async fn serve<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, F
         Route::Regenerate(id) if get => pats::confirm_regenerate(ctx, &key, &who, id).await,
         Route::Regenerate(id) => pats::regenerate(ctx, req, &key, &who, id).await,
         Route::Usage(id) => usage::page(ctx, &key, &who, id).await,
-        Route::Root | Route::Icon | Route::SignIn => Err(Error::NotFound.into()),
+        Route::Apps => apps::list(ctx, &key, &who).await,
+        Route::RevokeApp(id) if get => apps::confirm_revoke(ctx, &key, &who, id).await,
+        Route::RevokeApp(id) => apps::revoke(ctx, req, &key, &who, id).await,
+        Route::Root | Route::Icon | Route::SignIn | Route::Authorize | Route::Consent => {
+            Err(Error::NotFound.into())
+        }
     }
 }
 

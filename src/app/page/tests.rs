@@ -54,6 +54,7 @@ fn config(dev: bool, secret: Option<&str>) -> Config {
 fn backend() -> MemoryBackend {
     let b = MemoryBackend::default();
     let res = |id: &str, scopes: &[&str]| ApiResource {
+        descriptions: Vec::new(),
         id: id.into(),
         uid: format!("uid-{id}"),
         secret: SecretSet {

@@ -59,7 +59,7 @@ pub(super) fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: &Markup) ->
     }
 }
 
-fn time_exact(ts: i64, text: &str) -> Markup {
+pub(super) fn time_exact(ts: i64, text: &str) -> Markup {
     html! { time datetime=(crate::time::rfc3339(ts)) title=(exact(ts)) { (text) } }
 }
 
@@ -108,6 +108,7 @@ pub fn list_page(
             h1 { "Personal access tokens" }
             a.btn.btn-primary href="/tokens/new" { "Generate new token" }
         }
+        p { a href="/tokens/apps" { "Authorized applications" } }
         p.lead { "Tokens you have generated to use with the APIs behind patgate. Treat them like passwords." }
         @if recs.is_empty() {
             p { @if first_page { "You have no personal access tokens yet." } @else { "No more tokens." } }
@@ -471,12 +472,13 @@ pub fn confirm_regenerate(
     layout("Regenerate token", Some(viewer), &body)
 }
 
-/// The local dev sign-in form (`DEV_SIGN_IN`).
-pub fn sign_in(csrf: &str, user: &str, error: Option<&str>) -> Markup {
+/// The local dev sign-in form (`DEV_SIGN_IN`); `action`: where it posts (the sign-in path, with
+/// the page to return to, if any).
+pub fn sign_in(csrf: &str, user: &str, error: Option<&str>, action: &str) -> Markup {
     let body = html! {
         h1 { "Sign in (local development)" }
         p.notice { "This form exists only because " code { "DEV_SIGN_IN" } " is on. In production the page is behind Cloudflare Access and this form is off." }
-        form method="post" action="/tokens/sign-in" novalidate {
+        form method="post" action=(action) novalidate {
             input type="hidden" name="csrf" value=(csrf);
             div.field {
                 label for="user" { "User id" }

@@ -2,7 +2,7 @@
 //! endpoint, grant type, authentication method, algorithm and scope that really works with this
 //! configuration and registry, and nothing that does not.
 //!
-//! patgate is not an `OpenID` Provider (no authorization endpoint, no ID tokens), so it serves no
+//! patgate is not an `OpenID` Provider (no ID tokens), so it serves no
 //! `/.well-known/openid-configuration` (404).
 //!
 //! The rendered document is cached per isolate for `REGISTRY_CACHE_SECONDS`, like the registry
@@ -16,7 +16,8 @@ use crate::error::Error;
 use crate::http::Response;
 use crate::model::PAT_CLIENT_ID;
 use crate::oauth::token::{
-    CLIENT_CREDENTIALS, TOKEN_EXCHANGE, TT_ACCESS_TOKEN, TT_ID_TOKEN, TT_JWT,
+    AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN, TOKEN_EXCHANGE, TT_ACCESS_TOKEN,
+    TT_ID_TOKEN, TT_JWT,
 };
 use crate::store::Backend;
 use serde_json::json;
@@ -104,7 +105,7 @@ async fn render<B: Backend>(ctx: &Ctx<'_, B>) -> Result<Vec<u8>, Error> {
     } else if pat_to_jwt {
         subject_types.push(TT_ACCESS_TOKEN);
     }
-    let mut grants = vec![CLIENT_CREDENTIALS];
+    let mut grants = vec![CLIENT_CREDENTIALS, AUTHORIZATION_CODE, REFRESH_TOKEN];
     if !subject_types.is_empty() {
         grants.push(TOKEN_EXCHANGE);
     }
@@ -116,7 +117,11 @@ async fn render<B: Backend>(ctx: &Ctx<'_, B>) -> Result<Vec<u8>, Error> {
         "token_endpoint": format!("{iss}/oauth/token"),
         "token_endpoint_auth_methods_supported": client_methods,
         "grant_types_supported": grants,
-        "response_types_supported": [],
+        "authorization_endpoint": format!("{iss}/authorize"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
         "introspection_endpoint": format!("{iss}/oauth/introspect"),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint": format!("{iss}/oauth/revoke"),

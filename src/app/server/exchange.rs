@@ -116,6 +116,7 @@ async fn sso_to_pat<B: Backend>(
         scope: crate::scopes::join(&rec.scopes),
         issued_token_type: Some(TT_ACCESS_TOKEN),
         pat_id: Some(rec.id),
+        refresh_token: None,
     })
 }
 
@@ -169,6 +170,7 @@ async fn pat_to_jwt<B: Backend>(
         scope: crate::scopes::join(&scopes),
         issued_token_type: Some(TT_JWT),
         pat_id: None,
+        refresh_token: None,
     })
 }
 

@@ -1,9 +1,10 @@
 //! `POST /oauth/token` (RFC 6749 section 3.2): the per-IP rate limit, the request parsed once
 //! ([`TokenRequest`]), then its grant: `client_credentials` here (confidential clients,
-//! reference or JWT access tokens per client), RFC 8693 token exchange in `exchange`.
+//! reference or JWT access tokens per client), RFC 8693 token exchange in `exchange`, the
+//! authorization code and refresh token grants in `authorization_code` and `refresh`.
 
-use super::{exchange, jwt};
-use crate::app::ctx::Ctx;
+use super::{authorization_code, exchange, jwt, refresh};
+use crate::app::ctx::{Ctx, Deferred, Outcome};
 use crate::app::tokens::{self, NewToken};
 use crate::app::{client_auth, ratelimit};
 use crate::error::Error;
@@ -14,33 +15,49 @@ use crate::oauth::{Grant, Presented, TokenRequest, TokenResponse};
 use crate::store::{Backend, Limit};
 use crate::token::TokenKind;
 
-/// `POST /oauth/token`: count the call, parse, [`handle`], serialize.
-pub async fn serve<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response, Error> {
+/// `POST /oauth/token`: count the call, parse, [`handle`], serialize. Work left for after the
+/// response (a revoked grant's KV purges) is kept also when the answer is an error.
+pub async fn serve<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outcome, Error> {
     let ip = ratelimit::client_ip(req);
     ratelimit::count(ctx, Limit::TokenEndpointPerIp, ip).await?;
     let request = TokenRequest::parse(req)?;
-    Ok(Response::json(200, &handle(ctx, request, ip).await?))
+    let mut deferred = Vec::new();
+    match handle(ctx, request, ip, &mut deferred).await {
+        Ok(answer) => Ok(Outcome {
+            response: Response::json(200, &answer),
+            deferred,
+        }),
+        Err(e) if deferred.is_empty() => Err(e),
+        Err(e) => {
+            ctx.isolate.error(&e);
+            Ok(Outcome {
+                response: e.into_response(),
+                deferred,
+            })
+        }
+    }
 }
 
-/// Answers a token request (`ip`: the caller's, for the rate limits).
+/// Answers a token request (`ip`: the caller's, for the rate limits); work for after the
+/// response goes to `deferred`.
 pub async fn handle<B: Backend>(
     ctx: &Ctx<'_, B>,
     request: TokenRequest<'_>,
     ip: &str,
+    deferred: &mut Vec<Deferred>,
 ) -> Result<TokenResponse, Error> {
     match request.grant {
         Grant::ClientCredentials(grant) => {
             client_credentials(ctx, &request.client, &grant, ip).await
         }
         Grant::TokenExchange(grant) => exchange::handle(ctx, &request.client, grant, ip).await,
-        // Parsed already; served once the authorization server is wired in (docs/AUTHORIZATION.md).
-        Grant::AuthorizationCode(_) => Err(unsupported(crate::oauth::token::AUTHORIZATION_CODE)),
-        Grant::RefreshToken(_) => Err(unsupported(crate::oauth::token::REFRESH_TOKEN)),
+        Grant::AuthorizationCode(grant) => {
+            authorization_code::handle(ctx, &request.client, grant, ip, deferred).await
+        }
+        Grant::RefreshToken(grant) => {
+            refresh::handle(ctx, &request.client, grant, ip, deferred).await
+        }
     }
-}
-
-fn unsupported(grant_type: &str) -> Error {
-    Error::UnsupportedGrantType(format!("grant_type {grant_type} is not supported"))
 }
 
 async fn client_credentials<B: Backend>(
@@ -85,6 +102,8 @@ async fn issue_access_token<B: Backend>(
                 client_uid: client.uid.clone(),
                 allow_self_rotation: false,
                 revoke_on_reuse: false,
+                grant_id: None,
+                audience: None,
             };
             let (_, token) = tokens::issue(ctx, new).await?;
             token.expose_secret().to_owned()
@@ -106,5 +125,6 @@ async fn issue_access_token<B: Backend>(
         scope,
         issued_token_type: None,
         pat_id: None,
+        refresh_token: None,
     })
 }

@@ -93,7 +93,7 @@ fn no_token_is_a_401_challenge_without_error() {
         assert_eq!(v["error"], "invalid_request");
         assert_eq!(
             r.header("www-authenticate"),
-            Some(format!("Bearer realm=\"patgate\", resource_metadata=\"{METADATA}\"").as_str())
+            Some(format!("Bearer realm=\"patgate\", scope=\"demo_api:read\", resource_metadata=\"{METADATA}\"").as_str())
         );
         assert_eq!(r.header("cache-control"), Some("no-store"));
     }
@@ -117,9 +117,15 @@ fn invalid_expired_revoked_or_foreign_tokens_are_401_invalid_token() {
             (401, Some("invalid_token")),
             "{t}"
         );
+        // the scopes the method needs, if any rule allows it
+        let scope = if method == "GET" {
+            ", scope=\"demo_api:read\""
+        } else {
+            ""
+        };
         assert_eq!(
             r.header("www-authenticate"),
-            Some(format!("Bearer realm=\"patgate\", error=\"invalid_token\", resource_metadata=\"{METADATA}\"").as_str())
+            Some(format!("Bearer realm=\"patgate\", error=\"invalid_token\"{scope}, resource_metadata=\"{METADATA}\"").as_str())
         );
     };
     expect_invalid(&h, "garbage", "GET");

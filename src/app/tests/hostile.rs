@@ -297,7 +297,10 @@ fn without_the_pat_client_pats_are_a_400_and_discovery_offers_no_exchange() {
         "/.well-known/oauth-authorization-server",
     ));
     assert_eq!(s, 200);
-    assert_eq!(m["grant_types_supported"], json!(["client_credentials"]));
+    assert_eq!(
+        m["grant_types_supported"],
+        json!(["client_credentials", "authorization_code", "refresh_token"])
+    );
     assert!(m
         .get("token_exchange_subject_token_types_supported")
         .is_none());

@@ -727,3 +727,33 @@ fn the_expiry_scan_emits_each_threshold_once() {
     };
     assert!(block_on(tokens::expiry_scan(&ctx)).is_err());
 }
+
+#[test]
+fn a_reported_refresh_token_of_an_app_ends_its_grant() {
+    let (sk, pem) = key_pair();
+    let mut h = Harness::flow();
+    h.cfg.lifecycle.scanning_keys = Some(Rc::new(
+        crate::secret_scanning::KeySet::parse(&key_doc(&[("k1", &pem)])).expect("keys"),
+    ));
+    let (access, refresh) = h.tokens("alice");
+    let unknown =
+        crate::authz::secrets::GrantSecret::generate(crate::authz::secrets::SecretKind::Refresh)
+            .expect("rng");
+    let body = report(&[&refresh, unknown.expose_secret()]);
+    let (s, v, o) = h.call(&signed(&sk, "k1", &body));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v[0]["label"], "true_positive");
+    assert_eq!(v[1]["label"], "false_positive");
+    assert!(
+        !o.deferred.is_empty(),
+        "the access token's purge retried later"
+    );
+    assert_eq!(h.introspect(&access).1["active"], false);
+    assert_eq!(h.refresh(&refresh).0, 400);
+    let log = h.logged();
+    assert!(log.contains(r#""via":"token_revoked""#), "{log}");
+    assert!(log.contains(r#""kind":"refresh""#), "{log}");
+    // reported again: still a true positive, nothing more to end
+    let (_, v, _) = h.call(&signed(&sk, "k1", &report(&[&refresh])));
+    assert_eq!(v[0]["label"], "true_positive");
+}

@@ -168,6 +168,7 @@ fn the_signed_answer_signs_exactly_the_json_claims() {
 fn basic_and_post_credentials_are_form_urldecoded_secrets() {
     let h = Harness::new();
     h.backend.resources.borrow_mut().push(ApiResource {
+        descriptions: Vec::new(),
         id: "odd api".into(),
         uid: "uid-odd".into(),
         secret: SecretSet {

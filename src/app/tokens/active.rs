@@ -38,6 +38,9 @@ pub struct Active {
     pub grace: Option<(i64, i64)>,
     /// What the answer rests on: how long an API may cache it (`Cache-Control: max-age`).
     pub basis: crate::revocation::decide::Basis,
+    /// An access token of an authorization grant: the RFC 8707 resource it was issued for (the
+    /// gate refuses it on any other; introspection's `aud`).
+    pub aud: Option<String>,
 }
 
 impl Active {

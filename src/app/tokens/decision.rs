@@ -146,6 +146,7 @@ async fn reference_token<B: Backend>(
             name: grant.name,
             grace: grant.rotated_at.zip(grant.grace_until),
             basis,
+            aud: grant.aud,
         }),
         deferred,
     })

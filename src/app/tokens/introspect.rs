@@ -26,7 +26,8 @@ pub struct Introspected {
 }
 
 impl Introspected {
-    /// The RFC 7662 answer (`iss`: a JWT's own, else `issuer`; `aud`: the calling resource).
+    /// The RFC 7662 answer (`iss`: a JWT's own, else `issuer`; `aud`: the RFC 8707 resource of
+    /// a grant's access token, else the calling resource).
     pub fn response<'a>(&'a self, issuer: &'a str) -> IntrospectionResponse<'a> {
         match &self.decided.decision {
             Decision::Inactive => IntrospectionResponse::Inactive,
@@ -39,7 +40,7 @@ impl Introspected {
                 iss: a.iss.as_deref().unwrap_or(issuer),
                 jti: &a.jti,
                 name: a.name.as_deref(),
-                aud: &self.resource.id,
+                aud: a.aud.as_deref().unwrap_or(&self.resource.id),
                 rotated_at: a.grace.map(|g| g.0),
                 grace_until: a.grace.map(|g| g.1),
             }),

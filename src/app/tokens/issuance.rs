@@ -22,6 +22,10 @@ pub struct NewToken {
     pub allow_self_rotation: bool,
     /// See [`TokenRecord::revoke_on_reuse`] (PATs only).
     pub revoke_on_reuse: bool,
+    /// See [`TokenRecord::grant_id`] (access tokens of an authorization grant only).
+    pub grant_id: Option<String>,
+    /// See [`TokenRecord::audience`] (access tokens of an authorization grant only).
+    pub audience: Option<String>,
 }
 
 /// Stores a new token (D1 record, then KV grant) and returns it with its record. If either write
@@ -88,6 +92,8 @@ async fn store<B: Backend>(
         last_used_from: Vec::new(),
         revoked_message: None,
         leak_urls: Vec::new(),
+        grant_id: new.grant_id,
+        audience: new.audience,
     };
     if let Err(e) = ctx.backend.insert_token(&rec).await {
         // The insert may have landed although it reported an error: undo it, so that a retry

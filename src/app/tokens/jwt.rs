@@ -137,6 +137,7 @@ pub async fn introspect<B: Backend>(
         name: None,
         grace: None,
         basis,
+        aud: None,
     }))
 }
 

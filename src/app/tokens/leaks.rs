@@ -12,6 +12,8 @@
 use super::lifecycle;
 use super::revocation::{revoke_record_because, revoked_event};
 use crate::app::ctx::{Ctx, Deferred, Outcome};
+use crate::authz::records::GrantEnd;
+use crate::authz::secrets::{GrantSecret, SecretKind};
 use crate::error::Error;
 use crate::events::Event;
 use crate::http::{Request, Response};
@@ -71,7 +73,11 @@ pub async fn handle<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Outco
     let mut labels = Vec::with_capacity(matches.len());
     for m in &matches {
         let label = match PlainToken::parse(&m.token) {
-            Err(_) => FALSE,
+            // An app's refresh token (its grant ends), or nothing patgate issued.
+            Err(_) => match GrantSecret::parse(&m.token, SecretKind::Refresh) {
+                Ok(r) => judge_refresh(ctx, m, r.hash(), &mut deferred).await?,
+                Err(_) => FALSE,
+            },
             Ok(token) => {
                 let hash = token.hash();
                 if let Some((_, l)) = seen.iter().find(|(h, _)| *h == hash) {
@@ -164,6 +170,39 @@ async fn judge<B: Backend>(
     record_url(ctx, &rec.id, url.as_deref()).await?;
     ctx.isolate
         .emit(leaked(rec.id, rec.kind.as_str(), newly, false));
+    Ok(TRUE)
+}
+
+/// Judges a reported refresh token of an app's grant (`pgr_`): `true_positive` if patgate issued
+/// it, whatever its state; its grant (every access and refresh token issued from it) ends
+/// (`token_revoked`) if it is still live.
+async fn judge_refresh<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    m: &Match,
+    hash: TokenHash,
+    deferred: &mut Vec<Deferred>,
+) -> Result<&'static str, Error> {
+    let Some(rec) = ctx.backend.refresh_token(&hash).await? else {
+        return Ok(FALSE);
+    };
+    let mut newly = false;
+    if let Some(g) = ctx.backend.grant(&rec.grant_id).await? {
+        if let Some(done) = super::grants::end_grant(ctx, &g, GrantEnd::TokenRevoked).await? {
+            newly = done.newly;
+            deferred.extend(done.deferred);
+        }
+    }
+    ctx.isolate.emit(Event::TokenLeaked {
+        token_id: rec.grant_id,
+        kind: "refresh",
+        newly,
+        grace_ended: false,
+        url: secret_scanning::keepable_url(m.url.as_deref()),
+        source: m
+            .source
+            .as_deref()
+            .map(|s| s.chars().take(MAX_SOURCE_CHARS).collect()),
+    });
     Ok(TRUE)
 }
 

@@ -12,6 +12,7 @@
 mod active;
 mod decision;
 mod expiry;
+mod grants;
 mod introspect;
 mod issuance;
 mod jwt;
@@ -64,6 +65,7 @@ pub use new_pat::{
 };
 
 // A user's PATs (the token page) and the one revocation path.
+pub use grants::{end_grant, end_grant_by_id, purge_hashes};
 pub use pats::{days_left, list_for, owned, parse_cursor, revoke_for, EXPIRING_SOON_DAYS};
 pub use revocation::{revoke_record, revoke_record_because, revoked_event, Purge};
 pub use rotation::{rotate_record, Rotated};

@@ -156,6 +156,8 @@ pub async fn issue_with_id<B: Backend>(
         client_uid: pat_client.uid.clone(),
         allow_self_rotation: body.allow_self_rotation,
         revoke_on_reuse: body.revoke_on_reuse,
+        grant_id: None,
+        audience: None,
     };
     let issued = match chosen {
         None => issuance::issue(ctx, new).await,

@@ -10,8 +10,11 @@ use super::{decision, jwt, lifecycle};
 use crate::app::client_auth;
 use crate::app::ctx::{Ctx, Outcome};
 use crate::app::ratelimit;
+use crate::authz::records::GrantEnd;
+use crate::authz::secrets::{GrantSecret, SecretKind};
 use crate::error::Error;
 use crate::http::{Request, Response};
+use crate::model::Client;
 use crate::model::PAT_CLIENT_ID;
 use crate::oauth::RevocationRequest;
 use crate::store::Backend;
@@ -39,6 +42,10 @@ pub async fn handle<B: Backend>(
         client_auth::authenticate_client(ctx, &request.client, client_auth::Freshness::Cached, ip)
             .await?;
     let presented = request.token()?;
+    // A refresh token of an authorization grant ends the grant (its access tokens with it).
+    if let Ok(refresh) = GrantSecret::parse(presented, SecretKind::Refresh) {
+        return revoke_refresh(ctx, &client, &refresh).await;
+    }
     // RFC 7009 2.2: invalid tokens get 200; the hint is only a hint.
     let Ok(token) = PlainToken::parse(presented) else {
         if jwt::looks_like_jwt(presented) {
@@ -73,4 +80,29 @@ pub async fn handle<B: Backend>(
         .unwrap_or_default();
     ctx.isolate.emit(revoked_event(&rec, done.newly, "rfc7009"));
     Ok(done)
+}
+
+/// RFC 7009 of a `pgr_` refresh token: the grant it belongs to ends (`token_revoked`), if it is
+/// the client's (the same uid). Unknown or dead tokens: nothing (200).
+async fn revoke_refresh<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    client: &Client,
+    refresh: &GrantSecret,
+) -> Result<Purge, Error> {
+    let Some(rec) = ctx.backend.refresh_token(&refresh.hash()).await? else {
+        return Ok(Purge::default());
+    };
+    let Some(grant) = ctx.backend.grant(&rec.grant_id).await? else {
+        return Ok(Purge::default());
+    };
+    if grant.client_uid != client.uid {
+        return Err(Error::UnauthorizedClient(
+            "the token was not issued to this client".into(),
+        ));
+    }
+    Ok(
+        super::grants::end_grant(ctx, &grant, GrantEnd::TokenRevoked)
+            .await?
+            .unwrap_or_default(),
+    )
 }

@@ -1,5 +1,6 @@
 //! D1 `DB`: the source of truth. Statement helpers here; the traits by table in the submodules.
 
+mod authz;
 mod clients;
 mod deliveries;
 mod expiry;

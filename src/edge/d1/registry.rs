@@ -13,7 +13,9 @@ use wasm_bindgen::JsValue;
 
 const RESOURCE_SELECT: &str = "SELECT r.id, r.uid, r.secret_hash, r.previous_secret_hash, \
     r.previous_secret_expires_at, r.enabled, \
-    (SELECT group_concat(name, ' ') FROM scopes WHERE resource_id = r.id) AS scopes \
+    (SELECT group_concat(name, ' ') FROM scopes WHERE resource_id = r.id) AS scopes, \
+    (SELECT json_group_array(json_array(name, description)) FROM scopes \
+     WHERE resource_id = r.id AND description IS NOT NULL) AS descriptions \
     FROM api_resources r";
 const CLIENT_SELECT: &str =
     "SELECT id, uid, secret_hash, previous_secret_hash, previous_secret_expires_at, \

@@ -1,0 +1,88 @@
+//! Ending an authorization grant (the family of an app's access and refresh tokens): D1 first
+//! (the grant and, in the same batch, its access tokens' rows), then those tokens out of KV by
+//! the one revocation path's purge. Its refresh tokens need nothing more: every refresh reads
+//! the grant. Used by the OAuth server (a replayed code, a reused refresh token, a replaced
+//! grant), RFC 7009 and leak reports of a refresh token, the token page and the admin API.
+
+use super::revocation::Purge;
+use crate::app::config::REVOCATION_RECHECK_SECS;
+use crate::app::ctx::{Ctx, Deferred};
+use crate::authz::records::{AppGrant, GrantEnd};
+use crate::error::Error;
+use crate::events::Event;
+use crate::store::Backend;
+use crate::token::TokenHash;
+
+/// Ends grant `id` for `why` and evicts its access tokens from KV (this location at once, other
+/// locations within KV's propagation bound, README). `None`: no such grant. A failed D1 write
+/// is an error (it may have landed: a repeat purges again, since the batch returns every access
+/// token of the grant, revoked now or before). Emits `grant.revoked`.
+pub async fn end_grant<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    grant: &AppGrant,
+    why: GrantEnd,
+) -> Result<Option<Purge>, Error> {
+    let Some(done) = ctx.backend.revoke_grant(&grant.id, ctx.now, why).await? else {
+        return Ok(None);
+    };
+    let mut purge = purge_hashes(ctx, &grant.id, done.access_tokens).await;
+    purge.newly = done.newly;
+    ctx.isolate.emit(Event::GrantRevoked {
+        grant_id: grant.id.clone(),
+        sub: grant.subject.clone(),
+        client_id: grant.client_id.clone(),
+        newly: done.newly,
+        via: why.as_db(),
+    });
+    Ok(Some(purge))
+}
+
+/// [`end_grant`] of the grant with this id, read first (the event names its user and app).
+pub async fn end_grant_by_id<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    id: &str,
+    why: GrantEnd,
+) -> Result<Option<Purge>, Error> {
+    match ctx.backend.grant(id).await? {
+        Some(g) => end_grant(ctx, &g, why).await,
+        None => Ok(None),
+    }
+}
+
+/// Deletes `hashes` from KV and marks them inactive in this isolate; failed deletes are retried
+/// after the response, and all are deleted once more [`REVOCATION_RECHECK_SECS`] later (as
+/// `revocation::purge` does for one token).
+pub async fn purge_hashes<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    label: &str,
+    hashes: Vec<TokenHash>,
+) -> Purge {
+    let mut failed = Vec::new();
+    for h in &hashes {
+        ctx.isolate.mark_inactive(*h, ctx.now);
+        if let Err(e) = ctx.backend.delete_grant(h).await {
+            ctx.isolate.warn(format!(
+                "KV delete for an access token of grant {label} failed (retried): {}",
+                e.0
+            ));
+            failed.push(*h);
+        }
+    }
+    let mut deferred = Vec::new();
+    if !failed.is_empty() {
+        deferred.push(Deferred::PurgeGrants {
+            hashes: failed,
+            after_secs: 0,
+        });
+    }
+    if !hashes.is_empty() {
+        deferred.push(Deferred::PurgeGrants {
+            hashes,
+            after_secs: REVOCATION_RECHECK_SECS,
+        });
+    }
+    Purge {
+        deferred,
+        newly: false,
+    }
+}

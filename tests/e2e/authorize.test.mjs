@@ -1,0 +1,376 @@
+// The authorization code flow end to end with a plain HTTP client (Node's fetch, no browser, no
+// SDK): /authorize with PKCE and consent as a signed-in dev user, the code exchange, refresh
+// rotation, reuse detection, revocation on the token page, and the gate in front of a real local
+// upstream refusing what it must. The issuer is http://127.0.0.1:<port>; the gate answers on
+// http://localhost:<port>.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import { once } from "node:events";
+import { startServer, call, introspect, ADMIN, assertError, form } from "./helpers.mjs";
+import {
+  pkce, signIn, authorizeQuery, authorize, consentForm, answer, redirectParams, approve, exchange, refresh, insertClient, hidden,
+} from "./authflow.mjs";
+
+const OFFSET = Number(process.env.E2E_PORT_OFFSET ?? 0);
+const UPSTREAM_PORT = 9071 + OFFSET;
+const CLIENT = "e2e_app";
+const REDIRECT = "http://127.0.0.1:4501/callback";
+
+let srv, gate, upstream, resource, alice;
+
+before(async () => {
+  srv = await startServer("authorize", 8861);
+  gate = srv.url.replace("127.0.0.1", "localhost");
+  resource = `${gate}/gw/mcp/`;
+  upstream = http.createServer((req, res) => {
+    req.resume();
+    res.setHeader("content-type", "application/json");
+    res.end(JSON.stringify({ ok: true, sub: req.headers["x-patgate-subject"], scope: req.headers["x-patgate-scope"] }));
+  });
+  upstream.listen(UPSTREAM_PORT, "127.0.0.1");
+  await once(upstream, "listening");
+  await insertClient(srv, CLIENT, { redirectUris: ["http://127.0.0.1/callback", "https://app.example/cb"], name: "E2E <App>" });
+  const route = await call(`${srv.url}/admin/routes/mcp`, {
+    method: "PUT",
+    headers: { authorization: ADMIN, "content-type": "application/json" },
+    body: JSON.stringify({
+      path_prefix: "/gw/mcp/", upstream: `http://127.0.0.1:${UPSTREAM_PORT}`, resource: "demo_api",
+      rules: [{ methods: ["GET"], scopes: ["demo_api:read"] }, { methods: ["POST"], scopes: ["demo_api:read", "demo_api:write"] }],
+    }),
+  });
+  assert.equal(route.status, 201, route.text);
+  const other = await call(`${srv.url}/admin/routes/other`, {
+    method: "PUT",
+    headers: { authorization: ADMIN, "content-type": "application/json" },
+    body: JSON.stringify({ path_prefix: "/gw/other/", upstream: `http://127.0.0.1:${UPSTREAM_PORT}`, resource: "demo_api", rules: [{ methods: ["*"], scopes: ["demo_api:read"] }] }),
+  });
+  assert.equal(other.status, 201, other.text);
+  alice = await signIn(srv.url, "alice");
+});
+
+after(async () => {
+  upstream?.close();
+  await srv?.stop();
+});
+
+/** A fresh client-side state for one flow. */
+function flow(over = {}) {
+  return { clientId: CLIENT, redirectUri: REDIRECT, resource, scope: "demo_api:read", ...pkce(), ...over };
+}
+
+const through = (tok, path = "/gw/mcp/tool", init = {}) =>
+  call(`${gate}${path}`, { ...init, headers: { authorization: `Bearer ${tok}`, ...(init.headers ?? {}) } });
+
+test("code flow: consent, exchange, a call through the gate, refresh, introspection", async () => {
+  const p = flow({ state: "s t&ate=1" });
+  const r = await authorize(srv.url, alice, authorizeQuery(p));
+  assert.equal(r.status, 200, r.text.slice(0, 300));
+  assert.match(r.headers.get("content-security-policy") ?? "", /frame-ancestors 'none'/);
+  assert.equal(r.headers.get("x-frame-options"), "DENY");
+  assert.equal(r.headers.get("cache-control"), "no-store");
+  // the page names the app (escaped), where it sends the code (with the local warning), the API
+  // and each scope with its description
+  assert.ok(r.text.includes("E2E &lt;App&gt;") && !r.text.includes("E2E <App>"), "client name escaped");
+  assert.match(r.text, /127\.0\.0\.1:4501/);
+  assert.match(r.text, /this device/i);
+  assert.ok(r.text.includes(resource), "the resource");
+  assert.match(r.text, /demo_api:read/);
+  assert.match(r.text, /Read the demo API/);
+  const a = await answer(srv.url, alice, consentForm(r), "approve");
+  assert.equal(a.status, 303, a.text);
+  const { url, params } = redirectParams(a);
+  assert.equal(`${url.origin}${url.pathname}`, REDIRECT, "the registered URI, the request's port");
+  assert.match(params.code, /^pgc_[0-9A-Za-z]{49}$/);
+  assert.equal(params.state, "s t&ate=1", "state unchanged");
+  assert.equal(params.iss, srv.url, "iss (RFC 9207)");
+
+  const t = await exchange(srv.url, p, params.code);
+  assert.equal(t.status, 200, t.text);
+  assert.match(t.json.access_token, /^pga_[0-9A-Za-z]{49}$/);
+  assert.match(t.json.refresh_token, /^pgr_[0-9A-Za-z]{49}$/);
+  assert.equal(t.json.token_type, "Bearer");
+  assert.equal(t.json.scope, "demo_api:read");
+  assert.ok(t.json.expires_in > 0);
+  assert.equal(t.headers.get("cache-control"), "no-store");
+
+  const g = await through(t.json.access_token);
+  assert.equal(g.status, 200, g.text);
+  assert.equal(g.json.sub, "alice");
+  // introspection names the audience
+  const i = await introspect(srv.url, t.json.access_token);
+  assert.equal(i.json.active, true, i.text);
+  assert.equal(i.json.aud, resource);
+  assert.equal(i.json.sub, "alice");
+  assert.equal(i.json.client_id, CLIENT);
+
+  // refresh: a new pair, the old access token keeps working until it expires
+  const r2 = await refresh(srv.url, CLIENT, t.json.refresh_token);
+  assert.equal(r2.status, 200, r2.text);
+  assert.notEqual(r2.json.refresh_token, t.json.refresh_token, "rotated");
+  assert.notEqual(r2.json.access_token, t.json.access_token);
+  assert.equal((await through(r2.json.access_token)).status, 200);
+  const r3 = await refresh(srv.url, CLIENT, r2.json.refresh_token, { scope: "demo_api:read" });
+  assert.equal(r3.status, 200, r3.text);
+  assertError(await refresh(srv.url, CLIENT, r3.json.refresh_token, { scope: "demo_api:write" }), 400, "invalid_scope", "more than granted");
+});
+
+test("the gate refuses a token for another resource; 401 and 403 name what is needed", async () => {
+  const p = flow();
+  const { params } = await approve(srv.url, alice, authorizeQuery(p));
+  const t = (await exchange(srv.url, p, params.code)).json;
+  // another route of the same API resource: not this token's audience
+  const other = await through(t.access_token, "/gw/other/x");
+  assert.equal(other.status, 401, other.text);
+  assert.match(other.headers.get("www-authenticate"), /error="invalid_token"/);
+  // no token: resource_metadata and scope
+  const none = await call(`${gate}/gw/mcp/tool`);
+  assert.equal(none.status, 401);
+  const challenge = none.headers.get("www-authenticate");
+  assert.match(challenge, new RegExp(`resource_metadata="${gate}/.well-known/oauth-protected-resource/gw/mcp"`));
+  assert.match(challenge, /scope="demo_api:read"/);
+  // POST needs read and write: 403 names both (step-up)
+  const post = await through(t.access_token, "/gw/mcp/tool", { method: "POST", body: "{}" });
+  assert.equal(post.status, 403, post.text);
+  assert.match(post.headers.get("www-authenticate"), /error="insufficient_scope"/);
+  assert.match(post.headers.get("www-authenticate"), /scope="demo_api:read demo_api:write"/);
+  // RFC 9728 metadata lists the route's scopes and names patgate
+  const meta = await call(`${gate}/.well-known/oauth-protected-resource/gw/mcp`);
+  assert.equal(meta.status, 200);
+  assert.equal(meta.json.resource, resource);
+  assert.deepEqual(meta.json.authorization_servers, [srv.url]);
+  assert.deepEqual([...meta.json.scopes_supported].sort(), ["demo_api:read", "demo_api:write"]);
+  // step-up: a new consent for both scopes, the new token passes
+  const p2 = flow({ scope: "demo_api:read demo_api:write" });
+  const r = await authorize(srv.url, alice, authorizeQuery(p2));
+  assert.equal(r.status, 200, "new scopes ask again");
+  const { params: q2 } = redirectParams(await answer(srv.url, alice, consentForm(r), "approve"));
+  const t2 = (await exchange(srv.url, p2, q2.code)).json;
+  assert.equal(t2.scope, "demo_api:read demo_api:write");
+  assert.equal((await through(t2.access_token, "/gw/mcp/tool", { method: "POST", body: "{}" })).status, 200);
+});
+
+test("a replayed authorization code fails and revokes what its first use issued", async () => {
+  const p = flow();
+  const { params } = await approve(srv.url, alice, authorizeQuery(p));
+  const first = await exchange(srv.url, p, params.code);
+  assert.equal(first.status, 200, first.text);
+  assert.equal((await through(first.json.access_token)).status, 200);
+  assertError(await exchange(srv.url, p, params.code), 400, "invalid_grant", "replay");
+  const after = await through(first.json.access_token);
+  assert.equal(after.status, 401, "the first exchange's access token died at once");
+  assertError(await refresh(srv.url, CLIENT, first.json.refresh_token), 400, "invalid_grant", "and its refresh token");
+});
+
+test("PKCE mismatch, another redirect_uri, another resource, another client: the code is burnt", async () => {
+  for (const [what, over, code] of [
+    ["wrong verifier", { code_verifier: pkce().verifier }, "invalid_grant"],
+    ["another redirect_uri", { redirect_uri: "http://127.0.0.1:4502/callback" }, "invalid_grant"],
+    ["another resource", { resource: `${gate}/gw/other/` }, "invalid_target"],
+    ["no verifier", { code_verifier: undefined }, "invalid_request"],
+  ]) {
+    const p = flow();
+    const { params } = await approve(srv.url, alice, authorizeQuery(p));
+    assertError(await exchange(srv.url, p, params.code, over), 400, code, what);
+    if (code !== "invalid_request") {
+      // the code was consumed by the failed attempt: the right verifier no longer helps
+      assertError(await exchange(srv.url, p, params.code), 400, "invalid_grant", `${what}, then right`);
+    }
+  }
+  const p = flow();
+  const { params } = await approve(srv.url, alice, authorizeQuery(p));
+  assertError(await exchange(srv.url, p, params.code, { client_id: "nobody" }), 401, "invalid_client", "unknown client");
+  assertError(await exchange(srv.url, p, "pgc_garbage"), 400, "invalid_grant", "garbage code");
+});
+
+test("a replayed refresh token revokes the grant: access and refresh tokens die at once", async () => {
+  const p = flow();
+  const { params } = await approve(srv.url, alice, authorizeQuery(p));
+  const t1 = (await exchange(srv.url, p, params.code)).json;
+  const t2 = (await refresh(srv.url, CLIENT, t1.refresh_token)).json;
+  assert.ok(t2.refresh_token);
+  // the lost-answer retry window: the rotated-away token once more within 60 s is a retry
+  const retry = await refresh(srv.url, CLIENT, t1.refresh_token);
+  assert.equal(retry.status, 200, `a retry of a lost answer: ${retry.text}`);
+  // t2's refresh token was never used and has been retired by the retry: presenting it is a reuse
+  assertError(await refresh(srv.url, CLIENT, t2.refresh_token), 400, "invalid_grant", "reuse");
+  for (const at of [t1.access_token, t2.access_token, retry.json.access_token]) {
+    assert.equal((await through(at)).status, 401, "every access token of the grant");
+  }
+  assertError(await refresh(srv.url, CLIENT, retry.json.refresh_token), 400, "invalid_grant", "the current one too");
+});
+
+test("authorization errors: a page before the client and redirect are known, a redirect with state and iss after", async () => {
+  const p = flow();
+  // page errors: never a Location
+  for (const [what, over] of [
+    ["unknown client", { client_id: "nobody" }],
+    ["missing client", { client_id: undefined }],
+    ["prefix of a registered URI", { redirect_uri: "https://app.example/c" }],
+    ["longer than a registered URI", { redirect_uri: "https://app.example/cb/x" }],
+    ["case", { redirect_uri: "https://APP.example/cb" }],
+    ["userinfo", { redirect_uri: "https://u@app.example/cb" }],
+    ["fragment", { redirect_uri: "https://app.example/cb#x" }],
+    ["another port on a non-loopback host", { redirect_uri: "https://app.example:444/cb" }],
+    ["http to a non-loopback host", { redirect_uri: "http://app.example/cb" }],
+    ["localhost is not a loopback IP", { redirect_uri: "http://localhost:4501/callback" }],
+  ]) {
+    const r = await authorize(srv.url, alice, authorizeQuery(p, over));
+    assert.equal(r.status, 400, `${what}: ${r.status}`);
+    assert.equal(r.headers.get("location"), null, what);
+    assert.match(r.headers.get("content-type"), /^text\/html/, what);
+  }
+  // redirect errors: state and iss always
+  for (const [what, over, error] of [
+    ["resource of no API", { resource: "https://elsewhere.example/api" }, "invalid_target"],
+    ["missing resource", { resource: undefined }, "invalid_target"],
+    ["plain PKCE", { code_challenge_method: "plain" }, "invalid_request"],
+    ["no PKCE", { code_challenge: undefined, code_challenge_method: undefined }, "invalid_request"],
+    ["token response type", { response_type: "token" }, "unsupported_response_type"],
+    ["a scope of another API", { scope: "other_api:read" }, "invalid_scope"],
+  ]) {
+    const r = await authorize(srv.url, alice, authorizeQuery(p, { state: "xyz", ...over }));
+    assert.equal(r.status, 302, `${what}: ${r.status} ${r.text.slice(0, 200)}`);
+    const { url, params } = redirectParams(r);
+    assert.equal(`${url.origin}${url.pathname}`, REDIRECT, what);
+    assert.equal(params.error, error, what);
+    assert.equal(params.state, "xyz", what);
+    assert.equal(params.iss, srv.url, what);
+    assert.equal(params.code, undefined, what);
+  }
+});
+
+test("consent: deny, CSRF, a cross-site POST, another user's handle, one use only", async () => {
+  // a user with no remembered approval (alice approved read and write above)
+  const ivan = await signIn(srv.url, "ivan");
+  const p = flow({ scope: "demo_api:write" });
+  const r = await authorize(srv.url, ivan, authorizeQuery(p, { state: "d1" }));
+  const f = consentForm(r);
+  // no CSRF token, a wrong one, a cross-site POST: 403 and nothing happens
+  for (const [what, fields, headers] of [
+    ["no csrf", { ...f, csrf: "" }, {}],
+    ["forged csrf", { ...f, csrf: "x".repeat(40) }, {}],
+    ["cross-site", f, { "sec-fetch-site": "cross-site", origin: "https://evil.example" }],
+    ["foreign origin", f, { "sec-fetch-site": "", origin: "https://evil.example" }],
+  ]) {
+    const a = await answer(srv.url, ivan, fields, "approve", headers);
+    assert.equal(a.status, 403, `${what}: ${a.status}`);
+    assert.equal(a.headers.get("location"), null, what);
+  }
+  // another user cannot answer ivan's request, even with a valid CSRF token of their own
+  const bob = await signIn(srv.url, "bob");
+  const bobsPage = await authorize(srv.url, bob, authorizeQuery(flow()));
+  const bobsCsrf = consentForm(bobsPage).csrf;
+  const stolen = await answer(srv.url, bob, { handle: f.handle, csrf: bobsCsrf }, "approve");
+  assert.equal(stolen.status, 400, stolen.text.slice(0, 200));
+  assert.equal(stolen.headers.get("location"), null);
+  // ivan denies: access_denied with state and iss; the handle is then spent
+  const d = await answer(srv.url, ivan, f, "deny");
+  assert.equal(d.status, 303);
+  const { params } = redirectParams(d);
+  assert.deepEqual([params.error, params.state, params.iss], ["access_denied", "d1", srv.url]);
+  const again = await answer(srv.url, ivan, f, "approve");
+  assert.equal(again.status, 400, "a handle works once");
+  assert.equal(again.headers.get("location"), null);
+});
+
+test("remembered approval: the exact client, redirect URI and resource with covered scopes skip consent", async () => {
+  const carol = await signIn(srv.url, "carol");
+  const p = flow({ scope: "demo_api:read" });
+  const first = await authorize(srv.url, carol, authorizeQuery(p));
+  assert.equal(first.status, 200, "asked the first time");
+  await answer(srv.url, carol, consentForm(first), "approve");
+  // the same four (another loopback port is the same redirect key): a code at once
+  const again = await authorize(srv.url, carol, authorizeQuery(flow({ redirectUri: "http://127.0.0.1:4999/callback" })));
+  assert.equal(again.status, 302, again.text.slice(0, 200));
+  assert.match(redirectParams(again).params.code, /^pgc_/);
+  // anything new asks again: a new scope, another resource, another redirect URI
+  for (const over of [{ scope: "demo_api:read demo_api:write" }, { resource: `${gate}/gw/other/` }, { redirectUri: "https://app.example/cb" }]) {
+    const r = await authorize(srv.url, carol, authorizeQuery(flow(over)));
+    assert.equal(r.status, 200, JSON.stringify(over));
+  }
+});
+
+test("not signed in: the dev sign-in, then back to the same authorization request", async () => {
+  const p = flow();
+  const query = authorizeQuery(p, { state: "back" });
+  const r = await call(`${srv.url}/authorize?${query}`);
+  assert.equal(r.status, 303);
+  const to = new URL(r.headers.get("location"), srv.url);
+  assert.equal(to.pathname, "/tokens/sign-in");
+  const page = await call(to.href);
+  assert.equal(page.status, 200);
+  const pre = page.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
+  const s = await form(`${srv.url}${to.pathname}${to.search}`, new URLSearchParams({ csrf: hidden(page.text, "csrf"), user: "dave" }).toString(), { cookie: pre, "sec-fetch-site": "same-origin" });
+  assert.equal(s.status, 303, s.text);
+  assert.equal(s.headers.get("location"), `/authorize?${query}`);
+  // an open redirect through the sign-in is refused: only /authorize? paths come back
+  for (const bad of ["https://evil.example/", "//evil.example/authorize?x", "/tokens/../authorize?x", "/authorize"]) {
+    const page2 = await call(`${srv.url}/tokens/sign-in?return_to=${encodeURIComponent(bad)}`);
+    const pre2 = page2.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
+    const s2 = await form(`${srv.url}/tokens/sign-in?return_to=${encodeURIComponent(bad)}`, new URLSearchParams({ csrf: hidden(page2.text, "csrf"), user: "dave" }).toString(), { cookie: pre2, "sec-fetch-site": "same-origin" });
+    assert.equal(s2.headers.get("location"), "/tokens", bad);
+  }
+});
+
+test("authorized applications: listed on the token page; Revoke ends access and refresh at once", async () => {
+  const erin = await signIn(srv.url, "erin");
+  const p = flow();
+  const { params } = await approve(srv.url, erin, authorizeQuery(p));
+  const t = (await exchange(srv.url, p, params.code)).json;
+  assert.equal((await through(t.access_token)).status, 200);
+  const list = await call(`${srv.url}/tokens/apps`, { headers: { cookie: erin } });
+  assert.equal(list.status, 200);
+  assert.ok(list.text.includes("E2E &lt;App&gt;"));
+  assert.ok(list.text.includes(resource));
+  const id = /\/tokens\/apps\/([0-9A-Za-z]+)\/revoke/.exec(list.text)?.[1];
+  assert.ok(id, "a Revoke link");
+  // another user cannot see or revoke it
+  const frank = await signIn(srv.url, "frank");
+  assert.equal((await call(`${srv.url}/tokens/apps/${id}/revoke`, { headers: { cookie: frank } })).status, 404);
+  const confirm = await call(`${srv.url}/tokens/apps/${id}/revoke`, { headers: { cookie: erin } });
+  assert.equal(confirm.status, 200);
+  const done = await form(`${srv.url}/tokens/apps/${id}/revoke`, new URLSearchParams({ csrf: hidden(confirm.text, "csrf") }).toString(), { cookie: erin, "sec-fetch-site": "same-origin" });
+  assert.equal(done.status, 303, done.text);
+  assert.equal((await through(t.access_token)).status, 401, "the next call through the gate is refused");
+  assertError(await refresh(srv.url, CLIENT, t.refresh_token), 400, "invalid_grant", "refresh after Revoke");
+  // the approval is forgotten: the next authorization asks again
+  assert.equal((await authorize(srv.url, erin, authorizeQuery(flow()))).status, 200);
+  const after = await call(`${srv.url}/tokens/apps`, { headers: { cookie: erin } });
+  assert.ok(!after.text.includes(`/tokens/apps/${id}/revoke`));
+});
+
+test("RFC 7009: revoking a refresh token ends its grant; admin API lists and revokes grants", async () => {
+  const p = flow();
+  const { params } = await approve(srv.url, alice, authorizeQuery(p));
+  const t = (await exchange(srv.url, p, params.code)).json;
+  const rv = await form(`${srv.url}/oauth/revoke`, new URLSearchParams({ token: t.refresh_token, client_id: CLIENT }).toString());
+  assert.equal(rv.status, 200, rv.text);
+  assert.equal((await through(t.access_token)).status, 401);
+  assertError(await refresh(srv.url, CLIENT, t.refresh_token), 400, "invalid_grant");
+
+  const p2 = flow();
+  const { params: q2 } = await approve(srv.url, alice, authorizeQuery(p2));
+  const t2 = (await exchange(srv.url, p2, q2.code)).json;
+  const list = await call(`${srv.url}/admin/grants?subject=alice&client_id=${CLIENT}`, { headers: { authorization: ADMIN } });
+  assert.equal(list.status, 200, list.text);
+  assert.ok(list.json.grants.length >= 1);
+  const g = list.json.grants[0];
+  assert.equal(g.client_id, CLIENT);
+  assert.equal(g.resource, resource);
+  const del = await call(`${srv.url}/admin/grants/${g.id}`, { method: "DELETE", headers: { authorization: ADMIN } });
+  assert.equal(del.status, 204, del.text);
+  assert.equal((await through(t2.access_token)).status, 401);
+});
+
+test("discovery: RFC 8414 metadata of the authorization server", async () => {
+  const m = (await call(`${srv.url}/.well-known/oauth-authorization-server`)).json;
+  assert.equal(m.issuer, srv.url);
+  assert.equal(m.authorization_endpoint, `${srv.url}/authorize`);
+  assert.deepEqual(m.response_types_supported, ["code"]);
+  assert.deepEqual(m.code_challenge_methods_supported, ["S256"]);
+  assert.ok(m.grant_types_supported.includes("authorization_code"));
+  assert.ok(m.grant_types_supported.includes("refresh_token"));
+  assert.ok(m.token_endpoint_auth_methods_supported.includes("none"));
+  assert.equal(m.authorization_response_iss_parameter_supported, true);
+});
