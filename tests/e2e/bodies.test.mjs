@@ -156,8 +156,11 @@ test("an oversized chunked body on any endpoint fails no other request (in fligh
     ]), { total: e.limit + 200_000 }));
     for (const r of answers) {
       checkRefusal(e, r, what);
-      // The answer came once the whole body had arrived (read and dropped), not while it was coming.
-      assert.equal(r.sent, e.limit + 200_000, `${what}: answered after ${r.sent} bytes`);
+      // A refusal came once the whole body had arrived (read and dropped), not while it was
+      // coming. (Not checked for the GET: whether `wrangler dev`'s proxy passes a GET's body on at
+      // all is its business, and a fast answer may then beat the upload on a loaded machine; what
+      // matters there, that no other request fails, is checked above.)
+      if (e.method !== "GET") assert.equal(r.sent, e.limit + 200_000, `${what}: answered after ${r.sent} bytes`);
     }
   }
 });
