@@ -147,10 +147,24 @@ export function wasmBindgenInstallArgs(version) {
   return ["install", "wasm-bindgen-cli", "--version", version, "--no-default-features", "--bin", "wasm-bindgen", "--debug"];
 }
 
-/** The npm dependencies every script relies on, each pinned in package.json. */
+/** Whether node_modules holds every dev dependency at the exact version package.json pins (a
+ * checkout pulled past a dependency change gets `npm ci` again, not ERR_MODULE_NOT_FOUND). */
 export function npmInstalled() {
-  const deps = [nodeBin("node"), nodeBin("wrangler"), nodeBin("esbuild"), join(ROOT, "node_modules", "smol-toml", "package.json"), join(ROOT, "node_modules", "puppeteer-core", "package.json"), join(ROOT, "node_modules", "axe-core", "axe.min.js")];
-  return deps.every((p) => existsSync(p));
+  const bins = [nodeBin("node"), nodeBin("wrangler"), nodeBin("esbuild")];
+  if (!bins.every((p) => existsSync(p))) return false;
+  let pinned;
+  try {
+    pinned = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).devDependencies ?? {};
+  } catch {
+    return false;
+  }
+  return Object.entries(pinned).every(([name, version]) => {
+    try {
+      return JSON.parse(readFileSync(join(ROOT, "node_modules", name, "package.json"), "utf8")).version === version;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /**
