@@ -129,6 +129,7 @@ mod handlers;
 mod integrity;
 mod lifecycle;
 mod oauth_layer;
+mod pat_sort;
 mod reuse;
 mod rotation;
 mod scopes;

@@ -20,6 +20,7 @@ mod leaks;
 mod lifecycle;
 mod new_pat;
 mod one_status;
+mod pat_list;
 mod pats;
 mod reuse;
 mod revocation;
@@ -66,6 +67,7 @@ pub use new_pat::{
 
 // A user's PATs (the token page) and the one revocation path.
 pub use grants::{end_grant, end_grant_by_id, purge_hashes};
-pub use pats::{days_left, list_for, owned, parse_cursor, revoke_for, EXPIRING_SOON_DAYS};
+pub use pat_list::{list_for, parse_cursor, PatCursor, PatSort};
+pub use pats::{days_left, owned, revoke_for, EXPIRING_SOON_DAYS};
 pub use revocation::{revoke_record, revoke_record_because, revoked_event, Purge};
 pub use rotation::{rotate_record, Rotated};

@@ -6,7 +6,7 @@ use super::super::js::{err, n, s};
 use crate::model::{SqlValue, TokenRecord};
 use crate::storage::deliveries::{UsageDbRow, USAGE_COLUMNS};
 use crate::storage::inventory;
-use crate::storage::rows::TOKEN_COLUMNS;
+use crate::storage::rows::{LEAK_URLS_COLUMN, TOKEN_COLUMNS};
 use crate::store::StoreError;
 use crate::store::{Inventory, UsageStore};
 use crate::store_usage::InventoryQuery;
@@ -55,7 +55,8 @@ struct CountRow {
 
 impl Inventory for EdgeBackend {
     async fn inventory(&self, q: &InventoryQuery) -> Result<Vec<TokenRecord>, StoreError> {
-        let (sql, values) = inventory::page_sql(q, TOKEN_COLUMNS);
+        // with the leak report URLs: the token page lists a user's PATs through this too
+        let (sql, values) = inventory::page_sql(q, &format!("{TOKEN_COLUMNS}, {LEAK_URLS_COLUMN}"));
         self.query_tokens(&sql, &bind(&values)).await
     }
 
