@@ -125,6 +125,7 @@ mod deliveries;
 mod fanout;
 mod feed;
 mod flow;
+mod grant_usage;
 mod handlers;
 mod integrity;
 mod lifecycle;

@@ -12,6 +12,7 @@
 mod active;
 mod decision;
 mod expiry;
+mod grant_usage;
 mod grants;
 mod introspect;
 mod issuance;
@@ -51,6 +52,7 @@ pub use usage::pat_usage;
 
 // Counting uses (introspection, the gate), the usage report and where a token was used from
 // (the PAT API, the admin inventory, the token page).
+pub use grant_usage::{grant_uses, GRANT_USAGE_DAYS};
 pub use usage::{days_param, note_use, usage_response};
 pub use used_from::{from_views, FromView};
 
