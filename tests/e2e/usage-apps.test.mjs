@@ -3,8 +3,8 @@
 // counted by its own Durable Object like a PAT and written to the local D1 by the object's
 // alarm; "Authorized applications" and GET /admin/grants then show N in the last 30 days, the
 // last use and where it came from. The page is also looked at in headless Chromium (axe-core,
-// phone width); its screenshots go to tests/.state/screenshots/ (apps-usage*.png), or with
-// UPDATE_SCREENSHOTS=1 to docs/screenshots/.
+// phone width); its screenshots go to tests/.state/screenshots/ (apps-usage*.png); with
+// UPDATE_SCREENSHOTS=1 the desktop one (the README's) goes to docs/screenshots/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
@@ -17,9 +17,8 @@ import { pkce, signIn, authorizeQuery, approve, exchange, refresh, insertClient 
 import { CHROMIUM, ROOT } from "../../scripts/tools.mjs";
 
 const haveBrowser = existsSync(CHROMIUM);
-const SHOTS = process.env.UPDATE_SCREENSHOTS === "1"
-  ? join(ROOT, "docs", "screenshots")
-  : join(ROOT, "tests", ".state", "screenshots");
+const LOCAL_SHOTS = join(ROOT, "tests", ".state", "screenshots");
+const SHOTS = process.env.UPDATE_SCREENSHOTS === "1" ? join(ROOT, "docs", "screenshots") : LOCAL_SHOTS;
 const AXE = readFileSync(join(ROOT, "node_modules", "axe-core", "axe.min.js"), "utf8");
 const OFFSET = Number(process.env.E2E_PORT_OFFSET ?? 0);
 const UPSTREAM_PORT = 8898 + OFFSET;
@@ -30,6 +29,7 @@ let srv, gate, upstream, resource;
 
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
+  mkdirSync(LOCAL_SHOTS, { recursive: true });
   upstream = http.createServer((req, res) => {
     req.resume();
     req.on("end", () => res.end("ok"));
@@ -146,7 +146,7 @@ test("the page in Chromium: readable at desktop and phone width, axe-core clean"
     await page.setViewport({ width: 375, height: 740, deviceScaleFactor: 2 });
     await page.goto(`${srv.url}/tokens/apps`);
     assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 375, "no sideways scroll at phone width");
-    await page.screenshot({ path: join(SHOTS, "apps-usage-phone.png"), fullPage: true });
+    await page.screenshot({ path: join(LOCAL_SHOTS, "apps-usage-phone.png"), fullPage: true });
     assert.deepEqual(problems, []);
   } finally {
     await browser.close();
