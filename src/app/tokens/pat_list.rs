@@ -111,6 +111,32 @@ pub fn parse_cursor(s: &str, sort: PatSort) -> Result<PatCursor, Error> {
     })
 }
 
+/// The query of a page of `sub`'s PATs by last use (the inventory's reading of `tokens`, which
+/// D1 serves from the index on `(subject, kind, COALESCE(last_used_at, 0), id)`).
+fn by_last_use(
+    sub: &str,
+    sort: PatSort,
+    after: Option<&PatCursor>,
+    limit: u32,
+    now: i64,
+) -> InventoryQuery {
+    InventoryQuery {
+        kind: KindFilter::Pat,
+        status: None,
+        expiring_within_days: None,
+        unused_for_days: None,
+        leaked: None,
+        client: None,
+        scope: None,
+        user: Some(sub.to_owned()),
+        sort: sort.key(),
+        descending: sort == PatSort::LastUsed,
+        after: after.map(|c| (c.value, c.id.clone())),
+        limit,
+        now,
+    }
+}
+
 /// One page of `sub`'s PATs in order `sort`, strictly after `after`, and the cursor of the next
 /// page if there is one.
 pub async fn list_for<B: Backend>(
@@ -128,21 +154,7 @@ pub async fn list_for<B: Backend>(
                 .await?
         }
         PatSort::LastUsed | PatSort::LeastRecentlyUsed => {
-            let q = InventoryQuery {
-                kind: KindFilter::Pat,
-                status: None,
-                expiring_within_days: None,
-                unused_for_days: None,
-                leaked: None,
-                client: None,
-                scope: None,
-                user: Some(sub.to_owned()),
-                sort: sort.key(),
-                descending: sort == PatSort::LastUsed,
-                after: after.map(|c| (c.value, c.id.clone())),
-                limit: limit + 1,
-                now: ctx.now,
-            };
+            let q = by_last_use(sub, sort, after, limit + 1, ctx.now);
             ctx.backend.inventory(&q).await?
         }
     };
@@ -158,6 +170,37 @@ pub async fn list_for<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Golden: the SQL of both last-use orders, in the expression and column order of the
+    /// index `tokens_by_subject_last_use` (migration 0016), so D1 reads no more than the page.
+    #[test]
+    fn the_last_use_orders_read_the_subjects_index() {
+        use crate::storage::inventory::page_sql;
+        let after = PatCursor {
+            value: 7,
+            id: "x".into(),
+        };
+        let q = by_last_use("alice", PatSort::LastUsed, Some(&after), 21, 0);
+        let (sql, args) = page_sql(&q, "id");
+        assert_eq!(
+            sql,
+            "SELECT id FROM tokens WHERE kind = 'pat' AND subject = ?1 AND \
+             (COALESCE(last_used_at, 0) < ?2 OR (COALESCE(last_used_at, 0) = ?2 AND id < ?3)) \
+             ORDER BY COALESCE(last_used_at, 0) DESC, id DESC LIMIT ?4"
+        );
+        assert_eq!(args.len(), 4);
+        let q = by_last_use("alice", PatSort::LeastRecentlyUsed, None, 21, 0);
+        assert_eq!(
+            page_sql(&q, "id").0,
+            "SELECT id FROM tokens WHERE kind = 'pat' AND subject = ?1 \
+             ORDER BY COALESCE(last_used_at, 0) ASC, id ASC LIMIT ?2"
+        );
+        let index = include_str!("../../../migrations/0016_usage_indexes.sql");
+        assert!(index.contains(
+            "CREATE INDEX tokens_by_subject_last_use ON tokens(subject, kind, \
+             COALESCE(last_used_at, 0), id);"
+        ));
+    }
 
     #[test]
     fn sort_values_and_errors() {
