@@ -449,6 +449,13 @@ pub trait UsageStore {
     /// Deletes every token's rows of days before `before_day` (the hourly scan; the objects
     /// delete their own when they write).
     async fn prune_usage(&self, before_day: i64) -> Result<(), StoreError>;
+    /// The uses of the access tokens of each grant in `grant_ids` (at most 100), summed per
+    /// grant, uses counted from day `from_day` on; grants without tokens are left out.
+    async fn grant_uses(
+        &self,
+        grant_ids: &[String],
+        from_day: i64,
+    ) -> Result<Vec<crate::store_usage::GrantUses>, StoreError>;
 }
 
 /// The administrators' view of reference tokens across users.

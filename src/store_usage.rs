@@ -52,6 +52,20 @@ pub enum SortKey {
     Uses,
 }
 
+/// The uses of one authorization grant's access tokens, summed ([`crate::storage::grant_usage`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantUses {
+    pub grant_id: String,
+    /// The last use of any of its tokens (`None`: never used).
+    pub last_used_at: Option<i64>,
+    /// Every use of its tokens.
+    pub use_count: u64,
+    /// The uses of its tokens on the days asked for (from a UTC day on).
+    pub recent_uses: u64,
+    /// Where its most recently used token was last used from, most recent first.
+    pub last_used_from: Vec<crate::last_use::FromEntry>,
+}
+
 /// One delivery attempt of a webhook message, as the log keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {

@@ -15,6 +15,7 @@
 //! - [`webhooks`]: D1 `webhook_endpoints` (secrets stored as is: HMAC signing needs them).
 //! - [`deliveries`]: D1 `webhook_deliveries` (the delivery log) and `token_usage` rows.
 //! - [`inventory`]: the SQL of the administrators' token inventory.
+//! - [`grant_usage`]: the SQL of an authorization grant's uses (its access tokens' summed).
 //! - [`feed`]: D1 `revocation_feed` (the recent-revocations feed): its page query and the
 //!   conditional appends that ride in the batch of every statement that revokes.
 //! - [`authz_rows`]: the authorization server's D1 rows (client profiles, consent requests,
@@ -29,6 +30,7 @@ pub mod authz_rows;
 pub mod client_rows;
 pub mod deliveries;
 pub mod feed;
+pub mod grant_usage;
 pub mod inventory;
 pub mod kv;
 pub mod rows;

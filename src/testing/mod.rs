@@ -75,6 +75,8 @@ pub enum Step {
     FeedRead,
     /// A read of the location's feed snapshot (Cache API).
     SnapshotRead,
+    /// The read of the summed uses of grants' access tokens.
+    GrantUses,
 }
 
 /// Every writing step, for tests that inject a fault into each in turn.

@@ -96,6 +96,21 @@ impl UsageStore for MemoryBackend {
             .retain(|(_, r)| r.day >= before_day);
         Ok(())
     }
+
+    async fn grant_uses(
+        &self,
+        grant_ids: &[String],
+        from_day: i64,
+    ) -> Result<Vec<crate::store_usage::GrantUses>, StoreError> {
+        self.d1()?;
+        self.read_fault(Step::GrantUses)?;
+        Ok(crate::storage::grant_usage::from_records(
+            &self.tokens.borrow(),
+            &self.usage_rows.borrow(),
+            grant_ids,
+            from_day,
+        ))
+    }
 }
 
 impl Inventory for MemoryBackend {

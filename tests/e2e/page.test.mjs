@@ -566,7 +566,7 @@ test("README screenshots: a list with every state, at desktop and phone width", 
   const backup = await mk("nightly backup", ["demo_api:read"], 30);
   await introspect(srv.url, backup.token);
   await introspect(srv.url, laptop.token);
-  const page = await newPage({ headers: { "cf-access-jwt-assertion": devToken(user) }, width: 1000, height: 580 });
+  const page = await newPage({ headers: { "cf-access-jwt-assertion": devToken(user) }, width: 1000, height: 720 });
   const used = await eventually(async () => {
     await page.goto(`${srv.url}/tokens`);
     return (await listRows(page)).filter((r) => r.lastUsed !== "Never used").length === 2;

@@ -207,3 +207,75 @@ test("without JavaScript the chart and its table are all there; other users get 
   });
   assert.equal(other.status, 404);
 });
+
+// Every PAT of "una" in order `sort` through the API, `limit` a page.
+async function walkApi(sort, limit) {
+  const ids = [];
+  let cursor = null;
+  do {
+    const q = `sort=${sort}&limit=${limit}` + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : "");
+    const r = await userCall(srv.url, "una", "GET", `/api/pats?${q}`);
+    assert.equal(r.status, 200, r.text);
+    ids.push(...r.json.pats.map((p) => p.id));
+    cursor = r.json.next_cursor;
+  } while (cursor);
+  return ids;
+}
+
+test("the list sorts by last use: API pages and the page's sort links, without JavaScript", { skip }, async () => {
+  const fresh = (await userCall(srv.url, "una", "POST", "/api/pats", {
+    name: "never used", scopes: ["demo_api:read"], expires_in_days: 30,
+  })).json;
+  const all = (await userCall(srv.url, "una", "GET", "/api/pats")).json.pats;
+  const used = (p) => (p.last_used_at ? Date.parse(p.last_used_at) : 0);
+  // what the orders mean, from the values the API shows (ties by id, with the order)
+  const by = (dir) => [...all].sort((a, b) => dir * (used(a) - used(b)) || dir * (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((p) => p.id);
+  const recent = by(-1);
+  const least = by(1);
+  assert.equal(least[0], fresh.id, "never used first");
+  assert.equal(recent.at(-1), fresh.id, "never used last");
+  assert.ok(recent.indexOf(seeded.id) < least.indexOf(seeded.id) || all.length === 1);
+  for (const limit of [1, 2, 100]) {
+    assert.deepEqual(await walkApi("last_used", limit), recent, `last_used, ${limit} a page`);
+    assert.deepEqual(await walkApi("least_recently_used", limit), least, `least_recently_used, ${limit} a page`);
+  }
+  // a cursor of one order used with another: refused with a clear error
+  const first = (await userCall(srv.url, "una", "GET", "/api/pats?sort=last_used&limit=1")).json;
+  const wrong = await userCall(srv.url, "una", "GET", `/api/pats?sort=least_recently_used&cursor=${encodeURIComponent(first.next_cursor)}`);
+  assert.equal(wrong.status, 400);
+  assert.equal(wrong.json.error, "invalid_request");
+  assert.match(wrong.json.error_description, /^cursor belongs to another sort order: repeat sort=last_used/);
+  const bad = await userCall(srv.url, "una", "GET", "/api/pats?sort=popular");
+  assert.equal(bad.status, 400);
+  assert.equal(bad.json.error_description, "sort must be one of newest, last_used, least_recently_used");
+
+  // the page, no JavaScript: follow the sort links
+  const page = await newPage({ js: false });
+  await page.goto(`${srv.url}/tokens`);
+  const rowIds = () => page.$$eval("tbody tr[data-token-id]", (rs) => rs.map((r) => r.dataset.tokenId));
+  const current = () => page.$$eval("nav.sort a[aria-current]", (as) => as.map((a) => a.textContent));
+  assert.deepEqual(await current(), ["Newest"]);
+  await Promise.all([page.waitForNavigation(), page.click("nav.sort a[href='/tokens?sort=least_recently_used']")]);
+  assert.equal(new URL(page.url()).search, "?sort=least_recently_used");
+  assert.deepEqual(await current(), ["Least recently used"]);
+  assert.deepEqual(await rowIds(), least);
+  await Promise.all([page.waitForNavigation(), page.click("nav.sort a[href='/tokens?sort=last_used']")]);
+  assert.deepEqual(await current(), ["Recently used"]);
+  assert.deepEqual(await rowIds(), recent);
+  await page.close();
+
+  // with JavaScript: axe-core and screenshots at desktop and phone width
+  const shown = await newPage();
+  await shown.setBypassCSP(true); // only to inject axe-core
+  await shown.goto(`${srv.url}/tokens?sort=least_recently_used`);
+  assert.deepEqual(await shown.$$eval("tbody tr[data-token-id]", (rs) => rs.map((r) => r.dataset.tokenId)), least);
+  await axeCheck(shown, "token list sorted by least recent use");
+  await shown.screenshot({ path: join(SHOTS, "tokens-sorted-desktop.png"), fullPage: true });
+  await shown.setViewport({ width: 375, height: 800, deviceScaleFactor: 2 });
+  await shown.goto(`${srv.url}/tokens?sort=least_recently_used`);
+  assert.ok((await shown.evaluate(() => document.documentElement.scrollWidth)) <= 375, "no sideways scroll at phone width");
+  await axeCheck(shown, "token list sorted, phone");
+  await shown.screenshot({ path: join(SHOTS, "tokens-sorted-phone.png"), fullPage: true });
+  assert.deepEqual(shown.problems, []);
+  await shown.close();
+});

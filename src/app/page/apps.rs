@@ -1,6 +1,6 @@
 //! "Authorized applications" (`GET /tokens/apps`, `GET, POST /tokens/apps/{id}/revoke`): the
-//! signed-in user's live grants (each app approved for one API, with its scopes, when approved
-//! and last used) and Revoke, which ends the grant with every access and refresh token issued
+//! signed-in user's live grants (each app approved for one API, with its scopes, when approved,
+//! and the uses of its access tokens: when and where last used, how often in the last 30 days) and Revoke, which ends the grant with every access and refresh token issued
 //! from it at once (`tokens::end_grant`) and forgets the remembered approval, so the next
 //! authorization asks again.
 
@@ -16,6 +16,7 @@ use crate::authz::records::{AppGrant, GrantEnd};
 use crate::error::Error;
 use crate::http::Request;
 use crate::store::Backend;
+use crate::store_usage::GrantUses;
 
 /// Most applications listed.
 const MAX_APPS: u32 = 50;
@@ -36,6 +37,7 @@ async fn row<B: Backend>(ctx: &Ctx<'_, B>, g: &AppGrant) -> Result<AppRow, Error
         grant: g.clone(),
         name,
         identity: ident,
+        uses: None,
     })
 }
 
@@ -53,8 +55,30 @@ pub(super) async fn list<B: Backend>(
     for g in &grants {
         rows.push(row(ctx, g).await?);
     }
+    // The uses are extra: when they cannot be read the list (and Revoke) still shows, saying so.
+    let ids: Vec<String> = grants.iter().map(|g| g.id.clone()).collect();
+    let counted = match tokens::grant_uses(ctx, &ids).await {
+        Ok(mut uses) => {
+            for r in &mut rows {
+                r.uses = Some(uses.remove(&r.grant.id).unwrap_or_else(|| GrantUses {
+                    grant_id: r.grant.id.clone(),
+                    last_used_at: None,
+                    use_count: 0,
+                    recent_uses: 0,
+                    last_used_from: Vec::new(),
+                }));
+            }
+            true
+        }
+        Err(e) => {
+            ctx.isolate
+                .warn(format!("authorized applications: uses not read: {e:?}"));
+            false
+        }
+    };
     let csrf = csrf_for(key, who)?;
-    Ok(html(200, authz_views::apps(&viewer(who, &csrf), &rows, ctx.now)).into())
+    let page = authz_views::apps(&viewer(who, &csrf), &rows, ctx.now, counted);
+    Ok(html(200, page).into())
 }
 
 /// The user's live grant `id` (another user's, or an ended one, is not found).

@@ -65,6 +65,9 @@ dd{margin:0;min-width:0;overflow-wrap:anywhere}
 .consent-scopes{list-style:none;padding:0}
 .consent-scopes li{margin:0 0 .5rem}
 .pager{display:flex;gap:1rem;margin:1rem 0}
+.sort{display:flex;flex-wrap:wrap;gap:.25rem .75rem;align-items:baseline;margin:.5rem 0}
+.sort ul{display:flex;flex-wrap:wrap;gap:.25rem .75rem;list-style:none;margin:0;padding:0}
+.sort a[aria-current]{font-weight:600;color:var(--fg);text-decoration:none;border-bottom:2px solid currentColor}
 .usage-link{font-size:.875rem}
 .usage{margin:1rem 0;max-width:40rem}
 .usage figcaption{margin:0 0 .5rem}

@@ -1,11 +1,13 @@
 //! The authorization server's pages, in the token page's layout and style: the consent page,
-//! "Authorized applications" with its revoke confirmation, and the authorization endpoint's
+//! "Authorized applications" (with the uses of each app's tokens) and its revoke confirmation, and the authorization endpoint's
 //! error page. Every value is escaped by maud.
 
 use super::dates::{ago, date};
 use super::views::{layout, time_exact, Viewer};
 use crate::app::server::ConsentView;
+use crate::app::tokens::GRANT_USAGE_DAYS;
 use crate::authz::records::AppGrant;
+use crate::store_usage::GrantUses;
 use maud::{html, Markup};
 
 /// The consent page: who asks, where the code goes, for which API and scopes; Approve or Deny.
@@ -58,10 +60,50 @@ pub struct AppRow {
     pub grant: AppGrant,
     pub name: String,
     pub identity: String,
+    /// The uses of its access tokens (`None`: not read).
+    pub uses: Option<GrantUses>,
+}
+
+/// Where an app's token was last used from, in words (the most recent place only).
+fn used_from(u: &GrantUses) -> Option<String> {
+    let f = u.last_used_from.first()?;
+    let mut parts = vec![match f.via.as_str() {
+        "gate" => format!("Gate route {}", f.name),
+        "introspection" => format!("API {}", f.name),
+        other => format!("{other} {}", f.name),
+    }];
+    parts.extend(
+        [&f.colo, &f.country, &f.ip]
+            .into_iter()
+            .filter_map(Clone::clone),
+    );
+    Some(parts.join(" · "))
+}
+
+/// The "Last used" and "Uses" cells of an app.
+fn usage_cells(u: Option<&GrantUses>, now: i64) -> Markup {
+    html! {
+        td.last-used data-label="Last used" {
+            @match u.map(|u| (u, u.last_used_at)) {
+                None => span.muted { "Unknown" },
+                Some((_, None)) => span.muted { "Never used" },
+                Some((u, Some(t))) => {
+                    (time_exact(t, &ago(t, now)))
+                    @if let Some(from) = used_from(u) { br; span.muted.used-from { "from " (from) } }
+                }
+            }
+        }
+        td.uses data-label={ "Uses, last " (GRANT_USAGE_DAYS) " days" } {
+            @match u {
+                None => span.muted { "—" },
+                Some(u) => (u.recent_uses),
+            }
+        }
+    }
 }
 
 /// "Authorized applications": the user's live grants, newest first.
-pub fn apps(viewer: &Viewer<'_>, rows: &[AppRow], now: i64) -> Markup {
+pub fn apps(viewer: &Viewer<'_>, rows: &[AppRow], now: i64, counted: bool) -> Markup {
     let body = html! {
         div.bar {
             h1 { "Authorized applications" }
@@ -71,6 +113,7 @@ pub fn apps(viewer: &Viewer<'_>, rows: &[AppRow], now: i64) -> Markup {
         @if rows.is_empty() {
             p { "You have not authorized any application." }
         } @else {
+            @if !counted { p.notice { "How the applications were used cannot be shown right now." } }
             table {
                 thead { tr {
                     th scope="col" { "Application" }
@@ -78,6 +121,7 @@ pub fn apps(viewer: &Viewer<'_>, rows: &[AppRow], now: i64) -> Markup {
                     th scope="col" { "Scopes" }
                     th scope="col" { "Approved" }
                     th scope="col" { "Last used" }
+                    th scope="col" { "Uses, last " (GRANT_USAGE_DAYS) " days" }
                     th scope="col" { "Actions" }
                 } }
                 tbody {
@@ -87,12 +131,7 @@ pub fn apps(viewer: &Viewer<'_>, rows: &[AppRow], now: i64) -> Markup {
                             td data-label="API" { code { (r.grant.audience.resource) } }
                             td.scopes data-label="Scopes" { @for s in &r.grant.scopes { span.scope { (s) } " " } }
                             td data-label="Approved" { (time_exact(r.grant.created_at, &date(r.grant.created_at))) }
-                            td data-label="Last used" {
-                                @match r.grant.last_used_at {
-                                    Some(t) => (time_exact(t, &ago(t, now))),
-                                    None => "Never",
-                                }
-                            }
+                            (usage_cells(r.uses.as_ref(), now))
                             td.actions {
                                 a.btn-danger href={ "/tokens/apps/" (r.grant.id) "/revoke" } { "Revoke" span.visually-hidden { " " (r.name) } }
                             }

@@ -7,7 +7,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /` | 303 to `/tokens` |
-//! | `GET /tokens?cursor=` | the user's tokens, newest first, 20 a page |
+//! | `GET /tokens?sort=&cursor=` | the user's tokens, newest first (or by last use: `sort=last_used`, `least_recently_used`), 20 a page |
 //! | `GET, POST /tokens/new` | the "Generate new token" form; the POST answers with the token, once |
 //! | `GET, POST /tokens/{id}/regenerate` | confirm, then rotate (the new token shown once) |
 //! | `GET, POST /tokens/{id}/revoke` | confirm, then revoke (303 to `/tokens`) |
@@ -37,6 +37,7 @@ mod consent;
 mod dates;
 mod form;
 mod identity;
+mod list_sort;
 mod pats;
 mod replay;
 mod respond;

@@ -27,8 +27,12 @@ pub(super) async fn list<B: Backend>(
     who: &Who,
 ) -> Result<Outcome, Fail> {
     let q = req.query_params()?;
-    let after = q.get("cursor").map(tokens::parse_cursor).transpose()?;
-    let (recs, next) = tokens::list_for(ctx, &who.user, after.as_ref(), PAGE_SIZE).await?;
+    let sort = tokens::PatSort::parse(q.get("sort"))?;
+    let after = q
+        .get("cursor")
+        .map(|c| tokens::parse_cursor(c, sort))
+        .transpose()?;
+    let (recs, next) = tokens::list_for(ctx, &who.user, sort, after.as_ref(), PAGE_SIZE).await?;
     let statuses = tokens::statuses(ctx, &recs).await?;
     let csrf = csrf_for(key, who)?;
     let page = views::list_page(
@@ -38,6 +42,7 @@ pub(super) async fn list<B: Backend>(
         ctx.now,
         next.as_deref(),
         after.is_none(),
+        sort,
     );
     Ok(html(200, page).into())
 }

@@ -822,6 +822,104 @@ fn list_is_paginated_newest_first() {
 }
 
 #[test]
+fn the_list_sorts_by_last_use_with_links_that_keep_the_order_across_pages() {
+    let mut h = h();
+    let cookie = h.sign_in("alice");
+    for i in 0..23 {
+        h.now = NOW + i;
+        let r = h.create(
+            &cookie,
+            &format!("name=t{i}&expiration=30&scope=demo_api%3Aread"),
+        );
+        assert_eq!(r.status, 200);
+    }
+    // t{i} last used at NOW + 1000 + i for even i; odd ones never used
+    for t in h.backend.tokens.borrow_mut().iter_mut() {
+        let i: i64 = t.name.as_deref().unwrap_or("")[1..].parse().expect("t{i}");
+        if i % 2 == 0 {
+            t.last_used_at = Some(NOW + 1000 + i);
+        }
+    }
+    let names = |page: &str| -> Vec<String> {
+        page.split(r#"<span class="name">"#)
+            .skip(1)
+            .map(|p| p.split('<').next().unwrap_or("").to_owned())
+            .collect()
+    };
+    let next_link = |page: &str| -> Option<String> {
+        let start = page.find(r#"rel="next""#)?;
+        let a = page[..start].rfind("href=\"")? + 6;
+        Some(page[a..].split('"').next()?.replace("&amp;", "&"))
+    };
+    let walk = |first: &str| -> Vec<String> {
+        let mut seen = Vec::new();
+        let mut path = Some(first.to_owned());
+        while let Some(p) = path {
+            let r = h.get(&p, Some(&cookie));
+            assert_eq!(r.status, 200, "{p}");
+            let page = text(&r);
+            seen.extend(names(&page));
+            path = next_link(&page);
+            if let Some(n) = &path {
+                assert!(n.starts_with(first), "{n} keeps {first}");
+            }
+        }
+        seen
+    };
+    let t = |v: &[i64]| -> Vec<String> { v.iter().map(|i| format!("t{i}")).collect() };
+    let even_desc: Vec<i64> = (0..23).rev().filter(|i| i % 2 == 0).collect();
+    let odd_desc: Vec<i64> = (0..23).rev().filter(|i| i % 2 == 1).collect();
+    let first_page = text(&h.get("/tokens?sort=last_used", Some(&cookie)));
+    assert_eq!(names(&first_page).len(), 20);
+    // Never used tokens tie at 0: by id, which the test does not choose, so only the used
+    // ones' order is pinned, and every token is listed exactly once.
+    let all = walk("/tokens?sort=last_used");
+    assert_eq!(all[..12], t(&even_desc)[..], "most recently used first");
+    let mut rest = all[12..].to_vec();
+    rest.sort();
+    let mut want = t(&odd_desc);
+    want.sort();
+    assert_eq!(rest, want, "then the never used ones, each once");
+    let all = walk("/tokens?sort=least_recently_used");
+    let mut never = all[..11].to_vec();
+    never.sort();
+    assert_eq!(never, want, "never used first");
+    let even_asc: Vec<i64> = even_desc.iter().rev().copied().collect();
+    assert_eq!(all[11..], t(&even_asc)[..], "then the least recently used");
+    // the sort links: each order's first page, the current one marked for assistive technology
+    assert!(first_page.contains(r#"<nav class="sort" aria-label="Sort tokens">"#));
+    assert!(first_page
+        .contains(r#"<a href="/tokens?sort=last_used" aria-current="true">Recently used</a>"#));
+    assert!(first_page.contains(r#"<a href="/tokens">Newest</a>"#));
+    let nav = first_page
+        .split(r#"<nav class="sort""#)
+        .nth(1)
+        .expect("nav");
+    let nav = nav.split("</nav>").next().expect("nav end");
+    assert_eq!(nav.matches("aria-current").count(), 1);
+    assert!(first_page.contains(r#"<th scope="col" aria-sort="descending">Last used</th>"#));
+    let default = text(&h.get("/tokens", Some(&cookie)));
+    assert!(!default.contains("aria-sort"));
+    assert!(default.contains(r#"<a href="/tokens" aria-current="true">Newest</a>"#));
+    let second = h.get(&next_link(&first_page).expect("next"), Some(&cookie));
+    assert!(text(&second).contains(r#"<a href="/tokens?sort=last_used">Most recently used</a>"#));
+    // a bad order, or a cursor of another order: refused, not a list in some other order
+    assert_eq!(h.get("/tokens?sort=uses", Some(&cookie)).status, 400);
+    let cursor = next_link(&default).expect("next");
+    let cursor = cursor.split("cursor=").nth(1).expect("cursor");
+    let r = h.get(
+        &format!("/tokens?sort=last_used&cursor={cursor}"),
+        Some(&cookie),
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        text(&r).contains("Cursor belongs to another sort order"),
+        "{}",
+        text(&r)
+    );
+}
+
+#[test]
 fn methods_routes_and_bodies() {
     let h = h();
     let cookie = h.sign_in("alice");

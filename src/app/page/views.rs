@@ -3,6 +3,8 @@
 
 use super::assets::{SCRIPT, STYLE};
 use super::dates::{ago, date, exact, expiry_text};
+use super::list_sort;
+use crate::app::tokens::PatSort;
 use crate::model::{Status, TokenRecord};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
@@ -102,6 +104,7 @@ pub fn list_page(
     now: i64,
     next: Option<&str>,
     first_page: bool,
+    sort: PatSort,
 ) -> Markup {
     let body = html! {
         div.bar {
@@ -110,6 +113,7 @@ pub fn list_page(
         }
         p { a href="/tokens/apps" { "Authorized applications" } }
         p.lead { "Tokens you have generated to use with the APIs behind patgate. Treat them like passwords." }
+        @if !(recs.is_empty() && first_page) { (list_sort::nav(sort)) }
         @if recs.is_empty() {
             p { @if first_page { "You have no personal access tokens yet." } @else { "No more tokens." } }
         } @else {
@@ -118,7 +122,7 @@ pub fn list_page(
                     th scope="col" { "Name" }
                     th scope="col" { "Scopes" }
                     th scope="col" { "Expires" }
-                    th scope="col" { "Last used" }
+                    th scope="col" aria-sort=[list_sort::last_used_aria_sort(sort)] { "Last used" }
                     th scope="col" { "Status" }
                     th scope="col" { "Actions" }
                 } }
@@ -128,8 +132,8 @@ pub fn list_page(
             }
         }
         nav.pager aria-label="Pages" {
-            @if !first_page { a href="/tokens" { "Newest tokens" } }
-            @if let Some(c) = next { a href={ "/tokens?cursor=" (c) } rel="next" { "Older tokens" } }
+            @if !first_page { a href=(list_sort::list_url(sort, None)) { (list_sort::first_page_label(sort)) } }
+            @if let Some(c) = next { a href=(list_sort::list_url(sort, Some(c))) rel="next" { (list_sort::next_page_label(sort)) } }
         }
     };
     layout("Personal access tokens", Some(viewer), &body)

@@ -12,6 +12,7 @@
 mod active;
 mod decision;
 mod expiry;
+mod grant_usage;
 mod grants;
 mod introspect;
 mod issuance;
@@ -20,6 +21,7 @@ mod leaks;
 mod lifecycle;
 mod new_pat;
 mod one_status;
+mod pat_list;
 mod pats;
 mod reuse;
 mod revocation;
@@ -50,6 +52,7 @@ pub use usage::pat_usage;
 
 // Counting uses (introspection, the gate), the usage report and where a token was used from
 // (the PAT API, the admin inventory, the token page).
+pub use grant_usage::{grant_uses, GRANT_USAGE_DAYS};
 pub use usage::{days_param, note_use, usage_response};
 pub use used_from::{from_views, FromView};
 
@@ -66,6 +69,7 @@ pub use new_pat::{
 
 // A user's PATs (the token page) and the one revocation path.
 pub use grants::{end_grant, end_grant_by_id, purge_hashes};
-pub use pats::{days_left, list_for, owned, parse_cursor, revoke_for, EXPIRING_SOON_DAYS};
+pub use pat_list::{list_for, parse_cursor, PatCursor, PatSort};
+pub use pats::{days_left, owned, revoke_for, EXPIRING_SOON_DAYS};
 pub use revocation::{revoke_record, revoke_record_because, revoked_event, Purge};
 pub use rotation::{rotate_record, Rotated};

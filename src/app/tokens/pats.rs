@@ -3,6 +3,7 @@
 
 use super::new_pat::{self, CreatePat};
 use super::one_status;
+use super::pat_list::{self, PatSort};
 use super::revocation::{revoke_record, revoked_event, Purge};
 use super::rotation::{self, grace_from_body, Rotated};
 use crate::app::ctx::{Ctx, Outcome};
@@ -10,10 +11,9 @@ use crate::app::user;
 use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::model::{Status, TokenRecord};
-use crate::store::{Backend, Cursor};
+use crate::store::Backend;
 use crate::time::rfc3339;
 use crate::token::PlainToken;
-use base64::Engine as _;
 use serde::Serialize;
 
 const DEFAULT_PAGE: u32 = 50;
@@ -172,21 +172,6 @@ pub async fn create<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Respo
     Ok(created_response(&rec, &token))
 }
 
-pub fn parse_cursor(s: &str) -> Result<Cursor, Error> {
-    let bad = || Error::InvalidRequest("cursor is not valid".into());
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s)
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let (ts, id) = text.split_once('.').ok_or_else(bad)?;
-    Ok((ts.parse().map_err(|_| bad())?, id.to_owned()))
-}
-
-fn make_cursor(rec: &TokenRecord) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("{}.{}", rec.created_at, rec.id))
-}
-
 pub async fn list<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Response, Error> {
     let sub = user::authenticate(ctx, req).await?;
     let q = req.query_params()?;
@@ -198,8 +183,12 @@ pub async fn list<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Respons
             .filter(|l| (1..=MAX_PAGE).contains(l))
             .ok_or_else(|| Error::InvalidRequest(format!("limit must be 1 to {MAX_PAGE}")))?,
     };
-    let after = q.get("cursor").map(parse_cursor).transpose()?;
-    let (recs, next) = list_for(ctx, &sub, after.as_ref(), limit).await?;
+    let sort = PatSort::parse(q.get("sort"))?;
+    let after = q
+        .get("cursor")
+        .map(|c| pat_list::parse_cursor(c, sort))
+        .transpose()?;
+    let (recs, next) = pat_list::list_for(ctx, &sub, sort, after.as_ref(), limit).await?;
     let statuses = one_status::statuses(ctx, &recs).await?;
     let pats: Vec<PatView<'_>> = recs
         .iter()
@@ -210,23 +199,6 @@ pub async fn list<B: Backend>(ctx: &Ctx<'_, B>, req: &Request) -> Result<Respons
         200,
         &serde_json::json!({ "pats": pats, "next_cursor": next }),
     ))
-}
-
-/// One page of `sub`'s PATs, newest first, and the cursor of the next page if there is one.
-pub async fn list_for<B: Backend>(
-    ctx: &Ctx<'_, B>,
-    sub: &str,
-    after: Option<&Cursor>,
-    limit: u32,
-) -> Result<(Vec<TokenRecord>, Option<String>), Error> {
-    let mut recs = ctx.backend.list_pats(sub, after, limit + 1).await?;
-    let next = if recs.len() > limit as usize {
-        recs.truncate(limit as usize);
-        recs.last().map(make_cursor)
-    } else {
-        None
-    };
-    Ok((recs, next))
 }
 
 pub async fn owned<B: Backend>(
@@ -306,17 +278,5 @@ mod tests {
         assert_eq!(days_left(now + 1, now), 1);
         assert_eq!(days_left(now, now), 0);
         assert_eq!(days_left(now - 86_400, now), 0);
-    }
-
-    #[test]
-    fn cursor_round_trip_and_garbage() {
-        let rec = TokenRecord {
-            created_at: 42,
-            expires_at: 43,
-            ..crate::testing::pat_record("abc", "s", crate::token::TokenHash([0; 32]), 0)
-        };
-        assert_eq!(parse_cursor(&make_cursor(&rec)), Ok((42, "abc".to_owned())));
-        assert!(parse_cursor("!!").is_err());
-        assert!(parse_cursor("bm9kb3Q").is_err());
     }
 }

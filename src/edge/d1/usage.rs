@@ -5,11 +5,11 @@ use super::super::backend::EdgeBackend;
 use super::super::js::{err, n, s};
 use crate::model::{SqlValue, TokenRecord};
 use crate::storage::deliveries::{UsageDbRow, USAGE_COLUMNS};
-use crate::storage::inventory;
-use crate::storage::rows::TOKEN_COLUMNS;
+use crate::storage::rows::{LEAK_URLS_COLUMN, TOKEN_COLUMNS};
+use crate::storage::{grant_usage, inventory};
 use crate::store::StoreError;
 use crate::store::{Inventory, UsageStore};
-use crate::store_usage::InventoryQuery;
+use crate::store_usage::{GrantUses, InventoryQuery};
 use crate::usage::book::UsageRow;
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
@@ -46,6 +46,24 @@ impl UsageStore for EdgeBackend {
         .await
         .map(|_| ())
     }
+
+    async fn grant_uses(
+        &self,
+        grant_ids: &[String],
+        from_day: i64,
+    ) -> Result<Vec<GrantUses>, StoreError> {
+        if grant_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = s(&grant_usage::ids_json(grant_ids));
+        let totals = self
+            .rows(grant_usage::TOTALS_SQL, std::slice::from_ref(&ids))
+            .await?;
+        let days = self
+            .rows(grant_usage::DAYS_SQL, &[ids, n(from_day)])
+            .await?;
+        grant_usage::combine(totals, days)
+    }
 }
 
 #[derive(Deserialize)]
@@ -55,7 +73,8 @@ struct CountRow {
 
 impl Inventory for EdgeBackend {
     async fn inventory(&self, q: &InventoryQuery) -> Result<Vec<TokenRecord>, StoreError> {
-        let (sql, values) = inventory::page_sql(q, TOKEN_COLUMNS);
+        // with the leak report URLs: the token page lists a user's PATs through this too
+        let (sql, values) = inventory::page_sql(q, &format!("{TOKEN_COLUMNS}, {LEAK_URLS_COLUMN}"));
         self.query_tokens(&sql, &bind(&values)).await
     }
 
