@@ -16,6 +16,9 @@
 //!   D1 and rewritten (the refill: lands 0 to 30 s later, or is lost), a dead one deleted.
 //! - D1: the truth. A revocation (or a rotation without grace) and its feed entry commit
 //!   together; the KV deletes follow (each lost with 3%) and are repeated 10 s later.
+//! - Authorization grants: with 60% a schedule has an app's grant holding some of its records
+//!   (the grant's access tokens, never rotated); its end (user, admin, refresh-token reuse, code
+//!   replay: all one write) revokes them all in D1 with one `a` entry, looked up by grant id.
 //! - The feed: each location's Cache API holds a snapshot (read fails or is evicted now and
 //!   then); an isolate whose view is over 2 s old refreshes it from there, or asks the feed
 //!   since the snapshot's cursor, in pages of at most 3 entries. Queries and answers take 10 ms
@@ -95,6 +98,8 @@ pub(super) enum Bug {
     MaxAgeIgnoresViewAge,
     /// No feed: KV's answer is final (the design before the feed).
     NoFeed,
+    /// The decision does not look up the token's authorization grant in the view.
+    NoGrantLookup,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -142,6 +147,9 @@ impl Config {
 /// A token: (record, generation).
 type Tok = (usize, u32);
 
+/// The id of the schedule's authorization grant.
+const GRANT_ID: &str = "grant1";
+
 /// Records per schedule and generations per record, at most.
 const MAX_RECORDS: usize = 4;
 const MAX_GENERATIONS: usize = 3;
@@ -178,6 +186,8 @@ enum Event {
     Revoke {
         rec: usize,
     },
+    /// The end of the schedule's authorization grant.
+    EndGrant,
     Rotate {
         rec: usize,
     },
@@ -226,6 +236,8 @@ struct Location {
 #[derive(Default)]
 struct Record {
     id: String,
+    /// An access token of the schedule's authorization grant (never rotated).
+    in_grant: bool,
     issued: bool,
     generation: u32,
     revoked_at: Option<Millis>,
@@ -249,6 +261,8 @@ pub(super) struct Stats {
     pub saved_by_d1: u64,
     /// A refill landed in KV after its token died.
     pub late_refills: u64,
+    /// Like `saved_by_view`, for a token whose grant ended (and not itself revoked).
+    pub saved_by_grant: u64,
     pub source_fetches: u64,
     pub api_uses: u64,
 }
@@ -265,6 +279,7 @@ impl Stats {
         self.unavailable += o.unavailable;
         self.saved_by_d1 += o.saved_by_d1;
         self.late_refills += o.late_refills;
+        self.saved_by_grant += o.saved_by_grant;
         self.source_fetches += o.source_fetches;
         self.api_uses += o.api_uses;
     }
@@ -289,6 +304,8 @@ struct World<'c> {
     /// Per token slot.
     kv: Vec<Vec<Version>>,
     records: Vec<Record>,
+    /// When the schedule's authorization grant ended.
+    grant_ended: Option<Millis>,
     feed: FeedLog,
     stats: Stats,
     violations: Vec<String>,
@@ -344,6 +361,7 @@ impl<'c> World<'c> {
             locs,
             kv: (0..TOKENS).map(|_| Vec::new()).collect(),
             records: Vec::new(),
+            grant_ended: None,
             feed: FeedLog::new(),
             stats: Stats::default(),
             violations: Vec::new(),
@@ -388,15 +406,28 @@ impl<'c> World<'c> {
     fn plan_schedule(&mut self) {
         let horizon = self.horizon();
         let n_records = self.rng.range(2, MAX_RECORDS as i64) as usize;
+        // the first 1 to n records are the grant's access tokens
+        let in_grant = if self.rng.per_mille(600) {
+            self.rng.range(1, n_records as i64) as usize
+        } else {
+            0
+        };
         let mut deaths = Vec::new();
+        if in_grant > 0 && self.rng.per_mille(800) {
+            let t = self.rng.range(10_000, horizon);
+            self.schedule(t, Event::EndGrant);
+            deaths.extend((0..in_grant).map(|rec| (t, (rec, 0))));
+        }
         for rec in 0..n_records {
             self.records.push(Record {
                 id: format!("rec{rec}"),
+                in_grant: rec < in_grant,
                 ..Record::default()
             });
             let issue = self.rng.range(0, 5_000);
             self.schedule(issue, Event::Issue { rec });
-            let mut rotations: Vec<Millis> = (0..self.rng.range(0, 2))
+            let rotations_max = if rec < in_grant { 0 } else { 2 };
+            let mut rotations: Vec<Millis> = (0..self.rng.range(0, rotations_max))
                 .map(|_| self.rng.range(5_000, horizon))
                 .collect();
             rotations.sort_unstable();
@@ -533,6 +564,7 @@ impl<'c> World<'c> {
                 }
             }
             Event::Revoke { rec } => self.revoke(rec),
+            Event::EndGrant => self.end_grant(),
             Event::Rotate { rec } => self.rotate(rec),
             Event::KvLand { tok, value } => {
                 if value.is_some() && self.dead_at(tok).is_some() {
@@ -617,6 +649,30 @@ impl<'c> World<'c> {
         }
     }
 
+    /// The grant and, in the same transaction, its access tokens' rows and its `a` entry; then
+    /// each token's KV purge (the revocation path's).
+    fn end_grant(&mut self) {
+        if self.grant_ended.is_some() {
+            return;
+        }
+        self.grant_ended = Some(self.now);
+        let now = self.now;
+        let mut purge = Vec::new();
+        for (rec, r) in self.records.iter_mut().enumerate() {
+            if r.in_grant && r.revoked_at.is_none() {
+                r.revoked_at = Some(now);
+                purge.push(rec);
+            }
+        }
+        let at = self.some_clock();
+        let key = Key::Grant(GRANT_ID.into());
+        let until = self.cfg.retention.until(&key, at, None);
+        self.feed.append(key, at, until);
+        for rec in purge {
+            self.purge_kv((rec, 0));
+        }
+    }
+
     fn rotate(&mut self, rec: usize) {
         let r = &self.records[rec];
         if !r.issued || r.revoked_at.is_some() {
@@ -687,9 +743,12 @@ impl<'c> World<'c> {
         let late = dead.is_some_and(|d| now - d > BOUND_MS);
         let h = hash_of(tok);
         let view = &self.locs[loc].isolates[iso].1;
+        let r = &self.records[tok.0];
+        let by_grant = r.in_grant && self.grant_ended.is_some() && dead == self.grant_ended;
         let subject = Subject {
             token: Some(&h),
-            record: Some(&self.records[tok.0].id),
+            record: Some(&r.id),
+            grant: (r.in_grant && self.cfg.bug != Bug::NoGrantLookup).then_some(GRANT_ID),
             ..Subject::default()
         };
         match decide(true, view, &subject, local, &p) {
@@ -700,6 +759,7 @@ impl<'c> World<'c> {
                     ));
                 }
                 self.stats.saved_by_view += u64::from(late);
+                self.stats.saved_by_grant += u64::from(late && by_grant);
                 None
             }
             Verdict::Active => {

@@ -164,6 +164,8 @@ async fn through_feed<B: Backend>(
     let subject = Subject {
         token: Some(hash),
         record: Some(&g.id),
+        // an app's access token dies with its authorization grant
+        grant: g.grant_id.as_deref(),
         ..Subject::default()
     };
     match revocations::check(ctx, &subject, deferred).await {
