@@ -8,7 +8,8 @@
 // `stale_kv_served` shows it did), through the revocation feed (D1 -> B's Cache API snapshot ->
 // B's view). The same for an app's authorization grant obtained through the real flow (sign-in,
 // /authorize, consent, code exchange, refreshes at both locations), ended at A by the user's Revoke
-// and by refresh-token reuse. Then the fallback: with B's feed unreadable (a dev fault), its view ages and every
+// and by refresh-token reuse; and the natural end of a rotation's short grace (no write at all).
+// Then the fallback: with B's feed unreadable (a dev fault), its view ages and every
 // token the one-read path would let through is read from D1 instead.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -112,6 +113,29 @@ test("rotation without grace and the end of a grace: the old token refused elsew
     assert.equal(rv.status, 200);
   });
   assert.equal((await introspect(b.url, r.json.token)).json.active, true, "the current token works");
+});
+
+test("the natural end of a short grace, with no write: the old token refused at B within 5 s of it while B's KV serves the grant from before the rotation", async () => {
+  const pat = await createPat(a.url, "graceful");
+  assert.equal((await introspect(b.url, pat.token)).json.active, true, "B has read its grant");
+  const served = (await counters(b)).stale_kv_served;
+  const r = await userCall(a.url, "graceful", "POST", `/api/pats/${pat.id}/rotate`, { grace_seconds: 3 });
+  assert.equal(r.status, 201, r.text);
+  // grace_until = the server's second + 3: at most 3 s from now
+  const endBy = Date.now() + 3000;
+  assert.equal((await introspect(b.url, pat.token)).json.active, true, "in its grace at B");
+  let refusedAt;
+  for (;;) {
+    const q = await introspect(b.url, pat.token);
+    assert.equal(q.status, 200, q.text);
+    if (q.text === INACTIVE) { refusedAt = Date.now(); break; }
+    assert.ok(Date.now() - endBy <= BOUND_MS, `still active at B ${Date.now() - endBy} ms after the grace ended`);
+    await sleep(100);
+  }
+  console.log(`# a grace's natural end: refused at the other location ${Math.max(0, refusedAt - endBy)} ms after it (at the latest)`);
+  assert.ok(refusedAt >= endBy - 2000, "not before the grace's end (to the second)");
+  assert.ok((await counters(b)).stale_kv_served > served, "B's KV read cache served the old grant meanwhile");
+  assert.equal((await introspect(b.url, r.json.token)).json.active, true, "the new token works");
 });
 
 test("a client JWT revoked through RFC 7009 and a disabled client's tokens: refused elsewhere within 5 s", async () => {
