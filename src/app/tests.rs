@@ -124,6 +124,7 @@ mod clients;
 mod deliveries;
 mod fanout;
 mod feed;
+mod feed_cap;
 mod feed_grace;
 mod feed_grants;
 mod flow;
