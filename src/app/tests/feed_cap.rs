@@ -60,3 +60,61 @@ fn past_the_cap_of_d1_fallbacks_a_request_is_answered_as_if_d1_were_unreachable(
     assert!(h.backend.take_counts().d1_query > 0);
     assert_eq!(b.isolate.fallbacks().get(), 0, "every place given back");
 }
+
+#[test]
+fn a_client_jwt_past_the_cap_is_answered_as_if_d1_were_unreachable() {
+    let h = Harness::new();
+    h.backend.clients.borrow_mut().push(crate::model::Client {
+        id: "jwt_client".into(),
+        uid: "uid-jwt_client".into(),
+        secret: Some(SecretSet {
+            current: ClientSecret::new("jwt-secret").hash(),
+            previous: None,
+        }),
+        allowed_scopes: vec!["demo_api:read".into()],
+        token_format: TokenFormat::Jwt,
+        token_lifetime: 600,
+        enabled: true,
+    });
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("jwt_client:jwt-secret")
+    );
+    let issue = Request::new(Method::Post, "/oauth/token")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", &auth)
+        .body("grant_type=client_credentials".to_owned());
+    let (s, v, _) = h.call(&issue);
+    assert_eq!(s, 200, "{v}");
+    let jwt = v["access_token"].as_str().expect("jwt").to_owned();
+    let loc = Location::new();
+    let t0 = NOW * 1000;
+    assert!(loc.active(&h, &jwt, t0, true));
+    h.backend.break_feed.set(true);
+    let revoke = Request::new(Method::Post, "/oauth/revoke")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", &auth)
+        .body(format!("token={jwt}"));
+    assert_eq!(h.call(&revoke).0, 200);
+    h.backend.denied.borrow_mut().clear(); // this location's KV never saw the denylist entry
+    let held: Vec<_> = (0..MAX_FALLBACKS)
+        .map(|_| fallback(&loc.isolate).expect("a place"))
+        .collect();
+    h.backend.take_counts();
+    let o = loc.introspect(&h, &jwt, t0 + 10_000, false);
+    assert_eq!(o.response.json_body()["active"], true, "fail open");
+    assert_eq!(
+        o.response.header("cache-control"),
+        Some("private, max-age=0")
+    );
+    assert_eq!(
+        h.backend.take_counts().d1_query,
+        0,
+        "no D1 read past the cap"
+    );
+    drop(held);
+    assert!(
+        !loc.active(&h, &jwt, t0 + 10_100, false),
+        "D1's feed answers"
+    );
+}
