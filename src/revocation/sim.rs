@@ -15,7 +15,9 @@
 //!   writer's clock + `GRANT_CACHE` (60 s here, its smallest value); a stale one is read from
 //!   D1 and rewritten (the refill: lands 0 to 30 s later, or is lost), a dead one deleted.
 //! - D1: the truth. A revocation (or a rotation without grace) and its feed entry commit
-//!   together; the KV deletes follow (each lost with 3%) and are repeated 10 s later.
+//!   together; the KV deletes follow (each lost with 3%) and are repeated 10 s later. Half the
+//!   rotations give the old token a grace of 1 s to 3 min: nothing is written when it ends, and
+//!   every location's KV keeps the old token's grant from before the rotation.
 //! - Authorization grants: with 60% a schedule has an app's grant holding some of its records
 //!   (the grant's access tokens, never rotated); its end (user, admin, refresh-token reuse, code
 //!   replay: all one write) revokes them all in D1 with one `a` entry, looked up by grant id.
@@ -100,6 +102,8 @@ pub(super) enum Bug {
     NoFeed,
     /// The decision does not look up the token's authorization grant in the view.
     NoGrantLookup,
+    /// A rotation with a grace writes no `t` entry dated at the grace's end.
+    GraceEndNotInFeed,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -190,6 +194,8 @@ enum Event {
     EndGrant,
     Rotate {
         rec: usize,
+        /// The old token's grace period, if any.
+        grace: Option<Millis>,
     },
     KvLand {
         tok: Tok,
@@ -241,8 +247,10 @@ struct Record {
     issued: bool,
     generation: u32,
     revoked_at: Option<Millis>,
-    /// When generation `i` was rotated away.
+    /// When generation `i` was rotated away, and when it stopped working (the end of its
+    /// grace, or the rotation).
     rotated_at: Vec<Millis>,
+    dies_at: Vec<Millis>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -432,8 +440,13 @@ impl<'c> World<'c> {
                 .collect();
             rotations.sort_unstable();
             for (g, t) in rotations.iter().enumerate() {
-                self.schedule(*t, Event::Rotate { rec });
-                deaths.push((*t, (rec, g as u32)));
+                // half with a grace of 1 s to 3 min (longer than the `t` entry's retention too)
+                let grace = self
+                    .rng
+                    .per_mille(500)
+                    .then(|| self.rng.range(1_000, 180_000));
+                self.schedule(*t, Event::Rotate { rec, grace });
+                deaths.push((*t + grace.unwrap_or(0), (rec, g as u32)));
             }
             if self.rng.per_mille(700) {
                 let t = self.rng.range(10_000, horizon);
@@ -520,9 +533,14 @@ impl<'c> World<'c> {
         self.local(loc, iso)
     }
 
+    /// When the token died, if it has by now (D1's truth).
     fn dead_at(&self, (rec, g): Tok) -> Option<Millis> {
         let r = &self.records[rec];
-        let rotated = r.rotated_at.get(g as usize).copied();
+        let rotated = r
+            .dies_at
+            .get(g as usize)
+            .copied()
+            .filter(|d| *d <= self.now);
         match (r.revoked_at, rotated) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -565,7 +583,7 @@ impl<'c> World<'c> {
             }
             Event::Revoke { rec } => self.revoke(rec),
             Event::EndGrant => self.end_grant(),
-            Event::Rotate { rec } => self.rotate(rec),
+            Event::Rotate { rec, grace } => self.rotate(rec, grace),
             Event::KvLand { tok, value } => {
                 if value.is_some() && self.dead_at(tok).is_some() {
                     self.stats.late_refills += 1;
@@ -673,24 +691,44 @@ impl<'c> World<'c> {
         }
     }
 
-    fn rotate(&mut self, rec: usize) {
+    /// A rotation. With a grace the old token keeps working until its end and nothing is
+    /// written then; its KV grant stays as it was before the rotation (the worst case: a grant
+    /// that knows nothing of the grace), and the rotation's `t` entry is dated at the grace's
+    /// end when that comes before the entry's `until` (`FeedStamp::old_token_dies_at`).
+    fn rotate(&mut self, rec: usize, grace: Option<Millis>) {
         let r = &self.records[rec];
         if !r.issued || r.revoked_at.is_some() {
             return;
         }
         let old = (rec, r.generation);
+        let now = self.now;
         let r = &mut self.records[rec];
-        r.rotated_at.push(self.now);
+        r.rotated_at.push(now);
+        r.dies_at.push(now + grace.unwrap_or(0));
         r.generation += 1;
         let new = (rec, r.generation);
         let at = self.some_clock();
         let key = Key::token(&hash_of(old));
         let until = self.cfg.retention.until(&key, at, None);
-        self.feed.append(key, at, until);
+        let dies = at + grace.unwrap_or(0);
+        if dies < until && !(grace.is_some() && self.cfg.bug == Bug::GraceEndNotInFeed) {
+            self.feed.append(key, dies, until);
+        }
         let value = Some(at + self.cfg.grant_cache_ms);
         let land = self.now + self.rng.range(5, 200);
         self.schedule(land, Event::KvLand { tok: new, value });
-        self.purge_kv(old);
+        if grace.is_none() {
+            self.purge_kv(old);
+        }
+    }
+
+    /// When `tok`'s grace ends, if it is in one now.
+    fn grace_ends(&self, (rec, g): Tok) -> Option<Millis> {
+        let r = &self.records[rec];
+        r.dies_at
+            .get(g as usize)
+            .copied()
+            .filter(|d| *d > self.now && r.revoked_at.is_none())
     }
 
     /// What this location's KV read returns: its cached copy, else the newest version visible
@@ -753,7 +791,11 @@ impl<'c> World<'c> {
         };
         match decide(true, view, &subject, local, &p) {
             Verdict::Inactive => {
-                if dead.is_none() {
+                // a grace's end is judged by each isolate's clock (as D1's check is)
+                let ending = self
+                    .grace_ends(tok)
+                    .is_some_and(|e| e - now <= 2 * self.cfg.skew_max_ms);
+                if dead.is_none() && !ending {
                     self.violate(&format!(
                         "the feed refused the live token {tok:?} at location {loc}"
                     ));
@@ -795,7 +837,9 @@ impl<'c> World<'c> {
             return None;
         }
         let alive = self.alive(tok);
-        let value = alive.then_some(local + self.cfg.grant_cache_ms);
+        // a grace grant: its `exp` (the grace's end) bounds it like `fresh_until` here
+        let exp = self.grace_ends(tok).unwrap_or(Millis::MAX);
+        let value = alive.then_some((local + self.cfg.grant_cache_ms).min(exp));
         if !self.lost() {
             let at = self.now + self.rng.range(0, 30_000);
             self.schedule(at, Event::KvLand { tok, value });

@@ -167,6 +167,18 @@ fn a_decision_ignoring_the_grant_is_caught() {
 }
 
 #[test]
+fn a_grace_end_missing_from_the_feed_is_caught() {
+    let cfg = Config {
+        bug: Bug::GraceEndNotInFeed,
+        ..Config::standard()
+    };
+    assert_caught(
+        &cfg,
+        "a rotation with a short grace writes no entry for its end",
+    );
+}
+
+#[test]
 fn entries_trimmed_too_early_are_caught() {
     let mut cfg = Config::standard();
     cfg.retention.grant_cache_ms = 30_000;
