@@ -69,6 +69,9 @@ pub struct IsolateState {
     /// snapshot it built or took: the base of its next merge when the location has none.
     revocations: RefCell<crate::revocation::snapshot::View>,
     feed_base: RefCell<Option<Rc<crate::revocation::snapshot::Snapshot>>>,
+    /// D1 reads under way because the view was too old to vouch (see
+    /// [`super::revocations::fallback`]).
+    fallbacks: std::cell::Cell<usize>,
 }
 
 /// The webhook fan-out's view of the endpoints (see [`super::webhooks`]).
@@ -259,6 +262,10 @@ impl IsolateState {
 
     pub fn set_feed_base(&self, snapshot: Rc<crate::revocation::snapshot::Snapshot>) {
         *self.feed_base.borrow_mut() = Some(snapshot);
+    }
+
+    pub fn fallbacks(&self) -> &std::cell::Cell<usize> {
+        &self.fallbacks
     }
 
     /// A client or API resource changed at `changed_ms` (the feed's `c` entry, counting the

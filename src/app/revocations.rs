@@ -6,6 +6,7 @@
 //!   over 2 s old asks for a refresh after the response ([`Deferred::RefreshRevocations`]); a
 //!   view over 4.5 s old (counting the clock allowance) is refreshed before answering if no
 //!   fetch is under way, and if it is still too old the caller asks D1 for the token.
+//! - [`fallback`]: the cap on concurrent D1 reads for tokens while the view is too old.
 //! - [`refresh`]: the location's snapshot if it is fresh enough, else one page query "since my
 //!   cursor" to D1 merged into it and put back; the view takes the result, and the registry
 //!   tables read before a client change it names are read again.
@@ -34,6 +35,33 @@ pub enum Check {
     Revoked,
     /// The view is too old to vouch: ask D1 for the token and its client.
     AskSource,
+}
+
+/// D1 reads for tokens an isolate makes at once because its view is too old to vouch (the feed
+/// cannot be read): past this, a request does not pile onto D1 (a database answers about
+/// 1/(query time) queries a second) but is answered as when D1 cannot be reached
+/// ([`crate::revocation::decide::WhenUnreachable`]: fail open, `max-age=0`).
+pub const MAX_FALLBACKS: usize = 20;
+
+/// A D1 fallback under way: holds one of the isolate's [`MAX_FALLBACKS`] places until dropped.
+#[must_use]
+pub struct Fallback<'a>(&'a IsolateState);
+
+impl Drop for Fallback<'_> {
+    fn drop(&mut self) {
+        let n = self.0.fallbacks();
+        n.set(n.get().saturating_sub(1));
+    }
+}
+
+/// A place for one D1 fallback, or `None` when [`MAX_FALLBACKS`] are under way in this isolate.
+pub fn fallback(isolate: &IsolateState) -> Option<Fallback<'_>> {
+    let n = isolate.fallbacks();
+    if n.get() >= MAX_FALLBACKS {
+        return None;
+    }
+    n.set(n.get() + 1);
+    Some(Fallback(isolate))
 }
 
 /// Consults the view for `subject`, refreshing it first when it is too old (see the module).

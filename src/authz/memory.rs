@@ -14,6 +14,7 @@ use super::store::{
 };
 use crate::model::Client;
 use crate::oauth::metadata_document::FetchableUrl;
+use crate::revocation::stamp::FeedStamp;
 use crate::store::{StoreError, Write};
 use crate::testing::fault::Fault;
 use crate::token::TokenHash;
@@ -440,11 +441,14 @@ impl AppGrants for AuthzMemory {
             .collect())
     }
 
+    /// The feed entry is not kept here: the in-memory backend that holds this store
+    /// (`testing::flow`) appends it when this write applied.
     async fn revoke_grant(
         &self,
         id: &str,
         now: i64,
         why: GrantEnd,
+        _feed: &FeedStamp,
     ) -> Result<Option<GrantRevoked>, StoreError> {
         self.write(AuthzStep::GrantRevoke, || {
             let mut grants = self.grants.borrow_mut();

@@ -11,6 +11,7 @@ use super::records::{
 };
 use crate::model::Client;
 use crate::oauth::metadata_document::FetchableUrl;
+use crate::revocation::stamp::FeedStamp;
 use crate::store::error::{StoreError, Write};
 use crate::token::TokenHash;
 
@@ -134,12 +135,16 @@ pub trait AppGrants {
     /// Revokes the grant (`UPDATE app_grants SET revoked_at = ?, revoked_reason = ? WHERE id = ?
     /// AND revoked_at IS NULL`) and, in the same batch, its access tokens (`UPDATE tokens SET
     /// revoked_at = ? WHERE grant_id = ? AND revoked_at IS NULL RETURNING token_hash`). Its
-    /// refresh tokens die with it (every refresh checks the grant). `None`: no such grant.
+    /// refresh tokens die with it (every refresh checks the grant). In the same batch, only if
+    /// that first update revoked the grant, its `a` entry in the revocation feed, stamped with
+    /// `feed` (`storage::feed::APPEND_REVOKED_GRANT`): every location refuses the grant's access
+    /// tokens within the feed's bound. `None`: no such grant.
     async fn revoke_grant(
         &self,
         id: &str,
         now: i64,
         why: GrantEnd,
+        feed: &FeedStamp,
     ) -> Result<Option<GrantRevoked>, StoreError>;
     /// `last_used_at` (coalesced by the caller like PATs' last use).
     async fn touch_grant(&self, id: &str, now: i64) -> Result<(), StoreError>;

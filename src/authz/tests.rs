@@ -17,6 +17,12 @@ use crate::model::{Client, TokenFormat};
 use crate::oauth::authorize::{CodeChallenge, CodeVerifier};
 use crate::oauth::code_grants::AuthorizationCode as CodeRequest;
 use crate::testing::fault::Fault;
+
+/// The feed stamp of a revocation (the in-memory flow store keeps no feed).
+const STAMP: crate::revocation::stamp::FeedStamp = crate::revocation::stamp::FeedStamp {
+    at_ms: 0,
+    retention: crate::revocation::feed::Retention::DEFAULT,
+};
 use crate::token::TokenHash;
 use futures::executor::block_on;
 use std::borrow::Cow;
@@ -110,7 +116,8 @@ fn present(m: &AuthzMemory, hash: &TokenHash, now: i64) -> Result<TokenHash, Out
                 }
             }
             Outcome::Reuse => {
-                block_on(m.revoke_grant(&g.id, now, GrantEnd::RefreshReuse)).expect("revoke");
+                block_on(m.revoke_grant(&g.id, now, GrantEnd::RefreshReuse, &STAMP))
+                    .expect("revoke");
                 return Err(Outcome::Reuse);
             }
             refused @ Outcome::Refused(_) => return Err(refused),
@@ -198,7 +205,7 @@ fn one_authorization_from_code_to_revocation() {
         .expect("list")
         .is_empty());
     // revoking again is harmless and reports it was not new
-    let again = block_on(m.revoke_grant(&grant_id, 1300, GrantEnd::User))
+    let again = block_on(m.revoke_grant(&grant_id, 1300, GrantEnd::User, &STAMP))
         .expect("revoke")
         .expect("exists");
     assert!(!again.newly && again.access_tokens.is_empty());
@@ -225,7 +232,7 @@ fn a_replayed_code_revokes_what_its_first_use_issued() {
     else {
         panic!("replay");
     };
-    let done = block_on(m.revoke_grant(&again.grant_id, 1002, GrantEnd::CodeReuse))
+    let done = block_on(m.revoke_grant(&again.grant_id, 1002, GrantEnd::CodeReuse, &STAMP))
         .expect("revoke")
         .expect("grant");
     assert_eq!(done.access_tokens, [TokenHash([7; 32])]);
@@ -399,7 +406,9 @@ fn write_of(step: AuthzStep, m: &AuthzMemory, grant_id: &str) -> bool {
             None,
         ))
         .is_err(),
-        AuthzStep::GrantRevoke => block_on(m.revoke_grant(grant_id, 1100, GrantEnd::User)).is_err(),
+        AuthzStep::GrantRevoke => {
+            block_on(m.revoke_grant(grant_id, 1100, GrantEnd::User, &STAMP)).is_err()
+        }
         AuthzStep::RefreshRotate => {
             let g = block_on(m.grant(grant_id)).expect("read").expect("g");
             let next = refresh::successor(&g, TokenHash([5; 32]), 1100, &P);
@@ -445,7 +454,7 @@ fn a_code_exchange_that_landed_but_failed_is_a_replay_on_retry() {
         CodeUse::Replayed(_)
     ));
     assert_eq!(
-        block_on(m.revoke_grant("g1", 1002, GrantEnd::CodeReuse)).expect("revoke"),
+        block_on(m.revoke_grant("g1", 1002, GrantEnd::CodeReuse, &STAMP)).expect("revoke"),
         None
     );
 }

@@ -41,7 +41,7 @@ pub fn decide(
     if !cached_active {
         return Verdict::Inactive;
     }
-    match view.hit(subject, p) {
+    match view.hit(subject, now, p) {
         Some(Hit::Revoked) => Verdict::Inactive,
         _ if view.must_fall_back(now, p) => Verdict::Ask(Ask::FeedTooOld),
         Some(Hit::ClientChanged) => Verdict::Ask(Ask::ClientChanged),

@@ -15,7 +15,12 @@
 //!   writer's clock + `GRANT_CACHE` (60 s here, its smallest value); a stale one is read from
 //!   D1 and rewritten (the refill: lands 0 to 30 s later, or is lost), a dead one deleted.
 //! - D1: the truth. A revocation (or a rotation without grace) and its feed entry commit
-//!   together; the KV deletes follow (each lost with 3%) and are repeated 10 s later.
+//!   together; the KV deletes follow (each lost with 3%) and are repeated 10 s later. Half the
+//!   rotations give the old token a grace of 1 s to 3 min: nothing is written when it ends, and
+//!   every location's KV keeps the old token's grant from before the rotation.
+//! - Authorization grants: with 60% a schedule has an app's grant holding some of its records
+//!   (the grant's access tokens, never rotated); its end (user, admin, refresh-token reuse, code
+//!   replay: all one write) revokes them all in D1 with one `a` entry, looked up by grant id.
 //! - The feed: each location's Cache API holds a snapshot (read fails or is evicted now and
 //!   then); an isolate whose view is over 2 s old refreshes it from there, or asks the feed
 //!   since the snapshot's cursor, in pages of at most 3 entries. Queries and answers take 10 ms
@@ -95,6 +100,10 @@ pub(super) enum Bug {
     MaxAgeIgnoresViewAge,
     /// No feed: KV's answer is final (the design before the feed).
     NoFeed,
+    /// The decision does not look up the token's authorization grant in the view.
+    NoGrantLookup,
+    /// A rotation with a grace writes no `t` entry dated at the grace's end.
+    GraceEndNotInFeed,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -142,6 +151,9 @@ impl Config {
 /// A token: (record, generation).
 type Tok = (usize, u32);
 
+/// The id of the schedule's authorization grant.
+const GRANT_ID: &str = "grant1";
+
 /// Records per schedule and generations per record, at most.
 const MAX_RECORDS: usize = 4;
 const MAX_GENERATIONS: usize = 3;
@@ -178,8 +190,12 @@ enum Event {
     Revoke {
         rec: usize,
     },
+    /// The end of the schedule's authorization grant.
+    EndGrant,
     Rotate {
         rec: usize,
+        /// The old token's grace period, if any.
+        grace: Option<Millis>,
     },
     KvLand {
         tok: Tok,
@@ -226,11 +242,15 @@ struct Location {
 #[derive(Default)]
 struct Record {
     id: String,
+    /// An access token of the schedule's authorization grant (never rotated).
+    in_grant: bool,
     issued: bool,
     generation: u32,
     revoked_at: Option<Millis>,
-    /// When generation `i` was rotated away.
+    /// When generation `i` was rotated away, and when it stopped working (the end of its
+    /// grace, or the rotation).
     rotated_at: Vec<Millis>,
+    dies_at: Vec<Millis>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -249,6 +269,8 @@ pub(super) struct Stats {
     pub saved_by_d1: u64,
     /// A refill landed in KV after its token died.
     pub late_refills: u64,
+    /// Like `saved_by_view`, for a token whose grant ended (and not itself revoked).
+    pub saved_by_grant: u64,
     pub source_fetches: u64,
     pub api_uses: u64,
 }
@@ -265,6 +287,7 @@ impl Stats {
         self.unavailable += o.unavailable;
         self.saved_by_d1 += o.saved_by_d1;
         self.late_refills += o.late_refills;
+        self.saved_by_grant += o.saved_by_grant;
         self.source_fetches += o.source_fetches;
         self.api_uses += o.api_uses;
     }
@@ -289,6 +312,8 @@ struct World<'c> {
     /// Per token slot.
     kv: Vec<Vec<Version>>,
     records: Vec<Record>,
+    /// When the schedule's authorization grant ended.
+    grant_ended: Option<Millis>,
     feed: FeedLog,
     stats: Stats,
     violations: Vec<String>,
@@ -344,6 +369,7 @@ impl<'c> World<'c> {
             locs,
             kv: (0..TOKENS).map(|_| Vec::new()).collect(),
             records: Vec::new(),
+            grant_ended: None,
             feed: FeedLog::new(),
             stats: Stats::default(),
             violations: Vec::new(),
@@ -388,21 +414,39 @@ impl<'c> World<'c> {
     fn plan_schedule(&mut self) {
         let horizon = self.horizon();
         let n_records = self.rng.range(2, MAX_RECORDS as i64) as usize;
+        // the first 1 to n records are the grant's access tokens
+        let in_grant = if self.rng.per_mille(600) {
+            self.rng.range(1, n_records as i64) as usize
+        } else {
+            0
+        };
         let mut deaths = Vec::new();
+        if in_grant > 0 && self.rng.per_mille(800) {
+            let t = self.rng.range(10_000, horizon);
+            self.schedule(t, Event::EndGrant);
+            deaths.extend((0..in_grant).map(|rec| (t, (rec, 0))));
+        }
         for rec in 0..n_records {
             self.records.push(Record {
                 id: format!("rec{rec}"),
+                in_grant: rec < in_grant,
                 ..Record::default()
             });
             let issue = self.rng.range(0, 5_000);
             self.schedule(issue, Event::Issue { rec });
-            let mut rotations: Vec<Millis> = (0..self.rng.range(0, 2))
+            let rotations_max = if rec < in_grant { 0 } else { 2 };
+            let mut rotations: Vec<Millis> = (0..self.rng.range(0, rotations_max))
                 .map(|_| self.rng.range(5_000, horizon))
                 .collect();
             rotations.sort_unstable();
             for (g, t) in rotations.iter().enumerate() {
-                self.schedule(*t, Event::Rotate { rec });
-                deaths.push((*t, (rec, g as u32)));
+                // half with a grace of 1 s to 3 min (longer than the `t` entry's retention too)
+                let grace = self
+                    .rng
+                    .per_mille(500)
+                    .then(|| self.rng.range(1_000, 180_000));
+                self.schedule(*t, Event::Rotate { rec, grace });
+                deaths.push((*t + grace.unwrap_or(0), (rec, g as u32)));
             }
             if self.rng.per_mille(700) {
                 let t = self.rng.range(10_000, horizon);
@@ -489,9 +533,14 @@ impl<'c> World<'c> {
         self.local(loc, iso)
     }
 
+    /// When the token died, if it has by now (D1's truth).
     fn dead_at(&self, (rec, g): Tok) -> Option<Millis> {
         let r = &self.records[rec];
-        let rotated = r.rotated_at.get(g as usize).copied();
+        let rotated = r
+            .dies_at
+            .get(g as usize)
+            .copied()
+            .filter(|d| *d <= self.now);
         match (r.revoked_at, rotated) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -533,7 +582,8 @@ impl<'c> World<'c> {
                 }
             }
             Event::Revoke { rec } => self.revoke(rec),
-            Event::Rotate { rec } => self.rotate(rec),
+            Event::EndGrant => self.end_grant(),
+            Event::Rotate { rec, grace } => self.rotate(rec, grace),
             Event::KvLand { tok, value } => {
                 if value.is_some() && self.dead_at(tok).is_some() {
                     self.stats.late_refills += 1;
@@ -617,24 +667,68 @@ impl<'c> World<'c> {
         }
     }
 
-    fn rotate(&mut self, rec: usize) {
+    /// The grant and, in the same transaction, its access tokens' rows and its `a` entry; then
+    /// each token's KV purge (the revocation path's).
+    fn end_grant(&mut self) {
+        if self.grant_ended.is_some() {
+            return;
+        }
+        self.grant_ended = Some(self.now);
+        let now = self.now;
+        let mut purge = Vec::new();
+        for (rec, r) in self.records.iter_mut().enumerate() {
+            if r.in_grant && r.revoked_at.is_none() {
+                r.revoked_at = Some(now);
+                purge.push(rec);
+            }
+        }
+        let at = self.some_clock();
+        let key = Key::Grant(GRANT_ID.into());
+        let until = self.cfg.retention.until(&key, at, None);
+        self.feed.append(key, at, until);
+        for rec in purge {
+            self.purge_kv((rec, 0));
+        }
+    }
+
+    /// A rotation. With a grace the old token keeps working until its end and nothing is
+    /// written then; its KV grant stays as it was before the rotation (the worst case: a grant
+    /// that knows nothing of the grace), and the rotation's `t` entry is dated at the grace's
+    /// end when that comes before the entry's `until` (`FeedStamp::old_token_dies_at`).
+    fn rotate(&mut self, rec: usize, grace: Option<Millis>) {
         let r = &self.records[rec];
         if !r.issued || r.revoked_at.is_some() {
             return;
         }
         let old = (rec, r.generation);
+        let now = self.now;
         let r = &mut self.records[rec];
-        r.rotated_at.push(self.now);
+        r.rotated_at.push(now);
+        r.dies_at.push(now + grace.unwrap_or(0));
         r.generation += 1;
         let new = (rec, r.generation);
         let at = self.some_clock();
         let key = Key::token(&hash_of(old));
         let until = self.cfg.retention.until(&key, at, None);
-        self.feed.append(key, at, until);
+        let dies = at + grace.unwrap_or(0);
+        if dies < until && !(grace.is_some() && self.cfg.bug == Bug::GraceEndNotInFeed) {
+            self.feed.append(key, dies, until);
+        }
         let value = Some(at + self.cfg.grant_cache_ms);
         let land = self.now + self.rng.range(5, 200);
         self.schedule(land, Event::KvLand { tok: new, value });
-        self.purge_kv(old);
+        if grace.is_none() {
+            self.purge_kv(old);
+        }
+    }
+
+    /// When `tok`'s grace ends, if it is in one now.
+    fn grace_ends(&self, (rec, g): Tok) -> Option<Millis> {
+        let r = &self.records[rec];
+        r.dies_at
+            .get(g as usize)
+            .copied()
+            .filter(|d| *d > self.now && r.revoked_at.is_none())
     }
 
     /// What this location's KV read returns: its cached copy, else the newest version visible
@@ -687,19 +781,27 @@ impl<'c> World<'c> {
         let late = dead.is_some_and(|d| now - d > BOUND_MS);
         let h = hash_of(tok);
         let view = &self.locs[loc].isolates[iso].1;
+        let r = &self.records[tok.0];
+        let by_grant = r.in_grant && self.grant_ended.is_some() && dead == self.grant_ended;
         let subject = Subject {
             token: Some(&h),
-            record: Some(&self.records[tok.0].id),
+            record: Some(&r.id),
+            grant: (r.in_grant && self.cfg.bug != Bug::NoGrantLookup).then_some(GRANT_ID),
             ..Subject::default()
         };
         match decide(true, view, &subject, local, &p) {
             Verdict::Inactive => {
-                if dead.is_none() {
+                // a grace's end is judged by each isolate's clock (as D1's check is)
+                let ending = self
+                    .grace_ends(tok)
+                    .is_some_and(|e| e - now <= 2 * self.cfg.skew_max_ms);
+                if dead.is_none() && !ending {
                     self.violate(&format!(
                         "the feed refused the live token {tok:?} at location {loc}"
                     ));
                 }
                 self.stats.saved_by_view += u64::from(late);
+                self.stats.saved_by_grant += u64::from(late && by_grant);
                 None
             }
             Verdict::Active => {
@@ -735,7 +837,9 @@ impl<'c> World<'c> {
             return None;
         }
         let alive = self.alive(tok);
-        let value = alive.then_some(local + self.cfg.grant_cache_ms);
+        // a grace grant: its `exp` (the grace's end) bounds it like `fresh_until` here
+        let exp = self.grace_ends(tok).unwrap_or(Millis::MAX);
+        let value = alive.then_some((local + self.cfg.grant_cache_ms).min(exp));
         if !self.lost() {
             let at = self.now + self.rng.range(0, 30_000);
             self.schedule(at, Event::KvLand { tok, value });

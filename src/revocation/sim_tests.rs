@@ -79,6 +79,10 @@ fn every_schedule_keeps_the_bound() {
         "D1 refused what KV served past the bound: {total:?}"
     );
     assert!(
+        total.saved_by_grant > n / 4,
+        "the view refused an ended grant's token that KV served past the bound: {total:?}"
+    );
+    assert!(
         total.late_refills > n,
         "refills landed after a death: {total:?}"
     );
@@ -148,6 +152,30 @@ fn kv_alone_breaks_the_bound() {
         ..Config::standard()
     };
     assert_caught(&cfg, "no feed (the one-read path alone)");
+}
+
+#[test]
+fn a_decision_ignoring_the_grant_is_caught() {
+    let cfg = Config {
+        bug: Bug::NoGrantLookup,
+        ..Config::standard()
+    };
+    assert_caught(
+        &cfg,
+        "the token's authorization grant not looked up in the view",
+    );
+}
+
+#[test]
+fn a_grace_end_missing_from_the_feed_is_caught() {
+    let cfg = Config {
+        bug: Bug::GraceEndNotInFeed,
+        ..Config::standard()
+    };
+    assert_caught(
+        &cfg,
+        "a rotation with a short grace writes no entry for its end",
+    );
 }
 
 #[test]

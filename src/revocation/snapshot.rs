@@ -172,7 +172,7 @@ pub struct Subject<'a> {
 /// What the view knows about a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hit {
-    /// Revoked: final, whatever the view's age.
+    /// Revoked: final, whatever the view's age (a `t` entry from its `at` on: see [`View::hit`]).
     Revoked,
     /// Its client changed after this isolate read the client record: read it again.
     ClientChanged,
@@ -183,7 +183,9 @@ pub enum Hit {
 pub struct View {
     as_of: Millis,
     through: u64,
-    tokens: HashMap<[u8; TOKEN_PREFIX_LEN], Millis>,
+    /// Token prefix -> (dead from, until): `from` is the entry's `at`, the revocation's time
+    /// for a revocation, the end of the grace for a rotation with a short grace.
+    tokens: HashMap<[u8; TOKEN_PREFIX_LEN], (Millis, Millis)>,
     records: HashMap<String, Millis>,
     jtis: HashMap<String, Millis>,
     grants: HashMap<String, Millis>,
@@ -295,7 +297,11 @@ impl View {
             self.next_expiry = self.next_expiry.min(e.until);
             let until = e.until;
             match &e.key {
-                Key::Token(t) => keep_longest(&mut self.tokens, *t, until),
+                Key::Token(t) => {
+                    // the earliest death, the longest keep
+                    let slot = self.tokens.entry(*t).or_insert((e.at, until));
+                    *slot = (slot.0.min(e.at), slot.1.max(until));
+                }
                 Key::Record(r) => keep_longest(&mut self.records, r.clone(), until),
                 Key::Jti(j) => keep_longest(&mut self.jtis, j.clone(), until),
                 Key::Grant(g) => keep_longest(&mut self.grants, g.clone(), until),
@@ -319,14 +325,14 @@ impl View {
 
     fn drop_expired(&mut self, now: Millis, skew_ms: i64) {
         let live = |until: Millis| until.saturating_add(skew_ms) >= now;
-        self.tokens.retain(|_, u| live(*u));
+        self.tokens.retain(|_, (_, u)| live(*u));
         self.records.retain(|_, u| live(*u));
         self.jtis.retain(|_, u| live(*u));
         self.grants.retain(|_, u| live(*u));
         self.generations.retain(|_, (_, u)| live(*u));
         self.clients.retain(|_, (_, u)| live(*u));
         let mins = [
-            self.tokens.values().min().copied(),
+            self.tokens.values().map(|(_, u)| *u).min(),
             self.records.values().min().copied(),
             self.jtis.values().min().copied(),
             self.grants.values().min().copied(),
@@ -336,13 +342,22 @@ impl View {
         self.next_expiry = mins.into_iter().flatten().min().unwrap_or(Millis::MAX);
     }
 
-    /// What the view knows about `s`: a revocation (final, even from an old view), a client
-    /// changed since this isolate read it, or nothing. A few hash-map probes, no allocation.
-    pub fn hit(&self, s: &Subject<'_>, p: &Params) -> Option<Hit> {
+    /// What the view knows about `s` at `now` (this isolate's clock): a revocation (final, even
+    /// from an old view), a client changed since this isolate read it, or nothing. A few
+    /// hash-map probes, no allocation.
+    ///
+    /// A `t` entry kills its token from its `at` on: at once for a revocation (written when it
+    /// happens), at the end of the grace for a rotation whose grace ends before the old token's
+    /// grants from before the rotation stop being trusted (written with the rotation; no write
+    /// happens when a grace runs out). "From `at`" compares this isolate's clock with the time
+    /// as D1's grace check does.
+    pub fn hit(&self, s: &Subject<'_>, now: Millis, p: &Params) -> Option<Hit> {
         let revoked = s.token.is_some_and(|h| {
             let mut prefix = [0u8; TOKEN_PREFIX_LEN];
             prefix.copy_from_slice(&h.0[..TOKEN_PREFIX_LEN]);
-            self.tokens.contains_key(&prefix)
+            self.tokens
+                .get(&prefix)
+                .is_some_and(|(from, _)| now >= *from)
         }) || s.record.is_some_and(|r| {
             self.records.contains_key(r)
                 || s.generation.is_some_and(|g| {

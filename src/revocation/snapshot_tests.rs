@@ -2,6 +2,8 @@ use super::*;
 use crate::revocation::feed::FeedLog;
 
 const P: Params = Params::DEFAULT;
+/// A time after every entry's `at` in these tests.
+const LATER: Millis = 1 << 40;
 
 fn rec(id: &str) -> Key {
     Key::Record(id.into())
@@ -84,9 +86,9 @@ fn a_feed_that_went_back_is_noticed() {
         record: Some(r),
         ..Subject::default()
     };
-    assert_eq!(view.hit(&record("x"), &P), Some(Hit::Revoked));
+    assert_eq!(view.hit(&record("x"), LATER, &P), Some(Hit::Revoked));
     assert_eq!(
-        view.hit(&record("b"), &P),
+        view.hit(&record("b"), LATER, &P),
         None,
         "the restored feed no longer has it"
     );
@@ -328,7 +330,7 @@ fn every_key_kind_is_found_and_nothing_else() {
         (grant("grant-2"), None),
         (none, None),
     ] {
-        assert_eq!(view.hit(&subject, &P), expected, "{subject:?}");
+        assert_eq!(view.hit(&subject, LATER, &P), expected, "{subject:?}");
     }
 }
 
@@ -347,15 +349,18 @@ fn a_changed_client_is_read_again_once() {
         client_read_at: read_at,
         ..Subject::default()
     };
-    assert_eq!(v.hit(&client(None), &P), Some(Hit::ClientChanged));
-    assert_eq!(v.hit(&client(Some(9_000)), &P), Some(Hit::ClientChanged));
+    assert_eq!(v.hit(&client(None), LATER, &P), Some(Hit::ClientChanged));
     assert_eq!(
-        v.hit(&client(Some(10_500)), &P),
+        v.hit(&client(Some(9_000)), LATER, &P),
+        Some(Hit::ClientChanged)
+    );
+    assert_eq!(
+        v.hit(&client(Some(10_500)), LATER, &P),
         Some(Hit::ClientChanged),
         "within the skew"
     );
     assert_eq!(
-        v.hit(&client(Some(10_501)), &P),
+        v.hit(&client(Some(10_501)), LATER, &P),
         None,
         "read after the change"
     );
@@ -363,7 +368,7 @@ fn a_changed_client_is_read_again_once() {
         client_uid: Some("uid-2"),
         ..Subject::default()
     };
-    assert_eq!(v.hit(&other, &P), None);
+    assert_eq!(v.hit(&other, LATER, &P), None);
 }
 
 #[test]
@@ -386,7 +391,7 @@ fn expired_entries_leave_the_view() {
         record: Some("long"),
         ..Subject::default()
     };
-    assert_eq!(v.hit(&still, &P), Some(Hit::Revoked));
+    assert_eq!(v.hit(&still, LATER, &P), Some(Hit::Revoked));
     // an entry already expired when it arrives is not kept
     let mut late = View::new();
     assert_eq!(late.apply(&s, 50_000, &P), 1);
@@ -407,4 +412,30 @@ fn the_latest_client_change_is_known() {
     let s = s.refreshed(&f.since(0, 10), 20, 20, P.skew_ms).expect("ok");
     v.apply(&s, 20, &P);
     assert_eq!(v.latest_client_change(), Some(500));
+}
+
+#[test]
+fn a_token_entry_kills_from_its_at_the_earliest_one_winning() {
+    // a rotation's short grace: the old token dies when the grace ends, not when it is written
+    let old = hash(7);
+    let mut f = FeedLog::new();
+    f.append(Key::token(&old), 50_000, 1_000_000);
+    let snap = Snapshot::empty()
+        .refreshed(&f.since(0, 10), 10_000, 10_000, 500)
+        .expect("ok");
+    let mut v = View::new();
+    v.apply(&snap, 10_000, &P);
+    let s = Subject {
+        token: Some(&old),
+        ..Subject::default()
+    };
+    assert_eq!(v.hit(&s, 49_999, &P), None, "in its grace");
+    assert_eq!(v.hit(&s, 50_000, &P), Some(Hit::Revoked));
+    // the grace ended early (RFC 7009 of the old token): the earlier entry wins
+    f.append(Key::token(&old), 20_000, 1_000_000);
+    let snap = snap
+        .refreshed(&f.since(snap.through, 10), 20_000, 20_000, 500)
+        .expect("ok");
+    v.apply(&snap, 20_000, &P);
+    assert_eq!(v.hit(&s, 20_000, &P), Some(Hit::Revoked));
 }

@@ -26,6 +26,21 @@ impl FeedStamp {
         self.retention.until(&key, self.at_ms, None)
     }
 
+    /// When a rotation's old token dies, as its `t` entry says (the entry's `at`): now without a
+    /// grace; at the end of a grace (`grace_until`, seconds) that ends before the entry's
+    /// `until`, because a grant of the old token read before the rotation (which knows nothing
+    /// of the grace) may be trusted somewhere until then and no write happens when a grace runs
+    /// out; `None` for a longer grace (every such grant is stale by its end, and D1 answers).
+    pub fn old_token_dies_at(&self, grace_until: Option<i64>) -> Option<i64> {
+        match grace_until {
+            None => Some(self.at_ms),
+            Some(secs) => {
+                let end_ms = secs.saturating_mul(1000);
+                (end_ms < self.until(Kind::Token)).then_some(end_ms.max(self.at_ms))
+            }
+        }
+    }
+
     /// Until when the entry of a JWT whose `exp` is `exp_secs` is kept.
     pub fn until_jti(&self, exp_secs: i64) -> i64 {
         self.retention.until(

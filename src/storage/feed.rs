@@ -52,8 +52,10 @@ pub const APPEND_ROTATED_GENERATION: &str =
      SELECT 'g', CAST(generation AS TEXT) || ' ' || id, ?3, ?4 FROM tokens \
      WHERE id = ?1 AND token_hash = ?2";
 
-/// The same condition, for a rotation without grace: the old token's `t` entry. `?1` token id,
-/// `?2` new hash (hex), `?3` at, `?4` until, `?5` the old hash's prefix ([`token_prefix`]).
+/// The same condition: the old token's `t` entry, for a rotation without grace (`?3` now) or
+/// with a grace that ends before the entry's `until` (`?3` the end of the grace: the token dies
+/// then; see `FeedStamp::old_token_dies_at`). `?1` token id, `?2` new hash (hex), `?3` at, `?4`
+/// until, `?5` the old hash's prefix ([`token_prefix`]).
 pub const APPEND_ROTATED_TOKEN: &str =
     "INSERT INTO revocation_feed (kind, value, at_ms, until_ms) \
      SELECT 't', ?5, ?3, ?4 FROM tokens WHERE id = ?1 AND token_hash = ?2";
@@ -252,6 +254,18 @@ mod tests {
             s.until_jti(2_000),
             2_000_000 + r.jwt_leeway_ms + r.margin_ms
         );
+        // a rotation's old token: now, at the end of a grace the entry outlives, or no entry
+        let until = s.until(Kind::Token);
+        assert_eq!(s.old_token_dies_at(None), Some(1_000_000));
+        assert_eq!(s.old_token_dies_at(Some(1_005)), Some(1_005_000));
+        assert_eq!(
+            s.old_token_dies_at(Some(999)),
+            Some(1_000_000),
+            "never before now"
+        );
+        let last = (until - 1) / 1000;
+        assert_eq!(s.old_token_dies_at(Some(last)), Some(last * 1000));
+        assert_eq!(s.old_token_dies_at(Some(until / 1000 + 1)), None);
     }
 
     /// Every append names the columns of the migration and inserts its own kind.

@@ -1,6 +1,7 @@
 //! In memory: the authorization code flow's storage, delegated to `authz::memory::AuthzMemory`
 //! (its faults and hooks by `AuthzStep`), with the one thing D1 does across tables: revoking a
-//! grant revokes the `tokens` rows that name it, in the same batch.
+//! grant revokes the `tokens` rows that name it and appends its revocation feed entry, in the
+//! same batch.
 
 use super::MemoryBackend;
 use crate::authz::code::CodeUse;
@@ -10,6 +11,8 @@ use crate::authz::records::{
 use crate::authz::store::{
     AppGrants, AuthorizationCodes, ConsentRequests, GrantRevoked, RememberedApprovals,
 };
+use crate::revocation::feed::Key;
+use crate::storage::feed::{FeedStamp, Kind};
 use crate::store::StoreError;
 use crate::token::TokenHash;
 
@@ -95,15 +98,23 @@ impl AppGrants for MemoryBackend {
         id: &str,
         now: i64,
         why: GrantEnd,
+        feed: &FeedStamp,
     ) -> Result<Option<GrantRevoked>, StoreError> {
-        let r = self.flow.revoke_grant(id, now, why).await;
-        // The batch applied (also when it then reported an error): the grant's tokens with it.
-        let applied = self
-            .flow
-            .grants
-            .borrow()
-            .iter()
-            .any(|g| g.id == id && g.revoked_at.is_some());
+        let revoked = |m: &Self| {
+            m.flow
+                .grants
+                .borrow()
+                .iter()
+                .any(|g| g.id == id && g.revoked_at.is_some())
+        };
+        let before = revoked(self);
+        let r = self.flow.revoke_grant(id, now, why, feed).await;
+        // The batch applied (also when it then reported an error): the grant's tokens with it,
+        // and the feed entry if this call revoked the grant.
+        let applied = revoked(self);
+        if applied && !before {
+            self.append_feed_entry(Key::Grant(id.to_owned()), Kind::Grant, feed);
+        }
         let mut hashes: Vec<TokenHash> = Vec::new();
         if applied {
             for g in self.app_grants.borrow_mut().iter_mut() {

@@ -169,8 +169,10 @@ impl TokenStore for MemoryBackend {
             t.generation += 1;
             let generation = Key::Generation(id.to_owned(), t.generation);
             self.append_feed_entry(generation, Kind::Generation, feed);
-            if grace_until.is_none() {
-                self.append_feed_entry(Key::token(old), Kind::Token, feed);
+            if let Some(dies_at) = feed.old_token_dies_at(grace_until) {
+                self.feed
+                    .borrow_mut()
+                    .append(Key::token(old), dies_at, feed.until(Kind::Token));
             }
             self.retired
                 .borrow_mut()

@@ -6,22 +6,35 @@
 // or wrote meanwhile. Every revocation below is made at A; B must refuse the token within 5 s of
 // the revocation's answer although its KV still serves the grant (the dev counter
 // `stale_kv_served` shows it did), through the revocation feed (D1 -> B's Cache API snapshot ->
-// B's view). Then the fallback: with B's feed unreadable (a dev fault), its view ages and every
+// B's view). The same for an app's authorization grant obtained through the real flow (sign-in,
+// /authorize, consent, code exchange, refreshes at both locations), ended at A by the user's Revoke
+// and by refresh-token reuse; and the natural end of a rotation's short grace (no write at all).
+// Then the fallback: with B's feed unreadable (a dev fault), its view ages and every
 // token the one-read path would let through is read from D1 instead.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
-  startServer, startSecondServer, createPat, introspect, form, call, basic, userCall, ADMIN, sleep,
+  startServer, startSecondServer, createPat, introspect, form, call, basic, userCall, ADMIN, sleep, assertError,
 } from "./helpers.mjs";
+import { pkce, signIn, authorizeQuery, approve, exchange, refresh, insertClient, hidden } from "./authflow.mjs";
 
 const BOUND_MS = 5000;
 const JWT_CLIENT = basic("demo_jwt_client", "demo-jwt-client-secret");
 const INACTIVE = '{"active":false}';
+const APP = "rev_app";
 
 let a;
 let b;
 before(async () => {
   a = await startServer("revocation-a", 8891);
+  // an app and a gate route for the grant test, made before B starts (B's registry reads them
+  // at its first request, not after its cache life)
+  await insertClient(a, APP, { redirectUris: ["http://127.0.0.1/callback"], name: "Rev App" });
+  const route = await admin("PUT", "/routes/rev", {
+    path_prefix: "/gw/rev/", upstream: "http://127.0.0.1:9", resource: "demo_api",
+    rules: [{ methods: ["GET"], scopes: ["demo_api:read"] }],
+  });
+  assert.equal(route.status, 201, route.text);
   b = await startSecondServer(a, 8892, { DEV_STALE_KV_SECONDS: "120" });
 });
 after(async () => {
@@ -102,6 +115,29 @@ test("rotation without grace and the end of a grace: the old token refused elsew
   assert.equal((await introspect(b.url, r.json.token)).json.active, true, "the current token works");
 });
 
+test("the natural end of a short grace, with no write: the old token refused at B within 5 s of it while B's KV serves the grant from before the rotation", async () => {
+  const pat = await createPat(a.url, "graceful");
+  assert.equal((await introspect(b.url, pat.token)).json.active, true, "B has read its grant");
+  const served = (await counters(b)).stale_kv_served;
+  const r = await userCall(a.url, "graceful", "POST", `/api/pats/${pat.id}/rotate`, { grace_seconds: 3 });
+  assert.equal(r.status, 201, r.text);
+  // grace_until = the server's second + 3: at most 3 s from now
+  const endBy = Date.now() + 3000;
+  assert.equal((await introspect(b.url, pat.token)).json.active, true, "in its grace at B");
+  let refusedAt;
+  for (;;) {
+    const q = await introspect(b.url, pat.token);
+    assert.equal(q.status, 200, q.text);
+    if (q.text === INACTIVE) { refusedAt = Date.now(); break; }
+    assert.ok(Date.now() - endBy <= BOUND_MS, `still active at B ${Date.now() - endBy} ms after the grace ended`);
+    await sleep(100);
+  }
+  console.log(`# a grace's natural end: refused at the other location ${Math.max(0, refusedAt - endBy)} ms after it (at the latest)`);
+  assert.ok(refusedAt >= endBy - 2000, "not before the grace's end (to the second)");
+  assert.ok((await counters(b)).stale_kv_served > served, "B's KV read cache served the old grant meanwhile");
+  assert.equal((await introspect(b.url, r.json.token)).json.active, true, "the new token works");
+});
+
 test("a client JWT revoked through RFC 7009 and a disabled client's tokens: refused elsewhere within 5 s", async () => {
   const t = await form(`${a.url}/oauth/token`, "grant_type=client_credentials&scope=demo_api:read", { authorization: JWT_CLIENT });
   assert.equal(t.status, 200, t.text);
@@ -127,6 +163,60 @@ test("a client JWT revoked through RFC 7009 and a disabled client's tokens: refu
   await refusedAtB("disabled client's token", ref.json.access_token, async () => {
     assert.equal((await admin("PATCH", "/clients/rev_job", { enabled: false })).status, 200);
   });
+});
+
+/** A grant of `APP` for `user` (signed in at A with `cookie`): the code flow at A. */
+async function appGrant(cookie, resource) {
+  const p = { clientId: APP, redirectUri: "http://127.0.0.1:4501/callback", resource, scope: "demo_api:read", ...pkce() };
+  const { params } = await approve(a.url, cookie, authorizeQuery(p));
+  assert.ok(params.code, JSON.stringify(params));
+  const t = await exchange(a.url, p, params.code);
+  assert.equal(t.status, 200, t.text);
+  return { at: t.json.access_token, rt: t.json.refresh_token };
+}
+
+/** Refreshes at `srv`: the new access and refresh tokens. */
+async function refreshed(srv, rt) {
+  const r = await refresh(srv.url, APP, rt);
+  assert.equal(r.status, 200, r.text);
+  return { at: r.json.access_token, rt: r.json.refresh_token };
+}
+
+test("an app's grant ended at A (the user's Revoke, refresh-token reuse): its access and refresh tokens refused at B within 5 s", async () => {
+  const resource = `${a.url.replace("127.0.0.1", "localhost")}/gw/rev/`;
+  const gina = await signIn(a.url, "gina");
+
+  // the user's Revoke on the token page at A
+  const first = await appGrant(gina, resource);
+  const firstAtB = await introspect(b.url, first.at);
+  assert.equal(firstAtB.json.active, true, `the access token active at B: ${firstAtB.text}; at A: ${(await introspect(a.url, first.at)).text}`);
+  const atB = await refreshed(b, first.rt); // the refresh token works at B (and rotates there)
+  const atB2 = await introspect(b.url, atB.at);
+  assert.equal(atB2.json.active, true, atB2.text);
+  assert.equal(atB2.json.aud, resource, atB2.text);
+  const apps = await call(`${a.url}/tokens/apps`, { headers: { cookie: gina } });
+  const id = /\/tokens\/apps\/([0-9A-Za-z]+)\/revoke/.exec(apps.text)?.[1];
+  assert.ok(id, "a Revoke link");
+  const confirm = await call(`${a.url}/tokens/apps/${id}/revoke`, { headers: { cookie: gina } });
+  assert.equal(confirm.status, 200);
+  const { took } = await refusedAtB("grant revoked by its user", atB.at, async () => {
+    const done = await form(`${a.url}/tokens/apps/${id}/revoke`, new URLSearchParams({ csrf: hidden(confirm.text, "csrf") }).toString(), { cookie: gina, "sec-fetch-site": "same-origin" });
+    assert.equal(done.status, 303, done.text);
+  });
+  console.log(`# an app's grant revoked by its user: refused at the other location after ${took} ms`);
+  assert.equal((await introspect(b.url, first.at)).text, INACTIVE, "the grant's first access token too");
+  assertError(await refresh(b.url, APP, atB.rt), 400, "invalid_grant", "its refresh token at B");
+
+  // refresh-token reuse detected at A: a refresh token rotated away twice presented again
+  const second = await appGrant(gina, resource);
+  const r2 = await refreshed(b, second.rt);
+  const r3 = await refreshed(a, r2.rt);
+  for (const t of [second.at, r2.at, r3.at]) assert.equal((await introspect(b.url, t)).json.active, true, "active at B");
+  await refusedAtB("grant ended by refresh-token reuse", r3.at, async () => {
+    assertError(await refresh(a.url, APP, second.rt), 400, "invalid_grant", "the reuse");
+  });
+  for (const t of [second.at, r2.at]) assert.equal((await introspect(b.url, t)).text, INACTIVE, "every access token of the grant");
+  assertError(await refresh(b.url, APP, r3.rt), 400, "invalid_grant", "the current refresh token at B");
 });
 
 test("the feed unreadable at a location: its view ages, active answers come from D1, and a revocation is refused at once", async () => {

@@ -13,12 +13,12 @@ use crate::testing::{Fault, Step};
 use crate::token::{PlainToken, TokenHash};
 
 /// Another location: its own isolate (view, caches) over the same storage.
-struct Location {
-    isolate: IsolateState,
+pub(super) struct Location {
+    pub(super) isolate: IsolateState,
 }
 
 impl Location {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Location {
             isolate: IsolateState::default(),
         }
@@ -26,7 +26,13 @@ impl Location {
 
     /// Introspects at `now_ms`. `run_deferred`: whether the work after the response runs (a
     /// dead isolate's does not).
-    fn introspect(&self, h: &Harness, token: &str, now_ms: i64, run_deferred: bool) -> Outcome {
+    pub(super) fn introspect(
+        &self,
+        h: &Harness,
+        token: &str,
+        now_ms: i64,
+        run_deferred: bool,
+    ) -> Outcome {
         let ctx = Ctx {
             cfg: &h.cfg,
             backend: &h.backend,
@@ -50,26 +56,26 @@ impl Location {
         o
     }
 
-    fn active(&self, h: &Harness, token: &str, now_ms: i64, run_deferred: bool) -> bool {
+    pub(super) fn active(&self, h: &Harness, token: &str, now_ms: i64, run_deferred: bool) -> bool {
         let o = self.introspect(h, token, now_ms, run_deferred);
         assert_eq!(o.response.status, 200);
         o.response.json_body()["active"] == true
     }
 }
 
-fn hash_of(token: &str) -> TokenHash {
+pub(super) fn hash_of(token: &str) -> TokenHash {
     PlainToken::parse(token).expect("token").hash()
 }
 
 /// Puts KV's grant for `token` back as it was (a location's KV read cache serving it).
-fn keep_in_kv(h: &Harness, token: &str, grant: &crate::model::Grant) {
+pub(super) fn keep_in_kv(h: &Harness, token: &str, grant: &crate::model::Grant) {
     h.backend
         .kv
         .borrow_mut()
         .insert(hash_of(token), grant.clone());
 }
 
-fn grant_of(h: &Harness, token: &str) -> crate::model::Grant {
+pub(super) fn grant_of(h: &Harness, token: &str) -> crate::model::Grant {
     h.backend
         .kv
         .borrow()
@@ -86,7 +92,13 @@ fn revoke_req(id: &str) -> Request {
 /// Every moment after a revocation committed at `at_ms` (every 250 ms for 8 s), at a location
 /// whose deferred refreshes run (`true`) or are all lost (`false`): active only before
 /// `at_ms + BOUND_MS`, and inactive from then on.
-fn assert_bound(h: &Harness, b: &Location, token: &str, grant: &crate::model::Grant, at_ms: i64) {
+pub(super) fn assert_bound(
+    h: &Harness,
+    b: &Location,
+    token: &str,
+    grant: &crate::model::Grant,
+    at_ms: i64,
+) {
     let mut last_active = None;
     for step in 0..=32 {
         let t = at_ms + step * 250;

@@ -38,7 +38,7 @@ impl Text for crate::http::Response {
     }
 }
 
-fn admin(method: Method, path: &str, body: Option<Value>) -> Request {
+pub(super) fn admin(method: Method, path: &str, body: Option<Value>) -> Request {
     let mut r = Request::new(method, path).header("authorization", &format!("Bearer {ADMIN}"));
     if let Some(b) = body {
         r = r
@@ -52,7 +52,7 @@ pub(super) fn challenge() -> String {
     CodeChallenge::of(&CodeVerifier::parse(VERIFIER).expect("verifier")).to_stored()
 }
 
-fn enc(s: &str) -> String {
+pub(super) fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -99,7 +99,7 @@ pub(super) fn param(location: &str, name: &str) -> Option<String> {
     })
 }
 
-fn hidden(html: &str, name: &str) -> String {
+pub(super) fn hidden(html: &str, name: &str) -> String {
     let at = html
         .find(&format!("name=\"{name}\""))
         .unwrap_or_else(|| panic!("no {name} in {html}"));
@@ -155,7 +155,7 @@ impl Harness {
         h
     }
 
-    fn page(&self, method: Method, target: &str, user: Option<&str>) -> Request {
+    pub(super) fn page(&self, method: Method, target: &str, user: Option<&str>) -> Request {
         let r = Request::new(method, target).header("host", "patgate.test");
         match user {
             Some(u) => r.header("cf-access-jwt-assertion", &user_jwt(u)),

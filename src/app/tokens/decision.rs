@@ -164,6 +164,8 @@ async fn through_feed<B: Backend>(
     let subject = Subject {
         token: Some(hash),
         record: Some(&g.id),
+        // an app's access token dies with its authorization grant
+        grant: g.grant_id.as_deref(),
         ..Subject::default()
     };
     match revocations::check(ctx, &subject, deferred).await {
@@ -172,20 +174,38 @@ async fn through_feed<B: Backend>(
             ctx.isolate.mark_inactive(*hash, ctx.now);
             (None, None)
         }
-        Check::AskSource => match from_source_of_truth(ctx, token, deferred).await {
-            // KV's grant is fresh: no rewrite (while the feed cannot be read, every such
-            // request asks D1; none may cost a KV write too).
-            Ok(from_d1) => {
-                deferred.retain(|d| !matches!(d, Deferred::CacheGrant { .. }));
-                (from_d1, Some(Basis::SourceOfTruth))
-            }
-            // D1 cannot be read either: answer what KV says (fail open), uncacheable.
-            Err(e) => {
+        Check::AskSource => {
+            let Some(_place) = revocations::fallback(ctx.isolate) else {
+                // Too many D1 fallbacks under way here: answered as when D1 cannot be reached.
                 ctx.isolate
-                    .warn(format!("revocation unconfirmed, KV answered: {e:?}"));
-                (Some(g), Some(Basis::Unconfirmed))
-            }
-        },
+                    .warn("revocation unconfirmed (D1 fallbacks at their cap), KV answered".into());
+                return (Some(g), Some(Basis::Unconfirmed));
+            };
+            source_behind_feed(ctx, token, g, deferred).await
+        }
+    }
+}
+
+/// The fresh KV grant `g` of `token`, checked in D1 because the view was too old.
+async fn source_behind_feed<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    token: &PlainToken,
+    g: Grant,
+    deferred: &mut Vec<Deferred>,
+) -> (Option<Grant>, Option<Basis>) {
+    match from_source_of_truth(ctx, token, deferred).await {
+        // KV's grant is fresh: no rewrite (while the feed cannot be read, every such
+        // request asks D1; none may cost a KV write too).
+        Ok(from_d1) => {
+            deferred.retain(|d| !matches!(d, Deferred::CacheGrant { .. }));
+            (from_d1, Some(Basis::SourceOfTruth))
+        }
+        // D1 cannot be read either: answer what KV says (fail open), uncacheable.
+        Err(e) => {
+            ctx.isolate
+                .warn(format!("revocation unconfirmed, KV answered: {e:?}"));
+            (Some(g), Some(Basis::Unconfirmed))
+        }
     }
 }
 

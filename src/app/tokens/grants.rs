@@ -1,6 +1,7 @@
 //! Ending an authorization grant (the family of an app's access and refresh tokens): D1 first
-//! (the grant and, in the same batch, its access tokens' rows), then those tokens out of KV by
-//! the one revocation path's purge. Its refresh tokens need nothing more: every refresh reads
+//! (the grant and, in the same batch, its access tokens' rows and its revocation feed entry, so
+//! every location refuses its access tokens within the feed's bound), then those tokens out of
+//! KV by the one revocation path's purge. Its refresh tokens need nothing more: every refresh reads
 //! the grant. Used by the OAuth server (a replayed code, a reused refresh token, a replaced
 //! grant), RFC 7009 and leak reports of a refresh token, the token page and the admin API.
 
@@ -14,7 +15,7 @@ use crate::store::Backend;
 use crate::token::TokenHash;
 
 /// Ends grant `id` for `why` and evicts its access tokens from KV (this location at once, other
-/// locations within KV's propagation bound, README). `None`: no such grant. A failed D1 write
+/// locations through the revocation feed within 5 s, README). `None`: no such grant. A failed D1 write
 /// is an error (it may have landed: a repeat purges again, since the batch returns every access
 /// token of the grant, revoked now or before). Emits `grant.revoked`.
 pub async fn end_grant<B: Backend>(
@@ -22,7 +23,11 @@ pub async fn end_grant<B: Backend>(
     grant: &AppGrant,
     why: GrantEnd,
 ) -> Result<Option<Purge>, Error> {
-    let Some(done) = ctx.backend.revoke_grant(&grant.id, ctx.now, why).await? else {
+    let Some(done) = ctx
+        .backend
+        .revoke_grant(&grant.id, ctx.now, why, &ctx.feed_stamp())
+        .await?
+    else {
         return Ok(None);
     };
     let mut purge = purge_hashes(ctx, &grant.id, done.access_tokens).await;

@@ -57,14 +57,18 @@ pub async fn verify_active<B: Backend>(
     let basis = match revocations::check(ctx, &subject, &mut deferred).await {
         Check::Revoked => return Ok(None),
         Check::Active { age_ms } => Basis::View { age_ms },
-        Check::AskSource => match ctx.backend.jti_in_feed(&claims.jti, ctx.now_ms).await {
-            Ok(true) => return Ok(None),
-            Ok(false) => Basis::SourceOfTruth,
-            Err(e) => {
-                ctx.isolate
-                    .warn(format!("revocation unconfirmed, KV answered: {}", e.0));
-                Basis::Unconfirmed
-            }
+        Check::AskSource => match revocations::fallback(ctx.isolate) {
+            // at the cap of D1 fallbacks: answered as when D1 cannot be reached
+            None => Basis::Unconfirmed,
+            Some(_place) => match ctx.backend.jti_in_feed(&claims.jti, ctx.now_ms).await {
+                Ok(true) => return Ok(None),
+                Ok(false) => Basis::SourceOfTruth,
+                Err(e) => {
+                    ctx.isolate
+                        .warn(format!("revocation unconfirmed, KV answered: {}", e.0));
+                    Basis::Unconfirmed
+                }
+            },
         },
     };
     // The background refresh a fresh-enough view asked for is left to the next reference token:

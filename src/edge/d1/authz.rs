@@ -19,6 +19,7 @@ use crate::storage::authz_rows::{
     refresh_values, sql, ApprovalRow, Bind, CodeRow, ConsentRow, GrantRow, RefreshRow,
     APPROVAL_COLUMNS, GRANT_COLUMNS, REFRESH_COLUMNS,
 };
+use crate::storage::feed::{self as feed_sql, FeedStamp, Kind};
 use crate::store::StoreError;
 use crate::token::TokenHash;
 use serde::Deserialize;
@@ -279,10 +280,16 @@ impl AppGrants for EdgeBackend {
         id: &str,
         now: i64,
         why: GrantEnd,
+        feed: &FeedStamp,
     ) -> Result<Option<GrantRevoked>, StoreError> {
         let results = self
             .batch_results(vec![
                 (sql::REVOKE_GRANT, vec![s(id), n(now), s(why.as_db())]),
+                // its feed entry, only if the statement above revoked it (same transaction)
+                (
+                    feed_sql::APPEND_REVOKED_GRANT,
+                    vec![s(id), n(now), n(feed.at_ms), n(feed.until(Kind::Grant))],
+                ),
                 (sql::REVOKE_GRANT_TOKENS, vec![s(id), n(now)]),
                 ("SELECT id FROM app_grants WHERE id = ?1", vec![s(id)]),
                 (
@@ -291,8 +298,8 @@ impl AppGrants for EdgeBackend {
                 ),
             ])
             .await?;
-        let [revoked, _, found, tokens] = results.as_slice() else {
-            return Err(StoreError::new("D1 batch: expected four results"));
+        let [revoked, _, _, found, tokens] = results.as_slice() else {
+            return Err(StoreError::new("D1 batch: expected five results"));
         };
         if found.results::<IdRow>().map_err(err)?.is_empty() {
             return Ok(None);

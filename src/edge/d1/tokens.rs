@@ -191,13 +191,13 @@ impl TokenStore for EdgeBackend {
     ) -> Result<bool, StoreError> {
         // One transaction (a D1 batch): the conditional update, then the retired hash and the
         // feed entries, written only if the update happened (the row now has the new, unique
-        // hash): the new generation, and without a grace the old token itself.
+        // hash): the new generation, and the old token itself (see `old_token_dies_at`).
         let prefix = feed_sql::token_prefix(old);
         let (old, new) = (old.to_hex(), new.to_hex());
         let grace = grace_until.map_or(JsValue::NULL, n);
         let args = || vec![s(id), s(&old), s(&new), n(now)];
-        let appended = |kind: Kind| {
-            let mut a = vec![s(id), s(&new), n(feed.at_ms), n(feed.until(kind))];
+        let appended = |kind: Kind, at_ms: i64| {
+            let mut a = vec![s(id), s(&new), n(at_ms), n(feed.until(kind))];
             if kind == Kind::Token {
                 a.push(s(&prefix));
             }
@@ -220,11 +220,16 @@ impl TokenStore for EdgeBackend {
             ),
             (
                 feed_sql::APPEND_ROTATED_GENERATION,
-                appended(Kind::Generation),
+                appended(Kind::Generation, feed.at_ms),
             ),
         ];
-        if grace_until.is_none() {
-            stmts.push((feed_sql::APPEND_ROTATED_TOKEN, appended(Kind::Token)));
+        // the old token dies now, or at the end of a grace that ends while a grant of it read
+        // before the rotation may still be trusted somewhere
+        if let Some(dies_at) = feed.old_token_dies_at(grace_until) {
+            stmts.push((
+                feed_sql::APPEND_ROTATED_TOKEN,
+                appended(Kind::Token, dies_at),
+            ));
         }
         let w = self.batch(stmts).await?;
         // All change a row or none does; a constraint error (a hash collision) is no rotation.
