@@ -8,7 +8,7 @@
 //! | a PAT rotated (without or with grace) | `credential-change` | `update` | the same: answers cached for it are stale |
 //! | the grace of a rotated-away token ended | `credential-change` | `update` | the same |
 //! | a JWT access token revoked | `credential-change` | `revoke` | `jwt_id`: `iss` and `jti` |
-//! | an authorization-server grant revoked | `session-revoked` | | `complex`: the grant as `session`, its client as `application` |
+//! | an authorization-server grant ended | `session-revoked` | | `complex`: the grant as `session`, its client as `application`, its user as `user` |
 //! | a client disabled or deleted | `session-revoked` | | `complex`: the client as `application` |
 //!
 //! `credential_type` is `bearer-token` (CAEP lets transmitter and receiver agree on a type).
@@ -72,8 +72,13 @@ pub enum Change {
     },
     /// A JWT access token revoked.
     JwtRevoked { jti: String },
-    /// An authorization-server grant revoked (its access and refresh tokens with it).
-    GrantRevoked { grant_id: String, client_id: String },
+    /// An authorization-server grant ended (its access and refresh tokens with it); `user`: the
+    /// subject it was granted by.
+    GrantRevoked {
+        grant_id: String,
+        client_id: String,
+        user: String,
+    },
     /// A client disabled or deleted: its tokens stopped working.
     ClientDisabled { client_id: String },
 }
@@ -128,9 +133,11 @@ pub fn subject_and_events(notice: &Notice, issuer: &str, receiver: &Receiver) ->
         Change::GrantRevoked {
             grant_id,
             client_id,
+            user,
         } => (
             SESSION_REVOKED,
-            json!({"format": "complex", "session": opaque(grant_id), "application": opaque(client_id)}),
+            json!({"format": "complex", "session": opaque(grant_id),
+                "application": opaque(client_id), "user": opaque(user)}),
             None,
             None,
         ),
@@ -269,11 +276,16 @@ mod tests {
             &notice(Change::GrantRevoked {
                 grant_id: "g1".into(),
                 client_id: "c1".into(),
+                user: "alice".into(),
             }),
             ISS,
             &with_hash(),
         );
-        assert_eq!(sub["session"]["id"], "g1");
-        assert_eq!(sub["application"]["id"], "c1");
+        assert_eq!(
+            sub,
+            json!({"format": "complex", "session": {"format": "opaque", "id": "g1"},
+                "application": {"format": "opaque", "id": "c1"},
+                "user": {"format": "opaque", "id": "alice"}})
+        );
     }
 }

@@ -64,7 +64,7 @@ fn only_grant(h: &Harness) -> String {
 }
 
 /// The token page's Revoke of grant `id` by `user`: the status of the POST.
-fn revoke_on_page(h: &Harness, user: &str, id: &str) -> u16 {
+pub(super) fn revoke_on_page(h: &Harness, user: &str, id: &str) -> u16 {
     let path = format!("/tokens/apps/{id}/revoke");
     let confirm = h.send(&h.page(Method::Get, &path, Some(user)));
     let csrf = hidden(&confirm.response.text(), "csrf");

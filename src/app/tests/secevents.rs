@@ -280,3 +280,97 @@ fn hostile_receiver_registrations_are_refused() {
     }
     assert!(h.backend.webhooks.borrow().is_empty());
 }
+
+/// Every way an authorization grant ends tells each receiver once: CAEP `session-revoked` for
+/// the grant (`session`), its app (`application`) and its user, and who caused it.
+#[test]
+fn every_end_of_a_grant_is_one_session_revoked_set() {
+    use super::feed_grants::revoke_on_page;
+    use super::flow::{query, APP};
+    type End = fn(&mut Harness, &str, &str, &str);
+    let ends: [(&str, End, &str); 6] = [
+        (
+            "the token page",
+            |h, id, _, _| {
+                assert_eq!(revoke_on_page(h, "alice", id), 303);
+            },
+            "user",
+        ),
+        (
+            "the admin API",
+            |h, id, _, _| {
+                let req = admin(Method::Delete, &format!("/admin/grants/{id}"), None);
+                assert_eq!(h.call(&req).0, 204);
+            },
+            "admin",
+        ),
+        (
+            "RFC 7009 of its refresh token",
+            |h, _, _, rt| {
+                let (s, _, _) = h.call(
+                    &Request::new(Method::Post, "/oauth/revoke")
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(format!("token={rt}&client_id={APP}")),
+                );
+                assert_eq!(s, 200);
+            },
+            "user",
+        ),
+        (
+            "a rotated-away refresh token presented",
+            |h, _, _, rt| {
+                // a rotation past its retry grace, then the old refresh token again
+                let (s, v) = h.refresh(rt);
+                assert_eq!(s, 200, "{v}");
+                assert!(fanned(h).is_empty(), "a rotation ends no grant");
+                h.now += h.cfg.refresh.retry_grace_secs + 1;
+                assert_eq!(h.refresh(rt).0, 400);
+            },
+            "policy",
+        ),
+        (
+            "its authorization code replayed",
+            |h, _, code, _| {
+                assert_eq!(h.exchange(code).0, 400);
+            },
+            "policy",
+        ),
+        (
+            "a new grant replacing it",
+            |h, _, _, _| {
+                let code = h.code("alice", &query(&[]));
+                assert_eq!(h.exchange(&code).0, 200);
+            },
+            "system",
+        ),
+    ];
+    for (name, end, initiator) in ends {
+        let mut h = Harness::flow();
+        receiver(&h, "https://one.example/set", "aud-1", true);
+        let code = h.code("alice", &query(&[]));
+        let (s, v) = h.exchange(&code);
+        assert_eq!(s, 200, "{v}");
+        let rt = v["refresh_token"].as_str().expect("rt").to_owned();
+        let id = h.backend.flow.grants.borrow()[0].id.clone();
+        assert!(fanned(&h).is_empty(), "{name}: a new grant sends no SET");
+        end(&mut h, &id, &code, &rt);
+        let sets = fanned(&h);
+        assert_eq!(sets.len(), 1, "{name}: one SET");
+        let c = verified(&h, &sets[0].payload, "aud-1");
+        assert_eq!(
+            c["sub_id"],
+            json!({"format": "complex", "session": {"format": "opaque", "id": id},
+                "application": {"format": "opaque", "id": APP},
+                "user": {"format": "opaque", "id": "alice"}}),
+            "{name}"
+        );
+        let e = &c["events"][SESSION];
+        assert_eq!(e["initiating_entity"], initiator, "{name}");
+        assert_eq!(e["event_timestamp"], h.now, "{name}");
+        assert!(e.get("change_type").is_none() && e.get("token_hash").is_none());
+        // ending it again tells nobody
+        let again = admin(Method::Delete, &format!("/admin/grants/{id}"), None);
+        assert_eq!(h.call(&again).0, 204, "{name}");
+        assert!(fanned(&h).is_empty(), "{name}: once");
+    }
+}

@@ -11,13 +11,15 @@ use crate::app::ctx::{Ctx, Deferred};
 use crate::authz::records::{AppGrant, GrantEnd};
 use crate::error::Error;
 use crate::events::Event;
+use crate::revocation::push::{Change, Initiator, Notice};
 use crate::store::Backend;
 use crate::token::TokenHash;
 
 /// Ends grant `id` for `why` and evicts its access tokens from KV (this location at once, other
 /// locations through the revocation feed within 5 s, README). `None`: no such grant. A failed D1 write
 /// is an error (it may have landed: a repeat purges again, since the batch returns every access
-/// token of the grant, revoked now or before). Emits `grant.revoked`.
+/// token of the grant, revoked now or before). Emits `grant.revoked` and, when this call ended
+/// it, the revocation notice Security Event Token receivers get.
 pub async fn end_grant<B: Backend>(
     ctx: &Ctx<'_, B>,
     grant: &AppGrant,
@@ -39,7 +41,40 @@ pub async fn end_grant<B: Backend>(
         newly: done.newly,
         via: why.as_db(),
     });
+    if done.newly {
+        ctx.isolate
+            .emit(Event::revocation_notice(notice(grant, why, ctx.now)));
+    }
     Ok(Some(purge))
+}
+
+/// The revocation notice of `grant` ended at `at` for `why`: who caused it (CAEP
+/// `initiating_entity`) and why, for the receiver's administrators.
+fn notice(grant: &AppGrant, why: GrantEnd, at: i64) -> Notice {
+    let (initiator, reason) = match why {
+        GrantEnd::User => (Initiator::User, "revoked by its user"),
+        GrantEnd::Admin => (Initiator::Admin, "revoked by an administrator"),
+        GrantEnd::CodeReuse => (Initiator::Policy, "its authorization code was used twice"),
+        GrantEnd::RefreshReuse => (
+            Initiator::Policy,
+            "a rotated-away refresh token was presented",
+        ),
+        GrantEnd::Replaced => (Initiator::System, "replaced by a newer grant"),
+        GrantEnd::TokenRevoked => (
+            Initiator::User,
+            "one of its tokens was revoked or reported leaked",
+        ),
+    };
+    Notice {
+        change: Change::GrantRevoked {
+            grant_id: grant.id.clone(),
+            client_id: grant.client_id.clone(),
+            user: grant.subject.clone(),
+        },
+        at,
+        initiator,
+        reason,
+    }
 }
 
 /// [`end_grant`] of the grant with this id, read first (the event names its user and app).
