@@ -3,13 +3,16 @@
 // (RFC 8417) per revocation, POSTed as `application/secevent+jwt` (RFC 8935) by the Worker's own
 // queue consumer. The receiver here verifies every SET with the `jose` library against patgate's
 // published JWKS (signature, `typ`, `iss`, `aud`, no `exp`) and checks that no two different SETs
-// share a `jti` (a retried delivery repeats the same SET).
+// share a `jti` (a retried delivery repeats the same SET). An app's authorization grant, obtained
+// through the real code flow (dev sign-in, consent, code exchange), ends with a CAEP
+// `session-revoked` SET.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createServer } from "node:http";
 import * as jose from "jose";
 import { startServer, createPat, userCall, call, form, basic, introspect, ADMIN, eventually } from "./helpers.mjs";
+import { pkce, signIn, authorizeQuery, approve, exchange, insertClient } from "./authflow.mjs";
 
 const OFFSET = Number(process.env.E2E_PORT_OFFSET ?? 0);
 const RECEIVER_PORT = 8894 + OFFSET;
@@ -31,10 +34,25 @@ let receiver;
 let srv;
 let jwks;
 
-const audienceOf = { "/one": "https://api.one.example", "/two": "https://api.two.example", "/strict": "https://api.strict.example" };
+const audienceOf = {
+  "/one": "https://api.one.example", "/two": "https://api.two.example", "/strict": "https://api.strict.example",
+  "/grants": "https://api.grants.example",
+};
+const APP = "set_app";
 
 before(async () => {
   srv = await startServer("secevents", 8893);
+  // an app and a gate route for the grant test (its resource), made before any request reads them
+  await insertClient(srv, APP, { redirectUris: ["http://127.0.0.1/callback"], name: "SET App" });
+  const route = await call(`${srv.url}/admin/routes/set`, {
+    method: "PUT",
+    headers: { authorization: ADMIN, "content-type": "application/json" },
+    body: JSON.stringify({
+      path_prefix: "/gw/set/", upstream: "http://127.0.0.1:9", resource: "demo_api",
+      rules: [{ methods: ["GET"], scopes: ["demo_api:read"] }],
+    }),
+  });
+  assert.equal(route.status, 201, route.text);
   jwks = jose.createRemoteJWKSet(new URL(`${srv.url}/.well-known/jwks.json`));
   receiver = createServer((req, res) => {
     const chunks = [];
@@ -196,4 +214,58 @@ test("a receiver that refuses a SET (400 with err) is not asked again; bad regis
   // a token's introspection is unaffected by all this
   const live = await createPat(srv.url, "ria");
   assert.equal((await introspect(srv.url, live.token)).json.active, true);
+});
+
+test("an app's authorization grant ended (RFC 7009 of its refresh token, the admin API): one session-revoked SET naming the grant, its app and its user", async () => {
+  const w = await admin("POST", "/webhooks", { url: `${RECEIVER}/grants`, format: "secevent", audience: audienceOf["/grants"] });
+  assert.equal(w.status, 201, w.text);
+  const resource = `${srv.url.replace("127.0.0.1", "localhost")}/gw/set/`;
+  const cookie = await signIn(srv.url, "gus");
+  const grant = async () => {
+    const p = { clientId: APP, redirectUri: "http://127.0.0.1:4501/callback", resource, scope: "demo_api:read", ...pkce() };
+    const { params } = await approve(srv.url, cookie, authorizeQuery(p));
+    assert.ok(params.code, JSON.stringify(params));
+    const t = await exchange(srv.url, p, params.code);
+    assert.equal(t.status, 200, t.text);
+    return { at: t.json.access_token, rt: t.json.refresh_token };
+  };
+  const grantIds = async () => (await admin("GET", "/grants?subject=gus")).json.grants.map((g) => g.id);
+  const ofGrant = (id) => (p) => p.events[SESSION] && p.sub_id.format === "complex" && p.sub_id.session?.id === id;
+
+  // ended by its app through RFC 7009 (the refresh token ends the grant)
+  const first = await grant();
+  const [id1] = await grantIds();
+  assert.ok(id1, "the grant is listed");
+  assert.equal((await introspect(srv.url, first.at)).json.active, true);
+  const r = await form(`${srv.url}/oauth/revoke`, new URLSearchParams({ client_id: APP, token: first.rt }).toString());
+  assert.equal(r.status, 200, r.text);
+  const s1 = await setFor("/grants", ofGrant(id1), "grant ended by RFC 7009");
+  assert.deepEqual(s1.sub_id, {
+    format: "complex", session: { format: "opaque", id: id1 },
+    application: { format: "opaque", id: APP }, user: { format: "opaque", id: "gus" },
+  });
+  assert.deepEqual(Object.keys(s1.events), [SESSION]);
+  assert.equal(s1.events[SESSION].initiating_entity, "user");
+  assert.equal(typeof s1.events[SESSION].event_timestamp, "number");
+  assert.equal(s1.events[SESSION].change_type, undefined);
+  assert.equal((await introspect(srv.url, first.at)).json.active, false, "its access token died with it");
+  // every receiver hears of it, each with its own SET
+  const s1one = await setFor("/one", ofGrant(id1), "grant ended, the other receiver");
+  assert.equal(s1one.txn, s1.txn);
+  assert.notEqual(s1one.jti, s1.jti);
+
+  // ended by an operator
+  const second = await grant();
+  const id2 = (await grantIds()).find((g) => g !== id1);
+  assert.ok(id2, "the second grant is listed");
+  assert.equal((await admin("DELETE", `/grants/${id2}`)).status, 204);
+  const s2 = await setFor("/grants", ofGrant(id2), "grant ended by an operator");
+  assert.equal(s2.events[SESSION].initiating_entity, "admin");
+  assert.equal((await introspect(srv.url, second.at)).json.active, false);
+  // ending it again tells nobody: one SET per grant
+  assert.equal((await admin("DELETE", `/grants/${id2}`)).status, 204);
+  await new Promise((res) => setTimeout(res, 1500));
+  assert.equal(eventsAt("/grants").filter(ofGrant(id2)).length, 1);
+  assert.equal(eventsAt("/grants").filter(ofGrant(id1)).length, 1);
+  assert.deepEqual(problems, []);
 });
