@@ -356,18 +356,18 @@ fn every_end_of_a_grant_is_one_session_revoked_set() {
         end(&mut h, &id, &code, &rt);
         let sets = fanned(&h);
         assert_eq!(sets.len(), 1, "{name}: one SET");
-        let c = verified(&h, &sets[0].payload, "aud-1");
+        let claims = verified(&h, &sets[0].payload, "aud-1");
         assert_eq!(
-            c["sub_id"],
+            claims["sub_id"],
             json!({"format": "complex", "session": {"format": "opaque", "id": id},
                 "application": {"format": "opaque", "id": APP},
                 "user": {"format": "opaque", "id": "alice"}}),
             "{name}"
         );
-        let e = &c["events"][SESSION];
-        assert_eq!(e["initiating_entity"], initiator, "{name}");
-        assert_eq!(e["event_timestamp"], h.now, "{name}");
-        assert!(e.get("change_type").is_none() && e.get("token_hash").is_none());
+        let event = &claims["events"][SESSION];
+        assert_eq!(event["initiating_entity"], initiator, "{name}");
+        assert_eq!(event["event_timestamp"], h.now, "{name}");
+        assert!(event.get("change_type").is_none() && event.get("token_hash").is_none());
         // ending it again tells nobody
         let again = admin(Method::Delete, &format!("/admin/grants/{id}"), None);
         assert_eq!(h.call(&again).0, 204, "{name}");
