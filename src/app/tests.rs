@@ -128,6 +128,7 @@ mod feed_cap;
 mod feed_grace;
 mod feed_grants;
 mod flow;
+mod grant_jwt;
 mod grant_usage;
 mod handlers;
 mod integrity;

@@ -83,6 +83,11 @@ pub struct AccessTokenClaims {
     /// The PAT's rotation generation when the JWT was minted (rotating the PAT kills the JWT).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pat_gen: Option<i64>,
+    /// For an access token of an authorization grant (its `aud` the grant's resource): the
+    /// grant's id. Everything in patgate that accepts the JWT checks that the grant has not
+    /// ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<String>,
 }
 
 /// `aud` as RFC 7519 allows it: one string or an array of strings.

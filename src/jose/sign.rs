@@ -110,6 +110,7 @@ mod tests {
             scope: Scopes::from_stored("demo_api:read"),
             pat_id: None,
             pat_gen: None,
+            grant_id: None,
         }
     }
 

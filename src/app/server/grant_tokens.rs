@@ -1,6 +1,7 @@
 //! What the authorization code and refresh token grants share: the client's profile and the
-//! access token of a grant (a reference token naming the grant, its audience the grant's
-//! resource, living the client's `token_lifetime`).
+//! access token of a grant (a reference token naming the grant, or an RFC 9068 JWT carrying its
+//! id for a client whose `token_format` is `jwt`; its audience the grant's resource, living the
+//! client's `token_lifetime`).
 
 use crate::app::clients::{self, Freshness};
 use crate::app::ctx::Ctx;
@@ -8,7 +9,7 @@ use crate::app::tokens::{self, NewToken};
 use crate::authz::records::{AppGrant, ClientProfile};
 use crate::error::Error;
 use crate::events::Event;
-use crate::model::Client;
+use crate::model::{Client, TokenFormat};
 use crate::oauth::TokenResponse;
 use crate::store::Backend;
 use crate::token::TokenKind;
@@ -35,6 +36,16 @@ pub(super) async fn access_token<B: Backend>(
 ) -> Result<TokenResponse, Error> {
     let lifetime = client.token_lifetime.max(1);
     let scope = crate::scopes::join(&scopes);
+    if client.token_format == TokenFormat::Jwt {
+        let jwt = super::jwt::sign_grant_access_token(ctx, client, g, &scopes, lifetime)?;
+        ctx.isolate.emit(Event::TokenIssued {
+            client_id: client.id.clone(),
+            sub: g.subject.clone(),
+            format: "jwt",
+            grant,
+        });
+        return Ok(response(jwt, lifetime, scope));
+    }
     let new = NewToken {
         kind: TokenKind::Access,
         subject: g.subject.clone(),
@@ -55,15 +66,19 @@ pub(super) async fn access_token<B: Backend>(
         format: "reference",
         grant,
     });
-    Ok(TokenResponse {
-        access_token: token.expose_secret().to_owned(),
+    Ok(response(token.expose_secret().to_owned(), lifetime, scope))
+}
+
+fn response(access_token: String, lifetime: i64, scope: String) -> TokenResponse {
+    TokenResponse {
+        access_token,
         token_type: "Bearer",
         expires_in: lifetime,
         scope,
         issued_token_type: None,
         pat_id: None,
         refresh_token: None,
-    })
+    }
 }
 
 pub(super) fn rng(e: getrandom::Error) -> Error {

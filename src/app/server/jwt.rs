@@ -1,8 +1,10 @@
 //! JWT access tokens issued: the JWKS document that publishes the signing keys, and RFC 9068
-//! access tokens signed for clients (client credentials, token exchange). Checking them later is
+//! access tokens signed for clients (client credentials, token exchange, and the authorization
+//! code and refresh token grants of a client whose `token_format` is `jwt`). Checking them later is
 //! the token decision's part ([`crate::app::tokens`]).
 
 use crate::app::ctx::Ctx;
+use crate::authz::records::AppGrant;
 use crate::error::Error;
 use crate::http::Response;
 use crate::jose::{AccessTokenClaims, SigningKeys};
@@ -73,6 +75,36 @@ pub async fn sign_access_token<B: Backend>(
         scope: Scopes::from_trusted(scopes),
         pat_id: source.map(|(id, _)| id.to_owned()),
         pat_gen: source.map(|(_, generation)| generation),
+        grant_id: None,
+    };
+    keys.sign_access_token(&claims, ctx.now + lifetime)
+        .map_err(|e| Error::Internal(format!("signing failed: {e}")))
+}
+
+/// Signs an RFC 9068 access token of authorization grant `g` for `client`: `aud` the grant's
+/// resource, `sub` its user, and its id (`grant_id`): the JWT is active only while the grant is.
+pub fn sign_grant_access_token<B>(
+    ctx: &Ctx<'_, B>,
+    client: &Client,
+    g: &AppGrant,
+    scopes: &[String],
+    lifetime: i64,
+) -> Result<String, Error> {
+    let keys = keys(ctx).ok_or_else(|| {
+        Error::Internal("the client's JWT access tokens need signing keys; none are set".into())
+    })?;
+    let claims = AccessTokenClaims {
+        iss: ctx.cfg.issuer.clone(),
+        sub: g.subject.clone(),
+        aud: vec![g.audience.resource.clone()],
+        iat: ctx.now,
+        jti: random_id().map_err(|e| Error::Internal(format!("randomness unavailable: {e}")))?,
+        client_id: client.id.clone(),
+        client_uid: Some(client.uid.clone()),
+        scope: Scopes::from_trusted(scopes),
+        pat_id: None,
+        pat_gen: None,
+        grant_id: Some(g.id.clone()),
     };
     keys.sign_access_token(&claims, ctx.now + lifetime)
         .map_err(|e| Error::Internal(format!("signing failed: {e}")))

@@ -296,6 +296,7 @@ fn jwt_access_tokens_follow_the_same_rules() {
             scope: crate::scopes::Scopes::from_stored(scope),
             pat_id: None,
             pat_gen: None,
+            grant_id: None,
         };
         keys.sign_access_token(&claims, NOW + 3600).expect("sign")
     };

@@ -306,6 +306,7 @@ fn a_jwt_without_the_client_uid_is_refused_everywhere() {
             scope: crate::scopes::Scopes::from_stored("demo_api:read"),
             pat_id: None,
             pat_gen: None,
+            grant_id: None,
         };
         keys.sign_access_token(&claims, NOW + 600).expect("sign")
     };

@@ -1,6 +1,7 @@
 //! patgate's JWT access tokens in the token decision: local verification for introspection and
 //! revocation (with a `jti` denylist in KV; a JWT exchanged from a PAT lives only as long as that
-//! PAT), and RFC 9701 signed introspection responses. Issuing them is the server's part.
+//! PAT, one of an authorization grant only as long as that grant), and RFC 9701 signed
+//! introspection responses. Issuing them is the server's part.
 
 use super::active::{client_holds, client_holds_with, Active, Source};
 use crate::app::client_auth::Freshness;
@@ -52,6 +53,8 @@ pub async fn verify_active<B: Backend>(
     let mut deferred = Vec::new();
     let subject = Subject {
         jti: Some(&claims.jti),
+        // a grant's access token dies with it (its `a` entry)
+        grant: claims.grant_id.as_deref(),
         ..Subject::default()
     };
     let basis = match revocations::check(ctx, &subject, &mut deferred).await {
@@ -87,7 +90,36 @@ pub async fn verify_active<B: Backend>(
             return Ok(None);
         }
     }
+    if let Some(grant_id) = &claims.grant_id {
+        if !source_grant_active(ctx, grant_id, uid).await? {
+            return Ok(None);
+        }
+    }
     Ok(Some((claims, exp, basis)))
+}
+
+/// A JWT of an authorization grant lives only as long as that grant: not ended, and of the
+/// client the JWT names (the same uid). One D1 read by primary key, so the end of a grant
+/// refuses its JWTs at once everywhere (the feed's `a` entry refuses them without the read); an
+/// ended grant is remembered by the isolate (that answer never changes).
+async fn source_grant_active<B: Backend>(
+    ctx: &Ctx<'_, B>,
+    grant_id: &str,
+    client_uid: &str,
+) -> Result<bool, Error> {
+    // (grant ids and PAT ids share the isolate's memory of dead sources: `a:` keeps them apart)
+    let key = format!("a:{grant_id}");
+    if ctx.isolate.is_dead_source(&key, None, ctx.now) {
+        return Ok(false);
+    }
+    match ctx.backend.grant(grant_id).await? {
+        Some(g) if g.revoked_at.is_none() => Ok(g.client_uid == client_uid),
+        // unknown or ended: for good (a JWT naming another client's grant proves nothing of it)
+        _ => {
+            ctx.isolate.mark_dead_source(&key, None, ctx.now);
+            Ok(false)
+        }
+    }
 }
 
 /// A JWT exchanged from a PAT lives only as long as that PAT: active (not revoked, not expired),
@@ -141,7 +173,11 @@ pub async fn introspect<B: Backend>(
         name: None,
         grace: None,
         basis,
-        aud: None,
+        // a grant's JWT: its resource (the gate refuses it on any other)
+        aud: claims
+            .grant_id
+            .as_ref()
+            .and_then(|_| claims.aud.first().cloned()),
     }))
 }
 
