@@ -9,6 +9,8 @@
 // B's view). The same for an app's authorization grant obtained through the real flow (sign-in,
 // /authorize, consent, code exchange, refreshes at both locations), ended at A by the user's Revoke
 // and by refresh-token reuse; and the natural end of a rotation's short grace (no write at all).
+// An app configured for JWT access tokens (`token_format: "jwt"`) gets RFC 9068 JWTs naming its
+// grant, refused at both locations at once when the grant ends.
 // Then the fallback: with B's feed unreadable (a dev fault), its view ages and every
 // token the one-read path would let through is read from D1 instead.
 import { test, before, after } from "node:test";
@@ -22,6 +24,7 @@ const BOUND_MS = 5000;
 const JWT_CLIENT = basic("demo_jwt_client", "demo-jwt-client-secret");
 const INACTIVE = '{"active":false}';
 const APP = "rev_app";
+const JWT_APP = "rev_jwt_app";
 
 let a;
 let b;
@@ -30,6 +33,7 @@ before(async () => {
   // an app and a gate route for the grant test, made before B starts (B's registry reads them
   // at its first request, not after its cache life)
   await insertClient(a, APP, { redirectUris: ["http://127.0.0.1/callback"], name: "Rev App" });
+  await insertClient(a, JWT_APP, { redirectUris: ["http://127.0.0.1/callback"], name: "Rev JWT App", format: "jwt" });
   const route = await admin("PUT", "/routes/rev", {
     path_prefix: "/gw/rev/", upstream: "http://127.0.0.1:9", resource: "demo_api",
     rules: [{ methods: ["GET"], scopes: ["demo_api:read"] }],
@@ -165,9 +169,9 @@ test("a client JWT revoked through RFC 7009 and a disabled client's tokens: refu
   });
 });
 
-/** A grant of `APP` for `user` (signed in at A with `cookie`): the code flow at A. */
-async function appGrant(cookie, resource) {
-  const p = { clientId: APP, redirectUri: "http://127.0.0.1:4501/callback", resource, scope: "demo_api:read", ...pkce() };
+/** A grant of `clientId` for the user signed in at A with `cookie`: the code flow at A. */
+async function appGrant(cookie, resource, clientId = APP) {
+  const p = { clientId, redirectUri: "http://127.0.0.1:4501/callback", resource, scope: "demo_api:read", ...pkce() };
   const { params } = await approve(a.url, cookie, authorizeQuery(p));
   assert.ok(params.code, JSON.stringify(params));
   const t = await exchange(a.url, p, params.code);
@@ -176,8 +180,8 @@ async function appGrant(cookie, resource) {
 }
 
 /** Refreshes at `srv`: the new access and refresh tokens. */
-async function refreshed(srv, rt) {
-  const r = await refresh(srv.url, APP, rt);
+async function refreshed(srv, rt, clientId = APP) {
+  const r = await refresh(srv.url, clientId, rt);
   assert.equal(r.status, 200, r.text);
   return { at: r.json.access_token, rt: r.json.refresh_token };
 }
@@ -217,6 +221,45 @@ test("an app's grant ended at A (the user's Revoke, refresh-token reuse): its ac
   });
   for (const t of [second.at, r2.at]) assert.equal((await introspect(b.url, t)).text, INACTIVE, "every access token of the grant");
   assertError(await refresh(b.url, APP, r3.rt), 400, "invalid_grant", "the current refresh token at B");
+});
+
+test("an app's RFC 9068 JWT access tokens (client token_format jwt): audience its grant's resource, refused at both locations at once when the grant ends", async () => {
+  const resource = `${a.url.replace("127.0.0.1", "localhost")}/gw/rev/`;
+  const jill = await signIn(a.url, "jill");
+  const first = await appGrant(jill, resource, JWT_APP);
+  const parts = first.at.split(".");
+  assert.equal(parts.length, 3, "a JWT");
+  const header = JSON.parse(Buffer.from(parts[0], "base64url").toString());
+  const claims = JSON.parse(Buffer.from(parts[1], "base64url").toString());
+  assert.equal(header.typ, "at+jwt");
+  assert.deepEqual(claims.aud, [resource]);
+  assert.equal(claims.sub, "jill");
+  assert.equal(claims.client_id, JWT_APP);
+  assert.equal(claims.scope, "demo_api:read");
+  assert.equal(claims.iss, a.url);
+  assert.ok(claims.jti && claims.grant_id, JSON.stringify(claims));
+  const atB = await introspect(b.url, first.at);
+  assert.equal(atB.json.active, true, atB.text);
+  assert.equal(atB.json.aud, resource);
+  // a refresh at B: another JWT of the same grant
+  const second = await refreshed(b, first.rt, JWT_APP);
+  const claims2 = JSON.parse(Buffer.from(second.at.split(".")[1], "base64url").toString());
+  assert.equal(claims2.grant_id, claims.grant_id);
+  assert.notEqual(claims2.jti, claims.jti);
+  for (const t of [first.at, second.at]) {
+    assert.equal((await introspect(a.url, t)).json.active, true);
+    assert.equal((await introspect(b.url, t)).json.active, true);
+  }
+  // an operator ends the grant at A: both JWTs refused at once, at A and at B
+  assert.equal((await admin("DELETE", `/grants/${claims.grant_id}`)).status, 204);
+  for (const t of [first.at, second.at]) {
+    assert.equal((await introspect(a.url, t)).text, INACTIVE, "at A");
+    assert.equal((await introspect(b.url, t)).text, INACTIVE, "at B, at once");
+  }
+  assertError(await refresh(b.url, JWT_APP, second.rt), 400, "invalid_grant", "its refresh token");
+  // the other app still gets reference tokens
+  const ref = await appGrant(jill, resource);
+  assert.ok(ref.at.startsWith("pga_"), "a reference token");
 });
 
 test("the feed unreadable at a location: its view ages, active answers come from D1, and a revocation is refused at once", async () => {
