@@ -49,7 +49,8 @@ pub struct IsolateState {
     events: RefCell<Vec<crate::events::Event>>,
     /// Rate-limited keys and until when they are refused.
     blocked: RefCell<HashMap<(crate::store::Limit, String), i64>>,
-    /// Sources (PAT id, generation) of exchanged JWTs known to be dead.
+    /// Sources (PAT id, generation) of exchanged JWTs known to be dead, and ended authorization
+    /// grants of JWT access tokens (`a:{grant id}`, no generation).
     dead_sources: RefCell<HashMap<(String, Option<i64>), i64>>,
     /// Uses held per token until their report (see [`crate::usage::coalesce`]).
     usage: RefCell<crate::usage::coalesce::Coalescer>,
