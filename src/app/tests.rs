@@ -63,6 +63,7 @@ fn backend() -> MemoryBackend {
     let b = MemoryBackend::default();
     let res = |id: &str, secret: &str, scopes: &[&str]| ApiResource {
         descriptions: Vec::new(),
+        resource_uri: None,
         id: id.into(),
         uid: format!("uid-{id}"),
         secret: SecretSet {
@@ -120,6 +121,7 @@ struct Harness {
 }
 
 mod admin_pats;
+mod api_target;
 mod clients;
 mod deliveries;
 mod fanout;

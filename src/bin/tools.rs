@@ -347,6 +347,7 @@ fn introspect(n: usize) {
     let backend = MemoryBackend::default();
     backend.resources.borrow_mut().push(ApiResource {
         descriptions: Vec::new(),
+        resource_uri: None,
         id: "demo_api".into(),
         uid: "r1".into(),
         secret: SecretSet {

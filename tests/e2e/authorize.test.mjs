@@ -374,3 +374,69 @@ test("discovery: RFC 8414 metadata of the authorization server", async () => {
   assert.ok(m.token_endpoint_auth_methods_supported.includes("none"));
   assert.equal(m.authorization_response_iss_parameter_supported, true);
 });
+
+test("RFC 8707: a registered API resource as the target; its token is active for it alone", async () => {
+  const admin = (method, path, body) =>
+    call(`${srv.url}${path}`, { method, headers: { authorization: ADMIN, "content-type": "application/json" }, body: body && JSON.stringify(body) });
+  const basic = (id, secret) => `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}`;
+  const ledgerUri = "https://ledger.example/api";
+  const auditUri = "https://audit.example/api";
+  const ledger = await admin("POST", "/admin/resources", { id: "ledger", scopes: ["ledger:read"], resource_uri: ledgerUri });
+  assert.equal(ledger.status, 201, ledger.text);
+  assert.equal(ledger.json.resource_uri, ledgerUri);
+  const audit = await admin("POST", "/admin/resources", { id: "audit", scopes: ["audit:read"], resource_uri: auditUri });
+  assert.equal(audit.status, 201, audit.text);
+  // hostile registrations: not an https URL written one way, or another API's identifier
+  for (const bad of ["http://ledger.example/api", "https://LEDGER.example/x", "https://ledger.example/x?y=1", "https://ledger.example/x#f", "ledger"]) {
+    const r = await admin("POST", "/admin/resources", { id: "bad", scopes: [], resource_uri: bad });
+    assert.equal(r.status, 400, `${bad}: ${r.text}`);
+  }
+  assert.equal((await admin("POST", "/admin/resources", { id: "twin", scopes: [], resource_uri: ledgerUri })).status, 409);
+  assert.equal((await admin("PATCH", "/admin/resources/audit", { resource_uri: ledgerUri })).status, 409);
+  const allowed = await admin("PATCH", `/admin/clients/${CLIENT}`, { allowed_scopes: ["demo_api:read", "demo_api:write", "ledger:read", "audit:read"] });
+  assert.equal(allowed.status, 200, allowed.text);
+
+  const gina = await signIn(srv.url, "gina");
+  const p = flow({ resource: ledgerUri, scope: "ledger:read" });
+  const r = await authorize(srv.url, gina, authorizeQuery(p));
+  assert.equal(r.status, 200, r.text.slice(0, 300));
+  assert.ok(r.text.includes(ledgerUri), "the consent page names the API");
+  const { params } = redirectParams(await answer(srv.url, gina, consentForm(r), "approve"));
+  const t = await exchange(srv.url, p, params.code, { resource: ledgerUri });
+  assert.equal(t.status, 200, t.text);
+  assert.equal(t.json.scope, "ledger:read");
+
+  const asLedger = basic("ledger", ledger.json.secret);
+  const asAudit = basic("audit", audit.json.secret);
+  const i = await introspect(srv.url, t.json.access_token, asLedger);
+  assert.equal(i.status, 200, i.text);
+  assert.deepEqual([i.json.active, i.json.aud, i.json.scope, i.json.sub, i.json.client_id], [true, ledgerUri, "ledger:read", "gina", CLIENT]);
+  // hostile: the ledger's token shown to another API resource, to the gate's, through the gate
+  assert.deepEqual((await introspect(srv.url, t.json.access_token, asAudit)).json, { active: false });
+  assert.deepEqual((await introspect(srv.url, t.json.access_token)).json, { active: false });
+  assert.equal((await through(t.json.access_token)).status, 401);
+  // and a token for the gate route is not the ledger's
+  const pg = flow();
+  const { params: qg } = await approve(srv.url, gina, authorizeQuery(pg));
+  const tg = (await exchange(srv.url, pg, qg.code)).json;
+  assert.equal((await introspect(srv.url, tg.access_token)).json.active, true);
+  assert.deepEqual((await introspect(srv.url, tg.access_token, asLedger)).json, { active: false });
+
+  // refresh keeps the audience; naming the other API is invalid_target
+  assertError(await refresh(srv.url, CLIENT, t.json.refresh_token, { resource: auditUri }), 400, "invalid_target", "another API on refresh");
+  const r2 = await refresh(srv.url, CLIENT, t.json.refresh_token, { resource: ledgerUri });
+  assert.equal(r2.status, 200, r2.text);
+  assert.equal((await introspect(srv.url, r2.json.access_token, asLedger)).json.aud, ledgerUri);
+  assert.deepEqual((await introspect(srv.url, r2.json.access_token, asAudit)).json, { active: false });
+
+  // near misses of the registered URI and a disabled API: invalid_target, with state and iss
+  const ask = async (resourceUri) => {
+    const a = await authorize(srv.url, gina, authorizeQuery(flow({ resource: resourceUri, scope: "ledger:read" }), { state: "t1" }));
+    assert.equal(a.status, 302, `${resourceUri}: ${a.status} ${a.text.slice(0, 200)}`);
+    const { params: q } = redirectParams(a);
+    assert.deepEqual([q.error, q.state, q.iss], ["invalid_target", "t1", srv.url], resourceUri);
+  };
+  for (const near of [`${ledgerUri}/`, "https://ledger.example/ap", "https://ledger.example:8443/api", "http://ledger.example/api"]) await ask(near);
+  assert.equal((await admin("PATCH", "/admin/resources/ledger", { enabled: false })).status, 200);
+  await ask(ledgerUri);
+});

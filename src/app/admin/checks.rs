@@ -5,6 +5,7 @@ use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::model::SecretSet;
 use crate::store::Write;
+use serde::{Deserialize, Deserializer};
 
 pub(super) fn valid_name(s: &str, max: usize) -> bool {
     !s.is_empty()
@@ -72,5 +73,31 @@ pub(super) fn written(w: Write) -> Result<(), Error> {
         Write::Done => Ok(()),
         Write::NotFound => Err(Error::NotFound),
         Write::Conflict => Err(Error::Conflict("it already exists".into())),
+    }
+}
+
+/// A PATCH member that may be left out (keep), sent as `null` (clear) or given a value.
+#[derive(Default)]
+pub(super) enum Change<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Change<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Option::<T>::deserialize(d)?.map_or(Change::Clear, Change::Set))
+    }
+}
+
+impl<T> Change<T> {
+    /// Applies the change to `field`.
+    pub(super) fn apply(self, field: &mut Option<T>) {
+        match self {
+            Change::Keep => {}
+            Change::Clear => *field = None,
+            Change::Set(v) => *field = Some(v),
+        }
     }
 }

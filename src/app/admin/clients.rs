@@ -7,7 +7,7 @@
 //! RFC 7591) can number in the tens of thousands and are never read whole. This isolate forgets
 //! its cached copy at once; other isolates within `REGISTRY_CACHE_SECONDS` (30 s).
 
-use super::checks::{check_id, check_if_match, etag, with_etag, written};
+use super::checks::{check_id, check_if_match, etag, with_etag, written, Change};
 use super::registry::{
     check_format, check_lifetime, check_scopes_exist, grace, new_secret, rotated,
 };
@@ -20,7 +20,7 @@ use crate::model::{Client, SecretSet, TokenFormat};
 use crate::oauth::authorize::redirect_uri::check_registered;
 use crate::oauth::client_metadata::{check_name, check_web_uri, GrantType};
 use crate::store::Backend;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 fn client_etag(c: &Client, p: &ClientProfile) -> String {
@@ -65,32 +65,6 @@ fn client_view<'a>(c: &'a Client, p: &'a ClientProfile) -> ClientView<'a> {
             .map(|g| g.iter().map(|t| t.as_str()).collect()),
         display_name: p.display_name.as_deref(),
         logo_uri: p.logo_uri.as_deref(),
-    }
-}
-
-/// A PATCH member that may be left out (keep), sent as `null` (clear) or given a value.
-#[derive(Default)]
-pub(super) enum Change<T> {
-    #[default]
-    Keep,
-    Clear,
-    Set(T),
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Change<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Option::<T>::deserialize(d)?.map_or(Change::Clear, Change::Set))
-    }
-}
-
-impl<T> Change<T> {
-    /// Applies the change to `field`.
-    fn apply(self, field: &mut Option<T>) {
-        match self {
-            Change::Keep => {}
-            Change::Clear => *field = None,
-            Change::Set(v) => *field = Some(v),
-        }
     }
 }
 
