@@ -123,6 +123,7 @@ struct Harness {
 mod admin_pats;
 mod api_target;
 mod clients;
+mod confidential;
 mod deliveries;
 mod fanout;
 mod feed;

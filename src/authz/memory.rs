@@ -12,8 +12,9 @@ use super::store::{
     AppGrants, AuthorizationCodes, ClientDirectory, ConsentRequests, Fetched, GrantRevoked,
     MetadataFetcher, RememberedApprovals,
 };
-use crate::model::Client;
+use crate::model::{Client, SecretSet};
 use crate::oauth::metadata_document::FetchableUrl;
+use crate::secret::SecretHash;
 use crate::store::{StoreError, Write};
 use crate::testing::fault::Fault;
 use crate::token::TokenHash;
@@ -176,9 +177,12 @@ impl ClientDirectory for AuthzMemory {
             match all.iter_mut().find(|(c, _, _)| c.id == client.id) {
                 Some((_, p, _)) if p.source != ClientSource::MetadataDocument => None,
                 Some((c, p, _)) => {
+                    // As in D1: a new fetch replaces the document's members, never the uid or
+                    // a secret an administrator gave the client.
                     let uid = c.uid.clone();
                     *c = Client {
                         uid: uid.clone(),
+                        secret: c.secret.take(),
                         ..client.clone()
                     };
                     *p = profile.clone();
@@ -214,6 +218,26 @@ impl ClientDirectory for AuthzMemory {
             };
             all.push((c, profile.clone(), now));
             Write::Done
+        })
+    }
+
+    async fn set_client_secret(
+        &self,
+        id: &str,
+        uid: &str,
+        expected: Option<&SecretHash>,
+        secret: &SecretSet,
+    ) -> Result<Write, StoreError> {
+        self.write(AuthzStep::ClientWrite, || {
+            match self.clients.borrow_mut().iter_mut().find(|(c, _, _)| {
+                c.id == id && c.uid == uid && c.secret.as_ref().map(|s| &s.current) == expected
+            }) {
+                Some((c, _, _)) => {
+                    c.secret = Some(secret.clone());
+                    Write::Done
+                }
+                None => Write::NotFound,
+            }
         })
     }
 

@@ -9,8 +9,9 @@ use super::records::{
     AppGrant, AuthorizationCode, ClientProfile, GrantEnd, PendingConsent, RefreshTokenRecord,
     RememberedApproval,
 };
-use crate::model::Client;
+use crate::model::{Client, SecretSet};
 use crate::oauth::metadata_document::FetchableUrl;
+use crate::secret::SecretHash;
 use crate::store::error::{StoreError, Write};
 use crate::token::TokenHash;
 
@@ -51,6 +52,18 @@ pub trait ClientDirectory {
         unused_since: i64,
         limit: u32,
     ) -> Result<Vec<String>, StoreError>;
+    /// Gives client `id` the secrets `secret` (a public client made confidential, or a new secret
+    /// for a confidential one) if it is still the client `uid` whose current secret is `expected`
+    /// (`None`: public), in one conditional statement; `NotFound` when it is gone or another
+    /// change came first. Its source and profile are left alone (a metadata document's next
+    /// fetch replaces the profile, never the secret).
+    async fn set_client_secret(
+        &self,
+        id: &str,
+        uid: &str,
+        expected: Option<&SecretHash>,
+        secret: &SecretSet,
+    ) -> Result<Write, StoreError>;
 }
 
 /// Pending consent requests (D1 `consent_requests`).

@@ -6,11 +6,13 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
+import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { startServer, call, introspect, ADMIN, assertError, form } from "./helpers.mjs";
 import {
   pkce, signIn, authorizeQuery, authorize, consentForm, answer, redirectParams, approve, exchange, refresh, insertClient, hidden,
 } from "./authflow.mjs";
+import { queryLocalD1 } from "../../scripts/devserver.mjs";
 
 const OFFSET = Number(process.env.E2E_PORT_OFFSET ?? 0);
 const UPSTREAM_PORT = 9071 + OFFSET;
@@ -439,4 +441,58 @@ test("RFC 8707: a registered API resource as the target; its token is active for
   for (const near of [`${ledgerUri}/`, "https://ledger.example/ap", "https://ledger.example:8443/api", "http://ledger.example/api"]) await ask(near);
   assert.equal((await admin("PATCH", "/admin/resources/ledger", { enabled: false })).status, 200);
   await ask(ledgerUri);
+});
+
+test("an administrator makes a self-registered client confidential: none fails, the secret works", async () => {
+  const reg = await call(`${srv.url}/oauth/register`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ client_name: "CLI", redirect_uris: ["http://127.0.0.1/callback"], grant_types: ["authorization_code", "refresh_token"] }),
+  });
+  assert.equal(reg.status, 201, reg.text);
+  const id = reg.json.client_id;
+  assert.equal(reg.json.token_endpoint_auth_method, "none", "public unless an administrator says otherwise");
+  const henk = await signIn(srv.url, "henk");
+  const p = flow({ clientId: id });
+  const { params } = await approve(srv.url, henk, authorizeQuery(p));
+  const t = await exchange(srv.url, p, params.code);
+  assert.equal(t.status, 200, t.text);
+
+  const adminPost = (path, body, headers = {}) =>
+    call(`${srv.url}${path}`, { method: "POST", headers: { authorization: ADMIN, "content-type": "application/json", ...headers }, body });
+  // hostile first: a forged id, the PAT client, an already confidential client, unknown options
+  assertError(await adminPost(`/admin/clients/${id.slice(0, -1)}${id.endsWith("0") ? "1" : "0"}/confidential`), 404, "not_found", "forged");
+  assertError(await adminPost("/admin/clients/pat_client/confidential"), 409, "conflict", "the PAT client");
+  assertError(await adminPost("/admin/clients/demo_client/confidential"), 409, "conflict", "already confidential");
+  assertError(await adminPost(`/admin/clients/${id}/confidential`, JSON.stringify({ token_endpoint_auth_method: "none" })), 400, "invalid_request", "options");
+  assertError(await adminPost(`/admin/clients/${id}/confidential`, undefined, { "if-match": '"00"' }), 412, "precondition_failed", "stale If-Match");
+
+  const made = await adminPost(`/admin/clients/${id}/confidential`);
+  assert.equal(made.status, 200, made.text);
+  assert.deepEqual([made.json.client_id, made.json.source, made.json.token_endpoint_auth_method], [id, "dynamic", "client_secret_basic"]);
+  const secret = made.json.client_secret;
+  assert.ok(secret.length >= 32);
+  const stored = queryLocalD1(srv.dir, `SELECT source, secret_hash FROM clients WHERE id = '${id}'`);
+  assert.equal(stored[0].source, "dynamic");
+  assert.equal(stored[0].secret_hash, createHash("sha256").update(secret).digest("hex"), "only the hash is stored");
+  assertError(await adminPost(`/admin/clients/${id}/confidential`), 409, "conflict", "once");
+
+  // none fails at once; the secret works (HTTP Basic); the refresh token survived the refusal
+  assertError(await refresh(srv.url, id, t.json.refresh_token), 401, "invalid_client", "none after");
+  const basic = `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}`;
+  const r = await form(`${srv.url}/oauth/token`, new URLSearchParams({ grant_type: "refresh_token", refresh_token: t.json.refresh_token }).toString(), { authorization: basic });
+  assert.equal(r.status, 200, r.text);
+  const p2 = flow({ clientId: id });
+  const { params: q2 } = await approve(srv.url, henk, authorizeQuery(p2));
+  assertError(await exchange(srv.url, p2, q2.code), 401, "invalid_client", "a code exchange with none");
+  // rotate-secret works for it now; the old secret stops without a grace period
+  const rot = await adminPost(`/admin/clients/${id}/rotate-secret`, JSON.stringify({ grace_seconds: 0 }));
+  assert.equal(rot.status, 200, rot.text);
+  const old = await form(`${srv.url}/oauth/token`, new URLSearchParams({ grant_type: "refresh_token", refresh_token: r.json.refresh_token }).toString(), { authorization: basic });
+  assertError(old, 401, "invalid_client", "the rotated-away secret");
+  const fresh = `Basic ${Buffer.from(`${id}:${rot.json.client_secret}`).toString("base64")}`;
+  const r2 = await form(`${srv.url}/oauth/token`, new URLSearchParams({ grant_type: "refresh_token", refresh_token: r.json.refresh_token }).toString(), { authorization: fresh });
+  assert.equal(r2.status, 200, r2.text);
+  // still not an administrator-made client
+  assert.equal((await call(`${srv.url}/admin/clients/${id}`, { headers: { authorization: ADMIN } })).status, 404);
 });

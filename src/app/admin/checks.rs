@@ -1,9 +1,10 @@
 //! What every admin endpoint shares: ids a URL can address, entity tags and `If-Match`
 //! (RFC 9110), and the outcome of a D1 write as an answer.
 
+use crate::authz::records::ClientProfile;
 use crate::error::Error;
 use crate::http::{Request, Response};
-use crate::model::SecretSet;
+use crate::model::{Client, SecretSet};
 use crate::store::Write;
 use serde::{Deserialize, Deserializer};
 
@@ -47,6 +48,16 @@ pub(super) fn etag(record: &impl std::fmt::Debug, secret: Option<&SecretSet>) ->
     }
     let digest = h.finalize();
     format!("\"{}\"", crate::encoding::hex(&digest[..16]))
+}
+
+/// A client's entity tag (its record and profile, secret hashes included).
+pub(super) fn client_etag(c: &Client, p: &ClientProfile) -> String {
+    // The uid never changes after creation (and is assigned by the store): not part of the tag.
+    let c = Client {
+        uid: String::new(),
+        ..c.clone()
+    };
+    etag(&(&c, p), c.secret.as_ref())
 }
 
 /// `If-Match` (RFC 9110 13.1.1): absent, `*`, or a list naming the record's current entity tag

@@ -12,6 +12,7 @@
 
 mod checks;
 mod clients;
+mod confidential;
 mod deliveries;
 mod grants;
 mod pats;
@@ -123,6 +124,9 @@ async fn route<B: Backend>(
         (["clients", id, "rotate-secret"], Method::Post) => {
             clients::rotate_secret(ctx, req, id).await
         }
+        (["clients", id, "confidential"], Method::Post) => {
+            confidential::make_confidential(ctx, req, id).await
+        }
         (["resources"], Method::Get) => registry::list_resources(ctx).await,
         (["resources"], Method::Post) => registry::create_resource(ctx, req).await,
         (["resources", id], Method::Get) => registry::get_resource(ctx, id).await,
@@ -133,7 +137,9 @@ async fn route<B: Backend>(
         }
         (["clients" | "resources"], _) => Err(Error::MethodNotAllowed("GET, POST")),
         (["clients" | "resources", _], _) => Err(Error::MethodNotAllowed("GET, PATCH, DELETE")),
-        (["clients" | "resources", _, "rotate-secret"], _) => Err(Error::MethodNotAllowed("POST")),
+        (["clients" | "resources", _, "rotate-secret"] | ["clients", _, "confidential"], _) => {
+            Err(Error::MethodNotAllowed("POST"))
+        }
         _ => Err(Error::NotFound),
     }
 }
