@@ -125,6 +125,7 @@ mod api_target;
 mod clients;
 mod confidential;
 mod deliveries;
+mod ended;
 mod fanout;
 mod feed;
 mod flow;

@@ -33,10 +33,12 @@ pub enum AuthzStep {
     GrantRevoke,
     RefreshRotate,
     Touch,
+    /// The clean-up's deletes of ended codes, consent requests and grants.
+    Cleanup,
 }
 
 /// Every step, for tests that inject a fault into each in turn.
-pub const AUTHZ_STEPS: [AuthzStep; 10] = [
+pub const AUTHZ_STEPS: [AuthzStep; 11] = [
     AuthzStep::ClientWrite,
     AuthzStep::ConsentInsert,
     AuthzStep::ConsentTake,
@@ -47,6 +49,7 @@ pub const AUTHZ_STEPS: [AuthzStep; 10] = [
     AuthzStep::GrantRevoke,
     AuthzStep::RefreshRotate,
     AuthzStep::Touch,
+    AuthzStep::Cleanup,
 ];
 
 /// Something another request does right after a write.
@@ -104,7 +107,11 @@ impl AuthzMemory {
         Ok(())
     }
 
-    fn write<T>(&self, step: AuthzStep, apply: impl FnOnce() -> T) -> Result<T, StoreError> {
+    pub(super) fn write<T>(
+        &self,
+        step: AuthzStep,
+        apply: impl FnOnce() -> T,
+    ) -> Result<T, StoreError> {
         self.call()?;
         let fault = {
             let mut f = self.faults.borrow_mut();

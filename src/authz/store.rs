@@ -201,13 +201,29 @@ pub trait MetadataFetcher {
     ) -> Result<Fetched, StoreError>;
 }
 
+/// The clean-up of ended authorization state (the cron). Each call deletes at most `limit`
+/// rows, oldest first, and returns how many it deleted (`limit`: there may be more).
+pub trait EndedState {
+    /// Authorization codes that expired before `before` (used or not).
+    async fn delete_expired_codes(&self, before: i64, limit: u32) -> Result<u32, StoreError>;
+    /// Consent requests that expired before `before` (answered or not).
+    async fn delete_expired_consents(&self, before: i64, limit: u32) -> Result<u32, StoreError>;
+    /// Grants that ended before `before` (revoked then, or past their absolute expiry), each
+    /// with every refresh token of it, in one batch; returns the grants deleted. Their access
+    /// tokens' `tokens` rows stay (revoked or expired, they keep their own history).
+    async fn delete_ended_grants(&self, before: i64, limit: u32) -> Result<u32, StoreError>;
+}
+
 /// What the authorization code flow stores (consent, approvals, codes, grants).
 pub trait FlowStore:
-    ConsentRequests + RememberedApprovals + AuthorizationCodes + AppGrants
+    ConsentRequests + RememberedApprovals + AuthorizationCodes + AppGrants + EndedState
 {
 }
 
-impl<T: ConsentRequests + RememberedApprovals + AuthorizationCodes + AppGrants> FlowStore for T {}
+impl<T: ConsentRequests + RememberedApprovals + AuthorizationCodes + AppGrants + EndedState>
+    FlowStore for T
+{
+}
 
 /// Everything the authorization server stores.
 pub trait AuthzBackend:

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
-import { startServer, call, introspect, ADMIN, assertError, form } from "./helpers.mjs";
+import { startServer, call, introspect, ADMIN, assertError, form, eventually } from "./helpers.mjs";
 import {
   pkce, signIn, authorizeQuery, authorize, consentForm, answer, redirectParams, approve, exchange, refresh, insertClient, hidden,
 } from "./authflow.mjs";
@@ -495,4 +495,53 @@ test("an administrator makes a self-registered client confidential: none fails, 
   assert.equal(r2.status, 200, r2.text);
   // still not an administrator-made client
   assert.equal((await call(`${srv.url}/admin/clients/${id}`, { headers: { authorization: ADMIN } })).status, 404);
+});
+
+test("the cron deletes ended codes, consent requests and grants (with refresh tokens); live ones stay", async () => {
+  const ivo = await signIn(srv.url, "ivo");
+  const p = flow();
+  const { params } = await approve(srv.url, ivo, authorizeQuery(p));
+  const t = (await exchange(srv.url, p, params.code)).json;
+  const d1 = (sql) => queryLocalD1(srv.dir, sql, { config: `${srv.dir}/wrangler.toml` });
+  // `wrangler d1 execute` makes the dev server reload, which drops open connections: after one,
+  // wait until it answers again before the next request.
+  const up = () => call(`${srv.url}/.well-known/oauth-authorization-server`).then((x) => x.status === 200, () => false);
+  const settle = async () => assert.ok(await eventually(async () => (await up()) && (await up())), "the dev server answers again");
+  const live = d1("SELECT id FROM app_grants WHERE subject = 'ivo'")[0].id;
+  // State that ended long ago (times in 1970), written behind the Worker's back.
+  const ap = "'e2e_app', 'u1', 'http://127.0.0.1/cb', 'k', 'ch', 'r', 'demo_api', 'u2', 'demo_api:read'";
+  d1([
+    "INSERT INTO app_grants (id, subject, client_id, client_uid, redirect_key, resource, api_id, api_uid, scopes, created_at, expires_at, revoked_at, revoked_reason) VALUES ('old_revoked', 'zed', 'e2e_app', 'u1', 'k', 'r', 'demo_api', 'u2', 'demo_api:read', 1000, 99999999999, 2000, 'user')",
+    "INSERT INTO app_grants (id, subject, client_id, client_uid, redirect_key, resource, api_id, api_uid, scopes, created_at, expires_at) VALUES ('old_expired', 'zed', 'e2e_app', 'u1', 'k', 'r', 'demo_api', 'u2', 'demo_api:read', 1000, 3000)",
+    "INSERT INTO refresh_tokens (token_hash, grant_id, generation, created_at, idle_expires_at) VALUES ('h1', 'old_revoked', 1, 1000, 5000), ('h2', 'old_revoked', 2, 1500, 5000), ('h3', 'old_expired', 1, 1000, 5000)",
+    `INSERT INTO authorization_codes (code_hash, grant_id, subject, client_id, client_uid, redirect_uri, redirect_key, code_challenge, resource, api_id, api_uid, scopes, created_at, expires_at) VALUES ('c1', 'g', 'zed', ${ap}, 1000, 1060)`,
+    `INSERT INTO consent_requests (handle_hash, subject, client_id, client_uid, redirect_uri, redirect_key, code_challenge, resource, api_id, api_uid, scopes, created_at, expires_at) VALUES ('q1', 'zed', ${ap}, 1000, 1600)`,
+  ].join("; "));
+  // Every count in one query (each `wrangler d1 execute` takes seconds).
+  const counts = () => d1(`SELECT
+    (SELECT count(*) FROM app_grants WHERE id IN ('old_revoked', 'old_expired')) AS old_grants,
+    (SELECT count(*) FROM refresh_tokens WHERE grant_id IN ('old_revoked', 'old_expired')) AS old_refresh,
+    (SELECT count(*) FROM authorization_codes WHERE code_hash = 'c1') AS old_codes,
+    (SELECT count(*) FROM consent_requests WHERE handle_hash = 'q1') AS old_consents,
+    (SELECT count(*) FROM app_grants WHERE id = '${live}') AS live_grants,
+    (SELECT count(*) FROM refresh_tokens WHERE grant_id = '${live}') AS live_refresh,
+    (SELECT count(*) FROM authorization_codes WHERE subject = 'ivo') AS ivo_codes,
+    (SELECT count(*) FROM consent_requests WHERE subject = 'ivo') AS ivo_consents`)[0];
+  assert.deepEqual(Object.values(counts()), [2, 3, 1, 1, 1, 1, 1, 1]);
+
+  await settle();
+  const cron = await call(`${srv.url}/__scheduled?cron=17+*+*+*+*`);
+  assert.equal(cron.status, 200, cron.text);
+  let after;
+  assert.ok(await eventually(() => (after = counts()).old_grants === 0), "ended grants deleted");
+  // Ended state is gone (grants with their refresh tokens); what has not ended, or ended less
+  // than a day ago, stays: the live grant, its refresh token, the code it was exchanged from,
+  // the consent just answered.
+  assert.deepEqual(after, {
+    old_grants: 0, old_refresh: 0, old_codes: 0, old_consents: 0,
+    live_grants: 1, live_refresh: 1, ivo_codes: 1, ivo_consents: 1,
+  });
+  await settle();
+  const r = await refresh(srv.url, CLIENT, t.refresh_token);
+  assert.equal(r.status, 200, r.text);
 });
