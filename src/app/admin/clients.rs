@@ -4,7 +4,8 @@
 //! a client gets `redirect_uris`, `grant_types` (`authorization_code`, `refresh_token`), a
 //! `display_name` and a `logo_uri` for the consent page. Only administrator-made clients are
 //! listed and changed here (`source = 'admin'`): self-registered ones (metadata documents,
-//! RFC 7591) can number in the tens of thousands and are never read whole. This isolate forgets
+//! RFC 7591) can number in the tens of thousands and are never read whole; an administrator may
+//! only make one confidential and rotate its secret ([`super::confidential`]). This isolate forgets
 //! its cached copy at once; other isolates within `REGISTRY_CACHE_SECONDS` (30 s).
 
 use super::checks::{check_id, check_if_match, client_etag, with_etag, written, Change};

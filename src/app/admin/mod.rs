@@ -1,4 +1,5 @@
-//! The admin API (`/admin/*`): the operator's API for clients ([`clients`]) and API resources
+//! The admin API (`/admin/*`): the operator's API for clients ([`clients`]; [`confidential`]:
+//! a public client, self-registered ones too, made confidential) and API resources
 //! ([`registry`]), gate routes ([`routes`]), webhook endpoints ([`webhooks`]) and their deliveries
 //! ([`deliveries`]), the inventory of tokens across users ([`pats`]: filters, usage, revoke
 //! with a reason), and users' authorization grants ([`grants`]). Authenticated with the
