@@ -314,6 +314,9 @@ pub struct ApiResource {
     /// What each scope is for, as (scope, description), for the scopes that have one (D1
     /// `scopes.description`): the consent page shows them.
     pub descriptions: Vec<(String, String)>,
+    /// The URI that names this API in RFC 8707 `resource` (an API that introspects tokens
+    /// itself rather than sitting behind a gate route), unique among API resources.
+    pub resource_uri: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

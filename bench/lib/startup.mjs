@@ -45,8 +45,10 @@ export function wasmStartup(dir, samples = 5, nodeFlags = []) {
   const runs = [];
   for (let i = 0; i < samples; i++) {
     const r = spawnSync(process.execPath, [...nodeFlags, "-e", code], { encoding: "utf8", timeout: 60_000 });
-    if (r.status !== 0) return { error: (r.stderr || r.stdout).trim().split("\n").slice(-3).join(" ") };
-    runs.push(JSON.parse(r.stdout.trim().split("\n").pop()));
+    const last = r.stdout.trim().split("\n").pop();
+    // A sample that printed no result (killed, or exited early under load) is reported, never a crash.
+    if (r.status !== 0 || !last) return { error: (r.stderr || r.stdout).trim().split("\n").slice(-3).join(" ") || `no result (status ${r.status}, ${r.signal ?? "no signal"})` };
+    runs.push(JSON.parse(last));
   }
   return { compile: median(runs.map((r) => r.compile)), instantiate: median(runs.map((r) => r.instantiate)), samples };
 }

@@ -12,11 +12,13 @@
 //!   (per-isolate caches and the event sink), `client_auth` (client and API resource
 //!   authentication, the registry tables), [`clients`] (every kind of client looked up, one by
 //!   one for self-registered ones), `user` (the signed-in user), `ratelimit`,
-//!   [`revocations`] (the isolate's view of the revocation feed in the token decision).
+//!   [`revocations`] (the isolate's view of the revocation feed in the token decision),
+//!   [`authz_cleanup`] (the cron's clean-up of ended authorization state).
 //!
 //! This file is the router and the module list, nothing else.
 
 // Shared pieces.
+pub mod authz_cleanup;
 mod client_auth;
 pub mod clients;
 pub mod config;

@@ -63,6 +63,7 @@ fn backend() -> MemoryBackend {
     let b = MemoryBackend::default();
     let res = |id: &str, secret: &str, scopes: &[&str]| ApiResource {
         descriptions: Vec::new(),
+        resource_uri: None,
         id: id.into(),
         uid: format!("uid-{id}"),
         secret: SecretSet {
@@ -120,8 +121,11 @@ struct Harness {
 }
 
 mod admin_pats;
+mod api_target;
 mod clients;
+mod confidential;
 mod deliveries;
+mod ended;
 mod fanout;
 mod feed;
 mod feed_cap;

@@ -12,9 +12,10 @@ use super::store::{
     AppGrants, AuthorizationCodes, ClientDirectory, ConsentRequests, Fetched, GrantRevoked,
     MetadataFetcher, RememberedApprovals,
 };
-use crate::model::Client;
+use crate::model::{Client, SecretSet};
 use crate::oauth::metadata_document::FetchableUrl;
 use crate::revocation::stamp::FeedStamp;
+use crate::secret::SecretHash;
 use crate::store::{StoreError, Write};
 use crate::testing::fault::Fault;
 use crate::token::TokenHash;
@@ -33,10 +34,12 @@ pub enum AuthzStep {
     GrantRevoke,
     RefreshRotate,
     Touch,
+    /// The clean-up's deletes of ended codes, consent requests and grants.
+    Cleanup,
 }
 
 /// Every step, for tests that inject a fault into each in turn.
-pub const AUTHZ_STEPS: [AuthzStep; 10] = [
+pub const AUTHZ_STEPS: [AuthzStep; 11] = [
     AuthzStep::ClientWrite,
     AuthzStep::ConsentInsert,
     AuthzStep::ConsentTake,
@@ -47,6 +50,7 @@ pub const AUTHZ_STEPS: [AuthzStep; 10] = [
     AuthzStep::GrantRevoke,
     AuthzStep::RefreshRotate,
     AuthzStep::Touch,
+    AuthzStep::Cleanup,
 ];
 
 /// Something another request does right after a write.
@@ -104,7 +108,11 @@ impl AuthzMemory {
         Ok(())
     }
 
-    fn write<T>(&self, step: AuthzStep, apply: impl FnOnce() -> T) -> Result<T, StoreError> {
+    pub(super) fn write<T>(
+        &self,
+        step: AuthzStep,
+        apply: impl FnOnce() -> T,
+    ) -> Result<T, StoreError> {
         self.call()?;
         let fault = {
             let mut f = self.faults.borrow_mut();
@@ -177,9 +185,12 @@ impl ClientDirectory for AuthzMemory {
             match all.iter_mut().find(|(c, _, _)| c.id == client.id) {
                 Some((_, p, _)) if p.source != ClientSource::MetadataDocument => None,
                 Some((c, p, _)) => {
+                    // As in D1: a new fetch replaces the document's members, never the uid or
+                    // a secret an administrator gave the client.
                     let uid = c.uid.clone();
                     *c = Client {
                         uid: uid.clone(),
+                        secret: c.secret.take(),
                         ..client.clone()
                     };
                     *p = profile.clone();
@@ -215,6 +226,26 @@ impl ClientDirectory for AuthzMemory {
             };
             all.push((c, profile.clone(), now));
             Write::Done
+        })
+    }
+
+    async fn set_client_secret(
+        &self,
+        id: &str,
+        uid: &str,
+        expected: Option<&SecretHash>,
+        secret: &SecretSet,
+    ) -> Result<Write, StoreError> {
+        self.write(AuthzStep::ClientWrite, || {
+            match self.clients.borrow_mut().iter_mut().find(|(c, _, _)| {
+                c.id == id && c.uid == uid && c.secret.as_ref().map(|s| &s.current) == expected
+            }) {
+                Some((c, _, _)) => {
+                    c.secret = Some(secret.clone());
+                    Write::Done
+                }
+                None => Write::NotFound,
+            }
         })
     }
 

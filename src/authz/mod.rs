@@ -23,6 +23,8 @@ pub mod target;
 
 #[cfg(any(test, feature = "tools"))]
 pub mod memory;
+#[cfg(any(test, feature = "tools"))]
+mod memory_ended;
 
 #[cfg(test)]
 mod client_tests;

@@ -9,9 +9,10 @@ use super::records::{
     AppGrant, AuthorizationCode, ClientProfile, GrantEnd, PendingConsent, RefreshTokenRecord,
     RememberedApproval,
 };
-use crate::model::Client;
+use crate::model::{Client, SecretSet};
 use crate::oauth::metadata_document::FetchableUrl;
 use crate::revocation::stamp::FeedStamp;
+use crate::secret::SecretHash;
 use crate::store::error::{StoreError, Write};
 use crate::token::TokenHash;
 
@@ -52,6 +53,18 @@ pub trait ClientDirectory {
         unused_since: i64,
         limit: u32,
     ) -> Result<Vec<String>, StoreError>;
+    /// Gives client `id` the secrets `secret` (a public client made confidential, or a new secret
+    /// for a confidential one) if it is still the client `uid` whose current secret is `expected`
+    /// (`None`: public), in one conditional statement; `NotFound` when it is gone or another
+    /// change came first. Its source and profile are left alone (a metadata document's next
+    /// fetch replaces the profile, never the secret).
+    async fn set_client_secret(
+        &self,
+        id: &str,
+        uid: &str,
+        expected: Option<&SecretHash>,
+        secret: &SecretSet,
+    ) -> Result<Write, StoreError>;
 }
 
 /// Pending consent requests (D1 `consent_requests`).
@@ -193,13 +206,29 @@ pub trait MetadataFetcher {
     ) -> Result<Fetched, StoreError>;
 }
 
+/// The clean-up of ended authorization state (the cron). Each call deletes at most `limit`
+/// rows, oldest first, and returns how many it deleted (`limit`: there may be more).
+pub trait EndedState {
+    /// Authorization codes that expired before `before` (used or not).
+    async fn delete_expired_codes(&self, before: i64, limit: u32) -> Result<u32, StoreError>;
+    /// Consent requests that expired before `before` (answered or not).
+    async fn delete_expired_consents(&self, before: i64, limit: u32) -> Result<u32, StoreError>;
+    /// Grants that ended before `before` (revoked then, or past their absolute expiry), each
+    /// with every refresh token of it, in one batch; returns the grants deleted. Their access
+    /// tokens' `tokens` rows stay (revoked or expired, they keep their own history).
+    async fn delete_ended_grants(&self, before: i64, limit: u32) -> Result<u32, StoreError>;
+}
+
 /// What the authorization code flow stores (consent, approvals, codes, grants).
 pub trait FlowStore:
-    ConsentRequests + RememberedApprovals + AuthorizationCodes + AppGrants
+    ConsentRequests + RememberedApprovals + AuthorizationCodes + AppGrants + EndedState
 {
 }
 
-impl<T: ConsentRequests + RememberedApprovals + AuthorizationCodes + AppGrants> FlowStore for T {}
+impl<T: ConsentRequests + RememberedApprovals + AuthorizationCodes + AppGrants + EndedState>
+    FlowStore for T
+{
+}
 
 /// Everything the authorization server stores.
 pub trait AuthzBackend:

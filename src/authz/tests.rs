@@ -11,7 +11,8 @@ use super::records::{
 use super::refresh::{self, Outcome, RefreshPolicy};
 use super::secrets::{ConsentHandle, GrantSecret, SecretKind};
 use super::store::{
-    AppGrants, AuthorizationCodes, ClientDirectory, ConsentRequests, RememberedApprovals,
+    AppGrants, AuthorizationCodes, ClientDirectory, ConsentRequests, EndedState,
+    RememberedApprovals,
 };
 use crate::model::{Client, TokenFormat};
 use crate::oauth::authorize::{CodeChallenge, CodeVerifier};
@@ -415,6 +416,8 @@ fn write_of(step: AuthzStep, m: &AuthzMemory, grant_id: &str) -> bool {
             block_on(m.rotate_refresh(&next, g.refresh_generation, 1100)).is_err()
         }
         AuthzStep::Touch => block_on(m.touch_grant(grant_id, 1100)).is_err(),
+        // Everything of the flow above ended long before 100_000.
+        AuthzStep::Cleanup => block_on(m.delete_expired_codes(100_000, 10)).is_err(),
     }
 }
 

@@ -225,10 +225,17 @@ fn seed_flow(n: usize, dir: &str, now: i64, c: &FlowClient<'_>) {
     let client = form_value(c.client_id);
     for chunk in (0..n).step_by(PER_STATEMENT) {
         let (mut codes, mut grants, mut tokens) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in chunk..n.min(chunk + PER_STATEMENT) {
+        for i in chunk..n.min(chunk + PER_STATEMENT) {
+            // Each code and each grant is another user's: a code exchange ends the live grants
+            // of the same user, client, redirect URI and resource (replacement), so codes and
+            // grants of one user would revoke each other's grants in the measured runs.
+            let of = |subject: String| Approved {
+                subject,
+                ..approved.clone()
+            };
             let code = GrantSecret::generate(SecretKind::Code).unwrap_or_else(no_rng);
             let mut row = new_code(
-                approved.clone(),
+                of(format!("bench-code-user-{i}")),
                 code.hash(),
                 random_id().unwrap_or_else(no_rng),
                 now,
@@ -242,7 +249,7 @@ fn seed_flow(n: usize, dir: &str, now: i64, c: &FlowClient<'_>) {
             );
             let grant = grant_from_code(
                 &new_code(
-                    approved.clone(),
+                    of(format!("bench-refresh-user-{i}")),
                     code.hash(),
                     random_id().unwrap_or_else(no_rng),
                     now,
@@ -347,6 +354,7 @@ fn introspect(n: usize) {
     let backend = MemoryBackend::default();
     backend.resources.borrow_mut().push(ApiResource {
         descriptions: Vec::new(),
+        resource_uri: None,
         id: "demo_api".into(),
         uid: "r1".into(),
         secret: SecretSet {

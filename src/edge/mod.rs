@@ -97,7 +97,8 @@ pub fn handle(
 
 /// The Cron Trigger entry point (wrangler.toml `[triggers]`), called by the shim's `scheduled`: the
 /// expiry scan ([`app::tokens::expiry_scan`]), the clean-up of unused dynamic client
-/// registrations ([`app::clients::expire_unused`]), then the usage rows past retention
+/// registrations ([`app::clients::expire_unused`]) and of ended authorization state
+/// ([`app::authz_cleanup::clean_ended`]), then the usage rows past retention
 /// ([`app::tokens::prune_usage`]) and the webhook delivery log's
 /// ([`app::webhooks::prune_deliveries`]); a failure of one clean-up is logged and does not stop
 /// the others. Its events are written as log lines like a request's.
@@ -122,6 +123,8 @@ pub fn scheduled(env: Env) -> js_sys::Promise {
                 "expiry of unused client registrations failed: {e:?}"
             ));
         }
+        // Its failures are warnings among the events written below.
+        app::authz_cleanup::clean_ended(&actx).await;
         let events = isolate.take_events();
         write_events(&events);
         let out = queue::fan_out_now(&env, &cfg, &events).await;

@@ -151,6 +151,13 @@ pub fn put_metadata_client_values(
 pub const TOUCH_CLIENT: &str =
     "UPDATE clients SET last_used_at = ?2 WHERE id = ?1 AND source = 'dynamic'";
 
+/// [`crate::authz::store::ClientDirectory::set_client_secret`]: `?1` id, `?2` uid, `?3` the
+/// current secret hash expected (hex, `NULL`: a public client; `IS` compares `NULL` too), `?4`
+/// .. `?6` the new current hash, previous hash and the previous one's end.
+pub const SET_CLIENT_SECRET: &str = "UPDATE clients SET secret_hash = ?4, \
+    previous_secret_hash = ?5, previous_secret_expires_at = ?6 \
+    WHERE id = ?1 AND uid = ?2 AND secret_hash IS ?3";
+
 /// Deletes at most `?2` dynamic clients last used before `?1` (registration sets `last_used_at`:
 /// it counts as a use) that no live grant names, returning their ids (index
 /// `clients_dynamic_by_use`). A grant is live until it is revoked; ended grants are deleted by

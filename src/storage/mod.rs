@@ -20,12 +20,13 @@
 //!   conditional appends that ride in the batch of every statement that revokes.
 //! - [`authz_rows`]: the authorization server's D1 rows (client profiles, consent requests,
 //!   codes, grants, refresh tokens, remembered approvals) and the conditional statements its
-//!   storage contracts rest on.
+//!   storage contracts rest on; [`authz_ended`]: the clean-up's bounded deletes of ended state.
 //! - The Durable Object's request body and stored state: [`crate::last_use`].
 //!
 //! The runtime adapters (`src/edge/kv.rs`, `src/edge/d1/`) only move these values to and from the
 //! bindings.
 
+pub mod authz_ended;
 pub mod authz_rows;
 pub mod client_rows;
 pub mod deliveries;

@@ -173,6 +173,9 @@ pub struct ResourceRow {
     /// A JSON array of `[scope, description]` (`json_group_array`), `NULL` or absent: none.
     #[serde(default)]
     pub descriptions: Option<String>,
+    /// `api_resources.resource_uri` (absent in rows read by older queries: none).
+    #[serde(default)]
+    pub resource_uri: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -205,6 +208,7 @@ impl ResourceRow {
                 .as_deref()
                 .and_then(|j| serde_json::from_str(j).ok())
                 .unwrap_or_default(),
+            resource_uri: self.resource_uri,
         })
     }
 }
@@ -527,14 +531,16 @@ mod tests {
         assert_eq!(r.scopes, ["api:read", "api:write"]);
         assert!(!r.enabled);
         assert_eq!(r.secret.previous.as_ref().map(|p| p.1), Some(99));
+        assert_eq!(r.resource_uri, None);
         let no_scopes = json!({"id": "api", "uid": "u", "secret_hash": HASH,
                        "previous_secret_hash": null, "previous_secret_expires_at": null,
-                       "enabled": 1, "scopes": null});
+                       "enabled": 1, "scopes": null, "resource_uri": "https://api.example/v1"});
         let r = serde_json::from_value::<ResourceRow>(no_scopes)
             .unwrap()
             .into_model()
             .unwrap();
         assert!(r.scopes.is_empty());
+        assert_eq!(r.resource_uri.as_deref(), Some("https://api.example/v1"));
     }
 
     /// Golden: `gate_routes.rules` JSON. A change here makes stored routes unreadable (503 for

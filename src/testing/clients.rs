@@ -4,8 +4,9 @@
 use super::{MemoryBackend, Step};
 use crate::authz::records::{ClientProfile, ClientSource};
 use crate::authz::store::{ClientDirectory, Fetched, MetadataFetcher};
-use crate::model::Client;
+use crate::model::{Client, SecretSet};
 use crate::oauth::metadata_document::FetchableUrl;
+use crate::secret::SecretHash;
 use crate::store::{StoreError, Write};
 
 impl MemoryBackend {
@@ -117,6 +118,28 @@ impl ClientDirectory for MemoryBackend {
                 profile.clone(),
             );
             Write::Done
+        })
+    }
+
+    async fn set_client_secret(
+        &self,
+        id: &str,
+        uid: &str,
+        expected: Option<&SecretHash>,
+        secret: &SecretSet,
+    ) -> Result<Write, StoreError> {
+        self.d1()?;
+        self.write(Step::ClientWrite, || {
+            let mut all = self.clients.borrow_mut();
+            match all.iter_mut().find(|c| {
+                c.id == id && c.uid == uid && c.secret.as_ref().map(|s| &s.current) == expected
+            }) {
+                Some(c) => {
+                    c.secret = Some(secret.clone());
+                    Write::Done
+                }
+                None => Write::NotFound,
+            }
         })
     }
 

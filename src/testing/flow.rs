@@ -9,7 +9,7 @@ use crate::authz::records::{
     AppGrant, AuthorizationCode, GrantEnd, PendingConsent, RefreshTokenRecord, RememberedApproval,
 };
 use crate::authz::store::{
-    AppGrants, AuthorizationCodes, ConsentRequests, GrantRevoked, RememberedApprovals,
+    AppGrants, AuthorizationCodes, ConsentRequests, EndedState, GrantRevoked, RememberedApprovals,
 };
 use crate::revocation::feed::Key;
 use crate::storage::feed::{FeedStamp, Kind};
@@ -156,5 +156,17 @@ impl AppGrants for MemoryBackend {
         now: i64,
     ) -> Result<bool, StoreError> {
         self.flow.rotate_refresh(next, presented, now).await
+    }
+}
+
+impl EndedState for MemoryBackend {
+    async fn delete_expired_codes(&self, before: i64, limit: u32) -> Result<u32, StoreError> {
+        self.flow.delete_expired_codes(before, limit).await
+    }
+    async fn delete_expired_consents(&self, before: i64, limit: u32) -> Result<u32, StoreError> {
+        self.flow.delete_expired_consents(before, limit).await
+    }
+    async fn delete_ended_grants(&self, before: i64, limit: u32) -> Result<u32, StoreError> {
+        self.flow.delete_ended_grants(before, limit).await
     }
 }

@@ -108,9 +108,9 @@ impl crate::store::AdminStore for MemoryBackend {
         self.d1()?;
         self.write(Step::ResourceWrite, || {
             let mut all = self.resources.borrow_mut();
-            let taken = all
-                .iter()
-                .any(|x| x.id == r.id || x.scopes.iter().any(|s| r.scopes.contains(s)));
+            let taken = all.iter().any(|x| {
+                x.id == r.id || x.scopes.iter().any(|s| r.scopes.contains(s)) || same_uri(x, r)
+            });
             if taken {
                 return Write::Conflict;
             }
@@ -124,10 +124,9 @@ impl crate::store::AdminStore for MemoryBackend {
         self.d1()?;
         self.write(Step::ResourceWrite, || {
             let mut all = self.resources.borrow_mut();
-            if all
-                .iter()
-                .any(|x| x.id != r.id && x.scopes.iter().any(|s| r.scopes.contains(s)))
-            {
+            if all.iter().any(|x| {
+                x.id != r.id && (x.scopes.iter().any(|s| r.scopes.contains(s)) || same_uri(x, r))
+            }) {
                 return Write::Conflict;
             }
             replace_where(&mut all, r, |x| x.id == r.id)
@@ -241,4 +240,9 @@ impl crate::store::ExpiryNotices for MemoryBackend {
             self.notices.borrow_mut().retain(|n| !released.contains(n));
         })
     }
+}
+
+/// D1's unique index on `api_resources.resource_uri` (NULLs never collide).
+fn same_uri(a: &ApiResource, b: &ApiResource) -> bool {
+    a.resource_uri.is_some() && a.resource_uri == b.resource_uri
 }

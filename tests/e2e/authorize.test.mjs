@@ -6,11 +6,13 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
+import { createHash } from "node:crypto";
 import { once } from "node:events";
-import { startServer, call, introspect, ADMIN, assertError, form } from "./helpers.mjs";
+import { startServer, call, introspect, ADMIN, assertError, form, eventually } from "./helpers.mjs";
 import {
   pkce, signIn, authorizeQuery, authorize, consentForm, answer, redirectParams, approve, exchange, refresh, insertClient, hidden,
 } from "./authflow.mjs";
+import { queryLocalD1 } from "../../scripts/devserver.mjs";
 
 const OFFSET = Number(process.env.E2E_PORT_OFFSET ?? 0);
 const UPSTREAM_PORT = 9071 + OFFSET;
@@ -373,4 +375,173 @@ test("discovery: RFC 8414 metadata of the authorization server", async () => {
   assert.ok(m.grant_types_supported.includes("refresh_token"));
   assert.ok(m.token_endpoint_auth_methods_supported.includes("none"));
   assert.equal(m.authorization_response_iss_parameter_supported, true);
+});
+
+test("RFC 8707: a registered API resource as the target; its token is active for it alone", async () => {
+  const admin = (method, path, body) =>
+    call(`${srv.url}${path}`, { method, headers: { authorization: ADMIN, "content-type": "application/json" }, body: body && JSON.stringify(body) });
+  const basic = (id, secret) => `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}`;
+  const ledgerUri = "https://ledger.example/api";
+  const auditUri = "https://audit.example/api";
+  const ledger = await admin("POST", "/admin/resources", { id: "ledger", scopes: ["ledger:read"], resource_uri: ledgerUri });
+  assert.equal(ledger.status, 201, ledger.text);
+  assert.equal(ledger.json.resource_uri, ledgerUri);
+  const audit = await admin("POST", "/admin/resources", { id: "audit", scopes: ["audit:read"], resource_uri: auditUri });
+  assert.equal(audit.status, 201, audit.text);
+  // hostile registrations: not an https URL written one way, or another API's identifier
+  for (const bad of ["http://ledger.example/api", "https://LEDGER.example/x", "https://ledger.example/x?y=1", "https://ledger.example/x#f", "ledger"]) {
+    const r = await admin("POST", "/admin/resources", { id: "bad", scopes: [], resource_uri: bad });
+    assert.equal(r.status, 400, `${bad}: ${r.text}`);
+  }
+  assert.equal((await admin("POST", "/admin/resources", { id: "twin", scopes: [], resource_uri: ledgerUri })).status, 409);
+  assert.equal((await admin("PATCH", "/admin/resources/audit", { resource_uri: ledgerUri })).status, 409);
+  const allowed = await admin("PATCH", `/admin/clients/${CLIENT}`, { allowed_scopes: ["demo_api:read", "demo_api:write", "ledger:read", "audit:read"] });
+  assert.equal(allowed.status, 200, allowed.text);
+
+  const gina = await signIn(srv.url, "gina");
+  const p = flow({ resource: ledgerUri, scope: "ledger:read" });
+  const r = await authorize(srv.url, gina, authorizeQuery(p));
+  assert.equal(r.status, 200, r.text.slice(0, 300));
+  assert.ok(r.text.includes(ledgerUri), "the consent page names the API");
+  const { params } = redirectParams(await answer(srv.url, gina, consentForm(r), "approve"));
+  const t = await exchange(srv.url, p, params.code, { resource: ledgerUri });
+  assert.equal(t.status, 200, t.text);
+  assert.equal(t.json.scope, "ledger:read");
+
+  const asLedger = basic("ledger", ledger.json.secret);
+  const asAudit = basic("audit", audit.json.secret);
+  const i = await introspect(srv.url, t.json.access_token, asLedger);
+  assert.equal(i.status, 200, i.text);
+  assert.deepEqual([i.json.active, i.json.aud, i.json.scope, i.json.sub, i.json.client_id], [true, ledgerUri, "ledger:read", "gina", CLIENT]);
+  // hostile: the ledger's token shown to another API resource, to the gate's, through the gate
+  assert.deepEqual((await introspect(srv.url, t.json.access_token, asAudit)).json, { active: false });
+  assert.deepEqual((await introspect(srv.url, t.json.access_token)).json, { active: false });
+  assert.equal((await through(t.json.access_token)).status, 401);
+  // and a token for the gate route is not the ledger's
+  const pg = flow();
+  const { params: qg } = await approve(srv.url, gina, authorizeQuery(pg));
+  const tg = (await exchange(srv.url, pg, qg.code)).json;
+  assert.equal((await introspect(srv.url, tg.access_token)).json.active, true);
+  assert.deepEqual((await introspect(srv.url, tg.access_token, asLedger)).json, { active: false });
+
+  // refresh keeps the audience; naming the other API is invalid_target
+  assertError(await refresh(srv.url, CLIENT, t.json.refresh_token, { resource: auditUri }), 400, "invalid_target", "another API on refresh");
+  const r2 = await refresh(srv.url, CLIENT, t.json.refresh_token, { resource: ledgerUri });
+  assert.equal(r2.status, 200, r2.text);
+  assert.equal((await introspect(srv.url, r2.json.access_token, asLedger)).json.aud, ledgerUri);
+  assert.deepEqual((await introspect(srv.url, r2.json.access_token, asAudit)).json, { active: false });
+
+  // near misses of the registered URI and a disabled API: invalid_target, with state and iss
+  const ask = async (resourceUri) => {
+    const a = await authorize(srv.url, gina, authorizeQuery(flow({ resource: resourceUri, scope: "ledger:read" }), { state: "t1" }));
+    assert.equal(a.status, 302, `${resourceUri}: ${a.status} ${a.text.slice(0, 200)}`);
+    const { params: q } = redirectParams(a);
+    assert.deepEqual([q.error, q.state, q.iss], ["invalid_target", "t1", srv.url], resourceUri);
+  };
+  for (const near of [`${ledgerUri}/`, "https://ledger.example/ap", "https://ledger.example:8443/api", "http://ledger.example/api"]) await ask(near);
+  assert.equal((await admin("PATCH", "/admin/resources/ledger", { enabled: false })).status, 200);
+  await ask(ledgerUri);
+});
+
+test("an administrator makes a self-registered client confidential: none fails, the secret works", async () => {
+  const reg = await call(`${srv.url}/oauth/register`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ client_name: "CLI", redirect_uris: ["http://127.0.0.1/callback"], grant_types: ["authorization_code", "refresh_token"] }),
+  });
+  assert.equal(reg.status, 201, reg.text);
+  const id = reg.json.client_id;
+  assert.equal(reg.json.token_endpoint_auth_method, "none", "public unless an administrator says otherwise");
+  const henk = await signIn(srv.url, "henk");
+  const p = flow({ clientId: id });
+  const { params } = await approve(srv.url, henk, authorizeQuery(p));
+  const t = await exchange(srv.url, p, params.code);
+  assert.equal(t.status, 200, t.text);
+
+  const adminPost = (path, body, headers = {}) =>
+    call(`${srv.url}${path}`, { method: "POST", headers: { authorization: ADMIN, "content-type": "application/json", ...headers }, body });
+  // hostile first: a forged id, the PAT client, an already confidential client, unknown options
+  assertError(await adminPost(`/admin/clients/${id.slice(0, -1)}${id.endsWith("0") ? "1" : "0"}/confidential`), 404, "not_found", "forged");
+  assertError(await adminPost("/admin/clients/pat_client/confidential"), 409, "conflict", "the PAT client");
+  assertError(await adminPost("/admin/clients/demo_client/confidential"), 409, "conflict", "already confidential");
+  assertError(await adminPost(`/admin/clients/${id}/confidential`, JSON.stringify({ token_endpoint_auth_method: "none" })), 400, "invalid_request", "options");
+  assertError(await adminPost(`/admin/clients/${id}/confidential`, undefined, { "if-match": '"00"' }), 412, "precondition_failed", "stale If-Match");
+
+  const made = await adminPost(`/admin/clients/${id}/confidential`);
+  assert.equal(made.status, 200, made.text);
+  assert.deepEqual([made.json.client_id, made.json.source, made.json.token_endpoint_auth_method], [id, "dynamic", "client_secret_basic"]);
+  const secret = made.json.client_secret;
+  assert.ok(secret.length >= 32);
+  const stored = queryLocalD1(srv.dir, `SELECT source, secret_hash FROM clients WHERE id = '${id}'`);
+  assert.equal(stored[0].source, "dynamic");
+  assert.equal(stored[0].secret_hash, createHash("sha256").update(secret).digest("hex"), "only the hash is stored");
+  assertError(await adminPost(`/admin/clients/${id}/confidential`), 409, "conflict", "once");
+
+  // none fails at once; the secret works (HTTP Basic); the refresh token survived the refusal
+  assertError(await refresh(srv.url, id, t.json.refresh_token), 401, "invalid_client", "none after");
+  const basic = `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}`;
+  const r = await form(`${srv.url}/oauth/token`, new URLSearchParams({ grant_type: "refresh_token", refresh_token: t.json.refresh_token }).toString(), { authorization: basic });
+  assert.equal(r.status, 200, r.text);
+  const p2 = flow({ clientId: id });
+  const { params: q2 } = await approve(srv.url, henk, authorizeQuery(p2));
+  assertError(await exchange(srv.url, p2, q2.code), 401, "invalid_client", "a code exchange with none");
+  // rotate-secret works for it now; the old secret stops without a grace period
+  const rot = await adminPost(`/admin/clients/${id}/rotate-secret`, JSON.stringify({ grace_seconds: 0 }));
+  assert.equal(rot.status, 200, rot.text);
+  const old = await form(`${srv.url}/oauth/token`, new URLSearchParams({ grant_type: "refresh_token", refresh_token: r.json.refresh_token }).toString(), { authorization: basic });
+  assertError(old, 401, "invalid_client", "the rotated-away secret");
+  const fresh = `Basic ${Buffer.from(`${id}:${rot.json.client_secret}`).toString("base64")}`;
+  const r2 = await form(`${srv.url}/oauth/token`, new URLSearchParams({ grant_type: "refresh_token", refresh_token: r.json.refresh_token }).toString(), { authorization: fresh });
+  assert.equal(r2.status, 200, r2.text);
+  // still not an administrator-made client
+  assert.equal((await call(`${srv.url}/admin/clients/${id}`, { headers: { authorization: ADMIN } })).status, 404);
+});
+
+test("the cron deletes ended codes, consent requests and grants (with refresh tokens); live ones stay", async () => {
+  const ivo = await signIn(srv.url, "ivo");
+  const p = flow();
+  const { params } = await approve(srv.url, ivo, authorizeQuery(p));
+  const t = (await exchange(srv.url, p, params.code)).json;
+  const d1 = (sql) => queryLocalD1(srv.dir, sql, { config: `${srv.dir}/wrangler.toml` });
+  // `wrangler d1 execute` makes the dev server reload, which drops open connections: after one,
+  // wait until it answers again before the next request.
+  const up = () => call(`${srv.url}/.well-known/oauth-authorization-server`).then((x) => x.status === 200, () => false);
+  const settle = async () => assert.ok(await eventually(async () => (await up()) && (await up())), "the dev server answers again");
+  const live = d1("SELECT id FROM app_grants WHERE subject = 'ivo'")[0].id;
+  // State that ended long ago (times in 1970), written behind the Worker's back.
+  const ap = "'e2e_app', 'u1', 'http://127.0.0.1/cb', 'k', 'ch', 'r', 'demo_api', 'u2', 'demo_api:read'";
+  d1([
+    "INSERT INTO app_grants (id, subject, client_id, client_uid, redirect_key, resource, api_id, api_uid, scopes, created_at, expires_at, revoked_at, revoked_reason) VALUES ('old_revoked', 'zed', 'e2e_app', 'u1', 'k', 'r', 'demo_api', 'u2', 'demo_api:read', 1000, 99999999999, 2000, 'user')",
+    "INSERT INTO app_grants (id, subject, client_id, client_uid, redirect_key, resource, api_id, api_uid, scopes, created_at, expires_at) VALUES ('old_expired', 'zed', 'e2e_app', 'u1', 'k', 'r', 'demo_api', 'u2', 'demo_api:read', 1000, 3000)",
+    "INSERT INTO refresh_tokens (token_hash, grant_id, generation, created_at, idle_expires_at) VALUES ('h1', 'old_revoked', 1, 1000, 5000), ('h2', 'old_revoked', 2, 1500, 5000), ('h3', 'old_expired', 1, 1000, 5000)",
+    `INSERT INTO authorization_codes (code_hash, grant_id, subject, client_id, client_uid, redirect_uri, redirect_key, code_challenge, resource, api_id, api_uid, scopes, created_at, expires_at) VALUES ('c1', 'g', 'zed', ${ap}, 1000, 1060)`,
+    `INSERT INTO consent_requests (handle_hash, subject, client_id, client_uid, redirect_uri, redirect_key, code_challenge, resource, api_id, api_uid, scopes, created_at, expires_at) VALUES ('q1', 'zed', ${ap}, 1000, 1600)`,
+  ].join("; "));
+  // Every count in one query (each `wrangler d1 execute` takes seconds).
+  const counts = () => d1(`SELECT
+    (SELECT count(*) FROM app_grants WHERE id IN ('old_revoked', 'old_expired')) AS old_grants,
+    (SELECT count(*) FROM refresh_tokens WHERE grant_id IN ('old_revoked', 'old_expired')) AS old_refresh,
+    (SELECT count(*) FROM authorization_codes WHERE code_hash = 'c1') AS old_codes,
+    (SELECT count(*) FROM consent_requests WHERE handle_hash = 'q1') AS old_consents,
+    (SELECT count(*) FROM app_grants WHERE id = '${live}') AS live_grants,
+    (SELECT count(*) FROM refresh_tokens WHERE grant_id = '${live}') AS live_refresh,
+    (SELECT count(*) FROM authorization_codes WHERE subject = 'ivo') AS ivo_codes,
+    (SELECT count(*) FROM consent_requests WHERE subject = 'ivo') AS ivo_consents`)[0];
+  assert.deepEqual(Object.values(counts()), [2, 3, 1, 1, 1, 1, 1, 1]);
+
+  await settle();
+  const cron = await call(`${srv.url}/__scheduled?cron=17+*+*+*+*`);
+  assert.equal(cron.status, 200, cron.text);
+  let after;
+  assert.ok(await eventually(() => (after = counts()).old_grants === 0), "ended grants deleted");
+  // Ended state is gone (grants with their refresh tokens); what has not ended, or ended less
+  // than a day ago, stays: the live grant, its refresh token, the code it was exchanged from,
+  // the consent just answered.
+  assert.deepEqual(after, {
+    old_grants: 0, old_refresh: 0, old_codes: 0, old_consents: 0,
+    live_grants: 1, live_refresh: 1, ivo_codes: 1, ivo_consents: 1,
+  });
+  await settle();
+  const r = await refresh(srv.url, CLIENT, t.refresh_token);
+  assert.equal(r.status, 200, r.text);
 });

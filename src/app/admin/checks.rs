@@ -1,10 +1,12 @@
 //! What every admin endpoint shares: ids a URL can address, entity tags and `If-Match`
 //! (RFC 9110), and the outcome of a D1 write as an answer.
 
+use crate::authz::records::ClientProfile;
 use crate::error::Error;
 use crate::http::{Request, Response};
-use crate::model::SecretSet;
+use crate::model::{Client, SecretSet};
 use crate::store::Write;
+use serde::{Deserialize, Deserializer};
 
 pub(super) fn valid_name(s: &str, max: usize) -> bool {
     !s.is_empty()
@@ -48,6 +50,16 @@ pub(super) fn etag(record: &impl std::fmt::Debug, secret: Option<&SecretSet>) ->
     format!("\"{}\"", crate::encoding::hex(&digest[..16]))
 }
 
+/// A client's entity tag (its record and profile, secret hashes included).
+pub(super) fn client_etag(c: &Client, p: &ClientProfile) -> String {
+    // The uid never changes after creation (and is assigned by the store): not part of the tag.
+    let c = Client {
+        uid: String::new(),
+        ..c.clone()
+    };
+    etag(&(&c, p), c.secret.as_ref())
+}
+
 /// `If-Match` (RFC 9110 13.1.1): absent, `*`, or a list naming the record's current entity tag
 /// (strong comparison: a weak `W/"..."` tag never matches). Otherwise 412: another operator
 /// changed the record since this one read it. A write without `If-Match` is unconditional.
@@ -72,5 +84,31 @@ pub(super) fn written(w: Write) -> Result<(), Error> {
         Write::Done => Ok(()),
         Write::NotFound => Err(Error::NotFound),
         Write::Conflict => Err(Error::Conflict("it already exists".into())),
+    }
+}
+
+/// A PATCH member that may be left out (keep), sent as `null` (clear) or given a value.
+#[derive(Default)]
+pub(super) enum Change<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Change<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Option::<T>::deserialize(d)?.map_or(Change::Clear, Change::Set))
+    }
+}
+
+impl<T> Change<T> {
+    /// Applies the change to `field`.
+    pub(super) fn apply(self, field: &mut Option<T>) {
+        match self {
+            Change::Keep => {}
+            Change::Clear => *field = None,
+            Change::Set(v) => *field = Some(v),
+        }
     }
 }

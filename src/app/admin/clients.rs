@@ -4,10 +4,11 @@
 //! a client gets `redirect_uris`, `grant_types` (`authorization_code`, `refresh_token`), a
 //! `display_name` and a `logo_uri` for the consent page. Only administrator-made clients are
 //! listed and changed here (`source = 'admin'`): self-registered ones (metadata documents,
-//! RFC 7591) can number in the tens of thousands and are never read whole. This isolate forgets
+//! RFC 7591) can number in the tens of thousands and are never read whole; an administrator may
+//! only make one confidential and rotate its secret ([`super::confidential`]). This isolate forgets
 //! its cached copy at once; other isolates within `REGISTRY_CACHE_SECONDS` (30 s).
 
-use super::checks::{check_id, check_if_match, etag, with_etag, written};
+use super::checks::{check_id, check_if_match, client_etag, with_etag, written, Change};
 use super::registry::{
     check_format, check_lifetime, check_scopes_exist, grace, new_secret, rotated,
 };
@@ -20,17 +21,8 @@ use crate::model::{Client, SecretSet, TokenFormat};
 use crate::oauth::authorize::redirect_uri::check_registered;
 use crate::oauth::client_metadata::{check_name, check_web_uri, GrantType};
 use crate::store::Backend;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
-
-fn client_etag(c: &Client, p: &ClientProfile) -> String {
-    // The uid never changes after creation (and is assigned by the store): not part of the tag.
-    let c = Client {
-        uid: String::new(),
-        ..c.clone()
-    };
-    etag(&(&c, p), c.secret.as_ref())
-}
 
 #[derive(Serialize)]
 struct ClientView<'a> {
@@ -65,32 +57,6 @@ fn client_view<'a>(c: &'a Client, p: &'a ClientProfile) -> ClientView<'a> {
             .map(|g| g.iter().map(|t| t.as_str()).collect()),
         display_name: p.display_name.as_deref(),
         logo_uri: p.logo_uri.as_deref(),
-    }
-}
-
-/// A PATCH member that may be left out (keep), sent as `null` (clear) or given a value.
-#[derive(Default)]
-pub(super) enum Change<T> {
-    #[default]
-    Keep,
-    Clear,
-    Set(T),
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Change<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Option::<T>::deserialize(d)?.map_or(Change::Clear, Change::Set))
-    }
-}
-
-impl<T> Change<T> {
-    /// Applies the change to `field`.
-    fn apply(self, field: &mut Option<T>) {
-        match self {
-            Change::Keep => {}
-            Change::Clear => *field = None,
-            Change::Set(v) => *field = Some(v),
-        }
     }
 }
 
@@ -258,21 +224,33 @@ pub async fn delete<B: Backend>(
 }
 
 /// `POST /admin/clients/{id}/rotate-secret`: a new secret, shown once; the old one works for the
-/// grace period.
+/// grace period. Also for a self-registered client an administrator made confidential
+/// ([`super::confidential`]): only its secret changes.
 pub async fn rotate_secret<B: Backend>(
     ctx: &Ctx<'_, B>,
     req: &Request,
     id: &str,
 ) -> Result<Response, Error> {
     let grace = grace(req)?;
-    let (mut c, p) = admin_client(ctx, id).await?;
+    let id = &super::confidential::client_id_segment(id)?;
+    let (mut c, p) = ctx
+        .backend
+        .client_profile(id)
+        .await?
+        .ok_or(Error::NotFound)?;
     check_if_match(req, &client_etag(&c, &p))?;
     let Some(set) = &c.secret else {
         return Err(Error::Conflict("a public client has no secret".into()));
     };
     let fresh = new_secret()?;
-    c.secret = Some(rotated(set, &fresh, ctx.now, grace));
-    written(ctx.backend.update_client(&c, &p, &ctx.feed_stamp()).await?)?;
+    let (current, next) = (set.current, rotated(set, &fresh, ctx.now, grace));
+    if p.source == ClientSource::Admin {
+        c.secret = Some(next);
+        written(ctx.backend.update_client(&c, &p, &ctx.feed_stamp()).await?)?;
+    } else {
+        super::confidential::rotate(ctx, &c, &current, &next).await?;
+        c.secret = Some(next);
+    }
     forget(ctx, id);
     Ok(with_etag(
         Response::json(

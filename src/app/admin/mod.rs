@@ -1,4 +1,5 @@
-//! The admin API (`/admin/*`): the operator's API for clients ([`clients`]) and API resources
+//! The admin API (`/admin/*`): the operator's API for clients ([`clients`]; [`confidential`]:
+//! a public client, self-registered ones too, made confidential) and API resources
 //! ([`registry`]), gate routes ([`routes`]), webhook endpoints ([`webhooks`]) and their deliveries
 //! ([`deliveries`]), the inventory of tokens across users ([`pats`]: filters, usage, revoke
 //! with a reason), and users' authorization grants ([`grants`]). Authenticated with the
@@ -12,6 +13,7 @@
 
 mod checks;
 mod clients;
+mod confidential;
 mod deliveries;
 mod grants;
 mod pats;
@@ -123,6 +125,9 @@ async fn route<B: Backend>(
         (["clients", id, "rotate-secret"], Method::Post) => {
             clients::rotate_secret(ctx, req, id).await
         }
+        (["clients", id, "confidential"], Method::Post) => {
+            confidential::make_confidential(ctx, req, id).await
+        }
         (["resources"], Method::Get) => registry::list_resources(ctx).await,
         (["resources"], Method::Post) => registry::create_resource(ctx, req).await,
         (["resources", id], Method::Get) => registry::get_resource(ctx, id).await,
@@ -133,7 +138,9 @@ async fn route<B: Backend>(
         }
         (["clients" | "resources"], _) => Err(Error::MethodNotAllowed("GET, POST")),
         (["clients" | "resources", _], _) => Err(Error::MethodNotAllowed("GET, PATCH, DELETE")),
-        (["clients" | "resources", _, "rotate-secret"], _) => Err(Error::MethodNotAllowed("POST")),
+        (["clients" | "resources", _, "rotate-secret"] | ["clients", _, "confidential"], _) => {
+            Err(Error::MethodNotAllowed("POST"))
+        }
         _ => Err(Error::NotFound),
     }
 }

@@ -3,11 +3,12 @@
 //! forgets its cached copy at once; other isolates within `REGISTRY_CACHE_SECONDS` (30 s), inside
 //! the KV propagation bound that revocation has (60 s).
 
-use super::checks::{check_id, check_if_match, etag, valid_name, with_etag, written};
+use super::checks::{check_id, check_if_match, etag, valid_name, with_etag, written, Change};
 use crate::app::ctx::Ctx;
 use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::model::{ApiResource, SecretSet, TokenFormat};
+use crate::oauth::authorize::resource::check_registered_uri;
 use crate::secret::ClientSecret;
 use crate::store::Backend;
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,7 @@ struct ResourceView<'a> {
     scopes: &'a [String],
     enabled: bool,
     previous_secret_valid_until: Option<i64>,
+    resource_uri: Option<&'a str>,
 }
 
 fn resource_view(r: &ApiResource) -> ResourceView<'_> {
@@ -51,6 +53,7 @@ fn resource_view(r: &ApiResource) -> ResourceView<'_> {
         scopes: &r.scopes,
         enabled: r.enabled,
         previous_secret_valid_until: r.secret.previous.map(|p| p.1),
+        resource_uri: r.resource_uri.as_deref(),
     }
 }
 
@@ -59,6 +62,7 @@ fn resource_view(r: &ApiResource) -> ResourceView<'_> {
 struct NewResource {
     id: String,
     scopes: Vec<String>,
+    resource_uri: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -66,6 +70,8 @@ struct NewResource {
 struct ResourcePatch {
     scopes: Option<Vec<String>>,
     enabled: Option<bool>,
+    #[serde(default)]
+    resource_uri: Change<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -122,6 +128,17 @@ pub(super) async fn check_scopes_exist<B: Backend>(
         }
     }
     Ok(())
+}
+
+/// A `resource_uri` (the RFC 8707 identifier of an API that is not behind a gate route): see
+/// [`check_registered_uri`]; `http` loopback URLs only where loopback metadata documents are
+/// allowed (development).
+fn check_resource_uri<B>(ctx: &Ctx<'_, B>, uri: Option<&str>) -> Result<(), Error> {
+    match uri {
+        Some(u) => check_registered_uri(u, ctx.cfg.clients.metadata_http_loopback)
+            .map_err(Error::InvalidRequest),
+        None => Ok(()),
+    }
 }
 
 pub(super) fn new_secret() -> Result<ClientSecret, Error> {
@@ -212,6 +229,7 @@ pub async fn create_resource<B: Backend>(
     let body: NewResource = req.json()?;
     check_id(&body.id)?;
     check_scope_names(&body.scopes)?;
+    check_resource_uri(ctx, body.resource_uri.as_deref())?;
     let secret = new_secret()?;
     let r = ApiResource {
         descriptions: Vec::new(),
@@ -223,6 +241,7 @@ pub async fn create_resource<B: Backend>(
         },
         enabled: true,
         scopes: body.scopes,
+        resource_uri: body.resource_uri,
     };
     written(ctx.backend.create_resource(&r, ctx.now).await?)?;
     ctx.isolate.forget_resource(&r.id);
@@ -249,6 +268,10 @@ pub async fn update_resource<B: Backend>(
     if let Some(e) = patch.enabled {
         r.enabled = e;
     }
+    if let Change::Set(u) = &patch.resource_uri {
+        check_resource_uri(ctx, Some(u))?;
+    }
+    patch.resource_uri.apply(&mut r.resource_uri);
     written(ctx.backend.update_resource(&r).await?)?;
     ctx.isolate.forget_resource(id);
     Ok(with_etag(

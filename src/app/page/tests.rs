@@ -55,6 +55,7 @@ fn backend() -> MemoryBackend {
     let b = MemoryBackend::default();
     let res = |id: &str, scopes: &[&str]| ApiResource {
         descriptions: Vec::new(),
+        resource_uri: None,
         id: id.into(),
         uid: format!("uid-{id}"),
         secret: SecretSet {

@@ -5,7 +5,8 @@
 //!
 //! 1. [`check`]: the request, its client (any kind, through `clients::client_for`), the
 //!    redirect URI (`redirect_uri::select`: exact, loopback IPs on any port), then the rest:
-//!    PKCE (S256 only), the resource (RFC 8707: a gate route's resource or `invalid_target`),
+//!    PKCE (S256 only), the resource (RFC 8707: a gate route's resource, an API resource's
+//!    registered `resource_uri`, or `invalid_target`),
 //!    the scopes. Until the client and its redirect URI are known good, a refusal is a page
 //!    ([`Refused::Page`]); after, a redirect with `error`, `state` and `iss` (RFC 9207).
 //! 2. [`begin`]: for the signed-in user, a remembered approval that covers the request (the
@@ -17,7 +18,7 @@
 //!    approval and issues the code (single use, 60 seconds, bound to the client, redirect URI,
 //!    PKCE challenge, resource and scopes).
 
-use crate::app::client_auth::load_resource;
+use crate::app::client_auth::{load_resource, resources};
 use crate::app::clients::{self, ClientLookup};
 use crate::app::ctx::Ctx;
 use crate::app::gate::load_routes;
@@ -127,7 +128,8 @@ pub async fn check<B: Backend>(
         Err(e) => return refuse(e),
     };
     let routes = load_routes(ctx).await?;
-    let api_id = match resolve(&params.resource, &ctx.cfg.issuer, &routes, &[]) {
+    let api_uris = registered_uris(ctx).await?;
+    let api_id = match resolve(&params.resource, &ctx.cfg.issuer, &routes, &api_uris) {
         Ok(t) => t.api_id().to_owned(),
         Err(e) => return refuse(e),
     };
@@ -165,6 +167,16 @@ pub async fn check<B: Backend>(
         state,
         approved,
     }))
+}
+
+/// The API resources that registered a `resource_uri`, as `(uri, id)` (from the isolate's copy
+/// of the table: no read of its own).
+async fn registered_uris<B: Backend>(ctx: &Ctx<'_, B>) -> Result<Vec<(String, String)>, Error> {
+    Ok(resources(ctx)
+        .await?
+        .values()
+        .filter_map(|r| r.resource_uri.clone().map(|u| (u, r.id.clone())))
+        .collect())
 }
 
 /// The client `id` if it may use the authorization endpoint; else why not (for the page).

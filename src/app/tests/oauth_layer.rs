@@ -169,6 +169,7 @@ fn basic_and_post_credentials_are_form_urldecoded_secrets() {
     let h = Harness::new();
     h.backend.resources.borrow_mut().push(ApiResource {
         descriptions: Vec::new(),
+        resource_uri: None,
         id: "odd api".into(),
         uid: "uid-odd".into(),
         secret: SecretSet {

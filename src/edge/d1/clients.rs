@@ -8,13 +8,16 @@ use super::binds;
 use crate::authz::records::ClientProfile;
 use crate::authz::store::ClientDirectory;
 use crate::model::Client;
+use crate::model::SecretSet;
+use crate::secret::SecretHash;
 use crate::storage::authz_rows::sql::PUT_METADATA_CLIENT;
 use crate::storage::client_rows::{
     put_metadata_client_values, register_client_sql, register_client_values, select_admin_clients,
-    select_client_by_id, FullClientRow, EXPIRE_DYNAMIC_CLIENTS, TOUCH_CLIENT,
+    select_client_by_id, FullClientRow, EXPIRE_DYNAMIC_CLIENTS, SET_CLIENT_SECRET, TOUCH_CLIENT,
 };
 use crate::store::{StoreError, Write};
 use serde::Deserialize;
+use wasm_bindgen::JsValue;
 
 impl ClientDirectory for EdgeBackend {
     async fn admin_clients(&self) -> Result<Vec<(Client, ClientProfile)>, StoreError> {
@@ -80,5 +83,33 @@ impl ClientDirectory for EdgeBackend {
             )
             .await?;
         Ok(rows.into_iter().map(|r| r.id).collect())
+    }
+
+    async fn set_client_secret(
+        &self,
+        id: &str,
+        uid: &str,
+        expected: Option<&SecretHash>,
+        secret: &SecretSet,
+    ) -> Result<Write, StoreError> {
+        let hex = |h: Option<&SecretHash>| h.map_or(JsValue::NULL, |h| s(&h.to_hex()));
+        let (prev, until) = secret
+            .previous
+            .as_ref()
+            .map_or((JsValue::NULL, JsValue::NULL), |(h, t)| {
+                (s(&h.to_hex()), n(*t))
+            });
+        self.batch(vec![(
+            SET_CLIENT_SECRET,
+            vec![
+                s(id),
+                s(uid),
+                hex(expected),
+                s(&secret.current.to_hex()),
+                prev,
+                until,
+            ],
+        )])
+        .await
     }
 }

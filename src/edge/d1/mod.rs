@@ -1,6 +1,7 @@
 //! D1 `DB`: the source of truth. Statement helpers here; the traits by table in the submodules.
 
 mod authz;
+mod authz_ended;
 mod clients;
 mod deliveries;
 mod expiry;
@@ -65,6 +66,25 @@ impl EdgeBackend {
         let results = db.batch(prepared).await.map_err(err)?;
         results
             .first()
+            .ok_or_else(|| err("D1 batch without results"))?
+            .results()
+            .map_err(err)
+    }
+
+    /// Runs statements in one D1 batch (a transaction) and returns the rows of the last.
+    pub(super) async fn batch_last_rows<T: serde::de::DeserializeOwned>(
+        &self,
+        stmts: Vec<(&str, Vec<JsValue>)>,
+    ) -> Result<Vec<T>, StoreError> {
+        bump(Op::D1Query);
+        let db = self.db()?;
+        let mut prepared = Vec::with_capacity(stmts.len());
+        for (sql, args) in stmts {
+            prepared.push(db.prepare(sql).bind(&args).map_err(err)?);
+        }
+        let results = db.batch(prepared).await.map_err(err)?;
+        results
+            .last()
             .ok_or_else(|| err("D1 batch without results"))?
             .results()
             .map_err(err)

@@ -12,7 +12,7 @@ use crate::store::{AdminStore, Registry, StoreError, Write};
 use wasm_bindgen::JsValue;
 
 const RESOURCE_SELECT: &str = "SELECT r.id, r.uid, r.secret_hash, r.previous_secret_hash, \
-    r.previous_secret_expires_at, r.enabled, \
+    r.previous_secret_expires_at, r.enabled, r.resource_uri, \
     (SELECT group_concat(name, ' ') FROM scopes WHERE resource_id = r.id) AS scopes, \
     (SELECT json_group_array(json_array(name, description)) FROM scopes \
      WHERE resource_id = r.id AND description IS NOT NULL) AS descriptions \
@@ -39,6 +39,10 @@ impl Registry for EdgeBackend {
             .map(ClientRow::into_model)
             .transpose()
     }
+}
+
+fn opt_s(v: Option<&str>) -> JsValue {
+    v.map_or(JsValue::NULL, s)
 }
 
 fn opt_hash(p: Option<&(SecretHash, i64)>) -> (JsValue, JsValue) {
@@ -136,9 +140,9 @@ impl AdminStore for EdgeBackend {
     async fn create_resource(&self, r: &ApiResource, now: i64) -> Result<Write, StoreError> {
         let (prev, until) = opt_hash(r.secret.previous.as_ref());
         let mut stmts = vec![(
-            "INSERT INTO api_resources (id, secret_hash, previous_secret_hash, previous_secret_expires_at, enabled, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            vec![s(&r.id), s(&r.secret.current.to_hex()), prev, until, n(i64::from(r.enabled)), n(now)],
+            "INSERT INTO api_resources (id, secret_hash, previous_secret_hash, previous_secret_expires_at, enabled, created_at, resource_uri) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            vec![s(&r.id), s(&r.secret.current.to_hex()), prev, until, n(i64::from(r.enabled)), n(now), opt_s(r.resource_uri.as_deref())],
         )];
         for scope in &r.scopes {
             stmts.push((
@@ -154,13 +158,14 @@ impl AdminStore for EdgeBackend {
         let mut stmts = vec![
             (
                 "UPDATE api_resources SET secret_hash = ?2, previous_secret_hash = ?3, \
-                 previous_secret_expires_at = ?4, enabled = ?5 WHERE id = ?1",
+                 previous_secret_expires_at = ?4, enabled = ?5, resource_uri = ?6 WHERE id = ?1",
                 vec![
                     s(&r.id),
                     s(&r.secret.current.to_hex()),
                     prev,
                     until,
                     n(i64::from(r.enabled)),
+                    opt_s(r.resource_uri.as_deref()),
                 ],
             ),
             ("DELETE FROM scopes WHERE resource_id = ?1", vec![s(&r.id)]),

@@ -67,6 +67,55 @@ impl<'a> ResourceIndicator<'a> {
     }
 }
 
+/// The longest URI an API resource may register as its `resource_uri`.
+pub const MAX_REGISTERED_URI: usize = 512;
+
+/// Whether `uri` may be registered as an API resource's `resource_uri`: an absolute `https` URL
+/// (with `http_loopback`, also `http` to `127.0.0.1`, `[::1]` or `localhost`: development only)
+/// with a host and a path, without userinfo, query or fragment, its scheme and host in lower
+/// case. Written this one way, two registered URIs that differ are never the same resource
+/// under [`ResourceIndicator::names`], so the unique index keeps one API per identifier.
+///
+/// # Errors
+/// A sentence for the administrator.
+pub fn check_registered_uri(uri: &str, http_loopback: bool) -> Result<(), String> {
+    const WANT: &str = "resource_uri must be an absolute https URL with a path, in lower case, \
+                        without user@, query or fragment";
+    if uri.len() > MAX_REGISTERED_URI {
+        return Err(format!(
+            "resource_uri is longer than {MAX_REGISTERED_URI} characters"
+        ));
+    }
+    let u = Uri::parse(uri).map_err(|_| WANT.to_owned())?;
+    let Some(host) = u.host().filter(|h| !h.is_empty()) else {
+        return Err(WANT.into());
+    };
+    let loopback = super::super::uri::is_loopback_ip_literal(host) || host == "localhost";
+    let scheme_ok = match u.scheme() {
+        "https" => true,
+        "http" => http_loopback && loopback,
+        _ => false,
+    };
+    if !scheme_ok {
+        return Err(if u.scheme() == "http" && loopback {
+            "resource_uri: http is allowed only in development (CIMD_ALLOW_HTTP_LOOPBACK)".into()
+        } else {
+            WANT.into()
+        });
+    }
+    let plain = !u.has_userinfo()
+        && u.query().is_none()
+        && u.fragment().is_none()
+        && u.path().starts_with('/')
+        && !u.has_dot_segment()
+        && host == host.to_ascii_lowercase();
+    if plain {
+        Ok(())
+    } else {
+        Err(WANT.into())
+    }
+}
+
 /// The URI with scheme and host lowercased and an empty path after an authority written as
 /// `/`; `None` if it is not a URI.
 fn comparable(s: &str) -> Option<String> {
@@ -157,6 +206,50 @@ mod tests {
             assert!(!ind(other).names(route), "{other}");
         }
         assert!(!ind(route).names("not a uri"));
+    }
+
+    #[test]
+    fn registered_uris_are_https_urls_written_one_way() {
+        for ok in [
+            "https://api.example/",
+            "https://api.example/v1",
+            "https://api.example:8443/mcp/",
+            "https://[2001:db8::1]/x",
+        ] {
+            assert_eq!(check_registered_uri(ok, false), Ok(()), "{ok}");
+        }
+        for dev in [
+            "http://127.0.0.1:9100/api",
+            "http://[::1]:9100/api",
+            "http://localhost:9100/",
+        ] {
+            assert_eq!(check_registered_uri(dev, true), Ok(()), "{dev}");
+            let e = check_registered_uri(dev, false).expect_err(dev);
+            assert!(e.contains("only in development"), "{e}");
+        }
+        let long = format!("https://api.example/{}", "a".repeat(MAX_REGISTERED_URI));
+        for bad in [
+            "",
+            "api.example/v1",
+            "/v1",
+            "urn:example:api",
+            "https://api.example",
+            "https://API.example/v1",
+            "HTTPS://api.example/v1",
+            "https://u@api.example/v1",
+            "https://api.example/v1?x=1",
+            "https://api.example/v1#f",
+            "https://api.example/a/../b",
+            "https:///v1",
+            "http://api.example/v1",
+            "http://10.0.0.1/v1",
+            "ftp://api.example/v1",
+            "https://api.example/a b",
+            "https://api.example/\u{202e}",
+            long.as_str(),
+        ] {
+            assert!(check_registered_uri(bad, true).is_err(), "{bad}");
+        }
     }
 
     proptest::proptest! {
