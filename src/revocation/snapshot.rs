@@ -262,12 +262,15 @@ impl View {
 
     /// Whether this request should start a refresh (after its answer, in the background): the
     /// view is older than `refresh_after_ms` and no fetch is under way (or the last one is
-    /// overdue: counted as lost).
+    /// overdue: counted as lost). A request whose clock reads a little before the fetch's start
+    /// (it began before the request that started the fetch: the runtime's clock is the request's)
+    /// sees that fetch as under way; only a clock that went back by more than the timeout does not.
     pub fn wants_fetch(&self, now: Millis, p: &Params) -> bool {
         self.age(now, p) > p.refresh_after_ms
-            && self
-                .fetch_started
-                .is_none_or(|s| now.saturating_sub(s) >= p.fetch_timeout_ms || now < s)
+            && self.fetch_started.is_none_or(|s| {
+                now.saturating_sub(s) >= p.fetch_timeout_ms
+                    || s.saturating_sub(now) >= p.fetch_timeout_ms
+            })
     }
 
     pub fn fetch_started(&mut self, now: Millis) {

@@ -250,14 +250,19 @@ fn view_age_decides_trust_and_refresh() {
     assert!(!v.must_fall_back(10_000 + P.max_age_ms - P.skew_ms, &P));
     assert!(v.must_fall_back(10_001 + P.max_age_ms - P.skew_ms, &P));
     // one fetch at a time, until it is overdue
-    let t = 13_000;
+    let t = 20_000;
     v.fetch_started(t);
     assert!(!v.wants_fetch(t + 1, &P));
     assert!(!v.wants_fetch(t + P.fetch_timeout_ms - 1, &P));
     assert!(v.wants_fetch(t + P.fetch_timeout_ms, &P));
     assert!(
-        v.wants_fetch(t - 1, &P),
-        "a clock that went back does not block fetches"
+        !v.wants_fetch(t - 1, &P),
+        "a request that began just before the one that started the fetch starts no other"
+    );
+    assert!(!v.wants_fetch(t - P.fetch_timeout_ms + 1, &P));
+    assert!(
+        v.wants_fetch(t - P.fetch_timeout_ms, &P),
+        "a clock that went back by more than the timeout does not block fetches"
     );
     v.fetch_failed();
     assert!(v.wants_fetch(t + 1, &P));
